@@ -1,0 +1,276 @@
+//! The `weft` command line (DESIGN §7).
+//!
+//! Commands that change a node (`actor create`, `publish`) open the data
+//! folder directly when the node is stopped, and go through the running
+//! node's HTTP API with the admin token when it is running.
+
+pub mod bench;
+pub mod client;
+pub mod node;
+pub mod verify;
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{Map, Value, json};
+
+use crate::identity::ActorKind;
+use client::Client;
+use node::{DataDir, Node, OpenError};
+
+/// weft: a federated activity-log node whose vocabulary is WebAssembly.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about)]
+pub struct Cli {
+    /// The node's data folder.
+    #[arg(long, global = true, env = "WEFT_DATA", default_value = "weft-data")]
+    pub data: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the data folder, `weft.toml`, the service actor and the admin token.
+    Init {
+        /// Address to serve on (kept in weft.toml).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Base URL peers reach this node at (kept in weft.toml).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// Serve the node (initialising it with defaults on first run).
+    Run {
+        /// Address to serve on, overriding weft.toml.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Manage local actors.
+    #[command(subcommand)]
+    Actor(ActorCommand),
+    /// Publish a draft activity (JSON, from FILE or stdin) as a local actor.
+    Publish {
+        #[arg(long)]
+        actor: String,
+        /// A file holding the draft, or `-` for standard input.
+        #[arg(default_value = "-")]
+        file: String,
+    },
+    /// Check a signed activity offline and say why it fails, if it does.
+    Verify(verify::VerifyArgs),
+    /// Drive a running node with concurrent publishers and report throughput.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActorCommand {
+    /// Create an actor and print its bearer token (shown once).
+    Create {
+        name: String,
+        #[arg(long = "type", value_enum, default_value_t = Kind::Person)]
+        kind: Kind,
+    },
+    /// Rotate an actor's keys: add a fresh key and supersede the current ones.
+    Rotate { name: String },
+}
+
+/// Actor types on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Kind {
+    Person,
+    Service,
+    Group,
+}
+
+impl From<Kind> for ActorKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Person => Self::Person,
+            Kind::Service => Self::Service,
+            Kind::Group => Self::Group,
+        }
+    }
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let data = DataDir::new(&cli.data);
+    match cli.command {
+        Command::Init { listen, public_url } => {
+            let mut config = data.config()?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            if public_url.is_some() {
+                config.public_url = public_url;
+            }
+            let (node, admin) = Node::init(&data, config).await?;
+            print_init(&node, &admin);
+            node.kernel.close();
+            Ok(())
+        }
+        Command::Run { listen } => {
+            let mut config = data.config()?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            let node = if data.db().exists() {
+                match Node::open(&data, config) {
+                    Ok(node) => node,
+                    Err(OpenError::Running) => {
+                        bail!("a node is already running on {}", data.path.display())
+                    }
+                    Err(OpenError::Other(e)) => return Err(e),
+                }
+            } else {
+                let (node, admin) = Node::init(&data, config).await?;
+                print_init(&node, &admin);
+                node
+            };
+            if !node.kernel.is_initialised()? {
+                bail!(
+                    "{} holds a database but the node was never initialised; remove it and run `weft init`",
+                    data.path.display()
+                );
+            }
+            let listener = tokio::net::TcpListener::bind(node.config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", node.config.listen))?;
+            tracing::info!(listen = %node.config.listen, public_url = %node.config.public_url(), "weft is serving");
+            node.serve(listener, node::shutdown_signal()).await
+        }
+        Command::Actor(ActorCommand::Create { name, kind }) => {
+            let kind = ActorKind::from(kind);
+            let (id, token) = match open_or_client(&data)? {
+                Access::Local(node) => {
+                    require_initialised(&node, &data)?;
+                    let created = node.kernel.create_actor(&name, kind).await?;
+                    (created.id, created.token)
+                }
+                Access::Remote(client) => {
+                    let body = client.create_actor(&name, kind.as_str()).await?;
+                    let field = |k: &str| {
+                        body.get(k)
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    (field("id"), field("token"))
+                }
+            };
+            println!("created {id}");
+            println!("token (shown once; keep it secret): {token}");
+            Ok(())
+        }
+        Command::Actor(ActorCommand::Rotate { name }) => {
+            let access = open_or_client(&data)?;
+            let doc = match &access {
+                Access::Local(node) => {
+                    let actor = node.kernel.store().read()?.actor_by_name(&name)?;
+                    let actor = actor.with_context(|| format!("no actor named `{name}`"))?;
+                    crate::http::actors::actor_document(&actor)
+                }
+                Access::Remote(client) => client.actor(&name).await?,
+            };
+            let current: Vec<Value> = doc["assertionMethod"]
+                .as_array()
+                .map(|keys| {
+                    keys.iter()
+                        .filter(|k| k.get("supersededAtSeq").is_none())
+                        .map(|k| k["id"].clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let draft = json!({
+                "type": "Update",
+                "object": {"type": doc["type"], "keys": {"add": [{"purposes": ["sign-activity", "rotate-key"]}], "supersede": current}},
+                "to": [crate::model::PUBLIC],
+            });
+            let published = publish(
+                &access,
+                &name,
+                draft.as_object().cloned().unwrap_or_default(),
+            )
+            .await?;
+            println!("{published}");
+            Ok(())
+        }
+        Command::Publish { actor, file } => {
+            let text = if file == "-" {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("cannot read the draft from stdin")?;
+                text
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {file}"))?
+            };
+            let draft: Map<String, Value> =
+                serde_json::from_str(&text).context("the draft must be a JSON object")?;
+            let access = open_or_client(&data)?;
+            let published = publish(&access, &actor, draft).await?;
+            println!("{published}");
+            Ok(())
+        }
+        Command::Verify(args) => verify::run(&data, args).await,
+        Command::Bench(args) => bench::run(&data, args).await,
+    }
+}
+
+fn print_init(node: &Node, admin: &str) {
+    println!(
+        "initialised {} (public URL {})",
+        node.data.path.display(),
+        node.config.public_url()
+    );
+    println!(
+        "admin token (shown once; also kept in {}): {admin}",
+        node.data.admin_token_file().display()
+    );
+}
+
+/// The node, opened directly, or through its API when it is running.
+#[derive(Debug)]
+pub enum Access {
+    Local(Node),
+    Remote(Client),
+}
+
+fn open_or_client(data: &DataDir) -> anyhow::Result<Access> {
+    let config = data.config()?;
+    if !data.db().exists() {
+        bail!("no node in {} (run `weft init`)", data.path.display());
+    }
+    match Node::open(data, config.clone()) {
+        Ok(node) => Ok(Access::Local(node)),
+        Err(OpenError::Running) => {
+            let base = format!("http://{}", config.listen);
+            Ok(Access::Remote(Client::new(&base, &data.admin_token()?)?))
+        }
+        Err(OpenError::Other(e)) => Err(e),
+    }
+}
+
+fn require_initialised(node: &Node, data: &DataDir) -> anyhow::Result<()> {
+    if !node.kernel.is_initialised()? {
+        bail!(
+            "{} is not initialised (run `weft init`)",
+            data.path.display()
+        );
+    }
+    Ok(())
+}
+
+async fn publish(access: &Access, name: &str, draft: Map<String, Value>) -> anyhow::Result<String> {
+    match access {
+        Access::Local(node) => {
+            let id = node.kernel.store().read()?.actor_id_by_name(name)?;
+            let id = id.with_context(|| format!("no actor named `{name}` on this node"))?;
+            Ok(node.kernel.publish(&id, draft).await?.json)
+        }
+        Access::Remote(client) => Ok(client.publish_as(name, &draft).await?.to_string()),
+    }
+}

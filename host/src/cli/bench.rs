@@ -1,0 +1,240 @@
+//! `weft bench`: a load tool that drives a running node over HTTP with many
+//! concurrent publishers spread over many actors, then checks that every
+//! log is complete, and prints throughput and latency percentiles.
+//!
+//! It measures; it asserts nothing about speed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use super::node::DataDir;
+use crate::model::PUBLIC;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// The node's base URL (default: `http://{listen}` from weft.toml).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The admin token (default: the data folder's `admin.token`).
+    #[arg(long, env = "WEFT_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
+    /// Concurrent publishers (in-flight requests).
+    #[arg(long, default_value_t = 64)]
+    pub publishers: usize,
+    /// Actors to spread the publishers over (created for the run).
+    #[arg(long, default_value_t = 64)]
+    pub actors: usize,
+    /// How long to publish for, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+}
+
+pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
+    if args.publishers == 0 || args.actors == 0 {
+        bail!("--publishers and --actors must be at least 1");
+    }
+    let base = match &args.url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => format!("http://{}", data.config()?.listen),
+    };
+    let admin = match &args.admin_token {
+        Some(token) => token.clone(),
+        None => data.admin_token()?,
+    };
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.publishers)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+
+    let run_id = std::process::id();
+    let mut actors = Vec::with_capacity(args.actors);
+    for i in 0..args.actors {
+        let name = format!("bench-{run_id}-{i}");
+        let response = http
+            .post(format!("{base}/actors"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {base}"))?;
+        if !response.status().is_success() {
+            bail!(
+                "creating {name} failed: {} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+        }
+        let body: Value = response.json().await?;
+        let token = body["token"]
+            .as_str()
+            .context("no token in the answer")?
+            .to_owned();
+        actors.push((name, token));
+    }
+    let actors = Arc::new(actors);
+    let draft = Arc::new(
+        json!({"type": "Create", "object": {"type": "Note", "content": "a benchmark note of ordinary length, about a tweet or so, with some words in it"}, "to": [PUBLIC]})
+            .to_string(),
+    );
+
+    let addr = base
+        .strip_prefix("http://")
+        .context("--url must be an http:// URL")?
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    eprintln!(
+        "publishing to {base} for {}s with {} publishers over {} actors…",
+        args.seconds, args.publishers, args.actors
+    );
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(args.publishers);
+    for p in 0..args.publishers {
+        let (actors, draft, addr) = (actors.clone(), draft.clone(), addr.clone());
+        tasks.push(tokio::spawn(async move {
+            publisher(p, &addr, &actors, &draft, deadline).await
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut per_actor = vec![0u64; actors.len()];
+    let mut errors = 0;
+    for task in tasks {
+        let (l, counts, e) = task.await??;
+        latencies.extend(l);
+        for (total, n) in per_actor.iter_mut().zip(counts) {
+            *total += n;
+        }
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let count = latencies.len();
+    let pct = |p: f64| {
+        latencies
+            .get(((count as f64 * p) as usize).min(count.saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "published {count} activities in {:.2}s: {:.0} activities/s ({errors} errors)",
+        elapsed.as_secs_f64(),
+        count as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(pct(0.50)),
+        ms(pct(0.90)),
+        ms(pct(0.99)),
+        ms(latencies.last().copied().unwrap_or_default())
+    );
+
+    // Every acknowledged activity must be in its actor's log, without gaps.
+    for ((name, token), published) in actors.iter().zip(&per_actor) {
+        let outbox: Value = http
+            .get(format!("{base}/actors/{name}/outbox"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let total = outbox["totalItems"].as_u64().unwrap_or(0);
+        if total != published + 1 {
+            bail!(
+                "{name}'s log holds {total} activities but {published} publishes (plus its Create) were acknowledged"
+            );
+        }
+    }
+    println!(
+        "checked: all {} logs hold exactly the acknowledged activities",
+        actors.len()
+    );
+    Ok(())
+}
+
+type Tally = (Vec<Duration>, Vec<u64>, u64);
+
+/// One publisher: a keep-alive HTTP/1.1 connection posting drafts in turn
+/// for each actor until `deadline`. A hand-rolled client keeps the load
+/// generator's own CPU use small, since it shares the machine with the node.
+async fn publisher(
+    first: usize,
+    addr: &str,
+    actors: &[(String, String)],
+    draft: &str,
+    deadline: Instant,
+) -> anyhow::Result<Tally> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let requests: Vec<Vec<u8>> = actors
+        .iter()
+        .map(|(_, token)| {
+            format!(
+                "POST /activity HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{draft}",
+                draft.len()
+            )
+            .into_bytes()
+        })
+        .collect();
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    stream.set_nodelay(true)?;
+    let mut latencies = Vec::new();
+    let mut per_actor = vec![0u64; actors.len()];
+    let mut errors = 0u64;
+    let mut buf = Vec::with_capacity(4096);
+    let mut i = first;
+    while Instant::now() < deadline {
+        let a = i % actors.len();
+        i += 1;
+        let sent = Instant::now();
+        stream.write_all(&requests[a]).await?;
+        // Read the head, then exactly Content-Length bytes of body.
+        buf.clear();
+        let head_end = loop {
+            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break pos + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                bail!("the node closed the connection");
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = std::str::from_utf8(&buf[..head_end]).context("response head is not UTF-8")?;
+        let status = head.split(' ').nth(1).unwrap_or_default().to_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .context("response without Content-Length")?;
+        while buf.len() < head_end + length {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                bail!("the node closed the connection mid-body");
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        if status == "201" {
+            latencies.push(sent.elapsed());
+            per_actor[a] += 1;
+        } else {
+            errors += 1;
+        }
+    }
+    Ok((latencies, per_actor, errors))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

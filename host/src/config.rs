@@ -1,0 +1,145 @@
+//! Node configuration: `weft.toml` in the data folder, overridden by
+//! `WEFT_*` environment variables. Defaults run a node on loopback.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}={value} is not valid: {message}")]
+    Env {
+        name: &'static str,
+        value: String,
+        message: String,
+    },
+}
+
+/// Settings of one node. Every field has a default; see `weft.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds (`WEFT_LISTEN`).
+    pub listen: SocketAddr,
+    /// Base URL peers use to reach this node; actor ids start with it
+    /// (`WEFT_PUBLIC_URL`). Defaults to `http://{listen}`. Fixed into actor
+    /// ids when they are created, so choose it before creating actors.
+    pub public_url: Option<String>,
+    /// Name of the node's own Service actor, created by `weft init`.
+    pub service_actor: String,
+    /// Largest request body accepted, in bytes (`WEFT_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// Most activities group-committed in one durable write (`WEFT_MAX_BATCH`).
+    pub max_batch: usize,
+    /// Activities per outbox page.
+    pub page_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            service_actor: "node".into(),
+            max_body_bytes: 256 * 1024,
+            max_batch: 1024,
+            page_size: 20,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `weft.toml` from `data_dir` (if present), then applies the
+    /// environment overrides.
+    pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
+        let path = data_dir.join("weft.toml");
+        let mut config = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.clone(),
+                message: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    /// Applies `WEFT_*` overrides read through `var`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| ConfigError::Env {
+                name,
+                message: e.to_string(),
+                value,
+            })
+        }
+        if let Some(v) = var("WEFT_LISTEN") {
+            self.listen = parse("WEFT_LISTEN", v)?;
+        }
+        if let Some(v) = var("WEFT_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = var("WEFT_MAX_BODY_BYTES") {
+            self.max_body_bytes = parse("WEFT_MAX_BODY_BYTES", v)?;
+        }
+        if let Some(v) = var("WEFT_MAX_BATCH") {
+            self.max_batch = parse("WEFT_MAX_BATCH", v)?;
+        }
+        Ok(())
+    }
+
+    /// The base URL of this node, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// The file this configuration is written to by `weft init`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file() {
+        let mut config: Config =
+            toml::from_str("listen = \"127.0.0.1:9000\"\nmax_batch = 8").expect("toml");
+        assert_eq!(config.max_batch, 8);
+        config
+            .apply_env(|n| (n == "WEFT_LISTEN").then(|| "127.0.0.1:9100".to_owned()))
+            .expect("env");
+        assert_eq!(config.public_url(), "http://127.0.0.1:9100");
+        let bad = config.apply_env(|n| (n == "WEFT_MAX_BATCH").then(|| "many".to_owned()));
+        assert!(matches!(
+            bad,
+            Err(ConfigError::Env {
+                name: "WEFT_MAX_BATCH",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn unknown_settings_are_an_error() {
+        assert!(toml::from_str::<Config>("listne = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,64 @@
+//! The HTTP interface (DESIGN §7), on axum. Handlers translate between HTTP
+//! and the kernel; they hold no state of their own.
+
+pub mod activities;
+pub mod actors;
+pub mod auth;
+mod body;
+pub mod problem;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+pub use problem::Problem;
+
+use crate::config::Config;
+use crate::kernel::Kernel;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub kernel: Arc<Kernel>,
+    pub config: Arc<Config>,
+    pub public_url: Arc<str>,
+}
+
+/// The node's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/activity", post(activities::publish))
+        .route("/activities/{id}", get(activities::get))
+        .route("/actors", post(actors::create))
+        .route("/actors/{name}", get(actors::document))
+        .route(
+            "/actors/{name}/outbox",
+            get(actors::outbox).post(activities::publish_to_outbox),
+        )
+        .route("/health", get(|| async { "ok" }))
+        .fallback(|| async { Problem::not_found("no such resource on this node") })
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then finishes
+/// in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// The media type of activities and actor documents.
+pub fn activity_json() -> &'static str {
+    "application/activity+json"
+}

@@ -1,0 +1,103 @@
+//! Publishing (`POST /activity`, `POST /actors/{name}/outbox`) and reading a
+//! single activity (`GET /activities/{id}`).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::auth::Caller;
+use super::{AppState, Problem, activity_json, body};
+
+/// `POST /activity`: the bearer token names the publishing actor.
+pub async fn publish(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let actor = match caller {
+        Caller::Actor(id) => id,
+        Caller::Admin => {
+            return Err(Problem::unprocessable(
+                None,
+                "the admin token does not name an actor; use POST /actors/{name}/outbox to publish as one",
+            ));
+        }
+        Caller::Anonymous => {
+            return Err(Problem::unauthorized(
+                "publishing needs `Authorization: Bearer <actor token>`",
+            ));
+        }
+    };
+    publish_as(&state, &actor, &headers, body).await
+}
+
+/// `POST /actors/{name}/outbox`: publish as `name` with its token (or the admin's).
+pub async fn publish_to_outbox(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let id = state
+        .kernel
+        .store()
+        .read()?
+        .actor_id_by_name(&name)?
+        .ok_or_else(|| Problem::not_found(format!("no actor named `{name}` on this node")))?;
+    if caller == Caller::Anonymous {
+        return Err(Problem::unauthorized(
+            "publishing needs `Authorization: Bearer <actor token>`",
+        ));
+    }
+    caller.owns(&id)?;
+    publish_as(&state, &id, &headers, body).await
+}
+
+async fn publish_as(
+    state: &AppState,
+    actor: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let draft = body::json_object(headers, body, state.config.max_body_bytes).await?;
+    let published = state.kernel.publish(actor, draft).await?;
+    let location = format!("{}/activities/{}", state.public_url, published.id);
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::LOCATION, location),
+            (header::CONTENT_TYPE, activity_json().into()),
+        ],
+        published.json,
+    )
+        .into_response())
+}
+
+/// `GET /activities/{id}`: public activities to anyone; others to their
+/// actor's token (and the admin), 404 otherwise so existence does not leak.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    let missing = || Problem::not_found(format!("no activity {id} on this node"));
+    let record = state
+        .kernel
+        .store()
+        .read()?
+        .activity(&id)?
+        .ok_or_else(missing)?;
+    let visible = record.public
+        || match &caller {
+            Caller::Admin => true,
+            Caller::Actor(me) => *me == record.actor,
+            Caller::Anonymous => false,
+        };
+    if !visible {
+        return Err(missing());
+    }
+    Ok(([(header::CONTENT_TYPE, activity_json())], record.json).into_response())
+}

@@ -1,0 +1,44 @@
+//! What can go wrong when the kernel publishes or creates an actor.
+
+use crate::identity::IdentityError;
+use crate::identity::keystore::KeyStoreError;
+use crate::model::EnvelopeError;
+use crate::store::StoreError;
+
+use super::modules::Rejection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// The request names a field the client may not set this way (422).
+    #[error("`{field}`: {message}")]
+    Field { field: String, message: String },
+    #[error("{0}")]
+    Identity(#[from] IdentityError),
+    #[error("{0}")]
+    Envelope(#[from] EnvelopeError),
+    #[error("{0}")]
+    Rejected(#[from] Rejection),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    KeyStore(#[from] KeyStoreError),
+    #[error("the secret key {0} is missing from the key store")]
+    MissingSecret(String),
+    #[error("nothing was written: {0}")]
+    NotCommitted(String),
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
+impl KernelError {
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Field {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The single writer: every change to the database goes through this thread,
+//! which group-commits whatever requests are waiting into one durable write
+//! transaction and answers each request only after that commit.
+//!
+//! One fsync per activity would cap the node near the disk's commit rate;
+//! batching shares a commit among everyone who arrived while the previous one
+//! was on its way to disk. Signing happens before a request gets here (see
+//! `sequencer`); the writer re-checks every chain link against the committed
+//! tips, so a log can never fork, whatever happened upstream. A request that
+//! is refused writes nothing (all checks run before its first write); a
+//! storage fault fails the whole batch, so a crash or error leaves all of one
+//! activity's changes or none of them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use ed25519_dalek::SigningKey;
+use redb::WriteTransaction;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use super::modules::Modules;
+use super::{Created, KernelError};
+use crate::identity::actor::{self, Signature};
+use crate::identity::{ActorKind, ActorState, KeyStore, Purpose, multikey, token};
+use crate::model::{PUBLIC, Signed};
+use crate::store::{ActivityRecord, Batch, Role, Store};
+
+/// A request to the writer.
+#[derive(Debug)]
+pub(super) enum Command {
+    /// First start: the node's service actor and the admin token.
+    Bootstrap {
+        service: String,
+        admin_token_hash: [u8; 32],
+        public_url: String,
+        reply: oneshot::Sender<Result<Created, KernelError>>,
+    },
+    CreateActor {
+        name: String,
+        kind: ActorKind,
+        reply: oneshot::Sender<Result<Created, KernelError>>,
+    },
+    /// Append a signed activity; `state` is the actor after it.
+    Append(Box<Append>),
+}
+
+/// A signed activity on its way into the log.
+#[derive(Debug)]
+pub(super) struct Append {
+    pub signed: Signed,
+    pub record: ActivityRecord,
+    pub state: ActorState,
+    pub public_rank: Option<u64>,
+    pub reply: oneshot::Sender<Result<(), KernelError>>,
+}
+
+/// A command's result, held until the batch commits.
+enum Outcome {
+    Created(
+        oneshot::Sender<Result<Created, KernelError>>,
+        Result<Created, KernelError>,
+    ),
+    Appended(
+        oneshot::Sender<Result<(), KernelError>>,
+        Result<(), KernelError>,
+    ),
+}
+
+impl Outcome {
+    fn failed_on_storage(&self) -> bool {
+        matches!(
+            self,
+            Self::Created(_, Err(KernelError::Store(_)))
+                | Self::Appended(_, Err(KernelError::Store(_)))
+        )
+    }
+
+    fn answer(self, fault: Option<&str>) {
+        let fail = |f: &str| KernelError::NotCommitted(f.to_owned());
+        // A closed reply channel means the client went away; the outcome stands.
+        match self {
+            Self::Created(reply, result) => {
+                let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
+            }
+            Self::Appended(reply, result) => {
+                let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
+            }
+        }
+    }
+}
+
+/// The writer's state.
+pub(super) struct Writer {
+    store: Arc<Store>,
+    keys: Arc<RwLock<KeyStore>>,
+    modules: Arc<dyn Modules>,
+    max_batch: usize,
+    /// Committed (seq, id) of each actor's log tip, filled on first use.
+    tips: HashMap<String, (u64, String)>,
+}
+
+impl Writer {
+    pub(super) fn new(
+        store: Arc<Store>,
+        keys: Arc<RwLock<KeyStore>>,
+        modules: Arc<dyn Modules>,
+        max_batch: usize,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            modules,
+            max_batch: max_batch.max(1),
+            tips: HashMap::new(),
+        }
+    }
+
+    /// Serves commands until every sender is gone.
+    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut batch = Vec::with_capacity(self.max_batch);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(&mut batch);
+        }
+        tracing::debug!("writer stopped");
+    }
+
+    fn commit_batch(&mut self, batch: &mut Vec<Command>) {
+        let mut pending_tips = HashMap::new();
+        let (outcomes, fault) = match self.store.begin_write() {
+            Ok(txn) => {
+                let outcomes = match Batch::open(&txn) {
+                    Ok(mut tables) => batch
+                        .drain(..)
+                        .map(|cmd| self.apply(&txn, &mut tables, &mut pending_tips, cmd))
+                        .collect::<Vec<_>>(),
+                    Err(e) => {
+                        let fault = e.to_string();
+                        batch
+                            .drain(..)
+                            .for_each(|cmd| skip(cmd).answer(Some(&fault)));
+                        return;
+                    }
+                };
+                let fault = if outcomes.iter().any(Outcome::failed_on_storage) {
+                    Some("a storage error occurred while writing".to_owned())
+                } else if let Err(e) = self.flush_keys() {
+                    Some(e)
+                } else {
+                    txn.commit().err().map(|e| e.to_string())
+                };
+                (outcomes, fault)
+            }
+            Err(e) => (batch.drain(..).map(skip).collect(), Some(e.to_string())),
+        };
+        match &fault {
+            None => self.tips.extend(pending_tips),
+            Some(f) => {
+                tracing::error!(error = %f, batch = outcomes.len(), "batch not committed");
+                self.tips.clear();
+            }
+        }
+        for outcome in outcomes {
+            outcome.answer(fault.as_deref());
+        }
+    }
+
+    fn flush_keys(&self) -> Result<(), String> {
+        let mut keys = self
+            .keys
+            .write()
+            .map_err(|_| "the key store lock is poisoned".to_owned())?;
+        keys.flush().map_err(|e| e.to_string())
+    }
+
+    fn apply(
+        &mut self,
+        txn: &WriteTransaction,
+        tables: &mut Batch<'_>,
+        pending: &mut HashMap<String, (u64, String)>,
+        cmd: Command,
+    ) -> Outcome {
+        match cmd {
+            Command::Bootstrap {
+                service,
+                admin_token_hash,
+                public_url,
+                reply,
+            } => {
+                let result = self.bootstrap(txn, tables, &service, &admin_token_hash, &public_url);
+                Outcome::Created(reply, result)
+            }
+            Command::CreateActor { name, kind, reply } => {
+                let result = self.create_actor(txn, tables, &name, kind, None);
+                Outcome::Created(reply, result)
+            }
+            Command::Append(append) => {
+                let Append {
+                    signed,
+                    record,
+                    state,
+                    public_rank,
+                    reply,
+                } = *append;
+                let result =
+                    self.append(txn, tables, pending, &signed, &record, &state, public_rank);
+                Outcome::Appended(reply, result)
+            }
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one activity's parts, passed once"
+    )]
+    fn append(
+        &mut self,
+        txn: &WriteTransaction,
+        tables: &mut Batch<'_>,
+        pending: &mut HashMap<String, (u64, String)>,
+        signed: &Signed,
+        record: &ActivityRecord,
+        state: &ActorState,
+        public_rank: Option<u64>,
+    ) -> Result<(), KernelError> {
+        let tip = match pending.get(&state.id).or_else(|| self.tips.get(&state.id)) {
+            Some(tip) => tip.clone(),
+            None => {
+                let stored = tables
+                    .actor(&state.id)?
+                    .ok_or_else(|| KernelError::NotFound(format!("actor {}", state.id)))?;
+                (stored.tip_seq, stored.tip_id)
+            }
+        };
+        if signed.header.seq != tip.0 + 1 || signed.header.prev.as_deref() != Some(tip.1.as_str()) {
+            return Err(KernelError::NotCommitted(format!(
+                "{}'s log moved on (an earlier write failed); retry",
+                state.username
+            )));
+        }
+        tables.append(&signed.id, record, public_rank)?;
+        tables.put_actor(state)?;
+        self.modules.fold(txn, signed)?;
+        pending.insert(state.id.clone(), (signed.header.seq, signed.id.clone()));
+        Ok(())
+    }
+
+    fn bootstrap(
+        &mut self,
+        txn: &WriteTransaction,
+        tables: &mut Batch<'_>,
+        service: &str,
+        admin_token_hash: &[u8; 32],
+        public_url: &str,
+    ) -> Result<Created, KernelError> {
+        if tables.meta("service_actor")?.is_some() {
+            return Err(KernelError::Conflict(
+                "the node is already initialised".into(),
+            ));
+        }
+        let created =
+            self.create_actor(txn, tables, service, ActorKind::Service, Some(public_url))?;
+        tables.put_token(admin_token_hash, &Role::Admin)?;
+        tables.put_meta("service_actor", &created.id)?;
+        tables.put_meta("public_url", public_url)?;
+        Ok(created)
+    }
+
+    fn create_actor(
+        &mut self,
+        txn: &WriteTransaction,
+        tables: &mut Batch<'_>,
+        name: &str,
+        kind: ActorKind,
+        public_url: Option<&str>,
+    ) -> Result<Created, KernelError> {
+        if tables.name_taken(name)? {
+            return Err(KernelError::Conflict(format!(
+                "an actor named `{name}` already exists on this node"
+            )));
+        }
+        let base = match public_url {
+            Some(url) => url.to_owned(),
+            None => tables.meta("public_url")?.ok_or_else(|| {
+                KernelError::NotFound("the node's public URL (run `weft init`)".into())
+            })?,
+        };
+        let id = format!("{}/actors/{name}", base.trim_end_matches('/'));
+        let key_id = format!("{id}#key-1");
+        let secret = SigningKey::generate(&mut rand::rngs::OsRng);
+        let activity = json!({
+            "type": "Create",
+            "actor": id,
+            "object": {
+                "type": kind.as_str(),
+                "id": id,
+                "preferredUsername": name,
+                "name": name,
+                "keys": {"add": [{
+                    "id": key_id,
+                    "type": "Multikey",
+                    "controller": id,
+                    "publicKeyMultibase": multikey::encode(&secret.verifying_key()),
+                    "purposes": [Purpose::SignActivity.as_str(), Purpose::RotateKey.as_str()],
+                }]},
+            },
+            "to": [PUBLIC],
+            "published": super::now_after(""),
+            "seq": 1,
+            "prev": null,
+        });
+        let Value::Object(map) = activity else {
+            unreachable!("json! of an object is an object")
+        };
+        let signed = Signed::sign(map, &key_id, &secret)?;
+        let mut state = actor::apply(None, &signed, Signature::Trusted)?;
+        self.modules.validate(&signed)?;
+
+        // Every check passed: from here on only storage can fail.
+        self.keys
+            .write()
+            .map_err(|_| KernelError::NotCommitted("the key store lock is poisoned".into()))?
+            .insert(key_id, secret);
+        let token = token::generate();
+        state.public_count = 1;
+        let json = signed.to_json_string();
+        let record = ActivityRecord {
+            json: json.clone(),
+            actor: id.clone(),
+            seq: 1,
+            public: true,
+        };
+        tables.append(&signed.id, &record, Some(1))?;
+        tables.put_actor(&state)?;
+        tables.put_name(name, &id)?;
+        tables.put_token(&token::hash(&token), &Role::Actor(id.clone()))?;
+        self.modules.fold(txn, &signed)?;
+        Ok(Created {
+            id,
+            name: name.to_owned(),
+            token,
+            activity: json,
+        })
+    }
+}
+
+fn skip(cmd: Command) -> Outcome {
+    match cmd {
+        Command::Bootstrap { reply, .. } | Command::CreateActor { reply, .. } => {
+            Outcome::Created(reply, Err(KernelError::ShuttingDown))
+        }
+        Command::Append(append) => Outcome::Appended(append.reply, Err(KernelError::ShuttingDown)),
+    }
+}

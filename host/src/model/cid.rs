@@ -1,0 +1,105 @@
+//! Activity ids: CIDv1, codec json (0x0200), multihash BLAKE3-256 (0x1e),
+//! multibase base32 lower-case without padding (`b…`).
+//!
+//! Only this one shape is produced or accepted; this is not a general CID
+//! library.
+
+use data_encoding::BASE32_NOPAD;
+
+/// The binary prefix every weft id shares: version 1, codec json, BLAKE3, 32 bytes.
+const PREFIX: [u8; 5] = [0x01, 0x80, 0x04, 0x1e, 0x20];
+/// Length of the textual form: `b` + base32 of 37 bytes.
+pub const TEXT_LEN: usize = 1 + 60;
+
+/// Why a string is not a weft activity id.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CidError {
+    #[error(
+        "an activity id is `b` followed by 60 lower-case base32 characters; got {0} characters"
+    )]
+    Length(usize),
+    #[error("an activity id must start with `b` (multibase base32 lower-case)")]
+    Multibase,
+    #[error("an activity id must be lower-case base32 (a–z, 2–7)")]
+    Base32,
+    #[error("an activity id must be a CIDv1 with codec json (0x0200) and a BLAKE3-256 multihash")]
+    Shape,
+}
+
+/// The id of the activity whose canonical bytes are `canonical`.
+pub fn activity_id(canonical: &[u8]) -> String {
+    from_digest(blake3::hash(canonical).as_bytes())
+}
+
+/// The textual id for a BLAKE3 digest.
+pub fn from_digest(digest: &[u8; 32]) -> String {
+    let mut bytes = [0u8; 37];
+    bytes[..5].copy_from_slice(&PREFIX);
+    bytes[5..].copy_from_slice(digest);
+    let mut text = String::with_capacity(TEXT_LEN);
+    text.push('b');
+    text.push_str(&BASE32_NOPAD.encode(&bytes).to_ascii_lowercase());
+    text
+}
+
+/// Parses a textual id back to its BLAKE3 digest.
+pub fn parse(text: &str) -> Result<[u8; 32], CidError> {
+    if text.len() != TEXT_LEN {
+        return Err(CidError::Length(text.chars().count()));
+    }
+    let body = text.strip_prefix('b').ok_or(CidError::Multibase)?;
+    if !body
+        .bytes()
+        .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c))
+    {
+        return Err(CidError::Base32);
+    }
+    let bytes = BASE32_NOPAD
+        .decode(body.to_ascii_uppercase().as_bytes())
+        .map_err(|_| CidError::Base32)?;
+    if bytes.len() != 37 || bytes[..5] != PREFIX {
+        return Err(CidError::Shape);
+    }
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(&bytes[5..]);
+    // Reject non-canonical encodings (stray low bits in the last character).
+    if from_digest(&digest) != text {
+        return Err(CidError::Base32);
+    }
+    Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn known_prefix() {
+        let id = activity_id(b"{}");
+        assert!(id.starts_with("bagaaihra"), "{id}");
+        assert_eq!(id.len(), TEXT_LEN);
+    }
+
+    #[test]
+    fn rejects_other_shapes() {
+        assert_eq!(parse("bafy"), Err(CidError::Length(4)));
+        let id = activity_id(b"x");
+        assert_eq!(parse(&id.replacen('b', "z", 1)), Err(CidError::Multibase));
+        assert_eq!(parse(&id.to_uppercase()), Err(CidError::Multibase));
+        let mut sha = id.clone();
+        sha.replace_range(1..9, "aflqqqqq");
+        assert!(parse(&sha).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn id_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let id = activity_id(&bytes);
+            let digest = parse(&id).expect("own ids parse");
+            let expected = blake3::hash(&bytes);
+            prop_assert_eq!(&digest, expected.as_bytes());
+            prop_assert_eq!(from_digest(&digest), id);
+        }
+    }
+}
