@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
             get(actors::outbox).post(activities::publish_to_outbox),
         )
         .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .fallback(|| async { Problem::not_found("no such resource on this node") })
         .with_state(state)
 }
@@ -56,6 +57,19 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.kernel.metrics().render(),
+    )
 }
 
 /// The media type of activities and actor documents.

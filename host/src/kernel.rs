@@ -8,6 +8,7 @@
 
 mod draft;
 mod error;
+pub mod metrics;
 pub mod modules;
 mod sequencer;
 mod writer;
@@ -20,6 +21,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 pub use error::KernelError;
+pub use metrics::Metrics;
 pub use modules::{Modules, OpenVocabulary, Rejection};
 
 use crate::identity::actor::{self, Signature};
@@ -62,6 +64,7 @@ pub struct Kernel {
     keys: Arc<RwLock<KeyStore>>,
     modules: Arc<dyn Modules>,
     sequencer: Sequencer,
+    metrics: Arc<Metrics>,
     tx: Mutex<Option<mpsc::Sender<Command>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -80,10 +83,12 @@ impl Kernel {
         let store = Arc::new(Store::open(&options.db_path)?);
         let keys = Arc::new(RwLock::new(KeyStore::open(&options.keys_path)?));
         let (tx, rx) = mpsc::channel(4096);
+        let metrics = Arc::new(Metrics::default());
         let writer = Writer::new(
             store.clone(),
             keys.clone(),
             modules.clone(),
+            metrics.clone(),
             options.max_batch,
         );
         let handle = std::thread::Builder::new()
@@ -97,6 +102,7 @@ impl Kernel {
             keys,
             modules,
             sequencer: Sequencer::default(),
+            metrics,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
         })
@@ -104,6 +110,10 @@ impl Kernel {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Whether `weft init` has run on this database.
@@ -145,6 +155,20 @@ impl Kernel {
     /// Signs and appends a draft as `actor` (an actor id). Answers once the
     /// activity is durable.
     pub async fn publish(
+        &self,
+        actor: &str,
+        draft: Map<String, Value>,
+    ) -> Result<Published, KernelError> {
+        let result = self.publish_inner(actor, draft).await;
+        if result.is_err() {
+            self.metrics
+                .rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn publish_inner(
         &self,
         actor: &str,
         draft: Map<String, Value>,

@@ -19,6 +19,7 @@ use redb::WriteTransaction;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use super::Metrics;
 use super::modules::Modules;
 use super::{Created, KernelError};
 use crate::identity::actor::{self, Signature};
@@ -68,6 +69,11 @@ enum Outcome {
 }
 
 impl Outcome {
+    /// Whether this outcome adds an activity to a log.
+    fn appended(&self) -> bool {
+        matches!(self, Self::Created(_, Ok(_)) | Self::Appended(_, Ok(())))
+    }
+
     fn failed_on_storage(&self) -> bool {
         matches!(
             self,
@@ -95,6 +101,7 @@ pub(super) struct Writer {
     store: Arc<Store>,
     keys: Arc<RwLock<KeyStore>>,
     modules: Arc<dyn Modules>,
+    metrics: Arc<Metrics>,
     max_batch: usize,
     /// Committed (seq, id) of each actor's log tip, filled on first use.
     tips: HashMap<String, (u64, String)>,
@@ -105,12 +112,14 @@ impl Writer {
         store: Arc<Store>,
         keys: Arc<RwLock<KeyStore>>,
         modules: Arc<dyn Modules>,
+        metrics: Arc<Metrics>,
         max_batch: usize,
     ) -> Self {
         Self {
             store,
             keys,
             modules,
+            metrics,
             max_batch: max_batch.max(1),
             tips: HashMap::new(),
         }
@@ -161,9 +170,16 @@ impl Writer {
             Err(e) => (batch.drain(..).map(skip).collect(), Some(e.to_string())),
         };
         match &fault {
-            None => self.tips.extend(pending_tips),
+            None => {
+                let appended = outcomes.iter().filter(|o| o.appended()).count() as u64;
+                self.metrics.committed(outcomes.len() as u64, appended);
+                self.tips.extend(pending_tips);
+            }
             Some(f) => {
                 tracing::error!(error = %f, batch = outcomes.len(), "batch not committed");
+                self.metrics
+                    .failed_commits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.tips.clear();
             }
         }

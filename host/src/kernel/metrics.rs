@@ -1,0 +1,68 @@
+//! Counters an operator watches: what was appended, refused, and how well
+//! commits are shared. Rendered as Prometheus text at `GET /metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Monotonic counters, updated lock-free.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Activities durably appended.
+    pub appended: AtomicU64,
+    /// Durable write transactions committed.
+    pub commits: AtomicU64,
+    /// Batches that failed to commit.
+    pub failed_commits: AtomicU64,
+    /// Publish requests refused before reaching the log.
+    pub rejected: AtomicU64,
+    /// Largest number of requests in one commit so far.
+    pub largest_batch: AtomicU64,
+}
+
+impl Metrics {
+    pub(super) fn committed(&self, requests: u64, appended: u64) {
+        self.commits.fetch_add(1, Relaxed);
+        self.appended.fetch_add(appended, Relaxed);
+        self.largest_batch.fetch_max(requests, Relaxed);
+    }
+
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counters = [
+            (
+                "weft_activities_appended_total",
+                "Activities durably appended to a log.",
+                &self.appended,
+            ),
+            (
+                "weft_commits_total",
+                "Durable write transactions committed.",
+                &self.commits,
+            ),
+            (
+                "weft_commit_failures_total",
+                "Batches whose commit failed; nothing of them was written.",
+                &self.failed_commits,
+            ),
+            (
+                "weft_publish_rejected_total",
+                "Publish requests refused before reaching the log.",
+                &self.rejected,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP weft_commit_batch_max Most requests group-committed in one transaction.\n# TYPE weft_commit_batch_max gauge\nweft_commit_batch_max {}",
+            self.largest_batch.load(Relaxed)
+        );
+        out
+    }
+}
