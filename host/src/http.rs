@@ -5,6 +5,7 @@ pub mod activities;
 pub mod actors;
 pub mod auth;
 mod body;
+pub mod extract;
 pub mod problem;
 
 use std::net::SocketAddr;
@@ -41,6 +42,12 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .fallback(|| async { Problem::not_found("no such resource on this node") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "this resource does not support that method; see the Allow header",
+            )
+        })
         .with_state(state)
 }
 

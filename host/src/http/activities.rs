@@ -2,11 +2,12 @@
 //! single activity (`GET /activities/{id}`).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::auth::Caller;
+use super::extract::Path;
 use super::{AppState, Problem, activity_json, body};
 
 /// `POST /activity`: the bearer token names the publishing actor.

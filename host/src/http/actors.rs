@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::auth::Caller;
+use super::extract::{Path, Query};
 use super::{AppState, Problem, activity_json, body};
 use crate::identity::{ActorKind, ActorState, multikey};
 use crate::store::Reader;
@@ -176,13 +177,18 @@ pub async fn outbox(
                 ))
             })?,
     };
+    let suffix = if query.contains_key("limit") {
+        format!("&limit={limit}")
+    } else {
+        String::new()
+    };
     let body = if let Some(page) = query.get("page") {
         let page = page
             .parse::<u64>()
             .ok()
             .filter(|p| *p >= 1)
             .ok_or_else(|| Problem::bad_request("`page` must be a whole number from 1"))?;
-        view.page(&base, page, limit)?
+        view.page(&base, page, limit, &suffix)?
     } else if query.contains_key("since") || query.contains_key("limit") {
         view.since(&base, query.get("since").map(String::as_str), limit)?
     } else {
@@ -255,7 +261,8 @@ impl View<'_> {
         Ok(items)
     }
 
-    fn page(&self, base: &str, page: u64, limit: u64) -> Result<Value, Problem> {
+    /// Page `page` (1 = newest); `suffix` carries an explicit `&limit=` into links.
+    fn page(&self, base: &str, page: u64, limit: u64, suffix: &str) -> Result<Value, Problem> {
         let total = self.total();
         let pages = total.div_ceil(limit).max(1);
         // Page 1 holds the newest activities.
@@ -269,17 +276,17 @@ impl View<'_> {
         seqs.reverse();
         let mut body = json!({
             "@context": "https://www.w3.org/ns/activitystreams",
-            "id": format!("{base}?page={page}"),
+            "id": format!("{base}?page={page}{suffix}"),
             "type": "OrderedCollectionPage",
             "partOf": base,
             "totalItems": total,
             "orderedItems": self.items(&seqs)?,
         });
         if page < pages {
-            body["next"] = format!("{base}?page={}", page + 1).into();
+            body["next"] = format!("{base}?page={}{suffix}", page + 1).into();
         }
         if page > 1 {
-            body["prev"] = format!("{base}?page={}", page - 1).into();
+            body["prev"] = format!("{base}?page={}{suffix}", page - 1).into();
         }
         Ok(body)
     }

@@ -83,7 +83,7 @@ impl From<KernelError> for Problem {
                 let detail = format!("`{field}` {message}");
                 Self::unprocessable(Some(field), detail)
             }
-            KernelError::Identity(e) => Self::unprocessable(None, e.to_string()),
+            KernelError::Identity(e) => Self::unprocessable(identity_field(&e), e.to_string()),
             KernelError::Envelope(e) => Self::unprocessable(None, e.to_string()),
             KernelError::Rejected(e) => Self::unprocessable(None, e.to_string()),
             KernelError::NotFound(what) => Self::not_found(format!("{what} not found")),
@@ -109,5 +109,19 @@ impl From<KernelError> for Problem {
 impl From<crate::store::StoreError> for Problem {
     fn from(error: crate::store::StoreError) -> Self {
         KernelError::Store(error).into()
+    }
+}
+
+/// The request field an identity rule is about, if it is about one.
+fn identity_field(error: &crate::identity::IdentityError) -> Option<String> {
+    use crate::identity::IdentityError as E;
+    match error {
+        E::Object { field, .. } => Some(field.clone()),
+        E::Seq { .. } => Some("seq".into()),
+        E::Prev { .. } => Some("prev".into()),
+        E::WrongActor { .. } => Some("actor".into()),
+        E::Lockout(_) | E::Key(_) | E::UnknownKey(_) => Some("object.keys".into()),
+        E::KeyNotValid { .. } | E::Purpose { .. } | E::BadSignature(_) => Some("proof".into()),
+        E::NotGenesis | E::AlreadyCreated => Some("type".into()),
     }
 }
