@@ -61,6 +61,12 @@ pub enum Command {
     },
     /// Check a signed activity offline and say why it fails, if it does.
     Verify(verify::VerifyArgs),
+    /// Manage verbs and projections (WASM modules).
+    #[command(subcommand)]
+    Module(ModuleCommand),
+    /// Manage projections.
+    #[command(subcommand)]
+    Projection(ProjectionCommand),
     /// Drive a running node with concurrent publishers and report throughput.
     Bench(bench::BenchArgs),
 }
@@ -75,6 +81,40 @@ pub enum ActorCommand {
     },
     /// Rotate an actor's keys: add a fresh key and supersede the current ones.
     Rotate { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModuleCommand {
+    /// Upload a component and define it as a verb or projection in one step.
+    Add {
+        #[arg(value_enum)]
+        kind: ModuleKindArg,
+        /// The verb (e.g. `Poll`) or projection (e.g. `word-count`) name.
+        name: String,
+        /// The compiled component (`.wasm`).
+        file: PathBuf,
+        /// What the module does, shown in the registry.
+        #[arg(long)]
+        description: Option<String>,
+        /// The language it was written in, shown in the registry.
+        #[arg(long)]
+        language: Option<String>,
+    },
+    /// List every verb and projection with its module id and version.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionCommand {
+    /// Refold a projection from the whole log.
+    Rebuild { name: String },
+}
+
+/// Module kinds on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModuleKindArg {
+    Verb,
+    Projection,
 }
 
 /// Actor types on the command line.
@@ -136,11 +176,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     data.path.display()
                 );
             }
+            let shutdown = node::shutdown_signal()?;
             let listener = tokio::net::TcpListener::bind(node.config.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", node.config.listen))?;
             tracing::info!(listen = %node.config.listen, public_url = %node.config.public_url(), "weft is serving");
-            node.serve(listener, node::shutdown_signal()).await
+            node.serve(listener, shutdown).await
         }
         Command::Actor(ActorCommand::Create { name, kind }) => {
             let kind = ActorKind::from(kind);
@@ -216,6 +257,86 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Verify(args) => verify::run(&data, args).await,
+        Command::Module(ModuleCommand::Add {
+            kind,
+            name,
+            file,
+            description,
+            language,
+        }) => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let access = open_or_client(&data)?;
+            let artifact = match &access {
+                Access::Local(node) => node.kernel.put_artifact(bytes).await?,
+                Access::Remote(client) => client.upload(bytes).await?,
+            };
+            let define = match kind {
+                ModuleKindArg::Verb => "DefineActivity",
+                ModuleKindArg::Projection => "DefineProjection",
+            };
+            let mut draft = json!({
+                "type": define,
+                "name": name,
+                "module": artifact,
+                "wit": "weft:module@0.1.0",
+                "to": [crate::model::PUBLIC],
+            });
+            if let Some(d) = description {
+                draft["description"] = d.into();
+            }
+            if let Some(l) = language {
+                draft["language"] = l.into();
+            }
+            let service = data.config()?.service_actor;
+            let published = publish(
+                &access,
+                &service,
+                draft.as_object().cloned().unwrap_or_default(),
+            )
+            .await?;
+            let id = serde_json::from_str::<Value>(&published)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_owned));
+            println!("uploaded {artifact}");
+            println!("defined {define} `{name}` in {}", id.unwrap_or_default());
+            Ok(())
+        }
+        Command::Module(ModuleCommand::List) => {
+            let registry = match open_or_client(&data)? {
+                Access::Local(node) => node
+                    .kernel
+                    .registry()
+                    .context("no WASM runtime")?
+                    .describe()?,
+                Access::Remote(client) => client.get("/projections/define-registry").await?,
+            };
+            for (title, key) in [("verbs", "verbs"), ("projections", "projections")] {
+                println!("{title}:");
+                for m in registry[key].as_array().into_iter().flatten() {
+                    println!(
+                        "  {:<20} v{:<3} {}  {}{}",
+                        m["name"].as_str().unwrap_or_default(),
+                        m["version"],
+                        m["module"].as_str().unwrap_or_default(),
+                        m["language"]
+                            .as_str()
+                            .map(|l| format!("[{l}] "))
+                            .unwrap_or_default(),
+                        m["description"].as_str().unwrap_or_default(),
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Projection(ProjectionCommand::Rebuild { name }) => {
+            let folded = match open_or_client(&data)? {
+                Access::Local(node) => node.kernel.rebuild(&name).await?,
+                Access::Remote(client) => client.rebuild(&name).await?,
+            };
+            println!("rebuilt `{name}` from {folded} activities");
+            Ok(())
+        }
         Command::Bench(args) => bench::run(&data, args).await,
     }
 }

@@ -1,1 +1,21 @@
+//! End-to-end tests of `weft`: every test drives real `weft` processes —
+//! the binary cargo built, run as child processes on loopback ports over
+//! temporary data folders — through its command line and its HTTP API,
+//! the way an operator and a client would.
+//!
+//! - `cli`: `init`, `run` (and its logging), `actor create`, `publish`, and
+//!   their error messages;
+//! - `verify`: `weft verify` against published activities, tampered copies
+//!   and the shared envelope test vectors;
+//! - `rotate`: `weft actor rotate` with the node stopped and running;
+//! - `durability`: acknowledged activities survive SIGTERM and SIGKILL;
+//! - `ops`: the `bench` load tool.
+//!
+//! Run with `cargo test --test e2e`.
 
+mod cli;
+mod durability;
+mod ops;
+mod rotate;
+mod support;
+mod verify;

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::identity::token;
-use crate::kernel::{Kernel, KernelError, KernelOptions, OpenVocabulary};
+use crate::kernel::{Kernel, KernelError, KernelOptions};
 use crate::store::StoreError;
 
 /// The files of one node.
@@ -87,12 +87,20 @@ impl Node {
             keys_path: data.keys(),
             max_batch: config.max_batch,
         };
-        match Kernel::open(&options, Arc::new(OpenVocabulary)) {
-            Ok(kernel) => Ok(Self {
-                kernel: Arc::new(kernel),
-                config,
-                data: data.clone(),
-            }),
+        let cache = config
+            .module_cache
+            .clone()
+            .unwrap_or_else(|| data.path.join("modules"));
+        match Kernel::open_wasm(&options, config.runtime.clone(), cache) {
+            Ok(kernel) => {
+                let kernel = Arc::new(kernel);
+                kernel.start_reactions();
+                Ok(Self {
+                    kernel,
+                    config,
+                    data: data.clone(),
+                })
+            }
             Err(KernelError::Store(StoreError::Locked)) => Err(OpenError::Running),
             Err(e) => Err(OpenError::Other(
                 anyhow::Error::new(e)
@@ -139,6 +147,10 @@ impl Node {
             )
             .await
             .context("cannot create the node's service actor")?;
+        node.kernel
+            .install_genesis()
+            .await
+            .context("cannot register the built-in verbs and projections")?;
         Ok((node, admin))
     }
 
@@ -157,7 +169,12 @@ impl Node {
         http::serve(listener, http::router(state), shutdown)
             .await
             .context("the HTTP server failed")?;
-        self.kernel.close();
+        // Waiting for the writer blocks; keep it off the async threads, which
+        // may still be finishing reactions.
+        let kernel = self.kernel.clone();
+        tokio::task::spawn_blocking(move || kernel.close())
+            .await
+            .context("stopping the kernel")?;
         Ok(())
     }
 }
@@ -176,24 +193,18 @@ pub fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves when the process gets SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// A future that resolves when the process gets SIGTERM or Ctrl-C. The
+/// handlers are installed now, before the port opens, so a signal that
+/// arrives at any moment after this call shuts the node down cleanly.
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }
