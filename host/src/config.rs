@@ -42,6 +42,12 @@ pub struct Config {
     pub max_batch: usize,
     /// Activities per outbox page.
     pub page_size: usize,
+    /// What modules may use per call (`[runtime]`).
+    pub runtime: crate::runtime::Limits,
+    /// Where compiled modules are cached (`WEFT_MODULE_CACHE`); default
+    /// `modules/` in the data folder. Safe to share between nodes: entries
+    /// are keyed by artifact id and engine.
+    pub module_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -53,6 +59,8 @@ impl Default for Config {
             max_body_bytes: 256 * 1024,
             max_batch: 1024,
             page_size: 20,
+            runtime: crate::runtime::Limits::default(),
+            module_cache: None,
         }
     }
 }
@@ -94,6 +102,9 @@ impl Config {
         }
         if let Some(v) = var("WEFT_MAX_BODY_BYTES") {
             self.max_body_bytes = parse("WEFT_MAX_BODY_BYTES", v)?;
+        }
+        if let Some(v) = var("WEFT_MODULE_CACHE") {
+            self.module_cache = Some(v.into());
         }
         if let Some(v) = var("WEFT_MAX_BATCH") {
             self.max_batch = parse("WEFT_MAX_BATCH", v)?;

@@ -6,6 +6,7 @@ pub mod actors;
 pub mod auth;
 mod body;
 pub mod extract;
+pub mod modules;
 pub mod problem;
 
 use std::net::SocketAddr;
@@ -39,6 +40,13 @@ pub fn router(state: AppState) -> Router {
             "/actors/{name}/outbox",
             get(actors::outbox).post(activities::publish_to_outbox),
         )
+        .route("/artifacts", post(modules::upload))
+        .route("/artifacts/{id}", get(modules::download))
+        .route("/projections/define-registry", get(modules::describe))
+        .route("/projections/{name}", get(modules::query))
+        .route("/projections/{name}/status", get(modules::status))
+        .route("/projections/{name}/{*path}", get(modules::query))
+        .route("/admin/projections/{name}/rebuild", post(modules::rebuild))
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .fallback(|| async { Problem::not_found("no such resource on this node") })

@@ -10,6 +10,7 @@ mod draft;
 mod error;
 pub mod metrics;
 pub mod modules;
+pub mod registry;
 mod sequencer;
 mod writer;
 
@@ -27,7 +28,9 @@ pub use modules::{Modules, OpenVocabulary, Rejection};
 use crate::identity::actor::{self, Signature};
 use crate::identity::{ActorKind, KeyStore, token};
 use crate::model::Signed;
+use crate::runtime::{Limits, Runtime};
 use crate::store::{ActivityRecord, Role, Store};
+use registry::{Reaction, Registry};
 use sequencer::Sequencer;
 use writer::{Append, Command, Writer};
 
@@ -63,6 +66,7 @@ pub struct Kernel {
     store: Arc<Store>,
     keys: Arc<RwLock<KeyStore>>,
     modules: Arc<dyn Modules>,
+    registry: Option<Arc<Registry>>,
     sequencer: Sequencer,
     metrics: Arc<Metrics>,
     tx: Mutex<Option<mpsc::Sender<Command>>>,
@@ -78,10 +82,38 @@ impl std::fmt::Debug for Kernel {
 }
 
 impl Kernel {
-    /// Opens the database and key store and starts the writer thread.
+    /// Opens the database and key store with `modules` (no WASM runtime)
+    /// and starts the writer thread.
     pub fn open(options: &KernelOptions, modules: Arc<dyn Modules>) -> Result<Self, KernelError> {
+        Self::open_with(options, |_| Ok((modules, None)))
+    }
+
+    /// Opens the node with the WASM runtime: verbs and projections come from
+    /// the registry in the database; compiled code is cached in `cache_dir`.
+    pub fn open_wasm(
+        options: &KernelOptions,
+        limits: Limits,
+        cache_dir: PathBuf,
+    ) -> Result<Self, KernelError> {
+        Self::open_with(options, |store| {
+            let runtime = Arc::new(
+                Runtime::new(limits, cache_dir)
+                    .map_err(|e| KernelError::NotCommitted(e.to_string()))?,
+            );
+            let registry = Arc::new(Registry::load(runtime, store.clone())?);
+            Ok((registry.clone() as Arc<dyn Modules>, Some(registry)))
+        })
+    }
+
+    fn open_with(
+        options: &KernelOptions,
+        modules: impl FnOnce(
+            &Arc<Store>,
+        ) -> Result<(Arc<dyn Modules>, Option<Arc<Registry>>), KernelError>,
+    ) -> Result<Self, KernelError> {
         let store = Arc::new(Store::open(&options.db_path)?);
         let keys = Arc::new(RwLock::new(KeyStore::open(&options.keys_path)?));
+        let (modules, registry) = modules(&store)?;
         let (tx, rx) = mpsc::channel(4096);
         let metrics = Arc::new(Metrics::default());
         let writer = Writer::new(
@@ -101,11 +133,161 @@ impl Kernel {
             store,
             keys,
             modules,
+            registry,
             sequencer: Sequencer::default(),
             metrics,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
         })
+    }
+
+    /// The verb and projection registry, when the WASM runtime is on.
+    pub fn registry(&self) -> Option<&Arc<Registry>> {
+        self.registry.as_ref()
+    }
+
+    /// The node's own Service actor.
+    pub fn service_actor(&self) -> Result<String, KernelError> {
+        self.store.read()?.meta("service_actor")?.ok_or_else(|| {
+            KernelError::NotFound("the node's service actor (run `weft init`)".into())
+        })
+    }
+
+    /// Stores an artifact (a WASM component) under its BLAKE3 content
+    /// address, after checking that it compiles. Returns its id.
+    pub async fn put_artifact(&self, bytes: Vec<u8>) -> Result<String, KernelError> {
+        let registry = self
+            .registry
+            .clone()
+            .ok_or_else(|| KernelError::field("module", "this node runs without a WASM runtime"))?;
+        let id = crate::model::cid::artifact_id(&bytes);
+        let (checked_id, bytes) = tokio::task::spawn_blocking(move || {
+            let result = registry.runtime().check_component(&id, &bytes);
+            (result.map(|()| id), bytes)
+        })
+        .await
+        .map_err(|e| KernelError::NotCommitted(e.to_string()))?;
+        let id = checked_id.map_err(KernelError::Module)?;
+        let reply_id = id.clone();
+        self.call(|reply| Command::PutArtifact { id, bytes, reply })
+            .await?;
+        Ok(reply_id)
+    }
+
+    /// Refolds projection `name` from the whole log; returns how many
+    /// activities it folded.
+    pub async fn rebuild(&self, name: &str) -> Result<u64, KernelError> {
+        self.call(|reply| Command::Rebuild {
+            name: name.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Registers the genesis bundle (built-in verbs and projections) as
+    /// Define activities of the service actor — the same path as a user's.
+    pub async fn install_genesis(&self) -> Result<(), KernelError> {
+        let service = self.service_actor()?;
+        for (world, name, bytes) in crate::genesis::GENESIS {
+            let artifact = self.put_artifact(bytes.to_vec()).await?;
+            let kind = if *world == "verb" {
+                registry::DEFINE_ACTIVITY
+            } else {
+                registry::DEFINE_PROJECTION
+            };
+            let draft = serde_json::json!({
+                "type": kind,
+                "name": name,
+                "module": artifact,
+                "description": format!("built-in {world} `{name}` (genesis bundle)"),
+                "wit": "weft:module@0.1.0",
+                "language": "rust",
+                "to": [crate::model::PUBLIC],
+            });
+            let Value::Object(draft) = draft else {
+                unreachable!("json! of an object is an object")
+            };
+            self.publish(&service, draft).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs verbs' `react` for local recipients of committed activities and
+    /// publishes their intents. Call once, from within a tokio runtime.
+    pub fn start_reactions(self: &Arc<Self>) {
+        let Some(registry) = self.registry.clone() else {
+            return;
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<Reaction>();
+        registry.set_reactions(tx);
+        let kernel = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(reaction) = rx.recv().await {
+                let Some(kernel) = kernel.upgrade() else {
+                    break;
+                };
+                for (actor, draft) in kernel.react(&reaction) {
+                    if let Err(e) = kernel.publish(&actor, draft).await {
+                        tracing::warn!(%actor, error = %e, "a reaction could not be published");
+                    }
+                }
+            }
+        });
+    }
+
+    /// The intents local recipients' verbs produce for `reaction`.
+    fn react(&self, reaction: &Reaction) -> Vec<(String, Map<String, Value>)> {
+        let Some(registry) = &self.registry else {
+            return Vec::new();
+        };
+        let signed = &reaction.signed;
+        let Some(verb) = registry.verb(signed.verb()) else {
+            return Vec::new();
+        };
+        let json = &signed.json;
+        let mut named: Vec<&str> = ["to", "cc"]
+            .iter()
+            .flat_map(|f| match json.get(*f) {
+                Some(Value::String(s)) => vec![s.as_str()],
+                Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        if let Some(Value::String(object)) = json.get("object") {
+            named.push(object);
+        }
+        named.sort_unstable();
+        named.dedup();
+        let Ok(reader) = self.store.read() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for recipient in named.into_iter().filter(|r| *r != signed.header.actor) {
+            if !matches!(reader.actor(recipient), Ok(Some(_))) {
+                continue;
+            }
+            let Ok(snapshot) = self.store.begin_read() else {
+                continue;
+            };
+            match verb.react(signed, &reaction.json, recipient, snapshot) {
+                Ok(intents) => {
+                    for intent in intents {
+                        if intent.actor != recipient {
+                            tracing::warn!(verb = %verb.name, %recipient, actor = %intent.actor, "a verb asked another actor to act; ignored");
+                            continue;
+                        }
+                        match serde_json::from_str::<Value>(&intent.draft) {
+                            Ok(Value::Object(draft)) => out.push((intent.actor, draft)),
+                            _ => {
+                                tracing::warn!(verb = %verb.name, "a verb's intent is not a JSON object; ignored")
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(verb = %verb.name, error = %e, "react failed"),
+            }
+        }
+        out
     }
 
     pub fn store(&self) -> &Store {
@@ -159,13 +341,61 @@ impl Kernel {
         actor: &str,
         draft: Map<String, Value>,
     ) -> Result<Published, KernelError> {
-        let result = self.publish_inner(actor, draft).await;
+        let result = match self.check_definition(actor, &draft).await {
+            Ok(()) => self.publish_inner(actor, draft).await,
+            Err(e) => Err(e),
+        };
         if result.is_err() {
             self.metrics
                 .rejected
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         result
+    }
+
+    /// A Define activity must come from the service actor, name a valid
+    /// module, and point at an artifact that compiles as that kind of module
+    /// and imports nothing outside the contract. Compiling happens here, off
+    /// the async threads, before the actor's position is taken.
+    async fn check_definition(
+        &self,
+        actor: &str,
+        draft: &Map<String, Value>,
+    ) -> Result<(), KernelError> {
+        let kind = match draft.get("type").and_then(Value::as_str) {
+            Some(registry::DEFINE_ACTIVITY) => crate::store::ModuleKind::Verb,
+            Some(registry::DEFINE_PROJECTION) => crate::store::ModuleKind::Projection,
+            _ => return Ok(()),
+        };
+        let registry = self
+            .registry
+            .clone()
+            .ok_or_else(|| KernelError::field("type", "this node runs without a WASM runtime"))?;
+        if actor != self.service_actor()? {
+            return Err(KernelError::field(
+                "actor",
+                "only the node's service actor defines modules; use `weft module add` (admin)",
+            ));
+        }
+        let name = draft.get("name").and_then(Value::as_str).ok_or_else(|| {
+            KernelError::field("name", "is required: the verb or projection name")
+        })?;
+        registry::check_module_name(name).map_err(|m| KernelError::field("name", m))?;
+        let artifact = draft
+            .get("module")
+            .and_then(Value::as_str)
+            .filter(|m| crate::model::cid::is_artifact_id(m))
+            .ok_or_else(|| {
+                KernelError::field(
+                    "module",
+                    "must be the id of an uploaded artifact (POST /artifacts)",
+                )
+            })?
+            .to_owned();
+        let checked = tokio::task::spawn_blocking(move || registry.check_artifact(kind, &artifact))
+            .await
+            .map_err(|e| KernelError::NotCommitted(e.to_string()))?;
+        checked.map_err(|m| KernelError::field("module", m))
     }
 
     async fn publish_inner(
@@ -231,7 +461,6 @@ impl Kernel {
             public,
         };
         let id = signed.id.clone();
-        let tx = self.sender()?;
         let (reply, answer) = oneshot::channel();
         let append = Append {
             signed,
@@ -240,7 +469,8 @@ impl Kernel {
             public_rank,
             reply,
         };
-        tx.send(Command::Append(Box::new(append)))
+        self.sender()?
+            .send(Command::Append(Box::new(append)))
             .await
             .map_err(|_| KernelError::ShuttingDown)?;
         slot.advance(next);
@@ -267,7 +497,15 @@ impl Kernel {
 
     /// Stops accepting writes, lets the writer finish what it has, and waits.
     pub fn close(&self) {
-        self.tx.lock().map(|mut tx| tx.take()).ok();
+        // An explicit stop: clones of the sender held by in-flight requests
+        // must not keep the writer (and this join) waiting.
+        if let Some(tx) = self.tx.lock().ok().and_then(|mut tx| tx.take())
+            && let Err(mpsc::error::TrySendError::Full(stop)) = tx.try_send(Command::Stop)
+        {
+            // A full queue drains on its own; queue the stop behind it
+            // without blocking a possibly async caller.
+            std::thread::spawn(move || tx.blocking_send(stop));
+        }
         let handle = self.writer.lock().ok().and_then(|mut h| h.take());
         if let Some(handle) = handle
             && handle.join().is_err()

@@ -5,8 +5,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod genesis;
 pub mod http;
 pub mod identity;
 pub mod kernel;
 pub mod model;
+pub mod runtime;
 pub mod store;

@@ -75,6 +75,11 @@ impl Store {
         txn.open_table(NAMES)?;
         txn.open_table(TOKENS)?;
         txn.open_table(META)?;
+        txn.open_table(ORDER)?;
+        txn.open_table(ARTIFACTS)?;
+        txn.open_table(MODULES)?;
+        txn.open_table(PROJECTION_KV)?;
+        txn.open_table(PROJECTION_STATUS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -88,6 +93,68 @@ impl Store {
             txn: self.db.begin_read()?,
         })
     }
+
+    /// A raw read snapshot, for code that reads tables of its own.
+    pub fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
+    }
+}
+
+/// Whether a module is a verb or a projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModuleKind {
+    Verb,
+    Projection,
+}
+
+impl ModuleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verb => "verb",
+            Self::Projection => "projection",
+        }
+    }
+}
+
+/// One definition of a module name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleVersion {
+    pub version: u32,
+    pub artifact: String,
+    /// The Define activity that made this version.
+    pub defined_by: String,
+    pub defined_at: String,
+    /// The Define activity's descriptive fields (description, wit,
+    /// language, budgets), as JSON text.
+    pub metadata: String,
+}
+
+/// A verb or projection name and every version it has had (newest last).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleRecord {
+    pub name: String,
+    pub kind: ModuleKind,
+    pub versions: Vec<ModuleVersion>,
+}
+
+/// How far a projection has folded, and what went wrong.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectionStatus {
+    /// Global position of the last activity offered to the fold.
+    pub position: u64,
+    pub last_activity: Option<String>,
+    pub folded: u64,
+    pub failed: u64,
+    /// The latest failures, newest last (at most 20).
+    pub errors: Vec<FoldError>,
+}
+
+/// One failed fold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoldError {
+    pub position: u64,
+    pub activity: String,
+    pub message: String,
 }
 
 /// A consistent snapshot for reading.
@@ -209,6 +276,48 @@ impl Reader {
         let table = self.txn.open_table(META)?;
         Ok(table.get(key)?.map(|v| v.value().to_owned()))
     }
+
+    pub fn artifact(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let table = self.txn.open_table(ARTIFACTS)?;
+        Ok(table.get(id)?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn modules(&self) -> Result<Vec<ModuleRecord>, StoreError> {
+        let table = self.txn.open_table(MODULES)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(postcard::from_bytes(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn module(&self, name: &str) -> Result<Option<ModuleRecord>, StoreError> {
+        let table = self.txn.open_table(MODULES)?;
+        table
+            .get(name)?
+            .map(|v| Ok(postcard::from_bytes(v.value())?))
+            .transpose()
+    }
+
+    pub fn projection_status(&self, name: &str) -> Result<ProjectionStatus, StoreError> {
+        let table = self.txn.open_table(PROJECTION_STATUS)?;
+        Ok(table
+            .get(name)?
+            .map(|v| postcard::from_bytes(v.value()))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Activity ids in global order from `from` (inclusive), at most `limit`.
+    pub fn order_from(&self, from: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        let table = self.txn.open_table(ORDER)?;
+        let mut out = Vec::new();
+        for entry in table.range(from..)?.take(limit) {
+            let (k, v) = entry?;
+            out.push((k.value(), v.value().to_owned()));
+        }
+        Ok(out)
+    }
 }
 
 /// The tables of one write transaction, opened once per batch.
@@ -220,6 +329,8 @@ pub struct Batch<'t> {
     names: redb::Table<'t, &'static str, &'static str>,
     tokens: redb::Table<'t, &'static [u8], &'static [u8]>,
     meta: redb::Table<'t, &'static str, &'static str>,
+    order: redb::Table<'t, u64, &'static str>,
+    artifacts: redb::Table<'t, &'static str, &'static [u8]>,
 }
 
 impl std::fmt::Debug for Batch<'_> {
@@ -238,6 +349,8 @@ impl<'t> Batch<'t> {
             names: txn.open_table(NAMES)?,
             tokens: txn.open_table(TOKENS)?,
             meta: txn.open_table(META)?,
+            order: txn.open_table(ORDER)?,
+            artifacts: txn.open_table(ARTIFACTS)?,
         })
     }
 
@@ -278,14 +391,30 @@ impl<'t> Batch<'t> {
         Ok(())
     }
 
+    /// The next global position.
+    pub fn next_position(&self) -> Result<u64, StoreError> {
+        Ok(self.order.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1))
+    }
+
+    pub fn has_artifact(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.artifacts.get(id)?.is_some())
+    }
+
+    pub fn put_artifact(&mut self, id: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.artifacts.insert(id, bytes)?;
+        Ok(())
+    }
+
     /// Appends an activity to its actor's log, indexing it as public with
     /// `public_rank` when that is `Some`.
     pub fn append(
         &mut self,
+        position: u64,
         id: &str,
         record: &ActivityRecord,
         public_rank: Option<u64>,
     ) -> Result<(), StoreError> {
+        self.order.insert(position, id)?;
         let bytes = postcard::to_stdvec(record)?;
         self.activities.insert(id, bytes.as_slice())?;
         self.log.insert((record.actor.as_str(), record.seq), id)?;

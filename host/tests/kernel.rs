@@ -9,6 +9,7 @@ use anyhow::Context;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde_json::{Map, Value, json};
 use weft::identity::ActorKind;
+use weft::kernel::modules::Appended;
 use weft::kernel::{Kernel, KernelError, KernelOptions, Modules, OpenVocabulary, Rejection};
 use weft::model::Signed;
 use weft::store::StoreError;
@@ -202,19 +203,25 @@ struct Recorder;
 impl Modules for Recorder {
     fn validate(&self, activity: &Signed) -> Result<(), Rejection> {
         if activity.verb() == "Forbidden" {
-            return Err(Rejection {
-                verb: "Forbidden".into(),
-                message: "not on this node".into(),
-            });
+            return Err(Rejection::new("Forbidden", "not on this node"));
         }
         Ok(())
     }
 
-    fn fold(&self, txn: &WriteTransaction, activity: &Signed) -> Result<(), StoreError> {
-        let mut table = txn.open_table(FOLDED)?;
-        let count = table.get(activity.verb())?.map(|v| v.value()).unwrap_or(0);
-        table.insert(activity.verb(), count + 1)?;
-        Ok(())
+    fn fold(
+        &self,
+        txn: WriteTransaction,
+        appended: &[Appended],
+    ) -> Result<WriteTransaction, StoreError> {
+        {
+            let mut table = txn.open_table(FOLDED)?;
+            for item in appended {
+                let verb = item.signed.verb();
+                let count = table.get(verb)?.map(|v| v.value()).unwrap_or(0);
+                table.insert(verb, count + 1)?;
+            }
+        }
+        Ok(txn)
     }
 }
 

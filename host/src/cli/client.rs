@@ -16,7 +16,7 @@ impl Client {
     pub fn new(base: &str, token: &str) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
-            .timeout(std::time::Duration::from_secs(30))
+            .timeout(std::time::Duration::from_secs(300))
             .build()?;
         Ok(Self {
             http,
@@ -49,6 +49,36 @@ impl Client {
     /// `GET /actors/{name}`.
     pub async fn actor(&self, name: &str) -> anyhow::Result<Value> {
         self.send(self.http.get(format!("{}/actors/{name}", self.base)))
+            .await
+    }
+
+    /// `POST /artifacts`: returns the artifact id.
+    pub async fn upload(&self, bytes: Vec<u8>) -> anyhow::Result<String> {
+        let body = self
+            .send(
+                self.http
+                    .post(format!("{}/artifacts", self.base))
+                    .header("content-type", "application/wasm")
+                    .body(bytes),
+            )
+            .await?;
+        Ok(body["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// `POST /admin/projections/{name}/rebuild`: returns how many activities were folded.
+    pub async fn rebuild(&self, name: &str) -> anyhow::Result<u64> {
+        let body = self
+            .send(
+                self.http
+                    .post(format!("{}/admin/projections/{name}/rebuild", self.base)),
+            )
+            .await?;
+        Ok(body["folded"].as_u64().unwrap_or_default())
+    }
+
+    /// `GET {path}` on the node.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.get(format!("{}{path}", self.base)))
             .await
     }
 

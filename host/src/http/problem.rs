@@ -85,7 +85,19 @@ impl From<KernelError> for Problem {
             }
             KernelError::Identity(e) => Self::unprocessable(identity_field(&e), e.to_string()),
             KernelError::Envelope(e) => Self::unprocessable(None, e.to_string()),
+            KernelError::Rejected(e) if e.transient => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
             KernelError::Rejected(e) => Self::unprocessable(None, e.to_string()),
+            KernelError::Module(e) => {
+                use crate::runtime::RuntimeError as R;
+                let status = match &e {
+                    R::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                    R::Invalid(_) => StatusCode::BAD_REQUEST,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                Self::new(status, e.to_string())
+            }
             KernelError::NotFound(what) => Self::not_found(format!("{what} not found")),
             KernelError::Conflict(message) => Self::new(StatusCode::CONFLICT, message),
             KernelError::ShuttingDown => Self::new(

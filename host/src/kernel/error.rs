@@ -18,6 +18,9 @@ pub enum KernelError {
     Envelope(#[from] EnvelopeError),
     #[error("{0}")]
     Rejected(#[from] Rejection),
+    /// An artifact is not a usable module.
+    #[error("{0}")]
+    Module(crate::runtime::RuntimeError),
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0}")]

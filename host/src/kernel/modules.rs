@@ -2,9 +2,10 @@
 //! activities meaning (DESIGN §5).
 //!
 //! The kernel calls [`Modules::validate`] on every activity before it is
-//! appended and [`Modules::fold`] inside the append transaction. The WASM
-//! runtime implements this trait; [`OpenVocabulary`] is the kernel-only
-//! implementation, which accepts every verb and folds nothing.
+//! appended and [`Modules::fold`] on each batch inside the append
+//! transaction, then [`Modules::committed`] once it is durable.
+//! [`crate::kernel::registry::Registry`] implements this over the WASM
+//! runtime; [`OpenVocabulary`] accepts every verb and folds nothing.
 
 use redb::WriteTransaction;
 
@@ -17,6 +18,27 @@ use crate::store::StoreError;
 pub struct Rejection {
     pub verb: String,
     pub message: String,
+    /// The refusal may not recur (a module hit its wall-clock deadline).
+    pub transient: bool,
+}
+
+impl Rejection {
+    pub fn new(verb: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            verb: verb.into(),
+            message: message.into(),
+            transient: false,
+        }
+    }
+}
+
+/// An activity in the batch being committed, at its global position.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub position: u64,
+    pub signed: Signed,
+    /// The activity as stored.
+    pub json: String,
 }
 
 /// Verbs and projections as the kernel sees them.
@@ -24,10 +46,28 @@ pub trait Modules: Send + Sync + 'static {
     /// Is this activity well-formed and allowed? Called before append.
     fn validate(&self, activity: &Signed) -> Result<(), Rejection>;
 
-    /// Folds an appended activity into projections, inside the append's
-    /// write transaction. A projection's own failure must be recorded on the
-    /// projection, not returned: only storage faults abort the append.
-    fn fold(&self, txn: &WriteTransaction, activity: &Signed) -> Result<(), StoreError>;
+    /// Folds a batch of appended activities into projections inside the
+    /// batch's write transaction, which it hands back. A projection's own
+    /// failure is recorded on the projection; only storage faults are
+    /// errors, and they abort the whole batch.
+    fn fold(
+        &self,
+        txn: WriteTransaction,
+        appended: &[Appended],
+    ) -> Result<WriteTransaction, StoreError>;
+
+    /// Called once a batch is durable (`ok`) or was abandoned (`!ok`).
+    fn committed(&self, _appended: &[Appended], _ok: bool) {}
+
+    /// Refolds projection `name` from the whole log inside `txn`; the inner
+    /// result is the number of activities folded, or why it cannot be done.
+    fn rebuild(
+        &self,
+        txn: WriteTransaction,
+        name: &str,
+    ) -> Result<(WriteTransaction, Result<u64, String>), StoreError> {
+        Ok((txn, Err(format!("projection `{name}`"))))
+    }
 }
 
 /// No modules: every verb is accepted and nothing is folded.
@@ -39,7 +79,11 @@ impl Modules for OpenVocabulary {
         Ok(())
     }
 
-    fn fold(&self, _txn: &WriteTransaction, _activity: &Signed) -> Result<(), StoreError> {
-        Ok(())
+    fn fold(
+        &self,
+        txn: WriteTransaction,
+        _appended: &[Appended],
+    ) -> Result<WriteTransaction, StoreError> {
+        Ok(txn)
     }
 }

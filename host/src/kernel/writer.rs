@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Metrics;
-use super::modules::Modules;
+use super::modules::{Appended, Modules};
 use super::{Created, KernelError};
 use crate::identity::actor::{self, Signature};
 use crate::identity::{ActorKind, ActorState, KeyStore, Purpose, multikey, token};
@@ -44,6 +44,20 @@ pub(super) enum Command {
     },
     /// Append a signed activity; `state` is the actor after it.
     Append(Box<Append>),
+    /// Keep an artifact's bytes under its id.
+    PutArtifact {
+        id: String,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<(), KernelError>>,
+    },
+    /// Finish the current batch and stop; later commands find the writer
+    /// gone and are told the node is shutting down.
+    Stop,
+    /// Refold a projection from the whole log.
+    Rebuild {
+        name: String,
+        reply: oneshot::Sender<Result<u64, KernelError>>,
+    },
 }
 
 /// A signed activity on its way into the log.
@@ -66,6 +80,11 @@ enum Outcome {
         oneshot::Sender<Result<(), KernelError>>,
         Result<(), KernelError>,
     ),
+    Rebuilt(
+        oneshot::Sender<Result<u64, KernelError>>,
+        Result<u64, KernelError>,
+    ),
+    Stopped,
 }
 
 impl Outcome {
@@ -79,6 +98,7 @@ impl Outcome {
             self,
             Self::Created(_, Err(KernelError::Store(_)))
                 | Self::Appended(_, Err(KernelError::Store(_)))
+                | Self::Rebuilt(_, Err(KernelError::Store(_)))
         )
     }
 
@@ -92,6 +112,10 @@ impl Outcome {
             Self::Appended(reply, result) => {
                 let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
             }
+            Self::Rebuilt(reply, result) => {
+                let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
+            }
+            Self::Stopped => {}
         }
     }
 }
@@ -128,52 +152,118 @@ impl Writer {
     /// Serves commands until every sender is gone.
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut batch = Vec::with_capacity(self.max_batch);
+        let mut stopping = false;
         while let Some(first) = rx.blocking_recv() {
-            batch.push(first);
+            match first {
+                Command::Stop => break,
+                cmd => batch.push(cmd),
+            }
             while batch.len() < self.max_batch {
                 match rx.try_recv() {
+                    Ok(Command::Stop) => {
+                        stopping = true;
+                        break;
+                    }
                     Ok(cmd) => batch.push(cmd),
                     Err(_) => break,
                 }
             }
             self.commit_batch(&mut batch);
+            if stopping {
+                break;
+            }
         }
         tracing::debug!("writer stopped");
     }
 
     fn commit_batch(&mut self, batch: &mut Vec<Command>) {
         let mut pending_tips = HashMap::new();
-        let (outcomes, fault) = match self.store.begin_write() {
-            Ok(txn) => {
-                let outcomes = match Batch::open(&txn) {
-                    Ok(mut tables) => batch
-                        .drain(..)
-                        .map(|cmd| self.apply(&txn, &mut tables, &mut pending_tips, cmd))
-                        .collect::<Vec<_>>(),
-                    Err(e) => {
-                        let fault = e.to_string();
-                        batch
-                            .drain(..)
-                            .for_each(|cmd| skip(cmd).answer(Some(&fault)));
-                        return;
-                    }
-                };
-                let fault = if outcomes.iter().any(Outcome::failed_on_storage) {
-                    Some("a storage error occurred while writing".to_owned())
-                } else if let Err(e) = self.flush_keys() {
-                    Some(e)
-                } else {
-                    txn.commit().err().map(|e| e.to_string())
-                };
-                (outcomes, fault)
+        let mut appended: Vec<Appended> = Vec::new();
+        let mut rebuilds = Vec::new();
+        let txn = match self.store.begin_write() {
+            Ok(txn) => txn,
+            Err(e) => {
+                let fault = e.to_string();
+                batch
+                    .drain(..)
+                    .for_each(|cmd| skip(cmd).answer(Some(&fault)));
+                return;
             }
-            Err(e) => (batch.drain(..).map(skip).collect(), Some(e.to_string())),
         };
+        let mut outcomes = match Batch::open(&txn) {
+            Ok(mut tables) => {
+                let mut cx = Cx {
+                    tables: &mut tables,
+                    pending: &mut pending_tips,
+                    appended: &mut appended,
+                    position: None,
+                };
+                batch
+                    .drain(..)
+                    .filter_map(|cmd| match cmd {
+                        Command::Rebuild { name, reply } => {
+                            rebuilds.push((name, reply));
+                            None
+                        }
+                        cmd => Some(self.apply(&txn, &mut cx, cmd)),
+                    })
+                    .collect::<Vec<_>>()
+            }
+            Err(e) => {
+                let fault = e.to_string();
+                batch
+                    .drain(..)
+                    .for_each(|cmd| skip(cmd).answer(Some(&fault)));
+                return;
+            }
+        };
+        let mut fault = outcomes
+            .iter()
+            .any(Outcome::failed_on_storage)
+            .then(|| "a storage error occurred while writing".to_owned());
+        let mut txn = Some(txn);
+        if fault.is_none() {
+            match txn.take().map(|t| self.modules.fold(t, &appended)) {
+                Some(Ok(t)) => txn = Some(t),
+                Some(Err(e)) => fault = Some(format!("folding failed: {e}")),
+                None => {}
+            }
+        }
+        for (name, reply) in rebuilds {
+            let result = match txn.take() {
+                Some(t) if fault.is_none() => match self.modules.rebuild(t, &name) {
+                    Ok((t, result)) => {
+                        txn = Some(t);
+                        result.map_err(KernelError::NotFound)
+                    }
+                    Err(e) => {
+                        fault = Some(format!("rebuilding {name} failed: {e}"));
+                        Err(KernelError::Store(e))
+                    }
+                },
+                other => {
+                    txn = other;
+                    Err(KernelError::NotCommitted(
+                        "an earlier write in the batch failed".into(),
+                    ))
+                }
+            };
+            outcomes.push(Outcome::Rebuilt(reply, result));
+        }
+        if fault.is_none() {
+            fault = match self.flush_keys() {
+                Err(e) => Some(e),
+                Ok(()) => txn
+                    .take()
+                    .and_then(|t| t.commit().err().map(|e| e.to_string())),
+            };
+        }
         match &fault {
             None => {
-                let appended = outcomes.iter().filter(|o| o.appended()).count() as u64;
-                self.metrics.committed(outcomes.len() as u64, appended);
+                let count = outcomes.iter().filter(|o| o.appended()).count() as u64;
+                self.metrics.committed(outcomes.len() as u64, count);
                 self.tips.extend(pending_tips);
+                self.modules.committed(&appended, true);
             }
             Some(f) => {
                 tracing::error!(error = %f, batch = outcomes.len(), "batch not committed");
@@ -181,6 +271,7 @@ impl Writer {
                     .failed_commits
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.tips.clear();
+                self.modules.committed(&appended, false);
             }
         }
         for outcome in outcomes {
@@ -196,13 +287,9 @@ impl Writer {
         keys.flush().map_err(|e| e.to_string())
     }
 
-    fn apply(
-        &mut self,
-        txn: &WriteTransaction,
-        tables: &mut Batch<'_>,
-        pending: &mut HashMap<String, (u64, String)>,
-        cmd: Command,
-    ) -> Outcome {
+    fn apply(&mut self, txn: &WriteTransaction, cx: &mut Cx<'_, '_>, cmd: Command) -> Outcome {
+        // Folds get the transaction later; these steps only write tables.
+        let _ = txn;
         match cmd {
             Command::Bootstrap {
                 service,
@@ -210,11 +297,11 @@ impl Writer {
                 public_url,
                 reply,
             } => {
-                let result = self.bootstrap(txn, tables, &service, &admin_token_hash, &public_url);
+                let result = self.bootstrap(cx, &service, &admin_token_hash, &public_url);
                 Outcome::Created(reply, result)
             }
             Command::CreateActor { name, kind, reply } => {
-                let result = self.create_actor(txn, tables, &name, kind, None);
+                let result = self.create_actor(cx, &name, kind, None);
                 Outcome::Created(reply, result)
             }
             Command::Append(append) => {
@@ -225,31 +312,43 @@ impl Writer {
                     public_rank,
                     reply,
                 } = *append;
-                let result =
-                    self.append(txn, tables, pending, &signed, &record, &state, public_rank);
+                let result = self.append(cx, signed, record, &state, public_rank);
                 Outcome::Appended(reply, result)
             }
+            Command::PutArtifact { id, bytes, reply } => {
+                let result = cx
+                    .tables
+                    .put_artifact(&id, &bytes)
+                    .map_err(KernelError::from);
+                Outcome::Appended(reply, result)
+            }
+            Command::Rebuild { reply, .. } => Outcome::Rebuilt(
+                reply,
+                Err(KernelError::NotCommitted(
+                    "rebuilds run after the batch".into(),
+                )),
+            ),
+            Command::Stop => Outcome::Stopped,
         }
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one activity's parts, passed once"
-    )]
     fn append(
         &mut self,
-        txn: &WriteTransaction,
-        tables: &mut Batch<'_>,
-        pending: &mut HashMap<String, (u64, String)>,
-        signed: &Signed,
-        record: &ActivityRecord,
+        cx: &mut Cx<'_, '_>,
+        signed: Signed,
+        record: ActivityRecord,
         state: &ActorState,
         public_rank: Option<u64>,
     ) -> Result<(), KernelError> {
-        let tip = match pending.get(&state.id).or_else(|| self.tips.get(&state.id)) {
+        let tip = match cx
+            .pending
+            .get(&state.id)
+            .or_else(|| self.tips.get(&state.id))
+        {
             Some(tip) => tip.clone(),
             None => {
-                let stored = tables
+                let stored = cx
+                    .tables
                     .actor(&state.id)?
                     .ok_or_else(|| KernelError::NotFound(format!("actor {}", state.id)))?;
                 (stored.tip_seq, stored.tip_id)
@@ -261,50 +360,54 @@ impl Writer {
                 state.username
             )));
         }
-        tables.append(&signed.id, record, public_rank)?;
-        tables.put_actor(state)?;
-        self.modules.fold(txn, signed)?;
-        pending.insert(state.id.clone(), (signed.header.seq, signed.id.clone()));
+        let position = cx.position()?;
+        cx.tables
+            .append(position, &signed.id, &record, public_rank)?;
+        cx.tables.put_actor(state)?;
+        cx.pending
+            .insert(state.id.clone(), (signed.header.seq, signed.id.clone()));
+        cx.appended.push(Appended {
+            position,
+            signed,
+            json: record.json,
+        });
         Ok(())
     }
 
     fn bootstrap(
         &mut self,
-        txn: &WriteTransaction,
-        tables: &mut Batch<'_>,
+        cx: &mut Cx<'_, '_>,
         service: &str,
         admin_token_hash: &[u8; 32],
         public_url: &str,
     ) -> Result<Created, KernelError> {
-        if tables.meta("service_actor")?.is_some() {
+        if cx.tables.meta("service_actor")?.is_some() {
             return Err(KernelError::Conflict(
                 "the node is already initialised".into(),
             ));
         }
-        let created =
-            self.create_actor(txn, tables, service, ActorKind::Service, Some(public_url))?;
-        tables.put_token(admin_token_hash, &Role::Admin)?;
-        tables.put_meta("service_actor", &created.id)?;
-        tables.put_meta("public_url", public_url)?;
+        let created = self.create_actor(cx, service, ActorKind::Service, Some(public_url))?;
+        cx.tables.put_token(admin_token_hash, &Role::Admin)?;
+        cx.tables.put_meta("service_actor", &created.id)?;
+        cx.tables.put_meta("public_url", public_url)?;
         Ok(created)
     }
 
     fn create_actor(
         &mut self,
-        txn: &WriteTransaction,
-        tables: &mut Batch<'_>,
+        cx: &mut Cx<'_, '_>,
         name: &str,
         kind: ActorKind,
         public_url: Option<&str>,
     ) -> Result<Created, KernelError> {
-        if tables.name_taken(name)? {
+        if cx.tables.name_taken(name)? {
             return Err(KernelError::Conflict(format!(
                 "an actor named `{name}` already exists on this node"
             )));
         }
         let base = match public_url {
             Some(url) => url.to_owned(),
-            None => tables.meta("public_url")?.ok_or_else(|| {
+            None => cx.tables.meta("public_url")?.ok_or_else(|| {
                 KernelError::NotFound("the node's public URL (run `weft init`)".into())
             })?,
         };
@@ -353,11 +456,17 @@ impl Writer {
             seq: 1,
             public: true,
         };
-        tables.append(&signed.id, &record, Some(1))?;
-        tables.put_actor(&state)?;
-        tables.put_name(name, &id)?;
-        tables.put_token(&token::hash(&token), &Role::Actor(id.clone()))?;
-        self.modules.fold(txn, &signed)?;
+        let position = cx.position()?;
+        cx.tables.append(position, &signed.id, &record, Some(1))?;
+        cx.tables.put_actor(&state)?;
+        cx.tables.put_name(name, &id)?;
+        cx.tables
+            .put_token(&token::hash(&token), &Role::Actor(id.clone()))?;
+        cx.appended.push(Appended {
+            position,
+            signed,
+            json: json.clone(),
+        });
         Ok(Created {
             id,
             name: name.to_owned(),
@@ -367,11 +476,36 @@ impl Writer {
     }
 }
 
+/// What one batch accumulates while its commands are applied.
+pub(super) struct Cx<'a, 't> {
+    tables: &'a mut Batch<'t>,
+    pending: &'a mut HashMap<String, (u64, String)>,
+    appended: &'a mut Vec<Appended>,
+    position: Option<u64>,
+}
+
+impl Cx<'_, '_> {
+    /// The next global position in the append order.
+    fn position(&mut self) -> Result<u64, KernelError> {
+        let next = match self.position {
+            Some(p) => p,
+            None => self.tables.next_position()?,
+        };
+        self.position = Some(next + 1);
+        Ok(next)
+    }
+}
+
 fn skip(cmd: Command) -> Outcome {
     match cmd {
         Command::Bootstrap { reply, .. } | Command::CreateActor { reply, .. } => {
             Outcome::Created(reply, Err(KernelError::ShuttingDown))
         }
         Command::Append(append) => Outcome::Appended(append.reply, Err(KernelError::ShuttingDown)),
+        Command::PutArtifact { reply, .. } => {
+            Outcome::Appended(reply, Err(KernelError::ShuttingDown))
+        }
+        Command::Rebuild { reply, .. } => Outcome::Rebuilt(reply, Err(KernelError::ShuttingDown)),
+        Command::Stop => Outcome::Stopped,
     }
 }

@@ -26,6 +26,29 @@ pub enum CidError {
     Shape,
 }
 
+/// Prefix of artifact ids: CIDv1, codec raw (0x55), BLAKE3-256.
+const ARTIFACT_PREFIX: [u8; 4] = [0x01, 0x55, 0x1e, 0x20];
+
+/// The content address of an artifact (a WASM component): CIDv1 with the
+/// raw codec and a BLAKE3-256 multihash, base32.
+pub fn artifact_id(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(36);
+    out.extend_from_slice(&ARTIFACT_PREFIX);
+    out.extend_from_slice(blake3::hash(bytes).as_bytes());
+    format!("b{}", BASE32_NOPAD.encode(&out).to_ascii_lowercase())
+}
+
+/// Whether `text` has the shape of an artifact id.
+pub fn is_artifact_id(text: &str) -> bool {
+    text.strip_prefix('b')
+        .and_then(|b| BASE32_NOPAD.decode(b.to_ascii_uppercase().as_bytes()).ok())
+        .is_some_and(|b| {
+            b.len() == 36
+                && b[..4] == ARTIFACT_PREFIX
+                && text.bytes().all(|c| !c.is_ascii_uppercase())
+        })
+}
+
 /// The id of the activity whose canonical bytes are `canonical`.
 pub fn activity_id(canonical: &[u8]) -> String {
     from_digest(blake3::hash(canonical).as_bytes())

@@ -16,3 +16,16 @@ pub const NAMES: TableDefinition<&str, &str> = TableDefinition::new("names");
 pub const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tokens");
 /// Node-wide settings fixed at `weft init`.
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// Global append order: position → activity id. Folding and rebuilding
+/// follow it, so a rebuild sees activities in the order the node did.
+pub const ORDER: TableDefinition<u64, &str> = TableDefinition::new("order");
+/// Artifact id → the artifact's bytes (WASM components), content-addressed.
+pub const ARTIFACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("artifacts");
+/// Verb or projection name → postcard [`super::ModuleRecord`] with its history.
+pub const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
+/// (projection, key) → value: each projection's private key-value store.
+pub const PROJECTION_KV: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("projection_kv");
+/// Projection name → postcard [`super::ProjectionStatus`].
+pub const PROJECTION_STATUS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("projection_status");

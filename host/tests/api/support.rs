@@ -315,8 +315,16 @@ impl TestNode {
 fn config(addr: SocketAddr) -> Config {
     Config {
         listen: addr,
+        module_cache: Some(shared_module_cache()),
         ..Config::default()
     }
+}
+
+/// One compiled-module cache for every test node, so the genesis bundle is
+/// compiled once per test run rather than once per node. Entries are keyed
+/// by artifact id and engine, so sharing is safe.
+pub fn shared_module_cache() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("weft-module-cache")
 }
 
 /// A handle on a node's API that spawned tasks can own.

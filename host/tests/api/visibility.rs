@@ -161,7 +161,7 @@ async fn every_spelling_of_public_makes_an_activity_public() -> anyhow::Result<(
         json!({"type": "Create", "object": {"type": "Note", "content": "3"}, "cc": [PUBLIC]}),
         json!({"type": "Create", "object": {"type": "Note", "content": "4"}, "to": ["as:Public"]}),
         json!({"type": "Create", "object": {"type": "Note", "content": "5"}, "to": "Public"}),
-        json!({"type": "Like", "object": "http://127.0.0.1:9/x", "to": [format!("{alice}/followers"), PUBLIC]}),
+        json!({"type": "Endorse", "kind": "like", "object": "http://127.0.0.1:9/x", "to": [format!("{alice}/followers"), PUBLIC]}),
     ];
     let private = [
         json!({"type": "Create", "object": {"type": "Note", "content": "6"}, "to": []}),

@@ -1,0 +1,558 @@
+//! The registry of verbs and projections (DESIGN §5): which module
+//! interprets which verb, which projections fold the log, and their
+//! histories. Implements the kernel's [`Modules`] seam over the runtime.
+//!
+//! Definitions are activities (`DefineActivity`, `DefineProjection`) and
+//! take effect in the transaction that appends them; the registry's memory
+//! is rebuilt from the `modules` table whenever a batch does not commit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use redb::{ReadableTable, WriteTransaction};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use super::modules::{Appended, Modules, Rejection};
+use crate::identity::Lifecycle;
+use crate::model::Signed;
+use crate::runtime::{ProjectionModule, QueryError, Runtime, RuntimeError, VerbModule};
+use crate::store::tables::{
+    ACTIVITIES, ARTIFACTS, MODULES, ORDER, PROJECTION_KV, PROJECTION_STATUS,
+};
+use crate::store::{
+    ActivityRecord, FoldError, ModuleKind, ModuleRecord, ModuleVersion, ProjectionStatus, Store,
+    StoreError,
+};
+
+/// Activity types the kernel interprets itself.
+pub const DEFINE_ACTIVITY: &str = "DefineActivity";
+pub const DEFINE_PROJECTION: &str = "DefineProjection";
+
+/// Whether the kernel, not a module, interprets `signed`.
+pub fn kernel_native(signed: &Signed) -> bool {
+    !matches!(Lifecycle::of(&signed.json), Lifecycle::Other)
+        || matches!(
+            signed.header.kind.as_str(),
+            DEFINE_ACTIVITY | DEFINE_PROJECTION
+        )
+}
+
+/// Verb and projection names: a letter, then up to 63 of letters, digits, `_` and `-`.
+pub fn check_module_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= 64
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !ok {
+        return Err(format!(
+            "`{name}` is not a valid module name: a letter, then up to 63 of letters, digits, `_` and `-`"
+        ));
+    }
+    if matches!(
+        name,
+        "Person" | "Service" | "Group" | "Move" | DEFINE_ACTIVITY | DEFINE_PROJECTION
+    ) {
+        return Err(format!(
+            "`{name}` is interpreted by the kernel and cannot be redefined"
+        ));
+    }
+    Ok(())
+}
+
+/// A committed activity a local actor may react to.
+#[derive(Debug, Clone)]
+pub struct Reaction {
+    pub signed: Signed,
+    pub json: String,
+}
+
+/// The active modules.
+pub struct Registry {
+    runtime: Arc<Runtime>,
+    store: Arc<Store>,
+    verbs: RwLock<HashMap<String, Arc<VerbModule>>>,
+    projections: RwLock<BTreeMap<String, Arc<ProjectionModule>>>,
+    reactions: Mutex<Option<mpsc::UnboundedSender<Reaction>>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Loads every module's current version from the database.
+    pub fn load(runtime: Arc<Runtime>, store: Arc<Store>) -> Result<Self, StoreError> {
+        let registry = Self {
+            runtime,
+            store,
+            verbs: RwLock::new(HashMap::new()),
+            projections: RwLock::new(BTreeMap::new()),
+            reactions: Mutex::new(None),
+        };
+        registry.reload()?;
+        Ok(registry)
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Sends committed activities that local actors may react to.
+    pub fn set_reactions(&self, tx: mpsc::UnboundedSender<Reaction>) {
+        if let Ok(mut slot) = self.reactions.lock() {
+            *slot = Some(tx);
+        }
+    }
+
+    /// Rebuilds the in-memory registry from the `modules` table.
+    fn reload(&self) -> Result<(), StoreError> {
+        let reader = self.store.read()?;
+        let mut verbs = HashMap::new();
+        let mut projections = BTreeMap::new();
+        for record in reader.modules()? {
+            let Some(current) = record.versions.last() else {
+                continue;
+            };
+            let Some(bytes) = reader.artifact(&current.artifact)? else {
+                continue;
+            };
+            match self.activate(record.kind, &record.name, &current.artifact, &bytes) {
+                Ok(Active::Verb(m)) => {
+                    verbs.insert(record.name.clone(), m);
+                }
+                Ok(Active::Projection(m)) => {
+                    projections.insert(record.name.clone(), m);
+                }
+                Err(e) => {
+                    tracing::error!(module = %record.name, error = %e, "cannot load a module")
+                }
+            }
+        }
+        if let (Ok(mut v), Ok(mut p)) = (self.verbs.write(), self.projections.write()) {
+            *v = verbs;
+            *p = projections;
+        }
+        Ok(())
+    }
+
+    fn activate(
+        &self,
+        kind: ModuleKind,
+        name: &str,
+        artifact: &str,
+        bytes: &[u8],
+    ) -> Result<Active, RuntimeError> {
+        let component = self.runtime.compile(kind, artifact, bytes)?;
+        Ok(match kind {
+            ModuleKind::Verb => Active::Verb(Arc::new(VerbModule::new(
+                self.runtime.clone(),
+                name,
+                artifact,
+                &component,
+            )?)),
+            ModuleKind::Projection => Active::Projection(Arc::new(ProjectionModule::new(
+                self.runtime.clone(),
+                name,
+                artifact,
+                &component,
+            )?)),
+        })
+    }
+
+    /// Compiles an artifact as `kind` without activating it: the check a
+    /// Define activity must pass before it is published.
+    pub fn check_artifact(&self, kind: ModuleKind, artifact: &str) -> Result<(), String> {
+        let bytes = self
+            .store
+            .read()
+            .and_then(|r| r.artifact(artifact))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!("no artifact {artifact} on this node; upload it with POST /artifacts first")
+            })?;
+        self.runtime
+            .compile(kind, artifact, &bytes)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn verb(&self, name: &str) -> Option<Arc<VerbModule>> {
+        self.verbs.read().ok()?.get(name).cloned()
+    }
+
+    pub fn projection(&self, name: &str) -> Option<Arc<ProjectionModule>> {
+        self.projections.read().ok()?.get(name).cloned()
+    }
+
+    /// Serves `GET /projections/{name}/{path}`.
+    pub fn query(
+        &self,
+        name: &str,
+        path: &str,
+        params: &[(String, String)],
+    ) -> Result<Result<String, QueryError>, QueryFault> {
+        let module = self.projection(name).ok_or(QueryFault::Unknown)?;
+        let snapshot = self
+            .store
+            .begin_read()
+            .map_err(|e| QueryFault::Store(e.to_string()))?;
+        module
+            .query(snapshot, path, params)
+            .map_err(QueryFault::Runtime)
+    }
+
+    /// Folds one activity into one projection, applying its writes and
+    /// recording the outcome on `status`.
+    fn fold_one(
+        &self,
+        txn: WriteTransaction,
+        module: &ProjectionModule,
+        appended: &Appended,
+        status: &mut ProjectionStatus,
+    ) -> Result<WriteTransaction, StoreError> {
+        let (txn, outcome) = module.fold(txn, &appended.signed, &appended.json);
+        status.position = appended.position;
+        status.last_activity = Some(appended.signed.id.clone());
+        let failure = match outcome {
+            Ok(Ok(writes)) => {
+                let mut table = txn.open_table(PROJECTION_KV)?;
+                for (key, value) in &writes {
+                    match value {
+                        Some(v) => {
+                            table.insert((module.name.as_str(), key.as_str()), v.as_str())?
+                        }
+                        None => table.remove((module.name.as_str(), key.as_str()))?,
+                    };
+                }
+                status.folded += 1;
+                None
+            }
+            Ok(Err(message)) => Some(message),
+            Err(fault) => Some(fault.to_string()),
+        };
+        if let Some(message) = failure {
+            tracing::warn!(projection = %module.name, activity = %appended.signed.id, %message, "fold failed");
+            status.failed += 1;
+            status.errors.push(FoldError {
+                position: appended.position,
+                activity: appended.signed.id.clone(),
+                message,
+            });
+            if status.errors.len() > 20 {
+                status.errors.remove(0);
+            }
+        }
+        Ok(txn)
+    }
+
+    /// Records a Define activity in the `modules` table and activates it.
+    /// Returns the name of a projection that must be rebuilt.
+    fn define(
+        &self,
+        txn: &WriteTransaction,
+        appended: &Appended,
+    ) -> Result<Option<String>, StoreError> {
+        let json = &appended.signed.json;
+        let kind = match appended.signed.header.kind.as_str() {
+            DEFINE_ACTIVITY => ModuleKind::Verb,
+            DEFINE_PROJECTION => ModuleKind::Projection,
+            _ => return Ok(None),
+        };
+        let (Some(name), Some(artifact)) = (
+            json.get("name").and_then(Value::as_str),
+            json.get("module").and_then(Value::as_str),
+        ) else {
+            return Ok(None);
+        };
+        let bytes = match txn.open_table(ARTIFACTS)?.get(artifact)? {
+            Some(b) => b.value().to_vec(),
+            None => return Ok(None),
+        };
+        let mut modules = txn.open_table(MODULES)?;
+        let mut record = match modules.get(name)? {
+            Some(v) => postcard::from_bytes(v.value())?,
+            None => ModuleRecord {
+                name: name.to_owned(),
+                kind,
+                versions: Vec::new(),
+            },
+        };
+        let metadata: Map<String, Value> = json
+            .iter()
+            .filter(|(k, _)| {
+                matches!(
+                    k.as_str(),
+                    "description" | "wit" | "language" | "fuel" | "memory"
+                )
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        record.kind = kind;
+        record.versions.push(ModuleVersion {
+            version: record.versions.len() as u32 + 1,
+            artifact: artifact.to_owned(),
+            defined_by: appended.signed.id.clone(),
+            defined_at: appended.signed.header.published.clone(),
+            metadata: Value::Object(metadata).to_string(),
+        });
+        modules.insert(name, postcard::to_stdvec(&record)?.as_slice())?;
+        drop(modules);
+        match self.activate(kind, name, artifact, &bytes) {
+            Ok(Active::Verb(m)) => {
+                if let Ok(mut verbs) = self.verbs.write() {
+                    verbs.insert(name.to_owned(), m);
+                }
+                Ok(None)
+            }
+            Ok(Active::Projection(m)) => {
+                if let Ok(mut projections) = self.projections.write() {
+                    projections.insert(name.to_owned(), m);
+                }
+                Ok(Some(name.to_owned()))
+            }
+            Err(e) => {
+                tracing::error!(module = name, error = %e, "a defined module cannot be activated");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Clears projection `name` and folds the log into it up to and
+    /// including global position `until`, in order.
+    fn refold(
+        &self,
+        mut txn: WriteTransaction,
+        name: &str,
+        until: u64,
+    ) -> Result<(WriteTransaction, Result<u64, String>), StoreError> {
+        let Some(module) = self.projection(name) else {
+            return Ok((txn, Err(format!("projection `{name}`"))));
+        };
+        {
+            let mut kv = txn.open_table(PROJECTION_KV)?;
+            let keys: Vec<String> = kv
+                .range((name, "")..)?
+                .map_while(|e| {
+                    e.ok()
+                        .filter(|(k, _)| k.value().0 == name)
+                        .map(|(k, _)| k.value().1.to_owned())
+                })
+                .collect();
+            for key in keys {
+                kv.remove((name, key.as_str()))?;
+            }
+        }
+        let mut status = ProjectionStatus::default();
+        let mut position = 1;
+        let mut folded = 0;
+        loop {
+            let chunk: Vec<(u64, String)> = {
+                let order = txn.open_table(ORDER)?;
+                order
+                    .range(position..=until)?
+                    .take(512)
+                    .map(|e| e.map(|(k, v)| (k.value(), v.value().to_owned())))
+                    .collect::<Result<_, _>>()?
+            };
+            let Some(last) = chunk.last().map(|(p, _)| *p) else {
+                break;
+            };
+            for (position, id) in chunk {
+                let record: Option<ActivityRecord> = {
+                    let activities = txn.open_table(ACTIVITIES)?;
+                    activities
+                        .get(id.as_str())?
+                        .map(|v| postcard::from_bytes(v.value()))
+                        .transpose()?
+                };
+                let Some(record) = record else { continue };
+                let Ok(value) = serde_json::from_str(&record.json) else {
+                    continue;
+                };
+                let Ok(signed) = Signed::parse(value) else {
+                    continue;
+                };
+                let appended = Appended {
+                    position,
+                    signed,
+                    json: record.json,
+                };
+                txn = self.fold_one(txn, &module, &appended, &mut status)?;
+                folded += 1;
+            }
+            position = last + 1;
+        }
+        txn.open_table(PROJECTION_STATUS)?
+            .insert(name, postcard::to_stdvec(&status)?.as_slice())?;
+        Ok((txn, Ok(folded)))
+    }
+
+    /// The registry as JSON: every verb and projection with its versions.
+    pub fn describe(&self) -> Result<Value, StoreError> {
+        let reader = self.store.read()?;
+        let mut verbs = Vec::new();
+        let mut projections = Vec::new();
+        for record in reader.modules()? {
+            let versions: Vec<Value> = record
+                .versions
+                .iter()
+                .map(|v| {
+                    let mut entry = json!({
+                        "version": v.version,
+                        "module": v.artifact,
+                        "definedBy": v.defined_by,
+                        "defined": v.defined_at,
+                    });
+                    if let Ok(Value::Object(meta)) = serde_json::from_str::<Value>(&v.metadata) {
+                        for (k, val) in meta {
+                            entry[k] = val;
+                        }
+                    }
+                    entry
+                })
+                .collect();
+            let mut entry = versions.last().cloned().unwrap_or_else(|| json!({}));
+            entry["name"] = record.name.clone().into();
+            entry["active"] = match record.kind {
+                ModuleKind::Verb => self.verb(&record.name).is_some(),
+                ModuleKind::Projection => self.projection(&record.name).is_some(),
+            }
+            .into();
+            entry["history"] = Value::Array(versions);
+            match record.kind {
+                ModuleKind::Verb => verbs.push(entry),
+                ModuleKind::Projection => projections.push(entry),
+            }
+        }
+        Ok(json!({"verbs": verbs, "projections": projections}))
+    }
+}
+
+enum Active {
+    Verb(Arc<VerbModule>),
+    Projection(Arc<ProjectionModule>),
+}
+
+/// Why a query could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryFault {
+    #[error("no such projection")]
+    Unknown,
+    #[error("{0}")]
+    Runtime(RuntimeError),
+    #[error("storage: {0}")]
+    Store(String),
+}
+
+impl Modules for Registry {
+    fn validate(&self, activity: &Signed) -> Result<(), Rejection> {
+        if kernel_native(activity) {
+            return Ok(());
+        }
+        let verb = activity.verb();
+        let module = self.verb(verb).ok_or_else(|| {
+            Rejection::new(verb, format!("no verb `{verb}` is registered on this node; define it with `weft module add verb {verb} FILE.wasm`"))
+        })?;
+        let snapshot = self
+            .store
+            .begin_read()
+            .map_err(|e| Rejection::new(verb, e.to_string()))?;
+        match module.validate(activity, &activity.to_json_string(), snapshot) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(Rejection::new(verb, message)),
+            Err(fault) => Err(Rejection {
+                verb: verb.to_owned(),
+                transient: fault.is_transient(),
+                message: fault.to_string(),
+            }),
+        }
+    }
+
+    fn fold(
+        &self,
+        mut txn: WriteTransaction,
+        appended: &[Appended],
+    ) -> Result<WriteTransaction, StoreError> {
+        let mut statuses: BTreeMap<String, ProjectionStatus> = BTreeMap::new();
+        for item in appended {
+            // A new (version of a) projection starts from the whole log,
+            // this activity included; every other projection folds it as usual.
+            let rebuilt = self.define(&txn, item)?;
+            if let Some(name) = &rebuilt {
+                let (t, _) = self.refold(txn, name, item.position)?;
+                txn = t;
+                statuses.remove(name);
+            }
+            let projections: Vec<Arc<ProjectionModule>> = self
+                .projections
+                .read()
+                .map(|p| p.values().cloned().collect())
+                .unwrap_or_default();
+            for module in projections
+                .into_iter()
+                .filter(|m| Some(&m.name) != rebuilt.as_ref())
+            {
+                let status = match statuses.get_mut(&module.name) {
+                    Some(s) => s,
+                    None => {
+                        let stored = {
+                            let table = txn.open_table(PROJECTION_STATUS)?;
+                            table
+                                .get(module.name.as_str())?
+                                .map(|v| postcard::from_bytes(v.value()))
+                                .transpose()?
+                        };
+                        statuses
+                            .entry(module.name.clone())
+                            .or_insert(stored.unwrap_or_default())
+                    }
+                };
+                txn = self.fold_one(txn, &module, item, status)?;
+            }
+        }
+        {
+            let mut table = txn.open_table(PROJECTION_STATUS)?;
+            for (name, status) in &statuses {
+                table.insert(name.as_str(), postcard::to_stdvec(status)?.as_slice())?;
+            }
+        }
+        Ok(txn)
+    }
+
+    fn committed(&self, appended: &[Appended], ok: bool) {
+        if !ok {
+            if let Err(e) = self.reload() {
+                tracing::error!(error = %e, "cannot reload the registry");
+            }
+            return;
+        }
+        let Ok(slot) = self.reactions.lock() else {
+            return;
+        };
+        if let Some(tx) = slot.as_ref() {
+            for item in appended.iter().filter(|a| !kernel_native(&a.signed)) {
+                let _ = tx.send(Reaction {
+                    signed: item.signed.clone(),
+                    json: item.json.clone(),
+                });
+            }
+        }
+    }
+
+    fn rebuild(
+        &self,
+        txn: WriteTransaction,
+        name: &str,
+    ) -> Result<(WriteTransaction, Result<u64, String>), StoreError> {
+        let until = txn
+            .open_table(ORDER)?
+            .last()?
+            .map(|(k, _)| k.value())
+            .unwrap_or(0);
+        self.refold(txn, name, until)
+    }
+}

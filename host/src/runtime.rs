@@ -1,0 +1,601 @@
+//! The WASM runtime (DESIGN §5): compiles components, checks they import
+//! nothing outside the contract, caches compiled code on disk, and runs
+//! verbs and projections under fuel, a wall-clock deadline and a memory cap.
+//!
+//! It knows how to call a module, not which modules exist or when to call
+//! them: that is the kernel's registry.
+
+mod bindings;
+mod cache;
+pub mod host;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redb::{ReadTransaction, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store, StoreLimitsBuilder};
+
+use crate::model::Signed;
+use crate::store::ModuleKind;
+use bindings::{projection, verb};
+use host::{HostState, Kv, Source};
+
+pub use bindings::projection::weft::module::types::QueryError;
+pub use bindings::verb::weft::module::types::Intent;
+
+/// How much a module may use per call. Configured in `weft.toml` under
+/// `[runtime]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Fuel (roughly, WebAssembly instructions) per call. Running out is a
+    /// deterministic rejection.
+    pub fuel_per_call: u64,
+    /// Wall-clock backstop per call, in milliseconds; hitting it is a
+    /// transient failure.
+    pub deadline_ms: u64,
+    /// Linear memory per instance, in bytes.
+    pub memory_bytes: usize,
+    /// Largest artifact accepted, in bytes.
+    pub max_artifact_bytes: usize,
+    /// Most bytes one fold may write.
+    pub max_write_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            fuel_per_call: 200_000_000,
+            deadline_ms: 5_000,
+            memory_bytes: 64 << 20,
+            max_artifact_bytes: 64 << 20,
+            max_write_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Why a module cannot be used, or a call did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("the artifact is {size} bytes, over the node's limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("not a usable WebAssembly component: {0}")]
+    Invalid(String),
+    #[error(
+        "the component imports `{0}`, which is outside the weft:module contract (modules get no WASI, clock, randomness or I/O)"
+    )]
+    ForbiddenImport(String),
+    #[error("the component does not export `{0}`, which a {1} must")]
+    MissingExport(String, &'static str),
+    #[error("module `{module}` ran out of fuel ({fuel} units); the activity is rejected")]
+    OutOfFuel { module: String, fuel: u64 },
+    #[error("module `{module}` hit the wall-clock deadline of {ms} ms (transient; retry)")]
+    Deadline { module: String, ms: u64 },
+    #[error("module `{module}` trapped: {message}")]
+    Trap { module: String, message: String },
+    #[error("compiled-module cache: {0}")]
+    Cache(String),
+}
+
+impl RuntimeError {
+    /// Whether retrying the same call could succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Deadline { .. } | Self::Cache(_))
+    }
+}
+
+/// The engine, its linkers and the epoch ticker.
+pub struct Runtime {
+    engine: Engine,
+    verb_linker: Linker<HostState>,
+    projection_linker: Linker<HostState>,
+    cache: cache::Cache,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How often the epoch advances; deadlines are counted in these.
+const TICK: Duration = Duration::from_millis(10);
+
+impl Runtime {
+    /// A runtime caching compiled code in `cache_dir`.
+    pub fn new(limits: Limits, cache_dir: PathBuf) -> Result<Self, RuntimeError> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.consume_fuel(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let mut verb_linker = Linker::new(&engine);
+        verb::Verb::add_to_linker::<_, HasSelf<_>>(&mut verb_linker, |s| s)
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let mut projection_linker = Linker::new(&engine);
+        projection::Projection::add_to_linker::<_, HasSelf<_>>(&mut projection_linker, |s| s)
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, ticker_stop) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("weft-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| RuntimeError::Cache(format!("cannot start the epoch thread: {e}")))?;
+        let cache = cache::Cache::new(cache_dir, &engine);
+        Ok(Self {
+            engine,
+            verb_linker,
+            projection_linker,
+            cache,
+            limits,
+            stop,
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Compiles (or loads from the cache) the artifact `id` and checks it
+    /// against the contract for `kind`.
+    pub fn compile(
+        &self,
+        kind: ModuleKind,
+        id: &str,
+        bytes: &[u8],
+    ) -> Result<Component, RuntimeError> {
+        if bytes.len() > self.limits.max_artifact_bytes {
+            return Err(RuntimeError::TooLarge {
+                size: bytes.len(),
+                limit: self.limits.max_artifact_bytes,
+            });
+        }
+        let component = match self.cache.load(&self.engine, id) {
+            Some(component) => component,
+            None => {
+                if bytes.starts_with(b"\0asm\x01\0\0\0") {
+                    return Err(RuntimeError::Invalid(
+                        "this is a core WebAssembly module; make it a component (e.g. `wasm-tools component new`)".into(),
+                    ));
+                }
+                let component = Component::new(&self.engine, bytes)
+                    .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+                self.check_contract(kind, &component)?;
+                self.cache.store(id, &component);
+                component
+            }
+        };
+        self.check_contract(kind, &component)?;
+        Ok(component)
+    }
+
+    /// Checks that `bytes` is a WebAssembly component this engine can
+    /// compile (what `POST /artifacts` accepts), caching the result. The
+    /// contract for a verb or projection is checked when it is defined.
+    pub fn check_component(&self, id: &str, bytes: &[u8]) -> Result<(), RuntimeError> {
+        if bytes.len() > self.limits.max_artifact_bytes {
+            return Err(RuntimeError::TooLarge {
+                size: bytes.len(),
+                limit: self.limits.max_artifact_bytes,
+            });
+        }
+        if self.cache.load(&self.engine, id).is_some() {
+            return Ok(());
+        }
+        if bytes.starts_with(b"\0asm\x01\0\0\0") {
+            return Err(RuntimeError::Invalid(
+                "this is a core WebAssembly module; make it a component (e.g. `wasm-tools component new`)".into(),
+            ));
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+        self.cache.store(id, &component);
+        Ok(())
+    }
+
+    fn check_contract(&self, kind: ModuleKind, component: &Component) -> Result<(), RuntimeError> {
+        let ty = component.component_type();
+        let allowed: &[&str] = match kind {
+            ModuleKind::Verb => &["weft:module/types@0.1.0", "weft:module/log@0.1.0"],
+            ModuleKind::Projection => &[
+                "weft:module/types@0.1.0",
+                "weft:module/log@0.1.0",
+                "weft:module/kv@0.1.0",
+            ],
+        };
+        for (name, _) in ty.imports(&self.engine) {
+            if !allowed.contains(&name) {
+                return Err(RuntimeError::ForbiddenImport(name.to_owned()));
+            }
+        }
+        let required: &[&str] = match kind {
+            ModuleKind::Verb => &["validate", "react"],
+            ModuleKind::Projection => &["fold", "query"],
+        };
+        for export in required {
+            if ty.get_export(&self.engine, export).is_none() {
+                return Err(RuntimeError::MissingExport(
+                    (*export).to_owned(),
+                    kind.as_str(),
+                ));
+            }
+        }
+        let linker = match kind {
+            ModuleKind::Verb => &self.verb_linker,
+            ModuleKind::Projection => &self.projection_linker,
+        };
+        linker
+            .instantiate_pre(component)
+            .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+        Ok(())
+    }
+
+    fn new_store(&self, projection: &str) -> Store<HostState> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .trap_on_grow_failure(true)
+            // A component holds a few core instances (its module plus
+            // wit-component's shims); anything beyond is not a module of ours.
+            .instances(16)
+            .tables(16)
+            .memories(4)
+            .build();
+        let state = HostState {
+            limits,
+            source: Source::None,
+            kv: Kv {
+                projection: projection.to_owned(),
+                ..Kv::default()
+            },
+            max_write_bytes: self.limits.max_write_bytes,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store
+    }
+
+    fn arm(&self, store: &mut Store<HostState>) -> Result<(), RuntimeError> {
+        store
+            .set_fuel(self.limits.fuel_per_call)
+            .map_err(|e| RuntimeError::Cache(e.to_string()))?;
+        store.set_epoch_deadline(
+            self.limits
+                .deadline_ms
+                .div_ceil(TICK.as_millis() as u64)
+                .max(1),
+        );
+        Ok(())
+    }
+
+    fn fault(&self, module: &str, error: &wasmtime::Error) -> RuntimeError {
+        match error.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::OutOfFuel) => RuntimeError::OutOfFuel {
+                module: module.to_owned(),
+                fuel: self.limits.fuel_per_call,
+            },
+            Some(wasmtime::Trap::Interrupt) => RuntimeError::Deadline {
+                module: module.to_owned(),
+                ms: self.limits.deadline_ms,
+            },
+            _ => RuntimeError::Trap {
+                module: module.to_owned(),
+                message: format!("{error:#}"),
+            },
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The activity as the WIT carries it.
+fn wit_activity<A>(signed: &Signed, json: &str, make: impl FnOnce(WitActivity) -> A) -> A {
+    make(WitActivity {
+        id: signed.id.clone(),
+        kind: signed.header.kind.clone(),
+        verb: signed.verb().to_owned(),
+        actor: signed.header.actor.clone(),
+        seq: signed.header.seq,
+        published: signed.header.published.clone(),
+        json: json.to_owned(),
+        backfilled: false,
+    })
+}
+
+/// Fields shared by both worlds' `activity` records.
+struct WitActivity {
+    id: String,
+    kind: String,
+    verb: String,
+    actor: String,
+    seq: u64,
+    published: String,
+    json: String,
+    backfilled: bool,
+}
+
+macro_rules! to_record {
+    ($path:path, $a:expr) => {{
+        let a = $a;
+        $path {
+            id: a.id,
+            kind: a.kind,
+            verb: a.verb,
+            actor: a.actor,
+            seq: a.seq,
+            published: a.published,
+            json: a.json,
+            backfilled: a.backfilled,
+        }
+    }};
+}
+
+/// A warm instance and its store.
+struct Warm<B> {
+    store: Store<HostState>,
+    bindings: B,
+}
+
+/// A verb ready to run: a pool of warm instances, used from any thread.
+pub struct VerbModule {
+    pub name: String,
+    pub artifact: String,
+    runtime: Arc<Runtime>,
+    pre: verb::VerbPre<HostState>,
+    pool: Mutex<Vec<Warm<verb::Verb>>>,
+}
+
+impl std::fmt::Debug for VerbModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerbModule")
+            .field("name", &self.name)
+            .field("artifact", &self.artifact)
+            .finish()
+    }
+}
+
+impl VerbModule {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        name: &str,
+        artifact: &str,
+        component: &Component,
+    ) -> Result<Self, RuntimeError> {
+        let pre = runtime
+            .verb_linker
+            .instantiate_pre(component)
+            .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+        let pre = verb::VerbPre::new(pre).map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+        Ok(Self {
+            name: name.to_owned(),
+            artifact: artifact.to_owned(),
+            runtime,
+            pre,
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn take(&self) -> Result<Warm<verb::Verb>, RuntimeError> {
+        if let Some(warm) = self.pool.lock().ok().and_then(|mut p| p.pop()) {
+            return Ok(warm);
+        }
+        let mut store = self.runtime.new_store("");
+        self.runtime.arm(&mut store)?;
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.runtime.fault(&self.name, &e))?;
+        Ok(Warm { store, bindings })
+    }
+
+    fn give_back(&self, warm: Warm<verb::Verb>) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.push(warm);
+        }
+    }
+
+    /// Is the activity allowed? `Ok(Err(message))` is the verb's refusal.
+    pub fn validate(
+        &self,
+        signed: &Signed,
+        json: &str,
+        snapshot: ReadTransaction,
+    ) -> Result<Result<(), String>, RuntimeError> {
+        let mut warm = self.take()?;
+        self.runtime.arm(&mut warm.store)?;
+        warm.store.data_mut().source = Source::Read(snapshot);
+        let activity = wit_activity(signed, json, |a| {
+            to_record!(verb::weft::module::types::Activity, a)
+        });
+        let result = warm.bindings.call_validate(&mut warm.store, &activity);
+        warm.store.data_mut().source = Source::None;
+        match result {
+            Ok(answer) => {
+                self.give_back(warm);
+                Ok(answer.map_err(|r| r.message))
+            }
+            // A trapped instance is discarded, never reused.
+            Err(e) => Err(self.runtime.fault(&self.name, &e)),
+        }
+    }
+
+    /// What `recipient` (a local actor) does about the activity.
+    pub fn react(
+        &self,
+        signed: &Signed,
+        json: &str,
+        recipient: &str,
+        snapshot: ReadTransaction,
+    ) -> Result<Vec<Intent>, RuntimeError> {
+        let mut warm = self.take()?;
+        self.runtime.arm(&mut warm.store)?;
+        warm.store.data_mut().source = Source::Read(snapshot);
+        let activity = wit_activity(signed, json, |a| {
+            to_record!(verb::weft::module::types::Activity, a)
+        });
+        let context = verb::weft::module::types::Context {
+            recipient: recipient.to_owned(),
+        };
+        let result = warm
+            .bindings
+            .call_react(&mut warm.store, &activity, &context);
+        warm.store.data_mut().source = Source::None;
+        match result {
+            Ok(intents) => {
+                self.give_back(warm);
+                Ok(intents)
+            }
+            Err(e) => Err(self.runtime.fault(&self.name, &e)),
+        }
+    }
+}
+
+/// A projection ready to run: one warm instance, used by the writer.
+pub struct ProjectionModule {
+    pub name: String,
+    pub artifact: String,
+    runtime: Arc<Runtime>,
+    pre: projection::ProjectionPre<HostState>,
+    warm: Mutex<Option<Warm<projection::Projection>>>,
+}
+
+impl std::fmt::Debug for ProjectionModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionModule")
+            .field("name", &self.name)
+            .field("artifact", &self.artifact)
+            .finish()
+    }
+}
+
+/// A fold's writes, to apply if the caller keeps them.
+pub type Writes = std::collections::BTreeMap<String, Option<String>>;
+
+impl ProjectionModule {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        name: &str,
+        artifact: &str,
+        component: &Component,
+    ) -> Result<Self, RuntimeError> {
+        let pre = runtime
+            .projection_linker
+            .instantiate_pre(component)
+            .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+        let pre = projection::ProjectionPre::new(pre)
+            .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+        Ok(Self {
+            name: name.to_owned(),
+            artifact: artifact.to_owned(),
+            runtime,
+            pre,
+            warm: Mutex::new(None),
+        })
+    }
+
+    fn take(&self) -> Result<Warm<projection::Projection>, RuntimeError> {
+        if let Some(warm) = self.warm.lock().ok().and_then(|mut w| w.take()) {
+            return Ok(warm);
+        }
+        let mut store = self.runtime.new_store(&self.name);
+        self.runtime.arm(&mut store)?;
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.runtime.fault(&self.name, &e))?;
+        Ok(Warm { store, bindings })
+    }
+
+    fn give_back(&self, warm: Warm<projection::Projection>) {
+        if let Ok(mut slot) = self.warm.lock() {
+            *slot = Some(warm);
+        }
+    }
+
+    /// Folds one activity, reading through `txn`. Returns the transaction
+    /// and, if the fold succeeded, its buffered writes; `Ok(Err(_))` is the
+    /// projection's own failure.
+    pub fn fold(
+        &self,
+        txn: WriteTransaction,
+        signed: &Signed,
+        json: &str,
+    ) -> (
+        WriteTransaction,
+        Result<Result<Writes, String>, RuntimeError>,
+    ) {
+        let mut warm = match self.take() {
+            Ok(warm) => warm,
+            Err(e) => return (txn, Err(e)),
+        };
+        if let Err(e) = self.runtime.arm(&mut warm.store) {
+            return (txn, Err(e));
+        }
+        let data = warm.store.data_mut();
+        data.source = Source::Write(Box::new(txn));
+        data.kv.writable = true;
+        data.kv.buffer.clear();
+        data.kv.buffered_bytes = 0;
+        let activity = wit_activity(signed, json, |a| {
+            to_record!(projection::weft::module::types::Activity, a)
+        });
+        let result = warm.bindings.call_fold(&mut warm.store, &activity);
+        let data = warm.store.data_mut();
+        let Source::Write(txn) = std::mem::take(&mut data.source) else {
+            unreachable!("the fold's source is the write transaction put there above")
+        };
+        let txn = *txn;
+        let writes = std::mem::take(&mut data.kv.buffer);
+        match result {
+            Ok(Ok(())) => {
+                self.give_back(warm);
+                (txn, Ok(Ok(writes)))
+            }
+            Ok(Err(message)) => {
+                self.give_back(warm);
+                (txn, Ok(Err(message)))
+            }
+            Err(e) => (txn, Err(self.runtime.fault(&self.name, &e))),
+        }
+    }
+
+    /// Answers a query from a committed snapshot.
+    pub fn query(
+        &self,
+        snapshot: ReadTransaction,
+        path: &str,
+        params: &[(String, String)],
+    ) -> Result<Result<String, QueryError>, RuntimeError> {
+        let mut warm = self.take()?;
+        self.runtime.arm(&mut warm.store)?;
+        let data = warm.store.data_mut();
+        data.source = Source::Read(snapshot);
+        data.kv.writable = false;
+        data.kv.buffer.clear();
+        let result = warm.bindings.call_query(&mut warm.store, path, params);
+        warm.store.data_mut().source = Source::None;
+        match result {
+            Ok(answer) => {
+                self.give_back(warm);
+                Ok(answer)
+            }
+            Err(e) => Err(self.runtime.fault(&self.name, &e)),
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The built-in verbs and projections, registered at init through the same
+//! Define path as a user's module.
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use super::support::{TestNode, note};
+use super::{eventually, projection_state};
+
+#[tokio::test]
+async fn init_registers_the_genesis_bundle_as_definitions() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (status, registry) = node.get("/projections/define-registry", None).await?;
+    assert_eq!(status, 200);
+    let names = |key: &str| -> Vec<String> {
+        let mut n: Vec<String> = registry[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["name"].as_str().map(str::to_owned))
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names("verbs"),
+        [
+            "Accept", "Announce", "Endorse", "Follow", "Note", "Reject", "Undo"
+        ]
+    );
+    assert_eq!(
+        names("projections"),
+        ["endorsements", "feed", "follower-graph"]
+    );
+    for m in registry["verbs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(registry["projections"].as_array().into_iter().flatten())
+    {
+        assert_eq!(m["version"], 1, "{m}");
+        assert_eq!(m["active"], true, "{m}");
+        assert_eq!(m["language"], "rust");
+        let id = m["module"].as_str().context("module id")?;
+        // The artifact is served and hashes to its id.
+        let bytes = node
+            .http
+            .get(format!("{}/artifacts/{id}", node.base))
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        assert_eq!(weft::model::cid::artifact_id(&bytes), id);
+        // The definition is an activity of the service actor in the log.
+        let (s, define) = node
+            .get(
+                &format!(
+                    "/activities/{}",
+                    m["definedBy"].as_str().context("definedBy")?
+                ),
+                None,
+            )
+            .await?;
+        assert_eq!(s, 200);
+        assert_eq!(define["actor"], format!("{}/actors/node", node.base));
+    }
+    node.stop().await
+}
+
+#[tokio::test]
+async fn unknown_verbs_and_invalid_notes_are_refused_and_change_nothing() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (_, token) = node.actor("alice").await?;
+    let before = node.snapshot()?;
+    let (status, body) = node
+        .publish(&token, &json!({"type": "Poll", "object": "x"}))
+        .await?;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap_or_default().contains("Poll"),
+        "{body}"
+    );
+    let (status, body) = node
+        .publish(
+            &token,
+            &json!({"type": "Create", "object": {"type": "Note"}}),
+        )
+        .await?;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("content"),
+        "{body}"
+    );
+    assert_eq!(node.snapshot()?, before);
+    let (status, _) = node.publish(&token, &note("fine")).await?;
+    assert_eq!(status, 201);
+    node.stop().await
+}
+
+async fn graph(node: &TestNode, query: &str, actor: &str) -> anyhow::Result<Vec<String>> {
+    let (status, body) = node
+        .get(
+            &format!(
+                "/projections/follower-graph/{query}?actor={}",
+                urlencode(actor)
+            ),
+            None,
+        )
+        .await?;
+    anyhow::ensure!(status == 200, "{query}: {status} {body}");
+    Ok(body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect())
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_local_follow_is_accepted_by_the_follow_verbs_reaction() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (alice, alice_token) = node.actor("alice").await?;
+    let (bob, bob_token) = node.actor("bob").await?;
+    let (status, follow) = node
+        .publish(
+            &alice_token,
+            &json!({"type": "Follow", "object": bob, "to": [bob]}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{follow}");
+    // Bob's Follow verb reacts with an Accept, which the kernel publishes as bob.
+    let following = eventually(async || {
+        let f = graph(&node, "following", &alice).await?;
+        Ok((!f.is_empty()).then_some(f))
+    })
+    .await?;
+    assert_eq!(following, std::slice::from_ref(&bob));
+    assert_eq!(
+        graph(&node, "followers", &bob).await?,
+        std::slice::from_ref(&alice)
+    );
+    assert!(graph(&node, "pending-out", &alice).await?.is_empty());
+    let (_, outbox) = node
+        .get("/actors/bob/outbox?page=1", Some(&bob_token))
+        .await?;
+    let accept = &outbox["orderedItems"][0];
+    assert_eq!(accept["type"], "Accept");
+    assert_eq!(accept["object"], follow["id"]);
+
+    // Self-follow is refused by the verb; Undo removes the edge.
+    let (status, body) = node
+        .publish(&alice_token, &json!({"type": "Follow", "object": alice}))
+        .await?;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = node
+        .publish(
+            &alice_token,
+            &json!({"type": "Undo", "object": follow["id"], "to": [bob]}),
+        )
+        .await?;
+    assert_eq!(status, 201);
+    assert!(graph(&node, "following", &alice).await?.is_empty());
+    node.stop().await
+}
+
+#[tokio::test]
+async fn endorsements_count_per_target_and_kind() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (_, alice) = node.actor("alice").await?;
+    let (_, bob) = node.actor("bob").await?;
+    let (_, post) = node.publish(&alice, &note("like me")).await?;
+    let target = post["id"].as_str().context("id")?;
+    for (token, kind) in [
+        (&alice, "like"),
+        (&bob, "like"),
+        (&bob, "share"),
+        (&bob, "like"),
+    ] {
+        let (status, body) = node
+            .publish(
+                token,
+                &json!({"type": "Endorse", "object": target, "kind": kind}),
+            )
+            .await?;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, counts) = node
+        .get(
+            &format!("/projections/endorsements/counts?id={target}"),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 200, "{counts}");
+    assert_eq!(
+        (counts["like"].as_u64(), counts["share"].as_u64()),
+        (Some(2), Some(1)),
+        "{counts}"
+    );
+    let (status, body) = node
+        .publish(
+            &bob,
+            &json!({"type": "Endorse", "object": target, "kind": "dislike"}),
+        )
+        .await?;
+    assert_eq!(status, 422, "{body}");
+    node.stop().await
+}
+
+#[tokio::test]
+async fn the_feed_shows_followed_posts_newest_first_with_announced_originals() -> anyhow::Result<()>
+{
+    let node = TestNode::start().await?;
+    let (alice, alice_token) = node.actor("alice").await?;
+    let (bob, bob_token) = node.actor("bob").await?;
+    node.publish(
+        &alice_token,
+        &json!({"type": "Follow", "object": bob, "to": [bob]}),
+    )
+    .await?;
+    eventually(async || Ok((!graph(&node, "following", &alice).await?.is_empty()).then_some(())))
+        .await?;
+    let (_, first) = node.publish(&bob_token, &note("first")).await?;
+    let (_, second) = node.publish(&bob_token, &note("second")).await?;
+    let (status, announce) = node
+        .publish(
+            &bob_token,
+            &json!({"type": "Announce", "object": first["id"], "to": [weft::model::PUBLIC]}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{announce}");
+    let (status, feed) = node
+        .get(
+            &format!("/projections/feed/items?actor={}", urlencode(&alice)),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 200, "{feed}");
+    let items = feed["items"].as_array().context("items")?;
+    let ids: Vec<&Value> = items.iter().map(|i| &i["activity"]["id"]).collect();
+    let pos = |v: &Value| ids.iter().position(|i| *i == v);
+    let (a, s, f) = (pos(&announce["id"]), pos(&second["id"]), pos(&first["id"]));
+    assert!(a.is_some() && s.is_some() && f.is_some(), "{feed}");
+    assert!(a < s && s < f, "newest first: {feed}");
+    let announced = &items[a.unwrap_or_default()]["announced"];
+    assert_eq!(announced["id"], first["id"], "{feed}");
+    node.stop().await
+}
+
+#[tokio::test]
+async fn a_rebuild_equals_the_incremental_state() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (alice, alice_token) = node.actor("alice").await?;
+    let (bob, bob_token) = node.actor("bob").await?;
+    node.publish(
+        &alice_token,
+        &json!({"type": "Follow", "object": bob, "to": [bob]}),
+    )
+    .await?;
+    eventually(async || Ok((!graph(&node, "following", &alice).await?.is_empty()).then_some(())))
+        .await?;
+    for i in 0..5 {
+        let (_, post) = node
+            .publish(&bob_token, &note(&format!("post {i}")))
+            .await?;
+        node.publish(
+            &alice_token,
+            &json!({"type": "Endorse", "object": post["id"], "kind": "like"}),
+        )
+        .await?;
+    }
+    let incremental = projection_state(&node)?;
+    assert!(incremental.len() > 10, "the projections hold state");
+    for name in ["feed", "follower-graph", "endorsements"] {
+        let response = node
+            .http
+            .post(format!("{}/admin/projections/{name}/rebuild", node.base))
+            .bearer_auth(&node.admin)
+            .send()
+            .await?;
+        assert_eq!(response.status(), 200, "{name}");
+    }
+    assert_eq!(projection_state(&node)?, incremental);
+    let (status, body) = node.get("/projections/feed/status", None).await?;
+    assert_eq!(status, 200);
+    assert_eq!(body["failed"], 0, "{body}");
+    node.stop().await
+}

@@ -1,0 +1,169 @@
+//! The endorsements projection: how many actors like and share each
+//! endorsed id. An Endorse adds 1 to (object, kind) unless that actor
+//! already endorsed that object with that kind; an Undo, by its author, of
+//! an Endorse (looked up with `log::get`) takes that actor's endorsement
+//! back, and a later fold of that Endorse is ignored.
+//!
+//! It does not say who endorsed (only counts are queryable), check that
+//! the endorsed id exists, or count Announces. Everything else is ignored.
+//!
+//! Key layout (`␟` is U+001F, which no URL or activity id contains; `kind`
+//! is `like` or `share`):
+//!
+//! | key                             | value                      |
+//! |---------------------------------|----------------------------|
+//! | `count␟{target}␟{kind}`         | count (absent when 0)      |
+//! | `by␟{target}␟{kind}␟{actor}`    | id of the counted Endorse  |
+//! | `undone␟{activity id}`          | Undo's actor               |
+//!
+//! Query: path `counts`, `id=<target>` → `{"id", "like", "share"}`.
+
+use weft_guest::Json;
+use weft_guest::kv;
+use weft_guest::projection::{Activity, Guest, QueryError, log};
+use weft_guest::serde_json::{Value, json};
+
+/// Separates the parts of a key.
+const SEP: char = '\u{1f}';
+/// The kinds of endorsement.
+const KINDS: [&str; 2] = ["like", "share"];
+
+struct Endorsements;
+
+impl Guest for Endorsements {
+    fn fold(activity: Activity) -> Result<(), String> {
+        let json = Json::parse(&activity).map_err(|e| e.to_string())?;
+        let actor = activity.actor.as_str();
+        match activity.kind.as_str() {
+            "Endorse" => {
+                let Some((target, kind)) = endorsement(&json) else {
+                    return Ok(());
+                };
+                let undone = kv::get(&key(&["undone", &activity.id])).is_some_and(|a| a == actor);
+                let by = key(&["by", target, kind, actor]);
+                if !undone && is_safe(actor) && kv::get(&by).is_none() {
+                    kv::set(&by, &activity.id);
+                    kv::add(&key(&["count", target, kind]), 1);
+                }
+            }
+            "Undo" => {
+                let Some(undone) = json.get("object").and_then(Value::as_str) else {
+                    return Ok(());
+                };
+                if !is_safe(undone) {
+                    return Ok(());
+                }
+                kv::set(&key(&["undone", undone]), actor);
+                let Some(endorse) = log::get(undone).and_then(|t| Json::from_text(&t).ok()) else {
+                    return Ok(());
+                };
+                if endorse.str("actor") != Some(actor) {
+                    return Ok(());
+                }
+                if let Some((target, kind)) = endorsement(&endorse) {
+                    let by = key(&["by", target, kind, actor]);
+                    if kv::get(&by).is_some() {
+                        kv::delete(&by);
+                        kv::add(&key(&["count", target, kind]), -1);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn query(path: String, params: Vec<(String, String)>) -> Result<String, QueryError> {
+        if path != "counts" {
+            return Err(QueryError::NotFound(format!(
+                "no query `{path}`: use `counts?id=<activity id or URL>`"
+            )));
+        }
+        let id = id_param(&params).map_err(QueryError::BadRequest)?;
+        let like = kv::counter(&key(&["count", id, "like"]));
+        let share = kv::counter(&key(&["count", id, "share"]));
+        Ok(json!({"id": id, "like": like, "share": share}).to_string())
+    }
+}
+
+/// The (target, kind) an Endorse activity counts for, if well-formed.
+fn endorsement(json: &Json) -> Option<(&str, &str)> {
+    if json.str("type") != Some("Endorse") {
+        return None;
+    }
+    let target = json.get("object").and_then(Value::as_str)?;
+    let kind = json.str("kind")?;
+    (is_safe(target) && KINDS.contains(&kind)).then_some((target, kind))
+}
+
+/// The `id` query parameter, checked.
+fn id_param(params: &[(String, String)]) -> Result<&str, String> {
+    let id = params
+        .iter()
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.as_str())
+        .ok_or(
+            "the `id` parameter is required: the endorsed activity id or URL, e.g. ?id=bagaaihra…",
+        )?;
+    if is_safe(id) {
+        Ok(id)
+    } else {
+        Err("`id` must be an activity id or URL, without control characters".into())
+    }
+}
+
+/// Joins key parts with [`SEP`].
+fn key(parts: &[&str]) -> String {
+    parts.join(&SEP.to_string())
+}
+
+/// Can `s` be a key part: non-empty, without control characters (so
+/// without [`SEP`])?
+fn is_safe(s: &str) -> bool {
+    !s.is_empty() && !s.chars().any(char::is_control)
+}
+
+weft_guest::projection::export_projection!(Endorsements);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "bagaaihraqjmaloyrlxxqxiarb4a6b3xbwsxhlbf6vqr5fbe7bjpnvm2tpzga";
+
+    fn parse(v: Value) -> Result<Json, weft_guest::JsonError> {
+        Json::from_text(&v.to_string())
+    }
+
+    #[test]
+    fn endorsements_need_a_target_and_kind() -> Result<(), weft_guest::JsonError> {
+        let like = parse(json!({"type": "Endorse", "object": ID, "kind": "like"}))?;
+        assert_eq!(endorsement(&like), Some((ID, "like")));
+        for bad in [
+            json!({"type": "Endorse", "object": ID, "kind": "love"}),
+            json!({"type": "Endorse", "object": ID}),
+            json!({"type": "Endorse", "object": "a\u{1f}b", "kind": "like"}),
+            json!({"type": "Endorse", "object": {"id": ID}, "kind": "like"}),
+            json!({"type": "Announce", "object": ID, "kind": "like"}),
+        ] {
+            assert_eq!(endorsement(&parse(bad.clone())?), None, "{bad}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn count_keys_do_not_collide() {
+        let a = key(&["count", ID, "like"]);
+        let b = key(&["by", ID, "like", "https://example.com/actors/bob"]);
+        assert_ne!(a, b);
+        assert!(b.starts_with(&key(&["by", ID, "like", ""])));
+    }
+
+    #[test]
+    fn id_param_is_required() {
+        let p = |v: &str| vec![("id".to_owned(), v.to_owned())];
+        assert_eq!(id_param(&p(ID)), Ok(ID));
+        assert!(id_param(&p("")).is_err());
+        assert!(id_param(&[]).is_err());
+    }
+}

@@ -1,0 +1,398 @@
+//! The feed projection: for every actor, a newest-first list of the
+//! activities it should see. Each folded activity goes to the feed of its
+//! author, of every actor named in its `to`/`cc` (not the Public
+//! collection, nor collections such as `…/followers`), and of every actor
+//! that follows the author at that moment.
+//!
+//! It tracks follows itself, the same way as the follower-graph projection:
+//! an Accept, by the followed actor, of a Follow (looked up with
+//! `log::get`) makes the Follow's actor a follower; a Reject of it by the
+//! followed actor, or an Undo of it by the follower, ends that.
+//!
+//! "Newest" means most recently folded on this node (a rebuild folds in the
+//! same order), not `published`: a backfilled activity lands on top, and no
+//! one can pin an activity by dating it in the future. It does not filter
+//! by visibility, remove Undone or Deleted activities, or embed anything but
+//! an Announce's announced activity (read at query time).
+//!
+//! Key layout (`␟` is U+001F, which no URL or activity id contains; `rank`
+//! is `u64::MAX - n`, 20 digits zero-padded, for the n-th folded activity,
+//! so an ascending scan is newest first):
+//!
+//! | key                          | value                              |
+//! |------------------------------|------------------------------------|
+//! | `feed␟{actor}␟{rank}`        | activity id                        |
+//! | `follower␟{author}␟{actor}`  | id of the accepted Follow          |
+//! | `undone␟{activity id}`       | Undo's actor                       |
+//! | `seen␟{activity id}`         | rank (each activity folds once)    |
+//! | `count`                      | n, activities folded so far        |
+//!
+//! Query: path `` or `items`, `actor=<url>`, `limit` (default 20, at most
+//! 100), `after=<next from the previous page>` →
+//! `{"actor", "items": [{"activity", "announced"}], "next"}`.
+
+use std::collections::BTreeSet;
+
+use weft_guest::Json;
+use weft_guest::kv;
+use weft_guest::projection::{Activity, Guest, QueryError, log};
+use weft_guest::serde_json::{self, Value, json};
+
+/// Separates the parts of a key.
+const SEP: char = '\u{1f}';
+/// Page size when `limit` is not given.
+const DEFAULT_LIMIT: usize = 20;
+/// Largest page.
+const MAX_LIMIT: usize = 100;
+/// The Public collection, in the spellings ActivityStreams allows.
+const PUBLIC: [&str; 3] = [
+    "https://www.w3.org/ns/activitystreams#Public",
+    "as:Public",
+    "Public",
+];
+
+struct Feed;
+
+impl Guest for Feed {
+    fn fold(activity: Activity) -> Result<(), String> {
+        let seen = key(&["seen", &activity.id]);
+        if kv::get(&seen).is_some() || !is_safe(&activity.id) {
+            return Ok(());
+        }
+        let json = Json::parse(&activity).map_err(|e| e.to_string())?;
+        let author = activity.actor.as_str();
+
+        let follower_prefix = key(&["follower", author, ""]);
+        let followers = if is_actor(author) {
+            kv::scan_all(&follower_prefix)
+        } else {
+            Vec::new()
+        };
+        let mut readers: BTreeSet<&str> = json
+            .audience()
+            .into_iter()
+            .filter(|a| is_actor(a) && !is_collection(a))
+            .collect();
+        if is_actor(author) {
+            readers.insert(author);
+        }
+        readers.extend(
+            followers
+                .iter()
+                .filter_map(|(k, _)| k.strip_prefix(&follower_prefix)),
+        );
+
+        let n = kv::counter("count");
+        let rank = rank(n);
+        for reader in readers {
+            kv::set(&key(&["feed", reader, &rank]), &activity.id);
+        }
+        kv::set("count", &(n.saturating_add(1)).to_string());
+        kv::set(&seen, &rank);
+
+        track_follows(&activity, &json);
+        Ok(())
+    }
+
+    fn query(path: String, params: Vec<(String, String)>) -> Result<String, QueryError> {
+        if !path.is_empty() && path != "items" {
+            return Err(QueryError::NotFound(format!(
+                "no query `{path}`: use `items` (or the empty path) with ?actor=<url>&limit=&after="
+            )));
+        }
+        let page = Page::from_params(&params).map_err(QueryError::BadRequest)?;
+        let prefix = key(&["feed", page.actor, ""]);
+        let after = page.after.map(|cursor| format!("{prefix}{cursor}"));
+        let limit = u32::try_from(page.limit + 1).unwrap_or(u32::MAX);
+        let mut entries = kv::scan(&prefix, after.as_deref(), limit);
+        let next = if entries.len() > page.limit {
+            entries.truncate(page.limit);
+            entries
+                .last()
+                .and_then(|(k, _)| k.strip_prefix(&prefix))
+                .map(str::to_owned)
+        } else {
+            None
+        };
+        let items: Vec<Value> = entries
+            .iter()
+            .filter_map(|(_, id)| stored(id))
+            .map(|activity| {
+                let announced = announced_id(&activity)
+                    .and_then(stored)
+                    .unwrap_or(Value::Null);
+                json!({"activity": activity, "announced": announced})
+            })
+            .collect();
+        Ok(json!({"actor": page.actor, "items": items, "next": next}).to_string())
+    }
+}
+
+/// Updates the follower lists for an Accept, Reject or Undo of a Follow.
+fn track_follows(activity: &Activity, json: &Json) {
+    let Some(object) = json.get("object").and_then(Value::as_str) else {
+        return;
+    };
+    let actor = activity.actor.as_str();
+    match activity.kind.as_str() {
+        "Accept" | "Reject" => {
+            let Some((follower, target)) = follow(object) else {
+                return;
+            };
+            if target != actor {
+                return;
+            }
+            let edge = key(&["follower", &target, &follower]);
+            if activity.kind == "Reject" {
+                kv::delete(&edge);
+            } else if kv::get(&key(&["undone", object])).is_none_or(|a| a != follower) {
+                kv::set(&edge, object);
+            }
+        }
+        "Undo" if is_safe(object) => {
+            kv::set(&key(&["undone", object]), actor);
+            if let Some((follower, target)) = follow(object)
+                && follower == actor
+            {
+                kv::delete(&key(&["follower", &target, &follower]));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The (follower, target) of the Follow with this id, when the log has it.
+fn follow(id: &str) -> Option<(String, String)> {
+    let json = Json::from_text(&log::get(id)?).ok()?;
+    follow_edge(&json)
+}
+
+/// The (follower, target) a Follow activity asks for, if well-formed.
+fn follow_edge(json: &Json) -> Option<(String, String)> {
+    if json.str("type") != Some("Follow") {
+        return None;
+    }
+    let (follower, target) = (json.str("actor")?, json.str("object")?);
+    (is_actor(follower) && is_actor(target) && follower != target)
+        .then(|| (follower.to_owned(), target.to_owned()))
+}
+
+/// A stored activity as JSON, when the log has it.
+fn stored(id: &str) -> Option<Value> {
+    serde_json::from_str(&log::get(id)?).ok()
+}
+
+/// The id an Announce names, for any other activity `None`.
+fn announced_id(activity: &Value) -> Option<&str> {
+    if activity.get("type").and_then(Value::as_str) != Some("Announce") {
+        return None;
+    }
+    activity.get("object").and_then(Value::as_str)
+}
+
+/// A feed query's parameters.
+#[derive(Debug, PartialEq, Eq)]
+struct Page<'a> {
+    actor: &'a str,
+    limit: usize,
+    after: Option<&'a str>,
+}
+
+impl<'a> Page<'a> {
+    fn from_params(params: &'a [(String, String)]) -> Result<Self, String> {
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let actor = param("actor").ok_or(
+            "the `actor` parameter is required: whose feed, e.g. ?actor=https://host/actors/alice",
+        )?;
+        if !is_actor(actor) {
+            return Err(format!(
+                "`actor` must be an actor URL (http:// or https://), not `{}`",
+                actor.chars().take(80).collect::<String>()
+            ));
+        }
+        let limit = match param("limit") {
+            None => DEFAULT_LIMIT,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if n > 0 => n.min(MAX_LIMIT),
+                _ => {
+                    return Err(format!(
+                        "`limit` must be a whole number from 1 to {MAX_LIMIT}, not `{}`",
+                        text.chars().take(20).collect::<String>()
+                    ));
+                }
+            },
+        };
+        let after = match param("after") {
+            None | Some("") => None,
+            Some(cursor) if is_rank(cursor) => Some(cursor),
+            Some(_) => {
+                return Err(
+                    "`after` must be the `next` value of the previous page, unchanged".into(),
+                );
+            }
+        };
+        Ok(Self {
+            actor,
+            limit,
+            after,
+        })
+    }
+}
+
+/// The rank of the n-th folded activity: newer ranks sort first.
+fn rank(n: u64) -> String {
+    format!("{:020}", u64::MAX - n)
+}
+
+/// Is `s` a rank (a cursor): 20 digits?
+fn is_rank(s: &str) -> bool {
+    s.len() == 20 && s.bytes().all(|c| c.is_ascii_digit())
+}
+
+/// Is this audience entry a collection (Public, followers, following)
+/// rather than an actor?
+fn is_collection(entry: &str) -> bool {
+    if PUBLIC.contains(&entry) {
+        return true;
+    }
+    let path = entry.split(['?', '#']).next().unwrap_or(entry);
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    matches!(last, "followers" | "following")
+}
+
+/// Joins key parts with [`SEP`].
+fn key(parts: &[&str]) -> String {
+    parts.join(&SEP.to_string())
+}
+
+/// Can `s` be a key part: non-empty, without control characters (so
+/// without [`SEP`])?
+fn is_safe(s: &str) -> bool {
+    !s.is_empty() && !s.chars().any(char::is_control)
+}
+
+/// Is `s` an actor URL: http(s), with a host, no spaces or control characters?
+fn is_actor(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+weft_guest::projection::export_projection!(Feed);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALICE: &str = "http://127.0.0.1:9999/actors/alice";
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn ranks_sort_newest_first() {
+        assert_eq!(rank(0), u64::MAX.to_string());
+        assert_eq!(rank(u64::MAX), "0".repeat(20));
+        assert!(rank(5) < rank(4));
+        assert!(rank(10) < rank(9));
+        assert!(is_rank(&rank(12345)));
+        assert!(!is_rank("123") && !is_rank(&"x".repeat(20)));
+    }
+
+    #[test]
+    fn feed_keys_nest_by_actor() {
+        let k = key(&["feed", ALICE, &rank(1)]);
+        assert_eq!(
+            k.strip_prefix(&key(&["feed", ALICE, ""])),
+            Some(rank(1).as_str())
+        );
+        assert!(!k.starts_with(&key(&["feed", "http://127.0.0.1:9999/actors/ali", ""])));
+    }
+
+    #[test]
+    fn collections_are_not_readers() {
+        for c in [
+            "https://www.w3.org/ns/activitystreams#Public",
+            "as:Public",
+            "http://127.0.0.1:9999/actors/alice/followers",
+            "http://127.0.0.1:9999/actors/alice/following/",
+        ] {
+            assert!(is_collection(c), "{c}");
+        }
+        assert!(!is_collection(ALICE));
+        assert!(!is_collection("https://example.com/users/followersofbob"));
+    }
+
+    #[test]
+    fn actors_are_urls_without_separators() {
+        assert!(is_actor(ALICE));
+        assert!(!is_actor("as:Public"));
+        assert!(!is_actor("https://x/a\u{1f}b"));
+        assert!(!is_actor("https:///x"));
+        assert!(is_safe("bxyz") && !is_safe("") && !is_safe("a\u{1f}"));
+    }
+
+    #[test]
+    fn page_params() {
+        let p = params(&[("actor", ALICE)]);
+        assert_eq!(
+            Page::from_params(&p),
+            Ok(Page {
+                actor: ALICE,
+                limit: DEFAULT_LIMIT,
+                after: None
+            })
+        );
+        let r = rank(7);
+        let p = params(&[("actor", ALICE), ("limit", "500"), ("after", &r)]);
+        assert_eq!(
+            Page::from_params(&p),
+            Ok(Page {
+                actor: ALICE,
+                limit: MAX_LIMIT,
+                after: Some(r.as_str())
+            })
+        );
+        for bad in [
+            params(&[]),
+            params(&[("actor", "alice")]),
+            params(&[("actor", ALICE), ("limit", "0")]),
+            params(&[("actor", ALICE), ("limit", "ten")]),
+            params(&[("actor", ALICE), ("after", "feed")]),
+        ] {
+            assert!(Page::from_params(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn announces_name_their_object() {
+        let a = json!({"type": "Announce", "object": "bxyz"});
+        assert_eq!(announced_id(&a), Some("bxyz"));
+        let n = json!({"type": "Create", "object": {"type": "Note"}});
+        assert_eq!(announced_id(&n), None);
+    }
+
+    #[test]
+    fn follow_edges() -> Result<(), weft_guest::JsonError> {
+        let bob = "https://example.com/actors/bob";
+        let f =
+            Json::from_text(&json!({"type": "Follow", "actor": ALICE, "object": bob}).to_string())?;
+        assert_eq!(follow_edge(&f), Some((ALICE.into(), bob.into())));
+        let own = Json::from_text(
+            &json!({"type": "Follow", "actor": ALICE, "object": ALICE}).to_string(),
+        )?;
+        assert_eq!(follow_edge(&own), None);
+        Ok(())
+    }
+}

@@ -1,0 +1,211 @@
+//! The Rust guest SDK for weft modules: a thin layer over wit-bindgen.
+//!
+//! A verb enables the `verb` feature, implements [`verb::Guest`] and calls
+//! `verb::export_verb!`; a projection enables `projection`, implements
+//! [`projection::Guest`] and calls `projection::export_projection!`. [`Json`] gives a
+//! typed view of the activity JSON, [`kv`] helpers wrap the projection's
+//! store. This crate adds no behaviour of its own: what the WIT in
+//! `sdk/wit/weft.wit` says is what a module can do.
+//!
+//! ```ignore
+//! use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection};
+//! struct Note;
+//! impl Guest for Note {
+//!     fn validate(a: Activity) -> Result<(), Rejection> {
+//!         let json = weft_guest::Json::parse(&a)?;
+//!         json.object_str("content").map(|_| ()).ok_or_else(|| weft_guest::reject("a Note needs `object.content`"))
+//!     }
+//!     fn react(_: Activity, _: Context) -> Vec<Intent> { Vec::new() }
+//! }
+//! weft_guest::verb::export_verb!(Note);
+//! ```
+
+#![allow(
+    unsafe_code,
+    reason = "wit-bindgen's generated glue is unsafe by nature"
+)]
+
+// A module enables one of the `verb` and `projection` features. Both may be
+// on at once in a native workspace build (cargo unifies features); a WASM
+// module must be built with one, or its component would claim both worlds.
+
+pub use serde_json;
+use serde_json::{Map, Value};
+
+/// The `verb` world: validate and react.
+#[cfg(feature = "verb")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "wit-bindgen's generated lifting code"
+)]
+pub mod verb {
+    wit_bindgen::generate!({
+        world: "verb",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_verb",
+        default_bindings_module: "weft_guest::verb",
+    });
+    pub use self::weft::module::log;
+}
+
+/// The `projection` world: fold and query over a private key-value store.
+#[cfg(feature = "projection")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "wit-bindgen's generated lifting code"
+)]
+pub mod projection {
+    wit_bindgen::generate!({
+        world: "projection",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_projection",
+        default_bindings_module: "weft_guest::projection",
+    });
+    pub use self::weft::module::{kv, log};
+}
+
+#[cfg(feature = "verb")]
+use verb::Rejection;
+
+/// Anything that carries an activity's JSON text: both worlds' `activity`.
+pub trait ActivityJson {
+    fn json_text(&self) -> &str;
+}
+
+#[cfg(feature = "verb")]
+impl ActivityJson for verb::Activity {
+    fn json_text(&self) -> &str {
+        &self.json
+    }
+}
+
+#[cfg(feature = "projection")]
+impl ActivityJson for projection::Activity {
+    fn json_text(&self) -> &str {
+        &self.json
+    }
+}
+
+/// A rejection with `message`.
+#[cfg(feature = "verb")]
+pub fn reject(message: impl Into<String>) -> Rejection {
+    Rejection {
+        message: message.into(),
+    }
+}
+
+/// A typed view of an activity's JSON.
+#[derive(Debug, Clone)]
+pub struct Json(pub Map<String, Value>);
+
+impl Json {
+    /// Parses an activity's JSON text.
+    pub fn parse(activity: &impl ActivityJson) -> Result<Self, JsonError> {
+        Self::from_text(activity.json_text())
+    }
+
+    /// Parses JSON text that must be an object.
+    pub fn from_text(text: &str) -> Result<Self, JsonError> {
+        match serde_json::from_str(text) {
+            Ok(Value::Object(map)) => Ok(Self(map)),
+            _ => Err(JsonError),
+        }
+    }
+
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.0.get(field)
+    }
+
+    pub fn str(&self, field: &str) -> Option<&str> {
+        self.0.get(field).and_then(Value::as_str)
+    }
+
+    /// `object` when it is embedded (an object).
+    pub fn object(&self) -> Option<&Map<String, Value>> {
+        self.0.get("object").and_then(Value::as_object)
+    }
+
+    /// A string field of the embedded `object`.
+    pub fn object_str(&self, field: &str) -> Option<&str> {
+        self.object()
+            .and_then(|o| o.get(field))
+            .and_then(Value::as_str)
+    }
+
+    /// The object's id: the `object` string itself, or the embedded object's `id`.
+    pub fn object_id(&self) -> Option<&str> {
+        match self.0.get("object") {
+            Some(Value::String(s)) => Some(s),
+            Some(Value::Object(o)) => o.get("id").and_then(Value::as_str),
+            _ => None,
+        }
+    }
+
+    /// Everyone in `to` and `cc`.
+    pub fn audience(&self) -> Vec<&str> {
+        ["to", "cc"]
+            .iter()
+            .flat_map(|f| match self.0.get(*f) {
+                Some(Value::String(s)) => vec![s.as_str()],
+                Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+}
+
+/// The activity JSON was not an object (the node never sends such).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonError;
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the activity is not a JSON object")
+    }
+}
+
+#[cfg(feature = "verb")]
+impl From<JsonError> for Rejection {
+    fn from(e: JsonError) -> Self {
+        reject(e.to_string())
+    }
+}
+
+/// Helpers over the projection's key-value store.
+#[cfg(feature = "projection")]
+pub mod kv {
+    pub use crate::projection::kv::{delete, get, scan, set};
+
+    /// Reads a counter (0 when absent).
+    pub fn counter(key: &str) -> u64 {
+        get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    /// Adds `delta` to a counter, deleting it when it reaches 0.
+    pub fn add(key: &str, delta: i64) -> u64 {
+        let next = counter(key).saturating_add_signed(delta);
+        if next == 0 {
+            delete(key)
+        } else {
+            set(key, &next.to_string())
+        }
+        next
+    }
+
+    /// Every entry under `prefix`, page by page.
+    pub fn scan_all(prefix: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = scan(prefix, after.as_deref(), 256);
+            let done = page.len() < 256;
+            after = page.last().map(|(k, _)| k.clone());
+            out.extend(page);
+            if done {
+                return out;
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The Accept verb: the followed actor accepts a Follow, named by its
+//! activity id in `object`. When the Follow is in this node's log, only
+//! the actor it follows may accept it; when it is not, only the shape of
+//! the id is checked. It does not record the follow (the `follower-graph`
+//! and `feed` projections do) or start backfill (the kernel does).
+//! Accepts need no reaction.
+
+use weft_guest::serde_json::Value;
+use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection, log};
+use weft_guest::{Json, reject};
+
+struct Accept;
+
+impl Guest for Accept {
+    fn validate(activity: Activity) -> Result<(), Rejection> {
+        if activity.kind != "Accept" {
+            return Err(reject(format!(
+                "an Accept is published as its own activity (`\"type\": \"Accept\"`), not inside a `{}`",
+                activity.kind
+            )));
+        }
+        let json = Json::parse(&activity)?;
+        let id = check_object(json.get("object")).map_err(reject)?;
+        match log::get(id).and_then(|text| Json::from_text(&text).ok()) {
+            Some(answered) => check_answerer(&answered, &activity.actor).map_err(reject),
+            None => Ok(()),
+        }
+    }
+
+    fn react(_activity: Activity, _context: Context) -> Vec<Intent> {
+        Vec::new()
+    }
+}
+
+/// Checks `object`, the id of the Follow being accepted, and returns it.
+fn check_object(object: Option<&Value>) -> Result<&str, String> {
+    match object {
+        Some(Value::String(id)) if is_activity_id(id) => Ok(id),
+        Some(Value::String(other)) => Err(format!(
+            "`object` must be the id of the Follow being accepted (`b` then 60 characters a-z, 2-7), not `{}`",
+            clip(other)
+        )),
+        Some(_) => Err("`object` must be the accepted Follow's id as a string".into()),
+        None => Err("an Accept needs `object`: the id of the Follow it accepts".into()),
+    }
+}
+
+/// When the answered activity is a Follow, `actor` must be the followed actor.
+fn check_answerer(answered: &Json, actor: &str) -> Result<(), String> {
+    match (answered.str("type"), answered.str("object")) {
+        (Some("Follow"), Some(target)) if target != actor => Err(format!(
+            "only the followed actor ({}) can accept this Follow",
+            clip(target)
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Is `s` shaped like an activity id: `b` and 60 lower-case base32 characters?
+fn is_activity_id(s: &str) -> bool {
+    s.len() == 61
+        && s.starts_with('b')
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c))
+}
+
+/// `s`, shortened for an error message.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_owned(),
+    }
+}
+
+weft_guest::verb::export_verb!(Accept);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_guest::serde_json::json;
+
+    const ID: &str = "bagaaihraqjmaloyrlxxqxiarb4a6b3xbwsxhlbf6vqr5fbe7bjpnvm2tpzga";
+    const BOB: &str = "https://example.com/actors/bob";
+
+    #[test]
+    fn object_is_an_activity_id() {
+        assert_eq!(check_object(Some(&json!(ID))), Ok(ID));
+        assert!(check_object(Some(&json!(BOB))).is_err());
+        assert!(check_object(Some(&json!({"id": ID}))).is_err());
+        assert!(check_object(None).is_err());
+    }
+
+    #[test]
+    fn only_the_followed_actor_answers() -> Result<(), weft_guest::JsonError> {
+        let follow = Json::from_text(&json!({"type": "Follow", "object": BOB}).to_string())?;
+        assert!(check_answerer(&follow, BOB).is_ok());
+        assert!(check_answerer(&follow, "https://example.com/actors/eve").is_err());
+        let other = Json::from_text(&json!({"type": "Invite", "object": BOB}).to_string())?;
+        assert!(check_answerer(&other, "https://example.com/actors/eve").is_ok());
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! The Announce verb: an actor shares (boosts) an existing activity by
+//! naming its id in `object`. It checks only the shape of that id; it does
+//! not fetch or verify the announced activity (the kernel does that before
+//! folding, DESIGN §6) and does not embed it. Announces need no reaction.
+
+use weft_guest::serde_json::Value;
+use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection};
+use weft_guest::{Json, reject};
+
+struct Announce;
+
+impl Guest for Announce {
+    fn validate(activity: Activity) -> Result<(), Rejection> {
+        if activity.kind != "Announce" {
+            return Err(reject(format!(
+                "an Announce is published as its own activity (`\"type\": \"Announce\"`), not inside a `{}`",
+                activity.kind
+            )));
+        }
+        let json = Json::parse(&activity)?;
+        check(json.get("object")).map_err(reject)
+    }
+
+    fn react(_activity: Activity, _context: Context) -> Vec<Intent> {
+        Vec::new()
+    }
+}
+
+/// Checks an Announce's `object`: the id of the announced activity.
+fn check(object: Option<&Value>) -> Result<(), String> {
+    match object {
+        Some(Value::String(id)) if is_activity_id(id) => Ok(()),
+        Some(Value::String(other)) => Err(format!(
+            "`object` must be the id of the announced activity (`b` then 60 characters a-z, 2-7); `{}` is not one",
+            clip(other)
+        )),
+        Some(_) => Err(
+            "`object` must be the announced activity's id as a string, not an embedded object or other value".into(),
+        ),
+        None => Err("an Announce needs `object`: the id of the activity it shares".into()),
+    }
+}
+
+/// Is `s` shaped like an activity id: `b` and 60 lower-case base32 characters?
+fn is_activity_id(s: &str) -> bool {
+    s.len() == 61
+        && s.starts_with('b')
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c))
+}
+
+/// `s`, shortened for an error message.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_owned(),
+    }
+}
+
+weft_guest::verb::export_verb!(Announce);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_guest::serde_json::json;
+
+    const ID: &str = "bagaaihraqjmaloyrlxxqxiarb4a6b3xbwsxhlbf6vqr5fbe7bjpnvm2tpzga";
+
+    #[test]
+    fn accepts_an_activity_id() {
+        assert_eq!(ID.len(), 61);
+        assert!(check(Some(&json!(ID))).is_ok());
+    }
+
+    #[test]
+    fn rejects_other_objects() {
+        assert!(check(None).is_err());
+        assert!(check(Some(&json!({"id": ID}))).is_err());
+        assert!(check(Some(&json!("https://example.com/x"))).is_err());
+        assert!(check(Some(&json!(ID.to_uppercase()))).is_err());
+        assert!(check(Some(&json!(&ID[..60]))).is_err());
+        assert!(check(Some(&json!(ID.replacen('b', "z", 1)))).is_err());
+        assert!(check(Some(&json!(format!("{}1", &ID[..60])))).is_err());
+    }
+
+    #[test]
+    fn clips_long_input() {
+        assert_eq!(clip("short"), "short");
+        assert_eq!(clip(&"é".repeat(100)).chars().count(), 81);
+    }
+}

@@ -1,0 +1,272 @@
+//! The Follow verb: an actor asks to follow another, named by URL in
+//! `object`, optionally asking for `backfill` of the followed actor's past
+//! activities (`mode` none | last-N with a positive `limit` | last-T with an
+//! ISO-8601 `duration` | full). When the followed actor is local, `react`
+//! accepts automatically: it returns one `Accept` intent.
+//!
+//! It does not track who follows whom (the `follower-graph` projection
+//! does), refuse duplicate Follows, or perform the backfill (the kernel
+//! does, DESIGN §6).
+
+use weft_guest::serde_json::{self, Map, Value};
+use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection};
+use weft_guest::{Json, reject};
+
+/// The backfill modes a Follow may ask for.
+const MODES: [&str; 4] = ["none", "last-N", "last-T", "full"];
+
+struct Follow;
+
+impl Guest for Follow {
+    fn validate(activity: Activity) -> Result<(), Rejection> {
+        if activity.kind != "Follow" {
+            return Err(reject(format!(
+                "a Follow is published as its own activity (`\"type\": \"Follow\"`), not inside a `{}`",
+                activity.kind
+            )));
+        }
+        let json = Json::parse(&activity)?;
+        check_object(json.get("object"), &activity.actor).map_err(reject)?;
+        match json.get("backfill") {
+            None => Ok(()),
+            Some(Value::Object(backfill)) => check_backfill(backfill).map_err(reject),
+            Some(_) => Err(reject(
+                "`backfill` must be an object such as {\"mode\": \"last-N\", \"limit\": 20}",
+            )),
+        }
+    }
+
+    fn react(activity: Activity, context: Context) -> Vec<Intent> {
+        let Ok(json) = Json::parse(&activity) else {
+            return Vec::new();
+        };
+        match accept_draft(&json, &activity.id, &activity.actor, &context.recipient) {
+            Some(draft) => vec![Intent {
+                actor: context.recipient,
+                draft,
+            }],
+            None => Vec::new(),
+        }
+    }
+}
+
+/// The Accept that `recipient` publishes when the Follow `id` by `actor`
+/// is addressed to it (its `object`), as JSON text; otherwise `None`.
+fn accept_draft(json: &Json, id: &str, actor: &str, recipient: &str) -> Option<String> {
+    if json.get("object").and_then(Value::as_str) != Some(recipient) || actor == recipient {
+        return None;
+    }
+    let draft = serde_json::json!({"type": "Accept", "object": id, "to": [actor]});
+    Some(draft.to_string())
+}
+
+/// Checks `object`: the URL of the actor to follow, not the follower.
+fn check_object(object: Option<&Value>, actor: &str) -> Result<(), String> {
+    match object {
+        Some(Value::String(url)) if url == actor => {
+            Err("an actor cannot follow itself: `object` is the Follow's own `actor`".into())
+        }
+        Some(Value::String(url)) if is_http_url(url) => Ok(()),
+        Some(Value::String(other)) => Err(format!(
+            "`object` must be the followed actor's URL (http:// or https://), not `{}`",
+            clip(other)
+        )),
+        Some(_) => Err("`object` must be the followed actor's URL, as a string".into()),
+        None => Err("a Follow needs `object`: the URL of the actor to follow".into()),
+    }
+}
+
+/// Checks a `backfill` request.
+fn check_backfill(backfill: &Map<String, Value>) -> Result<(), String> {
+    let mode = match backfill.get("mode") {
+        Some(Value::String(mode)) if MODES.contains(&mode.as_str()) => mode.as_str(),
+        Some(Value::String(mode)) => {
+            return Err(format!(
+                "`backfill.mode` must be one of none, last-N, last-T, full; not `{}`",
+                clip(mode)
+            ));
+        }
+        Some(_) => {
+            return Err("`backfill.mode` must be a string: none, last-N, last-T or full".into());
+        }
+        None => return Err("`backfill` needs `mode`: none, last-N, last-T or full".into()),
+    };
+    match mode {
+        "last-N" => match backfill.get("limit").and_then(Value::as_u64) {
+            Some(n) if n > 0 => Ok(()),
+            _ => Err(
+                "`backfill.limit` must be a positive integer (how many activities) when `mode` is last-N"
+                    .into(),
+            ),
+        },
+        "last-T" => match backfill.get("duration").and_then(Value::as_str) {
+            Some(d) if is_iso_duration(d) => Ok(()),
+            _ => Err(
+                "`backfill.duration` must be an ISO-8601 duration such as \"P7D\" or \"PT12H\" when `mode` is last-T"
+                    .into(),
+            ),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Is `s` an ISO-8601 duration: `PnW`, or `P[nY][nM][nD][T[nH][nM][nS]]`
+/// with at least one component (and at least one after a `T`)?
+fn is_iso_duration(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix('P') else {
+        return false;
+    };
+    let (date, time) = match rest.split_once('T') {
+        Some((date, time)) => (date, Some(time)),
+        None => (rest, None),
+    };
+    if time.is_none()
+        && let Some(weeks) = date.strip_suffix('W')
+    {
+        return is_number(weeks);
+    }
+    let date = components(date, &['Y', 'M', 'D']);
+    let time = match time {
+        None => Some(0),
+        Some(time) => components(time, &['H', 'M', 'S']).filter(|n| *n > 0),
+    };
+    matches!((date, time), (Some(d), Some(t)) if d + t > 0)
+}
+
+/// How many `<number><designator>` parts `s` has, with designators taken
+/// from `designators` in order, each at most once; `None` if malformed.
+fn components(s: &str, designators: &[char]) -> Option<usize> {
+    let (mut count, mut next, mut start) = (0, 0, 0);
+    for (i, c) in s.char_indices() {
+        if c.is_ascii_digit() || c == '.' || c == ',' {
+            continue;
+        }
+        let found = designators.get(next..)?.iter().position(|d| *d == c)?;
+        if !is_number(&s[start..i]) {
+            return None;
+        }
+        next += found + 1;
+        start = i + c.len_utf8();
+        count += 1;
+    }
+    (start == s.len()).then_some(count)
+}
+
+/// Digits, optionally with one decimal fraction (`.` or `,`).
+fn is_number(n: &str) -> bool {
+    let (whole, fraction) = match n.split_once(['.', ',']) {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (n, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    digits(whole) && fraction.is_none_or(digits)
+}
+
+/// Is `s` an absolute http(s) URL with a host and no spaces or control
+/// characters?
+fn is_http_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    match rest {
+        Some(rest) => {
+            !rest.is_empty()
+                && !rest.starts_with('/')
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
+}
+
+/// `s`, shortened for an error message.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_owned(),
+    }
+}
+
+weft_guest::verb::export_verb!(Follow);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_guest::serde_json::json;
+
+    const ALICE: &str = "http://127.0.0.1:9999/actors/alice";
+    const BOB: &str = "https://example.com/actors/bob";
+
+    fn backfill(v: Value) -> Result<(), String> {
+        match v {
+            Value::Object(map) => check_backfill(&map),
+            _ => Err("not an object".into()),
+        }
+    }
+
+    #[test]
+    fn object_is_another_actor_url() {
+        assert!(check_object(Some(&json!(BOB)), ALICE).is_ok());
+        assert!(check_object(Some(&json!(ALICE)), ALICE).is_err());
+        assert!(check_object(Some(&json!("acct:bob@example.com")), ALICE).is_err());
+        assert!(check_object(Some(&json!({"id": BOB})), ALICE).is_err());
+        assert!(check_object(None, ALICE).is_err());
+    }
+
+    #[test]
+    fn backfill_modes() {
+        assert!(backfill(json!({"mode": "none"})).is_ok());
+        assert!(backfill(json!({"mode": "full"})).is_ok());
+        assert!(backfill(json!({"mode": "last-N", "limit": 20})).is_ok());
+        assert!(backfill(json!({"mode": "last-T", "duration": "P7D"})).is_ok());
+        assert!(backfill(json!({})).is_err());
+        assert!(backfill(json!({"mode": "all"})).is_err());
+        assert!(backfill(json!({"mode": "last-N"})).is_err());
+        assert!(backfill(json!({"mode": "last-N", "limit": 0})).is_err());
+        assert!(backfill(json!({"mode": "last-N", "limit": -3})).is_err());
+        assert!(backfill(json!({"mode": "last-N", "limit": 2.5})).is_err());
+        assert!(backfill(json!({"mode": "last-N", "limit": "20"})).is_err());
+        assert!(backfill(json!({"mode": "last-T"})).is_err());
+        assert!(backfill(json!({"mode": "last-T", "duration": "7 days"})).is_err());
+    }
+
+    #[test]
+    fn iso_durations() {
+        for ok in [
+            "P7D",
+            "PT12H",
+            "P1Y2M3DT4H5M6S",
+            "P2W",
+            "PT0.5S",
+            "P1M",
+            "PT1M",
+            "P0D",
+            "PT1,5H",
+        ] {
+            assert!(is_iso_duration(ok), "{ok}");
+        }
+        for bad in [
+            "", "P", "PT", "7D", "P7", "PD", "P1D1D", "P1M1Y", "P1DT", "P1W2D", "PT1D", "P1.D",
+            "P-1D", "p7d", "P7DX",
+        ] {
+            assert!(!is_iso_duration(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn auto_accept_only_for_the_followed_actor() -> Result<(), weft_guest::JsonError> {
+        let json =
+            Json::from_text(&json!({"type": "Follow", "actor": ALICE, "object": BOB}).to_string())?;
+        assert_eq!(accept_draft(&json, "bid", ALICE, ALICE), None);
+        assert_eq!(
+            accept_draft(&json, "bid", ALICE, "https://example.com/actors/carol"),
+            None
+        );
+        let draft = accept_draft(&json, "bid", ALICE, BOB).ok_or(weft_guest::JsonError)?;
+        let draft: Value = serde_json::from_str(&draft).map_err(|_| weft_guest::JsonError)?;
+        assert_eq!(
+            draft,
+            json!({"type": "Accept", "object": "bid", "to": [ALICE]})
+        );
+        Ok(())
+    }
+}
