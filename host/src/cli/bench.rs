@@ -30,9 +30,19 @@ pub struct BenchArgs {
     /// How long to publish for, in seconds.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Instead of publishing over HTTP, measure the cost of one warm fold of
+    /// each built-in projection, in-process (no node needed).
+    #[arg(long)]
+    pub fold: bool,
+    /// Folds per projection in `--fold` mode.
+    #[arg(long, default_value_t = 20_000)]
+    pub iterations: usize,
 }
 
 pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
+    if args.fold {
+        return tokio::task::spawn_blocking(move || fold_bench(args.iterations)).await?;
+    }
     if args.publishers == 0 || args.actors == 0 {
         bail!("--publishers and --actors must be at least 1");
     }
@@ -154,6 +164,92 @@ pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
         actors.len()
     );
     Ok(())
+}
+
+/// Median cost of one warm fold per built-in projection, each on an
+/// activity it acts on. Writes are buffered and discarded, so every call
+/// sees the same state.
+fn fold_bench(iterations: usize) -> anyhow::Result<()> {
+    use crate::model::Signed;
+    use crate::runtime::{Limits, ProjectionModule, Runtime};
+    use crate::store::{ModuleKind, Store};
+
+    let dir = std::env::temp_dir().join(format!("weft-fold-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = (|| -> anyhow::Result<()> {
+        let store = Store::open(&dir.join("weft.redb"))?;
+        let runtime = Arc::new(Runtime::new(Limits::default(), dir.join("modules"))?);
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let actor = "http://127.0.0.1:9/actors/alice";
+        let activity = |body: Value| -> anyhow::Result<Signed> {
+            let mut json = body;
+            json["actor"] = actor.into();
+            json["seq"] = 2.into();
+            json["prev"] = crate::model::cid::activity_id(b"prev").into();
+            json["published"] = "2026-11-21T05:00:00.000Z".into();
+            let Value::Object(map) = json else {
+                bail!("not an object")
+            };
+            Ok(Signed::sign(map, &format!("{actor}#key-1"), &key)?)
+        };
+        let note = activity(
+            json!({"type": "Create", "object": {"type": "Note", "content": "hello"}, "to": [PUBLIC]}),
+        )?;
+        let target = note.id.clone();
+        let cases = [
+            ("feed", note),
+            (
+                "follower-graph",
+                activity(json!({"type": "Follow", "object": "http://127.0.0.1:9/actors/bob"}))?,
+            ),
+            (
+                "endorsements",
+                activity(json!({"type": "Endorse", "object": target, "kind": "like"}))?,
+            ),
+        ];
+        println!(
+            "warm fold cost, median of 20 rounds of {} folds (writes buffered, then discarded):",
+            iterations / 20
+        );
+        for (name, signed) in cases {
+            let (_, _, bytes) = crate::genesis::GENESIS
+                .iter()
+                .find(|(world, n, _)| *world == "projection" && *n == name)
+                .context("a genesis projection")?;
+            let id = crate::model::cid::artifact_id(bytes);
+            let component = runtime.compile(ModuleKind::Projection, &id, bytes)?;
+            let module = ProjectionModule::new(runtime.clone(), name, &id, &component)?;
+            let json = signed.to_json_string();
+            let mut txn = store.begin_write()?;
+            let fold = |txn: redb::WriteTransaction| -> anyhow::Result<redb::WriteTransaction> {
+                let (txn, outcome) = module.fold(txn, &signed, &json);
+                outcome?.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+                Ok(txn)
+            };
+            for _ in 0..200 {
+                txn = fold(txn)?;
+            }
+            let per_round = (iterations / 20).max(1);
+            let mut rounds = Vec::with_capacity(20);
+            for _ in 0..20 {
+                let started = Instant::now();
+                for _ in 0..per_round {
+                    txn = fold(txn)?;
+                }
+                rounds.push(started.elapsed() / per_round as u32);
+            }
+            rounds.sort();
+            println!(
+                "  {name:<16} {:>7.2} µs per fold ({})",
+                rounds[10].as_secs_f64() * 1e6,
+                signed.verb()
+            );
+            txn.abort()?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 type Tally = (Vec<Duration>, Vec<u64>, u64);

@@ -84,6 +84,11 @@ enum Outcome {
         oneshot::Sender<Result<u64, KernelError>>,
         Result<u64, KernelError>,
     ),
+    /// An artifact stored (not an activity).
+    Stored(
+        oneshot::Sender<Result<(), KernelError>>,
+        Result<(), KernelError>,
+    ),
     Stopped,
 }
 
@@ -99,6 +104,7 @@ impl Outcome {
             Self::Created(_, Err(KernelError::Store(_)))
                 | Self::Appended(_, Err(KernelError::Store(_)))
                 | Self::Rebuilt(_, Err(KernelError::Store(_)))
+                | Self::Stored(_, Err(KernelError::Store(_)))
         )
     }
 
@@ -113,6 +119,9 @@ impl Outcome {
                 let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
             }
             Self::Rebuilt(reply, result) => {
+                let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
+            }
+            Self::Stored(reply, result) => {
                 let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
             }
             Self::Stopped => {}
@@ -320,7 +329,7 @@ impl Writer {
                     .tables
                     .put_artifact(&id, &bytes)
                     .map_err(KernelError::from);
-                Outcome::Appended(reply, result)
+                Outcome::Stored(reply, result)
             }
             Command::Rebuild { reply, .. } => Outcome::Rebuilt(
                 reply,
@@ -503,7 +512,7 @@ fn skip(cmd: Command) -> Outcome {
         }
         Command::Append(append) => Outcome::Appended(append.reply, Err(KernelError::ShuttingDown)),
         Command::PutArtifact { reply, .. } => {
-            Outcome::Appended(reply, Err(KernelError::ShuttingDown))
+            Outcome::Stored(reply, Err(KernelError::ShuttingDown))
         }
         Command::Rebuild { reply, .. } => Outcome::Rebuilt(reply, Err(KernelError::ShuttingDown)),
         Command::Stop => Outcome::Stopped,

@@ -300,3 +300,44 @@ async fn a_rebuild_equals_the_incremental_state() -> anyhow::Result<()> {
     assert_eq!(body["failed"], 0, "{body}");
     node.stop().await
 }
+
+#[tokio::test]
+async fn a_reject_removes_the_follow_and_only_the_followed_actor_may_send_it() -> anyhow::Result<()>
+{
+    let node = TestNode::start().await?;
+    let (alice, alice_token) = node.actor("alice").await?;
+    let (bob, bob_token) = node.actor("bob").await?;
+    let (_, carol_token) = node.actor("carol").await?;
+    let (_, follow) = node
+        .publish(
+            &alice_token,
+            &json!({"type": "Follow", "object": bob, "to": [bob]}),
+        )
+        .await?;
+    eventually(async || Ok((!graph(&node, "following", &alice).await?.is_empty()).then_some(())))
+        .await?;
+    // Carol cannot reject a Follow addressed to bob.
+    let (status, body) = node
+        .publish(
+            &carol_token,
+            &json!({"type": "Reject", "object": follow["id"]}),
+        )
+        .await?;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        graph(&node, "following", &alice).await?,
+        std::slice::from_ref(&bob)
+    );
+    // Bob can; the relationship is gone on both sides.
+    let (status, body) = node
+        .publish(
+            &bob_token,
+            &json!({"type": "Reject", "object": follow["id"], "to": [alice]}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{body}");
+    assert!(graph(&node, "following", &alice).await?.is_empty());
+    assert!(graph(&node, "followers", &bob).await?.is_empty());
+    assert!(graph(&node, "pending-out", &alice).await?.is_empty());
+    node.stop().await
+}
