@@ -112,7 +112,11 @@ fn build(root: &Path, target_dir: &Path, crates: &[&str]) {
         // The host build's flags are not the guests'.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET");
+        .env_remove("CARGO_BUILD_TARGET")
+        // Under `cargo clippy` the wrapper would lint the guests with the
+        // host's flags and fingerprint them differently from a normal build.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS");
     for krate in crates {
         cmd.args(["-p", krate]);
     }

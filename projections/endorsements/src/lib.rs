@@ -22,9 +22,8 @@ use weft_guest::Json;
 use weft_guest::kv;
 use weft_guest::projection::{Activity, Guest, QueryError, log};
 use weft_guest::serde_json::{Value, json};
+use weft_guest::text::{is_safe, key};
 
-/// Separates the parts of a key.
-const SEP: char = '\u{1f}';
 /// The kinds of endorsement.
 const KINDS: [&str; 2] = ["like", "share"];
 
@@ -110,17 +109,6 @@ fn id_param(params: &[(String, String)]) -> Result<&str, String> {
     } else {
         Err("`id` must be an activity id or URL, without control characters".into())
     }
-}
-
-/// Joins key parts with [`SEP`].
-fn key(parts: &[&str]) -> String {
-    parts.join(&SEP.to_string())
-}
-
-/// Can `s` be a key part: non-empty, without control characters (so
-/// without [`SEP`])?
-fn is_safe(s: &str) -> bool {
-    !s.is_empty() && !s.chars().any(char::is_control)
 }
 
 weft_guest::projection::export_projection!(Endorsements);

@@ -37,9 +37,8 @@ use weft_guest::Json;
 use weft_guest::kv;
 use weft_guest::projection::{Activity, Guest, QueryError, log};
 use weft_guest::serde_json::{self, Value, json};
+use weft_guest::text::{is_safe, key};
 
-/// Separates the parts of a key.
-const SEP: char = '\u{1f}';
 /// Page size when `limit` is not given.
 const DEFAULT_LIMIT: usize = 20;
 /// Largest page.
@@ -263,17 +262,6 @@ fn is_collection(entry: &str) -> bool {
     let path = entry.split(['?', '#']).next().unwrap_or(entry);
     let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
     matches!(last, "followers" | "following")
-}
-
-/// Joins key parts with [`SEP`].
-fn key(parts: &[&str]) -> String {
-    parts.join(&SEP.to_string())
-}
-
-/// Can `s` be a key part: non-empty, without control characters (so
-/// without [`SEP`])?
-fn is_safe(s: &str) -> bool {
-    !s.is_empty() && !s.chars().any(char::is_control)
 }
 
 /// Is `s` an actor URL: http(s), with a host, no spaces or control characters?

@@ -34,9 +34,7 @@ use weft_guest::Json;
 use weft_guest::kv;
 use weft_guest::projection::{Activity, Guest, QueryError, log};
 use weft_guest::serde_json::{Value, json};
-
-/// Separates the parts of a key.
-const SEP: char = '\u{1f}';
+use weft_guest::text::{is_safe, key};
 
 /// The four lists, each a key namespace and a query path.
 const LISTS: [&str; 4] = ["followers", "following", "pending-in", "pending-out"];
@@ -164,17 +162,6 @@ fn unknown_path(path: &str) -> String {
     )
 }
 
-/// Joins key parts with [`SEP`].
-fn key(parts: &[&str]) -> String {
-    parts.join(&SEP.to_string())
-}
-
-/// Can `s` be a key part: non-empty, without control characters (so
-/// without [`SEP`])?
-fn is_safe(s: &str) -> bool {
-    !s.is_empty() && !s.chars().any(char::is_control)
-}
-
 /// Is `s` an actor URL: http(s), with a host, no spaces or control characters?
 fn is_actor(s: &str) -> bool {
     let rest = s
@@ -202,7 +189,7 @@ mod tests {
         let k = key(&["followers", BOB, ALICE]);
         assert!(k.starts_with(&key(&["followers", BOB, ""])));
         assert!(!k.starts_with(&key(&["followers", "https://example.com/actors/bo", ""])));
-        assert_eq!(k.matches(SEP).count(), 2);
+        assert_eq!(k.matches(weft_guest::text::SEP).count(), 2);
     }
 
     #[test]

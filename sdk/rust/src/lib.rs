@@ -96,6 +96,75 @@ pub fn reject(message: impl Into<String>) -> Rejection {
     }
 }
 
+/// Small checks and helpers that verbs and projections share.
+pub mod text {
+    /// Separator of key parts in projection stores (U+001F): no valid URL or
+    /// activity id contains it.
+    pub const SEP: char = '\u{1f}';
+
+    /// Is `s` shaped like an activity id: `b` and 60 lower-case base32 characters?
+    pub fn is_activity_id(s: &str) -> bool {
+        s.len() == 61
+            && s.starts_with('b')
+            && s.bytes()
+                .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c))
+    }
+
+    /// Is `s` an absolute http(s) URL with a host and no whitespace or controls?
+    pub fn is_http_url(s: &str) -> bool {
+        match s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"))
+        {
+            Some(rest) => {
+                !rest.is_empty()
+                    && !rest.starts_with('/')
+                    && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+            }
+            None => false,
+        }
+    }
+
+    /// Can `s` be part of a store key (non-empty, no control characters)?
+    pub fn is_safe(s: &str) -> bool {
+        !s.is_empty() && !s.chars().any(char::is_control)
+    }
+
+    /// Joins key parts with [`SEP`].
+    pub fn key(parts: &[&str]) -> String {
+        parts.join(&SEP.to_string())
+    }
+
+    /// `s`, shortened to 80 characters for an error message.
+    pub fn clip(s: &str) -> String {
+        match s.char_indices().nth(80) {
+            Some((end, _)) => format!("{}…", &s[..end]),
+            None => s.to_owned(),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn checks() {
+            assert!(is_activity_id(
+                "bagaaihraqjmaloyrlxxqxiarb4a6b3xbwsxhlbf6vqr5fbe7bjpnvm2tpzga"
+            ));
+            assert!(!is_activity_id("bagaaihra"));
+            assert!(
+                is_http_url("http://127.0.0.1:9/actors/a")
+                    && !is_http_url("http:///x")
+                    && !is_http_url("ftp://x")
+            );
+            assert!(!is_safe("a\u{1f}b") && is_safe("a"));
+            assert_eq!(key(&["a", "b"]), "a\u{1f}b");
+            assert_eq!(clip(&"x".repeat(100)).chars().count(), 81);
+        }
+    }
+}
+
 /// A typed view of an activity's JSON.
 #[derive(Debug, Clone)]
 pub struct Json(pub Map<String, Value>);

@@ -6,6 +6,7 @@
 //! Accepts need no reaction.
 
 use weft_guest::serde_json::Value;
+use weft_guest::text::{clip, is_activity_id};
 use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection, log};
 use weft_guest::{Json, reject};
 
@@ -53,22 +54,6 @@ fn check_answerer(answered: &Json, actor: &str) -> Result<(), String> {
             clip(target)
         )),
         _ => Ok(()),
-    }
-}
-
-/// Is `s` shaped like an activity id: `b` and 60 lower-case base32 characters?
-fn is_activity_id(s: &str) -> bool {
-    s.len() == 61
-        && s.starts_with('b')
-        && s.bytes()
-            .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c))
-}
-
-/// `s`, shortened for an error message.
-fn clip(s: &str) -> String {
-    match s.char_indices().nth(80) {
-        Some((end, _)) => format!("{}…", &s[..end]),
-        None => s.to_owned(),
     }
 }
 

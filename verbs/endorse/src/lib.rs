@@ -6,6 +6,7 @@
 //! need no reaction.
 
 use weft_guest::serde_json::Value;
+use weft_guest::text::{clip, is_activity_id, is_http_url};
 use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection};
 use weft_guest::{Json, reject};
 
@@ -57,38 +58,6 @@ fn check(object: Option<&Value>, kind: Option<&Value>) -> Result<(), String> {
         )),
         Some(_) => Err("`kind` must be the string \"like\" or \"share\"".into()),
         None => Err("an Endorse needs `kind`: \"like\" or \"share\"".into()),
-    }
-}
-
-/// Is `s` shaped like an activity id: `b` and 60 lower-case base32 characters?
-fn is_activity_id(s: &str) -> bool {
-    s.len() == 61
-        && s.starts_with('b')
-        && s.bytes()
-            .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c))
-}
-
-/// Is `s` an absolute http(s) URL with a host and no spaces or control
-/// characters?
-fn is_http_url(s: &str) -> bool {
-    let rest = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"));
-    match rest {
-        Some(rest) => {
-            !rest.is_empty()
-                && !rest.starts_with('/')
-                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-        }
-        None => false,
-    }
-}
-
-/// `s`, shortened for an error message.
-fn clip(s: &str) -> String {
-    match s.char_indices().nth(80) {
-        Some((end, _)) => format!("{}…", &s[..end]),
-        None => s.to_owned(),
     }
 }
 

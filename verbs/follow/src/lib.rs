@@ -9,6 +9,7 @@
 //! does, DESIGN §6).
 
 use weft_guest::serde_json::{self, Map, Value};
+use weft_guest::text::{clip, is_http_url};
 use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection};
 use weft_guest::{Json, reject};
 
@@ -160,30 +161,6 @@ fn is_number(n: &str) -> bool {
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
     digits(whole) && fraction.is_none_or(digits)
-}
-
-/// Is `s` an absolute http(s) URL with a host and no spaces or control
-/// characters?
-fn is_http_url(s: &str) -> bool {
-    let rest = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"));
-    match rest {
-        Some(rest) => {
-            !rest.is_empty()
-                && !rest.starts_with('/')
-                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-        }
-        None => false,
-    }
-}
-
-/// `s`, shortened for an error message.
-fn clip(s: &str) -> String {
-    match s.char_indices().nth(80) {
-        Some((end, _)) => format!("{}…", &s[..end]),
-        None => s.to_owned(),
-    }
 }
 
 weft_guest::verb::export_verb!(Follow);
