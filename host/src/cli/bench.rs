@@ -220,31 +220,35 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
             let component = runtime.compile(ModuleKind::Projection, &id, bytes)?;
             let module = ProjectionModule::new(runtime.clone(), name, &id, &component)?;
             let json = signed.to_json_string();
-            let mut txn = store.begin_write()?;
             let fold = |txn: redb::WriteTransaction| -> anyhow::Result<redb::WriteTransaction> {
                 let (txn, outcome) = module.fold(txn, &signed, &json);
                 outcome?.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
                 Ok(txn)
             };
-            for _ in 0..200 {
-                txn = fold(txn)?;
-            }
-            let per_round = (iterations / 20).max(1);
-            let mut rounds = Vec::with_capacity(20);
-            for _ in 0..20 {
+            // Like the writer: a fresh transaction per batch of BATCH folds.
+            const BATCH: usize = 100;
+            let round = |folds: usize| -> anyhow::Result<Duration> {
+                let mut txn = store.begin_write()?;
                 let started = Instant::now();
-                for _ in 0..per_round {
+                for _ in 0..folds {
                     txn = fold(txn)?;
                 }
-                rounds.push(started.elapsed() / per_round as u32);
+                let elapsed = started.elapsed();
+                txn.abort()?;
+                Ok(elapsed / folds as u32)
+            };
+            round(BATCH)?;
+            let rounds_n = (iterations / BATCH).max(1);
+            let mut rounds = Vec::with_capacity(rounds_n);
+            for _ in 0..rounds_n {
+                rounds.push(round(BATCH)?);
             }
             rounds.sort();
             println!(
                 "  {name:<16} {:>7.2} µs per fold ({})",
-                rounds[10].as_secs_f64() * 1e6,
+                rounds[rounds.len() / 2].as_secs_f64() * 1e6,
                 signed.verb()
             );
-            txn.abort()?;
         }
         Ok(())
     })();
