@@ -436,7 +436,8 @@ impl Kernel {
             Signed::sign(prepared.json, &key.id, secret)?
         };
         let mut next = actor::apply(Some(&state), &signed, Signature::Trusted)?;
-        self.modules.validate(&signed)?;
+        let json = signed.to_json_string();
+        self.modules.validate(&signed, &json)?;
 
         // Every check passed: hand the activity to the writer.
         if !prepared.fresh_keys.is_empty() {
@@ -453,7 +454,6 @@ impl Kernel {
             next.public_count += 1;
             next.public_count
         });
-        let json = signed.to_json_string();
         let record = ActivityRecord {
             json: json.clone(),
             actor: next.id.clone(),

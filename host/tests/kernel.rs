@@ -201,7 +201,7 @@ const FOLDED: TableDefinition<&str, u64> = TableDefinition::new("test_folded");
 struct Recorder;
 
 impl Modules for Recorder {
-    fn validate(&self, activity: &Signed) -> Result<(), Rejection> {
+    fn validate(&self, activity: &Signed, _json: &str) -> Result<(), Rejection> {
         if activity.verb() == "Forbidden" {
             return Err(Rejection::new("Forbidden", "not on this node"));
         }

@@ -43,8 +43,9 @@ pub struct Appended {
 
 /// Verbs and projections as the kernel sees them.
 pub trait Modules: Send + Sync + 'static {
-    /// Is this activity well-formed and allowed? Called before append.
-    fn validate(&self, activity: &Signed) -> Result<(), Rejection>;
+    /// Is this activity well-formed and allowed? Called before append, with
+    /// the activity's JSON text as it will be stored.
+    fn validate(&self, activity: &Signed, json: &str) -> Result<(), Rejection>;
 
     /// Folds a batch of appended activities into projections inside the
     /// batch's write transaction, which it hands back. A projection's own
@@ -75,7 +76,7 @@ pub trait Modules: Send + Sync + 'static {
 pub struct OpenVocabulary;
 
 impl Modules for OpenVocabulary {
-    fn validate(&self, _activity: &Signed) -> Result<(), Rejection> {
+    fn validate(&self, _activity: &Signed, _json: &str) -> Result<(), Rejection> {
         Ok(())
     }
 

@@ -449,7 +449,7 @@ pub enum QueryFault {
 }
 
 impl Modules for Registry {
-    fn validate(&self, activity: &Signed) -> Result<(), Rejection> {
+    fn validate(&self, activity: &Signed, json: &str) -> Result<(), Rejection> {
         if kernel_native(activity) {
             return Ok(());
         }
@@ -461,7 +461,7 @@ impl Modules for Registry {
             .store
             .begin_read()
             .map_err(|e| Rejection::new(verb, e.to_string()))?;
-        match module.validate(activity, &activity.to_json_string(), snapshot) {
+        match module.validate(activity, json, snapshot) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(Rejection::new(verb, message)),
             Err(fault) => Err(Rejection {

@@ -449,7 +449,8 @@ impl Writer {
         };
         let signed = Signed::sign(map, &key_id, &secret)?;
         let mut state = actor::apply(None, &signed, Signature::Trusted)?;
-        self.modules.validate(&signed)?;
+        let json = signed.to_json_string();
+        self.modules.validate(&signed, &json)?;
 
         // Every check passed: from here on only storage can fail.
         self.keys
@@ -458,7 +459,6 @@ impl Writer {
             .insert(key_id, secret);
         let token = token::generate();
         state.public_count = 1;
-        let json = signed.to_json_string();
         let record = ActivityRecord {
             json: json.clone(),
             actor: id.clone(),

@@ -165,6 +165,143 @@ pub mod text {
     }
 }
 
+/// Checks that several verbs share: each returns a message a person can act
+/// on. Pure: they look only at the JSON they are given.
+pub mod rules {
+    use crate::Json;
+    use crate::serde_json::Value;
+    use crate::text::{clip, is_activity_id};
+
+    /// The activity must be published as its own `type` (not wrapped in a Create).
+    pub fn own_type(kind: &str, verb: &str) -> Result<(), String> {
+        if kind == verb {
+            return Ok(());
+        }
+        Err(format!(
+            "{} {verb} is published as its own activity (`\"type\": \"{verb}\"`), not inside a `{kind}`",
+            article(verb)
+        ))
+    }
+
+    /// `object` must be an activity id (a string); `what` names it in
+    /// messages, e.g. "the Follow being accepted".
+    pub fn object_activity_id<'a>(
+        json: &'a Json,
+        verb: &str,
+        what: &str,
+    ) -> Result<&'a str, String> {
+        match json.get("object") {
+            Some(Value::String(id)) if is_activity_id(id) => Ok(id),
+            Some(Value::String(other)) => Err(format!(
+                "`object` must be the id of {what} (`b` then 60 characters a-z, 2-7), not `{}`",
+                clip(other)
+            )),
+            Some(_) => Err(format!(
+                "`object` must be the id of {what} as a string, not an embedded object"
+            )),
+            None => Err(format!(
+                "{} {verb} needs `object`: the id of {what}",
+                article(verb)
+            )),
+        }
+    }
+
+    /// When `answered` is a Follow, only the actor it follows may answer it
+    /// (Accept or Reject); `action` is "accept" or "reject".
+    pub fn followed_actor_answers(
+        answered: &Json,
+        actor: &str,
+        action: &str,
+    ) -> Result<(), String> {
+        match (answered.str("type"), answered.str("object")) {
+            (Some("Follow"), Some(target)) if target != actor => Err(format!(
+                "only the followed actor ({}) can {action} this Follow",
+                clip(target)
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// An actor can undo only its own activities.
+    pub fn own_activity(undone: &Json, actor: &str) -> Result<(), String> {
+        match undone.str("actor") {
+            Some(owner) if owner != actor => Err(format!(
+                "an actor can undo only its own activities; that one is by {}",
+                clip(owner)
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn article(word: &str) -> &'static str {
+        if word.starts_with(['A', 'E', 'I', 'O', 'U']) {
+            "an"
+        } else {
+            "a"
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::serde_json::json;
+
+        const ID: &str = "bagaaihraqjmaloyrlxxqxiarb4a6b3xbwsxhlbf6vqr5fbe7bjpnvm2tpzga";
+        const BOB: &str = "https://example.com/actors/bob";
+
+        fn json(v: Value) -> Json {
+            Json::from_text(&v.to_string()).expect("an object")
+        }
+
+        #[test]
+        fn own_type_names_the_verb() {
+            assert!(own_type("Accept", "Accept").is_ok());
+            let err = own_type("Create", "Undo").expect_err("wrapped");
+            assert!(
+                err.starts_with("an Undo") && err.contains("`Create`"),
+                "{err}"
+            );
+        }
+
+        #[test]
+        fn object_must_be_an_activity_id() {
+            let what = "the Follow being accepted";
+            assert_eq!(
+                object_activity_id(&json(json!({"object": ID})), "Accept", what),
+                Ok(ID)
+            );
+            assert!(object_activity_id(&json(json!({"object": BOB})), "Accept", what).is_err());
+            assert!(
+                object_activity_id(&json(json!({"object": {"id": ID}})), "Accept", what).is_err()
+            );
+            let missing =
+                object_activity_id(&json(json!({})), "Reject", what).expect_err("missing");
+            assert!(missing.starts_with("a Reject needs `object`"), "{missing}");
+        }
+
+        #[test]
+        fn only_the_followed_actor_answers_a_follow() {
+            let follow = json(json!({"type": "Follow", "object": BOB}));
+            assert!(followed_actor_answers(&follow, BOB, "accept").is_ok());
+            assert!(
+                followed_actor_answers(&follow, "https://example.com/actors/eve", "reject")
+                    .is_err()
+            );
+            let other = json(json!({"type": "Invite", "object": BOB}));
+            assert!(
+                followed_actor_answers(&other, "https://example.com/actors/eve", "accept").is_ok()
+            );
+        }
+
+        #[test]
+        fn only_the_author_undoes() {
+            let follow = json(json!({"type": "Follow", "actor": BOB}));
+            assert!(own_activity(&follow, BOB).is_ok());
+            assert!(own_activity(&follow, "https://example.com/actors/eve").is_err());
+        }
+    }
+}
+
 /// A typed view of an activity's JSON.
 #[derive(Debug, Clone)]
 pub struct Json(pub Map<String, Value>);
