@@ -22,7 +22,7 @@ use wasmtime::{Engine, Store, StoreLimitsBuilder};
 use crate::model::Signed;
 use crate::store::ModuleKind;
 use bindings::{projection, verb};
-use host::{HostState, Kv, Source};
+use host::{HostState, Kv, Source, WriteState};
 
 pub use bindings::projection::weft::module::types::QueryError;
 pub use bindings::verb::weft::module::types::Intent;
@@ -484,8 +484,121 @@ impl std::fmt::Debug for ProjectionModule {
     }
 }
 
-/// A fold's writes, to apply if the caller keeps them.
-pub type Writes = std::collections::BTreeMap<String, Option<String>>;
+/// An activity as a projection's `fold` receives it. Build it once with
+/// [`fold_activity`] and fold it into every projection.
+pub type FoldActivity = projection::weft::module::types::Activity;
+
+/// The WIT record of an activity for folding.
+pub fn fold_activity(signed: &Signed, json: &str) -> FoldActivity {
+    wit_activity(signed, json, |a| {
+        to_record!(projection::weft::module::types::Activity, a)
+    })
+}
+
+/// What one fold did.
+#[derive(Debug)]
+pub enum Folded {
+    /// The fold succeeded; its writes are kept.
+    Applied,
+    /// The projection returned an error; nothing it wrote is kept.
+    Refused(String),
+    /// The module trapped, ran out of fuel or hit its deadline; nothing it
+    /// wrote is kept and its instance is discarded.
+    Fault(RuntimeError),
+}
+
+/// A projection folding a run of activities in the writer's transaction.
+/// Only successful folds' writes reach the store. [`FoldSession::finish`]
+/// gives the transaction back.
+pub struct FoldSession<'m> {
+    module: &'m ProjectionModule,
+    warm: Option<Warm<projection::Projection>>,
+    /// `None` only while a call runs (the store holds it).
+    source: Option<WriteState>,
+}
+
+impl std::fmt::Debug for FoldSession<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FoldSession")
+            .field("projection", &self.module.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FoldSession<'_> {
+    /// Folds one activity; later folds of the session see its writes.
+    /// `Err` is a storage failure: the transaction must not be committed.
+    pub fn fold(&mut self, activity: &FoldActivity) -> Result<Folded, redb::StorageError> {
+        let module = self.module;
+        let mut warm = match self.warm.take() {
+            Some(warm) => warm,
+            None => match module.take() {
+                Ok(warm) => warm,
+                Err(e) => return Ok(Folded::Fault(e)),
+            },
+        };
+        if let Err(e) = module.runtime.arm(&mut warm.store) {
+            self.warm = Some(warm);
+            return Ok(Folded::Fault(e));
+        }
+        let Some(source) = self.source.take() else {
+            return Ok(Folded::Fault(RuntimeError::Cache(
+                "the fold session lost its transaction".into(),
+            )));
+        };
+        let data = warm.store.data_mut();
+        data.source = Source::Write(source);
+        data.kv.writable = true;
+        data.kv.buffer.clear();
+        data.kv.buffered_bytes = 0;
+        let result = warm.bindings.call_fold(&mut warm.store, activity);
+        let data = warm.store.data_mut();
+        if let Source::Write(source) = std::mem::take(&mut data.source) {
+            self.source = Some(source);
+        }
+        let mut writes = std::mem::take(&mut data.kv.buffer);
+        let folded = match result {
+            Ok(Ok(())) => {
+                self.warm = Some(warm);
+                match self.source.as_mut() {
+                    Some(source) => source.keep(&mut writes),
+                    None => {
+                        return Ok(Folded::Fault(RuntimeError::Cache(
+                            "the fold session lost its transaction".into(),
+                        )));
+                    }
+                }
+                Folded::Applied
+            }
+            Ok(Err(message)) => {
+                self.warm = Some(warm);
+                Folded::Refused(message)
+            }
+            // A trapped instance is not reused.
+            Err(e) => Folded::Fault(module.runtime.fault(&module.name, &e)),
+        };
+        writes.clear();
+        if let Some(warm) = self.warm.as_mut() {
+            warm.store.data_mut().kv.buffer = writes;
+        }
+        Ok(folded)
+    }
+
+    /// Ends the session: the successful folds' writes go to the store, the
+    /// instance back to the pool and the transaction to the caller. `Err`
+    /// is a storage failure: the transaction is dropped (aborted).
+    pub fn finish(mut self) -> Result<WriteTransaction, redb::StorageError> {
+        if let Some(warm) = self.warm.take() {
+            self.module.give_back(warm);
+        }
+        match self.source.take() {
+            Some(state) => state.finish(&self.module.name),
+            None => Err(redb::StorageError::Io(std::io::Error::other(
+                "a fold session lost its transaction",
+            ))),
+        }
+    }
+}
 
 impl ProjectionModule {
     pub fn new(
@@ -528,51 +641,15 @@ impl ProjectionModule {
         }
     }
 
-    /// Folds one activity, reading through `txn`. Returns the transaction
-    /// and, if the fold succeeded, its buffered writes; `Ok(Err(_))` is the
-    /// projection's own failure.
-    pub fn fold(
-        &self,
-        txn: WriteTransaction,
-        signed: &Signed,
-        json: &str,
-    ) -> (
-        WriteTransaction,
-        Result<Result<Writes, String>, RuntimeError>,
-    ) {
-        let mut warm = match self.take() {
-            Ok(warm) => warm,
-            Err(e) => return (txn, Err(e)),
-        };
-        if let Err(e) = self.runtime.arm(&mut warm.store) {
-            return (txn, Err(e));
-        }
-        let data = warm.store.data_mut();
-        data.source = Source::Write(Box::new(txn));
-        data.kv.writable = true;
-        data.kv.buffer.clear();
-        data.kv.buffered_bytes = 0;
-        let activity = wit_activity(signed, json, |a| {
-            to_record!(projection::weft::module::types::Activity, a)
-        });
-        let result = warm.bindings.call_fold(&mut warm.store, &activity);
-        let data = warm.store.data_mut();
-        let Source::Write(txn) = std::mem::take(&mut data.source) else {
-            unreachable!("the fold's source is the write transaction put there above")
-        };
-        let txn = *txn;
-        let writes = std::mem::take(&mut data.kv.buffer);
-        match result {
-            Ok(Ok(())) => {
-                self.give_back(warm);
-                (txn, Ok(Ok(writes)))
-            }
-            Ok(Err(message)) => {
-                self.give_back(warm);
-                (txn, Ok(Err(message)))
-            }
-            Err(e) => (txn, Err(self.runtime.fault(&self.name, &e))),
-        }
+    /// Lends `txn` to this projection for a run of folds, opening the
+    /// tables the folds use once. On failure `txn` is dropped (aborted).
+    pub fn session(&self, txn: WriteTransaction) -> Result<FoldSession<'_>, redb::TableError> {
+        let source = WriteState::open(txn)?;
+        Ok(FoldSession {
+            module: self,
+            warm: None,
+            source: Some(source),
+        })
     }
 
     /// Answers a query from a committed snapshot.

@@ -17,6 +17,31 @@ pub struct Metrics {
     pub rejected: AtomicU64,
     /// Largest number of requests in one commit so far.
     pub largest_batch: AtomicU64,
+    /// Nanoseconds the writer spent in each phase of its batches.
+    pub writer_ns: [AtomicU64; Phase::ALL.len()],
+}
+
+/// Where the writer's time goes, per batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Checking chain links and writing the log's tables.
+    Append,
+    /// Running every projection's fold.
+    Fold,
+    /// Writing pages and waiting for the disk (fsync).
+    Commit,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Append, Phase::Fold, Phase::Commit];
+
+    fn label(self) -> &'static str {
+        match self {
+            Phase::Append => "append",
+            Phase::Fold => "fold",
+            Phase::Commit => "commit",
+        }
+    }
 }
 
 impl Metrics {
@@ -24,6 +49,12 @@ impl Metrics {
         self.commits.fetch_add(1, Relaxed);
         self.appended.fetch_add(appended, Relaxed);
         self.largest_batch.fetch_max(requests, Relaxed);
+    }
+
+    /// Adds the time since `since` to `phase`.
+    pub(super) fn spent(&self, phase: Phase, since: std::time::Instant) {
+        let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.writer_ns[phase as usize].fetch_add(ns, Relaxed);
     }
 
     /// Prometheus text exposition format.
@@ -63,6 +94,18 @@ impl Metrics {
             "# HELP weft_commit_batch_max Most requests group-committed in one transaction.\n# TYPE weft_commit_batch_max gauge\nweft_commit_batch_max {}",
             self.largest_batch.load(Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP weft_writer_seconds_total Time the writer spent per phase of its batches.\n# TYPE weft_writer_seconds_total counter"
+        );
+        for phase in Phase::ALL {
+            let _ = writeln!(
+                out,
+                "weft_writer_seconds_total{{phase=\"{}\"}} {:.6}",
+                phase.label(),
+                self.writer_ns[phase as usize].load(Relaxed) as f64 / 1e9
+            );
+        }
         out
     }
 }

@@ -16,7 +16,10 @@ use tokio::sync::mpsc;
 use super::modules::{Appended, Modules, Rejection};
 use crate::identity::Lifecycle;
 use crate::model::Signed;
-use crate::runtime::{ProjectionModule, QueryError, Runtime, RuntimeError, VerbModule};
+use crate::runtime::{
+    FoldActivity, Folded, ProjectionModule, QueryError, Runtime, RuntimeError, VerbModule,
+    fold_activity,
+};
 use crate::store::tables::{
     ACTIVITIES, ARTIFACTS, MODULES, ORDER, PROJECTION_KV, PROJECTION_STATUS,
 };
@@ -207,44 +210,53 @@ impl Registry {
 
     /// Folds one activity into one projection, applying its writes and
     /// recording the outcome on `status`.
-    fn fold_one(
+    /// Folds a run of activities into every active projection, one
+    /// projection at a time so each lends the transaction once. An item's
+    /// `skip` names a projection that already folded it (by a refold).
+    fn fold_run(
         &self,
-        txn: WriteTransaction,
-        module: &ProjectionModule,
-        appended: &Appended,
-        status: &mut ProjectionStatus,
+        mut txn: WriteTransaction,
+        run: &[(&Appended, Option<String>)],
+        statuses: &mut BTreeMap<String, ProjectionStatus>,
     ) -> Result<WriteTransaction, StoreError> {
-        let (txn, outcome) = module.fold(txn, &appended.signed, &appended.json);
-        status.position = appended.position;
-        status.last_activity = Some(appended.signed.id.clone());
-        let failure = match outcome {
-            Ok(Ok(writes)) => {
-                let mut table = txn.open_table(PROJECTION_KV)?;
-                for (key, value) in &writes {
-                    match value {
-                        Some(v) => {
-                            table.insert((module.name.as_str(), key.as_str()), v.as_str())?
-                        }
-                        None => table.remove((module.name.as_str(), key.as_str()))?,
-                    };
+        if run.is_empty() {
+            return Ok(txn);
+        }
+        let projections: Vec<Arc<ProjectionModule>> = self
+            .projections
+            .read()
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default();
+        if projections.is_empty() {
+            return Ok(txn);
+        }
+        let activities: Vec<FoldActivity> = run
+            .iter()
+            .map(|(item, _)| fold_activity(&item.signed, &item.json))
+            .collect();
+        for module in projections {
+            if !statuses.contains_key(&module.name) {
+                let stored = {
+                    let table = txn.open_table(PROJECTION_STATUS)?;
+                    table
+                        .get(module.name.as_str())?
+                        .map(|v| postcard::from_bytes(v.value()))
+                        .transpose()?
+                };
+                statuses.insert(module.name.clone(), stored.unwrap_or_default());
+            }
+            let Some(status) = statuses.get_mut(&module.name) else {
+                continue;
+            };
+            let mut session = module.session(txn)?;
+            for ((item, skip), activity) in run.iter().zip(&activities) {
+                if skip.as_deref() == Some(module.name.as_str()) {
+                    continue;
                 }
-                status.folded += 1;
-                None
+                let folded = session.fold(activity)?;
+                record(status, &module.name, item, folded);
             }
-            Ok(Err(message)) => Some(message),
-            Err(fault) => Some(fault.to_string()),
-        };
-        if let Some(message) = failure {
-            tracing::warn!(projection = %module.name, activity = %appended.signed.id, %message, "fold failed");
-            status.failed += 1;
-            status.errors.push(FoldError {
-                position: appended.position,
-                activity: appended.signed.id.clone(),
-                message,
-            });
-            if status.errors.len() > 20 {
-                status.errors.remove(0);
-            }
+            txn = session.finish()?;
         }
         Ok(txn)
     }
@@ -348,7 +360,7 @@ impl Registry {
         }
         let mut status = ProjectionStatus::default();
         let mut position = 1;
-        let mut folded = 0;
+        let mut folded_count = 0;
         loop {
             let chunk: Vec<(u64, String)> = {
                 let order = txn.open_table(ORDER)?;
@@ -361,34 +373,42 @@ impl Registry {
             let Some(last) = chunk.last().map(|(p, _)| *p) else {
                 break;
             };
-            for (position, id) in chunk {
-                let record: Option<ActivityRecord> = {
-                    let activities = txn.open_table(ACTIVITIES)?;
-                    activities
+            let mut items = Vec::with_capacity(chunk.len());
+            {
+                let activities = txn.open_table(ACTIVITIES)?;
+                for (position, id) in chunk {
+                    let Some(record) = activities
                         .get(id.as_str())?
-                        .map(|v| postcard::from_bytes(v.value()))
+                        .map(|v| postcard::from_bytes::<ActivityRecord>(v.value()))
                         .transpose()?
-                };
-                let Some(record) = record else { continue };
-                let Ok(value) = serde_json::from_str(&record.json) else {
-                    continue;
-                };
-                let Ok(signed) = Signed::parse(value) else {
-                    continue;
-                };
-                let appended = Appended {
-                    position,
-                    signed,
-                    json: record.json,
-                };
-                txn = self.fold_one(txn, &module, &appended, &mut status)?;
-                folded += 1;
+                    else {
+                        continue;
+                    };
+                    let Ok(value) = serde_json::from_str(&record.json) else {
+                        continue;
+                    };
+                    let Ok(signed) = Signed::parse(value) else {
+                        continue;
+                    };
+                    items.push(Appended {
+                        position,
+                        signed,
+                        json: record.json,
+                    });
+                }
             }
+            let mut session = module.session(txn)?;
+            for item in &items {
+                let folded = session.fold(&fold_activity(&item.signed, &item.json))?;
+                record(&mut status, &module.name, item, folded);
+                folded_count += 1;
+            }
+            txn = session.finish()?;
             position = last + 1;
         }
         txn.open_table(PROJECTION_STATUS)?
             .insert(name, postcard::to_stdvec(&status)?.as_slice())?;
-        Ok((txn, Ok(folded)))
+        Ok((txn, Ok(folded_count)))
     }
 
     /// The registry as JSON: every verb and projection with its versions.
@@ -478,7 +498,16 @@ impl Modules for Registry {
         appended: &[Appended],
     ) -> Result<WriteTransaction, StoreError> {
         let mut statuses: BTreeMap<String, ProjectionStatus> = BTreeMap::new();
+        let mut run: Vec<(&Appended, Option<String>)> = Vec::new();
         for item in appended {
+            if matches!(
+                item.signed.header.kind.as_str(),
+                DEFINE_ACTIVITY | DEFINE_PROJECTION
+            ) {
+                // What came before folds into the projections as they were.
+                txn = self.fold_run(txn, &run, &mut statuses)?;
+                run.clear();
+            }
             // A new (version of a) projection starts from the whole log,
             // this activity included; every other projection folds it as usual.
             let rebuilt = self.define(&txn, item)?;
@@ -487,33 +516,9 @@ impl Modules for Registry {
                 txn = t;
                 statuses.remove(name);
             }
-            let projections: Vec<Arc<ProjectionModule>> = self
-                .projections
-                .read()
-                .map(|p| p.values().cloned().collect())
-                .unwrap_or_default();
-            for module in projections
-                .into_iter()
-                .filter(|m| Some(&m.name) != rebuilt.as_ref())
-            {
-                let status = match statuses.get_mut(&module.name) {
-                    Some(s) => s,
-                    None => {
-                        let stored = {
-                            let table = txn.open_table(PROJECTION_STATUS)?;
-                            table
-                                .get(module.name.as_str())?
-                                .map(|v| postcard::from_bytes(v.value()))
-                                .transpose()?
-                        };
-                        statuses
-                            .entry(module.name.clone())
-                            .or_insert(stored.unwrap_or_default())
-                    }
-                };
-                txn = self.fold_one(txn, &module, item, status)?;
-            }
+            run.push((item, rebuilt));
         }
+        txn = self.fold_run(txn, &run, &mut statuses)?;
         {
             let mut table = txn.open_table(PROJECTION_STATUS)?;
             for (name, status) in &statuses {
@@ -554,5 +559,29 @@ impl Modules for Registry {
             .map(|(k, _)| k.value())
             .unwrap_or(0);
         self.refold(txn, name, until)
+    }
+}
+
+/// Notes one fold's outcome on its projection's status.
+fn record(status: &mut ProjectionStatus, projection: &str, item: &Appended, folded: Folded) {
+    status.position = item.position;
+    status.last_activity = Some(item.signed.id.clone());
+    let message = match folded {
+        Folded::Applied => {
+            status.folded += 1;
+            return;
+        }
+        Folded::Refused(message) => message,
+        Folded::Fault(fault) => fault.to_string(),
+    };
+    tracing::warn!(%projection, activity = %item.signed.id, %message, "fold failed");
+    status.failed += 1;
+    status.errors.push(FoldError {
+        position: item.position,
+        activity: item.signed.id.clone(),
+        message,
+    });
+    if status.errors.len() > 20 {
+        status.errors.remove(0);
     }
 }

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use ed25519_dalek::SigningKey;
 use redb::WriteTransaction;
@@ -20,6 +21,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Metrics;
+use super::metrics::Phase;
 use super::modules::{Appended, Modules};
 use super::{Created, KernelError};
 use crate::identity::actor::{self, Signature};
@@ -199,15 +201,19 @@ impl Writer {
                 return;
             }
         };
+        let started = Instant::now();
+        let mut actor_fault = None;
         let mut outcomes = match Batch::open(&txn) {
             Ok(mut tables) => {
+                let mut actors = HashMap::new();
                 let mut cx = Cx {
                     tables: &mut tables,
                     pending: &mut pending_tips,
                     appended: &mut appended,
+                    actors: &mut actors,
                     position: None,
                 };
-                batch
+                let outcomes = batch
                     .drain(..)
                     .filter_map(|cmd| match cmd {
                         Command::Rebuild { name, reply } => {
@@ -216,7 +222,16 @@ impl Writer {
                         }
                         cmd => Some(self.apply(&txn, &mut cx, cmd)),
                     })
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<_>>();
+                // Each actor's state is written once per batch, as of its
+                // last append.
+                if let Err(e) = actors
+                    .values()
+                    .try_for_each(|state| tables.put_actor(state))
+                {
+                    actor_fault = Some(format!("writing actor states failed: {e}"));
+                }
+                outcomes
             }
             Err(e) => {
                 let fault = e.to_string();
@@ -229,7 +244,10 @@ impl Writer {
         let mut fault = outcomes
             .iter()
             .any(Outcome::failed_on_storage)
-            .then(|| "a storage error occurred while writing".to_owned());
+            .then(|| "a storage error occurred while writing".to_owned())
+            .or(actor_fault);
+        self.metrics.spent(Phase::Append, started);
+        let started = Instant::now();
         let mut txn = Some(txn);
         if fault.is_none() {
             match txn.take().map(|t| self.modules.fold(t, &appended)) {
@@ -259,6 +277,8 @@ impl Writer {
             };
             outcomes.push(Outcome::Rebuilt(reply, result));
         }
+        self.metrics.spent(Phase::Fold, started);
+        let started = Instant::now();
         if fault.is_none() {
             fault = match self.flush_keys() {
                 Err(e) => Some(e),
@@ -267,6 +287,7 @@ impl Writer {
                     .and_then(|t| t.commit().err().map(|e| e.to_string())),
             };
         }
+        self.metrics.spent(Phase::Commit, started);
         match &fault {
             None => {
                 let count = outcomes.iter().filter(|o| o.appended()).count() as u64;
@@ -321,7 +342,7 @@ impl Writer {
                     public_rank,
                     reply,
                 } = *append;
-                let result = self.append(cx, signed, record, &state, public_rank);
+                let result = self.append(cx, signed, record, state, public_rank);
                 Outcome::Appended(reply, result)
             }
             Command::PutArtifact { id, bytes, reply } => {
@@ -346,7 +367,7 @@ impl Writer {
         cx: &mut Cx<'_, '_>,
         signed: Signed,
         record: ActivityRecord,
-        state: &ActorState,
+        state: ActorState,
         public_rank: Option<u64>,
     ) -> Result<(), KernelError> {
         let tip = match cx
@@ -372,9 +393,9 @@ impl Writer {
         let position = cx.position()?;
         cx.tables
             .append(position, &signed.id, &record, public_rank)?;
-        cx.tables.put_actor(state)?;
         cx.pending
             .insert(state.id.clone(), (signed.header.seq, signed.id.clone()));
+        cx.actors.insert(state.id.clone(), state);
         cx.appended.push(Appended {
             position,
             signed,
@@ -490,6 +511,8 @@ pub(super) struct Cx<'a, 't> {
     tables: &'a mut Batch<'t>,
     pending: &'a mut HashMap<String, (u64, String)>,
     appended: &'a mut Vec<Appended>,
+    /// Actor states to write at the end of the batch.
+    actors: &'a mut HashMap<String, ActorState>,
     position: Option<u64>,
 }
 

@@ -5,12 +5,99 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, Table, WriteTransaction};
 use wasmtime::StoreLimits;
 
 use super::bindings::{projection, verb};
 use crate::store::ActivityRecord;
 use crate::store::tables::{ACTIVITIES, PROJECTION_KV};
+
+/// The tables a fold reads and writes, opened once per fold session.
+pub struct FoldTables<'txn> {
+    pub kv: Table<'txn, (&'static str, &'static str), &'static str>,
+    pub activities: Table<'txn, &'static str, &'static [u8]>,
+}
+
+impl std::fmt::Debug for FoldTables<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FoldTables").finish_non_exhaustive()
+    }
+}
+
+self_cell::self_cell!(
+    /// The writer's transaction lent to a projection for a run of folds,
+    /// with the tables the folds use opened once rather than on every host
+    /// call.
+    pub struct WriteSource {
+        owner: WriteTransaction,
+        #[not_covariant]
+        dependent: FoldTables,
+    }
+);
+
+/// A projection's fold session: the lent transaction, and the writes of
+/// the session's successful folds, kept in memory (later folds read them)
+/// and written to the store once, when the session ends. A key written by
+/// many folds of a batch (a counter) reaches redb once.
+pub struct WriteState {
+    tables: WriteSource,
+    /// Writes of the session's successful folds: `None` is a delete.
+    overlay: BTreeMap<String, Option<String>>,
+}
+
+impl std::fmt::Debug for WriteState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteState")
+            .field("overlay", &self.overlay.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WriteState {
+    /// Opens the fold tables in `txn`; on failure `txn` is dropped
+    /// (aborted), as the batch it belongs to cannot commit.
+    pub fn open(txn: WriteTransaction) -> Result<Self, redb::TableError> {
+        let tables = WriteSource::try_new(txn, |txn| {
+            Ok::<_, redb::TableError>(FoldTables {
+                kv: txn.open_table(PROJECTION_KV)?,
+                activities: txn.open_table(ACTIVITIES)?,
+            })
+        })?;
+        Ok(Self {
+            tables,
+            overlay: BTreeMap::new(),
+        })
+    }
+
+    /// Keeps a successful fold's writes.
+    pub fn keep(&mut self, writes: &mut BTreeMap<String, Option<String>>) {
+        if self.overlay.is_empty() {
+            std::mem::swap(&mut self.overlay, writes);
+        } else {
+            // Entry by entry: `BTreeMap::append` rebuilds the whole map, which
+            // would make a session quadratic in its folds.
+            while let Some((key, value)) = writes.pop_first() {
+                self.overlay.insert(key, value);
+            }
+        }
+    }
+
+    /// Writes the session's writes to `projection`'s store and gives the
+    /// transaction back.
+    pub fn finish(mut self, projection: &str) -> Result<WriteTransaction, redb::StorageError> {
+        let overlay = std::mem::take(&mut self.overlay);
+        self.tables.with_dependent_mut(|_, tables| {
+            for (key, value) in &overlay {
+                match value {
+                    Some(v) => tables.kv.insert((projection, key.as_str()), v.as_str())?,
+                    None => tables.kv.remove((projection, key.as_str()))?,
+                };
+            }
+            Ok::<_, redb::StorageError>(())
+        })?;
+        Ok(self.tables.into_owner())
+    }
+}
 
 /// Where reads come from during one call.
 #[derive(Default)]
@@ -21,7 +108,7 @@ pub enum Source {
     Read(ReadTransaction),
     /// The writer's open transaction (fold), so a fold sees earlier
     /// activities of the same batch.
-    Write(Box<WriteTransaction>),
+    Write(WriteState),
 }
 
 impl std::fmt::Debug for Source {
@@ -74,10 +161,12 @@ impl HostState {
                 .open_table(ACTIVITIES)?
                 .get(id)?
                 .map(|v| v.value().to_vec()),
-            Source::Write(txn) => txn
-                .open_table(ACTIVITIES)?
-                .get(id)?
-                .map(|v| v.value().to_vec()),
+            Source::Write(state) => state.tables.with_dependent(|_, tables| {
+                tables
+                    .activities
+                    .get(id)
+                    .map(|v| v.map(|v| v.value().to_vec()))
+            })?,
         };
         Ok(match bytes {
             Some(b) => Some(postcard::from_bytes::<ActivityRecord>(&b)?.json),
@@ -96,10 +185,12 @@ impl HostState {
                 .open_table(PROJECTION_KV)?
                 .get(k)?
                 .map(|v| v.value().to_owned()),
-            Source::Write(txn) => txn
-                .open_table(PROJECTION_KV)?
-                .get(k)?
-                .map(|v| v.value().to_owned()),
+            Source::Write(state) => match state.overlay.get(key) {
+                Some(kept) => kept.clone(),
+                None => state.tables.with_dependent(|_, tables| {
+                    tables.kv.get(k).map(|v| v.map(|v| v.value().to_owned()))
+                })?,
+            },
         })
     }
 
@@ -132,9 +223,29 @@ impl HostState {
     ) -> wasmtime::Result<Vec<(String, String)>> {
         let limit = limit.min(MAX_SCAN) as usize;
         let projection = self.kv.projection.as_str();
-        // Committed entries after the start, enough to fill `limit` even if
-        // buffered deletes remove some.
-        let want = limit + self.kv.buffer.len();
+        let lower = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Included(prefix),
+        };
+        // The session's kept writes (fold sessions only) and this call's
+        // buffer lie over the stored entries, in that order.
+        let empty = BTreeMap::new();
+        let kept = match &self.source {
+            Source::Write(state) => &state.overlay,
+            _ => &empty,
+        };
+        let in_range = |layer: &'_ BTreeMap<String, Option<String>>| {
+            layer
+                .range::<str, _>((lower, Bound::Unbounded))
+                .take_while(|(key, _)| key.starts_with(prefix))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>()
+        };
+        let layers = [in_range(kept), in_range(&self.kv.buffer)];
+        // Stored entries after the start, enough to fill `limit` even if
+        // the layers above delete some.
+        let deletes = layers.iter().flatten().filter(|(_, v)| v.is_none()).count();
+        let want = limit + deletes;
         let start = after.unwrap_or(prefix);
         let mut stored: Vec<(String, String)> = Vec::new();
         {
@@ -161,33 +272,28 @@ impl HostState {
                         }
                     }
                 }
-                Source::Write(txn) => {
-                    for entry in txn
-                        .open_table(PROJECTION_KV)?
-                        .range((projection, start)..)?
-                    {
-                        let (k, v) = entry?;
-                        let (p, key) = k.value();
-                        if p != projection || !collect(key, v.value()) {
-                            break;
-                        }
-                    }
+                Source::Write(state) => {
+                    state
+                        .tables
+                        .with_dependent(|_, tables| -> Result<(), redb::StorageError> {
+                            for entry in tables.kv.range((projection, start)..)? {
+                                let (k, v) = entry?;
+                                let (p, key) = k.value();
+                                if p != projection || !collect(key, v.value()) {
+                                    break;
+                                }
+                            }
+                            Ok(())
+                        })?;
                 }
             }
         }
-        // Overlay the buffer: buffered values win, buffered deletes remove.
-        let lower = match after {
-            Some(a) => Bound::Excluded(a),
-            None => Bound::Included(prefix),
-        };
+        // Upper layers win: their values replace, their deletes remove.
         let mut merged: BTreeMap<String, String> = stored.into_iter().collect();
-        for (key, value) in self.kv.buffer.range::<str, _>((lower, Bound::Unbounded)) {
-            if !key.starts_with(prefix) {
-                break;
-            }
+        for (key, value) in layers.into_iter().flatten() {
             match value {
-                Some(v) => merged.insert(key.clone(), v.clone()),
-                None => merged.remove(key),
+                Some(v) => merged.insert(key, v),
+                None => merged.remove(&key),
             };
         }
         Ok(merged.into_iter().take(limit).collect())
@@ -230,5 +336,107 @@ impl projection::weft::module::kv::Host for HostState {
         limit: u32,
     ) -> wasmtime::Result<Vec<(String, String)>> {
         self.kv_scan(&prefix, after.as_deref(), limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn state(source: Source) -> HostState {
+        HostState {
+            limits: wasmtime::StoreLimitsBuilder::new().build(),
+            source,
+            kv: Kv {
+                projection: "p".into(),
+                writable: true,
+                ..Kv::default()
+            },
+            max_write_bytes: 1 << 20,
+        }
+    }
+
+    fn put(state: &mut HostState, key: &str, value: Option<&str>) -> wasmtime::Result<()> {
+        state.kv_put(key.into(), value.map(str::to_owned))
+    }
+
+    /// Stored entries, a session's kept writes and the running fold's
+    /// buffer read as one store, upper layers winning; only kept writes
+    /// reach the table when the session ends.
+    #[test]
+    fn fold_session_layers() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("weft.redb"))?;
+        let txn = store.begin_write()?;
+        {
+            let mut kv = txn.open_table(PROJECTION_KV)?;
+            for key in ["a1", "a2", "a3", "a4", "a5"] {
+                kv.insert(("p", key), "stored")?;
+            }
+            kv.insert(("q", "a0"), "other projection")?;
+        }
+        let mut host = state(Source::Write(WriteState::open(txn)?));
+
+        // A first fold's writes, kept by the session.
+        put(&mut host, "a1", None)?;
+        put(&mut host, "a2", Some("changed"))?;
+        put(&mut host, "a6", Some("new"))?;
+        let Source::Write(session) = &mut host.source else {
+            anyhow::bail!("a write source")
+        };
+        session.keep(&mut host.kv.buffer);
+        assert!(host.kv.buffer.is_empty());
+
+        // A second fold's buffer, not (yet) kept.
+        put(&mut host, "a3", None)?;
+        put(&mut host, "a0", Some("buffered"))?;
+
+        let keys = |entries: Vec<(String, String)>| -> Vec<String> {
+            entries
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect()
+        };
+        assert_eq!(
+            keys(host.kv_scan("a", None, 3)?),
+            ["a0=buffered", "a2=changed", "a4=stored"]
+        );
+        assert_eq!(
+            keys(host.kv_scan("a", Some("a2"), 10)?),
+            ["a4=stored", "a5=stored", "a6=new"]
+        );
+        assert_eq!(host.kv_get("a1")?, None);
+        assert_eq!(host.kv_get("a3")?, None);
+        assert_eq!(host.kv_get("a2")?.as_deref(), Some("changed"));
+        assert_eq!(host.kv_get("a5")?.as_deref(), Some("stored"));
+
+        // The second fold fails: its buffer is dropped; the session ends.
+        host.kv.buffer.clear();
+        let Source::Write(session) = std::mem::take(&mut host.source) else {
+            anyhow::bail!("a write source")
+        };
+        let txn = session.finish("p")?;
+        let kv = txn.open_table(PROJECTION_KV)?;
+        let stored: Vec<String> = kv
+            .iter()?
+            .map(|e| {
+                let (k, v) = e?;
+                let (p, key) = k.value();
+                Ok(format!("{p}/{key}={}", v.value()))
+            })
+            .collect::<Result<_, redb::StorageError>>()?;
+        assert_eq!(
+            stored,
+            [
+                "p/a2=changed",
+                "p/a3=stored",
+                "p/a4=stored",
+                "p/a5=stored",
+                "p/a6=new",
+                "q/a0=other projection"
+            ]
+        );
+        Ok(())
     }
 }

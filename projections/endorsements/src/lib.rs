@@ -18,24 +18,44 @@
 //!
 //! Query: path `counts`, `id=<target>` → `{"id", "like", "share"}`.
 
-use weft_guest::Json;
 use weft_guest::kv;
 use weft_guest::projection::{Activity, Guest, QueryError, log};
-use weft_guest::serde_json::{Value, json};
+use weft_guest::serde::Deserialize;
+use weft_guest::serde_json::{self, json};
 use weft_guest::text::{is_safe, key};
+use weft_guest::view::Str;
 
 /// The kinds of endorsement.
 const KINDS: [&str; 2] = ["like", "share"];
 
 struct Endorsements;
 
+/// The fields of an Endorse (or of an Undo, which needs only `object`) that
+/// the fold reads; the rest is skipped unparsed.
+#[derive(Deserialize)]
+#[serde(crate = "weft_guest::serde")]
+struct Fields<'a> {
+    #[serde(borrow, default, rename = "type")]
+    kind_of_activity: Str<'a>,
+    #[serde(borrow, default)]
+    actor: Str<'a>,
+    #[serde(borrow, default)]
+    object: Str<'a>,
+    /// `like` or `share`.
+    #[serde(borrow, default)]
+    kind: Str<'a>,
+}
+
 impl Guest for Endorsements {
     fn fold(activity: Activity) -> Result<(), String> {
-        let json = Json::parse(&activity).map_err(|e| e.to_string())?;
+        if !matches!(activity.kind.as_str(), "Endorse" | "Undo") {
+            return Ok(());
+        }
+        let fields: Fields = weft_guest::fields(&activity).map_err(|e| e.to_string())?;
         let actor = activity.actor.as_str();
         match activity.kind.as_str() {
             "Endorse" => {
-                let Some((target, kind)) = endorsement(&json) else {
+                let Some((target, kind)) = endorsement(&fields) else {
                     return Ok(());
                 };
                 let undone = kv::get(&key(&["undone", &activity.id])).is_some_and(|a| a == actor);
@@ -46,17 +66,20 @@ impl Guest for Endorsements {
                 }
             }
             "Undo" => {
-                let Some(undone) = json.get("object").and_then(Value::as_str) else {
+                let Some(undone) = fields.object.as_deref() else {
                     return Ok(());
                 };
                 if !is_safe(undone) {
                     return Ok(());
                 }
                 kv::set(&key(&["undone", undone]), actor);
-                let Some(endorse) = log::get(undone).and_then(|t| Json::from_text(&t).ok()) else {
+                let Some(text) = log::get(undone) else {
                     return Ok(());
                 };
-                if endorse.str("actor") != Some(actor) {
+                let Ok(endorse) = serde_json::from_str::<Fields>(&text) else {
+                    return Ok(());
+                };
+                if endorse.actor.as_deref() != Some(actor) {
                     return Ok(());
                 }
                 if let Some((target, kind)) = endorsement(&endorse) {
@@ -86,12 +109,12 @@ impl Guest for Endorsements {
 }
 
 /// The (target, kind) an Endorse activity counts for, if well-formed.
-fn endorsement(json: &Json) -> Option<(&str, &str)> {
-    if json.str("type") != Some("Endorse") {
+fn endorsement<'a>(fields: &'a Fields<'_>) -> Option<(&'a str, &'a str)> {
+    if fields.kind_of_activity.as_deref() != Some("Endorse") {
         return None;
     }
-    let target = json.get("object").and_then(Value::as_str)?;
-    let kind = json.str("kind")?;
+    let target = fields.object.as_deref()?;
+    let kind = fields.kind.as_deref()?;
     (is_safe(target) && KINDS.contains(&kind)).then_some((target, kind))
 }
 
@@ -119,22 +142,24 @@ mod tests {
 
     const ID: &str = "bagaaihraqjmaloyrlxxqxiarb4a6b3xbwsxhlbf6vqr5fbe7bjpnvm2tpzga";
 
-    fn parse(v: Value) -> Result<Json, weft_guest::JsonError> {
-        Json::from_text(&v.to_string())
-    }
+    use weft_guest::serde_json::Value;
 
     #[test]
-    fn endorsements_need_a_target_and_kind() -> Result<(), weft_guest::JsonError> {
-        let like = parse(json!({"type": "Endorse", "object": ID, "kind": "like"}))?;
+    fn endorsements_need_a_target_and_kind() -> Result<(), serde_json::Error> {
+        let text = json!({"type": "Endorse", "object": ID, "kind": "like"}).to_string();
+        let like: Fields = serde_json::from_str(&text)?;
         assert_eq!(endorsement(&like), Some((ID, "like")));
-        for bad in [
+        let bad: [Value; 5] = [
             json!({"type": "Endorse", "object": ID, "kind": "love"}),
             json!({"type": "Endorse", "object": ID}),
             json!({"type": "Endorse", "object": "a\u{1f}b", "kind": "like"}),
             json!({"type": "Endorse", "object": {"id": ID}, "kind": "like"}),
             json!({"type": "Announce", "object": ID, "kind": "like"}),
-        ] {
-            assert_eq!(endorsement(&parse(bad.clone())?), None, "{bad}");
+        ];
+        for bad in bad {
+            let text = bad.to_string();
+            let fields: Fields = serde_json::from_str(&text)?;
+            assert_eq!(endorsement(&fields), None, "{bad}");
         }
         Ok(())
     }

@@ -24,7 +24,6 @@
 //! | `feed␟{actor}␟{rank}`        | activity id                        |
 //! | `follower␟{author}␟{actor}`  | id of the accepted Follow          |
 //! | `undone␟{activity id}`       | Undo's actor                       |
-//! | `seen␟{activity id}`         | rank (each activity folds once)    |
 //! | `count`                      | n, activities folded so far        |
 //!
 //! Query: path `` or `items`, `actor=<url>`, `limit` (default 20, at most
@@ -36,8 +35,10 @@ use std::collections::BTreeSet;
 use weft_guest::Json;
 use weft_guest::kv;
 use weft_guest::projection::{Activity, Guest, QueryError, log};
+use weft_guest::serde::Deserialize;
 use weft_guest::serde_json::{self, Value, json};
 use weft_guest::text::{is_safe, key};
+use weft_guest::view::{Str, Strings};
 
 /// Page size when `limit` is not given.
 const DEFAULT_LIMIT: usize = 20;
@@ -52,13 +53,24 @@ const PUBLIC: [&str; 3] = [
 
 struct Feed;
 
+/// The fields a fold reads; the rest of the activity is skipped unparsed.
+#[derive(Deserialize)]
+#[serde(crate = "weft_guest::serde")]
+struct Fields<'a> {
+    #[serde(borrow, default)]
+    to: Strings<'a>,
+    #[serde(borrow, default)]
+    cc: Strings<'a>,
+    #[serde(borrow, default)]
+    object: Str<'a>,
+}
+
 impl Guest for Feed {
     fn fold(activity: Activity) -> Result<(), String> {
-        let seen = key(&["seen", &activity.id]);
-        if kv::get(&seen).is_some() || !is_safe(&activity.id) {
+        if !is_safe(&activity.id) {
             return Ok(());
         }
-        let json = Json::parse(&activity).map_err(|e| e.to_string())?;
+        let fields: Fields = weft_guest::fields(&activity).map_err(|e| e.to_string())?;
         let author = activity.actor.as_str();
 
         let follower_prefix = key(&["follower", author, ""]);
@@ -67,9 +79,10 @@ impl Guest for Feed {
         } else {
             Vec::new()
         };
-        let mut readers: BTreeSet<&str> = json
-            .audience()
-            .into_iter()
+        let mut readers: BTreeSet<&str> = fields
+            .to
+            .iter()
+            .chain(fields.cc.iter())
             .filter(|a| is_actor(a) && !is_collection(a))
             .collect();
         if is_actor(author) {
@@ -87,9 +100,10 @@ impl Guest for Feed {
             kv::set(&key(&["feed", reader, &rank]), &activity.id);
         }
         kv::set("count", &(n.saturating_add(1)).to_string());
-        kv::set(&seen, &rank);
 
-        track_follows(&activity, &json);
+        if let Some(object) = fields.object.as_deref() {
+            track_follows(&activity, object);
+        }
         Ok(())
     }
 
@@ -127,11 +141,9 @@ impl Guest for Feed {
     }
 }
 
-/// Updates the follower lists for an Accept, Reject or Undo of a Follow.
-fn track_follows(activity: &Activity, json: &Json) {
-    let Some(object) = json.get("object").and_then(Value::as_str) else {
-        return;
-    };
+/// Updates the follower lists for an Accept, Reject or Undo of a Follow
+/// (`object` is the activity's `object` when it is a string).
+fn track_follows(activity: &Activity, object: &str) {
     let actor = activity.actor.as_str();
     match activity.kind.as_str() {
         "Accept" | "Reject" => {

@@ -33,23 +33,40 @@
 use weft_guest::Json;
 use weft_guest::kv;
 use weft_guest::projection::{Activity, Guest, QueryError, log};
-use weft_guest::serde_json::{Value, json};
+use weft_guest::serde::Deserialize;
+use weft_guest::serde_json::json;
 use weft_guest::text::{is_safe, key};
+use weft_guest::view::Str;
 
 /// The four lists, each a key namespace and a query path.
 const LISTS: [&str; 4] = ["followers", "following", "pending-in", "pending-out"];
 
 struct FollowerGraph;
 
+/// The one field a fold reads beyond the envelope; the rest is skipped.
+#[derive(Deserialize)]
+#[serde(crate = "weft_guest::serde")]
+struct Fields<'a> {
+    #[serde(borrow, default)]
+    object: Str<'a>,
+}
+
 impl Guest for FollowerGraph {
     fn fold(activity: Activity) -> Result<(), String> {
-        let json = Json::parse(&activity).map_err(|e| e.to_string())?;
+        if !matches!(
+            activity.kind.as_str(),
+            "Follow" | "Accept" | "Reject" | "Undo"
+        ) {
+            return Ok(());
+        }
+        let fields: Fields = weft_guest::fields(&activity).map_err(|e| e.to_string())?;
+        let Some(object) = fields.object.as_deref() else {
+            return Ok(());
+        };
         let actor = activity.actor.as_str();
         match activity.kind.as_str() {
             "Follow" => {
-                let Some(target) = json.get("object").and_then(Value::as_str) else {
-                    return Ok(());
-                };
+                let target = object;
                 if !is_actor(actor) || !is_actor(target) || actor == target {
                     return Ok(());
                 }
@@ -61,9 +78,7 @@ impl Guest for FollowerGraph {
                 }
             }
             "Accept" | "Reject" => {
-                let Some(follow_id) = json.get("object").and_then(Value::as_str) else {
-                    return Ok(());
-                };
+                let follow_id = object;
                 let Some((follower, target)) = follow(follow_id) else {
                     return Ok(());
                 };
@@ -79,9 +94,7 @@ impl Guest for FollowerGraph {
                 }
             }
             "Undo" => {
-                let Some(undone) = json.get("object").and_then(Value::as_str) else {
-                    return Ok(());
-                };
+                let undone = object;
                 if !is_safe(undone) {
                     return Ok(());
                 }
@@ -176,6 +189,7 @@ weft_guest::projection::export_projection!(FollowerGraph);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weft_guest::serde_json::Value;
 
     const ALICE: &str = "http://127.0.0.1:9999/actors/alice";
     const BOB: &str = "https://example.com/actors/bob";
