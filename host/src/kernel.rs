@@ -455,6 +455,7 @@ impl Kernel {
             next.public_count
         });
         let record = ActivityRecord {
+            id: signed.id.clone(),
             json: json.clone(),
             actor: next.id.clone(),
             seq,

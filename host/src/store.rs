@@ -38,6 +38,8 @@ pub enum StoreError {
 /// How an activity is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivityRecord {
+    /// The activity id.
+    pub id: String,
     /// The signed activity as JSON text, served as is.
     pub json: String,
     pub actor: String,
@@ -68,14 +70,14 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         let txn = db.begin_write()?;
-        txn.open_table(ACTIVITIES)?;
+        txn.open_table(RECORDS)?;
+        txn.open_table(ACTIVITY_IDS)?;
         txn.open_table(LOG)?;
         txn.open_table(PUBLIC_LOG)?;
         txn.open_table(ACTORS)?;
         txn.open_table(NAMES)?;
         txn.open_table(TOKENS)?;
         txn.open_table(META)?;
-        txn.open_table(ORDER)?;
         txn.open_table(ARTIFACTS)?;
         txn.open_table(MODULES)?;
         txn.open_table(PROJECTION_KV)?;
@@ -195,9 +197,13 @@ impl Reader {
     }
 
     pub fn activity(&self, id: &str) -> Result<Option<ActivityRecord>, StoreError> {
-        let table = self.txn.open_table(ACTIVITIES)?;
-        table
-            .get(id)?
+        let ids = self.txn.open_table(ACTIVITY_IDS)?;
+        let Some(position) = ids.get(id)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let records = self.txn.open_table(RECORDS)?;
+        records
+            .get(position)?
             .map(|v| Ok(postcard::from_bytes(v.value())?))
             .transpose()
     }
@@ -307,29 +313,18 @@ impl Reader {
             .transpose()?
             .unwrap_or_default())
     }
-
-    /// Activity ids in global order from `from` (inclusive), at most `limit`.
-    pub fn order_from(&self, from: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
-        let table = self.txn.open_table(ORDER)?;
-        let mut out = Vec::new();
-        for entry in table.range(from..)?.take(limit) {
-            let (k, v) = entry?;
-            out.push((k.value(), v.value().to_owned()));
-        }
-        Ok(out)
-    }
 }
 
 /// The tables of one write transaction, opened once per batch.
 pub struct Batch<'t> {
-    activities: redb::Table<'t, &'static str, &'static [u8]>,
+    records: redb::Table<'t, u64, &'static [u8]>,
+    ids: redb::Table<'t, &'static str, u64>,
     log: redb::Table<'t, (&'static str, u64), &'static str>,
     public_log: redb::Table<'t, (&'static str, u64), u64>,
     actors: redb::Table<'t, &'static str, &'static [u8]>,
     names: redb::Table<'t, &'static str, &'static str>,
     tokens: redb::Table<'t, &'static [u8], &'static [u8]>,
     meta: redb::Table<'t, &'static str, &'static str>,
-    order: redb::Table<'t, u64, &'static str>,
     artifacts: redb::Table<'t, &'static str, &'static [u8]>,
 }
 
@@ -342,14 +337,14 @@ impl std::fmt::Debug for Batch<'_> {
 impl<'t> Batch<'t> {
     pub fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
-            activities: txn.open_table(ACTIVITIES)?,
+            records: txn.open_table(RECORDS)?,
+            ids: txn.open_table(ACTIVITY_IDS)?,
             log: txn.open_table(LOG)?,
             public_log: txn.open_table(PUBLIC_LOG)?,
             actors: txn.open_table(ACTORS)?,
             names: txn.open_table(NAMES)?,
             tokens: txn.open_table(TOKENS)?,
             meta: txn.open_table(META)?,
-            order: txn.open_table(ORDER)?,
             artifacts: txn.open_table(ARTIFACTS)?,
         })
     }
@@ -393,7 +388,11 @@ impl<'t> Batch<'t> {
 
     /// The next global position.
     pub fn next_position(&self) -> Result<u64, StoreError> {
-        Ok(self.order.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1))
+        Ok(self
+            .records
+            .last()?
+            .map(|(k, _)| k.value() + 1)
+            .unwrap_or(1))
     }
 
     pub fn has_artifact(&self, id: &str) -> Result<bool, StoreError> {
@@ -414,9 +413,9 @@ impl<'t> Batch<'t> {
         record: &ActivityRecord,
         public_rank: Option<u64>,
     ) -> Result<(), StoreError> {
-        self.order.insert(position, id)?;
         let bytes = postcard::to_stdvec(record)?;
-        self.activities.insert(id, bytes.as_slice())?;
+        self.records.insert(position, bytes.as_slice())?;
+        self.ids.insert(id, position)?;
         self.log.insert((record.actor.as_str(), record.seq), id)?;
         if let Some(rank) = public_rank {
             self.public_log

@@ -57,8 +57,9 @@ pub trait Modules: Send + Sync + 'static {
         appended: &[Appended],
     ) -> Result<WriteTransaction, StoreError>;
 
-    /// Called once a batch is durable (`ok`) or was abandoned (`!ok`).
-    fn committed(&self, _appended: &[Appended], _ok: bool) {}
+    /// Called once a batch is durable (`ok`) or was abandoned (`!ok`), with
+    /// the batch's activities to keep.
+    fn committed(&self, _appended: Vec<Appended>, _ok: bool) {}
 
     /// Refolds projection `name` from the whole log inside `txn`; the inner
     /// result is the number of activities folded, or why it cannot be done.

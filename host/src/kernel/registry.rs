@@ -20,9 +20,7 @@ use crate::runtime::{
     FoldActivity, Folded, ProjectionModule, QueryError, Runtime, RuntimeError, VerbModule,
     fold_activity,
 };
-use crate::store::tables::{
-    ACTIVITIES, ARTIFACTS, MODULES, ORDER, PROJECTION_KV, PROJECTION_STATUS,
-};
+use crate::store::tables::{ARTIFACTS, MODULES, PROJECTION_KV, PROJECTION_STATUS, RECORDS};
 use crate::store::{
     ActivityRecord, FoldError, ModuleKind, ModuleRecord, ModuleVersion, ProjectionStatus, Store,
     StoreError,
@@ -362,41 +360,30 @@ impl Registry {
         let mut position = 1;
         let mut folded_count = 0;
         loop {
-            let chunk: Vec<(u64, String)> = {
-                let order = txn.open_table(ORDER)?;
-                order
-                    .range(position..=until)?
-                    .take(512)
-                    .map(|e| e.map(|(k, v)| (k.value(), v.value().to_owned())))
-                    .collect::<Result<_, _>>()?
+            let chunk: Vec<(u64, ActivityRecord)> = {
+                let records = txn.open_table(RECORDS)?;
+                let mut chunk = Vec::with_capacity(512);
+                for entry in records.range(position..=until)?.take(512) {
+                    let (k, v) = entry?;
+                    chunk.push((k.value(), postcard::from_bytes(v.value())?));
+                }
+                chunk
             };
             let Some(last) = chunk.last().map(|(p, _)| *p) else {
                 break;
             };
-            let mut items = Vec::with_capacity(chunk.len());
-            {
-                let activities = txn.open_table(ACTIVITIES)?;
-                for (position, id) in chunk {
-                    let Some(record) = activities
-                        .get(id.as_str())?
-                        .map(|v| postcard::from_bytes::<ActivityRecord>(v.value()))
-                        .transpose()?
-                    else {
-                        continue;
-                    };
-                    let Ok(value) = serde_json::from_str(&record.json) else {
-                        continue;
-                    };
-                    let Ok(signed) = Signed::parse(value) else {
-                        continue;
-                    };
-                    items.push(Appended {
+            let items: Vec<Appended> = chunk
+                .into_iter()
+                .filter_map(|(position, record)| {
+                    let value = serde_json::from_str(&record.json).ok()?;
+                    let signed = Signed::parse(value).ok()?;
+                    Some(Appended {
                         position,
                         signed,
                         json: record.json,
-                    });
-                }
-            }
+                    })
+                })
+                .collect();
             let mut session = module.session(txn)?;
             for item in &items {
                 let folded = session.fold(&fold_activity(&item.signed, &item.json))?;
@@ -528,7 +515,7 @@ impl Modules for Registry {
         Ok(txn)
     }
 
-    fn committed(&self, appended: &[Appended], ok: bool) {
+    fn committed(&self, appended: Vec<Appended>, ok: bool) {
         if !ok {
             if let Err(e) = self.reload() {
                 tracing::error!(error = %e, "cannot reload the registry");
@@ -539,10 +526,10 @@ impl Modules for Registry {
             return;
         };
         if let Some(tx) = slot.as_ref() {
-            for item in appended.iter().filter(|a| !kernel_native(&a.signed)) {
+            for item in appended.into_iter().filter(|a| !kernel_native(&a.signed)) {
                 let _ = tx.send(Reaction {
-                    signed: item.signed.clone(),
-                    json: item.json.clone(),
+                    signed: item.signed,
+                    json: item.json,
                 });
             }
         }
@@ -554,7 +541,7 @@ impl Modules for Registry {
         name: &str,
     ) -> Result<(WriteTransaction, Result<u64, String>), StoreError> {
         let until = txn
-            .open_table(ORDER)?
+            .open_table(RECORDS)?
             .last()?
             .map(|(k, _)| k.value())
             .unwrap_or(0);

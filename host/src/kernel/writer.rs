@@ -293,7 +293,7 @@ impl Writer {
                 let count = outcomes.iter().filter(|o| o.appended()).count() as u64;
                 self.metrics.committed(outcomes.len() as u64, count);
                 self.tips.extend(pending_tips);
-                self.modules.committed(&appended, true);
+                self.modules.committed(appended, true);
             }
             Some(f) => {
                 tracing::error!(error = %f, batch = outcomes.len(), "batch not committed");
@@ -301,7 +301,7 @@ impl Writer {
                     .failed_commits
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.tips.clear();
-                self.modules.committed(&appended, false);
+                self.modules.committed(appended, false);
             }
         }
         for outcome in outcomes {
@@ -481,6 +481,7 @@ impl Writer {
         let token = token::generate();
         state.public_count = 1;
         let record = ActivityRecord {
+            id: signed.id.clone(),
             json: json.clone(),
             actor: id.clone(),
             seq: 1,

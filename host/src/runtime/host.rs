@@ -10,12 +10,13 @@ use wasmtime::StoreLimits;
 
 use super::bindings::{projection, verb};
 use crate::store::ActivityRecord;
-use crate::store::tables::{ACTIVITIES, PROJECTION_KV};
+use crate::store::tables::{ACTIVITY_IDS, PROJECTION_KV, RECORDS};
 
 /// The tables a fold reads and writes, opened once per fold session.
 pub struct FoldTables<'txn> {
     pub kv: Table<'txn, (&'static str, &'static str), &'static str>,
-    pub activities: Table<'txn, &'static str, &'static [u8]>,
+    pub ids: Table<'txn, &'static str, u64>,
+    pub records: Table<'txn, u64, &'static [u8]>,
 }
 
 impl std::fmt::Debug for FoldTables<'_> {
@@ -60,7 +61,8 @@ impl WriteState {
         let tables = WriteSource::try_new(txn, |txn| {
             Ok::<_, redb::TableError>(FoldTables {
                 kv: txn.open_table(PROJECTION_KV)?,
-                activities: txn.open_table(ACTIVITIES)?,
+                ids: txn.open_table(ACTIVITY_IDS)?,
+                records: txn.open_table(RECORDS)?,
             })
         })?;
         Ok(Self {
@@ -155,18 +157,26 @@ const MAX_SCAN: u32 = 1000;
 
 impl HostState {
     fn log_get(&mut self, id: &str) -> wasmtime::Result<Option<String>> {
+        fn lookup(
+            ids: &impl ReadableTable<&'static str, u64>,
+            records: &impl ReadableTable<u64, &'static [u8]>,
+            id: &str,
+        ) -> Result<Option<Vec<u8>>, redb::StorageError> {
+            let Some(position) = ids.get(id)?.map(|v| v.value()) else {
+                return Ok(None);
+            };
+            Ok(records.get(position)?.map(|v| v.value().to_vec()))
+        }
         let bytes = match &self.source {
             Source::None => return Ok(None),
-            Source::Read(txn) => txn
-                .open_table(ACTIVITIES)?
-                .get(id)?
-                .map(|v| v.value().to_vec()),
-            Source::Write(state) => state.tables.with_dependent(|_, tables| {
-                tables
-                    .activities
-                    .get(id)
-                    .map(|v| v.map(|v| v.value().to_vec()))
-            })?,
+            Source::Read(txn) => lookup(
+                &txn.open_table(ACTIVITY_IDS)?,
+                &txn.open_table(RECORDS)?,
+                id,
+            )?,
+            Source::Write(state) => state
+                .tables
+                .with_dependent(|_, tables| lookup(&tables.ids, &tables.records, id))?,
         };
         Ok(match bytes {
             Some(b) => Some(postcard::from_bytes::<ActivityRecord>(&b)?.json),

@@ -2,8 +2,14 @@
 
 use redb::TableDefinition;
 
-/// Activity id → postcard [`super::ActivityRecord`].
-pub const ACTIVITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("activities");
+/// Global position → postcard [`super::ActivityRecord`]: every stored
+/// activity in append order. Folding and rebuilding follow it, so a rebuild
+/// sees activities in the order the node did. Keyed by position so that
+/// appends fill pages at the end of the tree instead of touching a random
+/// page per activity.
+pub const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
+/// Activity id → its position in [`RECORDS`].
+pub const ACTIVITY_IDS: TableDefinition<&str, u64> = TableDefinition::new("activity_ids");
 /// (actor id, seq) → activity id: each actor's hash-chained log.
 pub const LOG: TableDefinition<(&str, u64), &str> = TableDefinition::new("log");
 /// (actor id, public rank) → seq: the part of each log anonymous readers see.
@@ -16,9 +22,6 @@ pub const NAMES: TableDefinition<&str, &str> = TableDefinition::new("names");
 pub const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tokens");
 /// Node-wide settings fixed at `weft init`.
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
-/// Global append order: position → activity id. Folding and rebuilding
-/// follow it, so a rebuild sees activities in the order the node did.
-pub const ORDER: TableDefinition<u64, &str> = TableDefinition::new("order");
 /// Artifact id → the artifact's bytes (WASM components), content-addressed.
 pub const ARTIFACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("artifacts");
 /// Verb or projection name → postcard [`super::ModuleRecord`] with its history.
