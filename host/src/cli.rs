@@ -47,6 +47,11 @@ pub enum Command {
         /// Address to serve on, overriding weft.toml.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Benchmarking only: serve the kernel without its verbs and
+        /// projections (every verb accepted, nothing folded), to measure the
+        /// kernel alone. The node must already be initialised.
+        #[arg(long)]
+        kernel_only: bool,
     },
     /// Manage local actors.
     #[command(subcommand)]
@@ -152,19 +157,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             node.kernel.close();
             Ok(())
         }
-        Command::Run { listen } => {
+        Command::Run {
+            listen,
+            kernel_only,
+        } => {
             let mut config = data.config()?;
             if let Some(listen) = listen {
                 config.listen = listen;
             }
             let node = if data.db().exists() {
-                match Node::open(&data, config) {
+                match Node::open_as(&data, config, kernel_only) {
                     Ok(node) => node,
                     Err(OpenError::Running) => {
                         bail!("a node is already running on {}", data.path.display())
                     }
                     Err(OpenError::Other(e)) => return Err(e),
                 }
+            } else if kernel_only {
+                bail!(
+                    "--kernel-only serves an initialised node: run `weft init` first ({} has none)",
+                    data.path.display()
+                );
             } else {
                 let (node, admin) = Node::init(&data, config).await?;
                 print_init(&node, &admin);

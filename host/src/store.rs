@@ -198,7 +198,7 @@ impl Reader {
 
     pub fn activity(&self, id: &str) -> Result<Option<ActivityRecord>, StoreError> {
         let ids = self.txn.open_table(ACTIVITY_IDS)?;
-        let Some(position) = ids.get(id)?.map(|v| v.value()) else {
+        let Some(position) = ids.get(id.as_bytes())?.map(|v| v.value()) else {
             return Ok(None);
         };
         let records = self.txn.open_table(RECORDS)?;
@@ -210,7 +210,9 @@ impl Reader {
 
     pub fn activity_at(&self, actor: &str, seq: u64) -> Result<Option<String>, StoreError> {
         let table = self.txn.open_table(LOG)?;
-        Ok(table.get((actor, seq))?.map(|v| v.value().to_owned()))
+        Ok(table
+            .get((actor.as_bytes(), seq))?
+            .map(|v| v.value().to_owned()))
     }
 
     /// Activity ids of `actor` at seqs in `from..=to`, in seq order.
@@ -225,6 +227,7 @@ impl Reader {
         if from > to {
             return Ok(out);
         }
+        let actor = actor.as_bytes();
         for entry in table.range((actor, from)..=(actor, to))? {
             let (key, value) = entry?;
             out.push((key.value().1, value.value().to_owned()));
@@ -239,6 +242,7 @@ impl Reader {
         if from > to {
             return Ok(out);
         }
+        let actor = actor.as_bytes();
         for entry in table.range((actor, from)..=(actor, to))? {
             out.push(entry?.1.value());
         }
@@ -258,7 +262,7 @@ impl Reader {
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let at = table
-                .get((actor, mid))?
+                .get((actor.as_bytes(), mid))?
                 .map(|v| v.value())
                 .unwrap_or(u64::MAX);
             if at > seq {
@@ -318,9 +322,9 @@ impl Reader {
 /// The tables of one write transaction, opened once per batch.
 pub struct Batch<'t> {
     records: redb::Table<'t, u64, &'static [u8]>,
-    ids: redb::Table<'t, &'static str, u64>,
-    log: redb::Table<'t, (&'static str, u64), &'static str>,
-    public_log: redb::Table<'t, (&'static str, u64), u64>,
+    ids: redb::Table<'t, &'static [u8], u64>,
+    log: redb::Table<'t, (&'static [u8], u64), &'static str>,
+    public_log: redb::Table<'t, (&'static [u8], u64), u64>,
     actors: redb::Table<'t, &'static str, &'static [u8]>,
     names: redb::Table<'t, &'static str, &'static str>,
     tokens: redb::Table<'t, &'static [u8], &'static [u8]>,
@@ -415,11 +419,11 @@ impl<'t> Batch<'t> {
     ) -> Result<(), StoreError> {
         let bytes = postcard::to_stdvec(record)?;
         self.records.insert(position, bytes.as_slice())?;
-        self.ids.insert(id, position)?;
-        self.log.insert((record.actor.as_str(), record.seq), id)?;
+        self.ids.insert(id.as_bytes(), position)?;
+        self.log.insert((record.actor.as_bytes(), record.seq), id)?;
         if let Some(rank) = public_rank {
             self.public_log
-                .insert((record.actor.as_str(), rank), record.seq)?;
+                .insert((record.actor.as_bytes(), rank), record.seq)?;
         }
         Ok(())
     }

@@ -41,6 +41,8 @@ pub struct Weft {
     runs: usize,
     /// Extra environment for `run` (e.g. `RUST_LOG`).
     run_env: Vec<(String, String)>,
+    /// Extra arguments for `run` (e.g. `--kernel-only`).
+    pub run_args: Vec<String>,
 }
 
 impl Weft {
@@ -62,6 +64,7 @@ impl Weft {
             child: None,
             runs: 0,
             run_env: Vec::new(),
+            run_args: Vec::new(),
         })
     }
 
@@ -182,7 +185,9 @@ impl Weft {
         let stdout = File::create(self.stdout_path())?;
         let stderr = File::create(self.stderr_path())?;
         let listen = self.listen();
-        let mut cmd = self.command(&["run", "--listen", &listen]);
+        let mut args = vec!["run", "--listen", &listen];
+        args.extend(self.run_args.iter().map(String::as_str));
+        let mut cmd = self.command(&args);
         for (name, value) in &self.run_env {
             cmd.env(name, value);
         }

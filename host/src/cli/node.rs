@@ -82,6 +82,14 @@ pub enum OpenError {
 impl Node {
     /// Opens the kernel over `data` with `config`.
     pub fn open(data: &DataDir, config: Config) -> Result<Self, OpenError> {
+        Self::open_as(data, config, false)
+    }
+
+    /// Opens the kernel over `data`; with `kernel_only`, without the WASM
+    /// runtime: every verb is accepted and nothing is folded. That mode
+    /// exists to measure the kernel alone (`weft run --kernel-only`); a node
+    /// serving users runs its modules.
+    pub fn open_as(data: &DataDir, config: Config, kernel_only: bool) -> Result<Self, OpenError> {
         let options = KernelOptions {
             db_path: data.db(),
             keys_path: data.keys(),
@@ -91,7 +99,12 @@ impl Node {
             .module_cache
             .clone()
             .unwrap_or_else(|| data.path.join("modules"));
-        match Kernel::open_wasm(&options, config.runtime.clone(), cache) {
+        let opened = if kernel_only {
+            Kernel::open(&options, Arc::new(crate::kernel::modules::OpenVocabulary))
+        } else {
+            Kernel::open_wasm(&options, config.runtime.clone(), cache)
+        };
+        match opened {
             Ok(kernel) => {
                 let kernel = Arc::new(kernel);
                 kernel.start_reactions();

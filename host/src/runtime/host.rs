@@ -15,7 +15,7 @@ use crate::store::tables::{ACTIVITY_IDS, PROJECTION_KV, RECORDS};
 /// The tables a fold reads and writes, opened once per fold session.
 pub struct FoldTables<'txn> {
     pub kv: Table<'txn, (&'static str, &'static str), &'static str>,
-    pub ids: Table<'txn, &'static str, u64>,
+    pub ids: Table<'txn, &'static [u8], u64>,
     pub records: Table<'txn, u64, &'static [u8]>,
 }
 
@@ -158,11 +158,11 @@ const MAX_SCAN: u32 = 1000;
 impl HostState {
     fn log_get(&mut self, id: &str) -> wasmtime::Result<Option<String>> {
         fn lookup(
-            ids: &impl ReadableTable<&'static str, u64>,
+            ids: &impl ReadableTable<&'static [u8], u64>,
             records: &impl ReadableTable<u64, &'static [u8]>,
             id: &str,
         ) -> Result<Option<Vec<u8>>, redb::StorageError> {
-            let Some(position) = ids.get(id)?.map(|v| v.value()) else {
+            let Some(position) = ids.get(id.as_bytes())?.map(|v| v.value()) else {
                 return Ok(None);
             };
             Ok(records.get(position)?.map(|v| v.value().to_vec()))

@@ -8,12 +8,15 @@ use redb::TableDefinition;
 /// appends fill pages at the end of the tree instead of touching a random
 /// page per activity.
 pub const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
-/// Activity id → its position in [`RECORDS`].
-pub const ACTIVITY_IDS: TableDefinition<&str, u64> = TableDefinition::new("activity_ids");
-/// (actor id, seq) → activity id: each actor's hash-chained log.
-pub const LOG: TableDefinition<(&str, u64), &str> = TableDefinition::new("log");
-/// (actor id, public rank) → seq: the part of each log anonymous readers see.
-pub const PUBLIC_LOG: TableDefinition<(&str, u64), u64> = TableDefinition::new("public_log");
+/// Activity id (its UTF-8 bytes) → its position in [`RECORDS`]. Keys in the
+/// hot tables are bytes, not `&str`: redb would re-check UTF-8 on every
+/// comparison.
+pub const ACTIVITY_IDS: TableDefinition<&[u8], u64> = TableDefinition::new("activity_ids");
+/// (actor id bytes, seq) → activity id: each actor's hash-chained log.
+pub const LOG: TableDefinition<(&[u8], u64), &str> = TableDefinition::new("log");
+/// (actor id bytes, public rank) → seq: the part of each log anonymous
+/// readers see.
+pub const PUBLIC_LOG: TableDefinition<(&[u8], u64), u64> = TableDefinition::new("public_log");
 /// Actor id → postcard [`crate::identity::ActorState`].
 pub const ACTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("actors");
 /// Local username → actor id.
