@@ -525,6 +525,12 @@ impl std::fmt::Debug for FoldSession<'_> {
     }
 }
 
+/// A session's transaction went missing: a bug in the session, never the
+/// module's doing; the batch must not commit.
+fn lost_transaction() -> redb::StorageError {
+    redb::StorageError::Io(std::io::Error::other("a fold session lost its transaction"))
+}
+
 impl FoldSession<'_> {
     /// Folds one activity; later folds of the session see its writes.
     /// `Err` is a storage failure: the transaction must not be committed.
@@ -542,9 +548,7 @@ impl FoldSession<'_> {
             return Ok(Folded::Fault(e));
         }
         let Some(source) = self.source.take() else {
-            return Ok(Folded::Fault(RuntimeError::Cache(
-                "the fold session lost its transaction".into(),
-            )));
+            return Err(lost_transaction());
         };
         let data = warm.store.data_mut();
         data.source = Source::Write(source);
@@ -553,21 +557,14 @@ impl FoldSession<'_> {
         data.kv.buffered_bytes = 0;
         let result = warm.bindings.call_fold(&mut warm.store, activity);
         let data = warm.store.data_mut();
-        if let Source::Write(source) = std::mem::take(&mut data.source) {
-            self.source = Some(source);
-        }
+        let Source::Write(mut source) = std::mem::take(&mut data.source) else {
+            return Err(lost_transaction());
+        };
         let mut writes = std::mem::take(&mut data.kv.buffer);
         let folded = match result {
             Ok(Ok(())) => {
                 self.warm = Some(warm);
-                match self.source.as_mut() {
-                    Some(source) => source.keep(&mut writes),
-                    None => {
-                        return Ok(Folded::Fault(RuntimeError::Cache(
-                            "the fold session lost its transaction".into(),
-                        )));
-                    }
-                }
+                source.keep(&mut writes);
                 Folded::Applied
             }
             Ok(Err(message)) => {
@@ -577,6 +574,7 @@ impl FoldSession<'_> {
             // A trapped instance is not reused.
             Err(e) => Folded::Fault(module.runtime.fault(&module.name, &e)),
         };
+        self.source = Some(source);
         writes.clear();
         if let Some(warm) = self.warm.as_mut() {
             warm.store.data_mut().kv.buffer = writes;
@@ -593,9 +591,7 @@ impl FoldSession<'_> {
         }
         match self.source.take() {
             Some(state) => state.finish(&self.module.name),
-            None => Err(redb::StorageError::Io(std::io::Error::other(
-                "a fold session lost its transaction",
-            ))),
+            None => Err(lost_transaction()),
         }
     }
 }

@@ -35,9 +35,10 @@ use std::collections::BTreeSet;
 use weft_guest::Json;
 use weft_guest::kv;
 use weft_guest::projection::{Activity, Guest, QueryError, log};
+use weft_guest::rules::follow_edge;
 use weft_guest::serde::Deserialize;
 use weft_guest::serde_json::{self, Value, json};
-use weft_guest::text::{is_safe, key};
+use weft_guest::text::{is_http_url as is_actor, is_safe, key};
 use weft_guest::view::{Str, Strings};
 
 /// Page size when `limit` is not given.
@@ -178,16 +179,6 @@ fn follow(id: &str) -> Option<(String, String)> {
     follow_edge(&json)
 }
 
-/// The (follower, target) a Follow activity asks for, if well-formed.
-fn follow_edge(json: &Json) -> Option<(String, String)> {
-    if json.str("type") != Some("Follow") {
-        return None;
-    }
-    let (follower, target) = (json.str("actor")?, json.str("object")?);
-    (is_actor(follower) && is_actor(target) && follower != target)
-        .then(|| (follower.to_owned(), target.to_owned()))
-}
-
 /// A stored activity as JSON, when the log has it.
 fn stored(id: &str) -> Option<Value> {
     serde_json::from_str(&log::get(id)?).ok()
@@ -274,15 +265,6 @@ fn is_collection(entry: &str) -> bool {
     let path = entry.split(['?', '#']).next().unwrap_or(entry);
     let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
     matches!(last, "followers" | "following")
-}
-
-/// Is `s` an actor URL: http(s), with a host, no spaces or control characters?
-fn is_actor(s: &str) -> bool {
-    let rest = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"));
-    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 weft_guest::projection::export_projection!(Feed);
@@ -381,18 +363,5 @@ mod tests {
         assert_eq!(announced_id(&a), Some("bxyz"));
         let n = json!({"type": "Create", "object": {"type": "Note"}});
         assert_eq!(announced_id(&n), None);
-    }
-
-    #[test]
-    fn follow_edges() -> Result<(), weft_guest::JsonError> {
-        let bob = "https://example.com/actors/bob";
-        let f =
-            Json::from_text(&json!({"type": "Follow", "actor": ALICE, "object": bob}).to_string())?;
-        assert_eq!(follow_edge(&f), Some((ALICE.into(), bob.into())));
-        let own = Json::from_text(
-            &json!({"type": "Follow", "actor": ALICE, "object": ALICE}).to_string(),
-        )?;
-        assert_eq!(follow_edge(&own), None);
-        Ok(())
     }
 }

@@ -33,9 +33,10 @@
 use weft_guest::Json;
 use weft_guest::kv;
 use weft_guest::projection::{Activity, Guest, QueryError, log};
+use weft_guest::rules::follow_edge;
 use weft_guest::serde::Deserialize;
 use weft_guest::serde_json::json;
-use weft_guest::text::{is_safe, key};
+use weft_guest::text::{is_http_url as is_actor, is_safe, key};
 use weft_guest::view::Str;
 
 /// The four lists, each a key namespace and a query path.
@@ -131,16 +132,6 @@ fn follow(id: &str) -> Option<(String, String)> {
     follow_edge(&json)
 }
 
-/// The (follower, target) a Follow activity asks for, if well-formed.
-fn follow_edge(json: &Json) -> Option<(String, String)> {
-    if json.str("type") != Some("Follow") {
-        return None;
-    }
-    let (follower, target) = (json.str("actor")?, json.str("object")?);
-    (is_actor(follower) && is_actor(target) && follower != target)
-        .then(|| (follower.to_owned(), target.to_owned()))
-}
-
 /// Deletes the edge follower → target from the given lists.
 fn remove(follower: &str, target: &str, lists: &[&str]) {
     for list in lists {
@@ -175,28 +166,14 @@ fn unknown_path(path: &str) -> String {
     )
 }
 
-/// Is `s` an actor URL: http(s), with a host, no spaces or control characters?
-fn is_actor(s: &str) -> bool {
-    let rest = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"));
-    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
 weft_guest::projection::export_projection!(FollowerGraph);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weft_guest::serde_json::Value;
 
     const ALICE: &str = "http://127.0.0.1:9999/actors/alice";
     const BOB: &str = "https://example.com/actors/bob";
-
-    fn parse(v: Value) -> Result<Json, weft_guest::JsonError> {
-        Json::from_text(&v.to_string())
-    }
 
     #[test]
     fn keys_nest_by_actor() {
@@ -213,17 +190,6 @@ mod tests {
         assert!(!is_actor("https://"));
         assert!(!is_actor("https://x/a\u{1f}b"));
         assert!(!is_safe("") && !is_safe("a\u{1f}b") && is_safe("bxyz"));
-    }
-
-    #[test]
-    fn follow_edges() -> Result<(), weft_guest::JsonError> {
-        let f = parse(json!({"type": "Follow", "actor": ALICE, "object": BOB}))?;
-        assert_eq!(follow_edge(&f), Some((ALICE.into(), BOB.into())));
-        let own = parse(json!({"type": "Follow", "actor": ALICE, "object": ALICE}))?;
-        assert_eq!(follow_edge(&own), None);
-        let like = parse(json!({"type": "Endorse", "actor": ALICE, "object": BOB}))?;
-        assert_eq!(follow_edge(&like), None);
-        Ok(())
     }
 
     #[test]

@@ -172,7 +172,7 @@ pub mod text {
 pub mod rules {
     use crate::Json;
     use crate::serde_json::Value;
-    use crate::text::{clip, is_activity_id};
+    use crate::text::{clip, is_activity_id, is_http_url};
 
     /// The activity must be published as its own `type` (not wrapped in a Create).
     pub fn own_type(kind: &str, verb: &str) -> Result<(), String> {
@@ -235,6 +235,17 @@ pub mod rules {
         }
     }
 
+    /// The (follower, target) a Follow asks for: both actor URLs and not
+    /// the same actor; `None` for anything else.
+    pub fn follow_edge(follow: &Json) -> Option<(String, String)> {
+        if follow.str("type") != Some("Follow") {
+            return None;
+        }
+        let (follower, target) = (follow.str("actor")?, follow.str("object")?);
+        (is_http_url(follower) && is_http_url(target) && follower != target)
+            .then(|| (follower.to_owned(), target.to_owned()))
+    }
+
     fn article(word: &str) -> &'static str {
         if word.starts_with(['A', 'E', 'I', 'O', 'U']) {
             "an"
@@ -293,6 +304,19 @@ pub mod rules {
             assert!(
                 followed_actor_answers(&other, "https://example.com/actors/eve", "accept").is_ok()
             );
+        }
+
+        #[test]
+        fn follow_edges() {
+            let alice = "http://127.0.0.1:9999/actors/alice";
+            let f = json(json!({"type": "Follow", "actor": alice, "object": BOB}));
+            assert_eq!(follow_edge(&f), Some((alice.into(), BOB.into())));
+            let own = json(json!({"type": "Follow", "actor": alice, "object": alice}));
+            assert_eq!(follow_edge(&own), None);
+            let like = json(json!({"type": "Endorse", "actor": alice, "object": BOB}));
+            assert_eq!(follow_edge(&like), None);
+            let acct = json(json!({"type": "Follow", "actor": alice, "object": "acct:bob@x"}));
+            assert_eq!(follow_edge(&acct), None);
         }
 
         #[test]
