@@ -369,7 +369,7 @@ fn print_init(node: &Node, admin: &str) {
 /// The node, opened directly, or through its API when it is running.
 #[derive(Debug)]
 pub enum Access {
-    Local(Node),
+    Local(Box<Node>),
     Remote(Client),
 }
 
@@ -379,7 +379,7 @@ fn open_or_client(data: &DataDir) -> anyhow::Result<Access> {
         bail!("no node in {} (run `weft init`)", data.path.display());
     }
     match Node::open(data, config.clone()) {
-        Ok(node) => Ok(Access::Local(node)),
+        Ok(node) => Ok(Access::Local(Box::new(node))),
         Err(OpenError::Running) => {
             let base = format!("http://{}", config.listen);
             Ok(Access::Remote(Client::new(&base, &data.admin_token()?)?))

@@ -48,6 +48,8 @@ pub struct Config {
     /// `modules/` in the data folder. Safe to share between nodes: entries
     /// are keyed by artifact id and engine.
     pub module_cache: Option<std::path::PathBuf>,
+    /// Talking to other nodes (`[federation]`).
+    pub federation: crate::federation::Settings,
 }
 
 impl Default for Config {
@@ -61,6 +63,7 @@ impl Default for Config {
             page_size: 20,
             runtime: crate::runtime::Limits::default(),
             module_cache: None,
+            federation: crate::federation::Settings::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod actors;
 pub mod auth;
 mod body;
 pub mod extract;
+pub mod federation;
 pub mod modules;
 pub mod problem;
 
@@ -27,6 +28,7 @@ pub struct AppState {
     pub kernel: Arc<Kernel>,
     pub config: Arc<Config>,
     pub public_url: Arc<str>,
+    pub federation: Arc<crate::federation::Federation>,
 }
 
 /// The node's routes.
@@ -40,6 +42,17 @@ pub fn router(state: AppState) -> Router {
             "/actors/{name}/outbox",
             get(actors::outbox).post(activities::publish_to_outbox),
         )
+        .route(
+            "/actors/{name}/inbox",
+            get(federation::inbox).post(federation::receive),
+        )
+        .route("/actors/{name}/followers", get(federation::followers))
+        .route("/actors/{name}/following", get(federation::following))
+        .route("/.well-known/webfinger", get(federation::webfinger))
+        .route("/admin/dead-letter", get(federation::dead_letters))
+        .route("/admin/dead-letter/{id}/retry", post(federation::retry))
+        .route("/admin/deliveries", get(federation::deliveries))
+        .route("/admin/forks", get(federation::forks))
         .route("/artifacts", post(modules::upload))
         .route("/artifacts/{id}", get(modules::download))
         .route("/projections/define-registry", get(modules::describe))

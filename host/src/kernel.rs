@@ -6,6 +6,7 @@
 //! append + fold in one transaction, group-committed by the writer thread.
 //! Reads go straight to the store. The kernel does not speak HTTP.
 
+mod audience;
 mod draft;
 mod error;
 pub mod metrics;
@@ -29,10 +30,12 @@ use crate::identity::actor::{self, Signature};
 use crate::identity::{ActorKind, KeyStore, token};
 use crate::model::Signed;
 use crate::runtime::{Limits, Runtime};
-use crate::store::{ActivityRecord, Role, Store};
+use crate::store::{ActivityRecord, BackfillJob, Role, Store};
+pub use audience::{addressed, is_public, origin as audience_origin};
 use registry::{Reaction, Registry};
 use sequencer::Sequencer;
-use writer::{Append, Command, Writer};
+use writer::{Append, Command, Ingest, Writer};
+pub use writer::{FederationWrite, Ingested, Outbound, now_ms};
 
 /// Where the kernel keeps its files and how it batches.
 #[derive(Debug, Clone)]
@@ -71,6 +74,10 @@ pub struct Kernel {
     metrics: Arc<Metrics>,
     tx: Mutex<Option<mpsc::Sender<Command>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Where committed delivery jobs and backfills are announced.
+    outbound: Arc<Mutex<Option<mpsc::UnboundedSender<Outbound>>>>,
+    /// The node's public URL, read once from the database.
+    public_url: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -116,12 +123,14 @@ impl Kernel {
         let (modules, registry) = modules(&store)?;
         let (tx, rx) = mpsc::channel(4096);
         let metrics = Arc::new(Metrics::default());
+        let outbound = Arc::new(Mutex::new(None));
         let writer = Writer::new(
             store.clone(),
             keys.clone(),
             modules.clone(),
             metrics.clone(),
             options.max_batch,
+            outbound.clone(),
         );
         let handle = std::thread::Builder::new()
             .name("weft-writer".into())
@@ -138,7 +147,126 @@ impl Kernel {
             metrics,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
+            outbound,
+            public_url: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Committed delivery jobs and backfills are sent to `tx` from now on.
+    pub fn set_outbound(&self, tx: mpsc::UnboundedSender<Outbound>) {
+        if let Ok(mut slot) = self.outbound.lock() {
+            *slot = Some(tx);
+        }
+    }
+
+    /// The node's public URL (fixed at `weft init`), without a trailing `/`.
+    pub fn public_url(&self) -> Result<&str, KernelError> {
+        if let Some(url) = self.public_url.get() {
+            return Ok(url);
+        }
+        let url = self.store.read()?.meta("public_url")?.ok_or_else(|| {
+            KernelError::NotFound("the node's public URL (run `weft init`)".into())
+        })?;
+        Ok(self.public_url.get_or_init(|| url))
+    }
+
+    /// Whether `actor` is an actor URL of this node (existing or not).
+    pub fn is_local_url(&self, actor: &str) -> bool {
+        self.public_url().is_ok_and(|base| {
+            actor
+                .strip_prefix(base)
+                .is_some_and(|rest| rest.starts_with("/actors/"))
+        })
+    }
+
+    /// The actors following `actor`, as the follower-graph projection says.
+    pub fn followers(&self, actor: &str) -> Vec<String> {
+        self.graph("followers", actor)
+    }
+
+    /// The actors `actor` follows.
+    pub fn following(&self, actor: &str) -> Vec<String> {
+        self.graph("following", actor)
+    }
+
+    fn graph(&self, list: &str, actor: &str) -> Vec<String> {
+        let Some(registry) = &self.registry else {
+            return Vec::new();
+        };
+        let params = [("actor".to_owned(), actor.to_owned())];
+        match registry.query(audience::GRAPH, list, &params) {
+            Ok(Ok(text)) => audience::items(&text),
+            Ok(Err(e)) => {
+                tracing::warn!(%actor, error = ?e, "the follower graph refused a query");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::debug!(%actor, error = %e, "no follower graph to read");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Stores a verified activity from a peer (or pulled by backfill) for
+    /// the local `recipients`: verb validate, then append, fold and react
+    /// like a local one. The caller has verified the signature.
+    pub async fn ingest(
+        &self,
+        signed: Signed,
+        recipients: Vec<String>,
+        backfilled: bool,
+        backfill: Option<BackfillJob>,
+    ) -> Result<Ingested, KernelError> {
+        if self.store.read()?.activity(&signed.id)?.is_some() {
+            return Ok(Ingested::Duplicate);
+        }
+        if matches!(
+            signed.header.kind.as_str(),
+            registry::DEFINE_ACTIVITY | registry::DEFINE_PROJECTION
+        ) {
+            return Err(KernelError::field(
+                "type",
+                "module definitions are not accepted from peers",
+            ));
+        }
+        let json = signed.to_json_string();
+        self.modules.validate(&signed, &json)?;
+        let public = signed.is_addressed_public()
+            || crate::identity::Lifecycle::of(&signed.json).always_public();
+        let record = ActivityRecord {
+            id: signed.id.clone(),
+            json,
+            actor: signed.header.actor.clone(),
+            seq: signed.header.seq,
+            public,
+            backfilled,
+        };
+        let result = self
+            .call(|reply| {
+                Command::Ingest(Box::new(Ingest {
+                    signed,
+                    record,
+                    recipients,
+                    backfill,
+                    reply,
+                }))
+            })
+            .await;
+        if result.is_err() {
+            self.metrics
+                .rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Writes federation bookkeeping (peers, jobs, backfills) durably.
+    pub async fn federation_write(&self, writes: Vec<FederationWrite>) -> Result<(), KernelError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.call(|reply| Command::Federation { writes, reply })
+            .await
     }
 
     /// The verb and projection registry, when the WASM runtime is on.
@@ -438,6 +566,7 @@ impl Kernel {
         let mut next = actor::apply(Some(&state), &signed, Signature::Trusted)?;
         let json = signed.to_json_string();
         self.modules.validate(&signed, &json)?;
+        let audience = self.audience(&signed)?;
 
         // Every check passed: hand the activity to the writer.
         if !prepared.fresh_keys.is_empty() {
@@ -460,6 +589,7 @@ impl Kernel {
             actor: next.id.clone(),
             seq,
             public,
+            backfilled: false,
         };
         let id = signed.id.clone();
         let (reply, answer) = oneshot::channel();
@@ -468,6 +598,8 @@ impl Kernel {
             record,
             state: next.clone(),
             public_rank,
+            local: audience.local,
+            remote: audience.remote,
             reply,
         };
         self.sender()?

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod federation;
 pub mod genesis;
 pub mod http;
 pub mod identity;

@@ -305,7 +305,12 @@ impl Drop for Runtime {
 }
 
 /// The activity as the WIT carries it.
-fn wit_activity<A>(signed: &Signed, json: &str, make: impl FnOnce(WitActivity) -> A) -> A {
+fn wit_activity<A>(
+    signed: &Signed,
+    json: &str,
+    backfilled: bool,
+    make: impl FnOnce(WitActivity) -> A,
+) -> A {
     make(WitActivity {
         id: signed.id.clone(),
         kind: signed.header.kind.clone(),
@@ -314,7 +319,7 @@ fn wit_activity<A>(signed: &Signed, json: &str, make: impl FnOnce(WitActivity) -
         seq: signed.header.seq,
         published: signed.header.published.clone(),
         json: json.to_owned(),
-        backfilled: false,
+        backfilled,
     })
 }
 
@@ -420,7 +425,7 @@ impl VerbModule {
         let mut warm = self.take()?;
         self.runtime.arm(&mut warm.store)?;
         warm.store.data_mut().source = Source::Read(snapshot);
-        let activity = wit_activity(signed, json, |a| {
+        let activity = wit_activity(signed, json, false, |a| {
             to_record!(verb::weft::module::types::Activity, a)
         });
         let result = warm.bindings.call_validate(&mut warm.store, &activity);
@@ -446,7 +451,7 @@ impl VerbModule {
         let mut warm = self.take()?;
         self.runtime.arm(&mut warm.store)?;
         warm.store.data_mut().source = Source::Read(snapshot);
-        let activity = wit_activity(signed, json, |a| {
+        let activity = wit_activity(signed, json, false, |a| {
             to_record!(verb::weft::module::types::Activity, a)
         });
         let context = verb::weft::module::types::Context {
@@ -489,8 +494,8 @@ impl std::fmt::Debug for ProjectionModule {
 pub type FoldActivity = projection::weft::module::types::Activity;
 
 /// The WIT record of an activity for folding.
-pub fn fold_activity(signed: &Signed, json: &str) -> FoldActivity {
-    wit_activity(signed, json, |a| {
+pub fn fold_activity(signed: &Signed, json: &str, backfilled: bool) -> FoldActivity {
+    wit_activity(signed, json, backfilled, |a| {
         to_record!(projection::weft::module::types::Activity, a)
     })
 }

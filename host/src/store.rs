@@ -46,6 +46,53 @@ pub struct ActivityRecord {
     pub seq: u64,
     /// Visible to anonymous readers.
     pub public: bool,
+    /// Pulled by backfill rather than published here or delivered.
+    pub backfilled: bool,
+}
+
+/// A remote actor as its origin describes it (DESIGN §6): fetched on first
+/// contact, refetched when one of its activities names an unknown key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub id: String,
+    pub inbox: String,
+    /// The actor document as fetched, JSON text.
+    pub document: String,
+    pub keys: Vec<crate::identity::KeyRecord>,
+    /// When the document was fetched (RFC 3339).
+    pub fetched_at: String,
+}
+
+/// One outbound delivery: an activity to one remote actor's inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: u64,
+    /// The activity's id; its JSON is read from the log when sent.
+    pub activity: String,
+    /// The recipient actor's URL (its inbox comes from its document).
+    pub recipient: String,
+    /// The recipient's origin (`scheme://host:port`): one worker each.
+    pub origin: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due, milliseconds since the Unix epoch.
+    pub next_at_ms: u64,
+    pub created_ms: u64,
+    pub last_error: Option<String>,
+}
+
+/// A backfill to run once its Follow is accepted: pull `target`'s outbox
+/// for `follower`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillJob {
+    /// The Follow that asked for it.
+    pub follow: String,
+    pub follower: String,
+    pub target: String,
+    /// The Follow's `backfill` object, JSON text.
+    pub request: String,
+    /// When the Accept arrived (RFC 3339): `last-T` counts back from it.
+    pub accepted_at: String,
 }
 
 /// Who a bearer token speaks for.
@@ -82,6 +129,12 @@ impl Store {
         txn.open_table(MODULES)?;
         txn.open_table(PROJECTION_KV)?;
         txn.open_table(PROJECTION_STATUS)?;
+        txn.open_table(INBOX)?;
+        txn.open_table(PEERS)?;
+        txn.open_table(FORKS)?;
+        txn.open_table(DELIVERIES)?;
+        txn.open_table(DEAD_LETTERS)?;
+        txn.open_table(BACKFILLS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -309,6 +362,101 @@ impl Reader {
             .transpose()
     }
 
+    /// How many activities `recipient`'s inbox holds.
+    pub fn inbox_count(&self, recipient: &str) -> Result<u64, StoreError> {
+        let table = self.txn.open_table(INBOX)?;
+        let key = recipient.as_bytes();
+        Ok(table
+            .range((key, 0)..=(key, u64::MAX))?
+            .next_back()
+            .transpose()?
+            .map_or(0, |(k, _)| k.value().1))
+    }
+
+    /// The inbox entries `from..=to` (1-based, oldest first) of `recipient`.
+    pub fn inbox_range(
+        &self,
+        recipient: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<ActivityRecord>, StoreError> {
+        let table = self.txn.open_table(INBOX)?;
+        let records = self.txn.open_table(RECORDS)?;
+        let mut out = Vec::new();
+        if from > to {
+            return Ok(out);
+        }
+        let key = recipient.as_bytes();
+        for entry in table.range((key, from)..=(key, to))? {
+            let position = entry?.1.value();
+            if let Some(bytes) = records.get(position)? {
+                out.push(postcard::from_bytes(bytes.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn peer(&self, id: &str) -> Result<Option<Peer>, StoreError> {
+        let table = self.txn.open_table(PEERS)?;
+        table
+            .get(id)?
+            .map(|v| Ok(postcard::from_bytes(v.value())?))
+            .transpose()
+    }
+
+    /// Fork evidence: (actor, seq, the other activity's id, its JSON).
+    pub fn forks(&self) -> Result<Vec<(String, u64, String, String)>, StoreError> {
+        let table = self.txn.open_table(FORKS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            let (actor, seq, other) = k.value();
+            out.push((
+                actor.to_owned(),
+                seq,
+                other.to_owned(),
+                v.value().to_owned(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Deliveries still to do.
+    pub fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        Self::all_jobs(&self.txn.open_table(DELIVERIES)?)
+    }
+
+    /// Deliveries that gave up.
+    pub fn dead_letters(&self) -> Result<Vec<Job>, StoreError> {
+        Self::all_jobs(&self.txn.open_table(DEAD_LETTERS)?)
+    }
+
+    fn all_jobs(table: &redb::ReadOnlyTable<u64, &[u8]>) -> Result<Vec<Job>, StoreError> {
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(postcard::from_bytes(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn dead_letter(&self, id: u64) -> Result<Option<Job>, StoreError> {
+        let table = self.txn.open_table(DEAD_LETTERS)?;
+        table
+            .get(id)?
+            .map(|v| Ok(postcard::from_bytes(v.value())?))
+            .transpose()
+    }
+
+    /// Backfills accepted but not finished.
+    pub fn backfills(&self) -> Result<Vec<BackfillJob>, StoreError> {
+        let table = self.txn.open_table(BACKFILLS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(postcard::from_bytes(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
     pub fn projection_status(&self, name: &str) -> Result<ProjectionStatus, StoreError> {
         let table = self.txn.open_table(PROJECTION_STATUS)?;
         Ok(table
@@ -330,6 +478,12 @@ pub struct Batch<'t> {
     tokens: redb::Table<'t, &'static [u8], &'static [u8]>,
     meta: redb::Table<'t, &'static str, &'static str>,
     artifacts: redb::Table<'t, &'static str, &'static [u8]>,
+    inbox: redb::Table<'t, (&'static [u8], u64), u64>,
+    peers: redb::Table<'t, &'static str, &'static [u8]>,
+    forks: redb::Table<'t, (&'static str, u64, &'static str), &'static str>,
+    deliveries: redb::Table<'t, u64, &'static [u8]>,
+    dead_letters: redb::Table<'t, u64, &'static [u8]>,
+    backfills: redb::Table<'t, &'static str, &'static [u8]>,
 }
 
 impl std::fmt::Debug for Batch<'_> {
@@ -350,6 +504,12 @@ impl<'t> Batch<'t> {
             tokens: txn.open_table(TOKENS)?,
             meta: txn.open_table(META)?,
             artifacts: txn.open_table(ARTIFACTS)?,
+            inbox: txn.open_table(INBOX)?,
+            peers: txn.open_table(PEERS)?,
+            forks: txn.open_table(FORKS)?,
+            deliveries: txn.open_table(DELIVERIES)?,
+            dead_letters: txn.open_table(DEAD_LETTERS)?,
+            backfills: txn.open_table(BACKFILLS)?,
         })
     }
 
@@ -425,6 +585,111 @@ impl<'t> Batch<'t> {
             self.public_log
                 .insert((record.actor.as_bytes(), rank), record.seq)?;
         }
+        Ok(())
+    }
+
+    /// Whether an activity with this id is stored.
+    pub fn has_activity(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.ids.get(id.as_bytes())?.is_some())
+    }
+
+    /// The id stored at `actor`'s `seq`, if any.
+    pub fn activity_at(&self, actor: &str, seq: u64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .log
+            .get((actor.as_bytes(), seq))?
+            .map(|v| v.value().to_owned()))
+    }
+
+    /// Stores an activity of a remote actor at its position in that actor's
+    /// (gappy) log.
+    pub fn append_remote(
+        &mut self,
+        position: u64,
+        record: &ActivityRecord,
+    ) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(record)?;
+        self.records.insert(position, bytes.as_slice())?;
+        self.ids.insert(record.id.as_bytes(), position)?;
+        self.log
+            .insert((record.actor.as_bytes(), record.seq), record.id.as_str())?;
+        Ok(())
+    }
+
+    /// Adds the activity at `position` to `recipient`'s inbox.
+    pub fn put_inbox(&mut self, recipient: &str, position: u64) -> Result<(), StoreError> {
+        let key = recipient.as_bytes();
+        let n = self
+            .inbox
+            .range((key, 0)..=(key, u64::MAX))?
+            .next_back()
+            .transpose()?
+            .map_or(0, |(k, _)| k.value().1);
+        self.inbox.insert((key, n + 1), position)?;
+        Ok(())
+    }
+
+    pub fn put_peer(&mut self, peer: &Peer) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(peer)?;
+        self.peers.insert(peer.id.as_str(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    pub fn put_fork(
+        &mut self,
+        actor: &str,
+        seq: u64,
+        other: &str,
+        json: &str,
+    ) -> Result<(), StoreError> {
+        self.forks.insert((actor, seq, other), json)?;
+        Ok(())
+    }
+
+    /// A fresh job id (a counter kept in `meta`).
+    pub fn next_job_id(&mut self) -> Result<u64, StoreError> {
+        let next = self
+            .meta("next_job")?
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(1);
+        self.put_meta("next_job", &(next + 1).to_string())?;
+        Ok(next)
+    }
+
+    pub fn put_job(&mut self, job: &Job) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(job)?;
+        self.deliveries.insert(job.id, bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Removes a job; whether it was there.
+    pub fn delete_job(&mut self, id: u64) -> Result<bool, StoreError> {
+        Ok(self.deliveries.remove(id)?.is_some())
+    }
+
+    pub fn put_dead_letter(&mut self, job: &Job) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(job)?;
+        self.dead_letters.insert(job.id, bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Takes a job out of the dead letters.
+    pub fn take_dead_letter(&mut self, id: u64) -> Result<Option<Job>, StoreError> {
+        let removed = self.dead_letters.remove(id)?;
+        removed
+            .map(|v| Ok(postcard::from_bytes(v.value())?))
+            .transpose()
+    }
+
+    pub fn put_backfill(&mut self, job: &BackfillJob) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(job)?;
+        self.backfills
+            .insert(job.follow.as_str(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    pub fn delete_backfill(&mut self, follow: &str) -> Result<(), StoreError> {
+        self.backfills.remove(follow)?;
         Ok(())
     }
 }

@@ -245,7 +245,7 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
             let module = ProjectionModule::new(runtime.clone(), name, &id, &component)?;
             let records: Vec<_> = activities
                 .iter()
-                .map(|a| fold_activity(a, &a.to_json_string()))
+                .map(|a| fold_activity(a, &a.to_json_string(), false))
                 .collect();
             let round = || -> anyhow::Result<Duration> {
                 let txn = store.begin_write()?;

@@ -174,10 +174,17 @@ impl Node {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let federation =
+            crate::federation::Federation::new(self.kernel.clone(), self.config.federation.clone())
+                .map_err(|e| anyhow::anyhow!("weft.toml [federation]: {e}"))?;
+        federation
+            .start()
+            .context("cannot resume deliveries and backfills")?;
         let state = AppState {
             kernel: self.kernel.clone(),
             config: Arc::new(self.config.clone()),
             public_url: self.config.public_url().into(),
+            federation,
         };
         http::serve(listener, http::router(state), shutdown)
             .await

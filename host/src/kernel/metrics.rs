@@ -19,6 +19,12 @@ pub struct Metrics {
     pub largest_batch: AtomicU64,
     /// Nanoseconds the writer spent in each phase of its batches.
     pub writer_ns: [AtomicU64; Phase::ALL.len()],
+    /// Deliveries a peer's inbox accepted.
+    pub deliveries: AtomicU64,
+    /// Delivery attempts that will be retried.
+    pub delivery_retries: AtomicU64,
+    /// Deliveries that gave up.
+    pub dead_letters: AtomicU64,
 }
 
 /// Where the writer's time goes, per batch.
@@ -51,6 +57,18 @@ impl Metrics {
         self.largest_batch.fetch_max(requests, Relaxed);
     }
 
+    pub fn delivered(&self) {
+        self.deliveries.fetch_add(1, Relaxed);
+    }
+
+    pub fn delivery_retried(&self) {
+        self.delivery_retries.fetch_add(1, Relaxed);
+    }
+
+    pub fn dead_lettered(&self) {
+        self.dead_letters.fetch_add(1, Relaxed);
+    }
+
     /// Adds the time since `since` to `phase`.
     pub(super) fn spent(&self, phase: Phase, since: std::time::Instant) {
         let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -80,6 +98,21 @@ impl Metrics {
                 "weft_publish_rejected_total",
                 "Publish requests refused before reaching the log.",
                 &self.rejected,
+            ),
+            (
+                "weft_deliveries_total",
+                "Deliveries a peer's inbox accepted.",
+                &self.deliveries,
+            ),
+            (
+                "weft_delivery_retries_total",
+                "Delivery attempts that failed and will be retried.",
+                &self.delivery_retries,
+            ),
+            (
+                "weft_dead_letters_total",
+                "Deliveries that gave up and went to the dead letters.",
+                &self.dead_letters,
             ),
         ];
         for (name, help, value) in counters {

@@ -39,6 +39,8 @@ pub struct Appended {
     pub signed: Signed,
     /// The activity as stored.
     pub json: String,
+    /// Pulled by backfill (folds see the mark).
+    pub backfilled: bool,
 }
 
 /// Verbs and projections as the kernel sees them.

@@ -230,7 +230,7 @@ impl Registry {
         }
         let activities: Vec<FoldActivity> = run
             .iter()
-            .map(|(item, _)| fold_activity(&item.signed, &item.json))
+            .map(|(item, _)| fold_activity(&item.signed, &item.json, item.backfilled))
             .collect();
         for module in projections {
             if !statuses.contains_key(&module.name) {
@@ -381,12 +381,14 @@ impl Registry {
                         position,
                         signed,
                         json: record.json,
+                        backfilled: record.backfilled,
                     })
                 })
                 .collect();
             let mut session = module.session(txn)?;
             for item in &items {
-                let folded = session.fold(&fold_activity(&item.signed, &item.json))?;
+                let folded =
+                    session.fold(&fold_activity(&item.signed, &item.json, item.backfilled))?;
                 record(&mut status, &module.name, item, folded);
                 folded_count += 1;
             }
@@ -526,7 +528,10 @@ impl Modules for Registry {
             return;
         };
         if let Some(tx) = slot.as_ref() {
-            for item in appended.into_iter().filter(|a| !kernel_native(&a.signed)) {
+            for item in appended
+                .into_iter()
+                .filter(|a| !a.backfilled && !kernel_native(&a.signed))
+            {
                 let _ = tx.send(Reaction {
                     signed: item.signed,
                     json: item.json,

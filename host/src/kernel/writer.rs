@@ -27,7 +27,21 @@ use super::{Created, KernelError};
 use crate::identity::actor::{self, Signature};
 use crate::identity::{ActorKind, ActorState, KeyStore, Purpose, multikey, token};
 use crate::model::{PUBLIC, Signed};
-use crate::store::{ActivityRecord, Batch, Role, Store};
+use crate::store::{ActivityRecord, BackfillJob, Batch, Job, Peer, Role, Store};
+
+/// Work for the federation side, handed over once it is durable.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Job(Job),
+    Backfill(BackfillJob),
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// A request to the writer.
 #[derive(Debug)]
@@ -60,6 +74,55 @@ pub(super) enum Command {
         name: String,
         reply: oneshot::Sender<Result<u64, KernelError>>,
     },
+    /// Store a verified activity received from a peer (or pulled by backfill).
+    Ingest(Box<Ingest>),
+    /// Bookkeeping of federation: peers, delivery jobs, backfills.
+    Federation {
+        writes: Vec<FederationWrite>,
+        reply: oneshot::Sender<Result<(), KernelError>>,
+    },
+}
+
+/// A verified activity from elsewhere on its way into the log.
+#[derive(Debug)]
+pub(super) struct Ingest {
+    pub signed: Signed,
+    pub record: ActivityRecord,
+    /// Local actors whose inboxes get it.
+    pub recipients: Vec<String>,
+    /// A backfill this activity (an Accept) starts.
+    pub backfill: Option<BackfillJob>,
+    pub reply: oneshot::Sender<Result<Ingested, KernelError>>,
+}
+
+/// What became of a received activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    /// Appended at this global position.
+    Stored(u64),
+    /// Already stored: nothing changed.
+    Duplicate,
+    /// Another activity already holds the author's position `seq`; the
+    /// new one is kept as evidence only.
+    Fork { seq: u64, kept: String },
+}
+
+/// One change to federation state, written in a batch like any other.
+#[derive(Debug, Clone)]
+pub enum FederationWrite {
+    Peer(Peer),
+    /// The job was delivered: forget it.
+    JobDone(u64),
+    /// The job will be tried again (attempts and time updated).
+    JobRetry(Job),
+    /// The job gave up: move it to the dead letters.
+    JobDead(Job),
+    /// Move a dead letter back to the queue, due now.
+    Revive {
+        id: u64,
+        now_ms: u64,
+    },
+    BackfillDone(String),
 }
 
 /// A signed activity on its way into the log.
@@ -69,6 +132,10 @@ pub(super) struct Append {
     pub record: ActivityRecord,
     pub state: ActorState,
     pub public_rank: Option<u64>,
+    /// Local actors (not the author) whose inboxes get it.
+    pub local: Vec<String>,
+    /// Remote recipients: (actor URL, origin), one delivery job each.
+    pub remote: Vec<(String, String)>,
     pub reply: oneshot::Sender<Result<(), KernelError>>,
 }
 
@@ -86,6 +153,10 @@ enum Outcome {
         oneshot::Sender<Result<u64, KernelError>>,
         Result<u64, KernelError>,
     ),
+    Ingested(
+        oneshot::Sender<Result<Ingested, KernelError>>,
+        Result<Ingested, KernelError>,
+    ),
     /// An artifact stored (not an activity).
     Stored(
         oneshot::Sender<Result<(), KernelError>>,
@@ -97,7 +168,12 @@ enum Outcome {
 impl Outcome {
     /// Whether this outcome adds an activity to a log.
     fn appended(&self) -> bool {
-        matches!(self, Self::Created(_, Ok(_)) | Self::Appended(_, Ok(())))
+        matches!(
+            self,
+            Self::Created(_, Ok(_))
+                | Self::Appended(_, Ok(()))
+                | Self::Ingested(_, Ok(Ingested::Stored(_)))
+        )
     }
 
     fn failed_on_storage(&self) -> bool {
@@ -107,6 +183,7 @@ impl Outcome {
                 | Self::Appended(_, Err(KernelError::Store(_)))
                 | Self::Rebuilt(_, Err(KernelError::Store(_)))
                 | Self::Stored(_, Err(KernelError::Store(_)))
+                | Self::Ingested(_, Err(KernelError::Store(_)))
         )
     }
 
@@ -126,6 +203,9 @@ impl Outcome {
             Self::Stored(reply, result) => {
                 let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
             }
+            Self::Ingested(reply, result) => {
+                let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
+            }
             Self::Stopped => {}
         }
     }
@@ -140,6 +220,8 @@ pub(super) struct Writer {
     max_batch: usize,
     /// Committed (seq, id) of each actor's log tip, filled on first use.
     tips: HashMap<String, (u64, String)>,
+    /// Where new delivery jobs and backfills go once committed.
+    outbound: Arc<std::sync::Mutex<Option<mpsc::UnboundedSender<Outbound>>>>,
 }
 
 impl Writer {
@@ -149,6 +231,7 @@ impl Writer {
         modules: Arc<dyn Modules>,
         metrics: Arc<Metrics>,
         max_batch: usize,
+        outbound: Arc<std::sync::Mutex<Option<mpsc::UnboundedSender<Outbound>>>>,
     ) -> Self {
         Self {
             store,
@@ -157,6 +240,7 @@ impl Writer {
             metrics,
             max_batch: max_batch.max(1),
             tips: HashMap::new(),
+            outbound,
         }
     }
 
@@ -191,6 +275,7 @@ impl Writer {
         let mut pending_tips = HashMap::new();
         let mut appended: Vec<Appended> = Vec::new();
         let mut rebuilds = Vec::new();
+        let mut woken = Vec::new();
         let txn = match self.store.begin_write() {
             Ok(txn) => txn,
             Err(e) => {
@@ -212,6 +297,8 @@ impl Writer {
                     appended: &mut appended,
                     actors: &mut actors,
                     position: None,
+                    woken: &mut woken,
+                    ingested: HashMap::new(),
                 };
                 let outcomes = batch
                     .drain(..)
@@ -294,6 +381,13 @@ impl Writer {
                 self.metrics.committed(outcomes.len() as u64, count);
                 self.tips.extend(pending_tips);
                 self.modules.committed(appended, true);
+                if !woken.is_empty()
+                    && let Some(tx) = self.outbound.lock().ok().and_then(|o| o.clone())
+                {
+                    for item in woken {
+                        let _ = tx.send(item);
+                    }
+                }
             }
             Some(f) => {
                 tracing::error!(error = %f, batch = outcomes.len(), "batch not committed");
@@ -340,9 +434,13 @@ impl Writer {
                     record,
                     state,
                     public_rank,
+                    local,
+                    remote,
                     reply,
                 } = *append;
-                let result = self.append(cx, signed, record, state, public_rank);
+                let result = self
+                    .append(cx, signed, record, state, public_rank)
+                    .and_then(|position| Self::address(cx, position, &local, &remote));
                 Outcome::Appended(reply, result)
             }
             Command::PutArtifact { id, bytes, reply } => {
@@ -350,6 +448,21 @@ impl Writer {
                     .tables
                     .put_artifact(&id, &bytes)
                     .map_err(KernelError::from);
+                Outcome::Stored(reply, result)
+            }
+            Command::Ingest(ingest) => {
+                let Ingest {
+                    signed,
+                    record,
+                    recipients,
+                    backfill,
+                    reply,
+                } = *ingest;
+                let result = Self::ingest(cx, signed, record, &recipients, backfill);
+                Outcome::Ingested(reply, result)
+            }
+            Command::Federation { writes, reply } => {
+                let result = writes.into_iter().try_for_each(|w| Self::federation(cx, w));
                 Outcome::Stored(reply, result)
             }
             Command::Rebuild { reply, .. } => Outcome::Rebuilt(
@@ -369,7 +482,7 @@ impl Writer {
         record: ActivityRecord,
         state: ActorState,
         public_rank: Option<u64>,
-    ) -> Result<(), KernelError> {
+    ) -> Result<u64, KernelError> {
         let tip = match cx
             .pending
             .get(&state.id)
@@ -400,7 +513,116 @@ impl Writer {
             position,
             signed,
             json: record.json,
+            backfilled: false,
         });
+        Ok(position)
+    }
+
+    /// Puts a just-appended local activity into local recipients' inboxes
+    /// and writes one delivery job per remote recipient.
+    fn address(
+        cx: &mut Cx<'_, '_>,
+        position: u64,
+        local: &[String],
+        remote: &[(String, String)],
+    ) -> Result<(), KernelError> {
+        for recipient in local {
+            cx.tables.put_inbox(recipient, position)?;
+        }
+        if remote.is_empty() {
+            return Ok(());
+        }
+        let Some(activity) = cx.appended.last().map(|a| a.signed.id.clone()) else {
+            return Ok(());
+        };
+        let now = now_ms();
+        for (recipient, origin) in remote {
+            let job = Job {
+                id: cx.tables.next_job_id()?,
+                activity: activity.clone(),
+                recipient: recipient.clone(),
+                origin: origin.clone(),
+                attempts: 0,
+                next_at_ms: now,
+                created_ms: now,
+                last_error: None,
+            };
+            cx.tables.put_job(&job)?;
+            cx.woken.push(Outbound::Job(job));
+        }
+        Ok(())
+    }
+
+    /// Stores a verified activity from elsewhere: a duplicate changes
+    /// nothing, a second activity at a known position is kept only as fork
+    /// evidence.
+    fn ingest(
+        cx: &mut Cx<'_, '_>,
+        signed: Signed,
+        record: ActivityRecord,
+        recipients: &[String],
+        backfill: Option<BackfillJob>,
+    ) -> Result<Ingested, KernelError> {
+        let seq = signed.header.seq;
+        let author = signed.header.actor.as_str();
+        let slot = (author.to_owned(), seq);
+        if let Some(held) = cx.ingested.get(&slot) {
+            if *held == signed.id {
+                return Ok(Ingested::Duplicate);
+            }
+        } else if cx.tables.has_activity(&signed.id)? {
+            return Ok(Ingested::Duplicate);
+        }
+        let held = match cx.ingested.get(&slot) {
+            Some(id) => Some(id.clone()),
+            None => cx.tables.activity_at(author, seq)?,
+        };
+        if let Some(kept) = held {
+            cx.tables.put_fork(author, seq, &signed.id, &record.json)?;
+            return Ok(Ingested::Fork { seq, kept });
+        }
+        let position = cx.position()?;
+        cx.tables.append_remote(position, &record)?;
+        for recipient in recipients {
+            cx.tables.put_inbox(recipient, position)?;
+        }
+        if let Some(job) = backfill {
+            cx.tables.put_backfill(&job)?;
+            cx.woken.push(Outbound::Backfill(job));
+        }
+        cx.ingested.insert(slot, signed.id.clone());
+        cx.appended.push(Appended {
+            position,
+            signed,
+            json: record.json,
+            backfilled: record.backfilled,
+        });
+        Ok(Ingested::Stored(position))
+    }
+
+    fn federation(cx: &mut Cx<'_, '_>, write: FederationWrite) -> Result<(), KernelError> {
+        match write {
+            FederationWrite::Peer(peer) => cx.tables.put_peer(&peer)?,
+            FederationWrite::JobDone(id) => {
+                cx.tables.delete_job(id)?;
+            }
+            FederationWrite::JobRetry(job) => cx.tables.put_job(&job)?,
+            FederationWrite::JobDead(job) => {
+                cx.tables.delete_job(job.id)?;
+                cx.tables.put_dead_letter(&job)?;
+            }
+            FederationWrite::Revive { id, now_ms } => {
+                let mut job = cx
+                    .tables
+                    .take_dead_letter(id)?
+                    .ok_or_else(|| KernelError::NotFound(format!("dead letter {id}")))?;
+                job.attempts = 0;
+                job.next_at_ms = now_ms;
+                cx.tables.put_job(&job)?;
+                cx.woken.push(Outbound::Job(job));
+            }
+            FederationWrite::BackfillDone(follow) => cx.tables.delete_backfill(&follow)?,
+        }
         Ok(())
     }
 
@@ -486,6 +708,7 @@ impl Writer {
             actor: id.clone(),
             seq: 1,
             public: true,
+            backfilled: false,
         };
         let position = cx.position()?;
         cx.tables.append(position, &signed.id, &record, Some(1))?;
@@ -497,6 +720,7 @@ impl Writer {
             position,
             signed,
             json: json.clone(),
+            backfilled: false,
         });
         Ok(Created {
             id,
@@ -515,6 +739,10 @@ pub(super) struct Cx<'a, 't> {
     /// Actor states to write at the end of the batch.
     actors: &'a mut HashMap<String, ActorState>,
     position: Option<u64>,
+    /// Jobs and backfills to hand out once the batch is durable.
+    woken: &'a mut Vec<Outbound>,
+    /// (author, seq) → id of the activities ingested in this batch.
+    ingested: HashMap<(String, u64), String>,
 }
 
 impl Cx<'_, '_> {
@@ -539,6 +767,8 @@ fn skip(cmd: Command) -> Outcome {
             Outcome::Stored(reply, Err(KernelError::ShuttingDown))
         }
         Command::Rebuild { reply, .. } => Outcome::Rebuilt(reply, Err(KernelError::ShuttingDown)),
+        Command::Ingest(ingest) => Outcome::Ingested(ingest.reply, Err(KernelError::ShuttingDown)),
+        Command::Federation { reply, .. } => Outcome::Stored(reply, Err(KernelError::ShuttingDown)),
         Command::Stop => Outcome::Stopped,
     }
 }

@@ -35,3 +35,19 @@ pub const PROJECTION_KV: TableDefinition<(&str, &str), &str> =
 /// Projection name → postcard [`super::ProjectionStatus`].
 pub const PROJECTION_STATUS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("projection_status");
+/// (recipient actor id bytes, n) → position in [`RECORDS`]: each local
+/// actor's inbox, in arrival order (n counts from 1).
+pub const INBOX: TableDefinition<(&[u8], u64), u64> = TableDefinition::new("inbox");
+/// Remote actor id → postcard [`super::Peer`]: actor documents fetched from
+/// their origin, with the key history they publish.
+pub const PEERS: TableDefinition<&str, &[u8]> = TableDefinition::new("peers");
+/// (actor, seq, other activity id) → the other activity's JSON text: a second,
+/// different activity seen at an already-known position (fork evidence).
+pub const FORKS: TableDefinition<(&str, u64, &str), &str> = TableDefinition::new("forks");
+/// Job id → postcard [`super::Job`]: outbound deliveries not yet done.
+pub const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("deliveries");
+/// Job id → postcard [`super::Job`]: deliveries that gave up.
+pub const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
+/// Follow id → postcard [`super::BackfillJob`]: backfills accepted but not
+/// yet finished.
+pub const BACKFILLS: TableDefinition<&str, &[u8]> = TableDefinition::new("backfills");

@@ -1,0 +1,151 @@
+//! Federation (DESIGN §6): talking to other weft nodes. Inbound activities
+//! are verified here and handed to the kernel; outbound ones leave as
+//! durable delivery jobs the kernel wrote with their append; a Follow's
+//! backfill is pulled from the followed actor's outbox.
+//!
+//! Everything that reaches the network is bounded: each fetch by time and
+//! size, each inbound request by how many fetches it may cause. This module
+//! does not decide what an activity means (verbs do) or who follows whom
+//! (the follower-graph projection does).
+
+pub mod backfill;
+pub mod delivery;
+pub mod fetch;
+pub mod inbox;
+pub mod peers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::kernel::{Kernel, KernelError, Outbound};
+pub use fetch::{Budget, FetchError, Fetcher};
+pub use inbox::{InboxError, Received};
+pub use peers::Peers;
+
+/// Federation settings (`[federation]` in `weft.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Waits between delivery attempts; after the last, a job is
+    /// dead-lettered. Human-readable durations (`30s`, `5m`, `6h`).
+    pub retry: Vec<String>,
+    /// Each wait is stretched by a random amount of up to this many percent.
+    pub jitter_percent: u32,
+    /// Deliveries in flight to one peer at a time.
+    pub per_peer_in_flight: usize,
+    /// Connect timeout of every outbound request, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Total time of every outbound request, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Largest response body read from a peer, in bytes.
+    pub max_fetch_bytes: usize,
+    /// Most fetches one inbound request may cause.
+    pub fetches_per_request: u32,
+    /// Longest `Retry-After` honoured, in seconds.
+    pub max_retry_after_s: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            retry: ["30s", "5m", "30m", "6h", "24h"]
+                .map(str::to_owned)
+                .to_vec(),
+            jitter_percent: 10,
+            per_peer_in_flight: 32,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 10_000,
+            max_fetch_bytes: 1024 * 1024,
+            fetches_per_request: 20,
+            max_retry_after_s: 24 * 3600,
+        }
+    }
+}
+
+impl Settings {
+    /// The retry schedule, parsed.
+    pub fn schedule(&self) -> Result<Vec<Duration>, String> {
+        self.retry
+            .iter()
+            .map(|s| {
+                humantime::parse_duration(s).map_err(|e| {
+                    format!("federation.retry: `{s}` is not a duration such as 30s or 5m: {e}")
+                })
+            })
+            .collect()
+    }
+}
+
+/// Federation's running parts, shared by the HTTP handlers and workers.
+#[derive(Debug)]
+pub struct Federation {
+    pub kernel: Arc<Kernel>,
+    pub fetcher: Fetcher,
+    pub peers: Peers,
+    pub settings: Settings,
+    schedule: Vec<Duration>,
+}
+
+impl Federation {
+    pub fn new(kernel: Arc<Kernel>, settings: Settings) -> Result<Arc<Self>, String> {
+        let schedule = settings.schedule()?;
+        if settings.jitter_percent > 1000 {
+            return Err("federation.jitter_percent must be at most 1000".into());
+        }
+        let fetcher = Fetcher::new(&settings).map_err(|e| e.to_string())?;
+        let peers = Peers::new(kernel.clone(), fetcher.clone());
+        Ok(Arc::new(Self {
+            kernel,
+            fetcher,
+            peers,
+            settings,
+            schedule,
+        }))
+    }
+
+    /// A fresh fetch budget for one inbound request.
+    pub fn budget(&self) -> Budget {
+        Budget::new(self.settings.fetches_per_request)
+    }
+
+    /// Starts delivering the queued jobs and running the pending backfills,
+    /// and takes the new ones the kernel commits. Call once, inside tokio.
+    pub fn start(self: &Arc<Self>) -> Result<(), KernelError> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
+        self.kernel.set_outbound(tx);
+        let deliveries = delivery::Dispatcher::new(self.clone());
+        let (jobs, backfills) = {
+            let reader = self.kernel.store().read()?;
+            (reader.jobs()?, reader.backfills()?)
+        };
+        tracing::info!(
+            jobs = jobs.len(),
+            backfills = backfills.len(),
+            "resuming federation work"
+        );
+        for job in jobs {
+            deliveries.dispatch(job);
+        }
+        for job in backfills {
+            backfill::spawn(self.clone(), job);
+        }
+        let federation = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(item) = rx.recv().await {
+                match item {
+                    Outbound::Job(job) => deliveries.dispatch(job),
+                    Outbound::Backfill(job) => {
+                        let Some(federation) = federation.upgrade() else {
+                            break;
+                        };
+                        backfill::spawn(federation, job);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,285 @@
+//! The inbound pipeline (DESIGN §6): an activity POSTed to a local actor's
+//! inbox is parsed (its id recomputed), verified against its author's key
+//! history as the author's own origin publishes it, and handed to the
+//! kernel, which refuses duplicates and forks, runs the verb's validate,
+//! appends it to the inboxes of its local recipients, folds and reacts.
+//!
+//! Backfilled activities go through [`Federation::verify`] too. This module
+//! does not speak HTTP; `http::inbox` maps its errors to status codes.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::fetch::Budget;
+use super::peers::PeerError;
+use super::{Federation, FetchError};
+use crate::identity::actor::verify_with_history;
+use crate::kernel::{Ingested, KernelError, addressed, audience_origin, is_public};
+use crate::model::{EnvelopeError, Signed};
+use crate::store::BackfillJob;
+
+/// Why an inbound activity was refused. Each maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    /// 400: not a well-formed signed activity.
+    #[error("{0}")]
+    Malformed(String),
+    /// 401: the proof does not hold, or the key is not the author's.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 404: no such local actor.
+    #[error("no actor named `{0}` on this node")]
+    UnknownRecipient(String),
+    /// 422: a verb refused it, or it replays a different activity at a
+    /// position already known.
+    #[error("{message}")]
+    Rejected {
+        field: Option<String>,
+        message: String,
+    },
+    /// 503: the author's origin could not be asked; try again later.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Kernel(KernelError),
+}
+
+impl From<KernelError> for InboxError {
+    fn from(e: KernelError) -> Self {
+        match e {
+            KernelError::Rejected(r) if !r.transient => Self::Rejected {
+                field: None,
+                message: r.to_string(),
+            },
+            KernelError::Field { field, message } => Self::Rejected {
+                field: Some(field),
+                message,
+            },
+            other => Self::Kernel(other),
+        }
+    }
+}
+
+/// What the inbox did with an activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    Accepted(String),
+    Duplicate(String),
+}
+
+impl Federation {
+    /// Receives `body` into the inbox of the local actor `name`.
+    pub async fn receive(
+        self: &Arc<Self>,
+        name: &str,
+        body: Map<String, Value>,
+    ) -> Result<Received, InboxError> {
+        let recipient = self
+            .kernel
+            .store()
+            .read()
+            .map_err(KernelError::from)?
+            .actor_by_name(name)
+            .map_err(KernelError::from)?
+            .ok_or_else(|| InboxError::UnknownRecipient(name.to_owned()))?;
+        let signed = parse(Value::Object(body))?;
+        let id = signed.id.clone();
+        let author = signed.header.actor.clone();
+        if self.kernel.is_local_url(&author) {
+            return match self
+                .kernel
+                .store()
+                .read()
+                .map_err(KernelError::from)?
+                .activity(&id)
+            {
+                Ok(Some(_)) => Ok(Received::Duplicate(id)),
+                _ => Err(InboxError::Rejected {
+                    field: Some("actor".into()),
+                    message: format!(
+                        "{author} is an actor of this node: its activities are published here, not received"
+                    ),
+                }),
+            };
+        }
+        let budget = self.budget();
+        self.verify(&signed, &budget).await?;
+        if signed.header.kind == "Announce"
+            && let Some(Value::String(object)) = signed.json.get("object")
+        {
+            self.fetch_announced(object, &author, &budget).await;
+        }
+        let recipients = self.local_recipients(&signed, &recipient.id);
+        let backfill = self.backfill_for(&signed)?;
+        match self
+            .kernel
+            .ingest(signed, recipients, false, backfill)
+            .await?
+        {
+            Ingested::Stored(_) => Ok(Received::Accepted(id)),
+            Ingested::Duplicate => Ok(Received::Duplicate(id)),
+            Ingested::Fork { seq, kept } => Err(InboxError::Rejected {
+                field: Some("seq".into()),
+                message: format!(
+                    "{author} already has {kept} at seq {seq}; this different activity at the same position is a fork, kept as evidence and refused"
+                ),
+            }),
+        }
+    }
+
+    /// Checks `signed`'s proof against its author's key history, fetched
+    /// from the author's origin when the key is not known yet.
+    pub async fn verify(&self, signed: &Signed, budget: &Budget) -> Result<(), InboxError> {
+        let author = &signed.header.actor;
+        let keys = self
+            .peers
+            .keys_for(author, &signed.key_id, budget)
+            .await
+            .map_err(|e| match e {
+                PeerError::ForeignKey { .. } | PeerError::Document { .. } => {
+                    InboxError::Unauthorized(e.to_string())
+                }
+                PeerError::Fetch(f) if f.is_absent() => InboxError::Unauthorized(format!(
+                    "cannot verify: the author's document is not at its URL ({f})"
+                )),
+                PeerError::Fetch(FetchError::BadUrl(_)) => {
+                    InboxError::Malformed(format!("`actor` must be an http(s) URL: {e}"))
+                }
+                PeerError::UnknownLocal(actor) => {
+                    InboxError::Unauthorized(format!("{actor} is not an actor of this node"))
+                }
+                PeerError::Kernel(k) => InboxError::Kernel(k),
+                other => {
+                    InboxError::Unavailable(format!("cannot verify the activity now: {other}"))
+                }
+            })?;
+        verify_with_history(&keys, signed).map_err(|e| InboxError::Unauthorized(e.to_string()))
+    }
+
+    /// Local actors who get `signed`: the inbox it was posted to, the local
+    /// actors it names, and the author's local followers when it is
+    /// addressed to them or to Public.
+    fn local_recipients(&self, signed: &Signed, posted_to: &str) -> Vec<String> {
+        let author = signed.header.actor.as_str();
+        let followers = format!("{author}/followers");
+        let mut out = BTreeSet::from([posted_to.to_owned()]);
+        let mut to_followers = false;
+        for r in addressed(&signed.json) {
+            if is_public(r) || r == followers {
+                to_followers = true;
+            } else if self.kernel.is_local_url(r) {
+                out.insert(r.to_owned());
+            }
+        }
+        if to_followers {
+            out.extend(
+                self.kernel
+                    .followers(author)
+                    .into_iter()
+                    .filter(|f| self.kernel.is_local_url(f)),
+            );
+        }
+        let reader = self.kernel.store().read().ok();
+        out.into_iter()
+            .filter(|r| {
+                r == posted_to
+                    || reader
+                        .as_ref()
+                        .is_some_and(|rd| matches!(rd.actor(r), Ok(Some(_))))
+            })
+            .collect()
+    }
+
+    /// The backfill an Accept starts: when it accepts a local actor's
+    /// Follow of the Accept's author that asked for one.
+    fn backfill_for(&self, signed: &Signed) -> Result<Option<BackfillJob>, InboxError> {
+        if signed.header.kind != "Accept" {
+            return Ok(None);
+        }
+        let Some(Value::String(follow_id)) = signed.json.get("object") else {
+            return Ok(None);
+        };
+        let reader = self.kernel.store().read().map_err(KernelError::from)?;
+        let Some(follow) = reader.activity(follow_id).map_err(KernelError::from)? else {
+            return Ok(None);
+        };
+        if !self.kernel.is_local_url(&follow.actor) {
+            return Ok(None);
+        }
+        let Ok(Value::Object(json)) = serde_json::from_str::<Value>(&follow.json) else {
+            return Ok(None);
+        };
+        let target = json.get("object").and_then(Value::as_str);
+        let request = json.get("backfill");
+        let mode = request.and_then(|b| b.get("mode")).and_then(Value::as_str);
+        if json.get("type").and_then(Value::as_str) != Some("Follow")
+            || target != Some(signed.header.actor.as_str())
+            || matches!(mode, None | Some("none"))
+        {
+            return Ok(None);
+        }
+        Ok(Some(BackfillJob {
+            follow: follow_id.clone(),
+            follower: follow.actor,
+            target: signed.header.actor.clone(),
+            request: request.map(Value::to_string).unwrap_or_default(),
+            accepted_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        }))
+    }
+
+    /// Fetches an announced activity the node does not have from the
+    /// announcer's origin, verifies it and stores it. A failure leaves the
+    /// Announce without its activity; it is not a reason to refuse it.
+    async fn fetch_announced(&self, id: &str, announcer: &str, budget: &Budget) {
+        if crate::model::cid::parse(id).is_err()
+            || matches!(
+                self.kernel.store().read().map(|r| r.activity(id)),
+                Ok(Ok(Some(_)))
+            )
+        {
+            return;
+        }
+        let Some(origin) = audience_origin(announcer) else {
+            return;
+        };
+        let url = format!("{origin}/activities/{id}");
+        let result = async {
+            let value = self
+                .fetcher
+                .get_json(&url, budget)
+                .await
+                .map_err(|e| e.to_string())?;
+            let signed = parse(value).map_err(|e| e.to_string())?;
+            if signed.id != id {
+                return Err(format!("{url} served a different activity ({})", signed.id));
+            }
+            if self.kernel.is_local_url(&signed.header.actor) {
+                return Err("it claims to be by an actor of this node".into());
+            }
+            self.verify(&signed, budget)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.kernel
+                .ingest(signed, Vec::new(), false, None)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(%id, %announcer, error = %e, "cannot fetch an announced activity");
+        }
+    }
+}
+
+/// Parses a signed activity: a content that does not match its id is a
+/// failed proof (401); anything else wrong is malformed (400).
+pub fn parse(value: Value) -> Result<Signed, InboxError> {
+    Signed::parse(value).map_err(|e| match e {
+        EnvelopeError::IdMismatch { .. } => {
+            InboxError::Unauthorized(format!("the activity was altered after it was signed: {e}"))
+        }
+        other => InboxError::Malformed(other.to_string()),
+    })
+}

@@ -1,0 +1,313 @@
+//! Federation over HTTP (DESIGN §6, §7): the inbox (`POST` from peers,
+//! `GET` for its owner), the followers and following collections,
+//! WebFinger, and the operator's view of dead letters and forks.
+//!
+//! Handlers translate; verifying and storing is `crate::federation`'s job.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::extract::{Path, Query};
+use super::{AppState, Problem, activity_json, body};
+use crate::federation::{InboxError, Received};
+use crate::kernel::{FederationWrite, now_ms};
+use crate::store::Job;
+
+/// Most inbox entries on one page.
+const MAX_LIMIT: u64 = 200;
+
+impl From<InboxError> for Problem {
+    fn from(e: InboxError) -> Self {
+        match e {
+            InboxError::Malformed(m) => Problem::bad_request(m),
+            InboxError::Unauthorized(m) => Problem::unauthorized(m),
+            InboxError::UnknownRecipient(_) => Problem::not_found(e.to_string()),
+            InboxError::Rejected { field, message } => Problem::unprocessable(field, message),
+            InboxError::Unavailable(m) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, m),
+            InboxError::Kernel(k) => k.into(),
+        }
+    }
+}
+
+/// `POST /actors/{name}/inbox`: a signed activity from a peer.
+pub async fn receive(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let activity = body::json_object(&headers, body, state.config.max_body_bytes).await?;
+    let (id, status) = match state.federation.receive(&name, activity).await? {
+        Received::Accepted(id) => (id, "accepted"),
+        Received::Duplicate(id) => (id, "duplicate"),
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"id": id, "status": status})),
+    )
+        .into_response())
+}
+
+/// `GET /actors/{name}/inbox` with the owner's (or the admin) token: the
+/// collection, or `?page=N` (newest first) with an optional `limit`.
+pub async fn inbox(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    let reader = state.kernel.store().read()?;
+    let actor = reader
+        .actor_by_name(&name)?
+        .ok_or_else(|| Problem::not_found(format!("no actor named `{name}` on this node")))?;
+    if !caller.owns(&actor.id)? {
+        return Err(Problem::unauthorized(
+            "an inbox is private: send its owner's token",
+        ));
+    }
+    let limit = match query.get("limit") {
+        None => state.config.page_size as u64,
+        Some(l) => l
+            .parse::<u64>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                Problem::bad_request(format!(
+                    "`limit` must be a whole number from 1 to {MAX_LIMIT}"
+                ))
+            })?,
+    };
+    let base = format!("{}/inbox", actor.id);
+    let total = reader.inbox_count(&actor.id)?;
+    let pages = total.div_ceil(limit).max(1);
+    let body = match query.get("page") {
+        None => json!({
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": base,
+            "type": "OrderedCollection",
+            "totalItems": total,
+            "first": format!("{base}?page=1&limit={limit}"),
+            "last": format!("{base}?page={pages}&limit={limit}"),
+        }),
+        Some(page) => {
+            let page = page
+                .parse::<u64>()
+                .ok()
+                .filter(|p| *p >= 1)
+                .ok_or_else(|| Problem::bad_request("`page` must be a whole number from 1"))?;
+            let newest = total.saturating_sub((page - 1).saturating_mul(limit));
+            let oldest = newest.saturating_sub(limit - 1).max(1);
+            let mut records = if newest == 0 {
+                Vec::new()
+            } else {
+                reader.inbox_range(&actor.id, oldest, newest)?
+            };
+            records.reverse();
+            let items: Vec<Box<RawValue>> = records
+                .into_iter()
+                .filter_map(|r| RawValue::from_string(r.json).ok())
+                .collect();
+            let mut body = json!({
+                "@context": "https://www.w3.org/ns/activitystreams",
+                "id": format!("{base}?page={page}&limit={limit}"),
+                "type": "OrderedCollectionPage",
+                "partOf": base,
+                "totalItems": total,
+                "orderedItems": items,
+            });
+            if page < pages {
+                body["next"] = format!("{base}?page={}&limit={limit}", page + 1).into();
+            }
+            if page > 1 {
+                body["prev"] = format!("{base}?page={}&limit={limit}", page - 1).into();
+            }
+            body
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, activity_json())], body.to_string()).into_response())
+}
+
+/// `GET /actors/{name}/followers`.
+pub async fn followers(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, Problem> {
+    collection(&state, &name, "followers")
+}
+
+/// `GET /actors/{name}/following`.
+pub async fn following(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, Problem> {
+    collection(&state, &name, "following")
+}
+
+fn collection(state: &AppState, name: &str, list: &str) -> Result<Response, Problem> {
+    let actor = state
+        .kernel
+        .store()
+        .read()?
+        .actor_by_name(name)?
+        .ok_or_else(|| Problem::not_found(format!("no actor named `{name}` on this node")))?;
+    let items = if list == "followers" {
+        state.kernel.followers(&actor.id)
+    } else {
+        state.kernel.following(&actor.id)
+    };
+    let body = json!({
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": format!("{}/{list}", actor.id),
+        "type": "OrderedCollection",
+        "totalItems": items.len(),
+        "orderedItems": items,
+    });
+    Ok(([(header::CONTENT_TYPE, activity_json())], body.to_string()).into_response())
+}
+
+/// `GET /.well-known/webfinger?resource=acct:name@host:port`.
+pub async fn webfinger(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let resource = query.get("resource").ok_or_else(|| {
+        Problem::bad_request("`resource` is required, e.g. ?resource=acct:alice@host:port")
+    })?;
+    let base = state.kernel.public_url()?;
+    let authority = base.split_once("://").map_or(base, |(_, rest)| rest);
+    let actor_id = if let Some(acct) = resource.strip_prefix("acct:") {
+        let (name, host) = acct
+            .rsplit_once('@')
+            .ok_or_else(|| Problem::bad_request("an acct: resource is `acct:name@host[:port]`"))?;
+        if !host.eq_ignore_ascii_case(authority) {
+            return Err(Problem::not_found(format!(
+                "{host} is not this node ({authority})"
+            )));
+        }
+        format!("{base}/actors/{name}")
+    } else if resource.starts_with("http://") || resource.starts_with("https://") {
+        resource.clone()
+    } else {
+        return Err(Problem::bad_request(
+            "`resource` must be acct:name@host[:port] or an actor URL",
+        ));
+    };
+    let actor = state
+        .kernel
+        .store()
+        .read()?
+        .actor(&actor_id)?
+        .ok_or_else(|| Problem::not_found(format!("no actor {resource} on this node")))?;
+    let body = json!({
+        "subject": format!("acct:{}@{authority}", actor.username),
+        "aliases": [actor.id],
+        "links": [{
+            "rel": "self",
+            "type": activity_json(),
+            "href": actor.id,
+        }],
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/jrd+json")],
+        body.to_string(),
+    )
+        .into_response())
+}
+
+fn require_admin(caller: &Caller) -> Result<(), Problem> {
+    match caller {
+        Caller::Admin => Ok(()),
+        Caller::Anonymous => Err(Problem::unauthorized("this needs the admin token")),
+        Caller::Actor(_) => Err(Problem::forbidden(
+            "this needs the admin token, not an actor's",
+        )),
+    }
+}
+
+fn job_json(job: &Job) -> Value {
+    json!({
+        "id": job.id,
+        "activity": job.activity,
+        "recipient": job.recipient,
+        "origin": job.origin,
+        "attempts": job.attempts,
+        "nextAttempt": humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(job.next_at_ms)).to_string(),
+        "created": humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(job.created_ms)).to_string(),
+        "lastError": job.last_error,
+    })
+}
+
+/// `GET /admin/dead-letter`: deliveries that gave up.
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    require_admin(&caller)?;
+    let jobs = state.kernel.store().read()?.dead_letters()?;
+    let items: Vec<Value> = jobs.iter().map(job_json).collect();
+    Ok(axum::Json(json!({"totalItems": items.len(), "items": items})).into_response())
+}
+
+/// `GET /admin/deliveries`: deliveries still queued.
+pub async fn deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    require_admin(&caller)?;
+    let jobs = state.kernel.store().read()?.jobs()?;
+    let items: Vec<Value> = jobs.iter().map(job_json).collect();
+    Ok(axum::Json(json!({"totalItems": items.len(), "items": items})).into_response())
+}
+
+/// `POST /admin/dead-letter/{id}/retry`: queue a dead letter again, due now.
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    require_admin(&caller)?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| Problem::bad_request("the dead letter id is a whole number"))?;
+    state
+        .kernel
+        .federation_write(vec![FederationWrite::Revive {
+            id,
+            now_ms: now_ms(),
+        }])
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"id": id, "status": "queued"})),
+    )
+        .into_response())
+}
+
+/// `GET /admin/forks`: evidence of actors that signed two different
+/// activities at one position.
+pub async fn forks(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    require_admin(&caller)?;
+    let reader = state.kernel.store().read()?;
+    let items: Vec<Value> = reader
+        .forks()?
+        .into_iter()
+        .map(|(actor, seq, other, json)| {
+            let kept = reader.activity_at(&actor, seq).ok().flatten();
+            json!({
+                "actor": actor,
+                "seq": seq,
+                "kept": kept,
+                "refused": other,
+                "refusedActivity": serde_json::from_str::<Value>(&json).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({"totalItems": items.len(), "items": items})).into_response())
+}

@@ -1,0 +1,175 @@
+//! Who gets an activity (DESIGN §6): the actors named in `to`/`cc` (and an
+//! actor URL in `object`, as a Follow names its target), the publisher's
+//! followers when it is addressed to its followers collection or to Public,
+//! never the publisher itself. Local recipients get it in their inbox in the
+//! append transaction; remote ones get one delivery job each.
+//!
+//! This decides recipients only; it does not send anything.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::{Kernel, KernelError};
+use crate::model::{PUBLIC, Signed};
+
+/// The projection the kernel reads followers from.
+pub(super) const GRAPH: &str = "follower-graph";
+
+/// The recipients of one activity.
+#[derive(Debug, Default)]
+pub(super) struct Audience {
+    pub local: Vec<String>,
+    /// (actor URL, origin).
+    pub remote: Vec<(String, String)>,
+}
+
+impl Kernel {
+    /// The recipients of `signed`, published by one of this node's actors.
+    pub(super) fn audience(&self, signed: &Signed) -> Result<Audience, KernelError> {
+        let author = signed.header.actor.as_str();
+        let followers = format!("{author}/followers");
+        let mut named = BTreeSet::new();
+        let mut to_followers = false;
+        for recipient in addressed(&signed.json) {
+            if is_public(recipient) || recipient == followers {
+                to_followers = true;
+            } else if is_http_url(recipient) && !is_collection(recipient) {
+                named.insert(recipient.to_owned());
+            }
+        }
+        if to_followers {
+            named.extend(self.followers(author));
+        }
+        named.remove(author);
+        let mut audience = Audience::default();
+        if named.is_empty() {
+            return Ok(audience);
+        }
+        let reader = self.store.read()?;
+        for recipient in named {
+            if self.is_local_url(&recipient) {
+                if reader.actor(&recipient)?.is_some() {
+                    audience.local.push(recipient);
+                }
+            } else if let Some(origin) = origin(&recipient) {
+                audience.remote.push((recipient, origin));
+            }
+        }
+        Ok(audience)
+    }
+}
+
+/// Every recipient string an activity names: `to`, `cc`, and `object` when
+/// it is a URL.
+pub fn addressed(json: &serde_json::Map<String, Value>) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for field in ["to", "cc"] {
+        match json.get(field) {
+            Some(Value::String(s)) => out.push(s),
+            Some(Value::Array(items)) => out.extend(items.iter().filter_map(Value::as_str)),
+            _ => {}
+        }
+    }
+    if let Some(Value::String(object)) = json.get("object")
+        && is_http_url(object)
+    {
+        out.push(object);
+    }
+    out
+}
+
+/// The Public collection, in the spellings ActivityStreams allows.
+pub fn is_public(s: &str) -> bool {
+    matches!(s, PUBLIC | "as:Public" | "Public")
+}
+
+/// A followers or following collection rather than an actor.
+fn is_collection(s: &str) -> bool {
+    s.ends_with("/followers") || s.ends_with("/following")
+}
+
+pub fn is_http_url(s: &str) -> bool {
+    (s.starts_with("http://") || s.starts_with("https://")) && s.len() > "https://".len()
+}
+
+/// `scheme://authority` of an http(s) URL: one delivery worker each.
+pub fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+}
+
+/// The `items` of a follower-graph answer.
+pub(super) fn items(text: &str) -> Vec<String> {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| match v.get("items") {
+            Some(Value::Array(items)) => Some(
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn origin_is_scheme_and_authority() {
+        assert_eq!(
+            origin("http://127.0.0.1:9001/actors/bob").as_deref(),
+            Some("http://127.0.0.1:9001")
+        );
+        assert_eq!(
+            origin("https://Example.COM/a?b#c").as_deref(),
+            Some("https://example.com")
+        );
+        assert_eq!(origin("ftp://x/y"), None);
+        assert_eq!(origin("http://user@evil/actors/x"), None);
+        assert_eq!(origin("http:///nohost"), None);
+    }
+
+    #[test]
+    fn addressed_reads_to_cc_and_an_actor_object() {
+        let json = json!({
+            "to": ["http://a/actors/x", PUBLIC],
+            "cc": "http://b/actors/y",
+            "object": "http://c/actors/z",
+        });
+        let Value::Object(map) = json else { panic!() };
+        assert_eq!(
+            addressed(&map),
+            vec![
+                "http://a/actors/x",
+                PUBLIC,
+                "http://b/actors/y",
+                "http://c/actors/z"
+            ]
+        );
+        let json = json!({"object": "bagaaihra", "to": 5});
+        let Value::Object(map) = json else { panic!() };
+        assert!(addressed(&map).is_empty());
+    }
+
+    #[test]
+    fn graph_items_tolerate_bad_answers() {
+        assert_eq!(
+            items(r#"{"items": ["http://a/actors/x", 3]}"#),
+            vec!["http://a/actors/x"]
+        );
+        assert!(items("not json").is_empty());
+    }
+}
