@@ -74,6 +74,23 @@ pub enum Command {
     Projection(ProjectionCommand),
     /// Drive a running node with concurrent publishers and report throughput.
     Bench(bench::BenchArgs),
+    /// Find an actor by WebFinger (`acct:name@host:port`) and print its URL
+    /// and document.
+    Resolve {
+        /// `acct:name@host:port` (or `name@host:port`).
+        account: String,
+    },
+    /// Deliveries that gave up.
+    #[command(subcommand, name = "dead-letter")]
+    DeadLetter(DeadLetterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterCommand {
+    /// List the dead letters.
+    List,
+    /// Queue a dead letter for delivery again, now.
+    Retry { id: u64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -351,7 +368,124 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(&data, args).await,
+        Command::Resolve { account } => {
+            let (url, document) = resolve(&account).await?;
+            println!("{url}");
+            println!("{}", serde_json::to_string_pretty(&document)?);
+            Ok(())
+        }
+        Command::DeadLetter(DeadLetterCommand::List) => {
+            let items = match open_or_client(&data)? {
+                Access::Local(node) => {
+                    let jobs = node.kernel.store().read()?.dead_letters()?;
+                    jobs.into_iter()
+                        .map(|j| {
+                            json!({"id": j.id, "activity": j.activity, "recipient": j.recipient,
+                                   "attempts": j.attempts, "lastError": j.last_error})
+                        })
+                        .collect::<Vec<_>>()
+                }
+                Access::Remote(client) => client.get("/admin/dead-letter").await?["items"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            if items.is_empty() {
+                println!("no dead letters");
+            }
+            for item in items {
+                println!(
+                    "{:>6}  {}  → {}  after {} attempts: {}",
+                    item["id"],
+                    item["activity"].as_str().unwrap_or_default(),
+                    item["recipient"].as_str().unwrap_or_default(),
+                    item["attempts"],
+                    item["lastError"].as_str().unwrap_or("?"),
+                );
+            }
+            Ok(())
+        }
+        Command::DeadLetter(DeadLetterCommand::Retry { id }) => {
+            match open_or_client(&data)? {
+                Access::Local(node) => {
+                    node.kernel
+                        .federation_write(vec![crate::kernel::FederationWrite::Revive {
+                            id,
+                            now_ms: crate::kernel::now_ms(),
+                        }])
+                        .await?;
+                    println!("dead letter {id} queued; it is sent when the node runs");
+                }
+                Access::Remote(client) => {
+                    client
+                        .post(&format!("/admin/dead-letter/{id}/retry"))
+                        .await?;
+                    println!("dead letter {id} queued");
+                }
+            }
+            Ok(())
+        }
     }
+}
+
+/// Looks an account up by WebFinger and fetches its actor document.
+pub async fn resolve(account: &str) -> anyhow::Result<(String, Value)> {
+    let acct = account.strip_prefix("acct:").unwrap_or(account);
+    let (name, host) = acct
+        .rsplit_once('@')
+        .filter(|(n, h)| !n.is_empty() && !h.is_empty() && !h.contains('/'))
+        .with_context(|| format!("`{account}` is not an account: use acct:name@host:port"))?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let finger = format!("http://{host}/.well-known/webfinger?resource=acct:{name}@{host}");
+    let response = http
+        .get(&finger)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {host}"))?;
+    if !response.status().is_success() {
+        bail!("{finger} answered {}", response.status());
+    }
+    let jrd: Value = response
+        .json()
+        .await
+        .context("the WebFinger answer is not JSON")?;
+    let url = jrd["links"]
+        .as_array()
+        .and_then(|links| {
+            links.iter().find(|l| {
+                l["rel"] == "self"
+                    && l["type"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("activity+json") || t.contains("ld+json"))
+            })
+        })
+        .and_then(|l| l["href"].as_str())
+        .with_context(|| format!("{finger} names no ActivityPub actor (no `self` link)"))?
+        .to_owned();
+    let response = http
+        .get(&url)
+        .header("accept", crate::http::activity_json())
+        .send()
+        .await
+        .with_context(|| format!("cannot fetch {url}"))?;
+    if !response.status().is_success() {
+        bail!("{url} answered {}", response.status());
+    }
+    let document: Value = response
+        .json()
+        .await
+        .context("the actor document is not JSON")?;
+    if document["id"].as_str() != Some(url.as_str()) {
+        bail!(
+            "the document at {url} names a different id: {}",
+            document["id"]
+        );
+    }
+    Ok((url, document))
 }
 
 fn print_init(node: &Node, admin: &str) {

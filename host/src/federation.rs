@@ -87,6 +87,8 @@ pub struct Federation {
     pub peers: Peers,
     pub settings: Settings,
     schedule: Vec<Duration>,
+    /// Flips to true when the node stops; every worker watches it.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Federation {
@@ -103,7 +105,22 @@ impl Federation {
             peers,
             settings,
             schedule,
+            stop: tokio::sync::watch::Sender::new(false),
         }))
+    }
+
+    /// Stops every worker and backfill; queued work stays in the database
+    /// and resumes at the next start.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Resolves once [`Federation::stop`] was called.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        }
     }
 
     /// A fresh fetch budget for one inbound request.
@@ -133,8 +150,17 @@ impl Federation {
             backfill::spawn(self.clone(), job);
         }
         let federation = Arc::downgrade(self);
+        let stopped = self.stopped();
         tokio::spawn(async move {
-            while let Some(item) = rx.recv().await {
+            tokio::pin!(stopped);
+            loop {
+                let item = tokio::select! {
+                    item = rx.recv() => item,
+                    () = &mut stopped => None,
+                };
+                let Some(item) = item else {
+                    break;
+                };
                 match item {
                     Outbound::Job(job) => deliveries.dispatch(job),
                     Outbound::Backfill(job) => {

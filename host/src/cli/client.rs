@@ -76,6 +76,12 @@ impl Client {
         Ok(body["folded"].as_u64().unwrap_or_default())
     }
 
+    /// `POST {path}` on the node, without a body.
+    pub async fn post(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.post(format!("{}{path}", self.base)))
+            .await
+    }
+
     /// `GET {path}` on the node.
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.send(self.http.get(format!("{}{path}", self.base)))

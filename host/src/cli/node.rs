@@ -184,11 +184,14 @@ impl Node {
             kernel: self.kernel.clone(),
             config: Arc::new(self.config.clone()),
             public_url: self.config.public_url().into(),
-            federation,
+            federation: federation.clone(),
         };
-        http::serve(listener, http::router(state), shutdown)
+        let served = http::serve(listener, http::router(state), shutdown)
             .await
-            .context("the HTTP server failed")?;
+            .context("the HTTP server failed");
+        federation.stop();
+        drop(federation);
+        served?;
         // Waiting for the writer blocks; keep it off the async threads, which
         // may still be finishing reactions.
         let kernel = self.kernel.clone();

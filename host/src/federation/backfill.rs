@@ -37,10 +37,21 @@ enum Stop {
 
 /// Runs `job` in the background until it is done or has given up.
 pub fn spawn(federation: Arc<Federation>, job: BackfillJob) {
+    let stopped = federation.stopped();
     tokio::spawn(async move {
+        tokio::select! {
+            () = backfill(&federation, &job) => {}
+            // Stopping leaves the row: the backfill resumes at the next start.
+            () = stopped => {}
+        }
+    });
+}
+
+async fn backfill(federation: &Arc<Federation>, job: &BackfillJob) {
+    {
         let mut attempt = 0usize;
         loop {
-            match run(&federation, &job).await {
+            match run(federation, job).await {
                 Ok(count) => {
                     tracing::info!(follow = %job.follow, target = %job.target, count, "backfill done");
                     break;
@@ -64,7 +75,7 @@ pub fn spawn(federation: Arc<Federation>, job: BackfillJob) {
         if let Err(e) = federation.kernel.federation_write(vec![done]).await {
             tracing::warn!(follow = %job.follow, error = %e, "cannot record a finished backfill");
         }
-    });
+    }
 }
 
 /// What the Follow asked for.

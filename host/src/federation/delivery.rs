@@ -81,6 +81,8 @@ async fn worker(federation: Arc<Federation>, origin: String, mut rx: mpsc::Unbou
     let mut in_flight: JoinSet<Option<Job>> = JoinSet::new();
     let mut paused_until = 0u64;
     let mut open = true;
+    let stopped = federation.stopped();
+    tokio::pin!(stopped);
     tracing::debug!(%origin, "delivery worker started");
     loop {
         let now = now_ms();
@@ -118,6 +120,7 @@ async fn worker(federation: Arc<Federation>, origin: String, mut rx: mpsc::Unbou
                 }
             },
             () = tokio::time::sleep(nap.unwrap_or(Duration::from_secs(3600))), if nap.is_some() => {},
+            () = &mut stopped => break,
         }
     }
     tracing::debug!(%origin, "delivery worker stopped");
