@@ -94,11 +94,19 @@ pub async fn get(
     let visible = record.public
         || match &caller {
             Caller::Admin => true,
-            Caller::Actor(me) => *me == record.actor,
+            Caller::Actor(me) => *me == record.actor || addressed_to(&record.json, me),
             Caller::Anonymous => false,
         };
     if !visible {
         return Err(missing());
     }
     Ok(([(header::CONTENT_TYPE, activity_json())], record.json).into_response())
+}
+
+/// Whether the activity (JSON text) names `actor` in `to`, `cc` or `object`.
+fn addressed_to(json: &str, actor: &str) -> bool {
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(map)) => crate::kernel::addressed(&map).contains(&actor),
+        _ => false,
+    }
 }

@@ -3,10 +3,12 @@
 
 mod auth;
 mod errors;
+mod federation;
 mod keys;
 mod lifecycle;
 mod logs;
 mod outbox;
+mod peer;
 mod publish;
 mod support;
 mod visibility;

@@ -292,6 +292,19 @@ impl TestNode {
                 "{:?}\n",
                 reader.public_range(&actor.id, 1, u64::MAX)?
             ));
+            for record in reader.inbox_range(&actor.id, 1, u64::MAX)? {
+                out.push_str(&format!("inbox {} {}\n", actor.id, record.id));
+            }
+        }
+        for job in reader.jobs()? {
+            out.push_str(&format!("job {job:?}\n"));
+        }
+        let txn = self.kernel.store().begin_read()?;
+        let kv = txn.open_table(weft::store::tables::PROJECTION_KV)?;
+        for entry in redb::ReadableTable::iter(&kv)? {
+            let (k, v) = entry?;
+            let (projection, key) = k.value();
+            out.push_str(&format!("kv {projection} {key} = {}\n", v.value()));
         }
         Ok(out)
     }
@@ -316,7 +329,33 @@ fn config(addr: SocketAddr) -> Config {
     Config {
         listen: addr,
         module_cache: Some(shared_module_cache()),
+        // A compressed delivery schedule, so retries and dead letters
+        // happen within a test.
+        federation: weft::federation::Settings {
+            retry: vec!["300ms".into(), "600ms".into()],
+            jitter_percent: 0,
+            ..Default::default()
+        },
         ..Config::default()
+    }
+}
+
+/// Polls `check` until it answers `Some`, for at most `seconds`.
+pub async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "timed out after {seconds} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

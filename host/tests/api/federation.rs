@@ -1,0 +1,420 @@
+//! Federation over real loopback HTTP: the inbox and its codes, delivery
+//! with retries and dead letters, and two nodes following each other with
+//! backfill. Peers are real weft nodes or a stand-in server whose keys the
+//! test holds (`peer.rs`).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::peer::{Answer, FakePeer};
+use crate::support::{Req, TestNode, eventually, note};
+
+fn inbox(name: &str) -> String {
+    format!("/actors/{name}/inbox")
+}
+
+fn note_to(content: &str, to: &str) -> Value {
+    json!({"type": "Create", "object": {"type": "Note", "content": content}, "to": [to]})
+}
+
+#[tokio::test]
+async fn inbox_accepts_a_verified_activity_once() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (alice, token) = node.actor("alice").await?;
+    let peer = FakePeer::start().await?;
+    peer.actor("eve")?;
+    let activity = peer.sign("eve", note_to("hello alice", &alice))?;
+
+    let reply = node.send(Req::post(inbox("alice")).json(&activity)).await?;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    assert_eq!(reply.json()?["status"], "accepted");
+    let again = node.send(Req::post(inbox("alice")).json(&activity)).await?;
+    assert_eq!(again.status, 202);
+    assert_eq!(again.json()?["status"], "duplicate");
+
+    // The owner reads it in the inbox; nobody else may.
+    let page = node
+        .get_ok(&format!("{}?page=1", inbox("alice")), Some(&token))
+        .await?;
+    assert_eq!(page["totalItems"], 1);
+    assert_eq!(page["orderedItems"][0]["id"], activity["id"]);
+    let (status, _) = node.get(&inbox("alice"), None).await?;
+    assert_eq!(status, 401);
+    // It is stored under its original id, readable by its recipient (it
+    // is not public), and folded into alice's feed.
+    let path = format!("/activities/{}", activity["id"].as_str().context("id")?);
+    assert_eq!(node.get_ok(&path, Some(&token)).await?, activity);
+    assert_eq!(node.get(&path, None).await?.0, 404);
+    let feed = node
+        .get_ok(&format!("/projections/feed?actor={alice}"), Some(&token))
+        .await?;
+    assert_eq!(feed["items"][0]["activity"], activity, "{feed}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn inbox_refusals_change_nothing() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (alice, _) = node.actor("alice").await?;
+    let peer = FakePeer::start().await?;
+    peer.actor("eve")?;
+    peer.actor("mallory")?;
+    let good = peer.sign("eve", note_to("first", &alice))?;
+
+    // 404: no such recipient.
+    node.assert_rejected(Req::post(inbox("nobody")).json(&good), 404)
+        .await?;
+    // 400: not JSON, not an activity.
+    node.assert_rejected(Req::post(inbox("alice")).raw("{"), 400)
+        .await?;
+    node.assert_rejected(
+        Req::post(inbox("alice")).json(&json!({"type": "Note"})),
+        400,
+    )
+    .await?;
+    // 401: the body was changed after signing (same id).
+    let mut tampered = good.clone();
+    tampered["object"]["content"] = "changed".into();
+    let problem = node
+        .assert_rejected(Req::post(inbox("alice")).json(&tampered), 401)
+        .await?;
+    assert!(
+        problem["detail"].as_str().unwrap_or("").contains("altered"),
+        "{problem}"
+    );
+    // 401: a signature that belongs to another activity.
+    let other = peer.sign_detached("eve", note_to("other", &alice))?;
+    let mut forged = good.clone();
+    forged["proof"]["signature"] = other["proof"]["signature"].clone();
+    node.assert_rejected(Req::post(inbox("alice")).json(&forged), 401)
+        .await?;
+    // 401: eve's activity claiming a key of another actor (another origin).
+    let mut foreign = good.clone();
+    foreign["proof"]["key"] = "http://127.0.0.1:9/actors/mallory#key-1".into();
+    let problem = node
+        .assert_rejected(Req::post(inbox("alice")).json(&foreign), 401)
+        .await?;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("does not belong"),
+        "{problem}"
+    );
+    // 413: too large.
+    let huge = note_to(&"x".repeat(300 * 1024), &alice);
+    node.assert_rejected(Req::post(inbox("alice")).json(&huge), 413)
+        .await?;
+    // 422: a verb this node does not have.
+    let poll = peer.sign("eve", json!({"type": "Poll", "to": [alice]}))?;
+    node.assert_rejected(Req::post(inbox("alice")).json(&poll), 422)
+        .await?;
+
+    // The good one still goes in afterwards.
+    let reply = node.send(Req::post(inbox("alice")).json(&good)).await?;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_second_activity_at_a_known_position_is_kept_as_fork_evidence() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (alice, _) = node.actor("alice").await?;
+    let peer = FakePeer::start().await?;
+    let eve = peer.actor("eve")?;
+    let one = peer.sign_detached("eve", note_to("one", &alice))?;
+    let two = peer.sign_detached("eve", note_to("two", &alice))?;
+    assert_eq!(one["seq"], two["seq"]);
+    assert_ne!(one["id"], two["id"]);
+
+    let reply = node.send(Req::post(inbox("alice")).json(&one)).await?;
+    assert_eq!(reply.status, 202);
+    let before = node.snapshot()?;
+    let reply = node.send(Req::post(inbox("alice")).json(&two)).await?;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert_eq!(reply.json()?["field"], "seq");
+    assert_eq!(before, node.snapshot()?, "a refused fork changed the log");
+    let (status, _) = node
+        .get(
+            &format!("/activities/{}", two["id"].as_str().context("id")?),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 404);
+
+    // The operator sees the evidence.
+    let forks = node.get_ok("/admin/forks", Some(&node.admin)).await?;
+    assert_eq!(forks["totalItems"], 1, "{forks}");
+    let fork = &forks["items"][0];
+    assert_eq!(fork["actor"], eve.as_str());
+    assert_eq!(fork["kept"], one["id"]);
+    assert_eq!(fork["refused"], two["id"]);
+    assert_eq!(fork["refusedActivity"], two);
+    Ok(())
+}
+
+/// Waits until `peer` has `count` deliveries for `name`.
+async fn deliveries(
+    peer: &FakePeer,
+    name: &str,
+    count: usize,
+) -> anyhow::Result<Vec<(String, Instant)>> {
+    eventually(10, &format!("{count} deliveries to {name}"), || async {
+        let got = peer.received(name);
+        Ok((got.len() >= count).then_some(got))
+    })
+    .await
+}
+
+async fn dead_letters(node: &TestNode, count: usize) -> anyhow::Result<Value> {
+    eventually(10, &format!("{count} dead letters"), || async {
+        let dead = node.get_ok("/admin/dead-letter", Some(&node.admin)).await?;
+        Ok((dead["totalItems"] == count).then_some(dead))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn delivery_retries_on_schedule_then_dead_letters() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (_, token) = node.actor("alice").await?;
+    let peer = FakePeer::start().await?;
+    let flaky = peer.actor("flaky")?;
+    peer.answer("flaky", Answer::Fail);
+
+    let started = Instant::now();
+    let published = node
+        .publish_ok(&token, &note_to("for flaky", &flaky))
+        .await?;
+    // The test schedule is 300 ms, 600 ms: three attempts, then give up.
+    let got = deliveries(&peer, "flaky", 3).await?;
+    assert!(got.iter().all(|(id, _)| *id == published["id"]));
+    let gaps: Vec<Duration> = got.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    assert!(gaps[0] >= Duration::from_millis(290), "{gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(590), "{gaps:?}");
+    let dead = dead_letters(&node, 1).await?;
+    let letter = &dead["items"][0];
+    assert_eq!(letter["recipient"], flaky.as_str());
+    assert_eq!(letter["attempts"], 3);
+    assert!(
+        letter["lastError"].as_str().unwrap_or("").contains("500"),
+        "{letter}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        peer.received("flaky").len(),
+        3,
+        "a dead letter is not retried on its own"
+    );
+
+    // Retrying it by hand sends it again.
+    peer.answer("flaky", Answer::Accept);
+    let id = letter["id"].as_u64().context("id")?;
+    let reply = node
+        .send(Req::post(format!("/admin/dead-letter/{id}/retry")).bearer(&node.admin))
+        .await?;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    deliveries(&peer, "flaky", 4).await?;
+    dead_letters(&node, 0).await?;
+    let queued = eventually(10, "the job to be done", || async {
+        let jobs = node.get_ok("/admin/deliveries", Some(&node.admin)).await?;
+        Ok((jobs["totalItems"] == 0).then_some(()))
+    })
+    .await;
+    queued?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn gone_dead_letters_at_once_and_retry_after_is_honoured() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (_, token) = node.actor("alice").await?;
+    let peer = FakePeer::start().await?;
+    let gone = peer.actor("gone")?;
+    peer.answer("gone", Answer::Gone);
+    node.publish_ok(&token, &note_to("to a closed account", &gone))
+        .await?;
+    let dead = dead_letters(&node, 1).await?;
+    assert_eq!(dead["items"][0]["attempts"], 1);
+    assert!(
+        dead["items"][0]["lastError"]
+            .as_str()
+            .unwrap_or("")
+            .contains("410")
+    );
+    assert_eq!(peer.received("gone").len(), 1);
+
+    let busy = peer.actor("busy")?;
+    peer.answer("busy", Answer::RetryAfter(2));
+    node.publish_ok(&token, &note_to("to a busy peer", &busy))
+        .await?;
+    let first = deliveries(&peer, "busy", 1).await?;
+    peer.answer("busy", Answer::Accept);
+    let both = deliveries(&peer, "busy", 2).await?;
+    let waited = both[1].1 - first[0].1;
+    // Retry-After: 2 wins over the 300 ms schedule.
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "retried after {waited:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dead_peer_does_not_delay_a_live_one() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (_, token) = node.actor("alice").await?;
+    let live = FakePeer::start().await?;
+    let bob = live.actor("bob")?;
+    // Nothing listens on this port: every attempt fails to connect.
+    let dead = "http://127.0.0.1:9/actors/carol";
+    for i in 0..5 {
+        node.publish_ok(&token, &json!({"type": "Create", "object": {"type": "Note", "content": format!("n{i}")}, "to": [dead, bob]}))
+            .await?;
+    }
+    let got = deliveries(&live, "bob", 5).await?;
+    assert_eq!(got.len(), 5);
+    // bob's jobs are done while carol's wait for their retries.
+    let jobs = eventually(10, "bob's jobs to be done", || async {
+        let jobs = node.get_ok("/admin/deliveries", Some(&node.admin)).await?;
+        let items = jobs["items"].as_array().cloned().unwrap_or_default();
+        Ok(items
+            .iter()
+            .all(|j| j["recipient"] == dead)
+            .then_some(items))
+    })
+    .await?;
+    assert_eq!(jobs.len(), 5, "carol's five jobs stay queued");
+    assert!(
+        jobs.iter().all(|j| j["attempts"].as_u64() >= Some(1)),
+        "{jobs:?}"
+    );
+    Ok(())
+}
+
+/// Follows `target` (a URL) from `token`'s actor with `backfill`.
+fn follow(target: &str, backfill: Value) -> Value {
+    json!({"type": "Follow", "object": target, "backfill": backfill, "to": [target]})
+}
+
+async fn following(node: &TestNode, name: &str) -> anyhow::Result<Vec<Value>> {
+    let page = node
+        .get_ok(&format!("/actors/{name}/following"), None)
+        .await?;
+    Ok(page["orderedItems"].as_array().cloned().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn two_nodes_follow_backfill_and_deliver() -> anyhow::Result<()> {
+    let a = TestNode::start().await?;
+    let b = TestNode::start().await?;
+    let (alice, alice_token) = a.actor("alice").await?;
+    let (bob, bob_token) = b.actor("bob").await?;
+    let mut old = Vec::new();
+    for i in 0..3 {
+        old.push(b.publish_ok(&bob_token, &note(&format!("old {i}"))).await?);
+    }
+
+    // WebFinger finds bob.
+    let authority = b.base.trim_start_matches("http://");
+    let jrd = b
+        .get_ok(
+            &format!("/.well-known/webfinger?resource=acct:bob@{authority}"),
+            None,
+        )
+        .await?;
+    assert_eq!(jrd["links"][0]["href"], bob.as_str());
+    let (status, _) = b
+        .get(
+            &format!("/.well-known/webfinger?resource=acct:nobody@{authority}"),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 404);
+
+    a.publish_ok(
+        &alice_token,
+        &follow(&bob, json!({"mode": "last-N", "limit": 2})),
+    )
+    .await?;
+    eventually(10, "alice to follow bob", || async {
+        Ok(following(&a, "alice")
+            .await?
+            .contains(&json!(bob))
+            .then_some(()))
+    })
+    .await?;
+    let followers = b.get_ok("/actors/bob/followers", None).await?;
+    assert_eq!(followers["orderedItems"], json!([alice]));
+
+    // The two newest old notes arrive as backfill, in alice's inbox.
+    let backfilled = eventually(10, "backfill", || async {
+        let page = a
+            .get_ok(
+                &format!("{}?page=1&limit=50", inbox("alice")),
+                Some(&alice_token),
+            )
+            .await?;
+        let ids: Vec<Value> = page["orderedItems"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|i| i["id"].clone())
+            .collect();
+        Ok((ids.contains(&old[1]["id"]) && ids.contains(&old[2]["id"])).then_some(ids))
+    })
+    .await?;
+    assert!(
+        !backfilled.contains(&old[0]["id"]),
+        "last-N of 2 fetched the third-newest too"
+    );
+
+    // A new note reaches alice's inbox and feed.
+    let fresh = b.publish_ok(&bob_token, &note("new")).await?;
+    let waited = eventually(10, "the new note in alice's feed", || async {
+        let feed = a
+            .get_ok(
+                &format!("/projections/feed?actor={alice}&limit=50"),
+                Some(&alice_token),
+            )
+            .await?;
+        let ids: Vec<Value> = feed["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|i| i["activity"]["id"].clone())
+            .collect();
+        Ok(ids.contains(&fresh["id"]).then_some(()))
+    })
+    .await;
+    if waited.is_err() {
+        let jobs = b.get_ok("/admin/deliveries", Some(&b.admin)).await?;
+        let dead = b.get_ok("/admin/dead-letter", Some(&b.admin)).await?;
+        let inbox = a
+            .get_ok(
+                &format!("{}?page=1&limit=50", inbox("alice")),
+                Some(&alice_token),
+            )
+            .await?;
+        let feed = a
+            .get_ok(
+                &format!("/projections/feed?actor={alice}&limit=50"),
+                Some(&alice_token),
+            )
+            .await?;
+        anyhow::bail!("not delivered: jobs {jobs}\ndead {dead}\ninbox {inbox}\nfeed {feed}");
+    }
+    let stored = a
+        .get_ok(
+            &format!("/activities/{}", fresh["id"].as_str().context("id")?),
+            None,
+        )
+        .await?;
+    assert_eq!(stored, fresh);
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! A stand-in peer for federation tests: a real HTTP server on a loopback
+//! port that serves actor documents for actors whose secret keys the test
+//! holds, signs activities as them, and records what is delivered to their
+//! inboxes, answering as each test tells it to (202, 410, 500, 503 with
+//! Retry-After).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ed25519_dalek::SigningKey;
+use serde_json::{Map, Value, json};
+use weft::identity::ActorState;
+use weft::identity::actor::{Signature, apply};
+use weft::model::Signed;
+
+/// How an actor's inbox on the fake peer answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Accept,
+    Gone,
+    Fail,
+    /// 503 with `Retry-After: n` seconds.
+    RetryAfter(u64),
+}
+
+/// One actor of the fake peer.
+struct Actor {
+    secret: SigningKey,
+    state: ActorState,
+    answer: Answer,
+}
+
+#[derive(Default)]
+struct Inner {
+    actors: HashMap<String, Actor>,
+    /// (actor name, activity id, when) for every POST to an inbox.
+    received: Vec<(String, String, Instant)>,
+}
+
+/// The running fake peer.
+#[derive(Clone)]
+pub struct FakePeer {
+    pub base: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakePeer {
+    pub async fn start() -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = axum::Router::new()
+            .route("/actors/{name}", axum::routing::get(document))
+            .route("/actors/{name}/inbox", axum::routing::post(inbox))
+            .with_state(inner.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { base, inner })
+    }
+
+    /// Creates an actor: its key and its signed `Create` at seq 1. Returns
+    /// its id.
+    pub fn actor(&self, name: &str) -> anyhow::Result<String> {
+        let id = format!("{}/actors/{name}", self.base);
+        let secret = SigningKey::generate(&mut rand::rngs::OsRng);
+        let key_id = format!("{id}#key-1");
+        let create = json!({
+            "type": "Create",
+            "actor": id,
+            "object": {
+                "type": "Person", "id": id, "preferredUsername": name,
+                "keys": {"add": [{
+                    "id": key_id, "type": "Multikey", "controller": id,
+                    "publicKeyMultibase": weft::identity::multikey::encode(&secret.verifying_key()),
+                    "purposes": ["sign-activity", "rotate-key"],
+                }]},
+            },
+            "to": [weft::model::PUBLIC],
+            "published": "2026-11-21T00:00:00.000Z",
+            "seq": 1,
+            "prev": null,
+        });
+        let Value::Object(map) = create else {
+            unreachable!()
+        };
+        let signed = Signed::sign(map, &key_id, &secret)?;
+        let state = apply(None, &signed, Signature::Verify)?;
+        self.inner.lock().expect("lock").actors.insert(
+            name.to_owned(),
+            Actor {
+                secret,
+                state,
+                answer: Answer::Accept,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Signs `draft` as the next activity of `name`'s log.
+    pub fn sign(&self, name: &str, draft: Value) -> anyhow::Result<Value> {
+        let mut inner = self.inner.lock().expect("lock");
+        let actor = inner.actors.get_mut(name).context("no such fake actor")?;
+        let signed = next(actor, draft)?;
+        actor.state = apply(Some(&actor.state), &signed, Signature::Verify)?;
+        Ok(Value::Object(signed.json))
+    }
+
+    /// Signs `draft` at the next position without advancing the log, so
+    /// two calls make two different activities at one seq (a fork).
+    pub fn sign_detached(&self, name: &str, draft: Value) -> anyhow::Result<Value> {
+        let inner = self.inner.lock().expect("lock");
+        let actor = inner.actors.get(name).context("no such fake actor")?;
+        Ok(Value::Object(next(actor, draft)?.json))
+    }
+
+    pub fn answer(&self, name: &str, answer: Answer) {
+        if let Some(actor) = self.inner.lock().expect("lock").actors.get_mut(name) {
+            actor.answer = answer;
+        }
+    }
+
+    /// The activity ids delivered to `name`'s inbox, with when.
+    pub fn received(&self, name: &str) -> Vec<(String, Instant)> {
+        self.inner
+            .lock()
+            .expect("lock")
+            .received
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, id, at)| (id.clone(), *at))
+            .collect()
+    }
+}
+
+fn next(actor: &Actor, draft: Value) -> anyhow::Result<Signed> {
+    let mut map: Map<String, Value> = draft.as_object().cloned().context("draft object")?;
+    map.insert("actor".into(), actor.state.id.clone().into());
+    map.insert("seq".into(), (actor.state.tip_seq + 1).into());
+    map.insert("prev".into(), actor.state.tip_id.clone().into());
+    map.entry("published")
+        .or_insert_with(|| "2026-11-21T01:00:00.000Z".into());
+    let key_id = format!("{}#key-1", actor.state.id);
+    Ok(Signed::sign(map, &key_id, &actor.secret)?)
+}
+
+async fn document(State(inner): State<Arc<Mutex<Inner>>>, Path(name): Path<String>) -> Response {
+    let inner = inner.lock().expect("lock");
+    match inner.actors.get(&name) {
+        Some(actor) => (
+            [("content-type", "application/activity+json")],
+            weft::http::actors::actor_document(&actor.state).to_string(),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn inbox(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(name): Path<String>,
+    body: String,
+) -> Response {
+    let mut inner = inner.lock().expect("lock");
+    let answer = inner.actors.get(&name).map(|a| a.answer);
+    let id = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["id"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    inner.received.push((name, id, Instant::now()));
+    match answer {
+        None => StatusCode::NOT_FOUND.into_response(),
+        Some(Answer::Accept) => StatusCode::ACCEPTED.into_response(),
+        Some(Answer::Gone) => StatusCode::GONE.into_response(),
+        Some(Answer::Fail) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Some(Answer::RetryAfter(s)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("retry-after", s.to_string())],
+        )
+            .into_response(),
+    }
+}
