@@ -112,6 +112,17 @@ impl Config {
         if let Some(v) = var("WEFT_MAX_BATCH") {
             self.max_batch = parse("WEFT_MAX_BATCH", v)?;
         }
+        if let Some(v) = var("WEFT_FEDERATION_RETRY") {
+            let retry: Vec<String> = v.split(',').map(|s| s.trim().to_owned()).collect();
+            let mut settings = self.federation.clone();
+            settings.retry = retry;
+            settings.schedule().map_err(|message| ConfigError::Env {
+                name: "WEFT_FEDERATION_RETRY",
+                value: v.clone(),
+                message,
+            })?;
+            self.federation = settings;
+        }
         Ok(())
     }
 

@@ -9,12 +9,15 @@
 //!   and the shared envelope test vectors;
 //! - `rotate`: `weft actor rotate` with the node stopped and running;
 //! - `durability`: acknowledged activities survive SIGTERM and SIGKILL;
-//! - `ops`: the `bench` load tool.
+//! - `ops`: the `bench` load tool;
+//! - `federation`: two nodes following, delivering and backfilling through
+//!   restarts and a crash.
 //!
 //! Run with `cargo test --test e2e`.
 
 mod cli;
 mod durability;
+mod federation;
 mod ops;
 mod rotate;
 mod support;

@@ -100,6 +100,7 @@ impl Weft {
             "WEFT_MAX_BATCH",
             "WEFT_ADMIN_TOKEN",
             "WEFT_MODULE_CACHE",
+            "WEFT_FEDERATION_RETRY",
         ] {
             cmd.env_remove(var);
         }
