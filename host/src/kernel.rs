@@ -241,6 +241,7 @@ impl Kernel {
             public,
             backfilled,
         };
+        let reacts = !backfilled && self.names_local_recipients(&signed);
         let result = self
             .call(|reply| {
                 Command::Ingest(Box::new(Ingest {
@@ -248,6 +249,7 @@ impl Kernel {
                     record,
                     recipients,
                     backfill,
+                    reacts,
                     reply,
                 }))
             })
@@ -347,6 +349,27 @@ impl Kernel {
             return;
         };
         let (tx, mut rx) = mpsc::unbounded_channel::<Reaction>();
+        // Reactions a crash interrupted come first.
+        match self.store.read().and_then(|r| r.pending_reactions()) {
+            Ok(pending) => {
+                if !pending.is_empty() {
+                    tracing::info!(count = pending.len(), "resuming interrupted reactions");
+                }
+                for (position, record) in pending {
+                    let signed = serde_json::from_str(&record.json)
+                        .ok()
+                        .and_then(|v| Signed::parse(v).ok());
+                    if let Some(signed) = signed {
+                        let _ = tx.send(Reaction {
+                            position,
+                            signed,
+                            json: record.json,
+                        });
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the interrupted reactions"),
+        }
         registry.set_reactions(tx);
         let kernel = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -354,13 +377,68 @@ impl Kernel {
                 let Some(kernel) = kernel.upgrade() else {
                     break;
                 };
-                for (actor, draft) in kernel.react(&reaction) {
-                    if let Err(e) = kernel.publish(&actor, draft).await {
+                kernel.run_reaction(&reaction).await;
+            }
+        });
+    }
+
+    /// Publishes the intents of one reaction; the last one removes the
+    /// reaction's row in the same transaction (or, with no intents, a
+    /// write of its own does). An intent that fails is logged; a storage
+    /// failure leaves the row, so the reaction runs again at the next start.
+    async fn run_reaction(&self, reaction: &Reaction) {
+        let mut intents = self.react(reaction);
+        let last = intents.pop();
+        for (actor, draft) in intents {
+            if let Err(e) = self.publish_inner_checked(&actor, draft, None).await {
+                tracing::warn!(%actor, error = %e, "a reaction could not be published");
+            }
+        }
+        let done = match last {
+            None => self
+                .federation_write(vec![FederationWrite::ReactionDone(reaction.position)])
+                .await
+                .is_ok(),
+            Some((actor, draft)) => {
+                match self
+                    .publish_inner_checked(&actor, draft, Some(reaction.position))
+                    .await
+                {
+                    Ok(_) => true,
+                    Err(e) => {
                         tracing::warn!(%actor, error = %e, "a reaction could not be published");
+                        // Refused for good: do not run it again at every start.
+                        !matches!(
+                            e,
+                            KernelError::Store(_)
+                                | KernelError::NotCommitted(_)
+                                | KernelError::ShuttingDown
+                        ) && self
+                            .federation_write(vec![FederationWrite::ReactionDone(
+                                reaction.position,
+                            )])
+                            .await
+                            .is_ok()
                     }
                 }
             }
-        });
+        };
+        if !done {
+            tracing::debug!(
+                position = reaction.position,
+                "reaction left for the next start"
+            );
+        }
+    }
+
+    /// Whether local actors other than the author are named in `to`, `cc`
+    /// or `object`: their verbs may react once it is durable.
+    fn names_local_recipients(&self, signed: &Signed) -> bool {
+        self.registry.is_some()
+            && !registry::kernel_native(signed)
+            && addressed(&signed.json)
+                .into_iter()
+                .any(|r| r != signed.header.actor && self.is_local_url(r))
     }
 
     /// The intents local recipients' verbs produce for `reaction`.
@@ -469,8 +547,18 @@ impl Kernel {
         actor: &str,
         draft: Map<String, Value>,
     ) -> Result<Published, KernelError> {
+        self.publish_inner_checked(actor, draft, None).await
+    }
+
+    /// Publishes; `completes` names the reaction whose last intent this is.
+    async fn publish_inner_checked(
+        &self,
+        actor: &str,
+        draft: Map<String, Value>,
+        completes: Option<u64>,
+    ) -> Result<Published, KernelError> {
         let result = match self.check_definition(actor, &draft).await {
-            Ok(()) => self.publish_inner(actor, draft).await,
+            Ok(()) => self.publish_inner(actor, draft, completes).await,
             Err(e) => Err(e),
         };
         if result.is_err() {
@@ -530,6 +618,7 @@ impl Kernel {
         &self,
         actor: &str,
         draft: Map<String, Value>,
+        completes: Option<u64>,
     ) -> Result<Published, KernelError> {
         let mut slot = self.sequencer.lock(actor).await;
         let state = match slot.state() {
@@ -567,6 +656,7 @@ impl Kernel {
         let json = signed.to_json_string();
         self.modules.validate(&signed, &json)?;
         let audience = self.audience(&signed)?;
+        let reacts = self.names_local_recipients(&signed);
 
         // Every check passed: hand the activity to the writer.
         if !prepared.fresh_keys.is_empty() {
@@ -600,6 +690,8 @@ impl Kernel {
             public_rank,
             local: audience.local,
             remote: audience.remote,
+            reacts,
+            completes,
             reply,
         };
         self.sender()?

@@ -135,6 +135,7 @@ impl Store {
         txn.open_table(DELIVERIES)?;
         txn.open_table(DEAD_LETTERS)?;
         txn.open_table(BACKFILLS)?;
+        txn.open_table(REACTIONS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -447,6 +448,21 @@ impl Reader {
             .transpose()
     }
 
+    /// Activities whose local recipients have not finished reacting, as
+    /// (position, record).
+    pub fn pending_reactions(&self) -> Result<Vec<(u64, ActivityRecord)>, StoreError> {
+        let table = self.txn.open_table(REACTIONS)?;
+        let records = self.txn.open_table(RECORDS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let position = entry?.0.value();
+            if let Some(bytes) = records.get(position)? {
+                out.push((position, postcard::from_bytes(bytes.value())?));
+            }
+        }
+        Ok(out)
+    }
+
     /// Backfills accepted but not finished.
     pub fn backfills(&self) -> Result<Vec<BackfillJob>, StoreError> {
         let table = self.txn.open_table(BACKFILLS)?;
@@ -484,6 +500,7 @@ pub struct Batch<'t> {
     deliveries: redb::Table<'t, u64, &'static [u8]>,
     dead_letters: redb::Table<'t, u64, &'static [u8]>,
     backfills: redb::Table<'t, &'static str, &'static [u8]>,
+    reactions: redb::Table<'t, u64, ()>,
 }
 
 impl std::fmt::Debug for Batch<'_> {
@@ -510,6 +527,7 @@ impl<'t> Batch<'t> {
             deliveries: txn.open_table(DELIVERIES)?,
             dead_letters: txn.open_table(DEAD_LETTERS)?,
             backfills: txn.open_table(BACKFILLS)?,
+            reactions: txn.open_table(REACTIONS)?,
         })
     }
 
@@ -685,6 +703,17 @@ impl<'t> Batch<'t> {
         let bytes = postcard::to_stdvec(job)?;
         self.backfills
             .insert(job.follow.as_str(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Notes that the activity at `position` awaits its reactions.
+    pub fn put_reaction(&mut self, position: u64) -> Result<(), StoreError> {
+        self.reactions.insert(position, ())?;
+        Ok(())
+    }
+
+    pub fn delete_reaction(&mut self, position: u64) -> Result<(), StoreError> {
+        self.reactions.remove(position)?;
         Ok(())
     }
 

@@ -333,6 +333,50 @@ pub fn iso_duration(text: &str) -> Option<Duration> {
 mod tests {
     use super::*;
 
+    fn job(request: Value) -> BackfillJob {
+        BackfillJob {
+            follow: "b".into(),
+            follower: "http://a/actors/x".into(),
+            target: "http://b/actors/y".into(),
+            request: request.to_string(),
+            accepted_at: "2026-11-21T12:00:00.000Z".into(),
+        }
+    }
+
+    #[test]
+    fn modes_read_the_follows_request() {
+        let since = |v: Value| match mode(&job(v)) {
+            Ok(Mode::Since(t)) => humantime::format_rfc3339_seconds(t).to_string(),
+            _ => panic!("not last-T"),
+        };
+        assert_eq!(
+            since(serde_json::json!({"mode": "last-T", "duration": "P1D"})),
+            "2026-11-20T12:00:00Z"
+        );
+        assert_eq!(
+            since(serde_json::json!({"mode": "last-T", "duration": "PT30M"})),
+            "2026-11-21T11:30:00Z"
+        );
+        assert_eq!(
+            mode(&job(serde_json::json!({"mode": "last-N", "limit": 5}))).ok(),
+            Some(Mode::LastN(5))
+        );
+        assert_eq!(
+            mode(&job(serde_json::json!({"mode": "full"}))).ok(),
+            Some(Mode::Full)
+        );
+        assert!(matches!(
+            mode(&job(
+                serde_json::json!({"mode": "last-T", "duration": "soon"})
+            )),
+            Err(Stop::Permanent(_))
+        ));
+        assert!(matches!(
+            mode(&job(serde_json::json!({"mode": "sideways"}))),
+            Err(Stop::Permanent(_))
+        ));
+    }
+
     #[test]
     fn iso_durations() {
         assert_eq!(iso_duration("P7D"), Some(Duration::from_secs(7 * 86_400)));

@@ -41,6 +41,9 @@ pub struct Appended {
     pub json: String,
     /// Pulled by backfill (folds see the mark).
     pub backfilled: bool,
+    /// Local recipients' verbs react to it once it is durable (a row in
+    /// `reactions` holds the promise until they have).
+    pub reacts: bool,
 }
 
 /// Verbs and projections as the kernel sees them.

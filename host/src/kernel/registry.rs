@@ -65,6 +65,8 @@ pub fn check_module_name(name: &str) -> Result<(), String> {
 /// A committed activity a local actor may react to.
 #[derive(Debug, Clone)]
 pub struct Reaction {
+    /// Its row in `reactions`, removed with the last intent.
+    pub position: u64,
     pub signed: Signed,
     pub json: String,
 }
@@ -382,6 +384,7 @@ impl Registry {
                         signed,
                         json: record.json,
                         backfilled: record.backfilled,
+                        reacts: false,
                     })
                 })
                 .collect();
@@ -528,11 +531,9 @@ impl Modules for Registry {
             return;
         };
         if let Some(tx) = slot.as_ref() {
-            for item in appended
-                .into_iter()
-                .filter(|a| !a.backfilled && !kernel_native(&a.signed))
-            {
+            for item in appended.into_iter().filter(|a| a.reacts) {
                 let _ = tx.send(Reaction {
+                    position: item.position,
                     signed: item.signed,
                     json: item.json,
                 });

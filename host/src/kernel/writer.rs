@@ -92,6 +92,8 @@ pub(super) struct Ingest {
     pub recipients: Vec<String>,
     /// A backfill this activity (an Accept) starts.
     pub backfill: Option<BackfillJob>,
+    /// Local recipients react to it.
+    pub reacts: bool,
     pub reply: oneshot::Sender<Result<Ingested, KernelError>>,
 }
 
@@ -123,6 +125,8 @@ pub enum FederationWrite {
         now_ms: u64,
     },
     BackfillDone(String),
+    /// The reaction to the activity at this position needed no intents.
+    ReactionDone(u64),
 }
 
 /// A signed activity on its way into the log.
@@ -136,6 +140,10 @@ pub(super) struct Append {
     pub local: Vec<String>,
     /// Remote recipients: (actor URL, origin), one delivery job each.
     pub remote: Vec<(String, String)>,
+    /// Local recipients react to it: keep a `reactions` row until they have.
+    pub reacts: bool,
+    /// This activity is the last intent of the reaction at this position.
+    pub completes: Option<u64>,
     pub reply: oneshot::Sender<Result<(), KernelError>>,
 }
 
@@ -436,11 +444,24 @@ impl Writer {
                     public_rank,
                     local,
                     remote,
+                    reacts,
+                    completes,
                     reply,
                 } = *append;
                 let result = self
                     .append(cx, signed, record, state, public_rank)
-                    .and_then(|position| Self::address(cx, position, &local, &remote));
+                    .and_then(|position| {
+                        if reacts {
+                            cx.tables.put_reaction(position)?;
+                            if let Some(last) = cx.appended.last_mut() {
+                                last.reacts = true;
+                            }
+                        }
+                        if let Some(done) = completes {
+                            cx.tables.delete_reaction(done)?;
+                        }
+                        Self::address(cx, position, &local, &remote)
+                    });
                 Outcome::Appended(reply, result)
             }
             Command::PutArtifact { id, bytes, reply } => {
@@ -456,9 +477,10 @@ impl Writer {
                     record,
                     recipients,
                     backfill,
+                    reacts,
                     reply,
                 } = *ingest;
-                let result = Self::ingest(cx, signed, record, &recipients, backfill);
+                let result = Self::ingest(cx, signed, record, &recipients, backfill, reacts);
                 Outcome::Ingested(reply, result)
             }
             Command::Federation { writes, reply } => {
@@ -514,6 +536,7 @@ impl Writer {
             signed,
             json: record.json,
             backfilled: false,
+            reacts: false,
         });
         Ok(position)
     }
@@ -562,6 +585,7 @@ impl Writer {
         record: ActivityRecord,
         recipients: &[String],
         backfill: Option<BackfillJob>,
+        reacts: bool,
     ) -> Result<Ingested, KernelError> {
         let seq = signed.header.seq;
         let author = signed.header.actor.as_str();
@@ -590,12 +614,16 @@ impl Writer {
             cx.tables.put_backfill(&job)?;
             cx.woken.push(Outbound::Backfill(job));
         }
+        if reacts {
+            cx.tables.put_reaction(position)?;
+        }
         cx.ingested.insert(slot, signed.id.clone());
         cx.appended.push(Appended {
             position,
             signed,
             json: record.json,
             backfilled: record.backfilled,
+            reacts,
         });
         Ok(Ingested::Stored(position))
     }
@@ -622,6 +650,7 @@ impl Writer {
                 cx.woken.push(Outbound::Job(job));
             }
             FederationWrite::BackfillDone(follow) => cx.tables.delete_backfill(&follow)?,
+            FederationWrite::ReactionDone(position) => cx.tables.delete_reaction(position)?,
         }
         Ok(())
     }
@@ -721,6 +750,7 @@ impl Writer {
             signed,
             json: json.clone(),
             backfilled: false,
+            reacts: false,
         });
         Ok(Created {
             id,

@@ -51,3 +51,8 @@ pub const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead
 /// Follow id → postcard [`super::BackfillJob`]: backfills accepted but not
 /// yet finished.
 pub const BACKFILLS: TableDefinition<&str, &[u8]> = TableDefinition::new("backfills");
+/// Position of an activity whose local recipients have not reacted yet
+/// (their verbs' intents are not yet published) → nothing. Written with the
+/// activity, removed with the last intent, so a crash in between re-runs
+/// the reaction at the next start instead of losing it.
+pub const REACTIONS: TableDefinition<u64, ()> = TableDefinition::new("reactions");

@@ -418,3 +418,77 @@ async fn two_nodes_follow_backfill_and_deliver() -> anyhow::Result<()> {
     assert_eq!(stored, fresh);
     Ok(())
 }
+
+/// A fresh node A whose alice follows `bob` asking for `backfill`;
+/// answers the ids that came in as backfill (and are marked so in the
+/// store), oldest first.
+async fn backfill_with(bob: &str, backfill: Value) -> anyhow::Result<Vec<String>> {
+    let a = TestNode::start().await?;
+    let (alice, token) = a.actor("alice").await?;
+    a.publish_ok(&token, &follow(bob, backfill)).await?;
+    eventually(10, "the follow to be accepted", || async {
+        Ok(following(&a, "alice")
+            .await?
+            .contains(&json!(bob))
+            .then_some(()))
+    })
+    .await?;
+    // The backfill's row is removed once it is done.
+    eventually(10, "the backfill to finish", || async {
+        Ok(a.kernel
+            .store()
+            .read()?
+            .backfills()?
+            .is_empty()
+            .then_some(()))
+    })
+    .await?;
+    let reader = a.kernel.store().read()?;
+    let mut out = Vec::new();
+    for record in reader.inbox_range(&alice, 1, u64::MAX)? {
+        if record.backfilled {
+            assert_eq!(record.actor, bob);
+            out.push(record.id);
+        }
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn each_backfill_mode_pulls_what_it_asks_for() -> anyhow::Result<()> {
+    let b = TestNode::start().await?;
+    let (bob, bob_token) = b.actor("bob").await?;
+    let mut public = vec![
+        b.log(&bob)?[0]["id"]
+            .as_str()
+            .context("create id")?
+            .to_owned(),
+    ];
+    for i in 0..5 {
+        let n = b.publish_ok(&bob_token, &note(&format!("n{i}"))).await?;
+        public.push(n["id"].as_str().context("id")?.to_owned());
+    }
+    // A private note is never backfilled: the outbox does not show it.
+    b.publish_ok(
+        &bob_token,
+        &json!({"type": "Create", "object": {"type": "Note", "content": "private"}}),
+    )
+    .await?;
+
+    assert!(
+        backfill_with(&bob, json!({"mode": "none"}))
+            .await?
+            .is_empty()
+    );
+    assert_eq!(
+        backfill_with(&bob, json!({"mode": "last-N", "limit": 3})).await?,
+        public[3..].to_vec()
+    );
+    assert_eq!(backfill_with(&bob, json!({"mode": "full"})).await?, public);
+    // Everything was published moments ago, so a day reaches back to all.
+    assert_eq!(
+        backfill_with(&bob, json!({"mode": "last-T", "duration": "P1D"})).await?,
+        public
+    );
+    Ok(())
+}

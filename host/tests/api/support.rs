@@ -323,6 +323,14 @@ impl TestNode {
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.shutdown().await
     }
+
+    /// Stops the node and hands back its temp folder, so the data outlives
+    /// the node.
+    pub async fn stop_keeping_data(mut self) -> anyhow::Result<tempfile::TempDir> {
+        self.shutdown().await?;
+        drop(self.kernel);
+        Ok(self.dir)
+    }
 }
 
 fn config(addr: SocketAddr) -> Config {

@@ -341,3 +341,60 @@ async fn a_reject_removes_the_follow_and_only_the_followed_actor_may_send_it() -
     assert!(graph(&node, "pending-out", &alice).await?.is_empty());
     node.stop().await
 }
+
+/// A Follow whose Accept was never published (the node died between the
+/// Follow's commit and the reaction) is answered at the next start: the
+/// promise to react is a row written with the Follow.
+#[tokio::test]
+async fn an_interrupted_reaction_runs_at_the_next_start() -> anyhow::Result<()> {
+    use weft::cli::node::Node;
+    use weft::kernel::{Kernel, KernelOptions};
+
+    let node = TestNode::start().await?;
+    let (alice, _) = node.actor("alice").await?;
+    let (bob, _) = node.actor("bob").await?;
+    let data = node.data();
+    let _dir = node.stop_keeping_data().await?;
+
+    // The kernel alone, with no one running reactions: the Follow commits
+    // with its promise, and the "crash" comes before anyone keeps it.
+    let options = KernelOptions {
+        db_path: data.db(),
+        keys_path: data.keys(),
+        max_batch: 64,
+    };
+    let kernel = Kernel::open_wasm(
+        &options,
+        weft::runtime::Limits::default(),
+        super::support::shared_module_cache(),
+    )?;
+    let Value::Object(draft) = json!({"type": "Follow", "object": bob, "to": [bob]}) else {
+        unreachable!()
+    };
+    kernel.publish(&alice, draft).await?;
+    assert_eq!(kernel.store().read()?.pending_reactions()?.len(), 1);
+    assert!(kernel.followers(&bob).is_empty());
+    kernel.close();
+    drop(kernel);
+
+    // The next start keeps it: bob's verb accepts, the row goes.
+    let config = weft::config::Config {
+        module_cache: Some(super::support::shared_module_cache()),
+        ..Default::default()
+    };
+    let node = Node::open(&data, config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let followers = eventually(async || {
+        let f = node.kernel.followers(&bob);
+        Ok((!f.is_empty()).then_some(f))
+    })
+    .await?;
+    assert_eq!(followers, vec![alice.clone()]);
+    let reader = node.kernel.store().read()?;
+    assert!(reader.pending_reactions()?.is_empty());
+    let accept = reader.activity_at(&bob, 2)?.context("bob's Accept")?;
+    let accept = reader.activity(&accept)?.context("record")?;
+    assert!(accept.json.contains("\"Accept\""), "{}", accept.json);
+    drop(reader);
+    node.kernel.close();
+    Ok(())
+}
