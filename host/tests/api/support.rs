@@ -326,6 +326,10 @@ impl TestNode {
 
     /// Stops the node and hands back its temp folder, so the data outlives
     /// the node.
+    #[allow(
+        dead_code,
+        reason = "used by the modules test crate, which shares this harness"
+    )]
     pub async fn stop_keeping_data(mut self) -> anyhow::Result<tempfile::TempDir> {
         self.shutdown().await?;
         drop(self.kernel);
