@@ -54,6 +54,49 @@ async fn bench_drives_a_running_node_and_checks_its_logs() -> anyhow::Result<()>
 }
 
 #[tokio::test]
+async fn federation_benches_run_against_a_node() -> anyhow::Result<()> {
+    let mut weft = Weft::init()?;
+    weft.start().await?;
+    let common = ["--url", &weft.base, "--admin-token", &weft.admin];
+    // Inbox ingest from stand-in remote actors served by the tool itself.
+    let mut args = vec![
+        "bench",
+        "--inbox",
+        "--count",
+        "300",
+        "--publishers",
+        "8",
+        "--actors",
+        "6",
+    ];
+    args.extend(common);
+    let out = success(weft.cli(&args)?, "weft bench --inbox")?;
+    assert!(out.contains("300 activities accepted"), "{out}");
+    assert!(out.contains("(0 refused)"), "{out}");
+    assert!(
+        out.contains("checked: the inbox holds exactly the 300"),
+        "{out}"
+    );
+    // Fan-out to followers on stand-in peer origins.
+    let mut args = vec![
+        "bench",
+        "--fanout",
+        "--peers",
+        "2",
+        "--followers",
+        "20",
+        "--rounds",
+        "2",
+    ];
+    args.extend(common);
+    let out = success(weft.cli(&args)?, "weft bench --fanout")?;
+    assert!(out.contains("fan-out to 20 followers on 2 peers"), "{out}");
+    assert!(out.contains("deliveries/s"), "{out}");
+    weft.stop()?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn kernel_only_serves_the_log_without_verbs_or_projections() -> anyhow::Result<()> {
     // Only an initialised node can run without its modules: `init` is what
     // registers them, and the mode must not create a node that lacks them.

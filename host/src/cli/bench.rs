@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+mod federation;
+mod origin;
+
 use super::node::DataDir;
 use crate::model::PUBLIC;
 
@@ -37,6 +40,23 @@ pub struct BenchArgs {
     /// Folds per projection in `--fold` mode.
     #[arg(long, default_value_t = 20_000)]
     pub iterations: usize,
+    /// Post pre-signed activities of remote actors to an inbox instead
+    /// (`--publishers` senders, `--actors` remote actors, `--count` activities).
+    #[arg(long, conflicts_with = "fold")]
+    pub inbox: bool,
+    /// Activities in `--inbox` mode.
+    #[arg(long, default_value_t = 100_000)]
+    pub count: usize,
+    /// Measure delivery fan-out: `--followers` remote followers on `--peers`
+    /// stand-in origins, `--rounds` activities published one at a time.
+    #[arg(long, conflicts_with_all = ["fold", "inbox"])]
+    pub fanout: bool,
+    #[arg(long, default_value_t = 10)]
+    pub peers: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub followers: usize,
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
 }
 
 pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
@@ -54,6 +74,12 @@ pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
         Some(token) => token.clone(),
         None => data.admin_token()?,
     };
+    if args.inbox {
+        return federation::inbox(&base, &admin, args.publishers, args.actors, args.count).await;
+    }
+    if args.fanout {
+        return federation::fanout(&base, &admin, args.peers, args.followers, args.rounds).await;
+    }
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.publishers)
         .timeout(Duration::from_secs(30))
@@ -123,14 +149,8 @@ pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
         errors += e;
     }
     let elapsed = started.elapsed();
-    latencies.sort();
     let count = latencies.len();
-    let pct = |p: f64| {
-        latencies
-            .get(((count as f64 * p) as usize).min(count.saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
+    let (p50, p90, p99, max) = percentiles(&mut latencies);
     println!(
         "published {count} activities in {:.2}s: {:.0} activities/s ({errors} errors)",
         elapsed.as_secs_f64(),
@@ -138,26 +158,12 @@ pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
     );
     println!(
         "latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        ms(pct(0.50)),
-        ms(pct(0.90)),
-        ms(pct(0.99)),
-        ms(latencies.last().copied().unwrap_or_default())
+        ms(p50),
+        ms(p90),
+        ms(p99),
+        ms(max)
     );
-    if let (Some(before), Some(after)) = (before, writer_seconds(&http, &base).await)
-        && count > 0
-    {
-        let per = |phase: &str| {
-            let spent = after.get(phase).copied().unwrap_or(0.0)
-                - before.get(phase).copied().unwrap_or(0.0);
-            spent / count as f64 * 1e6
-        };
-        println!(
-            "writer, per activity: append {:.1} µs, fold {:.1} µs, commit {:.1} µs",
-            per("append"),
-            per("fold"),
-            per("commit")
-        );
-    }
+    print_writer(&http, &base, before, count).await;
 
     // Every acknowledged activity must be in its actor's log, without gaps.
     for ((name, token), published) in actors.iter().zip(&per_actor) {
@@ -279,6 +285,102 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
     result
 }
 
+/// Prints the writer's time per activity since `before`.
+async fn print_writer(
+    http: &reqwest::Client,
+    base: &str,
+    before: Option<std::collections::HashMap<String, f64>>,
+    count: usize,
+) {
+    if let (Some(before), Some(after)) = (before, writer_seconds(http, base).await)
+        && count > 0
+    {
+        let per = |phase: &str| {
+            let spent = after.get(phase).copied().unwrap_or(0.0)
+                - before.get(phase).copied().unwrap_or(0.0);
+            spent / count as f64 * 1e6
+        };
+        println!(
+            "writer, per activity: append {:.1} µs, fold {:.1} µs, commit {:.1} µs",
+            per("append"),
+            per("fold"),
+            per("commit")
+        );
+    }
+}
+
+/// p50, p90, p99 and max of `latencies` (sorted in place).
+fn percentiles(latencies: &mut [Duration]) -> (Duration, Duration, Duration, Duration) {
+    latencies.sort();
+    let count = latencies.len();
+    let pct = |p: f64| {
+        latencies
+            .get(((count as f64 * p) as usize).min(count.saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    (
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        latencies.last().copied().unwrap_or_default(),
+    )
+}
+
+/// `host:port` of an `http://` base URL.
+fn authority(base: &str) -> anyhow::Result<String> {
+    Ok(base
+        .strip_prefix("http://")
+        .context("--url must be an http:// URL")?
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// Writes one request on a keep-alive connection and reads the response
+/// (head, then exactly Content-Length bytes); answers the status code.
+async fn exchange(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+    request: &[u8],
+) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    stream.write_all(request).await?;
+    buf.clear();
+    let head_end = loop {
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("the node closed the connection");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).context("response head is not UTF-8")?;
+    let status = head.split(' ').nth(1).unwrap_or_default().to_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .context("response without Content-Length")?;
+    while buf.len() < head_end + length {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("the node closed the connection mid-body");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(status)
+}
+
 /// The node's `weft_writer_seconds_total` by phase, if it serves them.
 async fn writer_seconds(
     http: &reqwest::Client,
@@ -315,8 +417,6 @@ async fn publisher(
     draft: &str,
     deadline: Instant,
 ) -> anyhow::Result<Tally> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     let requests: Vec<Vec<u8>> = actors
         .iter()
         .map(|(_, token)| {
@@ -340,38 +440,7 @@ async fn publisher(
         let a = i % actors.len();
         i += 1;
         let sent = Instant::now();
-        stream.write_all(&requests[a]).await?;
-        // Read the head, then exactly Content-Length bytes of body.
-        buf.clear();
-        let head_end = loop {
-            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break pos + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                bail!("the node closed the connection");
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = std::str::from_utf8(&buf[..head_end]).context("response head is not UTF-8")?;
-        let status = head.split(' ').nth(1).unwrap_or_default().to_owned();
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().ok())?
-            })
-            .context("response without Content-Length")?;
-        while buf.len() < head_end + length {
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                bail!("the node closed the connection mid-body");
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
+        let status = exchange(&mut stream, &mut buf, &requests[a]).await?;
         if status == "201" {
             latencies.push(sent.elapsed());
             per_actor[a] += 1;
