@@ -492,3 +492,53 @@ async fn each_backfill_mode_pulls_what_it_asks_for() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_announced_activity_is_fetched_from_its_origin_and_shown() -> anyhow::Result<()> {
+    let a = TestNode::start().await?;
+    let b = TestNode::start().await?;
+    let (alice, alice_token) = a.actor("alice").await?;
+    let (_, dan_token) = a.actor("dan").await?;
+    let (carol, carol_token) = b.actor("carol").await?;
+    b.publish_ok(&carol_token, &follow(&alice, json!({"mode": "none"})))
+        .await?;
+    eventually(10, "carol to follow alice", || async {
+        Ok(following(&b, "carol")
+            .await?
+            .contains(&json!(alice))
+            .then_some(()))
+    })
+    .await?;
+
+    // dan's note never went to B; alice announces it to her followers.
+    let original = a.publish_ok(&dan_token, &note("dan's note")).await?;
+    let id = original["id"].as_str().context("id")?.to_owned();
+    assert_eq!(b.get(&format!("/activities/{id}"), None).await?.0, 404);
+    let announce = a
+        .publish_ok(
+            &alice_token,
+            &json!({"type": "Announce", "object": id, "to": [weft::model::PUBLIC]}),
+        )
+        .await?;
+
+    let shown = eventually(10, "the Announce in carol's feed", || async {
+        let feed = b
+            .get_ok(
+                &format!("/projections/feed?actor={carol}"),
+                Some(&carol_token),
+            )
+            .await?;
+        let items = feed["items"].as_array().cloned().unwrap_or_default();
+        Ok(items
+            .into_iter()
+            .find(|i| i["activity"]["id"] == announce["id"]))
+    })
+    .await?;
+    assert_eq!(shown["announced"], original, "{shown}");
+    // B fetched it, verified it, and keeps it under its own id.
+    assert_eq!(
+        b.get_ok(&format!("/activities/{id}"), None).await?,
+        original
+    );
+    Ok(())
+}
