@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod fetch;
 pub mod inbox;
 pub mod peers;
+pub mod verifier;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,6 +87,7 @@ pub struct Federation {
     pub fetcher: Fetcher,
     pub peers: Peers,
     pub settings: Settings,
+    pub verifier: verifier::Verifier,
     schedule: Vec<Duration>,
     /// Flips to true when the node stops; every worker watches it.
     stop: tokio::sync::watch::Sender<bool>,
@@ -104,6 +106,7 @@ impl Federation {
             fetcher,
             peers,
             settings,
+            verifier: verifier::Verifier::start().map_err(|e| e.to_string())?,
             schedule,
             stop: tokio::sync::watch::Sender::new(false),
         }))

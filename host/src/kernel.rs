@@ -373,20 +373,32 @@ impl Kernel {
         registry.set_reactions(tx);
         let kernel = Arc::downgrade(self);
         tokio::spawn(async move {
-            while let Some(reaction) = rx.recv().await {
+            let mut ready = Vec::new();
+            while rx.recv_many(&mut ready, 256).await > 0 {
                 let Some(kernel) = kernel.upgrade() else {
                     break;
                 };
-                kernel.run_reaction(&reaction).await;
+                // Reactions with nothing to publish are closed together,
+                // in one write.
+                let mut done = Vec::new();
+                for reaction in ready.drain(..) {
+                    if let Some(position) = kernel.run_reaction(&reaction).await {
+                        done.push(FederationWrite::ReactionDone(position));
+                    }
+                }
+                if let Err(e) = kernel.federation_write(done).await {
+                    tracing::debug!(error = %e, "reactions left for the next start");
+                }
             }
         });
     }
 
     /// Publishes the intents of one reaction; the last one removes the
-    /// reaction's row in the same transaction (or, with no intents, a
-    /// write of its own does). An intent that fails is logged; a storage
-    /// failure leaves the row, so the reaction runs again at the next start.
-    async fn run_reaction(&self, reaction: &Reaction) {
+    /// reaction's row in the same transaction. With no intents (or one
+    /// refused for good) answers the position whose row the caller removes.
+    /// A storage failure leaves the row, so the reaction runs again at the
+    /// next start.
+    async fn run_reaction(&self, reaction: &Reaction) -> Option<u64> {
         let mut intents = self.react(reaction);
         let last = intents.pop();
         for (actor, draft) in intents {
@@ -394,40 +406,23 @@ impl Kernel {
                 tracing::warn!(%actor, error = %e, "a reaction could not be published");
             }
         }
-        let done = match last {
-            None => self
-                .federation_write(vec![FederationWrite::ReactionDone(reaction.position)])
-                .await
-                .is_ok(),
-            Some((actor, draft)) => {
-                match self
-                    .publish_inner_checked(&actor, draft, Some(reaction.position))
-                    .await
-                {
-                    Ok(_) => true,
-                    Err(e) => {
-                        tracing::warn!(%actor, error = %e, "a reaction could not be published");
-                        // Refused for good: do not run it again at every start.
-                        !matches!(
-                            e,
-                            KernelError::Store(_)
-                                | KernelError::NotCommitted(_)
-                                | KernelError::ShuttingDown
-                        ) && self
-                            .federation_write(vec![FederationWrite::ReactionDone(
-                                reaction.position,
-                            )])
-                            .await
-                            .is_ok()
-                    }
-                }
+        let (actor, draft) = last?;
+        match self
+            .publish_inner_checked(&actor, draft, Some(reaction.position))
+            .await
+        {
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(%actor, error = %e, "a reaction could not be published");
+                // Refused for good: do not run it again at every start.
+                let transient = matches!(
+                    e,
+                    KernelError::Store(_)
+                        | KernelError::NotCommitted(_)
+                        | KernelError::ShuttingDown
+                );
+                (!transient).then_some(reaction.position)
             }
-        };
-        if !done {
-            tracing::debug!(
-                position = reaction.position,
-                "reaction left for the next start"
-            );
         }
     }
 

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use super::fetch::Budget;
 use super::peers::PeerError;
 use super::{Federation, FetchError};
-use crate::identity::actor::verify_with_history;
+use crate::identity::actor::key_for_proof;
 use crate::kernel::{Ingested, KernelError, addressed, audience_origin, is_public};
 use crate::model::{EnvelopeError, Signed};
 use crate::store::BackfillJob;
@@ -155,7 +155,18 @@ impl Federation {
                     InboxError::Unavailable(format!("cannot verify the activity now: {other}"))
                 }
             })?;
-        verify_with_history(&keys, signed).map_err(|e| InboxError::Unauthorized(e.to_string()))
+        let key =
+            key_for_proof(&keys, signed).map_err(|e| InboxError::Unauthorized(e.to_string()))?;
+        let verifying = key
+            .verifying_key()
+            .map_err(|e| InboxError::Unauthorized(e.to_string()))?;
+        if self.verifier.verify(verifying, signed).await {
+            Ok(())
+        } else {
+            Err(InboxError::Unauthorized(
+                crate::identity::IdentityError::BadSignature(key.id.clone()).to_string(),
+            ))
+        }
     }
 
     /// Local actors who get `signed`: the inbox it was posted to, the local

@@ -384,8 +384,17 @@ fn genesis(
 /// the signature must verify strictly. Used where the full log is not at
 /// hand (an actor document, `weft verify`).
 pub fn verify_with_history(keys: &[KeyRecord], act: &Signed) -> Result<(), IdentityError> {
-    let key = signing_key(keys, act, Lifecycle::of(&act.json).purpose())?;
-    check_signature(key, act)
+    check_signature(key_for_proof(keys, act)?, act)
+}
+
+/// The key in `keys` that must have signed `act`: named by its proof, valid
+/// at its seq, with the purpose its lifecycle needs. Does not check the
+/// signature itself.
+pub fn key_for_proof<'k>(
+    keys: &'k [KeyRecord],
+    act: &Signed,
+) -> Result<&'k KeyRecord, IdentityError> {
+    signing_key(keys, act, Lifecycle::of(&act.json).purpose())
 }
 
 fn signing_key<'s>(
