@@ -20,6 +20,11 @@ use crate::model::Signed;
 
 /// Most signatures checked in one batch.
 const MAX_BATCH: usize = 256;
+/// Below this many, checking one by one is as cheap as a batch.
+const MIN_BATCH: usize = 4;
+/// How long the first check of a batch waits for company. Small beside an
+/// inbox request's latency; long enough for concurrent requests to arrive.
+const LINGER: std::time::Duration = std::time::Duration::from_micros(500);
 
 struct Check {
     key: VerifyingKey,
@@ -67,14 +72,16 @@ impl Verifier {
 
 fn run(rx: &mpsc::Receiver<Check>) {
     while let Ok(first) = rx.recv() {
+        let deadline = std::time::Instant::now() + LINGER;
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
                 Ok(check) => batch.push(check),
                 Err(_) => break,
             }
         }
-        let all_good = batch.len() > 1 && {
+        let all_good = batch.len() >= MIN_BATCH && {
             let messages: Vec<&[u8]> = batch.iter().map(|c| c.message.as_slice()).collect();
             let signatures: Vec<Signature> = batch.iter().map(|c| c.signature).collect();
             let keys: Vec<VerifyingKey> = batch.iter().map(|c| c.key).collect();

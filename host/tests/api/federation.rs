@@ -416,6 +416,50 @@ async fn two_nodes_follow_backfill_and_deliver() -> anyhow::Result<()> {
         )
         .await?;
     assert_eq!(stored, fresh);
+
+    // bob rejects the (accepted) Follow: the edge goes on both nodes.
+    let follow_id = a
+        .log(&alice)?
+        .into_iter()
+        .find(|act| act["type"] == "Follow")
+        .context("alice's Follow")?["id"]
+        .clone();
+    b.publish_ok(
+        &bob_token,
+        &json!({"type": "Reject", "object": follow_id, "to": [alice]}),
+    )
+    .await?;
+    eventually(10, "the Reject to reach A", || async {
+        Ok(following(&a, "alice").await?.is_empty().then_some(()))
+    })
+    .await?;
+    assert_eq!(
+        b.get_ok("/actors/bob/followers", None).await?["totalItems"],
+        0
+    );
+
+    // alice follows again (accepted again), then undoes it.
+    let again = a
+        .publish_ok(&alice_token, &follow(&bob, json!({"mode": "none"})))
+        .await?;
+    eventually(10, "the second Follow to be accepted", || async {
+        Ok(following(&a, "alice")
+            .await?
+            .contains(&json!(bob))
+            .then_some(()))
+    })
+    .await?;
+    a.publish_ok(
+        &alice_token,
+        &json!({"type": "Undo", "object": again["id"], "to": [bob]}),
+    )
+    .await?;
+    eventually(10, "the Undo to reach B", || async {
+        let followers = b.get_ok("/actors/bob/followers", None).await?;
+        Ok((followers["totalItems"] == 0).then_some(()))
+    })
+    .await?;
+    assert!(following(&a, "alice").await?.is_empty());
     Ok(())
 }
 
