@@ -262,5 +262,8 @@ async fn two_nodes_federate_through_restarts_and_a_crash() -> anyhow::Result<()>
     drop(jobs);
     a.stop()?;
     b.stop()?;
+    // With the node stopped, the CLI reads the dead letters from its folder.
+    let listed = a.ok(&["dead-letter", "list"])?;
+    assert!(listed.contains("no dead letters"), "{listed}");
     Ok(())
 }
