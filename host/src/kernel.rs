@@ -406,7 +406,10 @@ impl Kernel {
                 tracing::warn!(%actor, error = %e, "a reaction could not be published");
             }
         }
-        let (actor, draft) = last?;
+        let Some((actor, draft)) = last else {
+            // Nothing to publish: the caller closes the row.
+            return Some(reaction.position);
+        };
         match self
             .publish_inner_checked(&actor, draft, Some(reaction.position))
             .await
