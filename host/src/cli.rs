@@ -378,11 +378,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let items = match open_or_client(&data)? {
                 Access::Local(node) => {
                     let jobs = node.kernel.store().read()?.dead_letters()?;
-                    jobs.into_iter()
-                        .map(|j| {
-                            json!({"id": j.id, "activity": j.activity, "recipient": j.recipient,
-                                   "attempts": j.attempts, "lastError": j.last_error})
-                        })
+                    jobs.iter()
+                        .map(crate::http::federation::job_json)
                         .collect::<Vec<_>>()
                 }
                 Access::Remote(client) => client.get("/admin/dead-letter").await?["items"]

@@ -150,19 +150,12 @@ pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     let count = latencies.len();
-    let (p50, p90, p99, max) = percentiles(&mut latencies);
     println!(
         "published {count} activities in {:.2}s: {:.0} activities/s ({errors} errors)",
         elapsed.as_secs_f64(),
         count as f64 / elapsed.as_secs_f64()
     );
-    println!(
-        "latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        ms(p50),
-        ms(p90),
-        ms(p99),
-        ms(max)
-    );
+    print_latency(&mut latencies);
     print_writer(&http, &base, before, count).await;
 
     // Every acknowledged activity must be in its actor's log, without gaps.
@@ -309,8 +302,8 @@ async fn print_writer(
     }
 }
 
-/// p50, p90, p99 and max of `latencies` (sorted in place).
-fn percentiles(latencies: &mut [Duration]) -> (Duration, Duration, Duration, Duration) {
+/// Prints p50, p90, p99 and max of `latencies` (sorted in place).
+fn print_latency(latencies: &mut [Duration]) {
     latencies.sort();
     let count = latencies.len();
     let pct = |p: f64| {
@@ -319,12 +312,13 @@ fn percentiles(latencies: &mut [Duration]) -> (Duration, Duration, Duration, Dur
             .copied()
             .unwrap_or_default()
     };
-    (
-        pct(0.5),
-        pct(0.9),
-        pct(0.99),
-        latencies.last().copied().unwrap_or_default(),
-    )
+    println!(
+        "latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(pct(0.5)),
+        ms(pct(0.9)),
+        ms(pct(0.99)),
+        ms(latencies.last().copied().unwrap_or_default())
+    );
 }
 
 /// `host:port` of an `http://` base URL.

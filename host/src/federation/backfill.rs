@@ -48,33 +48,31 @@ pub fn spawn(federation: Arc<Federation>, job: BackfillJob) {
 }
 
 async fn backfill(federation: &Arc<Federation>, job: &BackfillJob) {
-    {
-        let mut attempt = 0usize;
-        loop {
-            match run(federation, job).await {
-                Ok(count) => {
-                    tracing::info!(follow = %job.follow, target = %job.target, count, "backfill done");
+    let mut attempt = 0usize;
+    loop {
+        match run(federation, job).await {
+            Ok(count) => {
+                tracing::info!(follow = %job.follow, target = %job.target, count, "backfill done");
+                break;
+            }
+            Err(Stop::Permanent(e)) => {
+                tracing::warn!(follow = %job.follow, target = %job.target, error = %e, "backfill abandoned");
+                break;
+            }
+            Err(Stop::Transient(e)) => {
+                let Some(wait) = federation.schedule.get(attempt) else {
+                    tracing::warn!(follow = %job.follow, error = %e, "backfill gave up after its retries");
                     break;
-                }
-                Err(Stop::Permanent(e)) => {
-                    tracing::warn!(follow = %job.follow, target = %job.target, error = %e, "backfill abandoned");
-                    break;
-                }
-                Err(Stop::Transient(e)) => {
-                    let Some(wait) = federation.schedule.get(attempt) else {
-                        tracing::warn!(follow = %job.follow, error = %e, "backfill gave up after its retries");
-                        break;
-                    };
-                    tracing::info!(follow = %job.follow, error = %e, ?wait, "backfill will be retried");
-                    attempt += 1;
-                    tokio::time::sleep(*wait).await;
-                }
+                };
+                tracing::info!(follow = %job.follow, error = %e, ?wait, "backfill will be retried");
+                attempt += 1;
+                tokio::time::sleep(*wait).await;
             }
         }
-        let done = FederationWrite::BackfillDone(job.follow.clone());
-        if let Err(e) = federation.kernel.federation_write(vec![done]).await {
-            tracing::warn!(follow = %job.follow, error = %e, "cannot record a finished backfill");
-        }
+    }
+    let done = FederationWrite::BackfillDone(job.follow.clone());
+    if let Err(e) = federation.kernel.federation_write(vec![done]).await {
+        tracing::warn!(follow = %job.follow, error = %e, "cannot record a finished backfill");
     }
 }
 

@@ -78,7 +78,7 @@ enum Attempt {
 async fn worker(federation: Arc<Federation>, origin: String, mut rx: mpsc::UnboundedReceiver<Job>) {
     let limit = federation.settings.per_peer_in_flight.max(1);
     let mut queue: BTreeMap<(u64, u64), Job> = BTreeMap::new();
-    let mut in_flight: JoinSet<Option<Job>> = JoinSet::new();
+    let mut in_flight: JoinSet<Option<Again>> = JoinSet::new();
     let mut paused_until = 0u64;
     let mut open = true;
     let stopped = federation.stopped();
@@ -111,9 +111,10 @@ async fn worker(federation: Arc<Federation>, origin: String, mut rx: mpsc::Unbou
                 None => open = false,
             },
             done = in_flight.join_next(), if !in_flight.is_empty() => {
-                if let Some(Ok(Some(job))) = done {
+                if let Some(Ok(Some(again))) = done {
+                    let job = again.job;
                     // A Retry-After pauses the whole peer.
-                    if job.last_error.as_deref().is_some_and(|e| e.starts_with("retry-after:")) {
+                    if again.peer_asked {
                         paused_until = paused_until.max(job.next_at_ms);
                     }
                     queue.insert((job.next_at_ms, job.id), job);
@@ -126,9 +127,17 @@ async fn worker(federation: Arc<Federation>, origin: String, mut rx: mpsc::Unbou
     tracing::debug!(%origin, "delivery worker stopped");
 }
 
+/// A job to try again, and whether the peer asked for the wait
+/// (`Retry-After`), which then holds for all of that peer's jobs.
+struct Again {
+    job: Job,
+    peer_asked: bool,
+}
+
 /// Makes one attempt and writes its outcome; answers the job when it is
 /// to be tried again.
-async fn run(federation: Arc<Federation>, mut job: Job) -> Option<Job> {
+async fn run(federation: Arc<Federation>, mut job: Job) -> Option<Again> {
+    let mut peer_asked = false;
     let attempt = attempt(&federation, &job).await;
     let metrics = federation.kernel.metrics();
     let write = match attempt {
@@ -149,6 +158,7 @@ async fn run(federation: Arc<Federation>, mut job: Job) -> Option<Job> {
                     FederationWrite::JobRetry(job.clone())
                 }
                 Some(_) => {
+                    peer_asked = true;
                     let after = after.unwrap_or_default();
                     job.next_at_ms = now_ms() + after.as_millis() as u64;
                     job.last_error = Some(format!("retry-after: {}s; {error}", after.as_secs()));
@@ -186,7 +196,7 @@ async fn run(federation: Arc<Federation>, mut job: Job) -> Option<Job> {
         }
         _ => {}
     }
-    again.then_some(job)
+    again.then_some(Again { job, peer_asked })
 }
 
 async fn attempt(federation: &Federation, job: &Job) -> Attempt {

@@ -165,18 +165,7 @@ pub async fn outbox(
         owner,
     };
     let base = format!("{}/outbox", actor.id);
-    let limit = match query.get("limit") {
-        None => state.config.page_size as u64,
-        Some(l) => l
-            .parse::<u64>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| {
-                Problem::bad_request(format!(
-                    "`limit` must be a whole number from 1 to {MAX_LIMIT}"
-                ))
-            })?,
-    };
+    let limit = page_limit(&query, state.config.page_size)?;
     let suffix = if query.contains_key("limit") {
         format!("&limit={limit}")
     } else {
@@ -343,6 +332,23 @@ impl View<'_> {
             body["next"] = format!("{base}?since={last}&limit={limit}").into();
         }
         Ok(body)
+    }
+}
+
+/// The `limit` query parameter of a collection page: 1 to [`MAX_LIMIT`],
+/// `page_size` when absent.
+pub fn page_limit(query: &HashMap<String, String>, page_size: usize) -> Result<u64, Problem> {
+    match query.get("limit") {
+        None => Ok(page_size as u64),
+        Some(l) => l
+            .parse::<u64>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                Problem::bad_request(format!(
+                    "`limit` must be a whole number from 1 to {MAX_LIMIT}"
+                ))
+            }),
     }
 }
 

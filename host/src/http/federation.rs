@@ -20,9 +20,6 @@ use crate::federation::{InboxError, Received};
 use crate::kernel::{FederationWrite, now_ms};
 use crate::store::Job;
 
-/// Most inbox entries on one page.
-const MAX_LIMIT: u64 = 200;
-
 impl From<InboxError> for Problem {
     fn from(e: InboxError) -> Self {
         match e {
@@ -72,18 +69,7 @@ pub async fn inbox(
             "an inbox is private: send its owner's token",
         ));
     }
-    let limit = match query.get("limit") {
-        None => state.config.page_size as u64,
-        Some(l) => l
-            .parse::<u64>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| {
-                Problem::bad_request(format!(
-                    "`limit` must be a whole number from 1 to {MAX_LIMIT}"
-                ))
-            })?,
-    };
+    let limit = super::actors::page_limit(&query, state.config.page_size)?;
     let base = format!("{}/inbox", actor.id);
     let total = reader.inbox_count(&actor.id)?;
     let pages = total.div_ceil(limit).max(1);
@@ -231,7 +217,8 @@ fn require_admin(caller: &Caller) -> Result<(), Problem> {
     }
 }
 
-fn job_json(job: &Job) -> Value {
+/// A delivery job as the admin endpoints and `weft dead-letter` show it.
+pub fn job_json(job: &Job) -> Value {
     json!({
         "id": job.id,
         "activity": job.activity,

@@ -633,7 +633,8 @@ fn object_err(field: &str, problem: &str) -> IdentityError {
     }
 }
 
-fn is_http_url(s: &str) -> bool {
+/// An http(s) URL with something after the scheme.
+pub fn is_http_url(s: &str) -> bool {
     (s.starts_with("http://") || s.starts_with("https://")) && s.len() > "https://".len()
 }
 

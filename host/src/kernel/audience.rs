@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::{Kernel, KernelError};
+use crate::identity::actor::is_http_url;
 use crate::model::{PUBLIC, Signed};
 
 /// The projection the kernel reads followers from.
@@ -87,10 +88,6 @@ pub fn is_public(s: &str) -> bool {
 /// A followers or following collection rather than an actor.
 fn is_collection(s: &str) -> bool {
     s.ends_with("/followers") || s.ends_with("/following")
-}
-
-pub fn is_http_url(s: &str) -> bool {
-    (s.starts_with("http://") || s.starts_with("https://")) && s.len() > "https://".len()
 }
 
 /// `scheme://authority` of an http(s) URL: one delivery worker each.

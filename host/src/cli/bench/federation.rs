@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use super::ms;
 use super::origin::Origin;
-use super::{ms, percentiles};
 use crate::model::PUBLIC;
 
 /// Creates a local actor through the admin API; answers (id, token).
@@ -140,14 +140,7 @@ pub async fn inbox(
         elapsed.as_secs_f64(),
         accepted as f64 / elapsed.as_secs_f64()
     );
-    let (p50, p90, p99, max) = percentiles(&mut latencies);
-    println!(
-        "latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        ms(p50),
-        ms(p90),
-        ms(p99),
-        ms(max)
-    );
+    super::print_latency(&mut latencies);
     super::print_writer(&http, base, before, accepted).await;
     let inbox: Value = http
         .get(format!("{base}/actors/{name}/inbox"))
