@@ -121,9 +121,25 @@ pub enum ModuleCommand {
         /// The language it was written in, shown in the registry.
         #[arg(long)]
         language: Option<String>,
+        /// Define it as this local actor instead of the node's service
+        /// actor: peers that follow the actor admit the verb under the
+        /// `followed` module policy.
+        #[arg(long = "as", value_name = "ACTOR")]
+        definer: Option<String>,
+        /// Fuel per call the module asks for (capped by the node's limit).
+        #[arg(long)]
+        fuel: Option<u64>,
+        /// Linear memory in bytes the module asks for (capped by the node's limit).
+        #[arg(long)]
+        memory: Option<u64>,
     },
-    /// List every verb and projection with its module id and version.
+    /// List every verb and projection with its module id, version and metadata.
     List,
+    /// Peers' verbs waiting for admission, and the activities parked for them.
+    Pending,
+    /// Admit a peer's verb that awaits approval; its parked activities are
+    /// then ingested.
+    Approve { verb: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -293,6 +309,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             description,
             language,
+            definer,
+            fuel,
+            memory,
         }) => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -318,10 +337,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(l) = language {
                 draft["language"] = l.into();
             }
-            let service = data.config()?.service_actor;
+            if let Some(f) = fuel {
+                draft["fuel"] = f.into();
+            }
+            if let Some(m) = memory {
+                draft["memory"] = m.into();
+            }
+            let actor = match definer {
+                Some(actor) => actor,
+                None => data.config()?.service_actor,
+            };
             let published = publish(
                 &access,
-                &service,
+                &actor,
                 draft.as_object().cloned().unwrap_or_default(),
             )
             .await?;
@@ -355,8 +383,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                             .unwrap_or_default(),
                         m["description"].as_str().unwrap_or_default(),
                     );
+                    println!(
+                        "  {:<20} wit {}, fuel {} per call, memory {} bytes, defined by {}",
+                        "",
+                        m["wit"].as_str().unwrap_or("?"),
+                        m["budget"]["fuel"],
+                        m["budget"]["memory"],
+                        m["definedBy"].as_str().unwrap_or_default(),
+                    );
                 }
             }
+            Ok(())
+        }
+        Command::Module(ModuleCommand::Pending) => {
+            let pending = match open_or_client(&data)? {
+                Access::Local(node) => crate::federation::modules::describe_pending(&node.kernel)?,
+                Access::Remote(client) => client.get("/admin/modules/pending").await?,
+            };
+            print_pending(&pending);
+            Ok(())
+        }
+        Command::Module(ModuleCommand::Approve { verb }) => {
+            let released = match open_or_client(&data)? {
+                Access::Local(node) => {
+                    crate::federation::modules::approve(&node.kernel, &verb).await?
+                }
+                Access::Remote(client) => client
+                    .post(&format!("/admin/modules/pending/{verb}/approve"))
+                    .await?["released"]
+                    .as_u64()
+                    .unwrap_or(0) as usize,
+            };
+            println!("admitted verb `{verb}`; {released} parked activities ingested");
             Ok(())
         }
         Command::Projection(ProjectionCommand::Rebuild { name }) => {
@@ -534,8 +592,43 @@ async fn publish(access: &Access, name: &str, draft: Map<String, Value>) -> anyh
         Access::Local(node) => {
             let id = node.kernel.store().read()?.actor_id_by_name(name)?;
             let id = id.with_context(|| format!("no actor named `{name}` on this node"))?;
-            Ok(node.kernel.publish(&id, draft).await?.json)
+            Ok(node.kernel.publish_by_admin(&id, draft).await?.json)
         }
         Access::Remote(client) => Ok(client.publish_as(name, &draft).await?.to_string()),
+    }
+}
+
+/// Prints `weft module pending`.
+fn print_pending(pending: &Value) {
+    let modules = pending["modules"].as_array().cloned().unwrap_or_default();
+    let activities = pending["activities"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if modules.is_empty() && activities.is_empty() {
+        println!("no pending modules and no parked activities");
+        return;
+    }
+    println!("pending modules:");
+    for m in &modules {
+        println!(
+            "  {:<20} {:<18} {} parked  module {}  by {}",
+            m["verb"].as_str().unwrap_or_default(),
+            m["state"].as_str().unwrap_or_default(),
+            m["parked"],
+            m["module"].as_str().unwrap_or("?"),
+            m["definer"].as_str().unwrap_or("?"),
+        );
+        println!("    {}", m["reason"].as_str().unwrap_or_default());
+    }
+    println!("parked activities:");
+    for a in &activities {
+        println!(
+            "  {:<20} {}  from {}  received {}",
+            a["verb"].as_str().unwrap_or_default(),
+            a["id"].as_str().unwrap_or_default(),
+            a["actor"].as_str().unwrap_or("?"),
+            a["received"].as_str().unwrap_or_default(),
+        );
     }
 }

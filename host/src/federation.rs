@@ -12,6 +12,7 @@ pub mod backfill;
 pub mod delivery;
 pub mod fetch;
 pub mod inbox;
+pub mod modules;
 pub mod peers;
 pub mod verifier;
 
@@ -47,6 +48,12 @@ pub struct Settings {
     pub fetches_per_request: u32,
     /// Longest `Retry-After` honoured, in seconds.
     pub max_retry_after_s: u64,
+    /// Which peers' verbs this node admits when it meets them: `followed`
+    /// (defined by an actor a local actor follows), `manual` (every one
+    /// waits for `weft module approve`) or `allow` (only `module_allow`).
+    pub module_policy: modules::Policy,
+    /// Artifact ids and definer actor URLs admitted under any policy.
+    pub module_allow: Vec<String>,
 }
 
 impl Default for Settings {
@@ -62,6 +69,8 @@ impl Default for Settings {
             max_fetch_bytes: 1024 * 1024,
             fetches_per_request: 20,
             max_retry_after_s: 24 * 3600,
+            module_policy: modules::Policy::Followed,
+            module_allow: Vec::new(),
         }
     }
 }
@@ -89,6 +98,8 @@ pub struct Federation {
     pub settings: Settings,
     pub verifier: verifier::Verifier,
     schedule: Vec<Duration>,
+    /// Verbs being looked up at a peer, and when a refused one was last tried.
+    discovery: modules::Discovery,
     /// Flips to true when the node stops; every worker watches it.
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -108,6 +119,7 @@ impl Federation {
             settings,
             verifier: verifier::Verifier::start().map_err(|e| e.to_string())?,
             schedule,
+            discovery: modules::Discovery::default(),
             stop: tokio::sync::watch::Sender::new(false),
         }))
     }
@@ -152,6 +164,7 @@ impl Federation {
         for job in backfills {
             backfill::spawn(self.clone(), job);
         }
+        self.resume_parked()?;
         let federation = Arc::downgrade(self);
         let stopped = self.stopped();
         tokio::spawn(async move {

@@ -60,6 +60,11 @@ pub fn router(state: AppState) -> Router {
         .route("/projections/{name}/status", get(modules::status))
         .route("/projections/{name}/{*path}", get(modules::query))
         .route("/admin/projections/{name}/rebuild", post(modules::rebuild))
+        .route("/admin/modules/pending", get(modules::pending))
+        .route(
+            "/admin/modules/pending/{verb}/approve",
+            post(modules::approve),
+        )
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .fallback(|| async { Problem::not_found("no such resource on this node") })

@@ -217,17 +217,75 @@ impl Kernel {
         backfilled: bool,
         backfill: Option<BackfillJob>,
     ) -> Result<Ingested, KernelError> {
-        if self.store.read()?.activity(&signed.id)?.is_some() {
-            return Ok(Ingested::Duplicate);
-        }
         if matches!(
             signed.header.kind.as_str(),
             registry::DEFINE_ACTIVITY | registry::DEFINE_PROJECTION
-        ) {
+        ) && self.store.read()?.activity(&signed.id)?.is_none()
+        {
             return Err(KernelError::field(
                 "type",
-                "module definitions are not accepted from peers",
+                "module definitions are not accepted in an inbox: a node fetches a verb's definition itself when it meets the verb",
             ));
+        }
+        self.ingest_checked(signed, recipients, backfilled, backfill)
+            .await
+    }
+
+    /// Stores a peer's `DefineActivity` (verified, its artifact stored) that
+    /// the module policy admitted, which registers its verb here. A verb
+    /// this node already has is never replaced by a peer's.
+    pub async fn ingest_definition(&self, signed: Signed) -> Result<Ingested, KernelError> {
+        if signed.header.kind != registry::DEFINE_ACTIVITY {
+            return Err(KernelError::field(
+                "type",
+                "only verbs (DefineActivity) travel between nodes",
+            ));
+        }
+        let registry = self
+            .registry
+            .clone()
+            .ok_or_else(|| KernelError::field("type", "this node runs without a WASM runtime"))?;
+        let name = signed
+            .json
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| KernelError::field("name", "is required: the verb name"))?;
+        registry::check_module_name(name).map_err(|m| KernelError::field("name", m))?;
+        if self.store.read()?.activity(&signed.id)?.is_some() {
+            return Ok(Ingested::Duplicate);
+        }
+        if registry.verb(name).is_some() {
+            return Err(KernelError::field(
+                "name",
+                format!(
+                    "this node already has a verb `{name}`; a peer's definition does not replace it"
+                ),
+            ));
+        }
+        let artifact = signed
+            .json
+            .get("module")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let checked = tokio::task::spawn_blocking(move || {
+            registry.check_artifact(crate::store::ModuleKind::Verb, &artifact)
+        })
+        .await
+        .map_err(|e| KernelError::NotCommitted(e.to_string()))?;
+        checked.map_err(|m| KernelError::field("module", m))?;
+        self.ingest_checked(signed, Vec::new(), false, None).await
+    }
+
+    async fn ingest_checked(
+        &self,
+        signed: Signed,
+        recipients: Vec<String>,
+        backfilled: bool,
+        backfill: Option<BackfillJob>,
+    ) -> Result<Ingested, KernelError> {
+        if self.store.read()?.activity(&signed.id)?.is_some() {
+            return Ok(Ingested::Duplicate);
         }
         let json = signed.to_json_string();
         self.modules.validate(&signed, &json)?;
@@ -402,7 +460,7 @@ impl Kernel {
         let mut intents = self.react(reaction);
         let last = intents.pop();
         for (actor, draft) in intents {
-            if let Err(e) = self.publish_inner_checked(&actor, draft, None).await {
+            if let Err(e) = self.publish_inner_checked(&actor, draft, None, false).await {
                 tracing::warn!(%actor, error = %e, "a reaction could not be published");
             }
         }
@@ -411,7 +469,7 @@ impl Kernel {
             return Some(reaction.position);
         };
         match self
-            .publish_inner_checked(&actor, draft, Some(reaction.position))
+            .publish_inner_checked(&actor, draft, Some(reaction.position), false)
             .await
         {
             Ok(_) => None,
@@ -545,7 +603,18 @@ impl Kernel {
         actor: &str,
         draft: Map<String, Value>,
     ) -> Result<Published, KernelError> {
-        self.publish_inner_checked(actor, draft, None).await
+        self.publish_inner_checked(actor, draft, None, false).await
+    }
+
+    /// Publishes as `actor` on the operator's behalf (the admin token or
+    /// the data folder): the only way an actor other than the service actor
+    /// defines a module.
+    pub async fn publish_by_admin(
+        &self,
+        actor: &str,
+        draft: Map<String, Value>,
+    ) -> Result<Published, KernelError> {
+        self.publish_inner_checked(actor, draft, None, true).await
     }
 
     /// Publishes; `completes` names the reaction whose last intent this is.
@@ -554,8 +623,9 @@ impl Kernel {
         actor: &str,
         draft: Map<String, Value>,
         completes: Option<u64>,
+        by_admin: bool,
     ) -> Result<Published, KernelError> {
-        let result = match self.check_definition(actor, &draft).await {
+        let result = match self.check_definition(actor, &draft, by_admin).await {
             Ok(()) => self.publish_inner(actor, draft, completes).await,
             Err(e) => Err(e),
         };
@@ -567,7 +637,8 @@ impl Kernel {
         result
     }
 
-    /// A Define activity must come from the service actor, name a valid
+    /// A Define activity must come from the service actor (or another local
+    /// actor on the operator's behalf: `weft module add --as`), name a valid
     /// module, and point at an artifact that compiles as that kind of module
     /// and imports nothing outside the contract. Compiling happens here, off
     /// the async threads, before the actor's position is taken.
@@ -575,6 +646,7 @@ impl Kernel {
         &self,
         actor: &str,
         draft: &Map<String, Value>,
+        by_admin: bool,
     ) -> Result<(), KernelError> {
         let kind = match draft.get("type").and_then(Value::as_str) {
             Some(registry::DEFINE_ACTIVITY) => crate::store::ModuleKind::Verb,
@@ -585,16 +657,17 @@ impl Kernel {
             .registry
             .clone()
             .ok_or_else(|| KernelError::field("type", "this node runs without a WASM runtime"))?;
-        if actor != self.service_actor()? {
+        if !by_admin && actor != self.service_actor()? {
             return Err(KernelError::field(
                 "actor",
-                "only the node's service actor defines modules; use `weft module add` (admin)",
+                "modules are defined by the node's operator: use `weft module add` (admin token)",
             ));
         }
         let name = draft.get("name").and_then(Value::as_str).ok_or_else(|| {
             KernelError::field("name", "is required: the verb or projection name")
         })?;
         registry::check_module_name(name).map_err(|m| KernelError::field("name", m))?;
+        registry::check_metadata(draft).map_err(|(field, m)| KernelError::field(field, m))?;
         let artifact = draft
             .get("module")
             .and_then(Value::as_str)

@@ -58,6 +58,27 @@ impl Default for Limits {
     }
 }
 
+/// What one module may use per call: the budget its definition declares
+/// (`fuel`, `memory`), capped by the node's [`Limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub fuel: u64,
+    pub memory: usize,
+}
+
+impl Limits {
+    /// The budget of a module that declares `fuel` and `memory` (either may
+    /// be absent: the node's limit applies).
+    pub fn budget(&self, fuel: Option<u64>, memory: Option<u64>) -> Budget {
+        Budget {
+            fuel: fuel.map_or(self.fuel_per_call, |f| f.min(self.fuel_per_call)),
+            memory: memory.map_or(self.memory_bytes, |m| {
+                usize::try_from(m).map_or(self.memory_bytes, |m| m.min(self.memory_bytes))
+            }),
+        }
+    }
+}
+
 /// Why a module cannot be used, or a call did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuntimeError {
@@ -243,9 +264,9 @@ impl Runtime {
         Ok(())
     }
 
-    fn new_store(&self, projection: &str) -> Store<HostState> {
+    fn new_store(&self, projection: &str, budget: Budget) -> Store<HostState> {
         let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.memory_bytes)
+            .memory_size(budget.memory)
             .trap_on_grow_failure(true)
             // A component holds a few core instances (its module plus
             // wit-component's shims); anything beyond is not a module of ours.
@@ -267,9 +288,9 @@ impl Runtime {
         store
     }
 
-    fn arm(&self, store: &mut Store<HostState>) -> Result<(), RuntimeError> {
+    fn arm(&self, store: &mut Store<HostState>, budget: Budget) -> Result<(), RuntimeError> {
         store
-            .set_fuel(self.limits.fuel_per_call)
+            .set_fuel(budget.fuel)
             .map_err(|e| RuntimeError::Cache(e.to_string()))?;
         store.set_epoch_deadline(
             self.limits
@@ -280,11 +301,11 @@ impl Runtime {
         Ok(())
     }
 
-    fn fault(&self, module: &str, error: &wasmtime::Error) -> RuntimeError {
+    fn fault(&self, module: &str, budget: Budget, error: &wasmtime::Error) -> RuntimeError {
         match error.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::OutOfFuel) => RuntimeError::OutOfFuel {
                 module: module.to_owned(),
-                fuel: self.limits.fuel_per_call,
+                fuel: budget.fuel,
             },
             Some(wasmtime::Trap::Interrupt) => RuntimeError::Deadline {
                 module: module.to_owned(),
@@ -362,6 +383,7 @@ pub struct VerbModule {
     pub name: String,
     pub artifact: String,
     runtime: Arc<Runtime>,
+    budget: Budget,
     pre: verb::VerbPre<HostState>,
     pool: Mutex<Vec<Warm<verb::Verb>>>,
 }
@@ -381,6 +403,7 @@ impl VerbModule {
         name: &str,
         artifact: &str,
         component: &Component,
+        budget: Budget,
     ) -> Result<Self, RuntimeError> {
         let pre = runtime
             .verb_linker
@@ -391,6 +414,7 @@ impl VerbModule {
             name: name.to_owned(),
             artifact: artifact.to_owned(),
             runtime,
+            budget,
             pre,
             pool: Mutex::new(Vec::new()),
         })
@@ -400,12 +424,12 @@ impl VerbModule {
         if let Some(warm) = self.pool.lock().ok().and_then(|mut p| p.pop()) {
             return Ok(warm);
         }
-        let mut store = self.runtime.new_store("");
-        self.runtime.arm(&mut store)?;
+        let mut store = self.runtime.new_store("", self.budget);
+        self.runtime.arm(&mut store, self.budget)?;
         let bindings = self
             .pre
             .instantiate(&mut store)
-            .map_err(|e| self.runtime.fault(&self.name, &e))?;
+            .map_err(|e| self.runtime.fault(&self.name, self.budget, &e))?;
         Ok(Warm { store, bindings })
     }
 
@@ -423,7 +447,7 @@ impl VerbModule {
         snapshot: ReadTransaction,
     ) -> Result<Result<(), String>, RuntimeError> {
         let mut warm = self.take()?;
-        self.runtime.arm(&mut warm.store)?;
+        self.runtime.arm(&mut warm.store, self.budget)?;
         warm.store.data_mut().source = Source::Read(snapshot);
         let activity = wit_activity(signed, json, false, |a| {
             to_record!(verb::weft::module::types::Activity, a)
@@ -436,7 +460,7 @@ impl VerbModule {
                 Ok(answer.map_err(|r| r.message))
             }
             // A trapped instance is discarded, never reused.
-            Err(e) => Err(self.runtime.fault(&self.name, &e)),
+            Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
         }
     }
 
@@ -449,7 +473,7 @@ impl VerbModule {
         snapshot: ReadTransaction,
     ) -> Result<Vec<Intent>, RuntimeError> {
         let mut warm = self.take()?;
-        self.runtime.arm(&mut warm.store)?;
+        self.runtime.arm(&mut warm.store, self.budget)?;
         warm.store.data_mut().source = Source::Read(snapshot);
         let activity = wit_activity(signed, json, false, |a| {
             to_record!(verb::weft::module::types::Activity, a)
@@ -466,7 +490,7 @@ impl VerbModule {
                 self.give_back(warm);
                 Ok(intents)
             }
-            Err(e) => Err(self.runtime.fault(&self.name, &e)),
+            Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
         }
     }
 }
@@ -476,6 +500,7 @@ pub struct ProjectionModule {
     pub name: String,
     pub artifact: String,
     runtime: Arc<Runtime>,
+    budget: Budget,
     pre: projection::ProjectionPre<HostState>,
     warm: Mutex<Option<Warm<projection::Projection>>>,
 }
@@ -548,7 +573,7 @@ impl FoldSession<'_> {
                 Err(e) => return Ok(Folded::Fault(e)),
             },
         };
-        if let Err(e) = module.runtime.arm(&mut warm.store) {
+        if let Err(e) = module.runtime.arm(&mut warm.store, module.budget) {
             self.warm = Some(warm);
             return Ok(Folded::Fault(e));
         }
@@ -577,7 +602,7 @@ impl FoldSession<'_> {
                 Folded::Refused(message)
             }
             // A trapped instance is not reused.
-            Err(e) => Folded::Fault(module.runtime.fault(&module.name, &e)),
+            Err(e) => Folded::Fault(module.runtime.fault(&module.name, module.budget, &e)),
         };
         self.source = Some(source);
         writes.clear();
@@ -607,6 +632,7 @@ impl ProjectionModule {
         name: &str,
         artifact: &str,
         component: &Component,
+        budget: Budget,
     ) -> Result<Self, RuntimeError> {
         let pre = runtime
             .projection_linker
@@ -618,6 +644,7 @@ impl ProjectionModule {
             name: name.to_owned(),
             artifact: artifact.to_owned(),
             runtime,
+            budget,
             pre,
             warm: Mutex::new(None),
         })
@@ -627,12 +654,12 @@ impl ProjectionModule {
         if let Some(warm) = self.warm.lock().ok().and_then(|mut w| w.take()) {
             return Ok(warm);
         }
-        let mut store = self.runtime.new_store(&self.name);
-        self.runtime.arm(&mut store)?;
+        let mut store = self.runtime.new_store(&self.name, self.budget);
+        self.runtime.arm(&mut store, self.budget)?;
         let bindings = self
             .pre
             .instantiate(&mut store)
-            .map_err(|e| self.runtime.fault(&self.name, &e))?;
+            .map_err(|e| self.runtime.fault(&self.name, self.budget, &e))?;
         Ok(Warm { store, bindings })
     }
 
@@ -661,7 +688,7 @@ impl ProjectionModule {
         params: &[(String, String)],
     ) -> Result<Result<String, QueryError>, RuntimeError> {
         let mut warm = self.take()?;
-        self.runtime.arm(&mut warm.store)?;
+        self.runtime.arm(&mut warm.store, self.budget)?;
         let data = warm.store.data_mut();
         data.source = Source::Read(snapshot);
         data.kv.writable = false;
@@ -673,7 +700,7 @@ impl ProjectionModule {
                 self.give_back(warm);
                 Ok(answer)
             }
-            Err(e) => Err(self.runtime.fault(&self.name, &e)),
+            Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
         }
     }
 }

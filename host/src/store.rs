@@ -95,6 +95,59 @@ pub struct BackfillJob {
     pub accepted_at: String,
 }
 
+/// An activity from a peer waiting for its verb to be admitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parked {
+    /// The verb it waits for.
+    pub verb: String,
+    pub id: String,
+    /// The signed activity, JSON text.
+    pub json: String,
+    /// Local actors whose inboxes get it once it is ingested.
+    pub recipients: Vec<String>,
+    /// It came by backfill.
+    pub backfilled: bool,
+    /// When it arrived (RFC 3339).
+    pub received_at: String,
+}
+
+/// Where admitting a peer's module stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PendingState {
+    /// Found and checked; the module policy wants an operator's approval.
+    AwaitingApproval,
+    /// Refused (the reason says why); its activities stay parked.
+    Refused,
+}
+
+impl PendingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AwaitingApproval => "awaiting-approval",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// A verb this node lacks, as its author's origin defines it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingModule {
+    pub verb: String,
+    /// The origin asked (the author's, `scheme://host:port`).
+    pub origin: String,
+    /// The signed `DefineActivity`, JSON text, when it was found.
+    pub define: Option<String>,
+    /// Who signed the definition.
+    pub definer: Option<String>,
+    /// The artifact id it names.
+    pub module: Option<String>,
+    pub state: PendingState,
+    /// Why it is refused, or what approval would admit.
+    pub reason: String,
+    /// When this was last decided (RFC 3339).
+    pub updated_at: String,
+}
+
 /// Who a bearer token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
@@ -136,6 +189,8 @@ impl Store {
         txn.open_table(DEAD_LETTERS)?;
         txn.open_table(BACKFILLS)?;
         txn.open_table(REACTIONS)?;
+        txn.open_table(PARKED)?;
+        txn.open_table(PENDING_MODULES)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -463,6 +518,45 @@ impl Reader {
         Ok(out)
     }
 
+    /// Parked activities, of `verb` only when given, oldest verb first.
+    pub fn parked(&self, verb: Option<&str>) -> Result<Vec<Parked>, StoreError> {
+        let table = self.txn.open_table(PARKED)?;
+        let mut out = Vec::new();
+        let range = match verb {
+            Some(v) => table.range((v, "")..)?,
+            None => table.range::<(&str, &str)>(..)?,
+        };
+        for entry in range {
+            let (k, v) = entry?;
+            if verb.is_some_and(|verb| k.value().0 != verb) {
+                break;
+            }
+            out.push(postcard::from_bytes(v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn is_parked(&self, verb: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(self.txn.open_table(PARKED)?.get((verb, id))?.is_some())
+    }
+
+    pub fn pending_modules(&self) -> Result<Vec<PendingModule>, StoreError> {
+        let table = self.txn.open_table(PENDING_MODULES)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(postcard::from_bytes(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn pending_module(&self, verb: &str) -> Result<Option<PendingModule>, StoreError> {
+        let table = self.txn.open_table(PENDING_MODULES)?;
+        table
+            .get(verb)?
+            .map(|v| Ok(postcard::from_bytes(v.value())?))
+            .transpose()
+    }
+
     /// Backfills accepted but not finished.
     pub fn backfills(&self) -> Result<Vec<BackfillJob>, StoreError> {
         let table = self.txn.open_table(BACKFILLS)?;
@@ -485,6 +579,8 @@ impl Reader {
 
 /// The tables of one write transaction, opened once per batch.
 pub struct Batch<'t> {
+    /// For the tables written rarely, opened when used.
+    txn: &'t WriteTransaction,
     records: redb::Table<'t, u64, &'static [u8]>,
     ids: redb::Table<'t, &'static [u8], u64>,
     log: redb::Table<'t, (&'static [u8], u64), &'static str>,
@@ -512,6 +608,7 @@ impl std::fmt::Debug for Batch<'_> {
 impl<'t> Batch<'t> {
     pub fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
+            txn,
             records: txn.open_table(RECORDS)?,
             ids: txn.open_table(ACTIVITY_IDS)?,
             log: txn.open_table(LOG)?,
@@ -719,6 +816,32 @@ impl<'t> Batch<'t> {
 
     pub fn delete_backfill(&mut self, follow: &str) -> Result<(), StoreError> {
         self.backfills.remove(follow)?;
+        Ok(())
+    }
+
+    pub fn put_parked(&mut self, parked: &Parked) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(parked)?;
+        self.txn
+            .open_table(PARKED)?
+            .insert((parked.verb.as_str(), parked.id.as_str()), bytes.as_slice())?;
+        Ok(())
+    }
+
+    pub fn delete_parked(&mut self, verb: &str, id: &str) -> Result<(), StoreError> {
+        self.txn.open_table(PARKED)?.remove((verb, id))?;
+        Ok(())
+    }
+
+    pub fn put_pending_module(&mut self, pending: &PendingModule) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(pending)?;
+        self.txn
+            .open_table(PENDING_MODULES)?
+            .insert(pending.verb.as_str(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    pub fn delete_pending_module(&mut self, verb: &str) -> Result<(), StoreError> {
+        self.txn.open_table(PENDING_MODULES)?.remove(verb)?;
         Ok(())
     }
 }

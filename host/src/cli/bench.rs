@@ -241,7 +241,13 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
                 .context("a genesis projection")?;
             let id = crate::model::cid::artifact_id(bytes);
             let component = runtime.compile(ModuleKind::Projection, &id, bytes)?;
-            let module = ProjectionModule::new(runtime.clone(), name, &id, &component)?;
+            let module = ProjectionModule::new(
+                runtime.clone(),
+                name,
+                &id,
+                &component,
+                runtime.limits().budget(None, None),
+            )?;
             let records: Vec<_> = activities
                 .iter()
                 .map(|a| fold_activity(a, &a.to_json_string(), false))

@@ -116,7 +116,7 @@ fn mode(job: &BackfillJob) -> Result<Mode, Stop> {
 
 /// Pulls, verifies and stores the activities `job` asks for; answers how
 /// many were new.
-async fn run(federation: &Federation, job: &BackfillJob) -> Result<u64, Stop> {
+async fn run(federation: &Arc<Federation>, job: &BackfillJob) -> Result<u64, Stop> {
     let mode = mode(job)?;
     let budget = Budget::new(u32::try_from(MAX_ITEMS / PAGE * 2 + 20).unwrap_or(u32::MAX));
     let outbox = federation
@@ -167,6 +167,13 @@ async fn run(federation: &Federation, job: &BackfillJob) -> Result<u64, Stop> {
                 super::InboxError::Unavailable(m) => Stop::Transient(m),
                 other => Stop::Permanent(format!("{}: {other}", signed.id)),
             })?;
+        if federation.must_park(&signed) {
+            federation
+                .park(&signed, vec![job.follower.clone()], true)
+                .await
+                .map_err(|e| Stop::Transient(e.to_string()))?;
+            continue;
+        }
         let result = federation
             .kernel
             .ingest(signed, vec![job.follower.clone()], true, None)

@@ -106,7 +106,7 @@ impl Fetcher {
                 status,
             });
         }
-        let bytes = self.read_capped(url, response).await?;
+        let bytes = read_capped(url, response, self.max_bytes).await?;
         serde_json::from_slice::<Value>(&bytes)
             .map_err(|e| e.to_string())
             .and_then(|v| {
@@ -118,6 +118,36 @@ impl Fetcher {
                 url: url.to_owned(),
                 message,
             })
+    }
+
+    /// `GET url` as bytes of at most `limit`, with `timeout` for the whole
+    /// request (artifacts are larger than documents), charged to `budget`.
+    pub async fn get_bytes(
+        &self,
+        url: &str,
+        budget: &Budget,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, FetchError> {
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(FetchError::BadUrl(url.to_owned()));
+        }
+        budget.take()?;
+        let response = self
+            .client
+            .get(url)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| network(url, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                url: url.to_owned(),
+                status,
+            });
+        }
+        read_capped(url, response, limit).await
     }
 
     /// `POST body` (an activity's JSON) to an inbox. Answers the response
@@ -142,34 +172,32 @@ impl Fetcher {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
         // Drain a little of the body so the connection can be reused.
-        let _ = self.read_capped(url, response).await;
+        let _ = read_capped(url, response, self.max_bytes).await;
         Ok((status, retry_after))
     }
+}
 
-    async fn read_capped(
-        &self,
-        url: &str,
-        mut response: reqwest::Response,
-    ) -> Result<Vec<u8>, FetchError> {
-        let too_large = || FetchError::TooLarge {
-            url: url.to_owned(),
-            limit: self.max_bytes,
-        };
-        if response
-            .content_length()
-            .is_some_and(|n| n > self.max_bytes as u64)
-        {
+/// Reads a response body of at most `limit` bytes.
+async fn read_capped(
+    url: &str,
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, FetchError> {
+    let too_large = || FetchError::TooLarge {
+        url: url.to_owned(),
+        limit,
+    };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| network(url, &e))? {
+        if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| network(url, &e))? {
-            if body.len() + chunk.len() > self.max_bytes {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        body.extend_from_slice(&chunk);
     }
+    Ok(body)
 }
 
 fn network(url: &str, e: &reqwest::Error) -> FetchError {

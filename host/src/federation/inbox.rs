@@ -67,6 +67,8 @@ impl From<KernelError> for InboxError {
 pub enum Received {
     Accepted(String),
     Duplicate(String),
+    /// Its verb is unknown here: kept until a module for it is admitted.
+    Parked(String),
 }
 
 impl Federation {
@@ -112,6 +114,10 @@ impl Federation {
             self.fetch_announced(object, &author, &budget).await;
         }
         let recipients = self.local_recipients(&signed, &recipient.id);
+        if self.must_park(&signed) {
+            self.park(&signed, recipients, false).await?;
+            return Ok(Received::Parked(id));
+        }
         let backfill = self.backfill_for(&signed)?;
         match self
             .kernel

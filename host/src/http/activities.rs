@@ -31,7 +31,7 @@ pub async fn publish(
             ));
         }
     };
-    publish_as(&state, &actor, &headers, body).await
+    publish_as(&state, &actor, &headers, body, false).await
 }
 
 /// `POST /actors/{name}/outbox`: publish as `name` with its token (or the admin's).
@@ -54,7 +54,8 @@ pub async fn publish_to_outbox(
         ));
     }
     caller.owns(&id)?;
-    publish_as(&state, &id, &headers, body).await
+    let by_admin = caller == Caller::Admin;
+    publish_as(&state, &id, &headers, body, by_admin).await
 }
 
 async fn publish_as(
@@ -62,9 +63,14 @@ async fn publish_as(
     actor: &str,
     headers: &HeaderMap,
     body: Body,
+    by_admin: bool,
 ) -> Result<Response, Problem> {
     let draft = body::json_object(headers, body, state.config.max_body_bytes).await?;
-    let published = state.kernel.publish(actor, draft).await?;
+    let published = if by_admin {
+        state.kernel.publish_by_admin(actor, draft).await?
+    } else {
+        state.kernel.publish(actor, draft).await?
+    };
     let location = format!("{}/activities/{}", state.public_url, published.id);
     Ok((
         StatusCode::CREATED,

@@ -44,6 +44,7 @@ pub async fn receive(
     let (id, status) = match state.federation.receive(&name, activity).await? {
         Received::Accepted(id) => (id, "accepted"),
         Received::Duplicate(id) => (id, "duplicate"),
+        Received::Parked(id) => (id, "pending"),
     };
     Ok((
         StatusCode::ACCEPTED,

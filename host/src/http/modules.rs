@@ -183,6 +183,26 @@ pub async fn rebuild(
     Ok(axum::Json(json!({"name": name, "folded": folded})).into_response())
 }
 
+/// `GET /admin/modules/pending` (admin): peers' verbs waiting for
+/// admission and the activities parked for them.
+pub async fn pending(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    require_admin(&caller, "listing pending modules")?;
+    let body = crate::federation::modules::describe_pending(&state.kernel)?;
+    Ok(axum::Json(body).into_response())
+}
+
+/// `POST /admin/modules/pending/{verb}/approve` (admin): admit a peer's
+/// verb that awaits approval and ingest its parked activities.
+pub async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(verb): Path<String>,
+) -> Result<Response, Problem> {
+    require_admin(&caller, "approving a module")?;
+    let released = crate::federation::modules::approve(&state.kernel, &verb).await?;
+    Ok(axum::Json(json!({"verb": verb, "admitted": true, "released": released})).into_response())
+}
+
 /// Decodes `a=1&b=x%20y` into pairs, in order.
 fn url_pairs(query: &str) -> Result<Vec<(String, String)>, String> {
     query

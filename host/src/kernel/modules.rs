@@ -20,6 +20,9 @@ pub struct Rejection {
     pub message: String,
     /// The refusal may not recur (a module hit its wall-clock deadline).
     pub transient: bool,
+    /// No module interprets the verb on this node (yet): a peer's activity
+    /// is parked rather than refused.
+    pub unknown_verb: bool,
 }
 
 impl Rejection {
@@ -28,6 +31,20 @@ impl Rejection {
             verb: verb.into(),
             message: message.into(),
             transient: false,
+            unknown_verb: false,
+        }
+    }
+
+    /// No verb `verb` is registered here.
+    pub fn unknown(verb: &str) -> Self {
+        Self {
+            unknown_verb: true,
+            ..Self::new(
+                verb,
+                format!(
+                    "no verb `{verb}` is registered on this node; define it with `weft module add verb {verb} FILE.wasm`"
+                ),
+            )
         }
     }
 }

@@ -62,6 +62,49 @@ pub fn check_module_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The WIT packages this node runs modules against.
+pub const WIT_VERSIONS: &[&str] = &["weft:module@0.1.0"];
+
+/// Checks a Define draft's descriptive fields: `description` and
+/// `language` are short text, `wit` a package this node supports, `fuel`
+/// and `memory` (the budget the author asks for) positive integers.
+/// Answers the offending field and what to fix.
+pub fn check_metadata(draft: &Map<String, Value>) -> Result<(), (&'static str, String)> {
+    for (field, longest) in [("description", 1000), ("language", 40)] {
+        match draft.get(field) {
+            None => {}
+            Some(Value::String(s)) if s.chars().count() <= longest => {}
+            Some(_) => {
+                return Err((
+                    field,
+                    format!("must be text of at most {longest} characters"),
+                ));
+            }
+        }
+    }
+    match draft.get("wit") {
+        None => {}
+        Some(Value::String(w)) if WIT_VERSIONS.contains(&w.as_str()) => {}
+        Some(other) => {
+            return Err((
+                "wit",
+                format!(
+                    "{other} is not a WIT package this node runs; it supports {}",
+                    WIT_VERSIONS.join(", ")
+                ),
+            ));
+        }
+    }
+    for field in ["fuel", "memory"] {
+        match draft.get(field) {
+            None => {}
+            Some(v) if v.as_u64().is_some_and(|n| n > 0) => {}
+            Some(_) => return Err((field, "must be a positive integer".into())),
+        }
+    }
+    Ok(())
+}
+
 /// A committed activity a local actor may react to.
 #[derive(Debug, Clone)]
 pub struct Reaction {
@@ -123,7 +166,7 @@ impl Registry {
             let Some(bytes) = reader.artifact(&current.artifact)? else {
                 continue;
             };
-            match self.activate(record.kind, &record.name, &current.artifact, &bytes) {
+            match self.activate(record.kind, &record.name, current, &bytes) {
                 Ok(Active::Verb(m)) => {
                     verbs.insert(record.name.clone(), m);
                 }
@@ -142,13 +185,21 @@ impl Registry {
         Ok(())
     }
 
+    /// Compiles (or loads) `version` and makes it runnable, with the
+    /// budget its definition declares, capped by the node's limits.
     fn activate(
         &self,
         kind: ModuleKind,
         name: &str,
-        artifact: &str,
+        version: &ModuleVersion,
         bytes: &[u8],
     ) -> Result<Active, RuntimeError> {
+        let artifact = version.artifact.as_str();
+        let metadata: Value = serde_json::from_str(&version.metadata).unwrap_or_default();
+        let budget = self.runtime.limits().budget(
+            metadata.get("fuel").and_then(Value::as_u64),
+            metadata.get("memory").and_then(Value::as_u64),
+        );
         let component = self.runtime.compile(kind, artifact, bytes)?;
         Ok(match kind {
             ModuleKind::Verb => Active::Verb(Arc::new(VerbModule::new(
@@ -156,12 +207,14 @@ impl Registry {
                 name,
                 artifact,
                 &component,
+                budget,
             )?)),
             ModuleKind::Projection => Active::Projection(Arc::new(ProjectionModule::new(
                 self.runtime.clone(),
                 name,
                 artifact,
                 &component,
+                budget,
             )?)),
         })
     }
@@ -304,16 +357,17 @@ impl Registry {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         record.kind = kind;
-        record.versions.push(ModuleVersion {
+        let version = ModuleVersion {
             version: record.versions.len() as u32 + 1,
             artifact: artifact.to_owned(),
             defined_by: appended.signed.id.clone(),
             defined_at: appended.signed.header.published.clone(),
             metadata: Value::Object(metadata).to_string(),
-        });
+        };
+        record.versions.push(version.clone());
         modules.insert(name, postcard::to_stdvec(&record)?.as_slice())?;
         drop(modules);
-        match self.activate(kind, name, artifact, &bytes) {
+        match self.activate(kind, name, &version, &bytes) {
             Ok(Active::Verb(m)) => {
                 if let Ok(mut verbs) = self.verbs.write() {
                     verbs.insert(name.to_owned(), m);
@@ -428,6 +482,12 @@ impl Registry {
                 })
                 .collect();
             let mut entry = versions.last().cloned().unwrap_or_else(|| json!({}));
+            let budget = self
+                .runtime
+                .limits()
+                .budget(entry["fuel"].as_u64(), entry["memory"].as_u64());
+            // What it may use per call: what it asked for, capped by the node.
+            entry["budget"] = json!({"fuel": budget.fuel, "memory": budget.memory});
             entry["name"] = record.name.clone().into();
             entry["active"] = match record.kind {
                 ModuleKind::Verb => self.verb(&record.name).is_some(),
@@ -466,9 +526,7 @@ impl Modules for Registry {
             return Ok(());
         }
         let verb = activity.verb();
-        let module = self.verb(verb).ok_or_else(|| {
-            Rejection::new(verb, format!("no verb `{verb}` is registered on this node; define it with `weft module add verb {verb} FILE.wasm`"))
-        })?;
+        let module = self.verb(verb).ok_or_else(|| Rejection::unknown(verb))?;
         let snapshot = self
             .store
             .begin_read()
@@ -477,9 +535,8 @@ impl Modules for Registry {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(Rejection::new(verb, message)),
             Err(fault) => Err(Rejection {
-                verb: verb.to_owned(),
                 transient: fault.is_transient(),
-                message: fault.to_string(),
+                ..Rejection::new(verb, fault.to_string())
             }),
         }
     }

@@ -127,6 +127,17 @@ pub enum FederationWrite {
     BackfillDone(String),
     /// The reaction to the activity at this position needed no intents.
     ReactionDone(u64),
+    /// Keep an activity whose verb is unknown until its module is admitted.
+    Park(crate::store::Parked),
+    /// A parked activity was ingested (or refused by its now-known verb).
+    Unpark {
+        verb: String,
+        id: String,
+    },
+    /// Where admitting a peer's module for a verb stands.
+    PendingModule(crate::store::PendingModule),
+    /// The verb's module was admitted (or the operator dropped the request).
+    PendingModuleDone(String),
 }
 
 /// A signed activity on its way into the log.
@@ -651,6 +662,10 @@ impl Writer {
             }
             FederationWrite::BackfillDone(follow) => cx.tables.delete_backfill(&follow)?,
             FederationWrite::ReactionDone(position) => cx.tables.delete_reaction(position)?,
+            FederationWrite::Park(parked) => cx.tables.put_parked(&parked)?,
+            FederationWrite::Unpark { verb, id } => cx.tables.delete_parked(&verb, &id)?,
+            FederationWrite::PendingModule(pending) => cx.tables.put_pending_module(&pending)?,
+            FederationWrite::PendingModuleDone(verb) => cx.tables.delete_pending_module(&verb)?,
         }
         Ok(())
     }

@@ -56,3 +56,10 @@ pub const BACKFILLS: TableDefinition<&str, &[u8]> = TableDefinition::new("backfi
 /// activity, removed with the last intent, so a crash in between re-runs
 /// the reaction at the next start instead of losing it.
 pub const REACTIONS: TableDefinition<u64, ()> = TableDefinition::new("reactions");
+/// (verb, activity id) → postcard [`super::Parked`]: activities from peers
+/// whose verb this node does not know yet, kept until a module for it is
+/// admitted (then they are ingested) — never refused, never lost.
+pub const PARKED: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("parked");
+/// Verb → postcard [`super::PendingModule`]: a peer's definition of a verb
+/// this node lacks, found at the author's origin, awaiting admission.
+pub const PENDING_MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("pending_modules");

@@ -107,10 +107,18 @@ async fn inbox_refusals_change_nothing() -> anyhow::Result<()> {
     let huge = note_to(&"x".repeat(300 * 1024), &alice);
     node.assert_rejected(Req::post(inbox("alice")).json(&huge), 413)
         .await?;
-    // 422: a verb this node does not have.
+    // 202 "pending": a verb this node does not have is parked, not
+    // stored (eve's origin defines no such verb, so it stays parked).
+    let before = node.snapshot()?;
     let poll = peer.sign("eve", json!({"type": "Poll", "to": [alice]}))?;
-    node.assert_rejected(Req::post(inbox("alice")).json(&poll), 422)
-        .await?;
+    let reply = node.send(Req::post(inbox("alice")).json(&poll)).await?;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    assert_eq!(reply.json()?["status"], "pending");
+    assert_eq!(
+        node.snapshot()?,
+        before,
+        "a parked activity is not in the log"
+    );
 
     // The good one still goes in afterwards.
     let reply = node.send(Req::post(inbox("alice")).json(&good)).await?;

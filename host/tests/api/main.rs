@@ -8,6 +8,10 @@ mod keys;
 mod lifecycle;
 mod logs;
 mod outbox;
+#[allow(
+    dead_code,
+    reason = "shared with the modules tests, which serve verbs from it; this crate does not"
+)]
 mod peer;
 mod publish;
 mod support;

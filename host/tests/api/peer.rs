@@ -2,7 +2,8 @@
 //! port that serves actor documents for actors whose secret keys the test
 //! holds, signs activities as them, and records what is delivered to their
 //! inboxes, answering as each test tells it to (202, 410, 500, 503 with
-//! Retry-After).
+//! Retry-After). It can also publish verbs the way a weft node does: a
+//! registry view, signed `DefineActivity`s and artifacts by id.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,12 @@ struct Inner {
     actors: HashMap<String, Actor>,
     /// (actor name, activity id, when) for every POST to an inbox.
     received: Vec<(String, String, Instant)>,
+    /// Activities served at `/activities/{id}`.
+    activities: HashMap<String, Value>,
+    /// Bytes served at `/artifacts/{id}`.
+    artifacts: HashMap<String, Vec<u8>>,
+    /// Verbs listed at `/projections/define-registry`.
+    verbs: Vec<Value>,
 }
 
 /// The running fake peer.
@@ -57,6 +64,9 @@ impl FakePeer {
         let app = axum::Router::new()
             .route("/actors/{name}", axum::routing::get(document))
             .route("/actors/{name}/inbox", axum::routing::post(inbox))
+            .route("/projections/define-registry", axum::routing::get(registry))
+            .route("/activities/{id}", axum::routing::get(activity))
+            .route("/artifacts/{id}", axum::routing::get(artifact))
             .with_state(inner.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -119,6 +129,37 @@ impl FakePeer {
         Ok(Value::Object(next(actor, draft)?.json))
     }
 
+    /// `name` defines verb `verb` with the component `bytes`, as a weft
+    /// node would publish it; the artifact URL serves `served` instead when
+    /// given (a tampered artifact). Returns the definition.
+    pub fn define_verb(
+        &self,
+        name: &str,
+        verb: &str,
+        bytes: &[u8],
+        served: Option<Vec<u8>>,
+    ) -> anyhow::Result<Value> {
+        let module = weft::model::cid::artifact_id(bytes);
+        let define = self.sign(
+            name,
+            json!({
+                "type": "DefineActivity", "name": verb, "module": module,
+                "wit": "weft:module@0.1.0", "language": "rust",
+                "to": [weft::model::PUBLIC],
+            }),
+        )?;
+        let id = define["id"].as_str().context("id")?.to_owned();
+        let mut inner = self.inner.lock().expect("lock");
+        inner.activities.insert(id.clone(), define.clone());
+        inner
+            .artifacts
+            .insert(module.clone(), served.unwrap_or_else(|| bytes.to_vec()));
+        inner
+            .verbs
+            .push(json!({"name": verb, "version": 1, "module": module, "definedBy": id}));
+        Ok(define)
+    }
+
     pub fn answer(&self, name: &str, answer: Answer) {
         if let Some(actor) = self.inner.lock().expect("lock").actors.get_mut(name) {
             actor.answer = answer;
@@ -157,6 +198,25 @@ async fn document(State(inner): State<Arc<Mutex<Inner>>>, Path(name): Path<Strin
             weft::http::actors::actor_document(&actor.state).to_string(),
         )
             .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn registry(State(inner): State<Arc<Mutex<Inner>>>) -> Response {
+    let inner = inner.lock().expect("lock");
+    axum::Json(json!({"verbs": inner.verbs, "projections": []})).into_response()
+}
+
+async fn activity(State(inner): State<Arc<Mutex<Inner>>>, Path(id): Path<String>) -> Response {
+    match inner.lock().expect("lock").activities.get(&id) {
+        Some(a) => axum::Json(a.clone()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn artifact(State(inner): State<Arc<Mutex<Inner>>>, Path(id): Path<String>) -> Response {
+    match inner.lock().expect("lock").artifacts.get(&id) {
+        Some(bytes) => bytes.clone().into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -30,11 +30,18 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a fresh node on 127.0.0.1 with an ephemeral port.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a fresh node whose configuration `edit` changes first.
+    pub async fn start_with(edit: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let data = DataDir::new(dir.path().join("data"));
-        let (node, admin) = Node::init(&data, config(addr)).await?;
+        let mut config = config(addr);
+        edit(&mut config);
+        let (node, admin) = Node::init(&data, config).await?;
         Ok(Self::serve(node, listener, admin, dir))
     }
 

@@ -1,6 +1,6 @@
 //! The WASM runtime end to end on a real node: the genesis bundle, module
 //! definition, sandbox limits against misbehaving modules, fold failures,
-//! rebuilds, and the compiled-module cache.
+//! rebuilds, the compiled-module cache, and verbs travelling from peers.
 
 #[path = "../api/support.rs"]
 #[allow(
@@ -10,8 +10,16 @@
 )]
 mod support;
 
+#[path = "../api/peer.rs"]
+#[allow(
+    dead_code,
+    reason = "the API tests' stand-in peer, shared; this crate uses part of it"
+)]
+mod peer;
+
 mod genesis;
 mod sandbox;
+mod travel;
 
 use serde_json::{Value, json};
 use support::TestNode;
