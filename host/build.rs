@@ -26,10 +26,12 @@ const GENESIS: &[(&str, &str, &str)] = &[
     ("projection", "endorsements", "weft-projection-endorsements"),
 ];
 
-/// Guests that only the tests use: they misbehave on purpose.
+/// Guests that only the tests use: two misbehave on purpose.
 const TEST_GUESTS: &[(&str, &str)] = &[
     ("verb", "weft-test-misbehave"),
     ("projection", "weft-test-flaky"),
+    // The Rust example verb, which the end-to-end tests send between nodes.
+    ("verb", "weft-example-rsvp"),
 ];
 
 fn main() {
@@ -45,6 +47,7 @@ fn main() {
         "sdk/rust",
         "sdk/wit",
         "tests/guests",
+        "examples/rust-rsvp",
     ] {
         println!("cargo::rerun-if-changed={}", root.join(dir).display());
     }

@@ -315,6 +315,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes = componentize(bytes)
+                .with_context(|| format!("{} is not a usable module", file.display()))?;
             let access = open_or_client(&data)?;
             let artifact = match &access {
                 Access::Local(node) => node.kernel.put_artifact(bytes).await?,
@@ -631,4 +633,27 @@ fn print_pending(pending: &Value) {
             a["received"].as_str().unwrap_or_default(),
         );
     }
+}
+
+/// A core WebAssembly module built with wit-bindgen (the Rust SDK, or
+/// `cargo build --target wasm32-unknown-unknown`) carries its WIT world in a
+/// custom section: make it the component the node runs. A component passes
+/// through unchanged.
+fn componentize(bytes: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    if !bytes.starts_with(b"\0asm\x01\0\0\0") {
+        return Ok(bytes);
+    }
+    let component = wit_component::ComponentEncoder::default()
+        .module(&bytes)
+        .and_then(|encoder| encoder.validate(true).encode())
+        .context(
+            "it is a core WebAssembly module without the weft WIT world embedded: build it with \
+             the SDK (wit-bindgen), or make a component with `wasm-tools component new`",
+        )?;
+    eprintln!(
+        "made a component of the core module ({} → {} bytes)",
+        bytes.len(),
+        component.len()
+    );
+    Ok(component)
 }

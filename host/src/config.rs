@@ -123,6 +123,16 @@ impl Config {
             })?;
             self.federation = settings;
         }
+        if let Some(v) = var("WEFT_MODULE_POLICY") {
+            self.federation.module_policy =
+                serde_json::from_value(serde_json::Value::String(v.clone())).map_err(|_| {
+                    ConfigError::Env {
+                        name: "WEFT_MODULE_POLICY",
+                        value: v.clone(),
+                        message: "must be `followed`, `manual` or `allow`".into(),
+                    }
+                })?;
+        }
         Ok(())
     }
 

@@ -127,6 +127,9 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
+/// Most core instances (and tables) one component may create.
+const MAX_INSTANCES: usize = 64;
+
 /// How often the epoch advances; deadlines are counted in these.
 const TICK: Duration = Duration::from_millis(10);
 
@@ -261,6 +264,17 @@ impl Runtime {
         linker
             .instantiate_pre(component)
             .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+        // Instantiate it once, within the node's limits, so a component that
+        // needs more instances or memory than a store allows is refused when
+        // it is defined rather than failing on every call.
+        let budget = self.limits.budget(None, None);
+        let mut store = self.new_store("", budget);
+        self.arm(&mut store, budget)?;
+        linker.instantiate(&mut store, component).map_err(|e| {
+            RuntimeError::Invalid(format!(
+                "it cannot be instantiated within the node's limits: {e:#}"
+            ))
+        })?;
         Ok(())
     }
 
@@ -268,11 +282,12 @@ impl Runtime {
         let limits = StoreLimitsBuilder::new()
             .memory_size(budget.memory)
             .trap_on_grow_failure(true)
-            // A component holds a few core instances (its module plus
-            // wit-component's shims); anything beyond is not a module of ours.
-            .instances(16)
-            .tables(16)
-            .memories(4)
+            // A component holds several core instances: a Rust guest 3, a
+            // QuickJS one 13, a componentize-py one 38 (its runtime's
+            // libraries plus one stub per WASI interface it does not use).
+            .instances(MAX_INSTANCES)
+            .tables(MAX_INSTANCES)
+            .memories(8)
             .build();
         let state = HostState {
             limits,

@@ -11,14 +11,19 @@
 //! - `durability`: acknowledged activities survive SIGTERM and SIGKILL;
 //! - `ops`: the `bench` load tool;
 //! - `federation`: two nodes following, delivering and backfilling through
-//!   restarts and a crash.
+//!   restarts and a crash;
+//! - `languages`: modules in Python and JavaScript built from the examples;
+//! - `travel`: a verb defined on one node reaching its peers under the
+//!   `followed` and `manual` module policies.
 //!
 //! Run with `cargo test --test e2e`.
 
 mod cli;
 mod durability;
 mod federation;
+mod languages;
 mod ops;
 mod rotate;
 mod support;
+mod travel;
 mod verify;

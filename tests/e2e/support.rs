@@ -101,6 +101,7 @@ impl Weft {
             "WEFT_ADMIN_TOKEN",
             "WEFT_MODULE_CACHE",
             "WEFT_FEDERATION_RETRY",
+            "WEFT_MODULE_POLICY",
         ] {
             cmd.env_remove(var);
         }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds a weft module written in JavaScript into a component with
+# componentize-qjs (QuickJS; pinned in package.json and package-lock.json),
+# WASI stubbed out so the component imports only the weft:module contract.
+#
+#   sdk/js/build.sh verb|projection FILE.js OUT.wasm
+#
+# The first run installs the pinned toolchain with `npm ci` from the npm
+# registry into $WEFT_TOOLS (default: target/sdk-tools in this repository);
+# later runs need no network.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+[ $# -eq 3 ] || { echo "usage: $0 verb|projection FILE.js OUT.wasm" >&2; exit 2; }
+WORLD="$1" JS="$2" OUT="$3"
+case "$WORLD" in verb|projection) ;; *) echo "the world is verb or projection, not $WORLD" >&2; exit 2;; esac
+TOOLS="${WEFT_TOOLS:-$ROOT/target/sdk-tools}/js"
+QJS="$TOOLS/node_modules/.bin/componentize-qjs"
+
+if [ ! -x "$QJS" ] || ! cmp -s "$HERE/package-lock.json" "$TOOLS/package-lock.json"; then
+    command -v npm >/dev/null || { echo "npm (Node.js 18 or newer) is needed to install componentize-qjs" >&2; exit 3; }
+    mkdir -p "$TOOLS"
+    cp "$HERE/package.json" "$HERE/package-lock.json" "$TOOLS/"
+    (cd "$TOOLS" && npm ci --silent --no-audit --no-fund)
+fi
+
+# --sync: the node's wasmtime has no component-model async ABI.
+# --stub-wasi: QuickJS's WASI imports become stubs that trap, so console,
+# Date and Math.random's entropy are unavailable, as the contract intends.
+"$QJS" --wit "$ROOT/sdk/wit" --world "$WORLD" --js "$JS" -o "$OUT" --sync --stub-wasi >/dev/null
+echo "built $OUT ($(stat -c %s "$OUT") bytes)"
