@@ -315,7 +315,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let bytes = componentize(bytes)
+            let world = match kind {
+                ModuleKindArg::Verb => "verb",
+                ModuleKindArg::Projection => "projection",
+            };
+            let bytes = componentize(bytes, world)
                 .with_context(|| format!("{} is not a usable module", file.display()))?;
             let access = open_or_client(&data)?;
             let artifact = match &access {
@@ -637,19 +641,38 @@ fn print_pending(pending: &Value) {
 
 /// A core WebAssembly module built with wit-bindgen (the Rust SDK, or
 /// `cargo build --target wasm32-unknown-unknown`) carries its WIT world in a
-/// custom section: make it the component the node runs. A component passes
-/// through unchanged.
-fn componentize(bytes: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+/// custom section; one built from C with the SDK's committed bindings (no
+/// wit-bindgen at build time) does not, and gets `world` of the contract
+/// embedded. Either becomes the component the node runs. A component
+/// passes through unchanged.
+fn componentize(bytes: Vec<u8>, world: &str) -> anyhow::Result<Vec<u8>> {
     if !bytes.starts_with(b"\0asm\x01\0\0\0") {
         return Ok(bytes);
     }
-    let component = wit_component::ComponentEncoder::default()
-        .module(&bytes)
-        .and_then(|encoder| encoder.validate(true).encode())
-        .context(
-            "it is a core WebAssembly module without the weft WIT world embedded: build it with \
-             the SDK (wit-bindgen), or make a component with `wasm-tools component new`",
-        )?;
+    let encode = |core: &[u8]| {
+        wit_component::ComponentEncoder::default()
+            .module(core)
+            .and_then(|encoder| encoder.validate(true).encode())
+    };
+    let component = match encode(&bytes) {
+        Ok(component) => component,
+        Err(first) => {
+            let mut resolve = wit_parser::Resolve::default();
+            let package = resolve.push_str("weft.wit", crate::runtime::WIT)?;
+            let world = resolve.select_world(&[package], Some(world))?;
+            let mut core = bytes.clone();
+            wit_component::embed_component_metadata(
+                &mut core,
+                &resolve,
+                world,
+                wit_component::StringEncoding::UTF8,
+            )?;
+            encode(&core).map_err(|_| first).context(
+                "it is a core WebAssembly module that does not fit the weft WIT world: build it \
+                 with an SDK (sdk/), or make a component with `wasm-tools component new`",
+            )?
+        }
+    };
     eprintln!(
         "made a component of the core module ({} → {} bytes)",
         bytes.len(),

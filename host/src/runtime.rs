@@ -127,6 +127,9 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
+/// The contract, `sdk/wit/weft.wit`, as the node was built with it.
+pub const WIT: &str = include_str!("../../sdk/wit/weft.wit");
+
 /// Most core instances (and tables) one component may create.
 const MAX_INSTANCES: usize = 64;
 

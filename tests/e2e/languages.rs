@@ -1,4 +1,4 @@
-//! Modules in other languages (issue 5): each test builds an example from
+//! Modules in Python, JavaScript and C (issue 5): each test builds an example from
 //! source with its SDK's build script (which installs the pinned toolchain
 //! from the registries on first use), defines it on a running node with
 //! `weft module add`, publishes activities and checks the query answer.
@@ -141,5 +141,47 @@ async fn a_javascript_verb_and_projection_run_a_poll() -> anyhow::Result<()> {
         "{counts}"
     );
     assert_eq!(counts["voters"], 2, "{counts}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_c_projection_indexes_hashtags() -> anyhow::Result<()> {
+    let mut weft = Weft::init()?;
+    let wasm = weft.tmp().join("hashtags.wasm");
+    let wasm_arg = wasm.to_str().context("utf-8 path")?;
+    if build("examples/c-hashtags/build.sh", &[wasm_arg])?.is_none() {
+        return Ok(());
+    }
+    weft.start().await?;
+    let (_, token) = weft.create_actor_http("alice").await?;
+    // The build made a core module; `module add` makes it a component.
+    let out = weft.ok(&[
+        "module",
+        "add",
+        "projection",
+        "hashtags",
+        wasm_arg,
+        "--language",
+        "c",
+    ])?;
+    ensure!(out.contains("defined DefineProjection `hashtags`"), "{out}");
+    let first = publish(&weft, &token, note("lunch #Pizza #weft")).await?;
+    publish(&weft, &token, note("no tags here")).await?;
+    let second = publish(&weft, &token, note("more #pizza, C# is not a tag")).await?;
+    let pizza = weft
+        .get_ok("/projections/hashtags/tag?tag=pizza", None)
+        .await?;
+    assert_eq!(pizza["count"], 2, "{pizza}");
+    assert_eq!(
+        pizza["items"],
+        json!([second["id"], first["id"]]),
+        "{pizza}"
+    );
+    let weft_tag = weft
+        .get_ok("/projections/hashtags/tag?tag=weft", None)
+        .await?;
+    assert_eq!(weft_tag["items"], json!([first["id"]]), "{weft_tag}");
+    let (status, body) = weft.get("/projections/hashtags/tag", None).await?;
+    assert_eq!(status, 400, "{body}");
     Ok(())
 }
