@@ -4,12 +4,12 @@
 //! peer that was down.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, ensure};
+use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::support::{PUBLIC, Weft, note};
+use crate::support::{PUBLIC, Weft, eventually, note, publish};
 
 /// A compressed retry schedule whose tail outlasts a stopped peer.
 const RETRY: &str = "200ms,400ms,800ms,1s,2s,3s,5s,10s,30s";
@@ -19,31 +19,6 @@ async fn node() -> anyhow::Result<Weft> {
     weft.run_env("WEFT_FEDERATION_RETRY", RETRY);
     weft.start().await?;
     Ok(weft)
-}
-
-/// Polls `check` for up to `seconds`.
-async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "timed out after {seconds} s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn publish(weft: &Weft, token: &str, draft: Value) -> anyhow::Result<Value> {
-    let (status, body) = weft.post_activity(token, &draft).await?;
-    ensure!(status == 201, "publishing {draft}: {status} {body}");
-    Ok(body)
 }
 
 /// Every activity in `name`'s inbox, newest first.

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, ensure};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{PUBLIC, Weft, note};
+use crate::support::{PUBLIC, Weft, note, publish};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,12 +38,6 @@ fn build(script: &str, args: &[&str]) -> anyhow::Result<Option<()>> {
         out.status
     );
     Ok(Some(()))
-}
-
-async fn publish(weft: &Weft, token: &str, draft: Value) -> anyhow::Result<Value> {
-    let (status, body) = weft.post_activity(token, &draft).await?;
-    ensure!(status == 201, "publishing {draft}: {status} {body}");
-    Ok(body)
 }
 
 #[tokio::test]

@@ -530,6 +530,32 @@ pub fn activity_from(stdout: &str) -> anyhow::Result<Value> {
 }
 
 /// A public Note draft.
+/// Polls `check` every 100 ms until it answers `Some`, for at most `seconds`.
+pub async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "timed out after {seconds} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Publishes `draft` with `token` and expects 201; returns the activity.
+pub async fn publish(weft: &Weft, token: &str, draft: Value) -> anyhow::Result<Value> {
+    let (status, body) = weft.post_activity(token, &draft).await?;
+    ensure!(status == 201, "publishing {draft}: {status} {body}");
+    Ok(body)
+}
+
 pub fn note(content: &str) -> Value {
     json!({"type": "Create", "object": {"type": "Note", "content": content}, "to": [PUBLIC]})
 }

@@ -4,12 +4,10 @@
 //! carol follows bob too, `manual` policy) keeps it pending until the
 //! operator approves it.
 
-use std::time::{Duration, Instant};
-
 use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 
-use crate::support::{PUBLIC, Weft, note};
+use crate::support::{PUBLIC, Weft, eventually, note, publish};
 
 /// The Rust example verb (`examples/rust-rsvp`), built by build.rs.
 fn rsvp_wasm() -> String {
@@ -22,30 +20,6 @@ async fn node(policy: &str) -> anyhow::Result<Weft> {
     weft.run_env("WEFT_MODULE_POLICY", policy);
     weft.start().await?;
     Ok(weft)
-}
-
-async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "timed out after {seconds} s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn publish(weft: &Weft, token: &str, draft: Value) -> anyhow::Result<Value> {
-    let (status, body) = weft.post_activity(token, &draft).await?;
-    ensure!(status == 201, "publishing {draft}: {status} {body}");
-    Ok(body)
 }
 
 /// Whether `actor`'s feed on `weft` holds the activity `id`.

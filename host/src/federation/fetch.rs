@@ -88,25 +88,11 @@ impl Fetcher {
 
     /// `GET url` as JSON, charged to `budget`.
     pub async fn get_json(&self, url: &str, budget: &Budget) -> Result<Value, FetchError> {
-        if !url.starts_with("http://") && !url.starts_with("https://") {
-            return Err(FetchError::BadUrl(url.to_owned()));
-        }
-        budget.take()?;
-        let response = self
+        let request = self
             .client
             .get(url)
-            .header(reqwest::header::ACCEPT, activity_json())
-            .send()
-            .await
-            .map_err(|e| network(url, &e))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(FetchError::Status {
-                url: url.to_owned(),
-                status,
-            });
-        }
-        let bytes = read_capped(url, response, self.max_bytes).await?;
+            .header(reqwest::header::ACCEPT, activity_json());
+        let bytes = self.get(url, request, budget, self.max_bytes).await?;
         serde_json::from_slice::<Value>(&bytes)
             .map_err(|e| e.to_string())
             .and_then(|v| {
@@ -129,17 +115,24 @@ impl Fetcher {
         limit: usize,
         timeout: Duration,
     ) -> Result<Vec<u8>, FetchError> {
+        let request = self.client.get(url).timeout(timeout);
+        self.get(url, request, budget, limit).await
+    }
+
+    /// Sends the GET `request` for `url` (an http(s) URL, charged to
+    /// `budget`) and reads a successful answer's body of at most `limit`.
+    async fn get(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+        budget: &Budget,
+        limit: usize,
+    ) -> Result<Vec<u8>, FetchError> {
         if !url.starts_with("http://") && !url.starts_with("https://") {
             return Err(FetchError::BadUrl(url.to_owned()));
         }
         budget.take()?;
-        let response = self
-            .client
-            .get(url)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| network(url, &e))?;
+        let response = request.send().await.map_err(|e| network(url, &e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(FetchError::Status {
