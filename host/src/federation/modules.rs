@@ -116,6 +116,22 @@ impl Federation {
     /// lookup is running, the module awaits approval, or it was refused
     /// less than a minute ago.
     fn discover(self: &Arc<Self>, verb: String, author: String) {
+        if self
+            .kernel
+            .registry()
+            .is_some_and(|r| r.verb(&verb).is_some())
+        {
+            // Known by now (defined here meanwhile): nothing to look up.
+            let this = self.clone();
+            tokio::spawn(async move {
+                let _ = this
+                    .kernel
+                    .federation_write(vec![FederationWrite::PendingModuleDone(verb.clone())])
+                    .await;
+                release(&this.kernel, &verb).await;
+            });
+            return;
+        }
         let pending = self
             .kernel
             .store()
@@ -360,6 +376,13 @@ pub async fn admit(kernel: &Kernel, define: Signed) -> Result<usize, KernelError
 /// `weft module approve VERB`: admits a peer's verb that awaits approval.
 /// Answers how many parked activities were ingested.
 pub async fn approve(kernel: &Kernel, verb: &str) -> Result<usize, KernelError> {
+    if kernel.registry().is_some_and(|r| r.verb(verb).is_some()) {
+        // The verb became known here meanwhile: its parked activities go in.
+        kernel
+            .federation_write(vec![FederationWrite::PendingModuleDone(verb.to_owned())])
+            .await?;
+        return Ok(release(kernel, verb).await);
+    }
     let pending = kernel
         .store()
         .read()?

@@ -232,3 +232,34 @@ async fn a_tampered_artifact_is_refused_and_its_activities_stay_parked() -> anyh
     assert_eq!(reply.status, 409, "{}", reply.text);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_verb_defined_here_while_pending_releases_what_it_parked() -> anyhow::Result<()> {
+    let node = TestNode::start_with(|config| {
+        config.federation.module_policy = weft::federation::modules::Policy::Manual;
+    })
+    .await?;
+    let (alice, token) = node.actor("alice").await?;
+    let peer = FakePeer::start().await?;
+    peer.actor("eve")?;
+    let bytes = test_guest("weft-test-misbehave")?;
+    peer.define_verb("eve", "Shout", &bytes, None)?;
+    let activity = peer.sign("eve", shout("hi", &alice))?;
+    assert_eq!(posted(&node, "alice", &activity).await?, "pending");
+    wait_state(&node, "Shout", "awaiting-approval").await?;
+
+    // The operator defines Shout here instead of approving the peer's.
+    let (status, body) = crate::define(&node, "DefineActivity", "Shout", bytes).await?;
+    assert_eq!(status, 201, "{body}");
+    let reply = node
+        .send(Req::post("/admin/modules/pending/Shout/approve").bearer(&node.admin))
+        .await?;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json()?["released"], 1);
+    let path = format!("/activities/{}", id(&activity)?);
+    assert_eq!(node.get(&path, Some(&token)).await?.0, 200);
+    let left = pending(&node).await?;
+    assert_eq!(left["modules"], json!([]), "{left}");
+    assert_eq!(left["activities"], json!([]), "{left}");
+    Ok(())
+}
