@@ -241,20 +241,13 @@ impl Kernel {
                 "only verbs (DefineActivity) travel between nodes",
             ));
         }
-        let registry = self
-            .registry
-            .clone()
-            .ok_or_else(|| KernelError::field("type", "this node runs without a WASM runtime"))?;
-        let name = signed
-            .json
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| KernelError::field("name", "is required: the verb name"))?;
-        registry::check_module_name(name).map_err(|m| KernelError::field("name", m))?;
         if self.store.read()?.activity(&signed.id)?.is_some() {
             return Ok(Ingested::Duplicate);
         }
-        if registry.verb(name).is_some() {
+        let name = signed.json.get("name").and_then(Value::as_str);
+        if let (Some(name), Some(registry)) = (name, &self.registry)
+            && registry.verb(name).is_some()
+        {
             return Err(KernelError::field(
                 "name",
                 format!(
@@ -262,18 +255,10 @@ impl Kernel {
                 ),
             ));
         }
-        let artifact = signed
-            .json
-            .get("module")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let checked = tokio::task::spawn_blocking(move || {
-            registry.check_artifact(crate::store::ModuleKind::Verb, &artifact)
-        })
-        .await
-        .map_err(|e| KernelError::NotCommitted(e.to_string()))?;
-        checked.map_err(|m| KernelError::field("module", m))?;
+        // The checks a local definition passes: name, metadata, and an
+        // artifact (stored here) that compiles as a verb within the contract.
+        self.check_definition(&signed.header.actor, &signed.json, true)
+            .await?;
         self.ingest_checked(signed, Vec::new(), false, None).await
     }
 
