@@ -48,6 +48,9 @@ fn main() {
         "sdk/wit",
         "tests/guests",
         "examples/rust-rsvp",
+        // The `guest` profile and the guests' locked dependencies.
+        "Cargo.toml",
+        "Cargo.lock",
     ] {
         println!("cargo::rerun-if-changed={}", root.join(dir).display());
     }

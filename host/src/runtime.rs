@@ -14,13 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redb::{ReadTransaction, WriteTransaction};
+use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, StoreLimitsBuilder};
 
 use crate::model::Signed;
-use crate::store::ModuleKind;
+use crate::store::{ModuleKind, RecentIds, Snapshot};
 use bindings::{projection, verb};
 use host::{HostState, Kv, Source, WriteState};
 
@@ -462,7 +462,7 @@ impl VerbModule {
         &self,
         signed: &Signed,
         json: &str,
-        snapshot: ReadTransaction,
+        snapshot: Snapshot,
     ) -> Result<Result<(), String>, RuntimeError> {
         let mut warm = self.take()?;
         self.runtime.arm(&mut warm.store, self.budget)?;
@@ -488,7 +488,7 @@ impl VerbModule {
         signed: &Signed,
         json: &str,
         recipient: &str,
-        snapshot: ReadTransaction,
+        snapshot: Snapshot,
     ) -> Result<Vec<Intent>, RuntimeError> {
         let mut warm = self.take()?;
         self.runtime.arm(&mut warm.store, self.budget)?;
@@ -688,9 +688,15 @@ impl ProjectionModule {
     }
 
     /// Lends `txn` to this projection for a run of folds, opening the
-    /// tables the folds use once. On failure `txn` is dropped (aborted).
-    pub fn session(&self, txn: WriteTransaction) -> Result<FoldSession<'_>, redb::TableError> {
-        let source = WriteState::open(txn)?;
+    /// tables the folds use once; `ids` is the store's
+    /// [`crate::store::Store::recent_ids`]. On failure `txn` is dropped
+    /// (aborted).
+    pub fn session(
+        &self,
+        txn: WriteTransaction,
+        ids: Arc<RecentIds>,
+    ) -> Result<FoldSession<'_>, redb::TableError> {
+        let source = WriteState::open(txn, ids)?;
         Ok(FoldSession {
             module: self,
             warm: None,
@@ -701,7 +707,7 @@ impl ProjectionModule {
     /// Answers a query from a committed snapshot.
     pub fn query(
         &self,
-        snapshot: ReadTransaction,
+        snapshot: Snapshot,
         path: &str,
         params: &[(String, String)],
     ) -> Result<Result<String, QueryError>, RuntimeError> {

@@ -6,14 +6,17 @@
 //! through a transaction the kernel's writer owns, so one activity's changes
 //! land together or not at all.
 
+pub mod ids;
 pub mod tables;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::ActorState;
+pub use ids::RecentIds;
 use tables::*;
 
 /// A storage failure. These are faults of the node, never of the client.
@@ -159,11 +162,19 @@ pub enum Role {
 #[derive(Debug)]
 pub struct Store {
     db: Database,
+    /// The id index's newest entries (see [`ids`]).
+    ids: Arc<RecentIds>,
 }
 
 impl Store {
     /// Opens (or creates) the database file and its tables.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, ids::FLUSH_AT)
+    }
+
+    /// [`Store::open`], writing held ids to the id table once `flush_at`
+    /// are held (tests use a small number to exercise flushes).
+    pub fn open_with(path: &Path, flush_at: usize) -> Result<Self, StoreError> {
         let db = match Database::create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked),
@@ -191,8 +202,44 @@ impl Store {
         txn.open_table(REACTIONS)?;
         txn.open_table(PARKED)?;
         txn.open_table(PENDING_MODULES)?;
+        let ids = {
+            let records = txn.open_table(RECORDS)?;
+            let mut meta = txn.open_table(META)?;
+            let stored = meta
+                .get(ids::INDEXED_THROUGH)?
+                .map(|v| v.value().to_owned());
+            let through = match stored {
+                Some(text) => text.parse::<u64>().map_err(|_| {
+                    StoreError::Storage(redb::StorageError::Corrupted(format!(
+                        "meta `{}` is `{text}`, not a position",
+                        ids::INDEXED_THROUGH
+                    )))
+                })?,
+                // A store from before the tail existed indexed every id.
+                None => {
+                    let last = records.last()?.map_or(0, |(k, _)| k.value());
+                    meta.insert(ids::INDEXED_THROUGH, last.to_string().as_str())?;
+                    last
+                }
+            };
+            let mut held = Vec::new();
+            for entry in records.range(through + 1..)? {
+                let (position, bytes) = entry?;
+                let id = ids::record_id(bytes.value()).ok_or_else(|| {
+                    StoreError::Storage(redb::StorageError::Corrupted(format!(
+                        "the record at position {} has no readable id",
+                        position.value()
+                    )))
+                })?;
+                held.push((id.to_owned(), position.value()));
+            }
+            RecentIds::new(through, held, flush_at)
+        };
         txn.commit()?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            ids: Arc::new(ids),
+        })
     }
 
     pub fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
@@ -202,13 +249,77 @@ impl Store {
     pub fn read(&self) -> Result<Reader, StoreError> {
         Ok(Reader {
             txn: self.db.begin_read()?,
+            ids: self.ids.clone(),
         })
     }
 
     /// A raw read snapshot, for code that reads tables of its own.
-    pub fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
-        Ok(self.db.begin_read()?)
+    pub fn begin_read(&self) -> Result<Snapshot, StoreError> {
+        Ok(Snapshot {
+            txn: self.db.begin_read()?,
+            ids: self.ids.clone(),
+        })
     }
+
+    /// The id index's newest entries, which a write transaction's lookups
+    /// and appends go through.
+    pub fn recent_ids(&self) -> &Arc<RecentIds> {
+        &self.ids
+    }
+}
+
+/// A read snapshot, with what it needs to find activities by id.
+#[derive(Debug)]
+pub struct Snapshot {
+    txn: ReadTransaction,
+    ids: Arc<RecentIds>,
+}
+
+impl std::ops::Deref for Snapshot {
+    type Target = ReadTransaction;
+
+    fn deref(&self) -> &ReadTransaction {
+        &self.txn
+    }
+}
+
+impl Snapshot {
+    /// The position of the activity `id` in this snapshot.
+    pub fn position(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        position_in(&self.ids, &self.txn, id)
+    }
+}
+
+/// The position of `id` as `txn` sees it.
+fn position_in(
+    ids: &RecentIds,
+    txn: &ReadTransaction,
+    id: &str,
+) -> Result<Option<u64>, StoreError> {
+    let table = txn.open_table(ACTIVITY_IDS)?;
+    let records = txn.open_table(RECORDS)?;
+    Ok(ids.position(id, &table, &records, || {
+        indexed_through(&txn.open_table(META).map_err(table_fault)?)
+    })?)
+}
+
+/// A table that cannot be opened in a read snapshot: every table is
+/// created when the store opens, so this is a storage fault.
+fn table_fault(e: redb::TableError) -> redb::StorageError {
+    match e {
+        redb::TableError::Storage(e) => e,
+        other => redb::StorageError::Corrupted(other.to_string()),
+    }
+}
+
+/// The `meta` entry [`ids::INDEXED_THROUGH`].
+fn indexed_through(
+    meta: &impl ReadableTable<&'static str, &'static str>,
+) -> Result<u64, redb::StorageError> {
+    Ok(meta
+        .get(ids::INDEXED_THROUGH)?
+        .and_then(|v| v.value().parse().ok())
+        .unwrap_or(0))
 }
 
 /// Whether a module is a verb or a projection.
@@ -272,6 +383,7 @@ pub struct FoldError {
 #[derive(Debug)]
 pub struct Reader {
     txn: ReadTransaction,
+    ids: Arc<RecentIds>,
 }
 
 impl Reader {
@@ -306,8 +418,7 @@ impl Reader {
     }
 
     pub fn activity(&self, id: &str) -> Result<Option<ActivityRecord>, StoreError> {
-        let ids = self.txn.open_table(ACTIVITY_IDS)?;
-        let Some(position) = ids.get(id.as_bytes())?.map(|v| v.value()) else {
+        let Some(position) = position_in(&self.ids, &self.txn, id)? else {
             return Ok(None);
         };
         let records = self.txn.open_table(RECORDS)?;
@@ -597,6 +708,7 @@ pub struct Batch<'t> {
     dead_letters: redb::Table<'t, u64, &'static [u8]>,
     backfills: redb::Table<'t, &'static str, &'static [u8]>,
     reactions: redb::Table<'t, u64, ()>,
+    recent: &'t RecentIds,
 }
 
 impl std::fmt::Debug for Batch<'_> {
@@ -606,9 +718,12 @@ impl std::fmt::Debug for Batch<'_> {
 }
 
 impl<'t> Batch<'t> {
-    pub fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+    /// The tables of `txn`; appends and lookups by id go through `recent`
+    /// (the store's [`Store::recent_ids`]).
+    pub fn open(txn: &'t WriteTransaction, recent: &'t RecentIds) -> Result<Self, StoreError> {
         Ok(Self {
             txn,
+            recent,
             records: txn.open_table(RECORDS)?,
             ids: txn.open_table(ACTIVITY_IDS)?,
             log: txn.open_table(LOG)?,
@@ -694,7 +809,7 @@ impl<'t> Batch<'t> {
     ) -> Result<(), StoreError> {
         let bytes = postcard::to_stdvec(record)?;
         self.records.insert(position, bytes.as_slice())?;
-        self.ids.insert(id.as_bytes(), position)?;
+        self.recent.stage(id, position);
         self.log.insert((record.actor.as_bytes(), record.seq), id)?;
         if let Some(rank) = public_rank {
             self.public_log
@@ -705,7 +820,26 @@ impl<'t> Batch<'t> {
 
     /// Whether an activity with this id is stored.
     pub fn has_activity(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self.ids.get(id.as_bytes())?.is_some())
+        // The writer's transaction is the newest state, so the committed
+        // floor is its own: no snapshot fallback is needed.
+        Ok(self
+            .recent
+            .position(id, &self.ids, &self.records, || Ok(u64::MAX))?
+            .is_some())
+    }
+
+    /// Writes the held ids into the id table if enough are held; `last`
+    /// is the batch's last position. The tail settles when the batch
+    /// commits or is dropped ([`RecentIds::settle`]).
+    pub fn flush_ids(&mut self) -> Result<(), StoreError> {
+        if !self.recent.flush_due() {
+            return Ok(());
+        }
+        let last = self.records.last()?.map_or(0, |(k, _)| k.value());
+        let through = self.recent.flush(&mut self.ids, last)?;
+        self.meta
+            .insert(ids::INDEXED_THROUGH, through.to_string().as_str())?;
+        Ok(())
     }
 
     /// The id stored at `actor`'s `seq`, if any.
@@ -725,7 +859,7 @@ impl<'t> Batch<'t> {
     ) -> Result<(), StoreError> {
         let bytes = postcard::to_stdvec(record)?;
         self.records.insert(position, bytes.as_slice())?;
-        self.ids.insert(record.id.as_bytes(), position)?;
+        self.recent.stage(&record.id, position);
         self.log
             .insert((record.actor.as_bytes(), record.seq), record.id.as_str())?;
         Ok(())
@@ -842,6 +976,86 @@ impl<'t> Batch<'t> {
 
     pub fn delete_pending_module(&mut self, verb: &str) -> Result<(), StoreError> {
         self.txn.open_table(PENDING_MODULES)?.remove(verb)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(n: u64) -> ActivityRecord {
+        ActivityRecord {
+            id: format!("bid{n}"),
+            json: format!("{{\"n\":{n}}}"),
+            actor: "http://127.0.0.1:9/actors/a".into(),
+            seq: n,
+            public: false,
+            backfilled: false,
+        }
+    }
+
+    /// Appends `from..=to` in one batch; answers whether it committed.
+    fn append(store: &Store, from: u64, to: u64, commit: bool) -> anyhow::Result<()> {
+        let txn = store.begin_write()?;
+        {
+            let mut batch = Batch::open(&txn, store.recent_ids())?;
+            for n in from..=to {
+                assert!(!batch.has_activity(&format!("bid{n}"))?);
+                batch.append_remote(n, &record(n))?;
+                assert!(batch.has_activity(&format!("bid{n}"))?);
+            }
+            batch.flush_ids()?;
+        }
+        if commit {
+            txn.commit()?;
+        }
+        store.recent_ids().settle(commit);
+        Ok(())
+    }
+
+    /// Every activity is found by id whether its id is still held in
+    /// memory or was flushed to the table, after a dropped batch, and after
+    /// the store is opened again (the held ids are read back from the log).
+    #[test]
+    fn ids_are_found_before_and_after_flushes_and_restarts() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("weft.redb");
+        let found = |store: &Store, n: u64| -> anyhow::Result<bool> {
+            Ok(store.read()?.activity(&format!("bid{n}"))?.map(|r| r.seq) == Some(n))
+        };
+        {
+            let store = Store::open_with(&path, 4)?;
+            append(&store, 1, 3, true)?;
+            assert_eq!(store.recent_ids().len(), 3);
+            let before_flush = store.read()?;
+            append(&store, 4, 5, true)?;
+            // Five held ids made a flush due: the table has them all.
+            assert!(store.recent_ids().is_empty());
+            assert_eq!(
+                store.read()?.meta(ids::INDEXED_THROUGH)?.as_deref(),
+                Some("5")
+            );
+            for n in 1..=5 {
+                assert!(found(&store, n)?, "{n}");
+                // A snapshot from before the flush sees what it saw.
+                assert_eq!(before_flush.activity(&format!("bid{n}"))?.is_some(), n <= 3);
+            }
+            append(&store, 6, 7, false)?;
+            assert!(!found(&store, 6)?);
+            assert!(store.recent_ids().is_empty());
+            append(&store, 6, 7, true)?;
+            assert!(found(&store, 7)?);
+        }
+        let store = Store::open_with(&path, 4)?;
+        assert_eq!(store.recent_ids().len(), 2);
+        for n in 1..=7 {
+            assert!(found(&store, n)?, "{n} after reopening");
+        }
+        assert!(!found(&store, 8)?);
+        let txn = store.begin_write()?;
+        let batch = Batch::open(&txn, store.recent_ids())?;
+        assert!(batch.has_activity("bid2")? && batch.has_activity("bid7")?);
         Ok(())
     }
 }

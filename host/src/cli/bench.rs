@@ -255,7 +255,7 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
             let round = || -> anyhow::Result<Duration> {
                 let txn = store.begin_write()?;
                 let started = Instant::now();
-                let mut session = module.session(txn)?;
+                let mut session = module.session(txn, store.recent_ids().clone())?;
                 for record in &records {
                     match session.fold(record)? {
                         Folded::Applied => {}

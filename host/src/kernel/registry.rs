@@ -301,7 +301,7 @@ impl Registry {
             let Some(status) = statuses.get_mut(&module.name) else {
                 continue;
             };
-            let mut session = module.session(txn)?;
+            let mut session = module.session(txn, self.store.recent_ids().clone())?;
             for ((item, skip), activity) in run.iter().zip(&activities) {
                 if skip.as_deref() == Some(module.name.as_str()) {
                     continue;
@@ -442,7 +442,7 @@ impl Registry {
                     })
                 })
                 .collect();
-            let mut session = module.session(txn)?;
+            let mut session = module.session(txn, self.store.recent_ids().clone())?;
             for item in &items {
                 let folded =
                     session.fold(&fold_activity(&item.signed, &item.json, item.backfilled))?;

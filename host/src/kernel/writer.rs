@@ -306,8 +306,9 @@ impl Writer {
             }
         };
         let started = Instant::now();
-        let mut actor_fault = None;
-        let mut outcomes = match Batch::open(&txn) {
+        let mut table_fault = None;
+        let recent = self.store.recent_ids().clone();
+        let mut outcomes = match Batch::open(&txn, &recent) {
             Ok(mut tables) => {
                 let mut actors = HashMap::new();
                 let mut cx = Cx {
@@ -335,7 +336,9 @@ impl Writer {
                     .values()
                     .try_for_each(|state| tables.put_actor(state))
                 {
-                    actor_fault = Some(format!("writing actor states failed: {e}"));
+                    table_fault = Some(format!("writing actor states failed: {e}"));
+                } else if let Err(e) = tables.flush_ids() {
+                    table_fault = Some(format!("writing the id index failed: {e}"));
                 }
                 outcomes
             }
@@ -351,7 +354,7 @@ impl Writer {
             .iter()
             .any(Outcome::failed_on_storage)
             .then(|| "a storage error occurred while writing".to_owned())
-            .or(actor_fault);
+            .or(table_fault);
         self.metrics.spent(Phase::Append, started);
         let started = Instant::now();
         let mut txn = Some(txn);
@@ -394,6 +397,7 @@ impl Writer {
             };
         }
         self.metrics.spent(Phase::Commit, started);
+        recent.settle(fault.is_none());
         match &fault {
             None => {
                 let count = outcomes.iter().filter(|o| o.appended()).count() as u64;

@@ -5,12 +5,14 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use redb::{ReadTransaction, ReadableTable, Table, WriteTransaction};
+use std::sync::Arc;
+
+use redb::{ReadableTable, Table, WriteTransaction};
 use wasmtime::StoreLimits;
 
 use super::bindings::{projection, verb};
-use crate::store::ActivityRecord;
 use crate::store::tables::{ACTIVITY_IDS, PROJECTION_KV, RECORDS};
+use crate::store::{ActivityRecord, RecentIds, Snapshot};
 
 /// The tables a fold reads and writes, opened once per fold session.
 pub struct FoldTables<'txn> {
@@ -42,6 +44,8 @@ self_cell::self_cell!(
 /// many folds of a batch (a counter) reaches redb once.
 pub struct WriteState {
     tables: WriteSource,
+    /// The id index's newest entries.
+    ids: Arc<RecentIds>,
     /// Writes of the session's successful folds: `None` is a delete.
     overlay: BTreeMap<String, Option<String>>,
 }
@@ -57,7 +61,7 @@ impl std::fmt::Debug for WriteState {
 impl WriteState {
     /// Opens the fold tables in `txn`; on failure `txn` is dropped
     /// (aborted), as the batch it belongs to cannot commit.
-    pub fn open(txn: WriteTransaction) -> Result<Self, redb::TableError> {
+    pub fn open(txn: WriteTransaction, ids: Arc<RecentIds>) -> Result<Self, redb::TableError> {
         let tables = WriteSource::try_new(txn, |txn| {
             Ok::<_, redb::TableError>(FoldTables {
                 kv: txn.open_table(PROJECTION_KV)?,
@@ -67,6 +71,7 @@ impl WriteState {
         })?;
         Ok(Self {
             tables,
+            ids,
             overlay: BTreeMap::new(),
         })
     }
@@ -107,7 +112,7 @@ pub enum Source {
     #[default]
     None,
     /// A committed snapshot (validate, query).
-    Read(ReadTransaction),
+    Read(Snapshot),
     /// The writer's open transaction (fold), so a fold sees earlier
     /// activities of the same batch.
     Write(WriteState),
@@ -157,26 +162,26 @@ const MAX_SCAN: u32 = 1000;
 
 impl HostState {
     fn log_get(&mut self, id: &str) -> wasmtime::Result<Option<String>> {
-        fn lookup(
-            ids: &impl ReadableTable<&'static [u8], u64>,
-            records: &impl ReadableTable<u64, &'static [u8]>,
-            id: &str,
-        ) -> Result<Option<Vec<u8>>, redb::StorageError> {
-            let Some(position) = ids.get(id.as_bytes())?.map(|v| v.value()) else {
-                return Ok(None);
-            };
-            Ok(records.get(position)?.map(|v| v.value().to_vec()))
-        }
         let bytes = match &self.source {
             Source::None => return Ok(None),
-            Source::Read(txn) => lookup(
-                &txn.open_table(ACTIVITY_IDS)?,
-                &txn.open_table(RECORDS)?,
-                id,
-            )?,
-            Source::Write(state) => state
-                .tables
-                .with_dependent(|_, tables| lookup(&tables.ids, &tables.records, id))?,
+            Source::Read(snapshot) => match snapshot.position(id)? {
+                Some(p) => snapshot
+                    .open_table(RECORDS)?
+                    .get(p)?
+                    .map(|v| v.value().to_vec()),
+                None => None,
+            },
+            // The writer's transaction is the newest state: no snapshot
+            // fallback is needed.
+            Source::Write(state) => state.tables.with_dependent(|_, tables| {
+                match state
+                    .ids
+                    .position(id, &tables.ids, &tables.records, || Ok(u64::MAX))?
+                {
+                    Some(p) => Ok(tables.records.get(p)?.map(|v| v.value().to_vec())),
+                    None => Ok::<_, redb::StorageError>(None),
+                }
+            })?,
         };
         Ok(match bytes {
             Some(b) => Some(postcard::from_bytes::<ActivityRecord>(&b)?.json),
@@ -386,7 +391,10 @@ mod tests {
             }
             kv.insert(("q", "a0"), "other projection")?;
         }
-        let mut host = state(Source::Write(WriteState::open(txn)?));
+        let mut host = state(Source::Write(WriteState::open(
+            txn,
+            Arc::new(RecentIds::default()),
+        )?));
 
         // A first fold's writes, kept by the session.
         put(&mut host, "a1", None)?;
