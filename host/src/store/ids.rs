@@ -4,9 +4,11 @@
 //! table lands on a random page: at a million stored activities each append
 //! dirtied a page of its own, and writing those pages back dominated the
 //! commit. Instead, the ids of recent appends are held here, keyed by id,
-//! and written to the table in one sorted run once there are
-//! [`FLUSH_AT`] of them, which dirties each of the table's pages about once
-//! per run rather than once per activity.
+//! and once there are [`FLUSH_AT`] of them they are merged into the table
+//! in key order, a slice of at least [`MIN_STEP`] ids per batch (a
+//! [`STEPS`]th of them), so each of the table's pages is dirtied about once
+//! per merge rather than once per activity, and no one batch stalls on a
+//! merge of the whole table.
 //!
 //! Nothing is lost in a crash: the records themselves (keyed by position,
 //! appended in order) are durable, and the `meta` entry [`INDEXED_THROUGH`]
@@ -29,8 +31,14 @@ use serde::Deserialize;
 /// `meta` key: every id at a position at or below this is in the table.
 pub const INDEXED_THROUGH: &str = "ids_indexed_through";
 
-/// How many ids are held before they are written to the table in one run.
+/// How many ids are held before a merge into the table starts.
 pub const FLUSH_AT: usize = 200_000;
+
+/// A merge is spread over about this many batches…
+pub const STEPS: usize = 64;
+
+/// …each writing at least this many ids.
+pub const MIN_STEP: usize = 4096;
 
 /// The ids appended since the table was last complete.
 #[derive(Debug)]
@@ -38,6 +46,8 @@ pub struct RecentIds {
     inner: RwLock<Tail>,
     /// Held ids that make a flush due ([`FLUSH_AT`] but in tests).
     flush_at: usize,
+    /// Fewest ids a merge writes per batch ([`MIN_STEP`] but in tests).
+    min_step: usize,
 }
 
 impl Default for RecentIds {
@@ -55,8 +65,21 @@ struct Tail {
     floor: u64,
     /// Appends of the running batch, removed again if it does not commit.
     staged: Vec<(Box<str>, u64)>,
-    /// The floor a flush in the running batch will set once it commits.
-    flushing: Option<u64>,
+    /// The merge under way, if any.
+    merge: Option<Merge>,
+}
+
+/// A merge of the ids held when it started into the table.
+#[derive(Debug)]
+struct Merge {
+    /// Those ids in key order.
+    sorted: Vec<(Box<str>, u64)>,
+    /// How many of them committed batches have written.
+    done: usize,
+    /// How many the running batch writes (`done` once it commits).
+    writing: usize,
+    /// The highest position when the merge started: the floor once it ends.
+    through: u64,
 }
 
 /// The leading field of a stored record: enough to confirm an id without
@@ -83,6 +106,7 @@ impl RecentIds {
     ) -> Self {
         Self {
             flush_at: flush_at.max(1),
+            min_step: MIN_STEP,
             inner: RwLock::new(Tail {
                 map: entries
                     .into_iter()
@@ -90,9 +114,15 @@ impl RecentIds {
                     .collect(),
                 floor,
                 staged: Vec::new(),
-                flushing: None,
+                merge: None,
             }),
         }
+    }
+
+    /// The same tail with merges written at least `min_step` ids a batch.
+    pub fn with_min_step(mut self, min_step: usize) -> Self {
+        self.min_step = min_step.max(1);
+        self
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Tail> {
@@ -157,43 +187,81 @@ impl RecentIds {
         Ok(None)
     }
 
-    /// Whether a flush is due.
-    pub fn flush_due(&self) -> bool {
-        let tail = self.read();
-        tail.flushing.is_none() && tail.map.len() >= self.flush_at
-    }
-
-    /// Writes every held id into `ids` in one sorted run, for the running
-    /// batch to commit; answers the new floor to record as
-    /// [`INDEXED_THROUGH`]. `last` is the batch's last position.
+    /// Writes the running batch's slice of the merge under way, starting
+    /// one if enough ids are held; `last` is the batch's last position.
+    /// Answers the new floor to record as [`INDEXED_THROUGH`] when this
+    /// slice ends the merge. Nothing here is final until
+    /// [`RecentIds::settle`].
     pub fn flush(
         &self,
         ids: &mut redb::Table<'_, &'static [u8], u64>,
         last: u64,
-    ) -> Result<u64, StorageError> {
-        let mut entries: Vec<(Box<str>, u64)> = {
-            let tail = self.read();
-            tail.map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    ) -> Result<Option<u64>, StorageError> {
+        // The slice is copied out so that lookups are not held up while it
+        // is written.
+        let (slice, end, ends) = {
+            let mut tail = self.write();
+            if tail.merge.is_none() {
+                if tail.map.len() < self.flush_at {
+                    return Ok(None);
+                }
+                // Only committed appends: the running batch's own may yet
+                // be dropped.
+                let through = tail
+                    .staged
+                    .iter()
+                    .map(|(_, p)| p.saturating_sub(1))
+                    .min()
+                    .unwrap_or(last);
+                let mut sorted: Vec<(Box<str>, u64)> = tail
+                    .map
+                    .iter()
+                    .filter(|(_, p)| **p <= through)
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect();
+                sorted.sort_unstable();
+                tail.merge = Some(Merge {
+                    sorted,
+                    done: 0,
+                    writing: 0,
+                    through,
+                });
+            }
+            let Some(merge) = tail.merge.as_ref() else {
+                return Ok(None);
+            };
+            let step = (merge.sorted.len() / STEPS).max(self.min_step);
+            let end = (merge.done + step).min(merge.sorted.len());
+            let ends = (end == merge.sorted.len()).then_some(merge.through);
+            (merge.sorted[merge.done..end].to_vec(), end, ends)
         };
-        entries.sort_unstable();
-        for (id, position) in &entries {
+        for (id, position) in &slice {
             ids.insert(id.as_bytes(), *position)?;
         }
-        self.write().flushing = Some(last);
-        Ok(last)
+        if let Some(merge) = self.write().merge.as_mut() {
+            merge.writing = end;
+        }
+        Ok(ends)
     }
 
     /// The running batch committed (`true`) or was dropped.
     pub fn settle(&self, committed: bool) {
         let mut tail = self.write();
         let staged = std::mem::take(&mut tail.staged);
-        let flushing = tail.flushing.take();
         if committed {
-            if let Some(floor) = flushing {
+            let ended = tail.merge.as_mut().and_then(|merge| {
+                merge.done = merge.done.max(merge.writing);
+                (merge.done == merge.sorted.len()).then_some(merge.through)
+            });
+            if let Some(floor) = ended {
+                tail.merge = None;
                 tail.map.retain(|_, p| *p > floor);
                 tail.floor = floor;
             }
         } else {
+            if let Some(merge) = tail.merge.as_mut() {
+                merge.writing = merge.done;
+            }
             for (id, position) in staged {
                 if tail.map.get(&id) == Some(&position) {
                     tail.map.remove(&id);
@@ -228,54 +296,70 @@ mod tests {
         assert_eq!(record_id(&[]), None);
     }
 
-    /// Lookups are exact for every snapshot: before a flush, after it, and
-    /// for a snapshot older than a flush that emptied the tail.
+    /// Lookups are exact for every snapshot while a merge runs over
+    /// several batches, after it, for a snapshot older than it, and after a
+    /// dropped batch.
     #[test]
-    fn lookups_are_exact_across_a_flush() -> anyhow::Result<()> {
+    fn lookups_are_exact_across_a_merge() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let db = redb::Database::create(dir.path().join("t.redb"))?;
-        let tail = RecentIds::default();
-        let write = |ids: &[(&str, u64)], flush: bool| -> anyhow::Result<()> {
+        let tail = RecentIds::new(0, [], 2).with_min_step(1);
+        // Appends one batch; answers the floor a merge it ended set.
+        let write = |ids: &[(&str, u64)], commit: bool| -> anyhow::Result<Option<u64>> {
             let txn = db.begin_write()?;
-            {
+            let ended = {
                 let mut records = txn.open_table(RECORDS)?;
                 let mut table = txn.open_table(ACTIVITY_IDS)?;
                 for (id, p) in ids {
                     records.insert(*p, record(id).as_slice())?;
                     tail.stage(id, *p);
                 }
-                if flush {
-                    tail.flush(&mut table, ids.last().map_or(0, |l| l.1))?;
-                }
+                tail.flush(&mut table, ids.last().map_or(0, |l| l.1))?
+            };
+            if commit {
+                txn.commit()?;
             }
-            txn.commit()?;
-            tail.settle(true);
-            Ok(())
+            tail.settle(commit);
+            Ok(ended)
         };
         let find = |txn: &redb::ReadTransaction, id: &str, through: u64| -> anyhow::Result<_> {
             let ids = txn.open_table(ACTIVITY_IDS)?;
             let records = txn.open_table(RECORDS)?;
             Ok(tail.position(id, &ids, &records, || Ok(through))?)
         };
-        write(&[("a", 1), ("b", 2)], false)?;
+        let in_table = |id: &str| -> anyhow::Result<bool> {
+            Ok(db
+                .begin_read()?
+                .open_table(ACTIVITY_IDS)?
+                .get(id.as_bytes())?
+                .is_some())
+        };
+        // Two held ids start a merge of the committed ones: none yet.
+        assert_eq!(write(&[("a", 1), ("b", 2)], true)?, Some(0));
         let old = db.begin_read()?;
         assert_eq!(find(&old, "a", 0)?, Some(1));
         assert_eq!(find(&old, "c", 0)?, None);
 
-        // A dropped batch leaves nothing behind.
-        tail.stage("z", 3);
-        tail.settle(false);
-        assert_eq!(tail.len(), 2);
+        // The next merge takes a and b, one per batch (its own append, c,
+        // is left for later).
+        assert_eq!(write(&[("c", 3)], true)?, None);
+        assert!(in_table("a")? && !in_table("b")? && !in_table("c")?);
+        // A dropped batch leaves neither its append nor its slice behind.
+        assert_eq!(write(&[("z", 4)], false)?, Some(2));
+        assert!(!in_table("b")?);
+        assert_eq!(tail.len(), 3);
+        assert_eq!(write(&[("d", 4)], true)?, Some(2));
+        assert!(in_table("b")? && !in_table("c")?);
+        assert_eq!(tail.len(), 2, "a and b leave memory once merged");
 
-        write(&[("c", 3)], true)?;
-        assert!(tail.is_empty());
         let new = db.begin_read()?;
-        assert_eq!(find(&new, "a", 3)?, Some(1));
-        assert_eq!(find(&new, "c", 3)?, Some(3));
+        for (id, p) in [("a", 1), ("b", 2), ("c", 3), ("d", 4)] {
+            assert_eq!(find(&new, id, 2)?, Some(p), "{id}");
+        }
         // The old snapshot still finds what it could see, and only that.
         assert_eq!(find(&old, "b", 0)?, Some(2));
         assert_eq!(find(&old, "c", 0)?, None);
-        assert_eq!(find(&new, "z", 3)?, None);
+        assert_eq!(find(&new, "z", 2)?, None);
         Ok(())
     }
 }
