@@ -40,6 +40,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Most activities group-committed in one durable write (`WEFT_MAX_BATCH`).
     pub max_batch: usize,
+    /// Memory for the store's page cache, in MiB (`WEFT_CACHE_MB`). Pages
+    /// not in it are read from the file on every use; a node whose indexes
+    /// outgrow it slows down.
+    pub cache_mb: usize,
     /// Activities per outbox page.
     pub page_size: usize,
     /// What modules may use per call (`[runtime]`).
@@ -60,6 +64,7 @@ impl Default for Config {
             service_actor: "node".into(),
             max_body_bytes: 256 * 1024,
             max_batch: 1024,
+            cache_mb: crate::store::DEFAULT_CACHE_MB,
             page_size: 20,
             runtime: crate::runtime::Limits::default(),
             module_cache: None,
@@ -105,6 +110,9 @@ impl Config {
         }
         if let Some(v) = var("WEFT_MAX_BODY_BYTES") {
             self.max_body_bytes = parse("WEFT_MAX_BODY_BYTES", v)?;
+        }
+        if let Some(v) = var("WEFT_CACHE_MB") {
+            self.cache_mb = parse("WEFT_CACHE_MB", v)?;
         }
         if let Some(v) = var("WEFT_MODULE_CACHE") {
             self.module_cache = Some(v.into());
@@ -163,6 +171,11 @@ mod tests {
             .apply_env(|n| (n == "WEFT_LISTEN").then(|| "127.0.0.1:9100".to_owned()))
             .expect("env");
         assert_eq!(config.public_url(), "http://127.0.0.1:9100");
+        assert_eq!(config.cache_mb, crate::store::DEFAULT_CACHE_MB);
+        config
+            .apply_env(|n| (n == "WEFT_CACHE_MB").then(|| "4096".to_owned()))
+            .expect("env");
+        assert_eq!(config.cache_mb, 4096);
         let bad = config.apply_env(|n| (n == "WEFT_MAX_BATCH").then(|| "many".to_owned()));
         assert!(matches!(
             bad,

@@ -44,6 +44,8 @@ pub struct KernelOptions {
     pub keys_path: PathBuf,
     /// Most activities in one durable commit.
     pub max_batch: usize,
+    /// The store's page cache, in MiB.
+    pub cache_mb: usize,
 }
 
 /// A new actor and its bearer token (shown once, stored hashed).
@@ -118,7 +120,11 @@ impl Kernel {
             &Arc<Store>,
         ) -> Result<(Arc<dyn Modules>, Option<Arc<Registry>>), KernelError>,
     ) -> Result<Self, KernelError> {
-        let store = Arc::new(Store::open(&options.db_path)?);
+        let store = Arc::new(Store::open_with(
+            &options.db_path,
+            options.cache_mb,
+            crate::store::ids::FLUSH_AT,
+        )?);
         let keys = Arc::new(RwLock::new(KeyStore::open(&options.keys_path)?));
         let (modules, registry) = modules(&store)?;
         let (tx, rx) = mpsc::channel(4096);

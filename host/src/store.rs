@@ -158,6 +158,10 @@ pub enum Role {
     Actor(String),
 }
 
+/// The page cache, in MiB, unless `cache_mb` says otherwise (redb's own
+/// default).
+pub const DEFAULT_CACHE_MB: usize = 1024;
+
 /// The database.
 #[derive(Debug)]
 pub struct Store {
@@ -169,13 +173,17 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database file and its tables.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(path, ids::FLUSH_AT)
+        Self::open_with(path, DEFAULT_CACHE_MB, ids::FLUSH_AT)
     }
 
-    /// [`Store::open`], writing held ids to the id table once `flush_at`
-    /// are held (tests use a small number to exercise flushes).
-    pub fn open_with(path: &Path, flush_at: usize) -> Result<Self, StoreError> {
-        let db = match Database::create(path) {
+    /// [`Store::open`] with a page cache of `cache_mb` MiB, merging held
+    /// ids into the id table once `flush_at` are held (tests use a small
+    /// number to exercise merges).
+    pub fn open_with(path: &Path, cache_mb: usize, flush_at: usize) -> Result<Self, StoreError> {
+        let db = match Database::builder()
+            .set_cache_size(cache_mb.max(1).saturating_mul(1 << 20))
+            .create(path)
+        {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked),
             Err(e) => return Err(e.into()),
@@ -1023,7 +1031,7 @@ mod tests {
             Ok(store.read()?.activity(&format!("bid{n}"))?.map(|r| r.seq) == Some(n))
         };
         {
-            let store = Store::open_with(&path, 4)?;
+            let store = Store::open_with(&path, 64, 4)?;
             append(&store, 1, 3, true)?;
             assert_eq!(store.recent_ids().len(), 3);
             let before_flush = store.read()?;
@@ -1046,7 +1054,7 @@ mod tests {
             append(&store, 6, 7, true)?;
             assert!(found(&store, 7)?);
         }
-        let store = Store::open_with(&path, 4)?;
+        let store = Store::open_with(&path, 64, 4)?;
         assert_eq!(store.recent_ids().len(), 2);
         for n in 1..=7 {
             assert!(found(&store, n)?, "{n} after reopening");

@@ -19,6 +19,7 @@ fn options(dir: &std::path::Path) -> KernelOptions {
         db_path: dir.join("weft.redb"),
         keys_path: dir.join("keys.json"),
         max_batch: 1024,
+        cache_mb: weft::store::DEFAULT_CACHE_MB,
     }
 }
 

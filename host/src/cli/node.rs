@@ -94,6 +94,7 @@ impl Node {
             db_path: data.db(),
             keys_path: data.keys(),
             max_batch: config.max_batch,
+            cache_mb: config.cache_mb,
         };
         let cache = config
             .module_cache

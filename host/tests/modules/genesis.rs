@@ -362,6 +362,7 @@ async fn an_interrupted_reaction_runs_at_the_next_start() -> anyhow::Result<()> 
         db_path: data.db(),
         keys_path: data.keys(),
         max_batch: 64,
+        cache_mb: weft::store::DEFAULT_CACHE_MB,
     };
     let kernel = Kernel::open_wasm(
         &options,
