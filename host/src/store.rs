@@ -292,23 +292,30 @@ impl std::ops::Deref for Snapshot {
 }
 
 impl Snapshot {
-    /// The position of the activity `id` in this snapshot.
-    pub fn position(&self, id: &str) -> Result<Option<u64>, StoreError> {
-        position_in(&self.ids, &self.txn, id)
+    /// The activity `id` as this snapshot has it.
+    pub fn activity(&self, id: &str) -> Result<Option<ActivityRecord>, StoreError> {
+        activity_in(&self.ids, &self.txn, id)
     }
 }
 
-/// The position of `id` as `txn` sees it.
-fn position_in(
+/// The activity `id` as `txn` sees it.
+fn activity_in(
     ids: &RecentIds,
     txn: &ReadTransaction,
     id: &str,
-) -> Result<Option<u64>, StoreError> {
+) -> Result<Option<ActivityRecord>, StoreError> {
     let table = txn.open_table(ACTIVITY_IDS)?;
     let records = txn.open_table(RECORDS)?;
-    Ok(ids.position(id, &table, &records, || {
+    let position = ids.position(id, &table, &records, || {
         indexed_through(&txn.open_table(META).map_err(table_fault)?)
-    })?)
+    })?;
+    let Some(position) = position else {
+        return Ok(None);
+    };
+    records
+        .get(position)?
+        .map(|v| Ok(postcard::from_bytes(v.value())?))
+        .transpose()
 }
 
 /// A table that cannot be opened in a read snapshot: every table is
@@ -426,14 +433,7 @@ impl Reader {
     }
 
     pub fn activity(&self, id: &str) -> Result<Option<ActivityRecord>, StoreError> {
-        let Some(position) = position_in(&self.ids, &self.txn, id)? else {
-            return Ok(None);
-        };
-        let records = self.txn.open_table(RECORDS)?;
-        records
-            .get(position)?
-            .map(|v| Ok(postcard::from_bytes(v.value())?))
-            .transpose()
+        activity_in(&self.ids, &self.txn, id)
     }
 
     pub fn activity_at(&self, actor: &str, seq: u64) -> Result<Option<String>, StoreError> {
@@ -828,11 +828,9 @@ impl<'t> Batch<'t> {
 
     /// Whether an activity with this id is stored.
     pub fn has_activity(&self, id: &str) -> Result<bool, StoreError> {
-        // The writer's transaction is the newest state, so the committed
-        // floor is its own: no snapshot fallback is needed.
         Ok(self
             .recent
-            .position(id, &self.ids, &self.records, || Ok(u64::MAX))?
+            .newest_position(id, &self.ids, &self.records)?
             .is_some())
     }
 

@@ -162,30 +162,21 @@ const MAX_SCAN: u32 = 1000;
 
 impl HostState {
     fn log_get(&mut self, id: &str) -> wasmtime::Result<Option<String>> {
-        let bytes = match &self.source {
-            Source::None => return Ok(None),
-            Source::Read(snapshot) => match snapshot.position(id)? {
-                Some(p) => snapshot
-                    .open_table(RECORDS)?
-                    .get(p)?
-                    .map(|v| v.value().to_vec()),
-                None => None,
-            },
-            // The writer's transaction is the newest state: no snapshot
-            // fallback is needed.
+        Ok(match &self.source {
+            Source::None => None,
+            Source::Read(snapshot) => snapshot.activity(id)?.map(|r| r.json),
             Source::Write(state) => state.tables.with_dependent(|_, tables| {
-                match state
+                let Some(p) = state
                     .ids
-                    .position(id, &tables.ids, &tables.records, || Ok(u64::MAX))?
-                {
-                    Some(p) => Ok(tables.records.get(p)?.map(|v| v.value().to_vec())),
-                    None => Ok::<_, redb::StorageError>(None),
-                }
+                    .newest_position(id, &tables.ids, &tables.records)?
+                else {
+                    return Ok::<_, wasmtime::Error>(None);
+                };
+                Ok(match tables.records.get(p)? {
+                    Some(v) => Some(postcard::from_bytes::<ActivityRecord>(v.value())?.json),
+                    None => None,
+                })
             })?,
-        };
-        Ok(match bytes {
-            Some(b) => Some(postcard::from_bytes::<ActivityRecord>(&b)?.json),
-            None => None,
         })
     }
 

@@ -187,6 +187,18 @@ impl RecentIds {
         Ok(None)
     }
 
+    /// [`RecentIds::position`] in the writer's transaction: the newest
+    /// state, whose table is complete through the current floor, so it
+    /// never needs the older-snapshot scan.
+    pub fn newest_position(
+        &self,
+        id: &str,
+        ids: &impl ReadableTable<&'static [u8], u64>,
+        records: &impl ReadableTable<u64, &'static [u8]>,
+    ) -> Result<Option<u64>, StorageError> {
+        self.position(id, ids, records, || Ok(u64::MAX))
+    }
+
     /// Writes the running batch's slice of the merge under way, starting
     /// one if enough ids are held; `last` is the batch's last position.
     /// Answers the new floor to record as [`INDEXED_THROUGH`] when this

@@ -58,6 +58,19 @@ fn id(activity: &Value) -> anyhow::Result<&str> {
     activity["id"].as_str().context("an id")
 }
 
+/// A node under the `manual` policy with a local actor alice (answered
+/// with her token), and a stand-in peer with an actor eve.
+async fn manual_node_and_eve() -> anyhow::Result<(TestNode, String, String, FakePeer)> {
+    let node = TestNode::start_with(|config| {
+        config.federation.module_policy = weft::federation::modules::Policy::Manual;
+    })
+    .await?;
+    let (alice, token) = node.actor("alice").await?;
+    let peer = FakePeer::start().await?;
+    peer.actor("eve")?;
+    Ok((node, alice, token, peer))
+}
+
 #[tokio::test]
 async fn a_verb_defined_by_a_followed_actor_is_admitted_and_its_activities_ingested()
 -> anyhow::Result<()> {
@@ -133,13 +146,7 @@ async fn a_verb_defined_by_a_followed_actor_is_admitted_and_its_activities_inges
 
 #[tokio::test]
 async fn under_the_manual_policy_a_verb_waits_for_approval() -> anyhow::Result<()> {
-    let node = TestNode::start_with(|config| {
-        config.federation.module_policy = weft::federation::modules::Policy::Manual;
-    })
-    .await?;
-    let (alice, token) = node.actor("alice").await?;
-    let peer = FakePeer::start().await?;
-    peer.actor("eve")?;
+    let (node, alice, token, peer) = manual_node_and_eve().await?;
     let define = peer.define_verb("eve", "Shout", &test_guest("weft-test-misbehave")?, None)?;
     let before = node.snapshot()?;
     let activity = peer.sign("eve", shout("hi", &alice))?;
@@ -235,13 +242,7 @@ async fn a_tampered_artifact_is_refused_and_its_activities_stay_parked() -> anyh
 
 #[tokio::test]
 async fn a_verb_defined_here_while_pending_releases_what_it_parked() -> anyhow::Result<()> {
-    let node = TestNode::start_with(|config| {
-        config.federation.module_policy = weft::federation::modules::Policy::Manual;
-    })
-    .await?;
-    let (alice, token) = node.actor("alice").await?;
-    let peer = FakePeer::start().await?;
-    peer.actor("eve")?;
+    let (node, alice, token, peer) = manual_node_and_eve().await?;
     let bytes = test_guest("weft-test-misbehave")?;
     peer.define_verb("eve", "Shout", &bytes, None)?;
     let activity = peer.sign("eve", shout("hi", &alice))?;
