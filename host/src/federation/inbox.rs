@@ -163,8 +163,9 @@ impl Federation {
             })?;
         let key =
             key_for_proof(&keys, signed).map_err(|e| InboxError::Unauthorized(e.to_string()))?;
-        let verifying = key
-            .verifying_key()
+        let verifying = self
+            .verifier
+            .key(key)
             .map_err(|e| InboxError::Unauthorized(e.to_string()))?;
         if self.verifier.verify(verifying, signed).await {
             Ok(())

@@ -7,21 +7,30 @@
 //! entered the node (`identity::multikey`); a batch of one is checked with
 //! `verify_strict`.
 //!
+//! It also keeps the keys it has been given decoded: turning 32 bytes into
+//! a curve point costs as much as a third of a check, and an inbox sees the
+//! same few thousand authors over and over.
+//!
 //! It checks signatures only; which key must have signed is decided by
 //! `identity::actor`.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
 use std::sync::mpsc;
+use std::sync::{Mutex, RwLock};
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use tokio::sync::oneshot;
 
+use crate::identity::KeyRecord;
+use crate::identity::multikey::KeyError;
 use crate::model::Signed;
 
 /// Most signatures checked in one batch.
 const MAX_BATCH: usize = 256;
 /// Below this many, checking one by one is as cheap as a batch.
 const MIN_BATCH: usize = 4;
+/// Most decoded keys kept; past it the cache starts over.
+const MAX_KEYS: usize = 65_536;
 /// How long the first check of a batch waits for company. Small beside an
 /// inbox request's latency; long enough for concurrent requests to arrive.
 const LINGER: std::time::Duration = std::time::Duration::from_micros(500);
@@ -37,6 +46,8 @@ struct Check {
 #[derive(Debug)]
 pub struct Verifier {
     tx: Mutex<mpsc::Sender<Check>>,
+    /// Public key bytes → the key, decoded and found not weak.
+    keys: RwLock<HashMap<[u8; 32], VerifyingKey>>,
 }
 
 impl Verifier {
@@ -45,7 +56,31 @@ impl Verifier {
         std::thread::Builder::new()
             .name("weft-verify".into())
             .spawn(move || run(&rx))?;
-        Ok(Self { tx: Mutex::new(tx) })
+        Ok(Self {
+            tx: Mutex::new(tx),
+            keys: RwLock::default(),
+        })
+    }
+
+    /// `record`'s key, decoded once: refused if invalid or weak, exactly as
+    /// [`KeyRecord::verifying_key`] does.
+    pub fn key(&self, record: &KeyRecord) -> Result<VerifyingKey, KeyError> {
+        if let Some(key) = self
+            .keys
+            .read()
+            .ok()
+            .and_then(|k| k.get(&record.public).copied())
+        {
+            return Ok(key);
+        }
+        let key = record.verifying_key()?;
+        if let Ok(mut keys) = self.keys.write() {
+            if keys.len() >= MAX_KEYS {
+                keys.clear();
+            }
+            keys.insert(record.public, key);
+        }
+        Ok(key)
     }
 
     /// Whether `signed`'s proof verifies under `key`.
@@ -113,6 +148,38 @@ mod tests {
             unreachable!()
         };
         Signed::sign(map, "http://a/actors/x#key-1", key).expect("signs")
+    }
+
+    fn record(public: [u8; 32]) -> KeyRecord {
+        KeyRecord {
+            id: "http://a/actors/x#key-1".into(),
+            public,
+            purposes: Vec::new(),
+            added_seq: 1,
+            valid_from_seq: 1,
+            added_at: "2026-11-21T00:00:00.000Z".into(),
+            superseded_seq: None,
+            superseded_at: None,
+        }
+    }
+
+    /// Decoded keys are reused; a weak or invalid key is refused every
+    /// time it is asked for, never kept.
+    #[test]
+    fn keys_are_decoded_once_and_weak_ones_always_refused() {
+        let verifier = Verifier::start().expect("thread");
+        let good = SigningKey::from_bytes(&[7; 32]).verifying_key();
+        for _ in 0..2 {
+            assert_eq!(verifier.key(&record(good.to_bytes())), Ok(good));
+        }
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        for _ in 0..2 {
+            assert_eq!(verifier.key(&record(identity)), Err(KeyError::Weak));
+        }
+        let keys = verifier.keys.read().expect("lock");
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys.get(&good.to_bytes()), Some(&good));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
