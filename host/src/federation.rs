@@ -54,6 +54,9 @@ pub struct Settings {
     pub module_policy: modules::Policy,
     /// Artifact ids and definer actor URLs admitted under any policy.
     pub module_allow: Vec<String>,
+    /// Most activities kept waiting for a verb this node does not know;
+    /// past it, such activities are refused with 503 (the sender retries).
+    pub max_parked: u64,
 }
 
 impl Default for Settings {
@@ -71,6 +74,7 @@ impl Default for Settings {
             max_retry_after_s: 24 * 3600,
             module_policy: modules::Policy::Followed,
             module_allow: Vec::new(),
+            max_parked: 10_000,
         }
     }
 }

@@ -637,6 +637,13 @@ impl Reader {
         Ok(out)
     }
 
+    /// How many activities are parked, for every verb.
+    pub fn parked_count(&self) -> Result<u64, StoreError> {
+        Ok(redb::ReadableTableMetadata::len(
+            &self.txn.open_table(PARKED)?,
+        )?)
+    }
+
     /// Parked activities, of `verb` only when given, oldest verb first.
     pub fn parked(&self, verb: Option<&str>) -> Result<Vec<Parked>, StoreError> {
         let table = self.txn.open_table(PARKED)?;

@@ -115,7 +115,12 @@ impl Federation {
         }
         let recipients = self.local_recipients(&signed, &recipient.id);
         if self.must_park(&signed) {
-            self.park(&signed, recipients, false).await?;
+            self.park(&signed, recipients, false)
+                .await
+                .map_err(|e| match e {
+                    super::modules::ParkError::Kernel(k) => k.into(),
+                    full => InboxError::Unavailable(full.to_string()),
+                })?;
             return Ok(Received::Parked(id));
         }
         let backfill = self.backfill_for(&signed)?;

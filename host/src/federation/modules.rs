@@ -62,6 +62,23 @@ struct Found {
     module: String,
 }
 
+/// Why an activity could not be parked.
+#[derive(Debug, thiserror::Error)]
+pub enum ParkError {
+    #[error(
+        "this node already keeps {kept} activities whose verbs it does not know (federation.max_parked); try again once `{verb}` is admitted here"
+    )]
+    Full { kept: u64, verb: String },
+    #[error("{0}")]
+    Kernel(#[from] KernelError),
+}
+
+impl From<crate::store::StoreError> for ParkError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Kernel(e.into())
+    }
+}
+
 impl Federation {
     /// Whether `signed` must wait for its verb: the node runs modules and
     /// none interprets it.
@@ -73,14 +90,23 @@ impl Federation {
     }
 
     /// Keeps `signed` until its verb is admitted and starts looking the
-    /// verb up at the author's origin.
+    /// verb up at the author's origin. Refuses when `max_parked` are kept
+    /// already: a peer cannot fill the disk with activities nothing here
+    /// interprets.
     pub async fn park(
         self: &Arc<Self>,
         signed: &Signed,
         recipients: Vec<String>,
         backfilled: bool,
-    ) -> Result<(), KernelError> {
+    ) -> Result<(), ParkError> {
         let verb = signed.verb().to_owned();
+        let kept = self.kernel.store().read()?.parked_count()?;
+        if kept >= self.settings.max_parked {
+            return Err(ParkError::Full {
+                kept,
+                verb: verb.clone(),
+            });
+        }
         let parked = Parked {
             verb: verb.clone(),
             id: signed.id.clone(),

@@ -126,6 +126,50 @@ async fn inbox_refusals_change_nothing() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Activities of verbs nothing here interprets are kept only up to
+/// `federation.max_parked`; past it they get 503 (the peer retries) and
+/// nothing more is stored, while known verbs still go in.
+#[tokio::test]
+async fn parking_stops_at_max_parked() -> anyhow::Result<()> {
+    let node = TestNode::start_with(|c| c.federation.max_parked = 2).await?;
+    let (alice, _) = node.actor("alice").await?;
+    let peer = FakePeer::start().await?;
+    peer.actor("eve")?;
+    for n in 0..2 {
+        let poll = peer.sign("eve", json!({"type": "Poll", "name": n, "to": [alice]}))?;
+        let reply = node.send(Req::post(inbox("alice")).json(&poll)).await?;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        assert_eq!(reply.json()?["status"], "pending");
+    }
+    let before = node.snapshot()?;
+    let third = peer.sign("eve", json!({"type": "Quiz", "to": [alice]}))?;
+    let problem = node
+        .assert_rejected(Req::post(inbox("alice")).json(&third), 503)
+        .await?;
+    let detail = problem["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains("max_parked") && detail.contains("Quiz"),
+        "{problem}"
+    );
+    assert_eq!(
+        node.snapshot()?,
+        before,
+        "a refused activity changed the log"
+    );
+    let pending = node
+        .get_ok("/admin/modules/pending", Some(&node.admin))
+        .await?;
+    let parked = pending["activities"].as_array().context("activities")?;
+    assert_eq!(parked.len(), 2, "{pending}");
+    assert!(parked.iter().all(|p| p["verb"] == "Poll"), "{pending}");
+
+    let good = peer.sign("eve", note_to("still welcome", &alice))?;
+    let reply = node.send(Req::post(inbox("alice")).json(&good)).await?;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    assert_eq!(reply.json()?["status"], "accepted", "{}", reply.text);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_second_activity_at_a_known_position_is_kept_as_fork_evidence() -> anyhow::Result<()> {
     let node = TestNode::start().await?;
