@@ -58,7 +58,8 @@ pub const BACKFILLS: TableDefinition<&str, &[u8]> = TableDefinition::new("backfi
 pub const REACTIONS: TableDefinition<u64, ()> = TableDefinition::new("reactions");
 /// (verb, activity id) → postcard [`super::Parked`]: activities from peers
 /// whose verb this node does not know yet, kept until a module for it is
-/// admitted (then they are ingested) — never refused, never lost.
+/// admitted (then they are ingested). Up to `federation.max_parked` of them;
+/// past it the inbox answers 503 and the sender keeps and retries them.
 pub const PARKED: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("parked");
 /// Verb → postcard [`super::PendingModule`]: a peer's definition of a verb
 /// this node lacks, found at the author's origin, awaiting admission.
