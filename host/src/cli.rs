@@ -140,6 +140,10 @@ pub enum ModuleCommand {
     /// Admit a peer's verb that awaits approval; its parked activities are
     /// then ingested.
     Approve { verb: String },
+    /// Drop a peer's verb that is not wanted here: its parked activities
+    /// and its pending module are deleted (a later activity of the verb
+    /// starts a new lookup).
+    Discard { verb: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -421,6 +425,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .unwrap_or(0) as usize,
             };
             println!("admitted verb `{verb}`; {released} parked activities ingested");
+            Ok(())
+        }
+        Command::Module(ModuleCommand::Discard { verb }) => {
+            let discarded = match open_or_client(&data)? {
+                Access::Local(node) => {
+                    crate::federation::modules::discard(&node.kernel, &verb).await?
+                }
+                Access::Remote(client) => client
+                    .delete(&format!("/admin/modules/pending/{verb}"))
+                    .await?["discarded"]
+                    .as_u64()
+                    .unwrap_or(0) as usize,
+            };
+            println!("discarded verb `{verb}` and its {discarded} parked activities");
             Ok(())
         }
         Command::Projection(ProjectionCommand::Rebuild { name }) => {

@@ -62,6 +62,10 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/projections/{name}/rebuild", post(modules::rebuild))
         .route("/admin/modules/pending", get(modules::pending))
         .route(
+            "/admin/modules/pending/{verb}",
+            axum::routing::delete(modules::discard),
+        )
+        .route(
             "/admin/modules/pending/{verb}/approve",
             post(modules::approve),
         )

@@ -431,6 +431,34 @@ pub async fn approve(kernel: &Kernel, verb: &str) -> Result<usize, KernelError> 
     admit(kernel, define).await
 }
 
+/// Deletes the activities parked for `verb` and its pending module, in one
+/// write; answers how many activities went. Not found when neither exists.
+pub async fn discard(kernel: &Kernel, verb: &str) -> Result<usize, KernelError> {
+    let reader = kernel.store().read()?;
+    let parked = reader.parked(Some(verb))?;
+    let pending = reader.pending_module(verb)?;
+    drop(reader);
+    if parked.is_empty() && pending.is_none() {
+        return Err(KernelError::NotFound(format!(
+            "a pending module or parked activities for verb `{verb}`"
+        )));
+    }
+    let count = parked.len();
+    let mut writes: Vec<FederationWrite> = parked
+        .into_iter()
+        .map(|p| FederationWrite::Unpark {
+            verb: p.verb,
+            id: p.id,
+        })
+        .collect();
+    if pending.is_some() {
+        writes.push(FederationWrite::PendingModuleDone(verb.to_owned()));
+    }
+    kernel.federation_write(writes).await?;
+    tracing::info!(%verb, parked = count, "discarded a pending verb");
+    Ok(count)
+}
+
 /// Ingests the activities parked for `verb`, now that it is known. An
 /// activity its verb refuses leaves the queue (refused like any other); a
 /// storage failure or a transient refusal leaves it parked.

@@ -203,6 +203,18 @@ pub async fn approve(
     Ok(axum::Json(json!({"verb": verb, "admitted": true, "released": released})).into_response())
 }
 
+/// `DELETE /admin/modules/pending/{verb}` (admin): drop a peer's verb and
+/// the activities parked for it.
+pub async fn discard(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(verb): Path<String>,
+) -> Result<Response, Problem> {
+    require_admin(&caller, "discarding a pending module")?;
+    let discarded = crate::federation::modules::discard(&state.kernel, &verb).await?;
+    Ok(axum::Json(json!({"verb": verb, "discarded": discarded})).into_response())
+}
+
 /// Decodes `a=1&b=x%20y` into pairs, in order.
 fn url_pairs(query: &str) -> Result<Vec<(String, String)>, String> {
     query

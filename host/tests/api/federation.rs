@@ -128,11 +128,12 @@ async fn inbox_refusals_change_nothing() -> anyhow::Result<()> {
 
 /// Activities of verbs nothing here interprets are kept only up to
 /// `federation.max_parked`; past it they get 503 (the peer retries) and
-/// nothing more is stored, while known verbs still go in.
+/// nothing more is stored, while known verbs still go in. The operator
+/// frees the space by discarding a verb.
 #[tokio::test]
-async fn parking_stops_at_max_parked() -> anyhow::Result<()> {
+async fn parking_stops_at_max_parked_until_a_verb_is_discarded() -> anyhow::Result<()> {
     let node = TestNode::start_with(|c| c.federation.max_parked = 2).await?;
-    let (alice, _) = node.actor("alice").await?;
+    let (alice, alice_token) = node.actor("alice").await?;
     let peer = FakePeer::start().await?;
     peer.actor("eve")?;
     for n in 0..2 {
@@ -167,6 +168,37 @@ async fn parking_stops_at_max_parked() -> anyhow::Result<()> {
     let reply = node.send(Req::post(inbox("alice")).json(&good)).await?;
     assert_eq!(reply.status, 202, "{}", reply.text);
     assert_eq!(reply.json()?["status"], "accepted", "{}", reply.text);
+
+    // Discarding is the admin's, and only for a verb that is pending.
+    let discard = |verb: &str| {
+        Req::new(
+            reqwest::Method::DELETE,
+            format!("/admin/modules/pending/{verb}"),
+        )
+    };
+    node.assert_rejected(discard("Poll").bearer(&alice_token), 403)
+        .await?;
+    node.assert_rejected(discard("Nothing").bearer(&node.admin), 404)
+        .await?;
+    let reply = node.send(discard("Poll").bearer(&node.admin)).await?;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json()?["discarded"], 2, "{}", reply.text);
+    let pending = node
+        .get_ok("/admin/modules/pending", Some(&node.admin))
+        .await?;
+    assert_eq!(pending["activities"], json!([]), "{pending}");
+    assert!(
+        pending["modules"]
+            .as_array()
+            .context("modules")?
+            .iter()
+            .all(|m| m["verb"] != "Poll"),
+        "{pending}"
+    );
+    // The space is free again: the refused one now parks.
+    let reply = node.send(Req::post(inbox("alice")).json(&third)).await?;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    assert_eq!(reply.json()?["status"], "pending");
     Ok(())
 }
 
