@@ -92,7 +92,8 @@ impl Federation {
     /// Keeps `signed` until its verb is admitted and starts looking the
     /// verb up at the author's origin. Refuses when `max_parked` are kept
     /// already: a peer cannot fill the disk with activities nothing here
-    /// interprets.
+    /// interprets. The count is read before the write, so requests parking
+    /// at the same moment can pass the bound by as many as they are.
     pub async fn park(
         self: &Arc<Self>,
         signed: &Signed,
