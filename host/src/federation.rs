@@ -57,6 +57,11 @@ pub struct Settings {
     /// Most activities kept waiting for a verb this node does not know;
     /// past it, such activities are refused with 503 (the sender retries).
     pub max_parked: u64,
+    /// How long a peer actor's document is trusted before it is fetched
+    /// again on next use (a human-readable duration such as `1d` or `6h`),
+    /// so a key rotation or a moved inbox is learnt even when no activity
+    /// names a new key. A failed refetch keeps the old document.
+    pub peer_refresh: String,
 }
 
 impl Default for Settings {
@@ -75,6 +80,7 @@ impl Default for Settings {
             module_policy: modules::Policy::Followed,
             module_allow: Vec::new(),
             max_parked: 10_000,
+            peer_refresh: "1d".to_owned(),
         }
     }
 }
@@ -90,6 +96,16 @@ impl Settings {
                 })
             })
             .collect()
+    }
+
+    /// `peer_refresh`, parsed.
+    pub fn peer_refresh(&self) -> Result<Duration, String> {
+        humantime::parse_duration(&self.peer_refresh).map_err(|e| {
+            format!(
+                "federation.peer_refresh: `{}` is not a duration such as 1d or 6h: {e}",
+                self.peer_refresh
+            )
+        })
     }
 }
 
@@ -115,7 +131,7 @@ impl Federation {
             return Err("federation.jitter_percent must be at most 1000".into());
         }
         let fetcher = Fetcher::new(&settings).map_err(|e| e.to_string())?;
-        let peers = Peers::new(kernel.clone(), fetcher.clone());
+        let peers = Peers::new(kernel.clone(), fetcher.clone(), settings.peer_refresh()?);
         Ok(Arc::new(Self {
             kernel,
             fetcher,

@@ -1,14 +1,20 @@
 //! Remote actors as their own origin describes them. A peer's document is
 //! fetched from the actor's URL on first contact and kept (memory and the
 //! `peers` table); an activity signed by a key the kept document does not
-//! list makes one refetch, which is how a rotation is learnt.
+//! list makes one refetch, which is how a rotation is learnt. A document
+//! older than `federation.peer_refresh` is fetched again when next used,
+//! so a rotation that retires a key is learnt even if only the old key is
+//! ever seen again (a stolen key stops verifying new positions); if that
+//! fetch fails the old document stays in use, and the next try waits
+//! [`RETRY_STALE`].
 //!
 //! A key counts as an actor's only when its id is `{actor}#…` and the
 //! document served at the actor's own URL, with that same `id`, lists it:
 //! what a peer says about someone else's keys is never taken.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
@@ -33,21 +39,99 @@ pub enum PeerError {
     Kernel(#[from] KernelError),
 }
 
+/// Least wait before a stale document whose refetch failed is tried again.
+pub const RETRY_STALE: Duration = Duration::from_secs(60);
+/// Most actors remembered as having a failed refetch; past it the memory
+/// starts over (at worst, a few more early retries).
+const MAX_FAILED: usize = 65_536;
+
 /// The peer-actor cache.
 #[derive(Debug)]
 pub struct Peers {
     kernel: Arc<Kernel>,
     fetcher: Fetcher,
-    cache: RwLock<HashMap<String, Arc<Peer>>>,
+    /// Past this age a kept document is fetched again on next use.
+    refresh: Duration,
+    cache: RwLock<HashMap<String, Kept>>,
+    /// Actors whose stale document could not be fetched again, and when.
+    failed: Mutex<HashMap<String, Instant>>,
+}
+
+/// A kept document and when it was fetched.
+#[derive(Debug, Clone)]
+struct Kept {
+    peer: Arc<Peer>,
+    fetched: SystemTime,
+}
+
+impl Kept {
+    fn new(peer: Arc<Peer>) -> Self {
+        // A document whose time cannot be read counts as fetched long ago.
+        let fetched = humantime::parse_rfc3339(&peer.fetched_at).unwrap_or(SystemTime::UNIX_EPOCH);
+        Self { peer, fetched }
+    }
+
+    /// Older than `refresh`; never when the clock went back.
+    fn stale(&self, refresh: Duration) -> bool {
+        SystemTime::now()
+            .duration_since(self.fetched)
+            .is_ok_and(|age| age > refresh)
+    }
 }
 
 impl Peers {
-    pub fn new(kernel: Arc<Kernel>, fetcher: Fetcher) -> Self {
+    pub fn new(kernel: Arc<Kernel>, fetcher: Fetcher, refresh: Duration) -> Self {
         Self {
             kernel,
             fetcher,
+            refresh,
             cache: RwLock::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The kept document of `actor`, fetched again first when it is older
+    /// than `peer_refresh` (and no refetch failed in the last
+    /// [`RETRY_STALE`]); `None` if none is kept. The flag says whether it
+    /// was just fetched.
+    async fn current(
+        &self,
+        actor: &str,
+        budget: &Budget,
+    ) -> Result<Option<(Arc<Peer>, bool)>, PeerError> {
+        let Some(kept) = self.kept_entry(actor)? else {
+            return Ok(None);
+        };
+        if !kept.stale(self.refresh) || self.failed_recently(actor) {
+            return Ok(Some((kept.peer, false)));
+        }
+        match self.refresh(actor, budget).await {
+            Ok(peer) => {
+                if let Ok(mut failed) = self.failed.lock() {
+                    failed.remove(actor);
+                }
+                Ok(Some((peer, true)))
+            }
+            Err(PeerError::Kernel(e)) => Err(PeerError::Kernel(e)),
+            Err(e) => {
+                tracing::warn!(%actor, error = %e, "could not fetch a stale actor document again; keeping the old one");
+                if let Ok(mut failed) = self.failed.lock() {
+                    if failed.len() >= MAX_FAILED {
+                        failed.clear();
+                    }
+                    failed.insert(actor.to_owned(), Instant::now());
+                }
+                Ok(Some((kept.peer, false)))
+            }
+        }
+    }
+
+    fn failed_recently(&self, actor: &str) -> bool {
+        self.failed
+            .lock()
+            .ok()
+            .and_then(|f| f.get(actor).copied())
+            .is_some_and(|at| at.elapsed() < RETRY_STALE)
     }
 
     /// The key history of `actor` as far as it is needed to check a
@@ -80,8 +164,8 @@ impl Peers {
                 .ok_or_else(|| PeerError::UnknownLocal(actor.to_owned()))?;
             return Ok(state.keys);
         }
-        if let Some(peer) = self.kept(actor)?
-            && peer.keys.iter().any(|k| k.id == key_id)
+        if let Some((peer, just_fetched)) = self.current(actor, budget).await?
+            && (just_fetched || peer.keys.iter().any(|k| k.id == key_id))
         {
             return Ok(peer.keys.clone());
         }
@@ -90,16 +174,20 @@ impl Peers {
 
     /// The inbox URL of a remote actor.
     pub async fn inbox_of(&self, actor: &str, budget: &Budget) -> Result<String, PeerError> {
-        if let Some(peer) = self.kept(actor)? {
+        if let Some((peer, _)) = self.current(actor, budget).await? {
             return Ok(peer.inbox.clone());
         }
         Ok(self.refresh(actor, budget).await?.inbox.clone())
     }
 
-    /// The kept document of `actor`, if any.
+    /// The kept document of `actor`, if any, however old.
     pub fn kept(&self, actor: &str) -> Result<Option<Arc<Peer>>, PeerError> {
-        if let Some(peer) = self.cache.read().ok().and_then(|c| c.get(actor).cloned()) {
-            return Ok(Some(peer));
+        Ok(self.kept_entry(actor)?.map(|k| k.peer))
+    }
+
+    fn kept_entry(&self, actor: &str) -> Result<Option<Kept>, PeerError> {
+        if let Some(kept) = self.cache.read().ok().and_then(|c| c.get(actor).cloned()) {
+            return Ok(Some(kept));
         }
         let stored = self
             .kernel
@@ -109,11 +197,11 @@ impl Peers {
             .peer(actor)
             .map_err(KernelError::from)?;
         Ok(stored.map(|peer| {
-            let peer = Arc::new(peer);
+            let kept = Kept::new(Arc::new(peer));
             if let Ok(mut cache) = self.cache.write() {
-                cache.insert(actor.to_owned(), peer.clone());
+                cache.insert(actor.to_owned(), kept.clone());
             }
-            peer
+            kept
         }))
     }
 
@@ -125,7 +213,7 @@ impl Peers {
             .federation_write(vec![FederationWrite::Peer((*peer).clone())])
             .await?;
         if let Ok(mut cache) = self.cache.write() {
-            cache.insert(actor.to_owned(), peer.clone());
+            cache.insert(actor.to_owned(), Kept::new(peer.clone()));
         }
         Ok(peer)
     }

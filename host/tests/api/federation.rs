@@ -202,6 +202,58 @@ async fn parking_stops_at_max_parked_until_a_verb_is_discarded() -> anyhow::Resu
     Ok(())
 }
 
+/// A kept peer document older than `federation.peer_refresh` is fetched
+/// again when next used. So a rotation that retired a key is learnt even
+/// when only the retired key is seen again, and a thief's activities at
+/// new positions stop verifying. While the peer cannot serve its documents,
+/// the old one stays in use.
+#[tokio::test]
+async fn a_stale_peer_document_is_fetched_again_so_a_retired_key_stops_verifying()
+-> anyhow::Result<()> {
+    let node = TestNode::start_with(|c| c.federation.peer_refresh = "1s".into()).await?;
+    let (alice, _) = node.actor("alice").await?;
+    let peer = FakePeer::start().await?;
+    peer.actor("eve")?;
+    let first = peer.sign("eve", note_to("first", &alice))?;
+    let reply = node.send(Req::post(inbox("alice")).json(&first)).await?;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    let fetched = peer.document_requests();
+
+    // eve rotates (the node is not told); someone holding her old key signs
+    // her next position with it.
+    let stolen = peer.rotate("eve")?;
+    let forged = peer.sign_with_retired("eve", note_to("forged", &alice), &stolen)?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let problem = node
+        .assert_rejected(Req::post(inbox("alice")).json(&forged), 401)
+        .await?;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not valid at seq"),
+        "{problem}"
+    );
+    assert_eq!(peer.document_requests(), fetched + 1, "one refetch");
+    let genuine = peer.sign("eve", note_to("after the rotation", &alice))?;
+    let reply = node.send(Req::post(inbox("alice")).json(&genuine)).await?;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+
+    // The peer stops serving documents: once eve's is stale again, the
+    // refetch fails and her activities still verify against the kept one.
+    peer.documents_unavailable(true);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let asked = peer.document_requests();
+    let later = peer.sign("eve", note_to("while documents are down", &alice))?;
+    let reply = node.send(Req::post(inbox("alice")).json(&later)).await?;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    assert!(
+        peer.document_requests() > asked,
+        "the stale document was asked for again"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_second_activity_at_a_known_position_is_kept_as_fork_evidence() -> anyhow::Result<()> {
     let node = TestNode::start().await?;

@@ -3,7 +3,8 @@
 //! holds, signs activities as them, and records what is delivered to their
 //! inboxes, answering as each test tells it to (202, 410, 500, 503 with
 //! Retry-After). It can also publish verbs the way a weft node does: a
-//! registry view, signed `DefineActivity`s and artifacts by id.
+//! registry view, signed `DefineActivity`s and artifacts by id. An actor can
+//! rotate its key, and the actor documents can be made unavailable.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,8 @@ pub enum Answer {
 /// One actor of the fake peer.
 struct Actor {
     secret: SigningKey,
+    /// The id of the key `secret` is.
+    key_id: String,
     state: ActorState,
     answer: Answer,
 }
@@ -47,6 +50,10 @@ struct Inner {
     artifacts: HashMap<String, Vec<u8>>,
     /// Verbs listed at `/projections/define-registry`.
     verbs: Vec<Value>,
+    /// Actor documents answer 503 while this is set.
+    documents_down: bool,
+    /// Requests for actor documents, answered or not.
+    document_requests: usize,
 }
 
 /// The running fake peer.
@@ -105,6 +112,7 @@ impl FakePeer {
             name.to_owned(),
             Actor {
                 secret,
+                key_id,
                 state,
                 answer: Answer::Accept,
             },
@@ -160,6 +168,57 @@ impl FakePeer {
         Ok(define)
     }
 
+    /// Rotates `name`'s key: an Update signed by the current key adds a new
+    /// one and supersedes the current one, which is returned (as whoever
+    /// stole it would hold it). The rotation is not sent anywhere.
+    pub fn rotate(&self, name: &str) -> anyhow::Result<SigningKey> {
+        let mut inner = self.inner.lock().expect("lock");
+        let actor = inner.actors.get_mut(name).context("no such fake actor")?;
+        let secret = SigningKey::generate(&mut rand::rngs::OsRng);
+        let key_id = format!("{}#key-{}", actor.state.id, actor.state.keys.len() + 1);
+        let rotation = json!({"type": "Update", "object": {"type": "Person", "id": actor.state.id, "keys": {
+            "add": [{
+                "id": key_id, "type": "Multikey", "controller": actor.state.id,
+                "publicKeyMultibase": weft::identity::multikey::encode(&secret.verifying_key()),
+                "purposes": ["sign-activity", "rotate-key"],
+            }],
+            "supersede": [actor.key_id],
+        }}});
+        let signed = next(actor, rotation)?;
+        actor.state = apply(Some(&actor.state), &signed, Signature::Verify)?;
+        actor.key_id = key_id;
+        Ok(std::mem::replace(&mut actor.secret, secret))
+    }
+
+    /// Signs `draft` at `name`'s next position with a retired key (its
+    /// first), without advancing the log: what a thief of that key makes.
+    pub fn sign_with_retired(
+        &self,
+        name: &str,
+        draft: Value,
+        retired: &SigningKey,
+    ) -> anyhow::Result<Value> {
+        let inner = self.inner.lock().expect("lock");
+        let actor = inner.actors.get(name).context("no such fake actor")?;
+        let thief = Actor {
+            secret: retired.clone(),
+            key_id: format!("{}#key-1", actor.state.id),
+            state: actor.state.clone(),
+            answer: actor.answer,
+        };
+        Ok(Value::Object(next(&thief, draft)?.json))
+    }
+
+    /// Makes every actor document answer 503 (`true`) or be served again.
+    pub fn documents_unavailable(&self, down: bool) {
+        self.inner.lock().expect("lock").documents_down = down;
+    }
+
+    /// How many times an actor document was asked for.
+    pub fn document_requests(&self) -> usize {
+        self.inner.lock().expect("lock").document_requests
+    }
+
     pub fn answer(&self, name: &str, answer: Answer) {
         if let Some(actor) = self.inner.lock().expect("lock").actors.get_mut(name) {
             actor.answer = answer;
@@ -186,12 +245,15 @@ fn next(actor: &Actor, draft: Value) -> anyhow::Result<Signed> {
     map.insert("prev".into(), actor.state.tip_id.clone().into());
     map.entry("published")
         .or_insert_with(|| "2026-11-21T01:00:00.000Z".into());
-    let key_id = format!("{}#key-1", actor.state.id);
-    Ok(Signed::sign(map, &key_id, &actor.secret)?)
+    Ok(Signed::sign(map, &actor.key_id, &actor.secret)?)
 }
 
 async fn document(State(inner): State<Arc<Mutex<Inner>>>, Path(name): Path<String>) -> Response {
-    let inner = inner.lock().expect("lock");
+    let mut inner = inner.lock().expect("lock");
+    inner.document_requests += 1;
+    if inner.documents_down {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     match inner.actors.get(&name) {
         Some(actor) => (
             [("content-type", "application/activity+json")],
