@@ -44,6 +44,10 @@ pub struct Limits {
     pub max_artifact_bytes: usize,
     /// Most bytes one fold may write.
     pub max_write_bytes: usize,
+    /// Activities folded per step when a projection is built (defined, or
+    /// rebuilt): the writer takes one step between its batches, so
+    /// publishing goes on while a projection catches up with a long log.
+    pub build_step: u64,
 }
 
 impl Default for Limits {
@@ -54,6 +58,7 @@ impl Default for Limits {
             memory_bytes: 64 << 20,
             max_artifact_bytes: 64 << 20,
             max_write_bytes: 8 << 20,
+            build_step: 2_000,
         }
     }
 }

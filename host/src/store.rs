@@ -201,6 +201,7 @@ impl Store {
         txn.open_table(MODULES)?;
         txn.open_table(PROJECTION_KV)?;
         txn.open_table(PROJECTION_STATUS)?;
+        txn.open_table(PROJECTION_BUILDS)?;
         txn.open_table(INBOX)?;
         txn.open_table(PEERS)?;
         txn.open_table(FORKS)?;
@@ -691,6 +692,27 @@ impl Reader {
             out.push(postcard::from_bytes(entry?.1.value())?);
         }
         Ok(out)
+    }
+
+    /// Projections being built, with the next position each folds (0:
+    /// still clearing its old state).
+    pub fn projection_builds(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        let table = self.txn.open_table(PROJECTION_BUILDS)?;
+        let mut out = std::collections::BTreeMap::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.insert(k.value().to_owned(), v.value());
+        }
+        Ok(out)
+    }
+
+    /// The newest global position of the log (0 when empty).
+    pub fn last_position(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .txn
+            .open_table(RECORDS)?
+            .last()?
+            .map_or(0, |(k, _)| k.value()))
     }
 
     pub fn projection_status(&self, name: &str) -> Result<ProjectionStatus, StoreError> {

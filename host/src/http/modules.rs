@@ -93,7 +93,8 @@ pub async fn describe(State(state): State<AppState>) -> Result<Response, Problem
     Ok(axum::Json(body).into_response())
 }
 
-/// `GET /projections/{name}/status`: how far it folded and what failed.
+/// `GET /projections/{name}/status`: how far it folded and what failed,
+/// and while it is being built, how far the build has come.
 pub async fn status(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -102,7 +103,12 @@ pub async fn status(
     let module = registry
         .projection(&name)
         .ok_or_else(|| Problem::not_found(format!("no projection `{name}` on this node")))?;
-    let status = state.kernel.store().read()?.projection_status(&name)?;
+    let reader = state.kernel.store().read()?;
+    let status = reader.projection_status(&name)?;
+    let building = match reader.projection_builds()?.get(&name) {
+        Some(next) => json!({"folded": next.saturating_sub(1), "of": reader.last_position()?}),
+        None => Value::Null,
+    };
     let errors: Vec<Value> = status
         .errors
         .iter()
@@ -116,6 +122,7 @@ pub async fn status(
         "folded": status.folded,
         "failed": status.failed,
         "errors": errors,
+        "building": building,
     }))
     .into_response())
 }
@@ -169,6 +176,7 @@ pub async fn query(
             e.to_string(),
         )),
         Err((_, QueryFault::Store(e))) => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        Err((_, QueryFault::Building(m))) => Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, m)),
     }
 }
 

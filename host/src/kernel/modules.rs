@@ -83,14 +83,31 @@ pub trait Modules: Send + Sync + 'static {
     /// the batch's activities to keep.
     fn committed(&self, _appended: Vec<Appended>, _ok: bool) {}
 
-    /// Refolds projection `name` from the whole log inside `txn`; the inner
-    /// result is the number of activities folded, or why it cannot be done.
+    /// Starts rebuilding projection `name` from the whole log inside `txn`
+    /// and takes the first step. The inner result is the number of
+    /// activities folded if that step finished it, `None` if the rest
+    /// follows in [`Modules::build_step`]s, or why it cannot be done.
     fn rebuild(
         &self,
         txn: WriteTransaction,
         name: &str,
-    ) -> Result<(WriteTransaction, Result<u64, String>), StoreError> {
+    ) -> Result<(WriteTransaction, Result<Option<u64>, String>), StoreError> {
         Ok((txn, Err(format!("projection `{name}`"))))
+    }
+
+    /// Whether a projection is being built (the writer then takes
+    /// [`Modules::build_step`]s between its batches).
+    fn building(&self) -> bool {
+        false
+    }
+
+    /// One step of building a projection inside `txn`; names it, with the
+    /// number of activities folded in all, when it has caught up.
+    fn build_step(
+        &self,
+        txn: WriteTransaction,
+    ) -> Result<(WriteTransaction, Option<(String, u64)>), StoreError> {
+        Ok((txn, None))
     }
 }
 

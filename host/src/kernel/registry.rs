@@ -5,8 +5,15 @@
 //! Definitions are activities (`DefineActivity`, `DefineProjection`) and
 //! take effect in the transaction that appends them; the registry's memory
 //! is rebuilt from the `modules` table whenever a batch does not commit.
+//!
+//! A projection that is defined (or rebuilt) is built from the whole log in
+//! steps of `runtime.build_step` activities: the first in the defining
+//! batch, the rest between the writer's batches, each step committed with
+//! its position in `projection_builds`, so publishing goes on meanwhile and
+//! a restart resumes where the last step ended. Until it has caught up, the
+//! projection folds nothing new and its queries answer "being built".
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{ReadableTable, WriteTransaction};
@@ -20,7 +27,9 @@ use crate::runtime::{
     FoldActivity, Folded, ProjectionModule, QueryError, Runtime, RuntimeError, VerbModule,
     fold_activity,
 };
-use crate::store::tables::{ARTIFACTS, MODULES, PROJECTION_KV, PROJECTION_STATUS, RECORDS};
+use crate::store::tables::{
+    ARTIFACTS, MODULES, PROJECTION_BUILDS, PROJECTION_KV, PROJECTION_STATUS, RECORDS,
+};
 use crate::store::{
     ActivityRecord, FoldError, ModuleKind, ModuleRecord, ModuleVersion, ProjectionStatus, Store,
     StoreError,
@@ -120,6 +129,9 @@ pub struct Registry {
     store: Arc<Store>,
     verbs: RwLock<HashMap<String, Arc<VerbModule>>>,
     projections: RwLock<BTreeMap<String, Arc<ProjectionModule>>>,
+    /// Projections being built (as in `projection_builds`): they fold
+    /// nothing new and answer no queries until they have caught up.
+    building: RwLock<BTreeSet<String>>,
     reactions: Mutex<Option<mpsc::UnboundedSender<Reaction>>>,
 }
 
@@ -137,6 +149,7 @@ impl Registry {
             store,
             verbs: RwLock::new(HashMap::new()),
             projections: RwLock::new(BTreeMap::new()),
+            building: RwLock::new(BTreeSet::new()),
             reactions: Mutex::new(None),
         };
         registry.reload()?;
@@ -178,11 +191,156 @@ impl Registry {
                 }
             }
         }
-        if let (Ok(mut v), Ok(mut p)) = (self.verbs.write(), self.projections.write()) {
+        let building: BTreeSet<String> = reader.projection_builds()?.into_keys().collect();
+        if let (Ok(mut v), Ok(mut p), Ok(mut b)) = (
+            self.verbs.write(),
+            self.projections.write(),
+            self.building.write(),
+        ) {
             *v = verbs;
             *p = projections;
+            *b = building;
         }
         Ok(())
+    }
+
+    /// Whether projection `name` is being built.
+    pub fn is_building(&self, name: &str) -> bool {
+        self.building.read().is_ok_and(|b| b.contains(name))
+    }
+
+    /// Starts building projection `name` from the whole log: its old state
+    /// and status go (in steps), then it folds from position 1.
+    fn start_build(&self, txn: &WriteTransaction, name: &str) -> Result<(), StoreError> {
+        txn.open_table(PROJECTION_BUILDS)?.insert(name, 0)?;
+        txn.open_table(PROJECTION_STATUS)?.remove(name)?;
+        if let Ok(mut building) = self.building.write() {
+            building.insert(name.to_owned());
+        }
+        Ok(())
+    }
+
+    /// One step of building projection `name`: clears part of its old
+    /// state, or folds up to `build_step` more activities into it. Returns
+    /// how many activities it folded in all once it has caught up with the
+    /// log, `None` while it has not (or is not being built).
+    fn build(
+        &self,
+        mut txn: WriteTransaction,
+        name: &str,
+    ) -> Result<(WriteTransaction, Option<u64>), StoreError> {
+        let Some(mut next) = txn
+            .open_table(PROJECTION_BUILDS)?
+            .get(name)?
+            .map(|v| v.value())
+        else {
+            return Ok((txn, None));
+        };
+        let Some(module) = self.projection(name) else {
+            // Its module can no longer run here: nothing to build.
+            txn.open_table(PROJECTION_BUILDS)?.remove(name)?;
+            if let Ok(mut building) = self.building.write() {
+                building.remove(name);
+            }
+            return Ok((txn, Some(0)));
+        };
+        let mut budget = self.runtime.limits().build_step.max(1);
+        if next == 0 {
+            let cleared = {
+                let mut kv = txn.open_table(PROJECTION_KV)?;
+                let keys: Vec<String> = kv
+                    .range((name, "")..)?
+                    .map_while(|e| {
+                        e.ok()
+                            .filter(|(k, _)| k.value().0 == name)
+                            .map(|(k, _)| k.value().1.to_owned())
+                    })
+                    .take(
+                        usize::try_from(budget)
+                            .unwrap_or(usize::MAX)
+                            .saturating_add(1),
+                    )
+                    .collect();
+                for key in keys
+                    .iter()
+                    .take(usize::try_from(budget).unwrap_or(usize::MAX))
+                {
+                    kv.remove((name, key.as_str()))?;
+                }
+                keys.len() as u64
+            };
+            if cleared > budget {
+                return Ok((txn, None));
+            }
+            budget -= cleared;
+            next = 1;
+        }
+        let until = txn
+            .open_table(RECORDS)?
+            .last()?
+            .map_or(0, |(k, _)| k.value());
+        let mut status: ProjectionStatus = txn
+            .open_table(PROJECTION_STATUS)?
+            .get(name)?
+            .map(|v| postcard::from_bytes(v.value()))
+            .transpose()?
+            .unwrap_or_default();
+        while budget > 0 && next <= until {
+            let chunk: Vec<(u64, ActivityRecord)> = {
+                let records = txn.open_table(RECORDS)?;
+                let mut chunk = Vec::with_capacity(512);
+                for entry in records
+                    .range(next..=until)?
+                    .take(usize::try_from(budget.min(512)).unwrap_or(512))
+                {
+                    let (k, v) = entry?;
+                    chunk.push((k.value(), postcard::from_bytes(v.value())?));
+                }
+                chunk
+            };
+            let Some(last) = chunk.last().map(|(p, _)| *p) else {
+                break;
+            };
+            let items: Vec<Appended> = chunk
+                .into_iter()
+                .filter_map(|(position, record)| {
+                    let value = serde_json::from_str(&record.json).ok()?;
+                    let signed = Signed::parse(value).ok()?;
+                    Some(Appended {
+                        position,
+                        signed,
+                        json: record.json,
+                        backfilled: record.backfilled,
+                        reacts: false,
+                    })
+                })
+                .collect();
+            let mut session = module.session(txn, self.store.recent_ids().clone())?;
+            for item in &items {
+                let folded =
+                    session.fold(&fold_activity(&item.signed, &item.json, item.backfilled))?;
+                record(&mut status, &module.name, item, folded);
+            }
+            txn = session.finish()?;
+            budget = budget.saturating_sub(items.len().max(1) as u64);
+            next = last + 1;
+        }
+        txn.open_table(PROJECTION_STATUS)?
+            .insert(name, postcard::to_stdvec(&status)?.as_slice())?;
+        if next <= until {
+            txn.open_table(PROJECTION_BUILDS)?.insert(name, next)?;
+            return Ok((txn, None));
+        }
+        txn.open_table(PROJECTION_BUILDS)?.remove(name)?;
+        if let Ok(mut building) = self.building.write() {
+            building.remove(name);
+        }
+        tracing::info!(
+            projection = name,
+            folded = status.folded + status.failed,
+            "projection built"
+        );
+        Ok((txn, Some(status.folded + status.failed)))
     }
 
     /// Compiles (or loads) `version` and makes it runnable, with the
@@ -252,6 +410,25 @@ impl Registry {
         params: &[(String, String)],
     ) -> Result<Result<String, QueryError>, QueryFault> {
         let module = self.projection(name).ok_or(QueryFault::Unknown)?;
+        if self.is_building(name) {
+            let reader = self
+                .store
+                .read()
+                .map_err(|e| QueryFault::Store(e.to_string()))?;
+            let next = reader
+                .projection_builds()
+                .map_err(|e| QueryFault::Store(e.to_string()))?
+                .get(name)
+                .copied()
+                .unwrap_or(0);
+            let last = reader
+                .last_position()
+                .map_err(|e| QueryFault::Store(e.to_string()))?;
+            return Err(QueryFault::Building(format!(
+                "projection `{name}` is being built from the log ({} of {last} activities folded); try again shortly",
+                next.saturating_sub(1)
+            )));
+        }
         let snapshot = self
             .store
             .begin_read()
@@ -261,31 +438,35 @@ impl Registry {
             .map_err(QueryFault::Runtime)
     }
 
-    /// Folds one activity into one projection, applying its writes and
-    /// recording the outcome on `status`.
-    /// Folds a run of activities into every active projection, one
-    /// projection at a time so each lends the transaction once. An item's
-    /// `skip` names a projection that already folded it (by a refold).
+    /// Folds a run of activities into every active projection that is not
+    /// being built, one projection at a time so each lends the transaction
+    /// once.
     fn fold_run(
         &self,
         mut txn: WriteTransaction,
-        run: &[(&Appended, Option<String>)],
+        run: &[&Appended],
         statuses: &mut BTreeMap<String, ProjectionStatus>,
     ) -> Result<WriteTransaction, StoreError> {
         if run.is_empty() {
             return Ok(txn);
         }
+        let building = self.building.read().map(|b| b.clone()).unwrap_or_default();
         let projections: Vec<Arc<ProjectionModule>> = self
             .projections
             .read()
-            .map(|p| p.values().cloned().collect())
+            .map(|p| {
+                p.values()
+                    .filter(|m| !building.contains(&m.name))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         if projections.is_empty() {
             return Ok(txn);
         }
         let activities: Vec<FoldActivity> = run
             .iter()
-            .map(|(item, _)| fold_activity(&item.signed, &item.json, item.backfilled))
+            .map(|item| fold_activity(&item.signed, &item.json, item.backfilled))
             .collect();
         for module in projections {
             if !statuses.contains_key(&module.name) {
@@ -302,10 +483,7 @@ impl Registry {
                 continue;
             };
             let mut session = module.session(txn, self.store.recent_ids().clone())?;
-            for ((item, skip), activity) in run.iter().zip(&activities) {
-                if skip.as_deref() == Some(module.name.as_str()) {
-                    continue;
-                }
+            for (item, activity) in run.iter().zip(&activities) {
                 let folded = session.fold(activity)?;
                 record(status, &module.name, item, folded);
             }
@@ -315,7 +493,7 @@ impl Registry {
     }
 
     /// Records a Define activity in the `modules` table and activates it.
-    /// Returns the name of a projection that must be rebuilt.
+    /// Returns the name of a projection that starts building.
     fn define(
         &self,
         txn: &WriteTransaction,
@@ -378,6 +556,7 @@ impl Registry {
                 if let Ok(mut projections) = self.projections.write() {
                     projections.insert(name.to_owned(), m);
                 }
+                self.start_build(txn, name)?;
                 Ok(Some(name.to_owned()))
             }
             Err(e) => {
@@ -385,76 +564,6 @@ impl Registry {
                 Ok(None)
             }
         }
-    }
-
-    /// Clears projection `name` and folds the log into it up to and
-    /// including global position `until`, in order.
-    fn refold(
-        &self,
-        mut txn: WriteTransaction,
-        name: &str,
-        until: u64,
-    ) -> Result<(WriteTransaction, Result<u64, String>), StoreError> {
-        let Some(module) = self.projection(name) else {
-            return Ok((txn, Err(format!("projection `{name}`"))));
-        };
-        {
-            let mut kv = txn.open_table(PROJECTION_KV)?;
-            let keys: Vec<String> = kv
-                .range((name, "")..)?
-                .map_while(|e| {
-                    e.ok()
-                        .filter(|(k, _)| k.value().0 == name)
-                        .map(|(k, _)| k.value().1.to_owned())
-                })
-                .collect();
-            for key in keys {
-                kv.remove((name, key.as_str()))?;
-            }
-        }
-        let mut status = ProjectionStatus::default();
-        let mut position = 1;
-        let mut folded_count = 0;
-        loop {
-            let chunk: Vec<(u64, ActivityRecord)> = {
-                let records = txn.open_table(RECORDS)?;
-                let mut chunk = Vec::with_capacity(512);
-                for entry in records.range(position..=until)?.take(512) {
-                    let (k, v) = entry?;
-                    chunk.push((k.value(), postcard::from_bytes(v.value())?));
-                }
-                chunk
-            };
-            let Some(last) = chunk.last().map(|(p, _)| *p) else {
-                break;
-            };
-            let items: Vec<Appended> = chunk
-                .into_iter()
-                .filter_map(|(position, record)| {
-                    let value = serde_json::from_str(&record.json).ok()?;
-                    let signed = Signed::parse(value).ok()?;
-                    Some(Appended {
-                        position,
-                        signed,
-                        json: record.json,
-                        backfilled: record.backfilled,
-                        reacts: false,
-                    })
-                })
-                .collect();
-            let mut session = module.session(txn, self.store.recent_ids().clone())?;
-            for item in &items {
-                let folded =
-                    session.fold(&fold_activity(&item.signed, &item.json, item.backfilled))?;
-                record(&mut status, &module.name, item, folded);
-                folded_count += 1;
-            }
-            txn = session.finish()?;
-            position = last + 1;
-        }
-        txn.open_table(PROJECTION_STATUS)?
-            .insert(name, postcard::to_stdvec(&status)?.as_slice())?;
-        Ok((txn, Ok(folded_count)))
     }
 
     /// The registry as JSON: every verb and projection with its versions.
@@ -518,6 +627,9 @@ pub enum QueryFault {
     Runtime(RuntimeError),
     #[error("storage: {0}")]
     Store(String),
+    /// The projection is catching up with the log.
+    #[error("{0}")]
+    Building(String),
 }
 
 impl Modules for Registry {
@@ -547,7 +659,8 @@ impl Modules for Registry {
         appended: &[Appended],
     ) -> Result<WriteTransaction, StoreError> {
         let mut statuses: BTreeMap<String, ProjectionStatus> = BTreeMap::new();
-        let mut run: Vec<(&Appended, Option<String>)> = Vec::new();
+        let mut run: Vec<&Appended> = Vec::new();
+        let mut defined = BTreeSet::new();
         for item in appended {
             if matches!(
                 item.signed.header.kind.as_str(),
@@ -557,15 +670,14 @@ impl Modules for Registry {
                 txn = self.fold_run(txn, &run, &mut statuses)?;
                 run.clear();
             }
-            // A new (version of a) projection starts from the whole log,
-            // this activity included; every other projection folds it as usual.
-            let rebuilt = self.define(&txn, item)?;
-            if let Some(name) = &rebuilt {
-                let (t, _) = self.refold(txn, name, item.position)?;
-                txn = t;
-                statuses.remove(name);
+            // A new (version of a) projection starts building from the
+            // whole log, this activity included; every other projection
+            // folds it as usual.
+            if let Some(name) = self.define(&txn, item)? {
+                statuses.remove(&name);
+                defined.insert(name);
             }
-            run.push((item, rebuilt));
+            run.push(item);
         }
         txn = self.fold_run(txn, &run, &mut statuses)?;
         {
@@ -573,6 +685,10 @@ impl Modules for Registry {
             for (name, status) in &statuses {
                 table.insert(name.as_str(), postcard::to_stdvec(status)?.as_slice())?;
             }
+        }
+        // Its first step is taken at once: on a short log, that is all of it.
+        for name in defined {
+            txn = self.build(txn, &name)?.0;
         }
         Ok(txn)
     }
@@ -602,13 +718,33 @@ impl Modules for Registry {
         &self,
         txn: WriteTransaction,
         name: &str,
-    ) -> Result<(WriteTransaction, Result<u64, String>), StoreError> {
-        let until = txn
-            .open_table(RECORDS)?
-            .last()?
-            .map(|(k, _)| k.value())
-            .unwrap_or(0);
-        self.refold(txn, name, until)
+    ) -> Result<(WriteTransaction, Result<Option<u64>, String>), StoreError> {
+        if self.projection(name).is_none() {
+            return Ok((txn, Err(format!("projection `{name}`"))));
+        }
+        self.start_build(&txn, name)?;
+        let (txn, done) = self.build(txn, name)?;
+        Ok((txn, Ok(done)))
+    }
+
+    fn building(&self) -> bool {
+        self.building.read().is_ok_and(|b| !b.is_empty())
+    }
+
+    fn build_step(
+        &self,
+        txn: WriteTransaction,
+    ) -> Result<(WriteTransaction, Option<(String, u64)>), StoreError> {
+        let Some(name) = self
+            .building
+            .read()
+            .ok()
+            .and_then(|b| b.iter().next().cloned())
+        else {
+            return Ok((txn, None));
+        };
+        let (txn, done) = self.build(txn, &name)?;
+        Ok((txn, done.map(|count| (name, count))))
     }
 }
 

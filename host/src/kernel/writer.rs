@@ -241,7 +241,11 @@ pub(super) struct Writer {
     tips: HashMap<String, (u64, String)>,
     /// Where new delivery jobs and backfills go once committed.
     outbound: Arc<std::sync::Mutex<Option<mpsc::UnboundedSender<Outbound>>>>,
+    /// Rebuild requests answered when their projection has caught up.
+    waiting: HashMap<String, Vec<RebuildReply>>,
 }
+
+type RebuildReply = oneshot::Sender<Result<u64, KernelError>>;
 
 impl Writer {
     pub(super) fn new(
@@ -260,14 +264,32 @@ impl Writer {
             max_batch: max_batch.max(1),
             tips: HashMap::new(),
             outbound,
+            waiting: HashMap::new(),
         }
     }
 
-    /// Serves commands until every sender is gone.
+    /// Serves commands until every sender is gone. While a projection is
+    /// being built, one build step follows each batch, and steps run
+    /// back to back while no command waits.
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut batch = Vec::with_capacity(self.max_batch);
         let mut stopping = false;
-        while let Some(first) = rx.blocking_recv() {
+        loop {
+            let first = if self.modules.building() {
+                match rx.try_recv() {
+                    Ok(cmd) => cmd,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        self.build_step();
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match rx.blocking_recv() {
+                    Some(cmd) => cmd,
+                    None => break,
+                }
+            };
             match first {
                 Command::Stop => break,
                 cmd => batch.push(cmd),
@@ -286,8 +308,40 @@ impl Writer {
             if stopping {
                 break;
             }
+            if self.modules.building() {
+                self.build_step();
+            }
         }
         tracing::debug!("writer stopped");
+    }
+
+    /// Takes one step of building a projection, in its own transaction,
+    /// and answers the rebuild requests of one that has caught up.
+    fn build_step(&mut self) {
+        let started = Instant::now();
+        let result = self
+            .store
+            .begin_write()
+            .map_err(|e| e.to_string())
+            .and_then(|txn| {
+                let (txn, done) = self.modules.build_step(txn).map_err(|e| e.to_string())?;
+                txn.commit().map_err(|e| e.to_string())?;
+                Ok(done)
+            });
+        self.metrics.spent(Phase::Fold, started);
+        match result {
+            Ok(Some((name, count))) => {
+                for reply in self.waiting.remove(&name).unwrap_or_default() {
+                    let _ = reply.send(Ok(count));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "a projection build step failed; trying again shortly");
+                self.modules.committed(Vec::new(), false);
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
     }
 
     fn commit_batch(&mut self, batch: &mut Vec<Command>) {
@@ -365,12 +419,21 @@ impl Writer {
                 None => {}
             }
         }
+        let mut continuing = Vec::new();
         for (name, reply) in rebuilds {
             let result = match txn.take() {
                 Some(t) if fault.is_none() => match self.modules.rebuild(t, &name) {
                     Ok((t, result)) => {
                         txn = Some(t);
-                        result.map_err(KernelError::NotFound)
+                        match result {
+                            Ok(Some(count)) => Ok(count),
+                            // Answered once the build has caught up.
+                            Ok(None) => {
+                                continuing.push((name, reply));
+                                continue;
+                            }
+                            Err(e) => Err(KernelError::NotFound(e)),
+                        }
                     }
                     Err(e) => {
                         fault = Some(format!("rebuilding {name} failed: {e}"));
@@ -404,6 +467,9 @@ impl Writer {
                 self.metrics.committed(outcomes.len() as u64, count);
                 self.tips.extend(pending_tips);
                 self.modules.committed(appended, true);
+                for (name, reply) in continuing {
+                    self.waiting.entry(name).or_default().push(reply);
+                }
                 if !woken.is_empty()
                     && let Some(tx) = self.outbound.lock().ok().and_then(|o| o.clone())
                 {
@@ -419,6 +485,9 @@ impl Writer {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.tips.clear();
                 self.modules.committed(appended, false);
+                for (_, reply) in continuing {
+                    let _ = reply.send(Err(KernelError::NotCommitted(f.clone())));
+                }
             }
         }
         for outcome in outcomes {

@@ -5,7 +5,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use super::support::{TestNode, note};
-use super::{eventually, projection_state};
+use super::{define, eventually, projection_state, test_guest};
 
 #[tokio::test]
 async fn init_registers_the_genesis_bundle_as_definitions() -> anyhow::Result<()> {
@@ -298,6 +298,88 @@ async fn a_rebuild_equals_the_incremental_state() -> anyhow::Result<()> {
     let (status, body) = node.get("/projections/feed/status", None).await?;
     assert_eq!(status, 200);
     assert_eq!(body["failed"], 0, "{body}");
+    node.stop().await
+}
+
+/// With `runtime.build_step = 1`, building a projection takes one step per
+/// activity between the writer's batches: a rebuild is answered once the
+/// projection has caught up, with the same state as before; a projection
+/// defined on a longer log answers 503 "being built" until it has caught
+/// up, and a restart in the middle resumes the build.
+#[tokio::test]
+async fn projections_are_built_in_steps_and_a_restart_resumes_the_build() -> anyhow::Result<()> {
+    let node = TestNode::start_with(|c| c.runtime.build_step = 1).await?;
+    let (_, alice_token) = node.actor("alice").await?;
+    for i in 0..30 {
+        let (status, body) = node
+            .publish(&alice_token, &note(&format!("note {i}")))
+            .await?;
+        assert_eq!(status, 201, "{body}");
+    }
+    // The genesis projections too were built step by step, between the
+    // publishes; they catch up once the writer is idle.
+    eventually(async || {
+        for name in ["feed", "follower-graph", "endorsements"] {
+            let (_, status) = node
+                .get(&format!("/projections/{name}/status"), None)
+                .await?;
+            if !status["building"].is_null() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    })
+    .await?;
+    let incremental = projection_state(&node)?;
+    let last = {
+        use redb::ReadableTable;
+        let txn = node.kernel.store().begin_read()?;
+        let records = txn.open_table(weft::store::tables::RECORDS)?;
+        records.last()?.map(|(k, _)| k.value()).context("a log")?
+    };
+    let response = node
+        .http
+        .post(format!("{}/admin/projections/feed/rebuild", node.base))
+        .bearer_auth(&node.admin)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await?;
+    assert_eq!(body["folded"], last, "every activity folded once: {body}");
+    assert_eq!(projection_state(&node)?, incremental);
+    let (_, status) = node.get("/projections/feed/status", None).await?;
+    assert_eq!(status["building"], Value::Null, "{status}");
+
+    let (status, body) = define(
+        &node,
+        "DefineProjection",
+        "flaky",
+        test_guest("weft-test-flaky")?,
+    )
+    .await?;
+    assert_eq!(status, 201, "{body}");
+    // Until it has caught up, it says so rather than answer from half a log.
+    let (status, body) = node.get("/projections/flaky/count?verb=Note", None).await?;
+    if status == 503 {
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("being built"),
+            "{body}"
+        );
+    } else {
+        assert_eq!((status, &body["count"]), (200, &json!(30)), "{body}");
+    }
+    let node = node.restart().await?;
+    let count = eventually(async || {
+        let (status, body) = node.get("/projections/flaky/count?verb=Note", None).await?;
+        Ok((status == 200).then(|| body["count"].clone()))
+    })
+    .await?;
+    assert_eq!(count, 30);
+    let (_, status) = node.get("/projections/flaky/status", None).await?;
+    assert_eq!(status["building"], Value::Null, "{status}");
     node.stop().await
 }
 
