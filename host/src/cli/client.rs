@@ -65,12 +65,15 @@ impl Client {
         Ok(body["id"].as_str().unwrap_or_default().to_owned())
     }
 
-    /// `POST /admin/projections/{name}/rebuild`: returns how many activities were folded.
+    /// `POST /admin/projections/{name}/rebuild`: returns how many activities
+    /// were folded. The node answers once the projection has caught up,
+    /// which on a long log under load takes a while: this waits up to a day.
     pub async fn rebuild(&self, name: &str) -> anyhow::Result<u64> {
         let body = self
             .send(
                 self.http
-                    .post(format!("{}/admin/projections/{name}/rebuild", self.base)),
+                    .post(format!("{}/admin/projections/{name}/rebuild", self.base))
+                    .timeout(std::time::Duration::from_secs(24 * 3600)),
             )
             .await?;
         Ok(body["folded"].as_u64().unwrap_or_default())
