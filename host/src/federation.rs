@@ -57,6 +57,9 @@ pub struct Settings {
     /// Most activities kept waiting for a verb this node does not know;
     /// past it, such activities are refused with 503 (the sender retries).
     pub max_parked: u64,
+    /// Most of those that one origin's authors may hold, so one peer
+    /// cannot take the whole of `max_parked` from the others.
+    pub max_parked_per_origin: u64,
     /// How long a peer actor's document is trusted before it is fetched
     /// again on next use (a human-readable duration such as `1d` or `6h`),
     /// so a key rotation or a moved inbox is learnt even when no activity
@@ -80,6 +83,7 @@ impl Default for Settings {
             module_policy: modules::Policy::Followed,
             module_allow: Vec::new(),
             max_parked: 10_000,
+            max_parked_per_origin: 1_000,
             peer_refresh: "1d".to_owned(),
         }
     }

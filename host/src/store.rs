@@ -114,6 +114,41 @@ pub struct Parked {
     pub received_at: String,
 }
 
+impl Parked {
+    /// The origin of its author (`scheme://host:port`), or "" when the
+    /// activity names none.
+    pub fn origin(&self) -> String {
+        serde_json::from_str::<ParkedAuthor>(&self.json)
+            .ok()
+            .and_then(|a| crate::model::origin(&a.actor))
+            .unwrap_or_default()
+    }
+}
+
+/// The one field of a parked activity its origin is read from.
+#[derive(Deserialize)]
+struct ParkedAuthor {
+    #[serde(default)]
+    actor: String,
+}
+
+/// Fills `parked_by_origin` from `parked` when it is empty and `parked` is
+/// not (a data folder from before the index).
+fn index_parked_by_origin(txn: &WriteTransaction) -> Result<(), StoreError> {
+    use redb::ReadableTableMetadata;
+    let parked = txn.open_table(PARKED)?;
+    let mut index = txn.open_table(PARKED_BY_ORIGIN)?;
+    if !index.is_empty()? || parked.is_empty()? {
+        return Ok(());
+    }
+    for entry in parked.iter()? {
+        let (_, v) = entry?;
+        let p: Parked = postcard::from_bytes(v.value())?;
+        index.insert((p.origin().as_str(), p.verb.as_str(), p.id.as_str()), ())?;
+    }
+    Ok(())
+}
+
 /// Where admitting a peer's module stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PendingState {
@@ -210,6 +245,7 @@ impl Store {
         txn.open_table(BACKFILLS)?;
         txn.open_table(REACTIONS)?;
         txn.open_table(PARKED)?;
+        index_parked_by_origin(&txn)?;
         txn.open_table(PENDING_MODULES)?;
         let ids = {
             let records = txn.open_table(RECORDS)?;
@@ -663,6 +699,20 @@ impl Reader {
         Ok(out)
     }
 
+    /// How many activities by authors at `origin` are parked, counting up
+    /// to `limit` at most.
+    pub fn parked_from(&self, origin: &str, limit: u64) -> Result<u64, StoreError> {
+        let table = self.txn.open_table(PARKED_BY_ORIGIN)?;
+        let mut n = 0;
+        for entry in table.range((origin, "", "")..)? {
+            if entry?.0.value().0 != origin || n >= limit {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
     pub fn is_parked(&self, verb: &str, id: &str) -> Result<bool, StoreError> {
         Ok(self.txn.open_table(PARKED)?.get((verb, id))?.is_some())
     }
@@ -991,11 +1041,30 @@ impl<'t> Batch<'t> {
         self.txn
             .open_table(PARKED)?
             .insert((parked.verb.as_str(), parked.id.as_str()), bytes.as_slice())?;
+        self.txn.open_table(PARKED_BY_ORIGIN)?.insert(
+            (
+                parked.origin().as_str(),
+                parked.verb.as_str(),
+                parked.id.as_str(),
+            ),
+            (),
+        )?;
         Ok(())
     }
 
     pub fn delete_parked(&mut self, verb: &str, id: &str) -> Result<(), StoreError> {
-        self.txn.open_table(PARKED)?.remove((verb, id))?;
+        let removed: Option<Parked> = {
+            let mut table = self.txn.open_table(PARKED)?;
+            let removed = table.remove((verb, id))?;
+            removed
+                .map(|b| postcard::from_bytes(b.value()))
+                .transpose()?
+        };
+        if let Some(parked) = removed {
+            self.txn
+                .open_table(PARKED_BY_ORIGIN)?
+                .remove((parked.origin().as_str(), verb, id))?;
+        }
         Ok(())
     }
 
@@ -1044,6 +1113,54 @@ mod tests {
             txn.commit()?;
         }
         store.recent_ids().settle(commit);
+        Ok(())
+    }
+
+    fn parked(verb: &str, n: u64, author: &str) -> Parked {
+        Parked {
+            verb: verb.into(),
+            id: format!("bid{n}"),
+            json: serde_json::json!({"actor": author, "type": verb}).to_string(),
+            recipients: Vec::new(),
+            backfilled: false,
+            received_at: "2026-11-22T00:00:00.000Z".into(),
+        }
+    }
+
+    /// Parked activities are counted by their author's origin as they are
+    /// kept and removed, and a data folder without that index (from before
+    /// it) gets it when opened.
+    #[test]
+    fn parked_activities_are_counted_by_origin() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("weft.redb");
+        let (a, b) = ("http://a.test:1", "https://B.test");
+        {
+            let store = Store::open(&path)?;
+            let txn = store.begin_write()?;
+            {
+                let mut batch = Batch::open(&txn, store.recent_ids())?;
+                batch.put_parked(&parked("Poll", 1, &format!("{a}/actors/x")))?;
+                batch.put_parked(&parked("Quiz", 2, &format!("{a}/actors/y")))?;
+                batch.put_parked(&parked("Poll", 3, "https://b.test/actors/z"))?;
+                batch.delete_parked("Quiz", "bid2")?;
+                batch.delete_parked("Quiz", "no such id")?;
+            }
+            txn.commit()?;
+            let reader = store.read()?;
+            assert_eq!(reader.parked_from(a, 10)?, 1);
+            assert_eq!(reader.parked_from(&b.to_ascii_lowercase(), 10)?, 1);
+            assert_eq!(reader.parked_from("http://c.test", 10)?, 0);
+            // As an older data folder would be: parked, but no index.
+            let txn = store.begin_write()?;
+            txn.delete_table(PARKED_BY_ORIGIN)?;
+            txn.commit()?;
+        }
+        let store = Store::open(&path)?;
+        let reader = store.read()?;
+        assert_eq!(reader.parked_from(a, 10)?, 1);
+        assert_eq!(reader.parked_from("https://b.test", 10)?, 1);
+        assert_eq!(reader.parked_count()?, 2);
         Ok(())
     }
 

@@ -69,6 +69,14 @@ pub enum ParkError {
         "this node already keeps {kept} activities whose verbs it does not know (federation.max_parked); try again once `{verb}` is admitted here"
     )]
     Full { kept: u64, verb: String },
+    #[error(
+        "this node already keeps {kept} activities from {origin} whose verbs it does not know (federation.max_parked_per_origin); try again once `{verb}` is admitted here"
+    )]
+    OriginFull {
+        kept: u64,
+        origin: String,
+        verb: String,
+    },
     #[error("{0}")]
     Kernel(#[from] KernelError),
 }
@@ -91,9 +99,11 @@ impl Federation {
 
     /// Keeps `signed` until its verb is admitted and starts looking the
     /// verb up at the author's origin. Refuses when `max_parked` are kept
-    /// already: a peer cannot fill the disk with activities nothing here
-    /// interprets. The count is read before the write, so requests parking
-    /// at the same moment can pass the bound by as many as they are.
+    /// already, or `max_parked_per_origin` from the author's origin: a peer
+    /// cannot fill the disk with activities nothing here interprets, nor
+    /// take every other peer's room. The counts are read before the write,
+    /// so requests parking at the same moment can pass a bound by as many
+    /// as they are.
     pub async fn park(
         self: &Arc<Self>,
         signed: &Signed,
@@ -101,13 +111,25 @@ impl Federation {
         backfilled: bool,
     ) -> Result<(), ParkError> {
         let verb = signed.verb().to_owned();
-        let kept = self.kernel.store().read()?.parked_count()?;
+        let reader = self.kernel.store().read()?;
+        let kept = reader.parked_count()?;
         if kept >= self.settings.max_parked {
             return Err(ParkError::Full {
                 kept,
                 verb: verb.clone(),
             });
         }
+        let origin = crate::model::origin(&signed.header.actor).unwrap_or_default();
+        let share = self.settings.max_parked_per_origin;
+        let from_origin = reader.parked_from(&origin, share)?;
+        if from_origin >= share {
+            return Err(ParkError::OriginFull {
+                kept: from_origin,
+                origin,
+                verb: verb.clone(),
+            });
+        }
+        drop(reader);
         let parked = Parked {
             verb: verb.clone(),
             id: signed.id.clone(),

@@ -91,17 +91,7 @@ fn is_collection(s: &str) -> bool {
 }
 
 /// `scheme://authority` of an http(s) URL: one delivery worker each.
-pub fn origin(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    if scheme != "http" && scheme != "https" {
-        return None;
-    }
-    let authority = rest.split(['/', '?', '#']).next()?;
-    if authority.is_empty() || authority.contains('@') {
-        return None;
-    }
-    Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
-}
+pub use crate::model::origin;
 
 /// The `items` of a follower-graph answer.
 pub(super) fn items(text: &str) -> Vec<String> {

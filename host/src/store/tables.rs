@@ -58,14 +58,20 @@ pub const BACKFILLS: TableDefinition<&str, &[u8]> = TableDefinition::new("backfi
 pub const REACTIONS: TableDefinition<u64, ()> = TableDefinition::new("reactions");
 /// (verb, activity id) → postcard [`super::Parked`]: activities from peers
 /// whose verb this node does not know yet, kept until a module for it is
-/// admitted (then they are ingested). Up to `federation.max_parked` of them;
-/// past it the inbox answers 503 and the sender keeps and retries them.
+/// admitted (then they are ingested). Up to `federation.max_parked` of them,
+/// `max_parked_per_origin` from one origin; past either, the inbox answers
+/// 503 and the sender keeps and retries them.
 pub const PARKED: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("parked");
 /// Projection name → the next global position it folds while it is being
 /// built (a new definition, or a rebuild) in steps between the writer's
 /// batches; 0 while its old state is still being cleared. Absent once it
 /// has caught up with the log.
 pub const PROJECTION_BUILDS: TableDefinition<&str, u64> = TableDefinition::new("projection_builds");
+/// (author's origin, verb, activity id) → nothing: the parked activities
+/// by where they come from, so one origin's share can be bounded
+/// (`federation.max_parked_per_origin`).
+pub const PARKED_BY_ORIGIN: TableDefinition<(&str, &str, &str), ()> =
+    TableDefinition::new("parked_by_origin");
 /// Verb → postcard [`super::PendingModule`]: a peer's definition of a verb
 /// this node lacks, found at the author's origin, awaiting admission.
 pub const PENDING_MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("pending_modules");

@@ -202,6 +202,62 @@ async fn parking_stops_at_max_parked_until_a_verb_is_discarded() -> anyhow::Resu
     Ok(())
 }
 
+/// One origin's authors hold at most `federation.max_parked_per_origin`
+/// parked activities: past it that origin gets 503 naming the limit, while
+/// another origin still parks; discarding a verb gives the room back.
+#[tokio::test]
+async fn one_origin_cannot_take_every_parking_place() -> anyhow::Result<()> {
+    let node = TestNode::start_with(|c| c.federation.max_parked_per_origin = 2).await?;
+    let (alice, _) = node.actor("alice").await?;
+    let greedy = FakePeer::start().await?;
+    greedy.actor("eve")?;
+    let other = FakePeer::start().await?;
+    other.actor("olga")?;
+    for n in 0..2 {
+        let poll = greedy.sign("eve", json!({"type": "Poll", "name": n, "to": [alice]}))?;
+        let reply = node.send(Req::post(inbox("alice")).json(&poll)).await?;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+    }
+    let before = node.snapshot()?;
+    let third = greedy.sign("eve", json!({"type": "Quiz", "to": [alice]}))?;
+    let problem = node
+        .assert_rejected(Req::post(inbox("alice")).json(&third), 503)
+        .await?;
+    let detail = problem["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains("max_parked_per_origin") && detail.contains(&greedy.base),
+        "{problem}"
+    );
+    assert_eq!(node.snapshot()?, before);
+    let pending = node
+        .get_ok("/admin/modules/pending", Some(&node.admin))
+        .await?;
+    assert_eq!(
+        pending["activities"]
+            .as_array()
+            .context("activities")?
+            .len(),
+        2,
+        "{pending}"
+    );
+
+    // Another origin still has room.
+    let theirs = other.sign("olga", json!({"type": "Poll", "to": [alice]}))?;
+    let reply = node.send(Req::post(inbox("alice")).json(&theirs)).await?;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    assert_eq!(reply.json()?["status"], "pending");
+
+    // Discarding Poll frees eve's places (and olga's one).
+    let reply = node
+        .send(Req::new(reqwest::Method::DELETE, "/admin/modules/pending/Poll").bearer(&node.admin))
+        .await?;
+    assert_eq!(reply.json()?["discarded"], 3, "{}", reply.text);
+    let reply = node.send(Req::post(inbox("alice")).json(&third)).await?;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    assert_eq!(reply.json()?["status"], "pending");
+    Ok(())
+}
+
 /// A kept peer document older than `federation.peer_refresh` is fetched
 /// again when next used. So a rotation that retired a key is learnt even
 /// when only the retired key is seen again, and a thief's activities at
