@@ -186,31 +186,38 @@ impl Kernel {
     }
 
     /// The actors following `actor`, as the follower-graph projection says.
-    pub fn followers(&self, actor: &str) -> Vec<String> {
+    /// [`KernelError::Unavailable`] while the follower graph is being built:
+    /// an empty list then would be wrong, not merely late.
+    pub fn followers(&self, actor: &str) -> Result<Vec<String>, KernelError> {
         self.graph("followers", actor)
     }
 
-    /// The actors `actor` follows.
-    pub fn following(&self, actor: &str) -> Vec<String> {
+    /// The actors `actor` follows (unavailable as for [`Self::followers`]).
+    pub fn following(&self, actor: &str) -> Result<Vec<String>, KernelError> {
         self.graph("following", actor)
     }
 
-    fn graph(&self, list: &str, actor: &str) -> Vec<String> {
+    fn graph(&self, list: &str, actor: &str) -> Result<Vec<String>, KernelError> {
         let Some(registry) = &self.registry else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let params = [("actor".to_owned(), actor.to_owned())];
-        match registry.query(audience::GRAPH, list, &params) {
+        Ok(match registry.query(audience::GRAPH, list, &params) {
             Ok(Ok(text)) => audience::items(&text),
             Ok(Err(e)) => {
                 tracing::warn!(%actor, error = ?e, "the follower graph refused a query");
                 Vec::new()
             }
+            Err(registry::QueryFault::Building(m)) => {
+                return Err(KernelError::Unavailable(format!(
+                    "who follows whom is not known until the follower graph is built: {m}"
+                )));
+            }
             Err(e) => {
                 tracing::debug!(%actor, error = %e, "no follower graph to read");
                 Vec::new()
             }
-        }
+        })
     }
 
     /// Stores a verified activity from a peer (or pulled by backfill) for

@@ -113,7 +113,7 @@ impl Federation {
         {
             self.fetch_announced(object, &author, &budget).await;
         }
-        let recipients = self.local_recipients(&signed, &recipient.id);
+        let recipients = self.local_recipients(&signed, &recipient.id)?;
         if self.must_park(&signed) {
             self.park(&signed, recipients, false)
                 .await
@@ -184,7 +184,11 @@ impl Federation {
     /// Local actors who get `signed`: the inbox it was posted to, the local
     /// actors it names, and the author's local followers when it is
     /// addressed to them or to Public.
-    fn local_recipients(&self, signed: &Signed, posted_to: &str) -> Vec<String> {
+    fn local_recipients(
+        &self,
+        signed: &Signed,
+        posted_to: &str,
+    ) -> Result<Vec<String>, InboxError> {
         let author = signed.header.actor.as_str();
         let followers = format!("{author}/followers");
         let mut out = BTreeSet::from([posted_to.to_owned()]);
@@ -200,19 +204,21 @@ impl Federation {
             out.extend(
                 self.kernel
                     .followers(author)
+                    .map_err(|e| InboxError::Unavailable(e.to_string()))?
                     .into_iter()
                     .filter(|f| self.kernel.is_local_url(f)),
             );
         }
         let reader = self.kernel.store().read().ok();
-        out.into_iter()
+        Ok(out
+            .into_iter()
             .filter(|r| {
                 r == posted_to
                     || reader
                         .as_ref()
                         .is_some_and(|rd| matches!(rd.actor(r), Ok(Some(_))))
             })
-            .collect()
+            .collect())
     }
 
     /// The backfill an Accept starts: when it accepts a local actor's

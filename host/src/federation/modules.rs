@@ -391,6 +391,7 @@ impl Federation {
                 let followed = self
                     .kernel
                     .followers(&found.definer)
+                    .map_err(|e| format!("{e}; run `weft module approve` if it should be admitted"))?
                     .into_iter()
                     .find(|f| self.kernel.is_local_url(f));
                 match followed {

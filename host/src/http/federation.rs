@@ -145,9 +145,9 @@ fn collection(state: &AppState, name: &str, list: &str) -> Result<Response, Prob
         .actor_by_name(name)?
         .ok_or_else(|| Problem::not_found(format!("no actor named `{name}` on this node")))?;
     let items = if list == "followers" {
-        state.kernel.followers(&actor.id)
+        state.kernel.followers(&actor.id)?
     } else {
-        state.kernel.following(&actor.id)
+        state.kernel.following(&actor.id)?
     };
     let body = json!({
         "@context": "https://www.w3.org/ns/activitystreams",

@@ -100,6 +100,7 @@ impl From<KernelError> for Problem {
             }
             KernelError::NotFound(what) => Self::not_found(format!("{what} not found")),
             KernelError::Conflict(message) => Self::new(StatusCode::CONFLICT, message),
+            KernelError::Unavailable(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, m),
             KernelError::ShuttingDown => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the node is shutting down; retry shortly",

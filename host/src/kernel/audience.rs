@@ -40,7 +40,7 @@ impl Kernel {
             }
         }
         if to_followers {
-            named.extend(self.followers(author));
+            named.extend(self.followers(author)?);
         }
         named.remove(author);
         let mut audience = Audience::default();

@@ -35,6 +35,10 @@ pub enum KernelError {
     NotCommitted(String),
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// Not possible right now, but soon (a projection it depends on is
+    /// being built).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl KernelError {

@@ -11,7 +11,9 @@
 //! batch, the rest between the writer's batches, each step committed with
 //! its position in `projection_builds`, so publishing goes on meanwhile and
 //! a restart resumes where the last step ended. Until it has caught up, the
-//! projection folds nothing new and its queries answer "being built".
+//! projection folds nothing new and its queries answer "being built". The
+//! follower graph is the exception: deliveries are addressed from it, so it
+//! is built in one step (the writer waits, as for any batch).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -244,7 +246,13 @@ impl Registry {
             }
             return Ok((txn, Some(0)));
         };
-        let mut budget = self.runtime.limits().build_step.max(1);
+        // Deliveries are addressed from the follower graph: it is built in
+        // one step, so there is never a moment when followers are unknown.
+        let mut budget = if name == super::audience::GRAPH {
+            u64::MAX
+        } else {
+            self.runtime.limits().build_step.max(1)
+        };
         if next == 0 {
             let cleared = {
                 let mut kv = txn.open_table(PROJECTION_KV)?;

@@ -389,6 +389,71 @@ async fn projections_are_built_in_steps_and_a_restart_resumes_the_build() -> any
     node.stop().await
 }
 
+/// While the follower graph is being rebuilt, who follows whom is not
+/// known: a note to followers is either refused with 503 naming the graph,
+/// or accepted and delivered to every follower; never accepted and missed.
+#[tokio::test]
+async fn publishing_to_followers_during_a_follower_graph_rebuild_misses_no_one()
+-> anyhow::Result<()> {
+    let node = TestNode::start_with(|c| c.runtime.build_step = 1).await?;
+    let (alice, alice_token) = node.actor("alice").await?;
+    let (_, bob_token) = node.actor("bob").await?;
+    let (_, carol_token) = node.actor("carol").await?;
+    node.publish(
+        &bob_token,
+        &json!({"type": "Follow", "object": alice, "to": [alice]}),
+    )
+    .await?;
+    eventually(async || Ok((!graph(&node, "followers", &alice).await?.is_empty()).then_some(())))
+        .await?;
+    for i in 0..20 {
+        node.publish(&carol_token, &note(&format!("filler {i}")))
+            .await?;
+    }
+    let rebuild = {
+        let request = node
+            .http
+            .post(format!(
+                "{}/admin/projections/follower-graph/rebuild",
+                node.base
+            ))
+            .bearer_auth(&node.admin);
+        tokio::spawn(async move { request.send().await })
+    };
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..10 {
+        let (status, body) = node
+            .publish(&alice_token, &note(&format!("to followers {i}")))
+            .await?;
+        match status {
+            201 => accepted.push(body["id"].clone()),
+            503 => {
+                assert!(
+                    body["detail"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("follower graph"),
+                    "{body}"
+                );
+                refused += 1;
+            }
+            other => anyhow::bail!("publishing during the rebuild: {other} {body}"),
+        }
+    }
+    assert_eq!(rebuild.await??.status(), 200);
+    assert_eq!(accepted.len() + refused, 10);
+    let inbox = node.walk("/actors/bob/inbox?page=1&limit=100", Some(&bob_token)).await?;
+    let delivered: Vec<&Value> = inbox.iter().map(|a| &a["id"]).collect();
+    for id in &accepted {
+        assert!(
+            delivered.contains(&id),
+            "{id} was accepted but bob never got it"
+        );
+    }
+    node.stop().await
+}
+
 #[tokio::test]
 async fn a_reject_removes_the_follow_and_only_the_followed_actor_may_send_it() -> anyhow::Result<()>
 {
@@ -462,7 +527,7 @@ async fn an_interrupted_reaction_runs_at_the_next_start() -> anyhow::Result<()> 
     };
     kernel.publish(&alice, draft).await?;
     assert_eq!(kernel.store().read()?.pending_reactions()?.len(), 1);
-    assert!(kernel.followers(&bob).is_empty());
+    assert!(kernel.followers(&bob)?.is_empty());
     kernel.close();
     drop(kernel);
 
@@ -473,7 +538,7 @@ async fn an_interrupted_reaction_runs_at_the_next_start() -> anyhow::Result<()> 
     };
     let node = Node::open(&data, config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let followers = eventually(async || {
-        let f = node.kernel.followers(&bob);
+        let f = node.kernel.followers(&bob)?;
         Ok((!f.is_empty()).then_some(f))
     })
     .await?;
