@@ -443,7 +443,9 @@ async fn publishing_to_followers_during_a_follower_graph_rebuild_misses_no_one()
     }
     assert_eq!(rebuild.await??.status(), 200);
     assert_eq!(accepted.len() + refused, 10);
-    let inbox = node.walk("/actors/bob/inbox?page=1&limit=100", Some(&bob_token)).await?;
+    let inbox = node
+        .walk("/actors/bob/inbox?page=1&limit=100", Some(&bob_token))
+        .await?;
     let delivered: Vec<&Value> = inbox.iter().map(|a| &a["id"]).collect();
     for id in &accepted {
         assert!(
