@@ -236,6 +236,11 @@ impl Registry {
             .get(name)?
             .map(|v| v.value())
         else {
+            // Not being built after all: memory follows the table, so the
+            // writer does not keep stepping a build that is not there.
+            if let Ok(mut building) = self.building.write() {
+                building.remove(name);
+            }
             return Ok((txn, None));
         };
         let Some(module) = self.projection(name) else {
