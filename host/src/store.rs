@@ -268,17 +268,19 @@ impl Store {
                 }
             };
             let mut held = Vec::new();
+            let mut slots = Vec::new();
             for entry in records.range(through + 1..)? {
                 let (position, bytes) = entry?;
-                let id = ids::record_id(bytes.value()).ok_or_else(|| {
+                let (id, actor, seq) = ids::record_slot(bytes.value()).ok_or_else(|| {
                     StoreError::Storage(redb::StorageError::Corrupted(format!(
                         "the record at position {} has no readable id",
                         position.value()
                     )))
                 })?;
                 held.push((id.to_owned(), position.value()));
+                slots.push((actor.to_owned(), seq, id.to_owned(), position.value()));
             }
-            RecentIds::new(through, held, flush_at)
+            RecentIds::new(through, held, slots, flush_at)
         };
         txn.commit()?;
         Ok(Self {
@@ -473,11 +475,13 @@ impl Reader {
         activity_in(&self.ids, &self.txn, id)
     }
 
+    /// The id stored at `actor`'s `seq`, if any.
     pub fn activity_at(&self, actor: &str, seq: u64) -> Result<Option<String>, StoreError> {
-        let table = self.txn.open_table(LOG)?;
-        Ok(table
-            .get((actor.as_bytes(), seq))?
-            .map(|v| v.value().to_owned()))
+        let log = self.txn.open_table(LOG)?;
+        let records = self.txn.open_table(RECORDS)?;
+        Ok(self.ids.slot(actor, seq, &log, &records, || {
+            indexed_through(&self.txn.open_table(META).map_err(table_fault)?)
+        })?)
     }
 
     /// Activity ids of `actor` at seqs in `from..=to`, in seq order.
@@ -918,7 +922,7 @@ impl<'t> Batch<'t> {
     /// commits or is dropped ([`RecentIds::settle`]).
     pub fn flush_ids(&mut self) -> Result<(), StoreError> {
         let last = self.records.last()?.map_or(0, |(k, _)| k.value());
-        if let Some(through) = self.recent.flush(&mut self.ids, last)? {
+        if let Some(through) = self.recent.flush(&mut self.ids, &mut self.log, last)? {
             self.meta
                 .insert(ids::INDEXED_THROUGH, through.to_string().as_str())?;
         }
@@ -928,13 +932,13 @@ impl<'t> Batch<'t> {
     /// The id stored at `actor`'s `seq`, if any.
     pub fn activity_at(&self, actor: &str, seq: u64) -> Result<Option<String>, StoreError> {
         Ok(self
-            .log
-            .get((actor.as_bytes(), seq))?
-            .map(|v| v.value().to_owned()))
+            .recent
+            .slot(actor, seq, &self.log, &self.records, || Ok(u64::MAX))?)
     }
 
     /// Stores an activity of a remote actor at its position in that actor's
-    /// (gappy) log.
+    /// (gappy) log. That position is held in memory until a merge writes it
+    /// to the `log` table (see [`ids`]).
     pub fn append_remote(
         &mut self,
         position: u64,
@@ -943,8 +947,8 @@ impl<'t> Batch<'t> {
         let bytes = postcard::to_stdvec(record)?;
         self.records.insert(position, bytes.as_slice())?;
         self.recent.stage(&record.id, position);
-        self.log
-            .insert((record.actor.as_bytes(), record.seq), record.id.as_str())?;
+        self.recent
+            .stage_slot(&record.actor, record.seq, &record.id, position);
         Ok(())
     }
 
@@ -1086,11 +1090,13 @@ impl<'t> Batch<'t> {
 mod tests {
     use super::*;
 
+    const AUTHOR: &str = "http://127.0.0.1:9/actors/a";
+
     fn record(n: u64) -> ActivityRecord {
         ActivityRecord {
             id: format!("bid{n}"),
             json: format!("{{\"n\":{n}}}"),
-            actor: "http://127.0.0.1:9/actors/a".into(),
+            actor: AUTHOR.into(),
             seq: n,
             public: false,
             backfilled: false,
@@ -1104,8 +1110,10 @@ mod tests {
             let mut batch = Batch::open(&txn, store.recent_ids())?;
             for n in from..=to {
                 assert!(!batch.has_activity(&format!("bid{n}"))?);
+                assert_eq!(batch.activity_at(AUTHOR, n)?, None);
                 batch.append_remote(n, &record(n))?;
                 assert!(batch.has_activity(&format!("bid{n}"))?);
+                assert_eq!(batch.activity_at(AUTHOR, n)?, Some(format!("bid{n}")));
             }
             batch.flush_ids()?;
         }
@@ -1164,15 +1172,20 @@ mod tests {
         Ok(())
     }
 
-    /// Every activity is found by id whether its id is still held in
-    /// memory or was flushed to the table, after a dropped batch, and after
-    /// the store is opened again (the held ids are read back from the log).
+    /// Every activity is found by id, and by its author and seq, whether
+    /// those are still held in memory or were flushed to the tables, after
+    /// a dropped batch, and after the store is opened again (what is held
+    /// is read back from the records).
     #[test]
     fn ids_are_found_before_and_after_flushes_and_restarts() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("weft.redb");
         let found = |store: &Store, n: u64| -> anyhow::Result<bool> {
-            Ok(store.read()?.activity(&format!("bid{n}"))?.map(|r| r.seq) == Some(n))
+            let reader = store.read()?;
+            let by_id = reader.activity(&format!("bid{n}"))?.map(|r| r.seq) == Some(n);
+            let by_seq = reader.activity_at(AUTHOR, n)? == Some(format!("bid{n}"));
+            anyhow::ensure!(by_id == by_seq, "{n}: found by id {by_id}, by seq {by_seq}");
+            Ok(by_id)
         };
         {
             let store = Store::open_with(&path, 64, 4)?;
@@ -1191,6 +1204,7 @@ mod tests {
                 assert!(found(&store, n)?, "{n}");
                 // A snapshot from before the flush sees what it saw.
                 assert_eq!(before_flush.activity(&format!("bid{n}"))?.is_some(), n <= 3);
+                assert_eq!(before_flush.activity_at(AUTHOR, n)?.is_some(), n <= 3);
             }
             append(&store, 6, 7, false)?;
             assert!(!found(&store, 6)?);
@@ -1207,6 +1221,8 @@ mod tests {
         let txn = store.begin_write()?;
         let batch = Batch::open(&txn, store.recent_ids())?;
         assert!(batch.has_activity("bid2")? && batch.has_activity("bid7")?);
+        assert_eq!(batch.activity_at(AUTHOR, 7)?.as_deref(), Some("bid7"));
+        assert_eq!(batch.activity_at(AUTHOR, 8)?, None);
         Ok(())
     }
 }

@@ -1,4 +1,5 @@
-//! The newest part of the id index, kept in memory.
+//! The newest part of the id index, and of remote authors' logs, kept in
+//! memory.
 //!
 //! Activity ids are content hashes, so every insert into the `activity_ids`
 //! table lands on a random page: at a million stored activities each append
@@ -9,6 +10,12 @@
 //! [`STEPS`]th of them), so each of the table's pages is dirtied about once
 //! per merge rather than once per activity, and no one batch stalls on a
 //! merge of the whole table.
+//!
+//! Remote authors' positions, (author, seq) → id in the `log` table, are
+//! held the same way and merged in the same steps: the authors of one
+//! batch are many, so their entries land on as many pages of that table.
+//! (Local actors' logs are few and written at their ends; they go to the
+//! table directly, where their outboxes are paged from.)
 //!
 //! Nothing is lost in a crash: the records themselves (keyed by position,
 //! appended in order) are durable, and the `meta` entry [`INDEXED_THROUGH`]
@@ -40,6 +47,9 @@ pub const STEPS: usize = 64;
 /// …each writing at least this many ids.
 pub const MIN_STEP: usize = 4096;
 
+/// A remote author's position: (author, seq).
+type Slot = (Box<str>, u64);
+
 /// The ids appended since the table was last complete.
 #[derive(Debug)]
 pub struct RecentIds {
@@ -52,7 +62,7 @@ pub struct RecentIds {
 
 impl Default for RecentIds {
     fn default() -> Self {
-        Self::new(0, [], FLUSH_AT)
+        Self::new(0, [], [], FLUSH_AT)
     }
 }
 
@@ -63,8 +73,13 @@ struct Tail {
     map: HashMap<Box<str>, u64>,
     /// Every id at a position ≤ `floor` is in the committed table.
     floor: u64,
+    /// (author, seq) → (position, id) of remote authors' activities, for
+    /// the same positions as `map`.
+    slots: HashMap<Slot, (u64, Box<str>)>,
     /// Appends of the running batch, removed again if it does not commit.
     staged: Vec<(Box<str>, u64)>,
+    /// Their remote positions, likewise.
+    staged_slots: Vec<(Slot, u64)>,
     /// The merge under way, if any.
     merge: Option<Merge>,
 }
@@ -80,6 +95,11 @@ struct Merge {
     writing: usize,
     /// The highest position when the merge started: the floor once it ends.
     through: u64,
+    /// The remote positions held when it started, in key order, with their
+    /// ids; written in slices in step with `sorted`.
+    slots: Vec<(Slot, Box<str>)>,
+    slots_done: usize,
+    slots_writing: usize,
 }
 
 /// The leading field of a stored record: enough to confirm an id without
@@ -89,6 +109,16 @@ struct IdOnly<'a> {
     id: &'a str,
 }
 
+/// The fields of a stored record up to its position in its author's log.
+#[derive(Deserialize)]
+struct SlotOnly<'a> {
+    id: &'a str,
+    #[serde(rename = "json")]
+    _json: &'a str,
+    actor: &'a str,
+    seq: u64,
+}
+
 /// The id of the record stored as `bytes`.
 pub fn record_id(bytes: &[u8]) -> Option<&str> {
     postcard::take_from_bytes::<IdOnly<'_>>(bytes)
@@ -96,12 +126,25 @@ pub fn record_id(bytes: &[u8]) -> Option<&str> {
         .map(|(r, _)| r.id)
 }
 
+/// The (id, author, seq) of the record stored as `bytes`.
+pub fn record_slot(bytes: &[u8]) -> Option<(&str, &str, u64)> {
+    postcard::take_from_bytes::<SlotOnly<'_>>(bytes)
+        .ok()
+        .map(|(r, _)| (r.id, r.actor, r.seq))
+}
+
+/// The log table's type.
+type LogTable<'t> = redb::Table<'t, (&'static [u8], u64), &'static str>;
+
 impl RecentIds {
-    /// A tail for a table complete through `floor`, holding `entries`
-    /// (the ids of the records after it).
+    /// A tail for tables complete through `floor`, holding `entries`
+    /// (the ids of the records after it) and `slots` (the (author, seq,
+    /// id, position) of those whose authors are remote; listing local
+    /// ones too is harmless: their entries are in the table already).
     pub fn new(
         floor: u64,
         entries: impl IntoIterator<Item = (String, u64)>,
+        slots: impl IntoIterator<Item = (String, u64, String, u64)>,
         flush_at: usize,
     ) -> Self {
         Self {
@@ -112,8 +155,13 @@ impl RecentIds {
                     .into_iter()
                     .map(|(id, p)| (id.into_boxed_str(), p))
                     .collect(),
+                slots: slots
+                    .into_iter()
+                    .map(|(actor, seq, id, p)| ((actor.into(), seq), (p, id.into())))
+                    .collect(),
                 floor,
                 staged: Vec::new(),
+                staged_slots: Vec::new(),
                 merge: None,
             }),
         }
@@ -147,6 +195,57 @@ impl RecentIds {
         let mut tail = self.write();
         tail.map.insert(id.into(), position);
         tail.staged.push((id.into(), position));
+    }
+
+    /// Records a remote author's activity appended by the running batch
+    /// (besides [`RecentIds::stage`] of its id).
+    pub fn stage_slot(&self, actor: &str, seq: u64, id: &str, position: u64) {
+        let mut tail = self.write();
+        tail.slots
+            .insert((actor.into(), seq), (position, id.into()));
+        tail.staged_slots.push(((actor.into(), seq), position));
+    }
+
+    /// The id at `actor`'s `seq` as seen by a transaction whose `records`
+    /// and `log` tables are given and whose `meta` says the tables are
+    /// complete through `indexed_through` (read lazily); exact in the same
+    /// way as [`RecentIds::position`].
+    pub fn slot(
+        &self,
+        actor: &str,
+        seq: u64,
+        log: &impl ReadableTable<(&'static [u8], u64), &'static str>,
+        records: &impl ReadableTable<u64, &'static [u8]>,
+        indexed_through: impl FnOnce() -> Result<u64, StorageError>,
+    ) -> Result<Option<String>, StorageError> {
+        let (candidate, floor) = {
+            let tail = self.read();
+            let key: Slot = (actor.into(), seq);
+            (tail.slots.get(&key).cloned(), tail.floor)
+        };
+        if let Some((p, id)) = candidate
+            && records
+                .get(p)?
+                .is_some_and(|r| record_id(r.value()) == Some(&*id))
+        {
+            return Ok(Some(id.into()));
+        }
+        if let Some(id) = log.get((actor.as_bytes(), seq))? {
+            return Ok(Some(id.value().to_owned()));
+        }
+        let seen = indexed_through()?;
+        if seen < floor {
+            for entry in records.range(seen + 1..=floor)? {
+                let (_, r) = entry?;
+                if let Some((id, a, s)) = record_slot(r.value())
+                    && a == actor
+                    && s == seq
+                {
+                    return Ok(Some(id.to_owned()));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The position of `id` as seen by a transaction whose `records` and
@@ -207,11 +306,12 @@ impl RecentIds {
     pub fn flush(
         &self,
         ids: &mut redb::Table<'_, &'static [u8], u64>,
+        log: &mut LogTable<'_>,
         last: u64,
     ) -> Result<Option<u64>, StorageError> {
         // The slice is copied out so that lookups are not held up while it
         // is written.
-        let (slice, end, ends) = {
+        let slice = {
             let mut tail = self.write();
             if tail.merge.is_none() {
                 if tail.map.len() < self.flush_at {
@@ -232,11 +332,21 @@ impl RecentIds {
                     .map(|(k, v)| (k.clone(), *v))
                     .collect();
                 sorted.sort_unstable();
+                let mut slots: Vec<(Slot, Box<str>)> = tail
+                    .slots
+                    .iter()
+                    .filter(|(_, (p, _))| *p <= through)
+                    .map(|(k, (_, id))| (k.clone(), id.clone()))
+                    .collect();
+                slots.sort_unstable();
                 tail.merge = Some(Merge {
                     sorted,
                     done: 0,
                     writing: 0,
                     through,
+                    slots,
+                    slots_done: 0,
+                    slots_writing: 0,
                 });
             }
             let Some(merge) = tail.merge.as_ref() else {
@@ -245,13 +355,30 @@ impl RecentIds {
             let step = (merge.sorted.len() / STEPS).max(self.min_step);
             let end = (merge.done + step).min(merge.sorted.len());
             let ends = (end == merge.sorted.len()).then_some(merge.through);
-            (merge.sorted[merge.done..end].to_vec(), end, ends)
+            // The positions keep pace with the ids, and end with them.
+            let slots_end = if ends.is_some() {
+                merge.slots.len()
+            } else {
+                (merge.slots.len() * end / merge.sorted.len().max(1)).max(merge.slots_done)
+            };
+            (
+                merge.sorted[merge.done..end].to_vec(),
+                end,
+                merge.slots[merge.slots_done..slots_end].to_vec(),
+                slots_end,
+                ends,
+            )
         };
+        let (slice, end, slots, slots_end, ends) = slice;
         for (id, position) in &slice {
             ids.insert(id.as_bytes(), *position)?;
         }
+        for ((actor, seq), id) in &slots {
+            log.insert((actor.as_bytes(), *seq), &**id)?;
+        }
         if let Some(merge) = self.write().merge.as_mut() {
             merge.writing = end;
+            merge.slots_writing = slots_end;
         }
         Ok(ends)
     }
@@ -260,23 +387,32 @@ impl RecentIds {
     pub fn settle(&self, committed: bool) {
         let mut tail = self.write();
         let staged = std::mem::take(&mut tail.staged);
+        let staged_slots = std::mem::take(&mut tail.staged_slots);
         if committed {
             let ended = tail.merge.as_mut().and_then(|merge| {
                 merge.done = merge.done.max(merge.writing);
+                merge.slots_done = merge.slots_done.max(merge.slots_writing);
                 (merge.done == merge.sorted.len()).then_some(merge.through)
             });
             if let Some(floor) = ended {
                 tail.merge = None;
                 tail.map.retain(|_, p| *p > floor);
+                tail.slots.retain(|_, (p, _)| *p > floor);
                 tail.floor = floor;
             }
         } else {
             if let Some(merge) = tail.merge.as_mut() {
                 merge.writing = merge.done;
+                merge.slots_writing = merge.slots_done;
             }
             for (id, position) in staged {
                 if tail.map.get(&id) == Some(&position) {
                     tail.map.remove(&id);
+                }
+            }
+            for (slot, position) in staged_slots {
+                if tail.slots.get(&slot).is_some_and(|(p, _)| *p == position) {
+                    tail.slots.remove(&slot);
                 }
             }
         }
@@ -287,15 +423,16 @@ impl RecentIds {
 mod tests {
     use super::*;
     use crate::store::ActivityRecord;
-    use crate::store::tables::{ACTIVITY_IDS, RECORDS};
+    use crate::store::tables::{ACTIVITY_IDS, LOG, RECORDS};
     use redb::ReadableDatabase;
 
-    fn record(id: &str) -> Vec<u8> {
+    /// The record of `id`, by the remote author `r` at seq `seq`.
+    fn record(id: &str, seq: u64) -> Vec<u8> {
         postcard::to_stdvec(&ActivityRecord {
             id: id.into(),
             json: "{}".into(),
-            actor: "a".into(),
-            seq: 1,
+            actor: "r".into(),
+            seq,
             public: false,
             backfilled: false,
         })
@@ -304,8 +441,10 @@ mod tests {
 
     #[test]
     fn record_ids_are_read_from_the_prefix() {
-        assert_eq!(record_id(&record("bxyz")), Some("bxyz"));
+        assert_eq!(record_id(&record("bxyz", 7)), Some("bxyz"));
+        assert_eq!(record_slot(&record("bxyz", 7)), Some(("bxyz", "r", 7)));
         assert_eq!(record_id(&[]), None);
+        assert_eq!(record_slot(&[1]), None);
     }
 
     /// Lookups are exact for every snapshot while a merge runs over
@@ -315,18 +454,21 @@ mod tests {
     fn lookups_are_exact_across_a_merge() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let db = redb::Database::create(dir.path().join("t.redb"))?;
-        let tail = RecentIds::new(0, [], 2).with_min_step(1);
+        let tail = RecentIds::new(0, [], [], 2).with_min_step(1);
         // Appends one batch; answers the floor a merge it ended set.
         let write = |ids: &[(&str, u64)], commit: bool| -> anyhow::Result<Option<u64>> {
             let txn = db.begin_write()?;
             let ended = {
                 let mut records = txn.open_table(RECORDS)?;
                 let mut table = txn.open_table(ACTIVITY_IDS)?;
+                let mut log = txn.open_table(LOG)?;
                 for (id, p) in ids {
-                    records.insert(*p, record(id).as_slice())?;
+                    // The author's seq is the position plus 10.
+                    records.insert(*p, record(id, p + 10).as_slice())?;
                     tail.stage(id, *p);
+                    tail.stage_slot("r", p + 10, id, *p);
                 }
-                tail.flush(&mut table, ids.last().map_or(0, |l| l.1))?
+                tail.flush(&mut table, &mut log, ids.last().map_or(0, |l| l.1))?
             };
             if commit {
                 txn.commit()?;
@@ -339,12 +481,21 @@ mod tests {
             let records = txn.open_table(RECORDS)?;
             Ok(tail.position(id, &ids, &records, || Ok(through))?)
         };
+        // The id at the author's seq, through the held positions.
+        let at = |txn: &redb::ReadTransaction, seq: u64, through: u64| -> anyhow::Result<_> {
+            let log = txn.open_table(LOG)?;
+            let records = txn.open_table(RECORDS)?;
+            Ok(tail.slot("r", seq, &log, &records, || Ok(through))?)
+        };
+        // Whether both tables have the id's entries.
         let in_table = |id: &str| -> anyhow::Result<bool> {
-            Ok(db
-                .begin_read()?
-                .open_table(ACTIVITY_IDS)?
-                .get(id.as_bytes())?
-                .is_some())
+            let txn = db.begin_read()?;
+            let Some(p) = txn.open_table(ACTIVITY_IDS)?.get(id.as_bytes())? else {
+                return Ok(false);
+            };
+            let logged = txn.open_table(LOG)?.get(("r".as_bytes(), p.value() + 10))?;
+            anyhow::ensure!(logged.is_some_and(|l| l.value() == id), "{id}'s log entry");
+            Ok(true)
         };
         // Two held ids start a merge of the committed ones: none yet.
         assert_eq!(write(&[("a", 1), ("b", 2)], true)?, Some(0));
@@ -367,11 +518,19 @@ mod tests {
         let new = db.begin_read()?;
         for (id, p) in [("a", 1), ("b", 2), ("c", 3), ("d", 4)] {
             assert_eq!(find(&new, id, 2)?, Some(p), "{id}");
+            assert_eq!(at(&new, p + 10, 2)?.as_deref(), Some(id), "{id}");
         }
         // The old snapshot still finds what it could see, and only that.
         assert_eq!(find(&old, "b", 0)?, Some(2));
+        assert_eq!(at(&old, 12, 0)?.as_deref(), Some("b"));
         assert_eq!(find(&old, "c", 0)?, None);
+        assert_eq!(at(&old, 13, 0)?, None);
         assert_eq!(find(&new, "z", 2)?, None);
+        assert_eq!(
+            tail.read().slots.len(),
+            2,
+            "the merged positions leave memory"
+        );
         Ok(())
     }
 }
