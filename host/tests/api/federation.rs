@@ -51,6 +51,12 @@ async fn inbox_accepts_a_verified_activity_once() -> anyhow::Result<()> {
         .get_ok(&format!("/projections/feed?actor={alice}"), Some(&token))
         .await?;
     assert_eq!(feed["items"][0]["activity"], activity, "{feed}");
+    // Eve is another node's actor: no feed is kept for her here.
+    let eve = activity["actor"].as_str().context("actor")?;
+    let feed = node
+        .get_ok(&format!("/projections/feed?actor={eve}"), Some(&token))
+        .await?;
+    assert_eq!(feed["items"], json!([]), "{feed}");
     Ok(())
 }
 

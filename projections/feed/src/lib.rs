@@ -1,8 +1,16 @@
-//! The feed projection: for every actor, a newest-first list of the
-//! activities it should see. Each folded activity goes to the feed of its
-//! author, of every actor named in its `to`/`cc` (not the Public
+//! The feed projection: for every actor of this node, a newest-first list
+//! of the activities it should see. Each folded activity goes to the feed
+//! of its author, of every actor named in its `to`/`cc` (not the Public
 //! collection, nor collections such as `…/followers`), and of every actor
-//! that follows the author at that moment.
+//! that follows the author at that moment — each of them only if it is an
+//! actor of this node.
+//!
+//! "Of this node" means at the node's origin (scheme, host and port). The
+//! projection learns it from the first activity it folds, which on every
+//! node is the service actor's definition of a genesis module (a build
+//! starts at the beginning of the log), so a rebuild learns the same. Feeds
+//! of other nodes' actors would be written for every activity they send and
+//! never read here.
 //!
 //! It tracks follows itself, the same way as the follower-graph projection:
 //! an Accept, by the followed actor, of a Follow (looked up with
@@ -25,6 +33,7 @@
 //! | `follower␟{author}␟{actor}`  | id of the accepted Follow          |
 //! | `undone␟{activity id}`       | Undo's actor                       |
 //! | `count`                      | n, activities folded so far        |
+//! | `home`                       | this node's origin                 |
 //!
 //! Query: path `` or `items`, `actor=<url>`, `limit` (default 20, at most
 //! 100), `after=<next from the previous page>` →
@@ -73,7 +82,10 @@ impl Guest for Feed {
         }
         let fields: Fields = weft_guest::fields(&activity).map_err(|e| e.to_string())?;
         let author = activity.actor.as_str();
+        let home = home(author);
+        let local = |a: &str| is_actor(a) && home.is_some() && origin(a) == home;
 
+        // Only local actors are ever recorded as followers.
         let follower_prefix = key(&["follower", author, ""]);
         let followers = if is_actor(author) {
             kv::scan_all(&follower_prefix)
@@ -84,9 +96,9 @@ impl Guest for Feed {
             .to
             .iter()
             .chain(fields.cc.iter())
-            .filter(|a| is_actor(a) && !is_collection(a))
+            .filter(|a| !is_collection(a) && local(a))
             .collect();
-        if is_actor(author) {
+        if local(author) {
             readers.insert(author);
         }
         readers.extend(
@@ -103,7 +115,7 @@ impl Guest for Feed {
         kv::set("count", &(n.saturating_add(1)).to_string());
 
         if let Some(object) = fields.object.as_deref() {
-            track_follows(&activity, object);
+            track_follows(&activity, object, &local);
         }
         Ok(())
     }
@@ -143,15 +155,16 @@ impl Guest for Feed {
 }
 
 /// Updates the follower lists for an Accept, Reject or Undo of a Follow
-/// (`object` is the activity's `object` when it is a string).
-fn track_follows(activity: &Activity, object: &str) {
+/// (`object` is the activity's `object` when it is a string). Followers
+/// that are not `local` are not recorded: they have no feed here.
+fn track_follows(activity: &Activity, object: &str, local: &dyn Fn(&str) -> bool) {
     let actor = activity.actor.as_str();
     match activity.kind.as_str() {
         "Accept" | "Reject" => {
             let Some((follower, target)) = follow(object) else {
                 return;
             };
-            if target != actor {
+            if target != actor || !local(&follower) {
                 return;
             }
             let edge = key(&["follower", &target, &follower]);
@@ -171,6 +184,23 @@ fn track_follows(activity: &Activity, object: &str) {
         }
         _ => {}
     }
+}
+
+/// This node's origin: kept from the author of the first activity folded.
+fn home(author: &str) -> Option<String> {
+    if let Some(home) = kv::get("home") {
+        return Some(home);
+    }
+    let home = origin(author)?;
+    kv::set("home", &home);
+    Some(home)
+}
+
+/// The origin of an actor URL: its scheme and authority, lower-cased.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    (!authority.is_empty()).then(|| format!("{scheme}://{authority}").to_ascii_lowercase())
 }
 
 /// The (follower, target) of the Follow with this id, when the log has it.
@@ -355,6 +385,18 @@ mod tests {
         ] {
             assert!(Page::from_params(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn origins_are_scheme_and_authority() {
+        assert_eq!(origin(ALICE).as_deref(), Some("http://127.0.0.1:9999"));
+        assert_eq!(
+            origin("HTTPS://Example.COM/users/x?y#z").as_deref(),
+            Some("https://example.com")
+        );
+        assert_ne!(origin(ALICE), origin("http://127.0.0.1:9998/actors/alice"));
+        assert_eq!(origin("https:///x"), None);
+        assert_eq!(origin("as:Public"), None);
     }
 
     #[test]
