@@ -311,7 +311,7 @@ impl RecentIds {
     ) -> Result<Option<u64>, StorageError> {
         // The slice is copied out so that lookups are not held up while it
         // is written.
-        let slice = {
+        let (slice, end, slots, slots_end, ends) = {
             let mut tail = self.write();
             if tail.merge.is_none() {
                 if tail.map.len() < self.flush_at {
@@ -369,7 +369,6 @@ impl RecentIds {
                 ends,
             )
         };
-        let (slice, end, slots, slots_end, ends) = slice;
         for (id, position) in &slice {
             ids.insert(id.as_bytes(), *position)?;
         }
