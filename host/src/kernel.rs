@@ -282,11 +282,16 @@ impl Kernel {
         backfilled: bool,
         backfill: Option<BackfillJob>,
     ) -> Result<Ingested, KernelError> {
-        if self.store.read()?.activity(&signed.id)?.is_some() {
-            return Ok(Ingested::Duplicate);
-        }
+        // Duplicates are found by the writer; looking here first would cost
+        // every new activity a lookup. Only a refusal asks, so that a
+        // duplicate is answered as one even if its verb would now refuse it.
         let json = signed.to_json_string();
-        self.modules.validate(&signed, &json)?;
+        if let Err(e) = self.modules.validate(&signed, &json) {
+            if self.store.read()?.activity(&signed.id)?.is_some() {
+                return Ok(Ingested::Duplicate);
+            }
+            return Err(e.into());
+        }
         let public = signed.is_addressed_public()
             || crate::identity::Lifecycle::of(&signed.json).always_public();
         let record = ActivityRecord {
@@ -523,7 +528,7 @@ impl Kernel {
         };
         let mut out = Vec::new();
         for recipient in named.into_iter().filter(|r| *r != signed.header.actor) {
-            if !matches!(reader.actor(recipient), Ok(Some(_))) {
+            if !matches!(reader.has_actor(recipient), Ok(true)) {
                 continue;
             }
             let Ok(snapshot) = self.store.begin_read() else {

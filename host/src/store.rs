@@ -449,6 +449,11 @@ impl Reader {
             .transpose()
     }
 
+    /// Whether `id` is an actor this node keeps (without decoding it).
+    pub fn has_actor(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.txn.open_table(ACTORS)?.get(id)?.is_some())
+    }
+
     pub fn actor_id_by_name(&self, name: &str) -> Result<Option<String>, StoreError> {
         let table = self.txn.open_table(NAMES)?;
         Ok(table.get(name)?.map(|v| v.value().to_owned()))

@@ -83,7 +83,7 @@ impl Federation {
             .store()
             .read()
             .map_err(KernelError::from)?
-            .actor_by_name(name)
+            .actor_id_by_name(name)
             .map_err(KernelError::from)?
             .ok_or_else(|| InboxError::UnknownRecipient(name.to_owned()))?;
         let signed = parse(Value::Object(body))?;
@@ -113,7 +113,7 @@ impl Federation {
         {
             self.fetch_announced(object, &author, &budget).await;
         }
-        let recipients = self.local_recipients(&signed, &recipient.id)?;
+        let recipients = self.local_recipients(&signed, &recipient)?;
         if self.must_park(&signed) {
             self.park(&signed, recipients, false)
                 .await
@@ -216,7 +216,7 @@ impl Federation {
                 r == posted_to
                     || reader
                         .as_ref()
-                        .is_some_and(|rd| matches!(rd.actor(r), Ok(Some(_))))
+                        .is_some_and(|rd| matches!(rd.has_actor(r), Ok(true)))
             })
             .collect())
     }
