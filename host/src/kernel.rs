@@ -29,10 +29,11 @@ pub use modules::{Modules, OpenVocabulary, Rejection};
 use crate::identity::actor::{self, Signature};
 use crate::identity::{ActorKind, KeyStore, token};
 use crate::model::Signed;
+use crate::runtime::host::Source;
 use crate::runtime::{Limits, Runtime};
 use crate::store::{ActivityRecord, BackfillJob, Role, Store};
 pub use audience::{addressed, is_public, origin as audience_origin};
-use registry::{Reaction, Registry};
+use registry::{Intended, Reaction, Registry};
 use sequencer::Sequencer;
 use writer::{Append, Command, Ingest, Writer};
 pub use writer::{FederationWrite, Ingested, Outbound, now_ms};
@@ -425,6 +426,7 @@ impl Kernel {
                             position,
                             signed,
                             json: record.json,
+                            intents: None,
                         });
                     }
                 }
@@ -460,7 +462,10 @@ impl Kernel {
     /// A storage failure leaves the row, so the reaction runs again at the
     /// next start.
     async fn run_reaction(&self, reaction: &Reaction) -> Option<u64> {
-        let mut intents = self.react(reaction);
+        let mut intents = match &reaction.intents {
+            Some(intents) => intents.clone(),
+            None => self.react(reaction),
+        };
         let last = intents.pop();
         for (actor, draft) in intents {
             if let Err(e) = self.publish_inner_checked(&actor, draft, None, false).await {
@@ -500,59 +505,22 @@ impl Kernel {
                 .any(|r| r != signed.header.actor && self.is_local_url(r))
     }
 
-    /// The intents local recipients' verbs produce for `reaction`.
-    fn react(&self, reaction: &Reaction) -> Vec<(String, Map<String, Value>)> {
+    /// The intents local recipients' verbs produce for a reaction resumed
+    /// after a restart, asked again from a committed snapshot.
+    fn react(&self, reaction: &Reaction) -> Vec<Intended> {
         let Some(registry) = &self.registry else {
             return Vec::new();
         };
-        let signed = &reaction.signed;
-        let Some(verb) = registry.verb(signed.verb()) else {
+        let (Ok(reader), Ok(snapshot)) = (self.store.read(), self.store.begin_read()) else {
             return Vec::new();
         };
-        let json = &signed.json;
-        let mut named: Vec<&str> = ["to", "cc"]
-            .iter()
-            .flat_map(|f| match json.get(*f) {
-                Some(Value::String(s)) => vec![s.as_str()],
-                Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
-                _ => Vec::new(),
-            })
-            .collect();
-        if let Some(Value::String(object)) = json.get("object") {
-            named.push(object);
-        }
-        named.sort_unstable();
-        named.dedup();
-        let Ok(reader) = self.store.read() else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for recipient in named.into_iter().filter(|r| *r != signed.header.actor) {
-            if !matches!(reader.has_actor(recipient), Ok(true)) {
-                continue;
-            }
-            let Ok(snapshot) = self.store.begin_read() else {
-                continue;
-            };
-            match verb.react(signed, &reaction.json, recipient, snapshot) {
-                Ok(intents) => {
-                    for intent in intents {
-                        if intent.actor != recipient {
-                            tracing::warn!(verb = %verb.name, %recipient, actor = %intent.actor, "a verb asked another actor to act; ignored");
-                            continue;
-                        }
-                        match serde_json::from_str::<Value>(&intent.draft) {
-                            Ok(Value::Object(draft)) => out.push((intent.actor, draft)),
-                            _ => {
-                                tracing::warn!(verb = %verb.name, "a verb's intent is not a JSON object; ignored")
-                            }
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(verb = %verb.name, error = %e, "react failed"),
-            }
-        }
-        out
+        let mut source = Source::Read(snapshot);
+        registry.intents(
+            &reaction.signed,
+            &reaction.json,
+            |r| matches!(reader.has_actor(r), Ok(true)),
+            &mut source,
+        )
     }
 
     pub fn store(&self) -> &Store {

@@ -487,17 +487,19 @@ impl VerbModule {
         }
     }
 
-    /// What `recipient` (a local actor) does about the activity.
+    /// What `recipient` (a local actor) does about the activity, reading
+    /// the log from `source` (a committed snapshot, or the writer's
+    /// transaction), which is handed back in place whatever happens.
     pub fn react(
         &self,
         signed: &Signed,
         json: &str,
         recipient: &str,
-        snapshot: Snapshot,
+        source: &mut Source,
     ) -> Result<Vec<Intent>, RuntimeError> {
         let mut warm = self.take()?;
         self.runtime.arm(&mut warm.store, self.budget)?;
-        warm.store.data_mut().source = Source::Read(snapshot);
+        warm.store.data_mut().source = std::mem::take(source);
         let activity = wit_activity(signed, json, false, |a| {
             to_record!(verb::weft::module::types::Activity, a)
         });
@@ -507,7 +509,7 @@ impl VerbModule {
         let result = warm
             .bindings
             .call_react(&mut warm.store, &activity, &context);
-        warm.store.data_mut().source = Source::None;
+        *source = std::mem::take(&mut warm.store.data_mut().source);
         match result {
             Ok(intents) => {
                 self.give_back(warm);

@@ -1029,12 +1029,6 @@ impl<'t> Batch<'t> {
         Ok(())
     }
 
-    /// Notes that the activity at `position` awaits its reactions.
-    pub fn put_reaction(&mut self, position: u64) -> Result<(), StoreError> {
-        self.reactions.insert(position, ())?;
-        Ok(())
-    }
-
     pub fn delete_reaction(&mut self, position: u64) -> Result<(), StoreError> {
         self.reactions.remove(position)?;
         Ok(())

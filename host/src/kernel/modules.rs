@@ -58,9 +58,13 @@ pub struct Appended {
     pub json: String,
     /// Pulled by backfill (folds see the mark).
     pub backfilled: bool,
-    /// Local recipients' verbs react to it once it is durable (a row in
-    /// `reactions` holds the promise until they have).
+    /// Local recipients' verbs may react to it. [`Modules::react`] asks
+    /// them inside the batch and keeps the mark (and a row in `reactions`,
+    /// which holds the promise until the intents are published) only when
+    /// they ask for something.
     pub reacts: bool,
+    /// What they asked for, once [`Modules::react`] has run.
+    pub intents: Vec<super::registry::Intended>,
 }
 
 /// Verbs and projections as the kernel sees them.
@@ -78,6 +82,19 @@ pub trait Modules: Send + Sync + 'static {
         txn: WriteTransaction,
         appended: &[Appended],
     ) -> Result<WriteTransaction, StoreError>;
+
+    /// Runs the verbs' `react` for the batch's activities marked
+    /// [`Appended::reacts`] inside its write transaction, after the folds,
+    /// so that they see the log as it will be committed; records the
+    /// intents, clears the mark where there are none, and writes a
+    /// `reactions` row for the rest. Without verbs nothing is marked.
+    fn react(
+        &self,
+        txn: WriteTransaction,
+        _appended: &mut [Appended],
+    ) -> Result<WriteTransaction, StoreError> {
+        Ok(txn)
+    }
 
     /// Called once a batch is durable (`ok`) or was abandoned (`!ok`), with
     /// the batch's activities to keep.

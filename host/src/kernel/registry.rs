@@ -25,12 +25,14 @@ use tokio::sync::mpsc;
 use super::modules::{Appended, Modules, Rejection};
 use crate::identity::Lifecycle;
 use crate::model::Signed;
+use crate::runtime::host::{Source, WriteState};
 use crate::runtime::{
     FoldActivity, Folded, ProjectionModule, QueryError, Runtime, RuntimeError, VerbModule,
     fold_activity,
 };
 use crate::store::tables::{
-    ARTIFACTS, MODULES, PROJECTION_BUILDS, PROJECTION_KV, PROJECTION_STATUS, RECORDS,
+    ACTORS, ARTIFACTS, MODULES, PROJECTION_BUILDS, PROJECTION_KV, PROJECTION_STATUS, REACTIONS,
+    RECORDS,
 };
 use crate::store::{
     ActivityRecord, FoldError, ModuleKind, ModuleRecord, ModuleVersion, ProjectionStatus, Store,
@@ -116,13 +118,19 @@ pub fn check_metadata(draft: &Map<String, Value>) -> Result<(), (&'static str, S
     Ok(())
 }
 
-/// A committed activity a local actor may react to.
+/// What a local actor's verb asks it to publish: (the actor, the draft).
+pub type Intended = (String, Map<String, Value>);
+
+/// A committed activity local actors react to.
 #[derive(Debug, Clone)]
 pub struct Reaction {
     /// Its row in `reactions`, removed with the last intent.
     pub position: u64,
     pub signed: Signed,
     pub json: String,
+    /// What the verbs asked for when the activity was appended; `None`
+    /// for a reaction resumed after a restart, whose verbs are asked again.
+    pub intents: Option<Vec<Intended>>,
 }
 
 /// The active modules.
@@ -160,6 +168,60 @@ impl Registry {
 
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
+    }
+
+    /// The intents of the local actors an activity names in `to`, `cc` or
+    /// `object` (its author aside; `is_actor` says which are actors here),
+    /// from its verb's `react`, which reads the log from `source`. A verb
+    /// that fails, or asks another actor to act, is logged and ignored.
+    pub fn intents(
+        &self,
+        signed: &Signed,
+        json: &str,
+        is_actor: impl Fn(&str) -> bool,
+        source: &mut Source,
+    ) -> Vec<Intended> {
+        let Some(verb) = self.verb(signed.verb()) else {
+            return Vec::new();
+        };
+        let activity = &signed.json;
+        let mut named: Vec<&str> = ["to", "cc"]
+            .iter()
+            .flat_map(|f| match activity.get(*f) {
+                Some(Value::String(s)) => vec![s.as_str()],
+                Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        if let Some(Value::String(object)) = activity.get("object") {
+            named.push(object);
+        }
+        named.sort_unstable();
+        named.dedup();
+        let mut out = Vec::new();
+        for recipient in named.into_iter().filter(|r| *r != signed.header.actor) {
+            if !is_actor(recipient) {
+                continue;
+            }
+            match verb.react(signed, json, recipient, source) {
+                Ok(intents) => {
+                    for intent in intents {
+                        if intent.actor != recipient {
+                            tracing::warn!(verb = %verb.name, %recipient, actor = %intent.actor, "a verb asked another actor to act; ignored");
+                            continue;
+                        }
+                        match serde_json::from_str::<Value>(&intent.draft) {
+                            Ok(Value::Object(draft)) => out.push((intent.actor, draft)),
+                            _ => {
+                                tracing::warn!(verb = %verb.name, "a verb's intent is not a JSON object; ignored")
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(verb = %verb.name, error = %e, "react failed"),
+            }
+        }
+        out
     }
 
     /// Sends committed activities that local actors may react to.
@@ -325,6 +387,7 @@ impl Registry {
                         json: record.json,
                         backfilled: record.backfilled,
                         reacts: false,
+                        intents: Vec::new(),
                     })
                 })
                 .collect();
@@ -706,6 +769,46 @@ impl Modules for Registry {
         Ok(txn)
     }
 
+    fn react(
+        &self,
+        txn: WriteTransaction,
+        appended: &mut [Appended],
+    ) -> Result<WriteTransaction, StoreError> {
+        if !appended.iter().any(|a| a.reacts) {
+            return Ok(txn);
+        }
+        // Which named actors are this node's, as of this batch.
+        let known: BTreeSet<String> = {
+            let actors = txn.open_table(ACTORS)?;
+            let mut known = BTreeSet::new();
+            for item in appended.iter().filter(|a| a.reacts) {
+                for r in crate::kernel::addressed(&item.signed.json) {
+                    if !known.contains(r) && actors.get(r)?.is_some() {
+                        known.insert(r.to_owned());
+                    }
+                }
+            }
+            known
+        };
+        let mut source = Source::Write(WriteState::open(txn, self.store.recent_ids().clone())?);
+        for item in appended.iter_mut().filter(|a| a.reacts) {
+            item.intents =
+                self.intents(&item.signed, &item.json, |r| known.contains(r), &mut source);
+            item.reacts = !item.intents.is_empty();
+        }
+        let Source::Write(state) = source else {
+            unreachable!("a verb hands its source back")
+        };
+        let txn = state.release();
+        {
+            let mut rows = txn.open_table(REACTIONS)?;
+            for item in appended.iter().filter(|a| a.reacts) {
+                rows.insert(item.position, ())?;
+            }
+        }
+        Ok(txn)
+    }
+
     fn committed(&self, appended: Vec<Appended>, ok: bool) {
         if !ok {
             if let Err(e) = self.reload() {
@@ -722,6 +825,7 @@ impl Modules for Registry {
                     position: item.position,
                     signed: item.signed,
                     json: item.json,
+                    intents: Some(item.intents),
                 });
             }
         }

@@ -418,6 +418,11 @@ impl Writer {
                 Some(Err(e)) => fault = Some(format!("folding failed: {e}")),
                 None => {}
             }
+            match txn.take().map(|t| self.modules.react(t, &mut appended)) {
+                Some(Ok(t)) => txn = Some(t),
+                Some(Err(e)) => fault = Some(format!("reacting failed: {e}")),
+                None => {}
+            }
         }
         let mut continuing = Vec::new();
         for (name, reply) in rebuilds {
@@ -535,11 +540,8 @@ impl Writer {
                 let result = self
                     .append(cx, signed, record, state, public_rank)
                     .and_then(|position| {
-                        if reacts {
-                            cx.tables.put_reaction(position)?;
-                            if let Some(last) = cx.appended.last_mut() {
-                                last.reacts = true;
-                            }
+                        if reacts && let Some(last) = cx.appended.last_mut() {
+                            last.reacts = true;
                         }
                         if let Some(done) = completes {
                             cx.tables.delete_reaction(done)?;
@@ -621,6 +623,7 @@ impl Writer {
             json: record.json,
             backfilled: false,
             reacts: false,
+            intents: Vec::new(),
         });
         Ok(position)
     }
@@ -698,9 +701,6 @@ impl Writer {
             cx.tables.put_backfill(&job)?;
             cx.woken.push(Outbound::Backfill(job));
         }
-        if reacts {
-            cx.tables.put_reaction(position)?;
-        }
         cx.ingested.insert(slot, signed.id.clone());
         cx.appended.push(Appended {
             position,
@@ -708,6 +708,7 @@ impl Writer {
             json: record.json,
             backfilled: record.backfilled,
             reacts,
+            intents: Vec::new(),
         });
         Ok(Ingested::Stored(position))
     }
@@ -839,6 +840,7 @@ impl Writer {
             json: json.clone(),
             backfilled: false,
             reacts: false,
+            intents: Vec::new(),
         });
         Ok(Created {
             id,

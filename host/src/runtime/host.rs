@@ -76,6 +76,12 @@ impl WriteState {
         })
     }
 
+    /// Gives the transaction back, for a session that wrote nothing (a
+    /// verb's).
+    pub fn release(self) -> WriteTransaction {
+        self.tables.into_owner()
+    }
+
     /// Keeps a successful fold's writes.
     pub fn keep(&mut self, writes: &mut BTreeMap<String, Option<String>>) {
         if self.overlay.is_empty() {
