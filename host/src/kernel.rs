@@ -511,10 +511,10 @@ impl Kernel {
         let Some(registry) = &self.registry else {
             return Vec::new();
         };
-        let (Ok(reader), Ok(snapshot)) = (self.store.read(), self.store.begin_read()) else {
+        let Ok(reader) = self.store.read() else {
             return Vec::new();
         };
-        let mut source = Source::Read(snapshot);
+        let mut source = Source::Later(self.store.clone());
         registry.intents(
             &reaction.signed,
             &reaction.json,

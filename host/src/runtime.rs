@@ -467,11 +467,11 @@ impl VerbModule {
         &self,
         signed: &Signed,
         json: &str,
-        snapshot: Snapshot,
+        source: Source,
     ) -> Result<Result<(), String>, RuntimeError> {
         let mut warm = self.take()?;
         self.runtime.arm(&mut warm.store, self.budget)?;
-        warm.store.data_mut().source = Source::Read(snapshot);
+        warm.store.data_mut().source = source;
         let activity = wit_activity(signed, json, false, |a| {
             to_record!(verb::weft::module::types::Activity, a)
         });

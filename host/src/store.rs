@@ -9,6 +9,7 @@
 pub mod ids;
 pub mod tables;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -805,6 +806,9 @@ pub struct Batch<'t> {
     backfills: redb::Table<'t, &'static str, &'static [u8]>,
     reactions: redb::Table<'t, u64, ()>,
     recent: &'t RecentIds,
+    /// Each inbox's last number as this batch has written it, so that a
+    /// batch for one recipient looks its inbox's end up once.
+    inbox_ends: HashMap<String, u64>,
 }
 
 impl std::fmt::Debug for Batch<'_> {
@@ -836,6 +840,7 @@ impl<'t> Batch<'t> {
             dead_letters: txn.open_table(DEAD_LETTERS)?,
             backfills: txn.open_table(BACKFILLS)?,
             reactions: txn.open_table(REACTIONS)?,
+            inbox_ends: HashMap::new(),
         })
     }
 
@@ -960,13 +965,17 @@ impl<'t> Batch<'t> {
     /// Adds the activity at `position` to `recipient`'s inbox.
     pub fn put_inbox(&mut self, recipient: &str, position: u64) -> Result<(), StoreError> {
         let key = recipient.as_bytes();
-        let n = self
-            .inbox
-            .range((key, 0)..=(key, u64::MAX))?
-            .next_back()
-            .transpose()?
-            .map_or(0, |(k, _)| k.value().1);
+        let n = match self.inbox_ends.get(recipient) {
+            Some(n) => *n,
+            None => self
+                .inbox
+                .range((key, 0)..=(key, u64::MAX))?
+                .next_back()
+                .transpose()?
+                .map_or(0, |(k, _)| k.value().1),
+        };
         self.inbox.insert((key, n + 1), position)?;
+        self.inbox_ends.insert(recipient.to_owned(), n + 1);
         Ok(())
     }
 

@@ -209,7 +209,10 @@ impl Federation {
                     .filter(|f| self.kernel.is_local_url(f)),
             );
         }
-        let reader = self.kernel.store().read().ok();
+        // Most activities name no one else here: no snapshot for them.
+        let reader = (out.len() > 1)
+            .then(|| self.kernel.store().read().ok())
+            .flatten();
         Ok(out
             .into_iter()
             .filter(|r| {

@@ -97,7 +97,8 @@ pub trait Modules: Send + Sync + 'static {
     }
 
     /// Called once a batch is durable (`ok`) or was abandoned (`!ok`), with
-    /// the batch's activities to keep.
+    /// the batch's activities to keep; also after each build step's
+    /// transaction, with none.
     fn committed(&self, _appended: Vec<Appended>, _ok: bool) {}
 
     /// Starts rebuilding projection `name` from the whole log inside `txn`

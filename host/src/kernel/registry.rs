@@ -142,6 +142,10 @@ pub struct Registry {
     /// Projections being built (as in `projection_builds`): they fold
     /// nothing new and answer no queries until they have caught up.
     building: RwLock<BTreeSet<String>>,
+    /// Builds that caught up in the transaction being written: they leave
+    /// `building` once it commits, so that no query is answered from a
+    /// snapshot the build's last step is not in yet.
+    finishing: Mutex<BTreeSet<String>>,
     reactions: Mutex<Option<mpsc::UnboundedSender<Reaction>>>,
 }
 
@@ -160,6 +164,7 @@ impl Registry {
             verbs: RwLock::new(HashMap::new()),
             projections: RwLock::new(BTreeMap::new()),
             building: RwLock::new(BTreeSet::new()),
+            finishing: Mutex::new(BTreeSet::new()),
             reactions: Mutex::new(None),
         };
         registry.reload()?;
@@ -408,8 +413,8 @@ impl Registry {
             return Ok((txn, None));
         }
         txn.open_table(PROJECTION_BUILDS)?.remove(name)?;
-        if let Ok(mut building) = self.building.write() {
-            building.remove(name);
+        if let Ok(mut finishing) = self.finishing.lock() {
+            finishing.insert(name.to_owned());
         }
         tracing::info!(
             projection = name,
@@ -715,11 +720,7 @@ impl Modules for Registry {
         }
         let verb = activity.verb();
         let module = self.verb(verb).ok_or_else(|| Rejection::unknown(verb))?;
-        let snapshot = self
-            .store
-            .begin_read()
-            .map_err(|e| Rejection::new(verb, e.to_string()))?;
-        match module.validate(activity, json, snapshot) {
+        match module.validate(activity, json, Source::Later(self.store.clone())) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(Rejection::new(verb, message)),
             Err(fault) => Err(Rejection {
@@ -810,6 +811,19 @@ impl Modules for Registry {
     }
 
     fn committed(&self, appended: Vec<Appended>, ok: bool) {
+        let finished = self
+            .finishing
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default();
+        if ok
+            && !finished.is_empty()
+            && let Ok(mut building) = self.building.write()
+        {
+            for name in &finished {
+                building.remove(name);
+            }
+        }
         if !ok {
             if let Err(e) = self.reload() {
                 tracing::error!(error = %e, "cannot reload the registry");

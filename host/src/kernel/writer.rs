@@ -329,6 +329,9 @@ impl Writer {
                 Ok(done)
             });
         self.metrics.spent(Phase::Fold, started);
+        if result.is_ok() {
+            self.modules.committed(Vec::new(), true);
+        }
         match result {
             Ok(Some((name, count))) => {
                 for reply in self.waiting.remove(&name).unwrap_or_default() {

@@ -12,7 +12,7 @@ use wasmtime::StoreLimits;
 
 use super::bindings::{projection, verb};
 use crate::store::tables::{ACTIVITY_IDS, PROJECTION_KV, RECORDS};
-use crate::store::{ActivityRecord, RecentIds, Snapshot};
+use crate::store::{ActivityRecord, RecentIds, Snapshot, Store};
 
 /// The tables a fold reads and writes, opened once per fold session.
 pub struct FoldTables<'txn> {
@@ -119,6 +119,9 @@ pub enum Source {
     None,
     /// A committed snapshot (validate, query).
     Read(Snapshot),
+    /// A committed snapshot taken when the module first reads the log:
+    /// most verbs never do, and a read transaction has a cost.
+    Later(Arc<Store>),
     /// The writer's open transaction (fold), so a fold sees earlier
     /// activities of the same batch.
     Write(WriteState),
@@ -129,6 +132,7 @@ impl std::fmt::Debug for Source {
         f.write_str(match self {
             Self::None => "None",
             Self::Read(_) => "Read",
+            Self::Later(_) => "Later",
             Self::Write(_) => "Write",
         })
     }
@@ -167,9 +171,18 @@ const MAX_KEY: usize = 1024;
 const MAX_SCAN: u32 = 1000;
 
 impl HostState {
+    /// Takes a [`Source::Later`]'s snapshot, before the first read.
+    fn resolve(&mut self) -> wasmtime::Result<()> {
+        if let Source::Later(store) = &self.source {
+            self.source = Source::Read(store.begin_read()?);
+        }
+        Ok(())
+    }
+
     fn log_get(&mut self, id: &str) -> wasmtime::Result<Option<String>> {
+        self.resolve()?;
         Ok(match &self.source {
-            Source::None => None,
+            Source::None | Source::Later(_) => None,
             Source::Read(snapshot) => snapshot.activity(id)?.map(|r| r.json),
             Source::Write(state) => state.tables.with_dependent(|_, tables| {
                 let Some(p) = state
@@ -190,9 +203,10 @@ impl HostState {
         if let Some(buffered) = self.kv.buffer.get(key) {
             return Ok(buffered.clone());
         }
+        self.resolve()?;
         let k = (self.kv.projection.as_str(), key);
         Ok(match &self.source {
-            Source::None => None,
+            Source::None | Source::Later(_) => None,
             Source::Read(txn) => txn
                 .open_table(PROJECTION_KV)?
                 .get(k)?
@@ -233,6 +247,7 @@ impl HostState {
         after: Option<&str>,
         limit: u32,
     ) -> wasmtime::Result<Vec<(String, String)>> {
+        self.resolve()?;
         let limit = limit.min(MAX_SCAN) as usize;
         let projection = self.kv.projection.as_str();
         let lower = match after {
@@ -271,7 +286,7 @@ impl HostState {
                 true
             };
             match &self.source {
-                Source::None => {}
+                Source::None | Source::Later(_) => {}
                 Source::Read(txn) => {
                     for entry in txn
                         .open_table(PROJECTION_KV)?
