@@ -2,7 +2,7 @@
 //! projection, its own key-value store. Writes made during a fold are
 //! buffered here and applied by the caller only if the fold succeeds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
 use std::sync::Arc;
@@ -48,6 +48,10 @@ pub struct WriteState {
     ids: Arc<RecentIds>,
     /// Writes of the session's successful folds: `None` is a delete.
     overlay: BTreeMap<String, Option<String>>,
+    /// Values read from the store during the session. The overlay is
+    /// consulted first, so an entry here is never stale: every write of
+    /// the session lands in the overlay.
+    reads: HashMap<String, Option<String>>,
 }
 
 impl std::fmt::Debug for WriteState {
@@ -73,6 +77,7 @@ impl WriteState {
             tables,
             ids,
             overlay: BTreeMap::new(),
+            reads: HashMap::new(),
         })
     }
 
@@ -205,7 +210,7 @@ impl HostState {
         }
         self.resolve()?;
         let k = (self.kv.projection.as_str(), key);
-        Ok(match &self.source {
+        Ok(match &mut self.source {
             Source::None | Source::Later(_) => None,
             Source::Read(txn) => txn
                 .open_table(PROJECTION_KV)?
@@ -213,9 +218,16 @@ impl HostState {
                 .map(|v| v.value().to_owned()),
             Source::Write(state) => match state.overlay.get(key) {
                 Some(kept) => kept.clone(),
-                None => state.tables.with_dependent(|_, tables| {
-                    tables.kv.get(k).map(|v| v.map(|v| v.value().to_owned()))
-                })?,
+                None => match state.reads.get(key) {
+                    Some(read) => read.clone(),
+                    None => {
+                        let read = state.tables.with_dependent(|_, tables| {
+                            tables.kv.get(k).map(|v| v.map(|v| v.value().to_owned()))
+                        })?;
+                        state.reads.insert(key.to_owned(), read.clone());
+                        read
+                    }
+                },
             },
         })
     }
@@ -388,9 +400,9 @@ mod tests {
         state.kv_put(key.into(), value.map(str::to_owned))
     }
 
-    /// Stored entries, a session's kept writes and the running fold's
-    /// buffer read as one store, upper layers winning; only kept writes
-    /// reach the table when the session ends.
+    /// Stored entries (remembered once read), a session's kept writes and
+    /// the running fold's buffer read as one store, upper layers winning;
+    /// only kept writes reach the table when the session ends.
     #[test]
     fn fold_session_layers() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
@@ -407,6 +419,12 @@ mod tests {
             txn,
             Arc::new(RecentIds::default()),
         )?));
+
+        // Reads from the store are remembered for the session; the writes
+        // that follow must still win over them.
+        for key in ["a1", "a2", "a3"] {
+            assert_eq!(host.kv_get(key)?.as_deref(), Some("stored"));
+        }
 
         // A first fold's writes, kept by the session.
         put(&mut host, "a1", None)?;
@@ -441,8 +459,10 @@ mod tests {
         assert_eq!(host.kv_get("a2")?.as_deref(), Some("changed"));
         assert_eq!(host.kv_get("a5")?.as_deref(), Some("stored"));
 
-        // The second fold fails: its buffer is dropped; the session ends.
+        // The second fold fails: its buffer is dropped, and what it
+        // deleted reads as stored again; the session ends.
         host.kv.buffer.clear();
+        assert_eq!(host.kv_get("a3")?.as_deref(), Some("stored"));
         let Source::Write(session) = std::mem::take(&mut host.source) else {
             anyhow::bail!("a write source")
         };
