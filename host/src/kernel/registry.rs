@@ -176,7 +176,8 @@ impl Registry {
     }
 
     /// The intents of the local actors an activity names in `to`, `cc` or
-    /// `object` (its author aside; `is_actor` says which are actors here),
+    /// `object` ([`crate::kernel::addressed`]; its author aside; `is_actor`
+    /// says which are actors here),
     /// from its verb's `react`, which reads the log from `source`. A verb
     /// that fails, or asks another actor to act, is logged and ignored.
     pub fn intents(
@@ -189,18 +190,7 @@ impl Registry {
         let Some(verb) = self.verb(signed.verb()) else {
             return Vec::new();
         };
-        let activity = &signed.json;
-        let mut named: Vec<&str> = ["to", "cc"]
-            .iter()
-            .flat_map(|f| match activity.get(*f) {
-                Some(Value::String(s)) => vec![s.as_str()],
-                Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
-                _ => Vec::new(),
-            })
-            .collect();
-        if let Some(Value::String(object)) = activity.get("object") {
-            named.push(object);
-        }
+        let mut named = crate::kernel::addressed(&signed.json);
         named.sort_unstable();
         named.dedup();
         let mut out = Vec::new();
