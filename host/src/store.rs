@@ -37,6 +37,9 @@ pub enum StoreError {
     Commit(#[from] redb::CommitError),
     #[error("corrupt record: {0}")]
     Codec(#[from] postcard::Error),
+    /// A bug in weft: the batch is abandoned rather than the writer stopped.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 /// How an activity is stored.

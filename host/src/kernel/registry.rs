@@ -787,8 +787,11 @@ impl Modules for Registry {
                 self.intents(&item.signed, &item.json, |r| known.contains(r), &mut source);
             item.reacts = !item.intents.is_empty();
         }
+        // `VerbModule::react` always puts the source back.
         let Source::Write(state) = source else {
-            unreachable!("a verb hands its source back")
+            return Err(StoreError::Internal(
+                "a verb's react did not hand the write transaction back",
+            ));
         };
         let txn = state.release();
         {
