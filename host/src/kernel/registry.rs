@@ -624,10 +624,12 @@ impl Registry {
                 Ok(None)
             }
             Ok(Active::Projection(m)) => {
+                // Marked as being built before it can be found, so that no
+                // query reaches the new module before its build is durable.
+                self.start_build(txn, name)?;
                 if let Ok(mut projections) = self.projections.write() {
                     projections.insert(name.to_owned(), m);
                 }
-                self.start_build(txn, name)?;
                 Ok(Some(name.to_owned()))
             }
             Err(e) => {

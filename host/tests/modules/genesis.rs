@@ -389,6 +389,52 @@ async fn projections_are_built_in_steps_and_a_restart_resumes_the_build() -> any
     node.stop().await
 }
 
+/// A projection whose build finishes in the batch that defines it answers
+/// only once that batch is durable: a query racing the definition gets
+/// 404 or 503 "being built", never the empty state of the last committed
+/// snapshot.
+#[tokio::test]
+async fn a_finished_build_is_not_queried_before_it_commits() -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let node = TestNode::start().await?;
+    let (_, token) = node.actor("alice").await?;
+    for i in 0..20 {
+        let (status, body) = node.publish(&token, &note(&format!("note {i}"))).await?;
+        assert_eq!(status, 201, "{body}");
+    }
+    let url = format!("{}/projections/flaky/count?verb=Note", node.base);
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (http, url, stop) = (node.http.clone(), url.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let response = http.get(&url).send().await?;
+                if response.status() == 200 {
+                    answers.push(response.json::<Value>().await?["count"].clone());
+                }
+            }
+            anyhow::Ok(answers)
+        })
+    };
+    let (status, body) = define(
+        &node,
+        "DefineProjection",
+        "flaky",
+        test_guest("weft-test-flaky")?,
+    )
+    .await?;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = node.get("/projections/flaky/count?verb=Note", None).await?;
+    assert_eq!((status, &body["count"]), (200, &json!(20)), "{body}");
+    stop.store(true, Ordering::Relaxed);
+    let answers = watcher.await??;
+    assert!(answers.iter().all(|c| *c == json!(20)), "{answers:?}");
+    node.stop().await
+}
+
 /// While the follower graph is being rebuilt, who follows whom is not
 /// known: a note to followers is either refused with 503 naming the graph,
 /// or accepted and delivered to every follower; never accepted and missed.
