@@ -148,6 +148,11 @@ impl Runtime {
         config.wasm_component_model(true);
         config.consume_fuel(true);
         config.epoch_interruption(true);
+        // `WEFT_PERFMAP=1` writes /tmp/perf-PID.map so `perf` names the
+        // functions of modules (a module author's profiling aid).
+        if std::env::var_os("WEFT_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
         let mut verb_linker = Linker::new(&engine);
         verb::Verb::add_to_linker::<_, HasSelf<_>>(&mut verb_linker, |s| s)

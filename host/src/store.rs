@@ -138,6 +138,28 @@ struct ParkedAuthor {
 
 /// Fills `parked_by_origin` from `parked` when it is empty and `parked` is
 /// not (a data folder from before the index).
+/// Moves a data folder's projection stores from [`LEGACY_PROJECTION_KV`]
+/// to [`PROJECTION_STATE`], once, in the transaction that opens the store:
+/// the entries are the same, only their keys' encoding changes.
+fn migrate_projection_kv(txn: &WriteTransaction) -> Result<(), StoreError> {
+    use redb::TableHandle;
+    let mut state = txn.open_table(PROJECTION_STATE)?;
+    let legacy = LEGACY_PROJECTION_KV.name();
+    if !txn.list_tables()?.any(|t| t.name() == legacy) {
+        return Ok(());
+    }
+    {
+        let old = txn.open_table(LEGACY_PROJECTION_KV)?;
+        for entry in old.iter()? {
+            let (k, v) = entry?;
+            let (projection, key) = k.value();
+            state.insert(state_key(projection, key).as_slice(), v.value())?;
+        }
+    }
+    txn.delete_table(LEGACY_PROJECTION_KV)?;
+    Ok(())
+}
+
 fn index_parked_by_origin(txn: &WriteTransaction) -> Result<(), StoreError> {
     use redb::ReadableTableMetadata;
     let parked = txn.open_table(PARKED)?;
@@ -238,7 +260,7 @@ impl Store {
         txn.open_table(META)?;
         txn.open_table(ARTIFACTS)?;
         txn.open_table(MODULES)?;
-        txn.open_table(PROJECTION_KV)?;
+        migrate_projection_kv(&txn)?;
         txn.open_table(PROJECTION_STATUS)?;
         txn.open_table(PROJECTION_BUILDS)?;
         txn.open_table(INBOX)?;
@@ -1102,6 +1124,55 @@ mod tests {
     use super::*;
 
     const AUTHOR: &str = "http://127.0.0.1:9/actors/a";
+
+    /// A data folder made before `projection_state` keeps its projection
+    /// stores: opening it moves every entry over, once, and drops the old
+    /// table.
+    #[test]
+    fn projection_stores_move_to_byte_keys() -> anyhow::Result<()> {
+        use redb::TableHandle;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("weft.redb");
+        {
+            let db = Database::create(&path)?;
+            let txn = db.begin_write()?;
+            {
+                let mut old = txn.open_table(LEGACY_PROJECTION_KV)?;
+                old.insert(("feed", "count"), "2")?;
+                old.insert(("feed", "feed\u{1f}a\u{1f}1"), "bid1")?;
+                old.insert(("follower-graph", "followers\u{1f}b\u{1f}a"), "bid2")?;
+            }
+            txn.commit()?;
+        }
+        let read = |store: &Store| -> anyhow::Result<Vec<(String, String, String)>> {
+            let txn = store.begin_read()?;
+            let table = txn.open_table(PROJECTION_STATE)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                let (k, v) = entry?;
+                let (p, key) = split_state_key(k.value()).ok_or_else(|| anyhow::anyhow!("key"))?;
+                out.push((p.to_owned(), key.to_owned(), v.value().to_owned()));
+            }
+            let tables: Vec<String> = txn.list_tables()?.map(|t| t.name().to_owned()).collect();
+            anyhow::ensure!(!tables.iter().any(|t| t == "projection_kv"), "{tables:?}");
+            Ok(out)
+        };
+        let expected = vec![
+            ("feed".to_owned(), "count".to_owned(), "2".to_owned()),
+            ("feed".into(), "feed\u{1f}a\u{1f}1".into(), "bid1".into()),
+            (
+                "follower-graph".into(),
+                "followers\u{1f}b\u{1f}a".into(),
+                "bid2".into(),
+            ),
+        ];
+        let store = Store::open(&path)?;
+        assert_eq!(read(&store)?, expected);
+        drop(store);
+        // Opening again changes nothing.
+        assert_eq!(read(&Store::open(&path)?)?, expected);
+        Ok(())
+    }
 
     fn record(n: u64) -> ActivityRecord {
         ActivityRecord {

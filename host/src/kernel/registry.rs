@@ -31,8 +31,8 @@ use crate::runtime::{
     fold_activity,
 };
 use crate::store::tables::{
-    ACTORS, ARTIFACTS, MODULES, PROJECTION_BUILDS, PROJECTION_KV, PROJECTION_STATUS, REACTIONS,
-    RECORDS,
+    ACTORS, ARTIFACTS, MODULES, PROJECTION_BUILDS, PROJECTION_STATE, PROJECTION_STATUS, REACTIONS,
+    RECORDS, state_key,
 };
 use crate::store::{
     ActivityRecord, FoldError, ModuleKind, ModuleRecord, ModuleVersion, ProjectionStatus, Store,
@@ -317,13 +317,14 @@ impl Registry {
         };
         if next == 0 {
             let cleared = {
-                let mut kv = txn.open_table(PROJECTION_KV)?;
-                let keys: Vec<String> = kv
-                    .range((name, "")..)?
+                let mut kv = txn.open_table(PROJECTION_STATE)?;
+                let prefix = state_key(name, "");
+                let keys: Vec<Vec<u8>> = kv
+                    .range(prefix.as_slice()..)?
                     .map_while(|e| {
                         e.ok()
-                            .filter(|(k, _)| k.value().0 == name)
-                            .map(|(k, _)| k.value().1.to_owned())
+                            .map(|(k, _)| k.value().to_vec())
+                            .filter(|k| k.starts_with(&prefix))
                     })
                     .take(
                         usize::try_from(budget)
@@ -335,7 +336,7 @@ impl Registry {
                     .iter()
                     .take(usize::try_from(budget).unwrap_or(usize::MAX))
                 {
-                    kv.remove((name, key.as_str()))?;
+                    kv.remove(key.as_slice())?;
                 }
                 keys.len() as u64
             };

@@ -11,12 +11,12 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use wasmtime::StoreLimits;
 
 use super::bindings::{projection, verb};
-use crate::store::tables::{ACTIVITY_IDS, PROJECTION_KV, RECORDS};
+use crate::store::tables::{ACTIVITY_IDS, PROJECTION_STATE, RECORDS, split_state_key, state_key};
 use crate::store::{ActivityRecord, RecentIds, Snapshot, Store};
 
 /// The tables a fold reads and writes, opened once per fold session.
 pub struct FoldTables<'txn> {
-    pub kv: Table<'txn, (&'static str, &'static str), &'static str>,
+    pub kv: Table<'txn, &'static [u8], &'static str>,
     pub ids: Table<'txn, &'static [u8], u64>,
     pub records: Table<'txn, u64, &'static [u8]>,
 }
@@ -68,7 +68,7 @@ impl WriteState {
     pub fn open(txn: WriteTransaction, ids: Arc<RecentIds>) -> Result<Self, redb::TableError> {
         let tables = WriteSource::try_new(txn, |txn| {
             Ok::<_, redb::TableError>(FoldTables {
-                kv: txn.open_table(PROJECTION_KV)?,
+                kv: txn.open_table(PROJECTION_STATE)?,
                 ids: txn.open_table(ACTIVITY_IDS)?,
                 records: txn.open_table(RECORDS)?,
             })
@@ -105,10 +105,14 @@ impl WriteState {
     pub fn finish(mut self, projection: &str) -> Result<WriteTransaction, redb::StorageError> {
         let overlay = std::mem::take(&mut self.overlay);
         self.tables.with_dependent_mut(|_, tables| {
+            let mut stored = state_key(projection, "");
+            let base = stored.len();
             for (key, value) in &overlay {
+                stored.truncate(base);
+                stored.extend_from_slice(key.as_bytes());
                 match value {
-                    Some(v) => tables.kv.insert((projection, key.as_str()), v.as_str())?,
-                    None => tables.kv.remove((projection, key.as_str()))?,
+                    Some(v) => tables.kv.insert(stored.as_slice(), v.as_str())?,
+                    None => tables.kv.remove(stored.as_slice())?,
                 };
             }
             Ok::<_, redb::StorageError>(())
@@ -209,11 +213,12 @@ impl HostState {
             return Ok(buffered.clone());
         }
         self.resolve()?;
-        let k = (self.kv.projection.as_str(), key);
+        let k = state_key(&self.kv.projection, key);
+        let k = k.as_slice();
         Ok(match &mut self.source {
             Source::None | Source::Later(_) => None,
             Source::Read(txn) => txn
-                .open_table(PROJECTION_KV)?
+                .open_table(PROJECTION_STATE)?
                 .get(k)?
                 .map(|v| v.value().to_owned()),
             Source::Write(state) => match state.overlay.get(key) {
@@ -262,6 +267,8 @@ impl HostState {
         self.resolve()?;
         let limit = limit.min(MAX_SCAN) as usize;
         let projection = self.kv.projection.as_str();
+        // An `after` before the prefix excludes nothing the prefix covers.
+        let after = after.filter(|a| *a >= prefix);
         let lower = match after {
             Some(a) => Bound::Excluded(a),
             None => Bound::Included(prefix),
@@ -285,13 +292,19 @@ impl HostState {
         // the layers above delete some.
         let deletes = layers.iter().flatten().filter(|(_, v)| v.is_none()).count();
         let want = limit + deletes;
-        let start = after.unwrap_or(prefix);
+        let covered = state_key(projection, prefix);
+        let start = state_key(projection, after.unwrap_or(prefix));
         let mut stored: Vec<(String, String)> = Vec::new();
+        let mut unreadable = false;
         {
-            let mut collect = |key: &str, value: &str| -> bool {
-                if !key.starts_with(prefix) || stored.len() >= want {
+            let mut collect = |k: &[u8], value: &str| -> bool {
+                if !k.starts_with(&covered) || stored.len() >= want {
                     return false;
                 }
+                let Some((_, key)) = split_state_key(k) else {
+                    unreadable = true;
+                    return false;
+                };
                 if after.is_none_or(|a| key > a) {
                     stored.push((key.to_owned(), value.to_owned()));
                 }
@@ -301,12 +314,11 @@ impl HostState {
                 Source::None | Source::Later(_) => {}
                 Source::Read(txn) => {
                     for entry in txn
-                        .open_table(PROJECTION_KV)?
-                        .range((projection, start)..)?
+                        .open_table(PROJECTION_STATE)?
+                        .range(start.as_slice()..)?
                     {
                         let (k, v) = entry?;
-                        let (p, key) = k.value();
-                        if p != projection || !collect(key, v.value()) {
+                        if !collect(k.value(), v.value()) {
                             break;
                         }
                     }
@@ -315,10 +327,9 @@ impl HostState {
                     state
                         .tables
                         .with_dependent(|_, tables| -> Result<(), redb::StorageError> {
-                            for entry in tables.kv.range((projection, start)..)? {
+                            for entry in tables.kv.range(start.as_slice()..)? {
                                 let (k, v) = entry?;
-                                let (p, key) = k.value();
-                                if p != projection || !collect(key, v.value()) {
+                                if !collect(k.value(), v.value()) {
                                     break;
                                 }
                             }
@@ -326,6 +337,9 @@ impl HostState {
                         })?;
                 }
             }
+        }
+        if unreadable {
+            wasmtime::bail!("projection `{projection}`'s store holds a key that is not UTF-8");
         }
         // Upper layers win: their values replace, their deletes remove.
         let mut merged: BTreeMap<String, String> = stored.into_iter().collect();
@@ -382,6 +396,7 @@ impl projection::weft::module::kv::Host for HostState {
 mod tests {
     use super::*;
     use crate::store::Store;
+    use anyhow::Context;
 
     fn state(source: Source) -> HostState {
         HostState {
@@ -409,11 +424,13 @@ mod tests {
         let store = Store::open(&dir.path().join("weft.redb"))?;
         let txn = store.begin_write()?;
         {
-            let mut kv = txn.open_table(PROJECTION_KV)?;
+            let mut kv = txn.open_table(PROJECTION_STATE)?;
             for key in ["a1", "a2", "a3", "a4", "a5"] {
-                kv.insert(("p", key), "stored")?;
+                kv.insert(state_key("p", key).as_slice(), "stored")?;
             }
-            kv.insert(("q", "a0"), "other projection")?;
+            kv.insert(state_key("q", "a0").as_slice(), "other projection")?;
+            // A projection whose name starts with `p` stays apart.
+            kv.insert(state_key("p2", "a0").as_slice(), "other projection")?;
         }
         let mut host = state(Source::Write(WriteState::open(
             txn,
@@ -454,6 +471,11 @@ mod tests {
             keys(host.kv_scan("a", Some("a2"), 10)?),
             ["a4=stored", "a5=stored", "a6=new"]
         );
+        // A cursor before the prefix skips nothing the prefix covers.
+        assert_eq!(
+            keys(host.kv_scan("a", Some("0"), 2)?),
+            ["a0=buffered", "a2=changed"]
+        );
         assert_eq!(host.kv_get("a1")?, None);
         assert_eq!(host.kv_get("a3")?, None);
         assert_eq!(host.kv_get("a2")?.as_deref(), Some("changed"));
@@ -467,15 +489,15 @@ mod tests {
             anyhow::bail!("a write source")
         };
         let txn = session.finish("p")?;
-        let kv = txn.open_table(PROJECTION_KV)?;
+        let kv = txn.open_table(PROJECTION_STATE)?;
         let stored: Vec<String> = kv
             .iter()?
             .map(|e| {
                 let (k, v) = e?;
-                let (p, key) = k.value();
+                let (p, key) = split_state_key(k.value()).context("a state key")?;
                 Ok(format!("{p}/{key}={}", v.value()))
             })
-            .collect::<Result<_, redb::StorageError>>()?;
+            .collect::<anyhow::Result<_>>()?;
         assert_eq!(
             stored,
             [
@@ -484,6 +506,7 @@ mod tests {
                 "p/a4=stored",
                 "p/a5=stored",
                 "p/a6=new",
+                "p2/a0=other projection",
                 "q/a0=other projection"
             ]
         );

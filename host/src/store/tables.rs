@@ -29,9 +29,35 @@ pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 pub const ARTIFACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("artifacts");
 /// Verb or projection name → postcard [`super::ModuleRecord`] with its history.
 pub const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
-/// (projection, key) → value: each projection's private key-value store.
-pub const PROJECTION_KV: TableDefinition<(&str, &str), &str> =
+/// [`state_key`]`(projection, key)` → value: each projection's private
+/// key-value store. Names never contain NUL, so one projection's entries
+/// are contiguous and ordered by the bytes of their keys, which is the
+/// order of the strings a module sees. Byte keys compare with `memcmp`; the
+/// `(&str, &str)` keys of [`LEGACY_PROJECTION_KV`], which this replaces,
+/// checked UTF-8 at every comparison of every lookup.
+pub const PROJECTION_STATE: TableDefinition<&[u8], &str> = TableDefinition::new("projection_state");
+/// (projection, key) → value: the projection stores of data folders made
+/// before [`PROJECTION_STATE`]; [`super::Store::open`] moves them over.
+pub const LEGACY_PROJECTION_KV: TableDefinition<(&str, &str), &str> =
     TableDefinition::new("projection_kv");
+
+/// The [`PROJECTION_STATE`] key of `key` in `projection`'s store.
+pub fn state_key(projection: &str, key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(projection.len() + 1 + key.len());
+    out.extend_from_slice(projection.as_bytes());
+    out.push(0);
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+/// The projection and key of a stored [`PROJECTION_STATE`] key; `None` if it
+/// is not one (the file was altered behind the node's back).
+pub fn split_state_key(stored: &[u8]) -> Option<(&str, &str)> {
+    let at = stored.iter().position(|b| *b == 0)?;
+    let projection = std::str::from_utf8(&stored[..at]).ok()?;
+    let key = std::str::from_utf8(&stored[at + 1..]).ok()?;
+    Some((projection, key))
+}
 /// Projection name → postcard [`super::ProjectionStatus`].
 pub const PROJECTION_STATUS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("projection_status");
@@ -75,3 +101,34 @@ pub const PARKED_BY_ORIGIN: TableDefinition<(&str, &str, &str), ()> =
 /// Verb → postcard [`super::PendingModule`]: a peer's definition of a verb
 /// this node lacks, found at the author's origin, awaiting admission.
 pub const PENDING_MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("pending_modules");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// State keys keep projections apart and order keys as strings do,
+    /// whatever the keys contain.
+    #[test]
+    fn state_keys() {
+        let a = state_key("feed", "b\u{1f}x");
+        assert_eq!(split_state_key(&a), Some(("feed", "b\u{1f}x")));
+        assert_eq!(
+            split_state_key(&state_key("p", "with\0nul")),
+            Some(("p", "with\0nul"))
+        );
+        // Every key of `feed` sorts before every key of `feed-2`, and
+        // within a projection byte order is string order.
+        assert!(state_key("feed", "\u{10ffff}") < state_key("feed-2", ""));
+        let mut keys = ["é", "z", "a\u{1f}", "a", ""];
+        let mut stored: Vec<Vec<u8>> = keys.iter().map(|k| state_key("p", k)).collect();
+        keys.sort();
+        stored.sort();
+        let back: Vec<&str> = stored
+            .iter()
+            .filter_map(|s| split_state_key(s).map(|(_, k)| k))
+            .collect();
+        assert_eq!(back, keys);
+        assert_eq!(split_state_key(b"no separator"), None);
+        assert_eq!(split_state_key(b"p\0\xff"), None);
+    }
+}

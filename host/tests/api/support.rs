@@ -307,10 +307,11 @@ impl TestNode {
             out.push_str(&format!("job {job:?}\n"));
         }
         let txn = self.kernel.store().begin_read()?;
-        let kv = txn.open_table(weft::store::tables::PROJECTION_KV)?;
+        let kv = txn.open_table(weft::store::tables::PROJECTION_STATE)?;
         for entry in redb::ReadableTable::iter(&kv)? {
             let (k, v) = entry?;
-            let (projection, key) = k.value();
+            let (projection, key) = weft::store::tables::split_state_key(k.value())
+                .context("a projection state key")?;
             out.push_str(&format!("kv {projection} {key} = {}\n", v.value()));
         }
         Ok(out)

@@ -21,6 +21,7 @@ mod genesis;
 mod sandbox;
 mod travel;
 
+use anyhow::Context;
 use serde_json::{Value, json};
 use support::TestNode;
 
@@ -72,11 +73,12 @@ pub async fn define(
 pub fn projection_state(node: &TestNode) -> anyhow::Result<Vec<(String, String, String)>> {
     use redb::ReadableTable;
     let txn = node.kernel.store().begin_read()?;
-    let table = txn.open_table(weft::store::tables::PROJECTION_KV)?;
+    let table = txn.open_table(weft::store::tables::PROJECTION_STATE)?;
     let mut out = Vec::new();
     for entry in table.iter()? {
         let (k, v) = entry?;
-        let (p, key) = k.value();
+        let (p, key) =
+            weft::store::tables::split_state_key(k.value()).context("a projection state key")?;
         out.push((p.to_owned(), key.to_owned(), v.value().to_owned()));
     }
     Ok(out)
