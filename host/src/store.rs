@@ -136,8 +136,6 @@ struct ParkedAuthor {
     actor: String,
 }
 
-/// Fills `parked_by_origin` from `parked` when it is empty and `parked` is
-/// not (a data folder from before the index).
 /// Moves a data folder's projection stores from [`LEGACY_PROJECTION_KV`]
 /// to [`PROJECTION_STATE`], once, in the transaction that opens the store:
 /// the entries are the same, only their keys' encoding changes.
@@ -160,6 +158,8 @@ fn migrate_projection_kv(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Fills `parked_by_origin` from `parked` when it is empty and `parked` is
+/// not (a data folder from before the index).
 fn index_parked_by_origin(txn: &WriteTransaction) -> Result<(), StoreError> {
     use redb::ReadableTableMetadata;
     let parked = txn.open_table(PARKED)?;

@@ -11,7 +11,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use wasmtime::StoreLimits;
 
 use super::bindings::{projection, verb};
-use crate::store::tables::{ACTIVITY_IDS, PROJECTION_STATE, RECORDS, split_state_key, state_key};
+use crate::store::tables::{ACTIVITY_IDS, PROJECTION_STATE, RECORDS, state_key};
 use crate::store::{ActivityRecord, RecentIds, Snapshot, Store};
 
 /// The tables a fold reads and writes, opened once per fold session.
@@ -213,13 +213,12 @@ impl HostState {
             return Ok(buffered.clone());
         }
         self.resolve()?;
-        let k = state_key(&self.kv.projection, key);
-        let k = k.as_slice();
+        let projection = self.kv.projection.as_str();
         Ok(match &mut self.source {
             Source::None | Source::Later(_) => None,
             Source::Read(txn) => txn
                 .open_table(PROJECTION_STATE)?
-                .get(k)?
+                .get(state_key(projection, key).as_slice())?
                 .map(|v| v.value().to_owned()),
             Source::Write(state) => match state.overlay.get(key) {
                 Some(kept) => kept.clone(),
@@ -227,7 +226,10 @@ impl HostState {
                     Some(read) => read.clone(),
                     None => {
                         let read = state.tables.with_dependent(|_, tables| {
-                            tables.kv.get(k).map(|v| v.map(|v| v.value().to_owned()))
+                            tables
+                                .kv
+                                .get(state_key(projection, key).as_slice())
+                                .map(|v| v.map(|v| v.value().to_owned()))
                         })?;
                         state.reads.insert(key.to_owned(), read.clone());
                         read
@@ -301,7 +303,8 @@ impl HostState {
                 if !k.starts_with(&covered) || stored.len() >= want {
                     return false;
                 }
-                let Some((_, key)) = split_state_key(k) else {
+                // `k` starts with `covered`, so with `{projection}\0`.
+                let Ok(key) = std::str::from_utf8(&k[projection.len() + 1..]) else {
                     unreadable = true;
                     return false;
                 };
@@ -396,6 +399,7 @@ impl projection::weft::module::kv::Host for HostState {
 mod tests {
     use super::*;
     use crate::store::Store;
+    use crate::store::tables::split_state_key;
     use anyhow::Context;
 
     fn state(source: Source) -> HostState {
