@@ -262,7 +262,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Access::Local(node) => {
                     let actor = node.kernel.store().read()?.actor_by_name(&name)?;
                     let actor = actor.with_context(|| format!("no actor named `{name}`"))?;
-                    crate::http::actors::actor_document(&actor)
+                    crate::http::actors::actor_document(&actor, None)
                 }
                 Access::Remote(client) => client.actor(&name).await?,
             };
@@ -451,7 +451,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(args) => bench::run(&data, args).await,
         Command::Resolve { account } => {
-            let (url, document) = resolve(&account).await?;
+            let ca_file = data.config().ok().and_then(|c| c.federation.ca_file);
+            let (url, document) = resolve(&account, ca_file.as_deref()).await?;
             println!("{url}");
             println!("{}", serde_json::to_string_pretty(&document)?);
             Ok(())
@@ -508,43 +509,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Looks an account up by WebFinger and fetches its actor document.
-pub async fn resolve(account: &str) -> anyhow::Result<(String, Value)> {
-    let acct = account.strip_prefix("acct:").unwrap_or(account);
-    let (name, host) = acct
-        .rsplit_once('@')
-        .filter(|(n, h)| !n.is_empty() && !h.is_empty() && !h.contains('/'))
-        .with_context(|| format!("`{account}` is not an account: use acct:name@host:port"))?;
+/// `acct:name@host` is looked up over HTTPS, or plain HTTP when the host is
+/// a loopback address; an actor URL is fetched as written. `ca_file` adds
+/// trusted certificate authorities (the node's `[federation] ca_file`).
+pub async fn resolve(
+    account: &str,
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<(String, Value)> {
     let http = reqwest::Client::builder()
+        .use_preconfigured_tls(crate::federation::fetch::client_tls(
+            &ca_file.into_iter().collect::<Vec<_>>(),
+        )?)
         .connect_timeout(std::time::Duration::from_secs(5))
         .timeout(std::time::Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let finger = format!("http://{host}/.well-known/webfinger?resource=acct:{name}@{host}");
-    let response = http
-        .get(&finger)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {host}"))?;
-    if !response.status().is_success() {
-        bail!("{finger} answered {}", response.status());
-    }
-    let jrd: Value = response
-        .json()
-        .await
-        .context("the WebFinger answer is not JSON")?;
-    let url = jrd["links"]
-        .as_array()
-        .and_then(|links| {
-            links.iter().find(|l| {
-                l["rel"] == "self"
-                    && l["type"]
-                        .as_str()
-                        .is_some_and(|t| t.contains("activity+json") || t.contains("ld+json"))
-            })
-        })
-        .and_then(|l| l["href"].as_str())
-        .with_context(|| format!("{finger} names no ActivityPub actor (no `self` link)"))?
-        .to_owned();
+    let url = if account.starts_with("https://") || account.starts_with("http://") {
+        account.to_owned()
+    } else {
+        webfinger(&http, account).await?
+    };
     let response = http
         .get(&url)
         .header("accept", crate::http::activity_json())
@@ -565,6 +549,77 @@ pub async fn resolve(account: &str) -> anyhow::Result<(String, Value)> {
         );
     }
     Ok((url, document))
+}
+
+/// The actor URL WebFinger gives for `acct:name@host`.
+async fn webfinger(http: &reqwest::Client, account: &str) -> anyhow::Result<String> {
+    let acct = account.strip_prefix("acct:").unwrap_or(account);
+    let (name, host) = acct
+        .rsplit_once('@')
+        .filter(|(n, h)| !n.is_empty() && !h.is_empty() && !h.contains('/'))
+        .with_context(|| {
+            format!("`{account}` is not an account: use acct:name@host[:port] or an actor URL")
+        })?;
+    // HTTPS, except that a node on this machine may serve plain HTTP.
+    let schemes: &[&str] = if is_loopback_host(host) {
+        &["https", "http"]
+    } else {
+        &["https"]
+    };
+    let mut answer = None;
+    for scheme in schemes {
+        let finger =
+            format!("{scheme}://{host}/.well-known/webfinger?resource=acct:{name}@{host}");
+        match http
+            .get(&finger)
+            .header("accept", "application/jrd+json, application/json")
+            .send()
+            .await
+        {
+            Ok(response) => {
+                answer = Some((finger, response));
+                break;
+            }
+            Err(e) if scheme == schemes.last().unwrap_or(&"https") => {
+                return Err(anyhow::Error::new(e).context(format!("cannot reach {host} ({finger})")));
+            }
+            Err(_) => {}
+        }
+    }
+    let (finger, response) = answer.with_context(|| format!("cannot reach {host}"))?;
+    if !response.status().is_success() {
+        bail!("{finger} answered {}", response.status());
+    }
+    let jrd: Value = response
+        .json()
+        .await
+        .context("the WebFinger answer is not JSON")?;
+    Ok(jrd["links"]
+        .as_array()
+        .and_then(|links| {
+            links.iter().find(|l| {
+                l["rel"] == "self"
+                    && l["type"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("activity+json") || t.contains("ld+json"))
+            })
+        })
+        .and_then(|l| l["href"].as_str())
+        .with_context(|| format!("{finger} names no ActivityPub actor (no `self` link)"))?
+        .to_owned())
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+fn is_loopback_host(authority: &str) -> bool {
+    let host = match authority.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => authority,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn print_init(node: &Node, admin: &str) {
@@ -593,10 +648,10 @@ fn open_or_client(data: &DataDir) -> anyhow::Result<Access> {
     }
     match Node::open(data, config.clone()) {
         Ok(node) => Ok(Access::Local(Box::new(node))),
-        Err(OpenError::Running) => {
-            let base = format!("http://{}", config.listen);
-            Ok(Access::Remote(Client::new(&base, &data.admin_token()?)?))
-        }
+        Err(OpenError::Running) => Ok(Access::Remote(Client::for_node(
+            &config,
+            &data.admin_token()?,
+        )?)),
         Err(OpenError::Other(e)) => Err(e),
     }
 }

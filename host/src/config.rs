@@ -54,6 +54,11 @@ pub struct Config {
     pub module_cache: Option<std::path::PathBuf>,
     /// Talking to other nodes (`[federation]`).
     pub federation: crate::federation::Settings,
+    /// Serve HTTPS directly: the certificate chain (PEM) and its private
+    /// key (PEM, PKCS#8, PKCS#1 or SEC1). Both or neither; without them the
+    /// node serves plain HTTP, usually behind a TLS-terminating proxy.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -69,6 +74,8 @@ impl Default for Config {
             runtime: crate::runtime::Limits::default(),
             module_cache: None,
             federation: crate::federation::Settings::default(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -131,6 +138,18 @@ impl Config {
             })?;
             self.federation = settings;
         }
+        if let Some(v) = var("WEFT_TLS_CERT") {
+            self.tls_cert = Some(v.into());
+        }
+        if let Some(v) = var("WEFT_TLS_KEY") {
+            self.tls_key = Some(v.into());
+        }
+        if let Some(v) = var("WEFT_ALLOW_PRIVATE_ADDRESSES") {
+            self.federation.allow_private_addresses = parse("WEFT_ALLOW_PRIVATE_ADDRESSES", v)?;
+        }
+        if let Some(v) = var("WEFT_CA_FILE") {
+            self.federation.ca_file = Some(v.into());
+        }
         if let Some(v) = var("WEFT_MODULE_POLICY") {
             self.federation.module_policy =
                 serde_json::from_value(serde_json::Value::String(v.clone())).map_err(|_| {
@@ -144,10 +163,12 @@ impl Config {
         Ok(())
     }
 
-    /// The base URL of this node, without a trailing slash.
+    /// The base URL of this node, without a trailing slash: `https://`
+    /// when it serves TLS itself.
     pub fn public_url(&self) -> String {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
+            None if self.tls_cert.is_some() => format!("https://{}", self.listen),
             None => format!("http://{}", self.listen),
         }
     }

@@ -11,9 +11,13 @@
 pub mod backfill;
 pub mod delivery;
 pub mod fetch;
+pub mod foreign;
+pub mod guard;
+pub mod httpsig;
 pub mod inbox;
 pub mod modules;
 pub mod peers;
+pub mod signatures;
 pub mod verifier;
 
 use std::sync::Arc;
@@ -65,6 +69,19 @@ pub struct Settings {
     /// so a key rotation or a moved inbox is learnt even when no activity
     /// names a new key. A failed refetch keeps the old document.
     pub peer_refresh: String,
+    /// Extra trusted certificate authorities (a PEM file) for outbound
+    /// HTTPS, beside the webpki roots: a private CA, or a test's.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Let outbound connections reach loopback, private (RFC 1918, ULA),
+    /// link-local, CGNAT and other internal addresses. Off on the internet;
+    /// on for nodes federating on one machine or a LAN, and in tests
+    /// (`WEFT_ALLOW_PRIVATE_ADDRESSES`).
+    pub allow_private_addresses: bool,
+    /// How old an inbound request's signature (`Date` or `created`) may
+    /// be (a human-readable duration).
+    pub signature_max_age: String,
+    /// How far ahead of this node's clock it may be.
+    pub signature_max_ahead: String,
 }
 
 impl Default for Settings {
@@ -85,6 +102,10 @@ impl Default for Settings {
             max_parked: 10_000,
             max_parked_per_origin: 1_000,
             peer_refresh: "1d".to_owned(),
+            ca_file: None,
+            allow_private_addresses: false,
+            signature_max_age: "12h".to_owned(),
+            signature_max_ahead: "1h".to_owned(),
         }
     }
 }
@@ -100,6 +121,19 @@ impl Settings {
                 })
             })
             .collect()
+    }
+
+    /// The signature window, parsed.
+    pub fn window(&self) -> Result<httpsig::Window, String> {
+        let parse = |name: &str, value: &str| {
+            humantime::parse_duration(value).map_err(|e| {
+                format!("federation.{name}: `{value}` is not a duration such as 12h or 30m: {e}")
+            })
+        };
+        Ok(httpsig::Window {
+            max_age: parse("signature_max_age", &self.signature_max_age)?,
+            max_ahead: parse("signature_max_ahead", &self.signature_max_ahead)?,
+        })
     }
 
     /// `peer_refresh`, parsed.
@@ -121,6 +155,10 @@ pub struct Federation {
     pub peers: Peers,
     pub settings: Settings,
     pub verifier: verifier::Verifier,
+    /// Inbound requests' signatures may be this old or this far ahead.
+    pub window: httpsig::Window,
+    /// Keys of verified HTTP signatures.
+    http_keys: signatures::KeyCache,
     schedule: Vec<Duration>,
     /// Verbs being looked up at a peer, and when a refused one was last tried.
     discovery: modules::Discovery,
@@ -131,10 +169,12 @@ pub struct Federation {
 impl Federation {
     pub fn new(kernel: Arc<Kernel>, settings: Settings) -> Result<Arc<Self>, String> {
         let schedule = settings.schedule()?;
+        let window = settings.window()?;
         if settings.jitter_percent > 1000 {
             return Err("federation.jitter_percent must be at most 1000".into());
         }
         let fetcher = Fetcher::new(&settings).map_err(|e| e.to_string())?;
+        fetcher.sign_with(kernel.clone());
         let peers = Peers::new(kernel.clone(), fetcher.clone(), settings.peer_refresh()?);
         Ok(Arc::new(Self {
             kernel,
@@ -142,6 +182,8 @@ impl Federation {
             peers,
             settings,
             verifier: verifier::Verifier::start().map_err(|e| e.to_string())?,
+            window,
+            http_keys: signatures::KeyCache::default(),
             schedule,
             discovery: modules::Discovery::default(),
             stop: tokio::sync::watch::Sender::new(false),

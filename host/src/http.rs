@@ -9,6 +9,7 @@ pub mod extract;
 pub mod federation;
 pub mod modules;
 pub mod problem;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,9 +47,13 @@ pub fn router(state: AppState) -> Router {
             "/actors/{name}/inbox",
             get(federation::inbox).post(federation::receive),
         )
+        .route("/actors/{name}/objects/{seq}", get(activities::object))
         .route("/actors/{name}/followers", get(federation::followers))
         .route("/actors/{name}/following", get(federation::following))
+        .route("/inbox", post(federation::receive_shared))
         .route("/.well-known/webfinger", get(federation::webfinger))
+        .route("/.well-known/nodeinfo", get(federation::nodeinfo_links))
+        .route("/nodeinfo/2.1", get(federation::nodeinfo))
         .route("/admin/dead-letter", get(federation::dead_letters))
         .route("/admin/dead-letter/{id}/retry", post(federation::retry))
         .route("/admin/deliveries", get(federation::deliveries))
@@ -81,13 +86,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then finishes
-/// in-flight requests.
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown`
+/// resolves, then finishes in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Some(acceptor) = tls {
+        return tls::serve(listener, acceptor, router, shutdown).await;
+    }
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

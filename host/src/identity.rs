@@ -4,7 +4,9 @@
 pub mod actor;
 pub mod keystore;
 pub mod multikey;
+pub mod rsa;
 pub mod token;
 
 pub use actor::{ActorKind, ActorState, IdentityError, KeyRecord, Lifecycle, Purpose};
 pub use keystore::KeyStore;
+pub use rsa::RsaKey;

@@ -27,7 +27,7 @@ pub use metrics::Metrics;
 pub use modules::{Modules, OpenVocabulary, Rejection};
 
 use crate::identity::actor::{self, Signature};
-use crate::identity::{ActorKind, KeyStore, token};
+use crate::identity::{ActorKind, KeyStore, RsaKey, token};
 use crate::model::Signed;
 use crate::runtime::host::Source;
 use crate::runtime::{Limits, Runtime};
@@ -36,6 +36,7 @@ pub use audience::{addressed, is_public, origin as audience_origin};
 use registry::{Intended, Reaction, Registry};
 use sequencer::Sequencer;
 use writer::{Append, Command, Ingest, Writer};
+pub use draft::{AS_CONTEXT, object_url};
 pub use writer::{FederationWrite, Ingested, Outbound, now_ms};
 
 /// Where the kernel keeps its files and how it batches.
@@ -81,6 +82,8 @@ pub struct Kernel {
     outbound: Arc<Mutex<Option<mpsc::UnboundedSender<Outbound>>>>,
     /// The node's public URL, read once from the database.
     public_url: std::sync::OnceLock<String>,
+    /// Local actors' HTTP-signature keys, parsed once.
+    http_keys: Mutex<std::collections::HashMap<String, Arc<RsaKey>>>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -156,7 +159,44 @@ impl Kernel {
             writer: Mutex::new(Some(handle)),
             outbound,
             public_url: std::sync::OnceLock::new(),
+            http_keys: Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// The HTTP-signature key of the local actor `actor` and its id
+    /// (`{actor}#main-key`). An actor without one yet (every actor before
+    /// its first use: generating RSA keys is slow) gets one now, written to
+    /// the key store before it is used.
+    pub fn http_key(&self, actor: &str) -> Result<(String, Arc<RsaKey>), KernelError> {
+        let key_id = crate::identity::rsa::key_id(actor);
+        let poisoned = || KernelError::NotCommitted("the key store lock is poisoned".into());
+        let mut cache = self.http_keys.lock().map_err(|_| poisoned())?;
+        if let Some(key) = cache.get(actor) {
+            return Ok((key_id, key.clone()));
+        }
+        if !self.store.read()?.has_actor(actor)? {
+            return Err(KernelError::NotFound(format!("local actor {actor}")));
+        }
+        let rsa = |e: crate::identity::rsa::RsaError| KernelError::NotCommitted(e.to_string());
+        let stored = self
+            .keys
+            .read()
+            .map_err(|_| poisoned())?
+            .http_key(&key_id)
+            .map(<[u8]>::to_vec);
+        let key = match stored {
+            Some(der) => RsaKey::from_pkcs8_der(&der).map_err(rsa)?,
+            None => {
+                let key = RsaKey::generate().map_err(rsa)?;
+                let mut keys = self.keys.write().map_err(|_| poisoned())?;
+                keys.insert_http_key(key_id.clone(), key.to_pkcs8_der());
+                keys.flush()?;
+                key
+            }
+        };
+        let key = Arc::new(key);
+        cache.insert(actor.to_owned(), key.clone());
+        Ok((key_id, key))
     }
 
     /// Committed delivery jobs and backfills are sent to `tx` from now on.

@@ -265,6 +265,7 @@ impl Store {
         txn.open_table(PROJECTION_BUILDS)?;
         txn.open_table(INBOX)?;
         txn.open_table(PEERS)?;
+        txn.open_table(EVIDENCE)?;
         txn.open_table(FORKS)?;
         txn.open_table(DELIVERIES)?;
         txn.open_table(DEAD_LETTERS)?;
@@ -304,7 +305,9 @@ impl Store {
                     )))
                 })?;
                 held.push((id.to_owned(), position.value()));
-                slots.push((actor.to_owned(), seq, id.to_owned(), position.value()));
+                if seq > 0 {
+                    slots.push((actor.to_owned(), seq, id.to_owned(), position.value()));
+                }
             }
             RecentIds::new(through, held, slots, flush_at)
         };
@@ -371,6 +374,7 @@ fn activity_in(
 ) -> Result<Option<ActivityRecord>, StoreError> {
     let table = txn.open_table(ACTIVITY_IDS)?;
     let records = txn.open_table(RECORDS)?;
+    let id = crate::model::cid::internal(id);
     let position = ids.position(id, &table, &records, || {
         indexed_through(&txn.open_table(META).map_err(table_fault)?)
     })?;
@@ -610,6 +614,22 @@ impl Reader {
     }
 
     /// How many activities `recipient`'s inbox holds.
+    /// How many actors this node has (its service actor included), and
+    /// how many activities they published.
+    pub fn local_usage(&self) -> Result<(u64, u64), StoreError> {
+        let names = self.txn.open_table(NAMES)?;
+        let actors = self.txn.open_table(ACTORS)?;
+        let mut published = 0;
+        for entry in names.iter()? {
+            let (_, id) = entry?;
+            if let Some(bytes) = actors.get(id.value())? {
+                let state: ActorState = postcard::from_bytes(bytes.value())?;
+                published += state.tip_seq;
+            }
+        }
+        Ok((redb::ReadableTableMetadata::len(&names)?, published))
+    }
+
     pub fn inbox_count(&self, recipient: &str) -> Result<u64, StoreError> {
         let table = self.txn.open_table(INBOX)?;
         let key = recipient.as_bytes();
@@ -641,6 +661,19 @@ impl Reader {
             }
         }
         Ok(out)
+    }
+
+    /// The HTTP signature that brought the foreign activity `id`, if it
+    /// is one.
+    pub fn evidence(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::model::envelope::HttpEvidence>, StoreError> {
+        let table = self.txn.open_table(EVIDENCE)?;
+        table
+            .get(id)?
+            .map(|v| Ok(postcard::from_bytes(v.value())?))
+            .transpose()
     }
 
     pub fn peer(&self, id: &str) -> Result<Option<Peer>, StoreError> {
@@ -982,8 +1015,24 @@ impl<'t> Batch<'t> {
         let bytes = postcard::to_stdvec(record)?;
         self.records.insert(position, bytes.as_slice())?;
         self.recent.stage(&record.id, position);
-        self.recent
-            .stage_slot(&record.actor, record.seq, &record.id, position);
+        // A foreign activity (seq 0) has no position in a log.
+        if record.seq > 0 {
+            self.recent
+                .stage_slot(&record.actor, record.seq, &record.id, position);
+        }
+        Ok(())
+    }
+
+    /// Keeps the HTTP signature that brought the foreign activity `id`.
+    pub fn put_evidence(
+        &mut self,
+        id: &str,
+        evidence: &crate::model::envelope::HttpEvidence,
+    ) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(evidence)?;
+        self.txn
+            .open_table(EVIDENCE)?
+            .insert(id, bytes.as_slice())?;
         Ok(())
     }
 

@@ -509,7 +509,7 @@ fn the_actor_document_carries_the_key_history() -> Result<(), IdentityError> {
         &key(1),
     );
     let rotated = apply(&state, &rot)?;
-    let doc = weft::http::actors::actor_document(&rotated);
+    let doc = weft::http::actors::actor_document(&rotated, None);
     let keys = actor::keys_from_document(&doc)?;
     assert_eq!(keys, rotated.keys);
     assert_eq!(doc["publicKey"]["id"], format!("{ALICE}#key-2"));

@@ -9,13 +9,16 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::support::{PUBLIC, Weft, eventually, note, publish};
+use crate::support::{PUBLIC, TestCa, Weft, cid, eventually, note, publish};
 
 /// A compressed retry schedule whose tail outlasts a stopped peer.
 const RETRY: &str = "200ms,400ms,800ms,1s,2s,3s,5s,10s,30s";
 
 async fn node() -> anyhow::Result<Weft> {
-    let mut weft = Weft::init()?;
+    start(Weft::init()?).await
+}
+
+async fn start(mut weft: Weft) -> anyhow::Result<Weft> {
     weft.run_env("WEFT_FEDERATION_RETRY", RETRY);
     weft.start().await?;
     Ok(weft)
@@ -62,15 +65,29 @@ async fn list(weft: &Weft, name: &str, which: &str) -> anyhow::Result<Vec<Value>
 
 #[tokio::test]
 async fn two_nodes_federate_through_restarts_and_a_crash() -> anyhow::Result<()> {
-    let mut a = node().await?;
-    let mut b = node().await?;
+    flow(node().await?, node().await?, false).await
+}
+
+/// The same flow between two nodes that serve HTTPS themselves, with
+/// certificates of a CA the test made, which each trusts (`ca_file`).
+#[tokio::test]
+async fn two_nodes_federate_over_https() -> anyhow::Result<()> {
+    let ca = TestCa::new()?;
+    let a = start(Weft::init_tls(&ca)?).await?;
+    let b = start(Weft::init_tls(&ca)?).await?;
+    assert!(a.base.starts_with("https://"));
+    flow(a, b, true).await
+}
+
+async fn flow(mut a: Weft, mut b: Weft, https: bool) -> anyhow::Result<()> {
     let (alice, alice_token) = a.create_actor_http("alice").await?;
     let (bob, bob_token) = b.create_actor_http("bob").await?;
 
-    // A resolves bob by WebFinger.
+    // A resolves bob by WebFinger (over HTTPS when B serves it).
     let resolved = a.ok(&["resolve", &format!("acct:bob@{}", b.listen())])?;
     assert!(resolved.starts_with(&bob), "{resolved}");
     assert!(resolved.contains("assertionMethod"), "{resolved}");
+    assert_eq!(bob.starts_with("https://"), https, "{bob}");
 
     // bob's earlier notes; alice follows him asking for the last two.
     let mut old = Vec::new();
@@ -129,7 +146,7 @@ async fn two_nodes_federate_through_restarts_and_a_crash() -> anyhow::Result<()>
     })
     .await?;
     for activity in [&fresh, &rotated] {
-        let id = activity["id"].as_str().context("id")?;
+        let id = cid(activity);
         let stored = a.get_ok(&format!("/activities/{id}"), None).await?;
         assert_eq!(&stored, activity);
         let file = a.write_file(&format!("{id}.json"), &stored.to_string())?;

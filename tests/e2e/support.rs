@@ -51,6 +51,7 @@ impl Weft {
         let tmp = tempfile::tempdir().context("cannot make a temp folder")?;
         let data = tmp.path().join("data");
         let port = free_port()?;
+        weft::install_crypto();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?;
@@ -66,6 +67,33 @@ impl Weft {
             run_env: Vec::new(),
             run_args: Vec::new(),
         })
+    }
+
+    /// A node that serves HTTPS with a certificate of `tls`'s CA and
+    /// trusts that CA for its own outbound requests, initialised (stopped).
+    pub fn init_tls(tls: &TestCa) -> anyhow::Result<Self> {
+        let mut weft = Self::uninitialised()?;
+        let (cert, key) = tls.issue(weft.tmp(), "node")?;
+        let ca = weft.tmp().join("ca.pem");
+        std::fs::write(&ca, &tls.pem)?;
+        std::fs::create_dir_all(&weft.data)?;
+        let toml = format!(
+            "listen = \"{}\"\ntls_cert = {:?}\ntls_key = {:?}\n\n[federation]\nca_file = {:?}\n",
+            weft.listen(),
+            cert,
+            key,
+            ca,
+        );
+        std::fs::write(weft.data.join("weft.toml"), toml)?;
+        weft.base = format!("https://127.0.0.1:{}", weft.port);
+        weft.http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .add_root_certificate(reqwest::Certificate::from_pem(tls.pem.as_bytes())?)
+            .build()?;
+        let out = weft.cli(&["init"])?;
+        let out = success(out, "weft init")?;
+        weft.admin = admin_token_from(&out)?;
+        Ok(weft)
     }
 
     /// A node initialised with `weft init --listen 127.0.0.1:PORT` (stopped).
@@ -102,9 +130,16 @@ impl Weft {
             "WEFT_MODULE_CACHE",
             "WEFT_FEDERATION_RETRY",
             "WEFT_MODULE_POLICY",
+            "WEFT_TLS_CERT",
+            "WEFT_TLS_KEY",
+            "WEFT_CA_FILE",
+            "WEFT_ALLOW_PRIVATE_ADDRESSES",
         ] {
             cmd.env_remove(var);
         }
+        // Every node of a test runs on loopback, which a node on the
+        // internet refuses to reach.
+        cmd.env("WEFT_ALLOW_PRIVATE_ADDRESSES", "true");
         cmd.env("RUST_LOG", "info");
         // Compile the built-in modules once per test run, not once per node.
         cmd.env(
@@ -565,4 +600,55 @@ pub fn mode(path: &Path) -> anyhow::Result<u32> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).with_context(|| format!("no {}", path.display()))?;
     Ok(meta.permissions().mode() & 0o777)
+}
+
+/// A certificate authority made by the test (rcgen), whose certificates
+/// name `localhost` and `127.0.0.1`.
+#[derive(Debug)]
+pub struct TestCa {
+    /// The CA certificate, PEM.
+    pub pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    pub fn new() -> anyhow::Result<Self> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "weft test CA");
+        let key = rcgen::KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        Ok(Self {
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        })
+    }
+
+    /// A server certificate and key for `localhost` and `127.0.0.1`,
+    /// written into `dir` as `{name}.crt` and `{name}.key`.
+    pub fn issue(&self, dir: &Path, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let params = rcgen::CertificateParams::new(vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+        ])?;
+        let key = rcgen::KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let (cert_path, key_path) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&cert_path, cert.pem())?;
+        std::fs::write(&key_path, key.serialize_pem())?;
+        Ok((cert_path, key_path))
+    }
+}
+
+/// The content id of a weft activity (its `id` is `…/activities/{cid}`).
+pub fn cid(activity: &Value) -> String {
+    let id = activity["id"].as_str().unwrap_or_default();
+    id.rsplit_once("/activities/")
+        .map_or(id, |(_, cid)| cid)
+        .to_owned()
 }

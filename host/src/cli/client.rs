@@ -4,6 +4,8 @@
 use anyhow::{Context, bail};
 use serde_json::{Map, Value};
 
+use crate::config::Config;
+
 /// The running node, reached with the admin token.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -13,13 +15,47 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(base: &str, token: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+    /// The node whose configuration is `config`, at its listen address.
+    /// A node that serves HTTPS is reached under its public name (which
+    /// its certificate names) at that address, trusting its own
+    /// certificate besides the usual roots.
+    pub fn for_node(config: &Config, token: &str) -> anyhow::Result<Self> {
+        let builder = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
-            .timeout(std::time::Duration::from_secs(300))
-            .build()?;
+            .timeout(std::time::Duration::from_secs(300));
+        let Some(cert) = &config.tls_cert else {
+            return Self::with(builder, &format!("http://{}", config.listen), token);
+        };
+        // The node's own chain is trusted too (it may be self-signed).
+        let trusted: Vec<&std::path::Path> = config
+            .federation
+            .ca_file
+            .as_deref()
+            .into_iter()
+            .chain([cert.as_path()])
+            .collect();
+        let tls = crate::federation::fetch::client_tls(&trusted)?;
+        let public = config.public_url();
+        let url = reqwest::Url::parse(&public)
+            .with_context(|| format!("public_url `{public}` is not a URL"))?;
+        let host = url
+            .host_str()
+            .with_context(|| format!("public_url `{public}` has no host"))?
+            .to_owned();
+        let mut at = config.listen;
+        if at.ip().is_unspecified() {
+            at.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let base = format!("https://{host}:{}", config.listen.port());
+        let builder = builder
+            .use_preconfigured_tls(tls)
+            .resolve(host.trim_start_matches('[').trim_end_matches(']'), at);
+        Self::with(builder, &base, token)
+    }
+
+    fn with(builder: reqwest::ClientBuilder, base: &str, token: &str) -> anyhow::Result<Self> {
         Ok(Self {
-            http,
+            http: builder.build()?,
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
         })

@@ -175,6 +175,11 @@ impl Node {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let tls = http::tls::acceptor(
+            self.config.tls_cert.as_deref(),
+            self.config.tls_key.as_deref(),
+        )
+        .context("weft.toml tls_cert / tls_key")?;
         let federation =
             crate::federation::Federation::new(self.kernel.clone(), self.config.federation.clone())
                 .map_err(|e| anyhow::anyhow!("weft.toml [federation]: {e}"))?;
@@ -187,7 +192,7 @@ impl Node {
             public_url: self.config.public_url().into(),
             federation: federation.clone(),
         };
-        let served = http::serve(listener, http::router(state), shutdown)
+        let served = http::serve(listener, http::router(state), tls, shutdown)
             .await
             .context("the HTTP server failed");
         federation.stop();

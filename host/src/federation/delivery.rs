@@ -224,7 +224,10 @@ async fn attempt(federation: &Federation, job: &Job) -> Attempt {
         Err(e) => return retry(e.to_string()),
     };
     let max_wait = federation.settings.max_retry_after_s;
-    match federation.fetcher.post_activity(&inbox, record.json).await {
+    match federation
+        .fetcher
+        .post_activity(&inbox, record.json, &record.actor)
+        .await {
         Ok((status, _)) if status.is_success() => Attempt::Delivered,
         Ok((status, retry_after))
             if status == StatusCode::TOO_MANY_REQUESTS

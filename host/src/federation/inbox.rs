@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::fetch::Budget;
 use super::peers::PeerError;
+use super::signatures::SignedBy;
 use super::{Federation, FetchError};
 use crate::identity::actor::key_for_proof;
 use crate::kernel::{Ingested, KernelError, addressed, audience_origin, is_public};
@@ -69,23 +70,51 @@ pub enum Received {
     Duplicate(String),
     /// Its verb is unknown here: kept until a module for it is admitted.
     Parked(String),
+    /// A foreign activity no verb here interprets: acknowledged, not kept.
+    Ignored(String),
+}
+
+/// Whether `body` is a weft envelope (it carries its author's proof) rather
+/// than a foreign activity (proven only by the request's HTTP signature).
+pub fn is_envelope(body: &Map<String, Value>) -> bool {
+    body.get("proof")
+        .is_some_and(|p| p.get("signature").is_some() && p.get("key").is_some())
 }
 
 impl Federation {
-    /// Receives `body` into the inbox of the local actor `name`.
+    /// Receives `body` into the inbox of the local actor `name`, or (with
+    /// no name: the shared inbox) of the local actors it is addressed to.
+    /// `signed_by` is the verified HTTP signature of the request, if it
+    /// had one: a weft envelope proves itself, a foreign activity needs it.
     pub async fn receive(
         self: &Arc<Self>,
-        name: &str,
+        name: Option<&str>,
         body: Map<String, Value>,
+        signed_by: Option<SignedBy>,
+        budget: &Budget,
     ) -> Result<Received, InboxError> {
-        let recipient = self
-            .kernel
-            .store()
-            .read()
-            .map_err(KernelError::from)?
-            .actor_id_by_name(name)
-            .map_err(KernelError::from)?
-            .ok_or_else(|| InboxError::UnknownRecipient(name.to_owned()))?;
+        let recipient = match name {
+            Some(name) => Some(
+                self.kernel
+                    .store()
+                    .read()
+                    .map_err(KernelError::from)?
+                    .actor_id_by_name(name)
+                    .map_err(KernelError::from)?
+                    .ok_or_else(|| InboxError::UnknownRecipient(name.to_owned()))?,
+            ),
+            None => None,
+        };
+        if !is_envelope(&body) {
+            let Some(signed_by) = signed_by else {
+                return Err(InboxError::Unauthorized(
+                    "the request is not signed: an activity without a weft `proof` must come with an HTTP signature (draft-cavage `Signature` with rsa-sha256 over (request-target) host date digest, or RFC 9421 `Signature-Input` and `Signature`)".into(),
+                ));
+            };
+            return self
+                .receive_foreign(recipient.as_deref(), body, signed_by, budget)
+                .await;
+        }
         let signed = parse(Value::Object(body))?;
         let id = signed.id.clone();
         let author = signed.header.actor.clone();
@@ -106,14 +135,13 @@ impl Federation {
                 }),
             };
         }
-        let budget = self.budget();
-        self.verify(&signed, &budget).await?;
+        self.verify(&signed, budget).await?;
         if signed.header.kind == "Announce"
             && let Some(Value::String(object)) = signed.json.get("object")
         {
-            self.fetch_announced(object, &author, &budget).await;
+            self.fetch_announced(object, &author, budget).await;
         }
-        let recipients = self.local_recipients(&signed, &recipient)?;
+        let recipients = self.local_recipients(&signed, recipient.as_deref())?;
         if self.must_park(&signed) {
             self.park(&signed, recipients, false)
                 .await
@@ -184,14 +212,14 @@ impl Federation {
     /// Local actors who get `signed`: the inbox it was posted to, the local
     /// actors it names, and the author's local followers when it is
     /// addressed to them or to Public.
-    fn local_recipients(
+    pub(super) fn local_recipients(
         &self,
         signed: &Signed,
-        posted_to: &str,
+        posted_to: Option<&str>,
     ) -> Result<Vec<String>, InboxError> {
         let author = signed.header.actor.as_str();
         let followers = format!("{author}/followers");
-        let mut out = BTreeSet::from([posted_to.to_owned()]);
+        let mut out: BTreeSet<String> = posted_to.map(str::to_owned).into_iter().collect();
         let mut to_followers = false;
         for r in addressed(&signed.json) {
             if is_public(r) || r == followers {
@@ -210,13 +238,13 @@ impl Federation {
             );
         }
         // Most activities name no one else here: no snapshot for them.
-        let reader = (out.len() > 1)
+        let reader = (out.len() > usize::from(posted_to.is_some()))
             .then(|| self.kernel.store().read().ok())
             .flatten();
         Ok(out
             .into_iter()
             .filter(|r| {
-                r == posted_to
+                Some(r.as_str()) == posted_to
                     || reader
                         .as_ref()
                         .is_some_and(|rd| matches!(rd.has_actor(r), Ok(true)))

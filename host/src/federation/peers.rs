@@ -172,6 +172,15 @@ impl Peers {
         Ok(self.refresh(actor, budget).await?.keys.clone())
     }
 
+    /// The document of a remote actor: the kept one (refreshed when stale)
+    /// or a fresh one from the actor's URL.
+    pub async fn document(&self, actor: &str, budget: &Budget) -> Result<Arc<Peer>, PeerError> {
+        if let Some((peer, _)) = self.current(actor, budget).await? {
+            return Ok(peer);
+        }
+        self.refresh(actor, budget).await
+    }
+
     /// The inbox URL of a remote actor.
     pub async fn inbox_of(&self, actor: &str, budget: &Budget) -> Result<String, PeerError> {
         if let Some((peer, _)) = self.current(actor, budget).await? {
@@ -241,7 +250,18 @@ fn parse(url: &str, doc: &Value) -> Result<Peer, PeerError> {
             "its inbox {inbox} is not on the actor's own origin"
         )));
     }
-    let keys = keys_from_document(doc).map_err(|e| problem(e.to_string()))?;
+    // A weft actor lists its log keys with their history; an ordinary
+    // ActivityPub actor (Mastodon's, say) has none, only the `publicKey`
+    // its requests are signed with, read when a signature is checked.
+    let weft = doc
+        .get("assertionMethod")
+        .and_then(Value::as_array)
+        .is_some_and(|methods| methods.iter().any(|m| m.get("validFromSeq").is_some()));
+    let keys = if weft {
+        keys_from_document(doc).map_err(|e| problem(e.to_string()))?
+    } else {
+        Vec::new()
+    };
     Ok(Peer {
         id: url.to_owned(),
         inbox: inbox.to_owned(),

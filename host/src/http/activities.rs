@@ -109,6 +109,52 @@ pub async fn get(
     Ok(([(header::CONTENT_TYPE, activity_json())], record.json).into_response())
 }
 
+/// `GET /actors/{name}/objects/{seq}`: the object that the activity at
+/// `seq` of the actor's log created (a Note, say), as ActivityPub peers
+/// dereference it, under the same visibility as that activity.
+pub async fn object(
+    State(state): State<AppState>,
+    Path((name, seq)): Path<(String, String)>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    let missing = || Problem::not_found(format!("no object {seq} of `{name}` on this node"));
+    let seq: u64 = seq.parse().map_err(|_| missing())?;
+    let reader = state.kernel.store().read()?;
+    let actor = reader.actor_id_by_name(&name)?.ok_or_else(missing)?;
+    let id = reader.activity_at(&actor, seq)?.ok_or_else(missing)?;
+    let record = reader.activity(&id)?.ok_or_else(missing)?;
+    let visible = record.public
+        || match &caller {
+            Caller::Admin => true,
+            Caller::Actor(me) => *me == record.actor || addressed_to(&record.json, me),
+            Caller::Anonymous => false,
+        };
+    if !visible {
+        return Err(missing());
+    }
+    let url = crate::kernel::object_url(&actor, seq);
+    let object = match serde_json::from_str::<serde_json::Value>(&record.json) {
+        Ok(serde_json::Value::Object(mut activity)) => match activity.remove("object") {
+            Some(serde_json::Value::Object(mut object))
+                if object.get("id").and_then(serde_json::Value::as_str) == Some(url.as_str()) =>
+            {
+                let context = activity
+                    .remove("@context")
+                    .unwrap_or_else(|| crate::kernel::AS_CONTEXT.into());
+                object.insert("@context".into(), context);
+                object
+            }
+            _ => return Err(missing()),
+        },
+        _ => return Err(missing()),
+    };
+    Ok((
+        [(header::CONTENT_TYPE, activity_json())],
+        serde_json::Value::Object(object).to_string(),
+    )
+        .into_response())
+}
+
 /// Whether the activity (JSON text) names `actor` in `to`, `cc` or `object`.
 fn addressed_to(json: &str, actor: &str) -> bool {
     match serde_json::from_str::<serde_json::Value>(json) {

@@ -76,15 +76,19 @@ pub async fn document(
     Path(name): Path<String>,
 ) -> Result<Response, Problem> {
     let actor = find(&state.kernel.store().read()?, &name)?;
+    let (_, http_key) = state.kernel.http_key(&actor.id)?;
     Ok((
         [(header::CONTENT_TYPE, activity_json())],
-        actor_document(&actor).to_string(),
+        actor_document(&actor, Some(&http_key.public_key_pem())).to_string(),
     )
         .into_response())
 }
 
-/// The actor document for `actor`.
-pub fn actor_document(actor: &ActorState) -> Value {
+/// The actor document for `actor`: its Ed25519 log keys (with their
+/// history) in `assertionMethod` as Multikeys, and its RSA key for HTTP
+/// signatures (`http_key_pem`) as `publicKey`, which is what ActivityPub
+/// servers read.
+pub fn actor_document(actor: &ActorState, http_key_pem: Option<&str>) -> Value {
     let id = &actor.id;
     let mut doc = Map::new();
     doc.insert(
@@ -126,16 +130,20 @@ pub fn actor_document(actor: &ActorState) -> Value {
         })
         .collect();
     doc.insert("assertionMethod".into(), Value::Array(history));
-    if let Some(current) = actor
-        .current_keys()
-        .last()
-        .and_then(|k| k.verifying_key().ok().map(|v| (k, v)))
-    {
+    if let Some(pem) = http_key_pem {
         doc.insert(
             "publicKey".into(),
-            json!({"id": current.0.id, "owner": id, "publicKeyPem": multikey::to_pem(&current.1)}),
+            json!({
+                "id": crate::identity::rsa::key_id(id),
+                "owner": id,
+                "publicKeyPem": pem,
+            }),
         );
     }
+    doc.insert(
+        "endpoints".into(),
+        json!({"sharedInbox": format!("{}/inbox", origin_of(id))}),
+    );
     if let Some(target) = &actor.moved_to {
         doc.insert("movedTo".into(), target.as_str().into());
     }
@@ -146,6 +154,14 @@ pub fn actor_document(actor: &ActorState) -> Value {
         json!({"seq": actor.tip_seq, "tip": actor.tip_id}),
     );
     Value::Object(doc)
+}
+
+/// The scheme and authority of `url` (`https://host:port`).
+fn origin_of(url: &str) -> &str {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    url[after..]
+        .find('/')
+        .map_or(url, |slash| &url[..after + slash])
 }
 
 /// `GET /actors/{name}/outbox`: the collection, `?page=N` (newest first), or

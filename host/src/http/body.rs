@@ -13,6 +13,15 @@ pub async fn json_object(
     body: Body,
     limit: usize,
 ) -> Result<Map<String, Value>, Problem> {
+    parse_object(&bytes(headers, body, limit).await?)
+}
+
+/// Reads `body`, at most `limit` bytes (413 past it).
+pub async fn bytes(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, Problem> {
     let too_large = || {
         Problem::new(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -26,10 +35,14 @@ pub async fn json_object(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let bytes = axum::body::to_bytes(body, limit)
+    axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| too_large())?;
-    match serde_json::from_slice::<Value>(&bytes) {
+        .map_err(|_| too_large())
+}
+
+/// `bytes` as a JSON object: 400 if it is not one.
+pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Problem> {
+    match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(Problem::bad_request("the body must be a JSON object")),
         Err(e) => Err(Problem::bad_request(format!(

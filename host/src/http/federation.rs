@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::extract::{Path, Query};
 use super::{AppState, Problem, activity_json, body};
+use crate::federation::signatures::{Request as SignedRequest, is_signed};
 use crate::federation::{InboxError, Received};
 use crate::kernel::{FederationWrite, now_ms};
 use crate::store::Job;
@@ -33,18 +34,70 @@ impl From<InboxError> for Problem {
     }
 }
 
-/// `POST /actors/{name}/inbox`: a signed activity from a peer.
+/// `POST /actors/{name}/inbox`: an activity from a peer.
 pub async fn receive(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let activity = body::json_object(&headers, body, state.config.max_body_bytes).await?;
-    let (id, status) = match state.federation.receive(&name, activity).await? {
+    deliver(&state, Some(&name), &method, &uri, &headers, body).await
+}
+
+/// `POST /inbox`: the shared inbox; an activity for whichever local actors
+/// it is addressed to (or whose followers it names).
+pub async fn receive_shared(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    deliver(&state, None, &method, &uri, &headers, body).await
+}
+
+/// Checks the request's HTTP signature, when it has one, and hands the
+/// activity to federation.
+async fn deliver(
+    state: &AppState,
+    name: Option<&str>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let bytes = body::bytes(headers, body, state.config.max_body_bytes).await?;
+    let activity = body::parse_object(&bytes)?;
+    let budget = state.federation.budget();
+    let signed_by = if is_signed(headers) {
+        let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+        let scheme = if state.public_url.starts_with("https://") {
+            "https"
+        } else {
+            "http"
+        };
+        let request = SignedRequest {
+            method,
+            target,
+            headers,
+            body: &bytes,
+            scheme,
+        };
+        Some(state.federation.check_signature(&request, &budget).await?)
+    } else {
+        None
+    };
+    let (id, status) = match state
+        .federation
+        .receive(name, activity, signed_by, &budget)
+        .await?
+    {
         Received::Accepted(id) => (id, "accepted"),
         Received::Duplicate(id) => (id, "duplicate"),
         Received::Parked(id) => (id, "pending"),
+        Received::Ignored(id) => (id, "ignored"),
     };
     Ok((
         StatusCode::ACCEPTED,
@@ -203,6 +256,51 @@ pub async fn webfinger(
     });
     Ok((
         [(header::CONTENT_TYPE, "application/jrd+json")],
+        body.to_string(),
+    )
+        .into_response())
+}
+
+/// `GET /.well-known/nodeinfo`: where the NodeInfo document is.
+pub async fn nodeinfo_links(State(state): State<AppState>) -> Response {
+    let body = json!({
+        "links": [{
+            "rel": "http://nodeinfo.diaspora.software/ns/schema/2.1",
+            "href": format!("{}/nodeinfo/2.1", state.public_url),
+        }],
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /nodeinfo/2.1`: NodeInfo 2.1, what software this node runs and
+/// how big it is.
+pub async fn nodeinfo(State(state): State<AppState>) -> Result<Response, Problem> {
+    let (users, posts) = state.kernel.store().read()?.local_usage()?;
+    let body = json!({
+        "version": "2.1",
+        "software": {
+            "name": "weft",
+            "version": env!("CARGO_PKG_VERSION"),
+            "repository": env!("CARGO_PKG_REPOSITORY"),
+        },
+        "protocols": ["activitypub"],
+        "services": {"inbound": [], "outbound": []},
+        "openRegistrations": false,
+        "usage": {
+            "users": {"total": users},
+            "localPosts": posts,
+        },
+        "metadata": {},
+    });
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/json; profile=\"http://nodeinfo.diaspora.software/ns/schema/2.1#\"",
+        )],
         body.to_string(),
     )
         .into_response())

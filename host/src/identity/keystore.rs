@@ -1,4 +1,6 @@
 //! The node's secret keys: one JSON file, mode 0600, rewritten atomically.
+//! It holds each actor's Ed25519 keys (key id → hex seed) and its RSA key
+//! for HTTP signatures (key id → `rsa:` and base64 PKCS#8).
 //!
 //! Secret keys never enter the log, the database or any response; this file
 //! is the only place they exist. It is not an HSM and does not encrypt at
@@ -31,8 +33,13 @@ pub enum KeyStoreError {
 pub struct KeyStore {
     path: PathBuf,
     keys: BTreeMap<String, SigningKey>,
+    /// HTTP-signature keys (RSA, PKCS#8 DER) by key id.
+    http_keys: BTreeMap<String, Vec<u8>>,
     dirty: bool,
 }
+
+/// How an RSA key's entry in the file starts.
+const RSA_PREFIX: &str = "rsa:";
 
 impl std::fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,6 +47,7 @@ impl std::fmt::Debug for KeyStore {
         f.debug_struct("KeyStore")
             .field("path", &self.path)
             .field("keys", &self.keys.len())
+            .field("http_keys", &self.http_keys.len())
             .finish()
     }
 }
@@ -53,6 +61,7 @@ impl KeyStore {
             source,
         };
         let mut keys = BTreeMap::new();
+        let mut http_keys = BTreeMap::new();
         match fs::read(path) {
             Ok(bytes) => {
                 let mode = fs::metadata(path)
@@ -72,6 +81,16 @@ impl KeyStore {
                         reason: e.to_string(),
                     })?;
                 for (id, seed) in hex {
+                    if let Some(der) = seed.strip_prefix(RSA_PREFIX) {
+                        let der = data_encoding::BASE64.decode(der.as_bytes()).map_err(|_| {
+                            KeyStoreError::Corrupt {
+                                path: path.to_owned(),
+                                reason: format!("the RSA key of {id} is not base64"),
+                            }
+                        })?;
+                        http_keys.insert(id, der);
+                        continue;
+                    }
                     let seed = data_encoding::HEXLOWER
                         .decode(seed.as_bytes())
                         .ok()
@@ -89,12 +108,25 @@ impl KeyStore {
         Ok(Self {
             path: path.to_owned(),
             keys,
+            http_keys,
             dirty: false,
         })
     }
 
     pub fn get(&self, key_id: &str) -> Option<&SigningKey> {
         self.keys.get(key_id)
+    }
+
+    /// The HTTP-signature key (PKCS#8 DER) with `key_id`.
+    pub fn http_key(&self, key_id: &str) -> Option<&[u8]> {
+        self.http_keys.get(key_id).map(Vec::as_slice)
+    }
+
+    /// Adds an HTTP-signature key in memory; [`KeyStore::flush`] makes it
+    /// durable.
+    pub fn insert_http_key(&mut self, key_id: String, pkcs8: Vec<u8>) {
+        self.http_keys.insert(key_id, pkcs8);
+        self.dirty = true;
     }
 
     /// Adds a key in memory; [`KeyStore::flush`] makes it durable.
@@ -121,6 +153,9 @@ impl KeyStore {
         let hex: BTreeMap<&String, String> = keys
             .iter()
             .map(|(id, k)| (id, data_encoding::HEXLOWER.encode(k.as_bytes())))
+            .chain(self.http_keys.iter().map(|(id, der)| {
+                (id, format!("{RSA_PREFIX}{}", data_encoding::BASE64.encode(der)))
+            }))
             .collect();
         let body =
             serde_json::to_vec_pretty(&hex).map_err(|e| io("encode", std::io::Error::other(e)))?;
@@ -166,6 +201,20 @@ mod tests {
         assert!(
             !format!("{again:?}").contains(&data_encoding::HEXLOWER.encode(made[0].as_bytes()))
         );
+    }
+
+    #[test]
+    fn keeps_http_keys_beside_the_log_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keys.json");
+        let mut store = KeyStore::open(&path).expect("open");
+        store.insert("a#key-1".into(), SigningKey::from_bytes(&[9; 32]));
+        store.insert_http_key("a#main-key".into(), vec![1, 2, 3, 250]);
+        store.flush().expect("flush");
+        let again = KeyStore::open(&path).expect("reopen");
+        assert_eq!(again.http_key("a#main-key"), Some(&[1u8, 2, 3, 250][..]));
+        assert!(again.get("a#key-1").is_some());
+        assert!(again.get("a#main-key").is_none());
     }
 
     #[test]

@@ -114,9 +114,12 @@ pub fn prepare(
                 draft.insert("object".into(), Value::String(actor.id.clone()));
             }
         }
-        Lifecycle::Other => {}
+        Lifecycle::Other => fill_created_object(&mut draft, actor, next_seq, published),
     }
 
+    if !draft.contains_key("@context") {
+        draft.insert("@context".into(), Value::String(AS_CONTEXT.to_owned()));
+    }
     draft.insert("actor".into(), Value::String(actor.id.clone()));
     draft.insert("seq".into(), Value::from(next_seq));
     draft.insert("prev".into(), Value::String(actor.tip_id.clone()));
@@ -126,6 +129,48 @@ pub fn prepare(
         lifecycle,
         fresh_keys,
     })
+}
+
+/// The ActivityStreams context every published activity names.
+pub const AS_CONTEXT: &str = "https://www.w3.org/ns/activitystreams";
+
+/// The URL of the object the activity at `seq` of `actor`'s log creates.
+pub fn object_url(actor: &str, seq: u64) -> String {
+    format!("{actor}/objects/{seq}")
+}
+
+/// Gives the object a `Create` makes what ActivityPub peers expect of it
+/// (DESIGN §9), where the draft left it out: a dereferenceable `id`
+/// (`{actor}/objects/{seq}`), `attributedTo`, `published`, and the
+/// activity's `to`/`cc`.
+fn fill_created_object(
+    draft: &mut Map<String, Value>,
+    actor: &ActorState,
+    seq: u64,
+    published: &str,
+) {
+    if draft.get("type").and_then(Value::as_str) != Some("Create") {
+        return;
+    }
+    let audience: Vec<(String, Value)> = ["to", "cc"]
+        .into_iter()
+        .filter_map(|f| draft.get(f).map(|v| (f.to_owned(), v.clone())))
+        .collect();
+    let Some(Value::Object(object)) = draft.get_mut("object") else {
+        return;
+    };
+    object
+        .entry("id")
+        .or_insert_with(|| Value::String(object_url(&actor.id, seq)));
+    object
+        .entry("attributedTo")
+        .or_insert_with(|| Value::String(actor.id.clone()));
+    object
+        .entry("published")
+        .or_insert_with(|| Value::String(published.to_owned()));
+    for (field, value) in audience {
+        object.entry(field).or_insert(value);
+    }
 }
 
 fn fill_own_id(object: &mut Map<String, Value>, actor: &ActorState) -> Result<(), KernelError> {

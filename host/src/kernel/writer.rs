@@ -677,6 +677,31 @@ impl Writer {
         backfill: Option<BackfillJob>,
         reacts: bool,
     ) -> Result<Ingested, KernelError> {
+        if let Some(evidence) = &signed.foreign {
+            // A foreign activity is in no chain: known by its id alone.
+            if cx.tables.has_activity(&signed.id)? {
+                return Ok(Ingested::Duplicate);
+            }
+            let position = cx.position()?;
+            cx.tables.append_remote(position, &record)?;
+            cx.tables.put_evidence(&signed.id, evidence)?;
+            for recipient in recipients {
+                cx.tables.put_inbox(recipient, position)?;
+            }
+            if let Some(job) = backfill {
+                cx.tables.put_backfill(&job)?;
+                cx.woken.push(Outbound::Backfill(job));
+            }
+            cx.appended.push(Appended {
+                position,
+                signed,
+                json: record.json,
+                backfilled: record.backfilled,
+                reacts,
+                intents: Vec::new(),
+            });
+            return Ok(Ingested::Stored(position));
+        }
         let seq = signed.header.seq;
         let author = signed.header.actor.as_str();
         let slot = (author.to_owned(), seq);

@@ -26,6 +26,32 @@ pub enum CidError {
     Shape,
 }
 
+/// The path segment before an activity's content id in its URL form,
+/// `{base}/activities/{id}` (DESIGN §9): the `id` a weft activity carries
+/// on the wire, which ActivityPub peers dereference and weft peers read the
+/// content id from.
+pub const URL_SEGMENT: &str = "/activities/";
+
+/// The URL id of the activity `cid` published by `actor`
+/// (`{base}/actors/{name}` → `{base}/activities/{cid}`); the bare `cid`
+/// when `actor` is not shaped like a weft actor URL.
+pub fn activity_url(actor: &str, cid: &str) -> String {
+    match actor.rsplit_once("/actors/") {
+        Some((base, _)) if base.contains("://") => format!("{base}{URL_SEGMENT}{cid}"),
+        _ => cid.to_owned(),
+    }
+}
+
+/// The content id an activity id names: itself when it is a bare id, the
+/// id at the end of a `…/activities/{id}` URL, and otherwise `id` as it is
+/// (a foreign activity's URL).
+pub fn internal(id: &str) -> &str {
+    match id.rsplit_once(URL_SEGMENT) {
+        Some((base, cid)) if base.contains("://") && parse(cid).is_ok() => cid,
+        _ => id,
+    }
+}
+
 /// Prefix of artifact ids: CIDv1, codec raw (0x55), BLAKE3-256.
 const ARTIFACT_PREFIX: [u8; 4] = [0x01, 0x55, 0x1e, 0x20];
 
@@ -95,6 +121,20 @@ pub fn parse(text: &str) -> Result<[u8; 32], CidError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_ids_name_their_content_id() {
+        let cid = activity_id(b"{}");
+        let url = activity_url("https://example.com/actors/alice", &cid);
+        assert_eq!(url, format!("https://example.com/activities/{cid}"));
+        assert_eq!(internal(&url), cid);
+        assert_eq!(internal(&cid), cid);
+        assert_eq!(activity_url("urn:x", &cid), cid);
+        let foreign = "https://mastodon.example/users/bob/statuses/1/activity";
+        assert_eq!(internal(foreign), foreign);
+        let not_a_cid = "https://example.com/activities/123";
+        assert_eq!(internal(not_a_cid), not_a_cid);
+    }
     use proptest::prelude::*;
 
     #[test]

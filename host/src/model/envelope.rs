@@ -51,6 +51,12 @@ pub struct Header {
 }
 
 /// A well-formed signed activity whose id has been recomputed.
+///
+/// A foreign activity (an ActivityPub server's, not a weft envelope) is
+/// one too, with [`Signed::foreign`] set: its id is its URL, its `seq` is 0
+/// (it is in no hash chain), and what proves it is the HTTP signature of
+/// the request that brought it, kept as evidence; `signature` and
+/// `canonical` are then empty and never checked.
 #[derive(Debug, Clone)]
 pub struct Signed {
     pub id: String,
@@ -60,6 +66,31 @@ pub struct Signed {
     pub canonical: Vec<u8>,
     /// The whole activity, `id` and `proof` included.
     pub json: Map<String, Value>,
+    /// The HTTP signature that brought a foreign activity.
+    pub foreign: Option<Box<HttpEvidence>>,
+}
+
+/// The verified HTTP signature of the request that delivered a foreign
+/// activity, kept beside it: anyone can check it again with the signer's
+/// key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HttpEvidence {
+    /// `cavage` or `rfc9421`.
+    pub scheme: String,
+    pub key_id: String,
+    /// The actor that owns the key.
+    pub signer: String,
+    /// The exact signing string (cavage) or signature base (RFC 9421).
+    pub signed: String,
+    /// The signature, base64.
+    pub signature: String,
+    /// When it was made (Unix seconds).
+    pub created: u64,
+}
+
+/// Why a foreign activity cannot be taken.
+fn foreign_field(field: &'static str, expected: &'static str) -> EnvelopeError {
+    EnvelopeError::Field { field, expected }
 }
 
 impl Signed {
@@ -77,11 +108,20 @@ impl Signed {
             field: "id",
             expected: "a string",
         })?;
-        cid::parse(claimed).map_err(EnvelopeError::BadId)?;
-        if claimed != computed {
+        // The bare content id, or its URL form on the author's base
+        // (`{base}/activities/{id}`), which is what weft publishes.
+        let bare = cid::internal(claimed);
+        cid::parse(bare).map_err(EnvelopeError::BadId)?;
+        if bare != computed {
             return Err(EnvelopeError::IdMismatch {
                 claimed: claimed.to_owned(),
                 computed,
+            });
+        }
+        if bare != claimed && claimed != cid::activity_url(&header.actor, bare) {
+            return Err(EnvelopeError::Field {
+                field: "id",
+                expected: "the bare content id, or `{base}/activities/{content id}` on the author's own base URL",
             });
         }
         let proof = json.get("proof").ok_or(EnvelopeError::Missing("proof"))?;
@@ -109,7 +149,63 @@ impl Signed {
             signature,
             canonical,
             json,
+            foreign: None,
         })
+    }
+
+    /// A foreign activity proven by `evidence`: its `id` (an http(s) URL),
+    /// `type` and `actor` (a URL, or an object with one as `id`) are
+    /// required; `published` is kept when it is a valid timestamp, else the
+    /// time it arrived (`received`, RFC 3339) stands in.
+    pub fn foreign(
+        json: Map<String, Value>,
+        evidence: HttpEvidence,
+        received: &str,
+    ) -> Result<Self, EnvelopeError> {
+        let id = json
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| is_http_url(id))
+            .ok_or(foreign_field("id", "the activity's http(s) URL"))?
+            .to_owned();
+        let kind = non_empty_str(&json, "type")?;
+        let actor = match json.get("actor") {
+            Some(Value::String(a)) => Some(a.as_str()),
+            Some(Value::Object(o)) => o.get("id").and_then(Value::as_str),
+            _ => None,
+        }
+        .filter(|a| is_http_url(a))
+        .ok_or(foreign_field(
+            "actor",
+            "the http(s) URL of the actor (or an object with it as `id`)",
+        ))?
+        .to_owned();
+        let published = json
+            .get("published")
+            .and_then(Value::as_str)
+            .filter(|p| humantime::parse_rfc3339(p).is_ok())
+            .unwrap_or(received)
+            .to_owned();
+        Ok(Self {
+            id,
+            header: Header {
+                kind,
+                actor,
+                seq: 0,
+                prev: None,
+                published,
+            },
+            key_id: evidence.key_id.clone(),
+            signature: Signature::from_bytes(&[0; 64]),
+            canonical: Vec::new(),
+            json,
+            foreign: Some(Box::new(evidence)),
+        })
+    }
+
+    /// Whether this is a foreign activity (no weft proof, no chain).
+    pub fn is_foreign(&self) -> bool {
+        self.foreign.is_some()
     }
 
     /// Signs an unsigned activity (every header field filled, no `id` or
@@ -123,7 +219,10 @@ impl Signed {
         let canonical = jcs::object_to_vec(&json, &UNSIGNED)?;
         let id = cid::activity_id(&canonical);
         let signature = key.sign(&canonical);
-        json.insert("id".into(), Value::String(id.clone()));
+        json.insert(
+            "id".into(),
+            Value::String(cid::activity_url(&header.actor, &id)),
+        );
         let mut proof = Map::new();
         proof.insert("key".into(), Value::String(key_id.to_owned()));
         proof.insert(
@@ -138,12 +237,16 @@ impl Signed {
             signature,
             canonical,
             json,
+            foreign: None,
         })
     }
 
     /// Checks the proof against `key` with `verify_strict` (no malleable or
     /// small-order signatures).
     pub fn verify_with(&self, key: &VerifyingKey) -> Result<(), EnvelopeError> {
+        if self.foreign.is_some() {
+            return Err(EnvelopeError::BadSignature(self.key_id.clone()));
+        }
         key.verify_strict(&self.canonical, &self.signature)
             .map_err(|_| EnvelopeError::BadSignature(self.key_id.clone()))
     }
@@ -274,4 +377,11 @@ fn non_empty_str(json: &Map<String, Value>, field: &'static str) -> Result<Strin
             expected: "a non-empty string",
         }),
     }
+}
+
+/// Whether `s` is an absolute http(s) URL with a host.
+fn is_http_url(s: &str) -> bool {
+    s.strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
 }

@@ -189,6 +189,8 @@ impl HostState {
     }
 
     fn log_get(&mut self, id: &str) -> wasmtime::Result<Option<String>> {
+        // A weft activity is found by its URL id as by its content id.
+        let id = crate::model::cid::internal(id);
         self.resolve()?;
         Ok(match &self.source {
             Source::None | Source::Later(_) => None,

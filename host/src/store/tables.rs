@@ -67,6 +67,10 @@ pub const INBOX: TableDefinition<(&[u8], u64), u64> = TableDefinition::new("inbo
 /// Remote actor id → postcard [`super::Peer`]: actor documents fetched from
 /// their origin, with the key history they publish.
 pub const PEERS: TableDefinition<&str, &[u8]> = TableDefinition::new("peers");
+/// Foreign activity id (its URL) → postcard
+/// [`crate::model::envelope::HttpEvidence`]: the HTTP signature that
+/// brought it, since it carries no proof of its own.
+pub const EVIDENCE: TableDefinition<&str, &[u8]> = TableDefinition::new("foreign_evidence");
 /// (actor, seq, other activity id) → the other activity's JSON text: a second,
 /// different activity seen at an already-known position (fork evidence).
 pub const FORKS: TableDefinition<(&str, u64, &str), &str> = TableDefinition::new("forks");

@@ -257,7 +257,7 @@ async fn document(State(inner): State<Arc<Mutex<Inner>>>, Path(name): Path<Strin
     match inner.actors.get(&name) {
         Some(actor) => (
             [("content-type", "application/activity+json")],
-            weft::http::actors::actor_document(&actor.state).to_string(),
+            weft::http::actors::actor_document(&actor.state, None).to_string(),
         )
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),

@@ -64,7 +64,10 @@ impl TestNode {
             base: format!("http://{addr}"),
             admin,
             kernel,
-            http: reqwest::Client::new(),
+            http: {
+                weft::install_crypto();
+                reqwest::Client::new()
+            },
             dir,
             addr,
             stop: Some(stop),
@@ -566,8 +569,11 @@ pub fn verify_err(doc: &Value, activity: &Value) -> anyhow::Result<Result<(), Id
 }
 
 /// The `id` of an activity as a string.
+/// The content id of an activity (its `id` is `…/activities/{cid}` on
+/// the wire).
 pub fn id_of(activity: &Value) -> anyhow::Result<String> {
-    Ok(activity["id"].as_str().context("id")?.to_owned())
+    let id = activity["id"].as_str().context("id")?;
+    Ok(weft::model::cid::internal(id).to_owned())
 }
 
 /// A public Note draft.

@@ -54,8 +54,11 @@ async fn posted(node: &TestNode, name: &str, activity: &Value) -> anyhow::Result
         .to_owned())
 }
 
+/// The content id of an activity (its `id` is `…/activities/{cid}`).
 fn id(activity: &Value) -> anyhow::Result<&str> {
-    activity["id"].as_str().context("an id")
+    Ok(weft::model::cid::internal(
+        activity["id"].as_str().context("an id")?,
+    ))
 }
 
 /// A node under the `manual` policy with a local actor alice (answered

@@ -185,21 +185,38 @@ pub mod rules {
         ))
     }
 
-    /// `object` must be an activity id (a string); `what` names it in
-    /// messages, e.g. "the Follow being accepted".
+    /// `object` must name an activity: its id (`b…`), its URL (a weft
+    /// activity's `…/activities/b…`, or a fediverse server's), or the
+    /// activity embedded with its `id`, as Mastodon and others send an
+    /// Accept or Undo; `what` names it in messages, e.g. "the Follow being
+    /// accepted".
     pub fn object_activity_id<'a>(
         json: &'a Json,
         verb: &str,
         what: &str,
     ) -> Result<&'a str, String> {
-        match json.get("object") {
-            Some(Value::String(id)) if is_activity_id(id) => Ok(id),
-            Some(Value::String(other)) => Err(format!(
-                "`object` must be the id of {what} (`b` then 60 characters a-z, 2-7), not `{}`",
+        let named = match json.get("object") {
+            Some(Value::Object(embedded)) => match embedded.get("id") {
+                Some(Value::String(id)) => Some(id),
+                _ => {
+                    return Err(format!(
+                        "an embedded `object` must carry the `id` of {what}"
+                    ));
+                }
+            },
+            Some(Value::String(id)) => Some(id),
+            Some(_) => {
+                return Err(format!(
+                    "`object` must be the id of {what}: a string, or the activity with its `id`"
+                ));
+            }
+            None => None,
+        };
+        match named {
+            Some(id) if is_activity_id(id) || is_http_url(id) => Ok(id),
+            Some(other) => Err(format!(
+                "`object` must be the id of {what} (`b` then 60 characters a-z, 2-7, or its URL), not `{}`",
                 clip(other)
-            )),
-            Some(_) => Err(format!(
-                "`object` must be the id of {what} as a string, not an embedded object"
             )),
             None => Err(format!(
                 "{} {verb} needs `object`: the id of {what}",
@@ -283,10 +300,19 @@ pub mod rules {
                 object_activity_id(&json(json!({"object": ID})), "Accept", what),
                 Ok(ID)
             );
-            assert!(object_activity_id(&json(json!({"object": BOB})), "Accept", what).is_err());
-            assert!(
-                object_activity_id(&json(json!({"object": {"id": ID}})), "Accept", what).is_err()
+            // A URL (weft's own form, or a fediverse server's) and an
+            // embedded activity with its id name it too.
+            assert_eq!(
+                object_activity_id(&json(json!({"object": BOB})), "Accept", what),
+                Ok(BOB)
             );
+            assert_eq!(
+                object_activity_id(&json(json!({"object": {"id": ID, "type": "Follow"}})), "Accept", what),
+                Ok(ID)
+            );
+            assert!(object_activity_id(&json(json!({"object": "bob"})), "Accept", what).is_err());
+            assert!(object_activity_id(&json(json!({"object": {"type": "Follow"}})), "Accept", what).is_err());
+            assert!(object_activity_id(&json(json!({"object": 7})), "Accept", what).is_err());
             let missing =
                 object_activity_id(&json(json!({})), "Reject", what).expect_err("missing");
             assert!(missing.starts_with("a Reject needs `object`"), "{missing}");
@@ -509,9 +535,19 @@ pub mod view {
             while seq.next_element::<IgnoredAny>()?.is_some() {}
             Ok(Str(None))
         }
+        /// An embedded object stands for its `id` (ActivityStreams treats
+        /// a link and an embedded object with that id alike: a fediverse
+        /// Accept embeds the Follow it accepts).
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(Str(None))
+            let mut id = Str(None);
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                if key == "id" {
+                    id = map.next_value::<Str<'a>>()?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(id)
         }
     }
 
@@ -606,7 +642,12 @@ pub mod view {
             assert_eq!(f.to.iter().collect::<Vec<_>>(), ["x", "y"]);
             assert_eq!(f.cc.iter().collect::<Vec<_>>(), ["z"]);
 
+            // An embedded object reads as its `id`.
             let f = parse(r#"{"object":{"id":"b1","to":["q"]},"to":null,"cc":{"a":"b"}}"#);
+            assert_eq!(f.object.as_deref(), Some("b1"));
+            let f = parse(r#"{"object":{"type":"Note","id":{"x":1}}}"#);
+            assert_eq!(f.object.as_deref(), None);
+            let f = parse(r#"{"object":{"type":"Note"},"to":null,"cc":{"a":"b"}}"#);
             assert_eq!(f.object.as_deref(), None);
             assert!(f.to.0.is_empty() && f.cc.0.is_empty());
 

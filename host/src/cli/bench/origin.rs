@@ -72,7 +72,7 @@ impl Origin {
             let fake = genesis(&base, &name)?;
             documents.insert(
                 name,
-                crate::http::actors::actor_document(&fake.state).to_string(),
+                crate::http::actors::actor_document(&fake.state, None).to_string(),
             );
             fakes.push(fake);
         }
