@@ -732,7 +732,7 @@ impl Kernel {
             let secret = keys
                 .get(&key.id)
                 .ok_or_else(|| KernelError::MissingSecret(key.id.clone()))?;
-            Signed::sign(prepared.json, &key.id, secret)?
+            Signed::sign(prepared.json, &key.id, secret)?.with_url_id()
         };
         let mut next = actor::apply(Some(&state), &signed, Signature::Trusted)?;
         let json = signed.to_json_string();

@@ -11,7 +11,9 @@
 //! - `durability`: acknowledged activities survive SIGTERM and SIGKILL;
 //! - `ops`: the `bench` load tool;
 //! - `federation`: two nodes following, delivering and backfilling through
-//!   restarts and a crash;
+//!   restarts and a crash, over HTTP and over HTTPS;
+//! - `fediverse`: weft and a Fedify server (a real ActivityPub
+//!   implementation, from the npm registry) following each other;
 //! - `languages`: modules in Python and JavaScript built from the examples;
 //! - `travel`: a verb defined on one node reaching its peers under the
 //!   `followed` and `manual` module policies.
@@ -21,6 +23,7 @@
 mod cli;
 mod durability;
 mod federation;
+mod fediverse;
 mod languages;
 mod ops;
 mod rotate;

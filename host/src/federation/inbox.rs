@@ -186,6 +186,9 @@ impl Federation {
                 PeerError::Fetch(FetchError::BadUrl(_)) => {
                     InboxError::Malformed(format!("`actor` must be an http(s) URL: {e}"))
                 }
+                PeerError::Fetch(f @ (FetchError::Refused { .. } | FetchError::Status { .. })) => {
+                    super::signatures::fetch_refusal("the author's actor document", f)
+                }
                 PeerError::UnknownLocal(actor) => {
                     InboxError::Unauthorized(format!("{actor} is not an actor of this node"))
                 }

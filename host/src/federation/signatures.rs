@@ -236,20 +236,37 @@ fn listed_key(document: &str, owner: &str, key_id: &str) -> Option<PublicKey> {
 }
 
 fn key_fetch(key_id: &str, e: FetchError) -> InboxError {
+    fetch_refusal(&format!("the signing key {key_id}"), e)
+}
+
+/// What a failed fetch of `what` (a key, an actor document) means for the
+/// request that needed it: an address this node will not reach is 422, a
+/// document that cannot be had or used is 401, a peer that may answer
+/// later is 503. The peer's own response text is never passed on.
+pub fn fetch_refusal(what: &str, e: FetchError) -> InboxError {
     match e {
-        FetchError::Refused { .. } | FetchError::BadUrl(_) => InboxError::Unauthorized(format!(
-            "cannot look up the signing key {key_id}: {e}"
-        )),
-        e if e.is_absent() => {
-            InboxError::Unauthorized(format!("the signing key {key_id} is not at its URL ({e})"))
+        FetchError::Refused { refused, .. } => InboxError::Rejected {
+            field: Some("actor".into()),
+            message: format!("cannot look up {what}: {refused}"),
+        },
+        FetchError::Status { url, status } if status.is_redirection() => {
+            InboxError::Unauthorized(format!(
+                "cannot look up {what}: {url} answered {status}, a redirect; redirects are not followed, a document is trusted only from the URL it names"
+            ))
         }
-        e => InboxError::Unavailable(format!("cannot look up the signing key now: {e}")),
+        e @ (FetchError::BadUrl(_) | FetchError::TooLarge { .. } | FetchError::NotJson { .. }) => {
+            InboxError::Unauthorized(format!("cannot look up {what}: {e}"))
+        }
+        e if e.is_absent() => {
+            InboxError::Unauthorized(format!("{what} is not at its URL ({e})"))
+        }
+        e => InboxError::Unavailable(format!("cannot look up {what} now: {e}")),
     }
 }
 
 fn peer_error(owner: &str, e: PeerError) -> InboxError {
     match e {
-        PeerError::Fetch(f) => key_fetch(owner, f),
+        PeerError::Fetch(f) => fetch_refusal(&format!("the actor document of {owner}"), f),
         PeerError::Kernel(k) => InboxError::Kernel(k),
         other => InboxError::Unauthorized(format!(
             "the signer's actor document is not usable: {other}"

@@ -39,6 +39,16 @@ impl Kernel {
                 named.insert(recipient.to_owned());
             }
         }
+        let reader = self.store.read()?;
+        // An `object` that is an activity this node holds (the Follow an
+        // Accept answers, a foreign one included) is not a recipient.
+        if let Some(Value::String(object)) = signed.json.get("object")
+            && named.contains(object.as_str())
+            && !in_to_or_cc(&signed.json, object)
+            && reader.activity(object)?.is_some()
+        {
+            named.remove(object.as_str());
+        }
         if to_followers {
             named.extend(self.followers(author)?);
         }
@@ -47,7 +57,6 @@ impl Kernel {
         if named.is_empty() {
             return Ok(audience);
         }
-        let reader = self.store.read()?;
         for recipient in named {
             if self.is_local_url(&recipient) {
                 if reader.actor(&recipient)?.is_some() {
@@ -78,6 +87,15 @@ pub fn addressed(json: &serde_json::Map<String, Value>) -> Vec<&str> {
         out.push(object);
     }
     out
+}
+
+/// Whether `to` or `cc` names `who`.
+fn in_to_or_cc(json: &serde_json::Map<String, Value>, who: &str) -> bool {
+    ["to", "cc"].iter().any(|f| match json.get(*f) {
+        Some(Value::String(s)) => s == who,
+        Some(Value::Array(items)) => items.iter().any(|i| i.as_str() == Some(who)),
+        _ => false,
+    })
 }
 
 /// The Public collection, in the spellings ActivityStreams allows.

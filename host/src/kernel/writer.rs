@@ -836,7 +836,7 @@ impl Writer {
         let Value::Object(map) = activity else {
             unreachable!("json! of an object is an object")
         };
-        let signed = Signed::sign(map, &key_id, &secret)?;
+        let signed = Signed::sign(map, &key_id, &secret)?.with_url_id();
         let mut state = actor::apply(None, &signed, Signature::Trusted)?;
         let json = signed.to_json_string();
         self.modules.validate(&signed, &json)?;

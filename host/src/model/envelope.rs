@@ -203,6 +203,17 @@ impl Signed {
         })
     }
 
+    /// The same activity with its `id` in URL form,
+    /// `{base}/activities/{content id}` on the author's base (DESIGN §9),
+    /// as a node publishes it: ActivityPub peers dereference it, weft
+    /// peers read the content id from it. The content id, the canonical
+    /// bytes and the proof are unchanged (`id` is not signed).
+    pub fn with_url_id(mut self) -> Self {
+        let url = cid::activity_url(&self.header.actor, &self.id);
+        self.json.insert("id".into(), Value::String(url));
+        self
+    }
+
     /// Whether this is a foreign activity (no weft proof, no chain).
     pub fn is_foreign(&self) -> bool {
         self.foreign.is_some()
@@ -219,10 +230,7 @@ impl Signed {
         let canonical = jcs::object_to_vec(&json, &UNSIGNED)?;
         let id = cid::activity_id(&canonical);
         let signature = key.sign(&canonical);
-        json.insert(
-            "id".into(),
-            Value::String(cid::activity_url(&header.actor, &id)),
-        );
+        json.insert("id".into(), Value::String(id.clone()));
         let mut proof = Map::new();
         proof.insert("key".into(), Value::String(key_id.to_owned()));
         proof.insert(

@@ -4,6 +4,7 @@
 mod auth;
 mod errors;
 mod federation;
+mod fediverse;
 mod keys;
 mod lifecycle;
 mod logs;
@@ -17,7 +18,7 @@ mod publish;
 mod support;
 mod visibility;
 
-use support::{TestNode, note};
+use support::{TestNode, id_of, note, url_id};
 
 #[tokio::test]
 async fn a_new_node_has_only_its_service_actor() -> anyhow::Result<()> {
@@ -38,7 +39,10 @@ async fn publish_then_read_back() -> anyhow::Result<()> {
     assert_eq!(status, 201, "{activity}");
     assert_eq!(activity["actor"], alice.as_str());
     assert_eq!(activity["seq"], 2);
-    let id = activity["id"].as_str().unwrap_or_default();
+    // On the wire the id is the activity's URL; it is served under its
+    // content id.
+    let id = id_of(&activity)?;
+    assert_eq!(activity["id"], url_id(&alice, &id));
     let (status, fetched) = node.get(&format!("/activities/{id}"), None).await?;
     assert_eq!(status, 200);
     assert_eq!(fetched, activity);
