@@ -17,6 +17,8 @@ const GENESIS: &[(&str, &str, &str)] = &[
     ("verb", "Accept", "weft-verb-accept"),
     ("verb", "Reject", "weft-verb-reject"),
     ("verb", "Undo", "weft-verb-undo"),
+    ("verb", "Like", "weft-verb-like"),
+    ("verb", "Delete", "weft-verb-delete"),
     ("projection", "feed", "weft-projection-feed"),
     (
         "projection",

@@ -84,6 +84,9 @@ pub struct Kernel {
     public_url: std::sync::OnceLock<String>,
     /// Local actors' HTTP-signature keys, parsed once.
     http_keys: Mutex<std::collections::HashMap<String, Arc<RsaKey>>>,
+    /// Remote actors' shared inboxes (or none), as their kept documents
+    /// say; forgotten when a document is kept anew.
+    shared_inboxes: RwLock<std::collections::HashMap<String, Option<String>>>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -160,6 +163,7 @@ impl Kernel {
             outbound,
             public_url: std::sync::OnceLock::new(),
             http_keys: Mutex::new(std::collections::HashMap::new()),
+            shared_inboxes: RwLock::new(std::collections::HashMap::new()),
         })
     }
 
@@ -369,6 +373,13 @@ impl Kernel {
         if writes.is_empty() {
             return Ok(());
         }
+        if let Ok(mut known) = self.shared_inboxes.write() {
+            for write in &writes {
+                if let FederationWrite::Peer(peer) = write {
+                    known.remove(&peer.id);
+                }
+            }
+        }
         self.call(|reply| Command::Federation { writes, reply })
             .await
     }
@@ -419,8 +430,34 @@ impl Kernel {
     /// Registers the genesis bundle (built-in verbs and projections) as
     /// Define activities of the service actor — the same path as a user's.
     pub async fn install_genesis(&self) -> Result<(), KernelError> {
+        self.install_builtins(false).await.map(|_| ())
+    }
+
+    /// Registers the built-in verbs and projections a node made by an
+    /// older weft lacks (a new release may bring new ones, such as the
+    /// fediverse's `Like` and `Delete`); answers their names. Modules the
+    /// node has, built in or not, are left alone.
+    pub async fn install_missing_builtins(&self) -> Result<Vec<&'static str>, KernelError> {
+        self.install_builtins(true).await
+    }
+
+    async fn install_builtins(&self, only_missing: bool) -> Result<Vec<&'static str>, KernelError> {
         let service = self.service_actor()?;
+        let mut installed = Vec::new();
         for (world, name, bytes) in crate::genesis::GENESIS {
+            if only_missing {
+                let Some(registry) = &self.registry else {
+                    return Ok(installed);
+                };
+                let known = if *world == "verb" {
+                    registry.verb(name).is_some()
+                } else {
+                    registry.projection(name).is_some()
+                };
+                if known {
+                    continue;
+                }
+            }
             let artifact = self.put_artifact(bytes.to_vec()).await?;
             let kind = if *world == "verb" {
                 registry::DEFINE_ACTIVITY
@@ -440,8 +477,9 @@ impl Kernel {
                 unreachable!("json! of an object is an object")
             };
             self.publish(&service, draft).await?;
+            installed.push(*name);
         }
-        Ok(())
+        Ok(installed)
     }
 
     /// Runs verbs' `react` for local recipients of committed activities and

@@ -76,7 +76,9 @@ pub struct Job {
     pub id: u64,
     /// The activity's id; its JSON is read from the log when sent.
     pub activity: String,
-    /// The recipient actor's URL (its inbox comes from its document).
+    /// The recipient actor's URL (its inbox comes from its document), or
+    /// [`SHARED_INBOX`] and a peer's shared inbox URL: one delivery for
+    /// all of that peer's recipients of a public or followers' activity.
     pub recipient: String,
     /// The recipient's origin (`scheme://host:port`): one worker each.
     pub origin: String,
@@ -86,6 +88,27 @@ pub struct Job {
     pub next_at_ms: u64,
     pub created_ms: u64,
     pub last_error: Option<String>,
+}
+
+/// How a [`Job::recipient`] that is a shared inbox, not an actor, starts.
+pub const SHARED_INBOX: &str = "shared-inbox:";
+
+impl Job {
+    /// The shared inbox this job delivers to, when it is one.
+    pub fn shared_inbox(&self) -> Option<&str> {
+        self.recipient.strip_prefix(SHARED_INBOX)
+    }
+}
+
+impl Peer {
+    /// The shared inbox the peer's document offers (`endpoints.sharedInbox`),
+    /// when it is on the actor's own origin.
+    pub fn shared_inbox(&self) -> Option<String> {
+        let doc: serde_json::Value = serde_json::from_str(&self.document).ok()?;
+        let inbox = doc.get("endpoints")?.get("sharedInbox")?.as_str()?;
+        let origin = crate::model::origin(&self.id)?;
+        (crate::model::origin(inbox).as_deref() == Some(origin.as_str())).then(|| inbox.to_owned())
+    }
 }
 
 /// A backfill to run once its Follow is accepted: pull `target`'s outbox

@@ -183,6 +183,14 @@ impl Node {
         let federation =
             crate::federation::Federation::new(self.kernel.clone(), self.config.federation.clone())
                 .map_err(|e| anyhow::anyhow!("weft.toml [federation]: {e}"))?;
+        let added = self
+            .kernel
+            .install_missing_builtins()
+            .await
+            .context("cannot register this release's new built-in modules")?;
+        if !added.is_empty() {
+            tracing::info!(modules = ?added, "registered built-in modules this node did not have yet");
+        }
         federation
             .start()
             .context("cannot resume deliveries and backfills")?;

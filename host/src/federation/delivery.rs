@@ -211,11 +211,16 @@ async fn attempt(federation: &Federation, job: &Job) -> Attempt {
         Ok(Err(e)) => return retry(e.to_string()),
         Err(e) => return retry(e.to_string()),
     };
-    let inbox = match federation
-        .peers
-        .inbox_of(&job.recipient, &Budget::new(2))
-        .await
-    {
+    let inbox = match job.shared_inbox() {
+        Some(shared) => Ok(shared.to_owned()),
+        None => {
+            federation
+                .peers
+                .inbox_of(&job.recipient, &Budget::new(2))
+                .await
+        }
+    };
+    let inbox = match inbox {
         Ok(inbox) => inbox,
         Err(PeerError::Fetch(f)) if f.is_absent() => {
             return Attempt::Dead(format!("the recipient is gone: {f}"));

@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::{Kernel, KernelError};
 use crate::identity::actor::is_http_url;
 use crate::model::{PUBLIC, Signed};
+use crate::store::SHARED_INBOX;
 
 /// The projection the kernel reads followers from.
 pub(super) const GRAPH: &str = "follower-graph";
@@ -57,16 +58,57 @@ impl Kernel {
         if named.is_empty() {
             return Ok(audience);
         }
+        let mut shared = BTreeSet::new();
         for recipient in named {
             if self.is_local_url(&recipient) {
                 if reader.actor(&recipient)?.is_some() {
                     audience.local.push(recipient);
                 }
             } else if let Some(origin) = origin(&recipient) {
-                audience.remote.push((recipient, origin));
+                // What goes to followers or Public goes once to each peer
+                // that offers a shared inbox; the peer finds its recipients.
+                match to_followers
+                    .then(|| self.shared_inbox(&reader, &recipient))
+                    .transpose()?
+                    .flatten()
+                {
+                    Some(inbox) => {
+                        if shared.insert(inbox.clone()) {
+                            audience
+                                .remote
+                                .push((format!("{SHARED_INBOX}{inbox}"), origin));
+                        }
+                    }
+                    None => audience.remote.push((recipient, origin)),
+                }
             }
         }
         Ok(audience)
+    }
+
+    /// The shared inbox of the remote actor `actor`, from its kept
+    /// document; remembered, since one activity may go to thousands.
+    fn shared_inbox(
+        &self,
+        reader: &crate::store::Reader,
+        actor: &str,
+    ) -> Result<Option<String>, KernelError> {
+        if let Some(known) = self
+            .shared_inboxes
+            .read()
+            .ok()
+            .and_then(|m| m.get(actor).cloned())
+        {
+            return Ok(known);
+        }
+        let inbox = reader.peer(actor)?.and_then(|p| p.shared_inbox());
+        if let Ok(mut known) = self.shared_inboxes.write() {
+            if known.len() >= 100_000 {
+                known.clear();
+            }
+            known.insert(actor.to_owned(), inbox.clone());
+        }
+        Ok(inbox)
     }
 }
 

@@ -334,7 +334,9 @@ impl Header {
 }
 
 /// The verb of an activity: its `type`, or, for `Create`, `Update` and
-/// `Delete` of an embedded object, the object's `type`.
+/// `Delete` of an embedded object, the object's `type`. A `Delete` of a
+/// `Tombstone` (what Mastodon and others send: the deleted thing's type is
+/// gone) is the `Delete` verb's, as a `Delete` naming its object by URL is.
 pub fn verb_of(json: &Map<String, Value>) -> &str {
     let kind = json.get("type").and_then(Value::as_str).unwrap_or("");
     if matches!(kind, "Create" | "Update" | "Delete")
@@ -342,6 +344,7 @@ pub fn verb_of(json: &Map<String, Value>) -> &str {
             .get("object")
             .and_then(|o| o.get("type"))
             .and_then(Value::as_str)
+        && !(kind == "Delete" && object_type == "Tombstone")
     {
         return object_type;
     }

@@ -1,5 +1,6 @@
 //! The endorsements projection: how many actors like and share each
-//! endorsed id. An Endorse adds 1 to (object, kind) unless that actor
+//! endorsed id. An Endorse (or a fediverse Like, which counts as a
+//! `like`) adds 1 to (object, kind) unless that actor
 //! already endorsed that object with that kind; an Undo, by its author, of
 //! an Endorse (looked up with `log::get`) takes that actor's endorsement
 //! back, and a later fold of that Endorse is ignored.
@@ -22,7 +23,7 @@ use weft_guest::kv;
 use weft_guest::projection::{Activity, Guest, QueryError, log};
 use weft_guest::serde::Deserialize;
 use weft_guest::serde_json::{self, json};
-use weft_guest::text::{is_safe, key};
+use weft_guest::text::{content_id, is_safe, key};
 use weft_guest::view::Str;
 
 /// The kinds of endorsement.
@@ -48,13 +49,13 @@ struct Fields<'a> {
 
 impl Guest for Endorsements {
     fn fold(activity: Activity) -> Result<(), String> {
-        if !matches!(activity.kind.as_str(), "Endorse" | "Undo") {
+        if !matches!(activity.kind.as_str(), "Endorse" | "Like" | "Undo") {
             return Ok(());
         }
         let fields: Fields = weft_guest::fields(&activity).map_err(|e| e.to_string())?;
         let actor = activity.actor.as_str();
         match activity.kind.as_str() {
-            "Endorse" => {
+            "Endorse" | "Like" => {
                 let Some((target, kind)) = endorsement(&fields) else {
                     return Ok(());
                 };
@@ -108,13 +109,16 @@ impl Guest for Endorsements {
     }
 }
 
-/// The (target, kind) an Endorse activity counts for, if well-formed.
+/// The (target, kind) an Endorse activity counts for, if well-formed; a
+/// Like (ActivityPub's, from the fediverse) counts as a `like`. A weft
+/// activity's URL counts as its content id.
 fn endorsement<'a>(fields: &'a Fields<'_>) -> Option<(&'a str, &'a str)> {
-    if fields.kind_of_activity.as_deref() != Some("Endorse") {
-        return None;
-    }
-    let target = fields.object.as_deref()?;
-    let kind = fields.kind.as_deref()?;
+    let kind = match fields.kind_of_activity.as_deref() {
+        Some("Endorse") => fields.kind.as_deref()?,
+        Some("Like") => "like",
+        _ => return None,
+    };
+    let target = content_id(fields.object.as_deref()?);
     (is_safe(target) && KINDS.contains(&kind)).then_some((target, kind))
 }
 
@@ -128,7 +132,7 @@ fn id_param(params: &[(String, String)]) -> Result<&str, String> {
             "the `id` parameter is required: the endorsed activity id or URL, e.g. ?id=bagaaihra…",
         )?;
     if is_safe(id) {
-        Ok(id)
+        Ok(content_id(id))
     } else {
         Err("`id` must be an activity id or URL, without control characters".into())
     }

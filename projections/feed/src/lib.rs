@@ -20,8 +20,10 @@
 //! "Newest" means most recently folded on this node (a rebuild folds in the
 //! same order), not `published`: a backfilled activity lands on top, and no
 //! one can pin an activity by dating it in the future. It does not filter
-//! by visibility, remove Undone or Deleted activities, or embed anything but
-//! an Announce's announced activity (read at query time).
+//! by visibility or remove Undone activities. A Delete or an Update of an
+//! object by its author is no entry of its own: the activity that made the
+//! object shows it as a Tombstone, or as last updated (read at query time,
+//! like an Announce's announced activity).
 //!
 //! Key layout (`␟` is U+001F, which no URL or activity id contains; `rank`
 //! is `u64::MAX - n`, 20 digits zero-padded, for the n-th folded activity,
@@ -32,6 +34,8 @@
 //! | `feed␟{actor}␟{rank}`        | activity id                        |
 //! | `follower␟{author}␟{actor}`  | id of the accepted Follow          |
 //! | `undone␟{activity id}`       | Undo's actor                       |
+//! | `deleted␟{object id}␟{actor}` | id of the Delete by that actor     |
+//! | `updated␟{object id}␟{actor}` | id of that actor's latest Update   |
 //! | `count`                      | n, activities folded so far        |
 //! | `home`                       | this node's origin                 |
 //!
@@ -107,10 +111,22 @@ impl Guest for Feed {
                 .filter_map(|(k, _)| k.strip_prefix(&follower_prefix)),
         );
 
+        // A Delete or Update of an object (not of an actor) changes how
+        // the activity that made it shows; it is no entry of its own.
+        let changed = match (activity.kind.as_str(), fields.object.as_deref()) {
+            (kind @ ("Delete" | "Update"), Some(object)) if is_safe(object) && object != author => {
+                let mark = if kind == "Delete" { "deleted" } else { "updated" };
+                kv::set(&key(&[mark, object, author]), &activity.id);
+                true
+            }
+            _ => false,
+        };
         let n = kv::counter("count");
-        let rank = rank(n);
-        for reader in readers {
-            kv::set(&key(&["feed", reader, &rank]), &activity.id);
+        if !changed {
+            let rank = rank(n);
+            for reader in readers {
+                kv::set(&key(&["feed", reader, &rank]), &activity.id);
+            }
         }
         kv::set("count", &(n.saturating_add(1)).to_string());
 
@@ -143,6 +159,7 @@ impl Guest for Feed {
         let items: Vec<Value> = entries
             .iter()
             .filter_map(|(_, id)| stored(id))
+            .map(as_changed)
             .map(|activity| {
                 let announced = announced_id(&activity)
                     .and_then(stored)
@@ -212,6 +229,32 @@ fn follow(id: &str) -> Option<(String, String)> {
 /// A stored activity as JSON, when the log has it.
 fn stored(id: &str) -> Option<Value> {
     serde_json::from_str(&log::get(id)?).ok()
+}
+
+/// `activity` with its embedded object as its author last left it: a
+/// Tombstone once the author deleted it, the newest version once the
+/// author updated it. Deletes and Updates by anyone else change nothing.
+fn as_changed(mut activity: Value) -> Value {
+    let (Some(author), Some(object)) = (
+        activity.get("actor").and_then(Value::as_str),
+        activity
+            .get("object")
+            .and_then(|o| o.get("id"))
+            .and_then(Value::as_str),
+    ) else {
+        return activity;
+    };
+    let (author, object) = (author.to_owned(), object.to_owned());
+    if kv::get(&key(&["deleted", &object, &author])).is_some() {
+        activity["object"] = json!({"id": object, "type": "Tombstone"});
+    } else if let Some(update) = kv::get(&key(&["updated", &object, &author]))
+        .and_then(|id| stored(&id))
+        .and_then(|u| u.get("object").cloned())
+        .filter(|o| o.get("id").and_then(Value::as_str) == Some(object.as_str()))
+    {
+        activity["object"] = update;
+    }
+    activity
 }
 
 /// The id an Announce names, for any other activity `None`.

@@ -127,6 +127,24 @@ pub mod text {
         }
     }
 
+    /// The content id an activity reference names: the `b…` at the end of
+    /// a weft activity URL (`{base}/activities/b…`), or `s` itself (a bare
+    /// id, or another server's URL). Two references to one weft activity
+    /// then key the same entries.
+    pub fn content_id(s: &str) -> &str {
+        match s.rsplit_once("/activities/") {
+            Some((base, id)) if base.contains("://") && is_activity_id(id) => id,
+            _ => s,
+        }
+    }
+
+    /// The origin (scheme and authority, lower-cased) of an http(s) URL.
+    pub fn origin(url: &str) -> Option<String> {
+        let (scheme, rest) = url.split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        (!authority.is_empty()).then(|| format!("{scheme}://{authority}").to_ascii_lowercase())
+    }
+
     /// Can `s` be part of a store key (non-empty, no control characters)?
     pub fn is_safe(s: &str) -> bool {
         !s.is_empty() && !s.chars().any(char::is_control)

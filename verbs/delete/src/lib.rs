@@ -1,0 +1,93 @@
+//! The Delete verb: a `Delete` whose object is a `Tombstone` (what
+//! Mastodon, GoToSocial and others send: `{"id": …, "type": "Tombstone"}`)
+//! or a bare URL or activity id. (A `Delete` of an embedded Note is the
+//! Note verb's.) Only the author of a thing may delete it: when the deleted
+//! thing is an activity this node holds, its `actor` must be the Delete's;
+//! otherwise its URL must be on the deleting actor's origin. The `feed`
+//! projection shows a deleted object as a Tombstone. Deletes need no
+//! reaction.
+
+use weft_guest::serde_json::Value;
+use weft_guest::text::{clip, is_activity_id, is_http_url, origin};
+use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection, log};
+use weft_guest::{Json, reject, rules};
+
+struct Delete;
+
+impl Guest for Delete {
+    fn validate(activity: Activity) -> Result<(), Rejection> {
+        rules::own_type(&activity.kind, "Delete").map_err(reject)?;
+        let json = Json::parse(&activity)?;
+        let id = deleted(json.get("object")).map_err(reject)?;
+        match log::get(id).and_then(|text| Json::from_text(&text).ok()) {
+            Some(held) => rules::own_activity(&held, &activity.actor).map_err(reject),
+            None => same_origin(id, &activity.actor).map_err(reject),
+        }
+    }
+
+    fn react(_activity: Activity, _context: Context) -> Vec<Intent> {
+        Vec::new()
+    }
+}
+
+/// The id of what a Delete deletes.
+fn deleted(object: Option<&Value>) -> Result<&str, String> {
+    let id = match object {
+        Some(Value::String(id)) => id,
+        Some(Value::Object(embedded)) => match embedded.get("id") {
+            Some(Value::String(id)) => id,
+            _ => return Err("a Tombstone `object` must carry the deleted thing's `id`".into()),
+        },
+        Some(_) => return Err("`object` must be the deleted thing's id, or its Tombstone".into()),
+        None => return Err("a Delete needs `object`: what it deletes".into()),
+    };
+    if is_activity_id(id) || is_http_url(id) {
+        Ok(id)
+    } else {
+        Err(format!(
+            "`object` must be an activity id or an http(s) URL, not `{}`",
+            clip(id)
+        ))
+    }
+}
+
+/// A thing this node does not hold may be deleted only by an actor of its
+/// origin.
+fn same_origin(id: &str, actor: &str) -> Result<(), String> {
+    if is_activity_id(id) || origin(id).is_some_and(|o| Some(o) == origin(actor)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not on the origin of {}: only its author can delete it",
+            clip(id),
+            clip(actor)
+        ))
+    }
+}
+
+weft_guest::verb::export_verb!(Delete);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_guest::serde_json::json;
+
+    const BOB: &str = "https://m.example/users/bob";
+
+    #[test]
+    fn tombstones_and_urls_name_what_is_deleted() {
+        let note = "https://m.example/users/bob/statuses/1";
+        assert_eq!(deleted(Some(&json!({"id": note, "type": "Tombstone"}))), Ok(note));
+        assert_eq!(deleted(Some(&json!(note))), Ok(note));
+        assert!(deleted(Some(&json!({"type": "Tombstone"}))).is_err());
+        assert!(deleted(Some(&json!("nope"))).is_err());
+        assert!(deleted(None).is_err());
+    }
+
+    #[test]
+    fn only_the_origin_deletes_what_is_not_held() {
+        assert!(same_origin("https://m.example/users/bob/statuses/1", BOB).is_ok());
+        assert!(same_origin("https://M.example/users/bob/statuses/1", BOB).is_ok());
+        assert!(same_origin("https://evil.example/users/bob/statuses/1", BOB).is_err());
+    }
+}
