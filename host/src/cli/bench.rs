@@ -47,8 +47,12 @@ pub struct BenchArgs {
     /// Activities in `--inbox` mode.
     #[arg(long, default_value_t = 100_000)]
     pub count: usize,
+    /// With `--inbox`: ActivityPub activities without a weft proof, each
+    /// request HTTP-signed (draft-cavage, RSA), as Mastodon delivers.
+    #[arg(long, requires = "inbox")]
+    pub foreign: bool,
     /// Measure delivery fan-out: `--followers` remote followers on `--peers`
-    /// stand-in origins, `--rounds` activities published one at a time.
+    /// stand-in origins, `--rounds` rounds of `--notes` public notes.
     #[arg(long, conflicts_with_all = ["fold", "inbox"])]
     pub fanout: bool,
     #[arg(long, default_value_t = 10)]
@@ -57,6 +61,9 @@ pub struct BenchArgs {
     pub followers: usize,
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
+    /// Public notes published per `--fanout` round.
+    #[arg(long, default_value_t = 1)]
+    pub notes: usize,
 }
 
 pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
@@ -75,10 +82,26 @@ pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
         None => data.admin_token()?,
     };
     if args.inbox {
-        return federation::inbox(&base, &admin, args.publishers, args.actors, args.count).await;
+        return federation::inbox(
+            &base,
+            &admin,
+            args.publishers,
+            args.actors,
+            args.count,
+            args.foreign,
+        )
+        .await;
     }
     if args.fanout {
-        return federation::fanout(&base, &admin, args.peers, args.followers, args.rounds).await;
+        return federation::fanout(
+            &base,
+            &admin,
+            args.peers,
+            args.followers,
+            args.rounds,
+            args.notes,
+        )
+        .await;
     }
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.publishers)

@@ -4,10 +4,14 @@
 //!   actors (served by a stand-in origin in this process) to one local
 //!   actor's inbox; prints throughput and latency percentiles, then checks
 //!   that the inbox holds exactly the accepted activities.
+//! - `--inbox --foreign`: the same with ActivityPub activities that carry
+//!   no weft proof, each request HTTP-signed (draft-cavage, RSA) by its
+//!   origin, as Mastodon delivers;
 //! - `--fanout`: stand-in peer origins with followers of one local actor
-//!   (they follow over the inbox; the node accepts); the actor publishes,
-//!   and the time until every follower's origin has the activity gives
-//!   deliveries per second.
+//!   (they follow over the inbox; the node accepts); the actor publishes
+//!   `--notes` public notes a round, and the time until every origin has
+//!   them (once each, at its shared inbox, HTTP-signed) gives deliveries
+//!   (followers reached) per second.
 //!
 //! They measure; they assert nothing about speed.
 
@@ -95,39 +99,128 @@ async fn send_all(
     Ok((latencies, errors))
 }
 
-/// `weft bench --inbox`.
+/// A POST of `body` to `name`'s inbox signed (draft-cavage, as Mastodon
+/// signs) with `key` as `key_id`.
+fn signed_inbox_request(
+    base: &str,
+    addr: &str,
+    name: &str,
+    body: &str,
+    key_id: &str,
+    key: &crate::identity::RsaKey,
+) -> anyhow::Result<Vec<u8>> {
+    use crate::federation::httpsig::{self, Scheme, Signer};
+    let url = format!("{base}/actors/{name}/inbox");
+    let headers = httpsig::sign(
+        Scheme::Cavage,
+        &axum::http::Method::POST,
+        &url,
+        Some(body.as_bytes()),
+        key_id,
+        Signer::Rsa(key),
+        std::time::SystemTime::now(),
+    )?;
+    let mut head = format!(
+        "POST /actors/{name}/inbox HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/activity+json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (header, value) in headers {
+        head.push_str(&format!("{header}: {}\r\n", value.to_str()?));
+    }
+    head.push_str("\r\n");
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body.as_bytes());
+    Ok(request)
+}
+
+/// `weft bench --inbox` (weft envelopes) and `--inbox --foreign`
+/// (ActivityPub activities without a weft proof, each request HTTP-signed
+/// with the sending origin's RSA key, as Mastodon delivers).
 pub async fn inbox(
     base: &str,
     admin: &str,
     senders: usize,
     actors: usize,
     count: usize,
+    foreign: bool,
 ) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let addr = super::authority(base)?;
     let mut origin = Origin::start(actors).await?;
     let name = format!("inbox-{}", std::process::id());
     let (recipient, _) = create_actor(&http, base, admin, &name).await?;
-    eprintln!("signing {count} activities from {actors} remote actors…");
+    let kind = if foreign {
+        "HTTP-signed foreign"
+    } else {
+        "weft envelope"
+    };
+    eprintln!("signing {count} {kind} activities from {actors} remote actors…");
     let mut fakes = std::mem::take(&mut origin.actors);
-    let (fakes, requests) = tokio::task::spawn_blocking({
-        let (addr, name, recipient) = (addr.clone(), name.clone(), recipient.clone());
-        move || -> anyhow::Result<_> {
-            let mut requests = Vec::with_capacity(count);
-            for i in 0..count {
-                let n = fakes.len();
-                let actor = &mut fakes[i % n];
-                let signed = actor.sign(json!({
-                    "type": "Create",
-                    "object": {"type": "Note", "content": "a benchmark note of ordinary length, about a tweet or so, with some words in it"},
-                    "to": [recipient],
-                }))?;
-                requests.push(inbox_request(&addr, &name, &signed.to_json_string()));
-            }
-            Ok((fakes, requests))
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let (fakes, requests) = if foreign {
+        // RSA signing is slow: share it over the cores.
+        let ids: Vec<String> = fakes.iter().map(|f| f.state.id.clone()).collect();
+        let mut tasks = Vec::new();
+        for w in 0..workers {
+            let (base, addr, name, recipient) =
+                (base.to_owned(), addr.clone(), name.clone(), recipient.clone());
+            let (ids, key) = (ids.clone(), origin.http_key.clone());
+            tasks.push(tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let mut requests = Vec::new();
+                for i in (w..count).step_by(workers) {
+                    let actor = &ids[i % ids.len()];
+                    let body = json!({
+                        "@context": "https://www.w3.org/ns/activitystreams",
+                        "id": format!("{actor}/statuses/{i}/activity"),
+                        "type": "Create",
+                        "actor": actor,
+                        "published": "2026-11-21T00:00:01Z",
+                        "to": [recipient],
+                        "object": {
+                            "id": format!("{actor}/statuses/{i}"),
+                            "type": "Note",
+                            "attributedTo": actor,
+                            "content": "<p>a benchmark note of ordinary length, about a tweet or so, with some words in it</p>",
+                            "to": [recipient],
+                        },
+                    });
+                    requests.push(signed_inbox_request(
+                        &base,
+                        &addr,
+                        &name,
+                        &body.to_string(),
+                        &format!("{actor}#main-key"),
+                        &key,
+                    )?);
+                }
+                Ok(requests)
+            }));
         }
-    })
-    .await??;
+        let mut requests = Vec::with_capacity(count);
+        for task in tasks {
+            requests.extend(task.await??);
+        }
+        (fakes, requests)
+    } else {
+        tokio::task::spawn_blocking({
+            let (addr, name, recipient) = (addr.clone(), name.clone(), recipient.clone());
+            move || -> anyhow::Result<_> {
+                let mut requests = Vec::with_capacity(count);
+                for i in 0..count {
+                    let n = fakes.len();
+                    let actor = &mut fakes[i % n];
+                    let signed = actor.sign(json!({
+                        "type": "Create",
+                        "object": {"type": "Note", "content": "a benchmark note of ordinary length, about a tweet or so, with some words in it"},
+                        "to": [recipient],
+                    }))?;
+                    requests.push(inbox_request(&addr, &name, &signed.to_json_string()));
+                }
+                Ok((fakes, requests))
+            }
+        })
+        .await??
+    };
     origin.actors = fakes;
     eprintln!("posting them to {recipient}'s inbox with {senders} senders…");
     let before = super::writer_seconds(&http, base).await;
@@ -164,6 +257,7 @@ pub async fn fanout(
     peers: usize,
     followers: usize,
     rounds: usize,
+    notes: usize,
 ) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let addr = super::authority(base)?;
@@ -212,46 +306,59 @@ pub async fn fanout(
             listed["totalItems"]
         );
     }
-    let others = || {
+    // A public note reaches each origin once, at its shared inbox, and
+    // through it every follower there: a delivery per follower, a signed
+    // POST per origin.
+    let posts = || {
         origins
             .iter()
-            .map(|o| o.received.others.load(Ordering::Relaxed))
+            .map(|o| o.received.shared.load(Ordering::Relaxed) + o.received.others.load(Ordering::Relaxed))
             .sum::<u64>()
     };
+    let per_note = origins.len() as u64;
     let mut rates = Vec::new();
     for round in 0..rounds {
-        let start_count = others();
+        let start_count = posts();
         let started = Instant::now();
-        let response = http
-            .post(format!("{base}/activity"))
-            .bearer_auth(&token)
-            .json(&json!({"type": "Create", "object": {"type": "Note", "content": format!("fan-out round {round}")}, "to": [PUBLIC]}))
-            .send()
-            .await?;
-        if response.status() != 201 {
-            bail!("publishing failed: {}", response.status());
+        for n in 0..notes {
+            let response = http
+                .post(format!("{base}/activity"))
+                .bearer_auth(&token)
+                .json(&json!({"type": "Create", "object": {"type": "Note", "content": format!("fan-out round {round} note {n}")}, "to": [PUBLIC]}))
+                .send()
+                .await?;
+            if response.status() != 201 {
+                bail!("publishing failed: {}", response.status());
+            }
         }
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while others() < start_count + total {
+        let want = start_count + per_note * notes as u64;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while posts() < want {
             if Instant::now() > deadline {
                 bail!(
-                    "round {round}: only {} of {total} deliveries arrived",
-                    others() - start_count
+                    "round {round}: only {} of {} signed POSTs arrived",
+                    posts() - start_count,
+                    want - start_count
                 );
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let elapsed = started.elapsed();
-        let rate = total as f64 / elapsed.as_secs_f64();
+        let reached = total * notes as u64;
+        let rate = reached as f64 / elapsed.as_secs_f64();
         println!(
-            "round {round}: {total} deliveries in {:.1} ms: {rate:.0} deliveries/s",
-            ms(elapsed)
+            "round {round}: {notes} notes to {total} followers ({reached} deliveries, {} signed POSTs) in {:.1} ms: {rate:.0} deliveries/s, {:.0} POSTs/s",
+            want - start_count,
+            ms(elapsed),
+            (want - start_count) as f64 / elapsed.as_secs_f64(),
         );
         rates.push(rate);
     }
     rates.sort_by(f64::total_cmp);
     if let Some(median) = rates.get(rates.len() / 2) {
-        println!("fan-out to {total} followers on {peers} peers: median {median:.0} deliveries/s");
+        println!(
+            "fan-out to {total} followers on {peers} peers (shared inboxes, HTTP-signed): median {median:.0} deliveries/s"
+        );
     }
     Ok(())
 }

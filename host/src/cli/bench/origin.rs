@@ -42,11 +42,15 @@ impl FakeActor {
     }
 }
 
-/// A running origin with `actors` actors named `a0`, `a1`, ….
+/// A running origin with `actors` actors named `a0`, `a1`, …. Their
+/// documents list one RSA key of the origin's (`{actor}#main-key`) for HTTP
+/// signatures and the origin's shared inbox (`{base}/inbox`).
 pub struct Origin {
     pub actors: Vec<FakeActor>,
     /// Deliveries received, by activity type.
     pub received: Arc<Counters>,
+    /// The HTTP-signature key every actor of the origin lists.
+    pub http_key: Arc<crate::identity::RsaKey>,
 }
 
 /// Counts of inbox deliveries.
@@ -54,6 +58,8 @@ pub struct Origin {
 pub struct Counters {
     pub accepts: AtomicU64,
     pub others: AtomicU64,
+    /// POSTs to the shared inbox (any type).
+    pub shared: AtomicU64,
 }
 
 struct Served {
@@ -65,6 +71,8 @@ impl Origin {
     pub async fn start(actors: usize) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
+        let http_key = Arc::new(crate::identity::RsaKey::generate()?);
+        let pem = http_key.public_key_pem();
         let mut fakes = Vec::with_capacity(actors);
         let mut documents = HashMap::new();
         for i in 0..actors {
@@ -72,7 +80,7 @@ impl Origin {
             let fake = genesis(&base, &name)?;
             documents.insert(
                 name,
-                crate::http::actors::actor_document(&fake.state, None).to_string(),
+                crate::http::actors::actor_document(&fake.state, Some(&pem)).to_string(),
             );
             fakes.push(fake);
         }
@@ -84,6 +92,7 @@ impl Origin {
         let app = axum::Router::new()
             .route("/actors/{name}", axum::routing::get(document))
             .route("/actors/{name}/inbox", axum::routing::post(inbox))
+            .route("/inbox", axum::routing::post(shared_inbox))
             .with_state(served);
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -91,8 +100,14 @@ impl Origin {
         Ok(Self {
             actors: fakes,
             received: counters,
+            http_key,
         })
     }
+}
+
+async fn shared_inbox(State(served): State<Arc<Served>>) -> StatusCode {
+    served.counters.shared.fetch_add(1, Ordering::Relaxed);
+    StatusCode::ACCEPTED
 }
 
 fn genesis(base: &str, name: &str) -> anyhow::Result<FakeActor> {
