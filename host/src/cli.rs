@@ -568,8 +568,7 @@ async fn webfinger(http: &reqwest::Client, account: &str) -> anyhow::Result<Stri
     };
     let mut answer = None;
     for scheme in schemes {
-        let finger =
-            format!("{scheme}://{host}/.well-known/webfinger?resource=acct:{name}@{host}");
+        let finger = format!("{scheme}://{host}/.well-known/webfinger?resource=acct:{name}@{host}");
         match http
             .get(&finger)
             .header("accept", "application/jrd+json, application/json")
@@ -581,7 +580,9 @@ async fn webfinger(http: &reqwest::Client, account: &str) -> anyhow::Result<Stri
                 break;
             }
             Err(e) if scheme == schemes.last().unwrap_or(&"https") => {
-                return Err(anyhow::Error::new(e).context(format!("cannot reach {host} ({finger})")));
+                return Err(
+                    anyhow::Error::new(e).context(format!("cannot reach {host} ({finger})"))
+                );
             }
             Err(_) => {}
         }

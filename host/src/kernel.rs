@@ -33,10 +33,10 @@ use crate::runtime::host::Source;
 use crate::runtime::{Limits, Runtime};
 use crate::store::{ActivityRecord, BackfillJob, Role, Store};
 pub use audience::{addressed, is_public, origin as audience_origin};
+pub use draft::{AS_CONTEXT, object_url};
 use registry::{Intended, Reaction, Registry};
 use sequencer::Sequencer;
 use writer::{Append, Command, Ingest, Writer};
-pub use draft::{AS_CONTEXT, object_url};
 pub use writer::{FederationWrite, Ingested, Outbound, now_ms};
 
 /// Where the kernel keeps its files and how it batches.

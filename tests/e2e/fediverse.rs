@@ -149,7 +149,13 @@ async fn weft_and_a_fedify_server_follow_each_other_and_deliver() -> anyhow::Res
     weft.start().await?;
     let (alice, token) = weft.create_actor_http("alice").await?;
     let peer = Peer::start(weft.tmp()).await?;
-    let context = |what: &str| format!("{what}\npeer log:\n{}\nweft log:\n{}", peer.log(), weft.stderr());
+    let context = |what: &str| {
+        format!(
+            "{what}\npeer log:\n{}\nweft log:\n{}",
+            peer.log(),
+            weft.stderr()
+        )
+    };
 
     // The peer follows alice: weft takes Fedify's signed Follow, its Follow
     // verb accepts, and Fedify takes weft's signed Accept.
@@ -161,7 +167,10 @@ async fn weft_and_a_fedify_server_follow_each_other_and_deliver() -> anyhow::Res
     })
     .await
     .with_context(|| context("no Accept"))?;
-    assert_eq!(list(&weft, "alice", "followers").await?, vec![json!(peer.actor())]);
+    assert_eq!(
+        list(&weft, "alice", "followers").await?,
+        vec![json!(peer.actor())]
+    );
 
     // alice's note reaches the peer.
     let note = publish(
@@ -204,7 +213,10 @@ async fn weft_and_a_fedify_server_follow_each_other_and_deliver() -> anyhow::Res
 
     // The peer's note shows in alice's feed.
     let sent = peer
-        .control("note", json!({"content": "<p>hello from Fedify</p>", "to": "public"}))
+        .control(
+            "note",
+            json!({"content": "<p>hello from Fedify</p>", "to": "public"}),
+        )
         .await?;
     let note_id = sent["id"].as_str().context("the note's id")?.to_owned();
     let shown = eventually(30, "the peer's note in alice's feed", || async {
@@ -244,7 +256,11 @@ async fn weft_and_a_fedify_server_follow_each_other_and_deliver() -> anyhow::Res
     // Every request weft sent the peer was signed, and Fedify took it.
     let log = peer.log();
     let inbound: Vec<&str> = log.lines().filter(|l| l.contains("HTTP-IN")).collect();
-    assert!(!inbound.is_empty(), "{}", context("the peer logged no requests"));
+    assert!(
+        !inbound.is_empty(),
+        "{}",
+        context("the peer logged no requests")
+    );
     for line in &inbound {
         assert!(!line.contains("sig=unsigned"), "{}", context(line));
     }

@@ -232,7 +232,8 @@ async fn attempt(federation: &Federation, job: &Job) -> Attempt {
     match federation
         .fetcher
         .post_activity(&inbox, record.json, &record.actor)
-        .await {
+        .await
+    {
         Ok((status, _)) if status.is_success() => Attempt::Delivered,
         Ok((status, retry_after))
             if status == StatusCode::TOO_MANY_REQUESTS

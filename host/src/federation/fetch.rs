@@ -110,8 +110,8 @@ pub fn client_tls(pem_files: &[&Path]) -> Result<rustls::ClientConfig, ClientErr
             message,
         };
         let mut added = 0;
-        for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
-            .map_err(|e| ca(e.to_string()))?
+        for cert in
+            rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| ca(e.to_string()))?
         {
             let cert = cert.map_err(|e| ca(e.to_string()))?;
             roots.add(cert).map_err(|e| ca(e.to_string()))?;
@@ -226,9 +226,7 @@ impl Fetcher {
         };
         let mut last = None;
         for (i, scheme) in schemes.iter().enumerate() {
-            let mut request = make()
-                .build()
-                .map_err(|e| self.network(url, &e))?;
+            let mut request = make().build().map_err(|e| self.network(url, &e))?;
             let headers = httpsig::sign(
                 *scheme,
                 request.method(),

@@ -17,10 +17,10 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::Federation;
 use super::fetch::Budget;
 use super::inbox::{InboxError, Received};
 use super::signatures::SignedBy;
-use super::Federation;
 use crate::kernel::{Ingested, KernelError, audience_origin};
 use crate::model::Signed;
 use crate::model::envelope::HttpEvidence;
@@ -52,8 +52,9 @@ impl Federation {
             created: signed_by.evidence.created,
         };
         let received = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-        let signed = Signed::foreign(body, evidence, &received)
-            .map_err(|e| InboxError::Malformed(format!("not a usable ActivityPub activity: {e}")))?;
+        let signed = Signed::foreign(body, evidence, &received).map_err(|e| {
+            InboxError::Malformed(format!("not a usable ActivityPub activity: {e}"))
+        })?;
         let actor = signed.header.actor.clone();
         let origin = audience_origin(&actor);
         if audience_origin(&signed_by.actor) != origin {

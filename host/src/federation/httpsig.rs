@@ -25,10 +25,8 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::signature::{
-    RSA_PKCS1_2048_8192_SHA256, RsaParameters, UnparsedPublicKey,
-};
 use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaParameters, UnparsedPublicKey};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use data_encoding::{BASE64, BASE64_NOPAD};
 use ed25519_dalek::Signer as _;
@@ -2001,7 +1999,12 @@ mod tests {
             &PublicKey::of_rsa(key),
             Some(BODY),
         );
-        round_trip(Scheme::Cavage, Signer::Rsa(key), &PublicKey::of_rsa(key), None);
+        round_trip(
+            Scheme::Cavage,
+            Signer::Rsa(key),
+            &PublicKey::of_rsa(key),
+            None,
+        );
     }
 
     #[test]
@@ -2013,7 +2016,12 @@ mod tests {
             &PublicKey::of_rsa(key),
             Some(BODY),
         );
-        round_trip(Scheme::Rfc9421, Signer::Rsa(key), &PublicKey::of_rsa(key), None);
+        round_trip(
+            Scheme::Rfc9421,
+            Signer::Rsa(key),
+            &PublicKey::of_rsa(key),
+            None,
+        );
     }
 
     #[test]
@@ -2182,7 +2190,10 @@ mod tests {
         ));
         assert!(pem.ends_with("\n-----END PUBLIC KEY-----\n"));
         assert!(pem.lines().all(|line| line.len() <= 64));
-        assert_eq!(PublicKey::from_pem(&pem).expect("read"), PublicKey::of_rsa(key));
+        assert_eq!(
+            PublicKey::from_pem(&pem).expect("read"),
+            PublicKey::of_rsa(key)
+        );
         assert_eq!(format!("{key:?}"), "RsaKey { bits: 2048, .. }");
         assert!(!format!("{:?}", Signer::Rsa(key)).contains("MII"));
         assert!(matches!(
@@ -2433,7 +2444,9 @@ MCowBQYDK2VwAyEAJrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=
         let pending =
             check(Method::POST, "/users/bob/inbox", &headers, BODY, "https").expect("parsed");
         assert_eq!(pending.key_id, "https://a.example/users/alice#main-key");
-        let evidence = pending.verify(&PublicKey::of_rsa(rsa_key())).expect("verified");
+        let evidence = pending
+            .verify(&PublicKey::of_rsa(rsa_key()))
+            .expect("verified");
         assert!(
             evidence
                 .signed
@@ -2473,7 +2486,9 @@ MCowBQYDK2VwAyEAJrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=
         set(&mut headers, "signature", &format!("sig1=:{signature}:"));
         let pending = check_post(&headers, BODY).expect("parsed");
         assert_eq!(pending.signed(), base);
-        let evidence = pending.verify(&PublicKey::of_rsa(rsa_key())).expect("verified");
+        let evidence = pending
+            .verify(&PublicKey::of_rsa(rsa_key()))
+            .expect("verified");
         assert_eq!(evidence.scheme, Scheme::Rfc9421);
         assert_eq!(evidence.key_id, "https://a.example/u/alice#main-key");
     }

@@ -213,7 +213,10 @@ fn listed_key(document: &str, owner: &str, key_id: &str) -> Option<PublicKey> {
         }
     };
     for key in as_list(doc.get("publicKey")) {
-        let owned = key.get("owner").and_then(Value::as_str).is_none_or(|o| o == owner);
+        let owned = key
+            .get("owner")
+            .and_then(Value::as_str)
+            .is_none_or(|o| o == owner);
         if key.get("id").and_then(Value::as_str) == Some(key_id) && owned {
             return key
                 .get("publicKeyPem")
@@ -257,9 +260,7 @@ pub fn fetch_refusal(what: &str, e: FetchError) -> InboxError {
         e @ (FetchError::BadUrl(_) | FetchError::TooLarge { .. } | FetchError::NotJson { .. }) => {
             InboxError::Unauthorized(format!("cannot look up {what}: {e}"))
         }
-        e if e.is_absent() => {
-            InboxError::Unauthorized(format!("{what} is not at its URL ({e})"))
-        }
+        e if e.is_absent() => InboxError::Unauthorized(format!("{what} is not at its URL ({e})")),
         e => InboxError::Unavailable(format!("cannot look up {what} now: {e}")),
     }
 }

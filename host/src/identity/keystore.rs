@@ -154,7 +154,10 @@ impl KeyStore {
             .iter()
             .map(|(id, k)| (id, data_encoding::HEXLOWER.encode(k.as_bytes())))
             .chain(self.http_keys.iter().map(|(id, der)| {
-                (id, format!("{RSA_PREFIX}{}", data_encoding::BASE64.encode(der)))
+                (
+                    id,
+                    format!("{RSA_PREFIX}{}", data_encoding::BASE64.encode(der)),
+                )
             }))
             .collect();
         let body =

@@ -62,7 +62,12 @@ impl RsaKey {
     fn from_pair(pair: KeyPair) -> Result<Self, RsaError> {
         let encode = |_| RsaError::Rejected("cannot encode the key".into());
         let pkcs8 = pair.as_der().map_err(encode)?.as_ref().to_vec();
-        let spki = pair.public_key().as_der().map_err(encode)?.as_ref().to_vec();
+        let spki = pair
+            .public_key()
+            .as_der()
+            .map_err(encode)?
+            .as_ref()
+            .to_vec();
         Ok(Self { pair, pkcs8, spki })
     }
 
@@ -127,7 +132,9 @@ mod tests {
         assert!(public.verify(b"hello", &signature).is_ok());
         assert!(public.verify(b"hellp", &signature).is_err());
         let pem = key.public_key_pem();
-        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"));
+        assert!(pem.starts_with(
+            "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"
+        ));
         assert!(pem.ends_with("-----END PUBLIC KEY-----\n"));
         assert!(!format!("{key:?}").contains("BEGIN"));
     }

@@ -96,7 +96,9 @@ impl Fedi {
     /// `…/main-key` instead of `…#main-key`. Returns its URL.
     fn actor(&self, name: &str, gotosocial: bool) -> anyhow::Result<String> {
         let key = Arc::new(RsaKey::generate()?);
-        self.lock().actors.insert(name.to_owned(), (key, gotosocial));
+        self.lock()
+            .actors
+            .insert(name.to_owned(), (key, gotosocial));
         Ok(self.actor_url(name))
     }
 
@@ -110,7 +112,13 @@ impl Fedi {
     }
 
     fn key(&self, name: &str) -> anyhow::Result<Arc<RsaKey>> {
-        Ok(self.lock().actors.get(name).context("no such actor")?.0.clone())
+        Ok(self
+            .lock()
+            .actors
+            .get(name)
+            .context("no such actor")?
+            .0
+            .clone())
     }
 
     fn gets(&self) -> usize {
@@ -379,7 +387,10 @@ fn inbox_path(name: &str) -> String {
 
 async fn inbox_items(node: &TestNode, name: &str, token: &str) -> anyhow::Result<Vec<Value>> {
     let page = node
-        .get_ok(&format!("{}?page=1&limit=200", inbox_path(name)), Some(token))
+        .get_ok(
+            &format!("{}?page=1&limit=200", inbox_path(name)),
+            Some(token),
+        )
         .await?;
     Ok(page["orderedItems"].as_array().cloned().unwrap_or_default())
 }
@@ -407,7 +418,12 @@ async fn a_mastodon_follow_is_accepted_with_a_signed_accept_and_undone() -> anyh
     let follow_id = follow["id"].as_str().context("id")?.to_owned();
 
     let (status, body) = fedi
-        .post(&node.url(&inbox_path("alice")), &follow, "mastodon", How::Cavage)
+        .post(
+            &node.url(&inbox_path("alice")),
+            &follow,
+            "mastodon",
+            How::Cavage,
+        )
         .await?;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["status"], "accepted", "{body}");
@@ -415,7 +431,10 @@ async fn a_mastodon_follow_is_accepted_with_a_signed_accept_and_undone() -> anyh
 
     // The Follow is in alice's inbox under its URL id, with its evidence.
     let items = inbox_items(&node, "alice", &token).await?;
-    assert!(items.iter().any(|i| i["id"] == follow_id.as_str()), "{items:?}");
+    assert!(
+        items.iter().any(|i| i["id"] == follow_id.as_str()),
+        "{items:?}"
+    );
     let evidence = node
         .kernel
         .store()
@@ -425,7 +444,11 @@ async fn a_mastodon_follow_is_accepted_with_a_signed_accept_and_undone() -> anyh
     assert_eq!(evidence.scheme, "cavage");
     assert_eq!(evidence.key_id, format!("{mastodon}#main-key"));
     assert_eq!(evidence.signer, mastodon);
-    assert!(evidence.signed.starts_with("(request-target): post /actors/alice/inbox"));
+    assert!(
+        evidence
+            .signed
+            .starts_with("(request-target): post /actors/alice/inbox")
+    );
 
     // alice's Follow verb accepts: the Accept reaches Mastodon's inbox,
     // signed by alice's published key.
@@ -439,14 +462,20 @@ async fn a_mastodon_follow_is_accepted_with_a_signed_accept_and_undone() -> anyh
     assert_eq!(accept.path, "/users/mastodon/inbox");
     assert_eq!(verify_delivery(&node, &accept).await?, alice);
     let accept_json: Value = serde_json::from_slice(&accept.body)?;
-    assert_eq!(accept_json["@context"], "https://www.w3.org/ns/activitystreams");
+    assert_eq!(
+        accept_json["@context"],
+        "https://www.w3.org/ns/activitystreams"
+    );
     assert!(
         accept_json["id"]
             .as_str()
             .is_some_and(|id| id.starts_with(&format!("{}/activities/b", node.base))),
         "{accept_json}"
     );
-    assert_eq!(graph(&node, "followers", &alice).await?, vec![json!(mastodon)]);
+    assert_eq!(
+        graph(&node, "followers", &alice).await?,
+        vec![json!(mastodon)]
+    );
 
     // alice's public note goes to the follower's server once, at its
     // shared inbox.
@@ -481,7 +510,12 @@ async fn a_mastodon_follow_is_accepted_with_a_signed_accept_and_undone() -> anyh
     .await?;
     let before = node.snapshot()?;
     let (status, body) = fedi
-        .post(&node.url(&inbox_path("alice")), &follow, "mastodon", How::Cavage)
+        .post(
+            &node.url(&inbox_path("alice")),
+            &follow,
+            "mastodon",
+            How::Cavage,
+        )
         .await?;
     assert_eq!((status, body["status"].as_str()), (202, Some("duplicate")));
     assert!(node.snapshot()? == before, "a duplicate changed the node");
@@ -489,15 +523,27 @@ async fn a_mastodon_follow_is_accepted_with_a_signed_accept_and_undone() -> anyh
     // Mastodon's Undo embeds the Follow; RFC 9421 signatures work too.
     let undo = fedi.fixture("mastodon-undo-follow.json", "mastodon", &alice, 1)?;
     let (status, body) = fedi
-        .post(&node.url(&inbox_path("alice")), &undo, "mastodon", How::Rfc9421)
+        .post(
+            &node.url(&inbox_path("alice")),
+            &undo,
+            "mastodon",
+            How::Rfc9421,
+        )
         .await?;
     assert_eq!(status, 202, "{body}");
     assert_eq!(
-        node.kernel.store().read()?.evidence(undo["id"].as_str().context("id")?)?.map(|e| e.scheme),
+        node.kernel
+            .store()
+            .read()?
+            .evidence(undo["id"].as_str().context("id")?)?
+            .map(|e| e.scheme),
         Some("rfc9421".to_owned())
     );
     eventually(10, "the follower to be gone", || async {
-        Ok(graph(&node, "followers", &alice).await?.is_empty().then_some(()))
+        Ok(graph(&node, "followers", &alice)
+            .await?
+            .is_empty()
+            .then_some(()))
     })
     .await?;
     node.stop().await
@@ -518,7 +564,10 @@ async fn notes_from_mastodon_and_gotosocial_reach_the_feed() -> anyhow::Result<(
 
     for (target, name) in [(&mastodon, "mastodon"), (&gts, "gotosocial")] {
         let follow = node
-            .publish_ok(&token, &json!({"type": "Follow", "object": target, "to": [target]}))
+            .publish_ok(
+                &token,
+                &json!({"type": "Follow", "object": target, "to": [target]}),
+            )
             .await?;
         let delivered = eventually(20, "alice's Follow at the stand-in", || async {
             Ok(fedi.received().into_iter().find(|d| {
@@ -553,7 +602,12 @@ async fn notes_from_mastodon_and_gotosocial_reach_the_feed() -> anyhow::Result<(
     assert_eq!(status, 202, "{body}");
     let post = fedi.fixture("gotosocial-create-note.json", "gotosocial", &alice, 8)?;
     let (status, body) = fedi
-        .post(&node.url(&inbox_path("alice")), &post, "gotosocial", How::Rfc9421)
+        .post(
+            &node.url(&inbox_path("alice")),
+            &post,
+            "gotosocial",
+            How::Rfc9421,
+        )
         .await?;
     assert_eq!(status, 202, "{body}");
 
@@ -588,7 +642,12 @@ async fn notes_from_mastodon_and_gotosocial_reach_the_feed() -> anyhow::Result<(
     assert_eq!(status, 202, "{body}");
     let edit = fedi.fixture("gotosocial-update-note.json", "gotosocial", &alice, 8)?;
     let (status, body) = fedi
-        .post(&node.url(&inbox_path("alice")), &edit, "gotosocial", How::Cavage)
+        .post(
+            &node.url(&inbox_path("alice")),
+            &edit,
+            "gotosocial",
+            How::Cavage,
+        )
         .await?;
     assert_eq!(status, 202, "{body}");
     let feed = node
@@ -629,7 +688,12 @@ async fn notes_from_mastodon_and_gotosocial_reach_the_feed() -> anyhow::Result<(
     let note_url = note["id"].as_str().context("id")?;
     let like = fedi.fixture_about("mastodon-like.json", "mastodon", &alice, 10, note_url)?;
     let (status, body) = fedi
-        .post(&node.url(&inbox_path("alice")), &like, "mastodon", How::Cavage)
+        .post(
+            &node.url(&inbox_path("alice")),
+            &like,
+            "mastodon",
+            How::Cavage,
+        )
         .await?;
     assert_eq!(status, 202, "{body}");
     let cid = weft::model::cid::internal(note_url);
@@ -639,16 +703,30 @@ async fn notes_from_mastodon_and_gotosocial_reach_the_feed() -> anyhow::Result<(
     assert_eq!(counts["like"], 1, "{counts}");
     let boost = fedi.fixture_about("mastodon-announce.json", "mastodon", &alice, 11, note_url)?;
     let (status, body) = fedi
-        .post(&node.url(&inbox_path("alice")), &boost, "mastodon", How::Cavage)
+        .post(
+            &node.url(&inbox_path("alice")),
+            &boost,
+            "mastodon",
+            How::Cavage,
+        )
         .await?;
-    assert_eq!((status, body["status"].as_str()), (202, Some("accepted")), "{body}");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (202, Some("accepted")),
+        "{body}"
+    );
 
     // A Delete by another server of a post that is not its own is refused.
     fedi.actor("mallory", false)?;
     let mut forged = fedi.fixture("mastodon-delete-note.json", "mallory", &alice, 12)?;
     forged["object"]["id"] = post["object"]["id"].clone();
     let (status, _) = fedi
-        .post(&node.url(&inbox_path("alice")), &forged, "mallory", How::Cavage)
+        .post(
+            &node.url(&inbox_path("alice")),
+            &forged,
+            "mallory",
+            How::Cavage,
+        )
         .await?;
     assert_eq!(status, 202, "same origin: the stand-in hosts both");
     let other = Fedi::start().await?;
@@ -660,7 +738,10 @@ async fn notes_from_mastodon_and_gotosocial_reach_the_feed() -> anyhow::Result<(
         .await?;
     assert_eq!(status, 422, "{body}");
     assert!(
-        body["detail"].as_str().unwrap_or_default().contains("only its author"),
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("only its author"),
         "{body}"
     );
 
@@ -668,7 +749,12 @@ async fn notes_from_mastodon_and_gotosocial_reach_the_feed() -> anyhow::Result<(
     let gets = fedi.gets();
     let update = fedi.fixture("mastodon-update-person.json", "mastodon", &alice, 9)?;
     let (status, body) = fedi
-        .post(&node.url(&inbox_path("alice")), &update, "mastodon", How::Cavage)
+        .post(
+            &node.url(&inbox_path("alice")),
+            &update,
+            "mastodon",
+            How::Cavage,
+        )
         .await?;
     assert_eq!(status, 202, "{body}");
     assert!(fedi.gets() > gets, "the document was not fetched again");
@@ -690,7 +776,10 @@ async fn unproven_foreign_activities_are_refused_and_change_nothing() -> anyhow:
     let cases: Vec<(How, &str)> = vec![
         (How::Unsigned, "not signed"),
         (How::UnlistedKey, "does not list the key"),
-        (How::KeyOf(Box::new(other.clone()), "mallory".into()), "cannot speak for"),
+        (
+            How::KeyOf(Box::new(other.clone()), "mallory".into()),
+            "cannot speak for",
+        ),
         (How::OldDate, "13 hours old"),
         (How::AlteredBody, "igest"),
     ];
@@ -710,8 +799,7 @@ async fn unproven_foreign_activities_are_refused_and_change_nothing() -> anyhow:
 /// saying why); a key document that redirects, or is larger than
 /// `max_fetch_bytes`, is refused too. Nothing is stored.
 #[tokio::test]
-async fn internal_addresses_redirects_and_oversized_documents_are_refused() -> anyhow::Result<()>
-{
+async fn internal_addresses_redirects_and_oversized_documents_are_refused() -> anyhow::Result<()> {
     let guarded = TestNode::start_with(|c| c.federation.allow_private_addresses = false).await?;
     let (alice, _) = guarded.actor("alice").await?;
     let fedi = Fedi::start().await?;
@@ -719,7 +807,12 @@ async fn internal_addresses_redirects_and_oversized_documents_are_refused() -> a
     let before = guarded.snapshot()?;
     let follow = fedi.fixture("mastodon-follow.json", "mastodon", &alice, 1)?;
     let (status, body) = fedi
-        .post(&guarded.url(&inbox_path("alice")), &follow, "mastodon", How::Cavage)
+        .post(
+            &guarded.url(&inbox_path("alice")),
+            &follow,
+            "mastodon",
+            How::Cavage,
+        )
         .await?;
     assert_eq!(status, 422, "{body}");
     let detail = body["detail"].as_str().unwrap_or_default();

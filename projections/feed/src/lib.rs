@@ -115,7 +115,11 @@ impl Guest for Feed {
         // the activity that made it shows; it is no entry of its own.
         let changed = match (activity.kind.as_str(), fields.object.as_deref()) {
             (kind @ ("Delete" | "Update"), Some(object)) if is_safe(object) && object != author => {
-                let mark = if kind == "Delete" { "deleted" } else { "updated" };
+                let mark = if kind == "Delete" {
+                    "deleted"
+                } else {
+                    "updated"
+                };
                 kv::set(&key(&[mark, object, author]), &activity.id);
                 true
             }

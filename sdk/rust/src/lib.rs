@@ -325,11 +325,18 @@ pub mod rules {
                 Ok(BOB)
             );
             assert_eq!(
-                object_activity_id(&json(json!({"object": {"id": ID, "type": "Follow"}})), "Accept", what),
+                object_activity_id(
+                    &json(json!({"object": {"id": ID, "type": "Follow"}})),
+                    "Accept",
+                    what
+                ),
                 Ok(ID)
             );
             assert!(object_activity_id(&json(json!({"object": "bob"})), "Accept", what).is_err());
-            assert!(object_activity_id(&json(json!({"object": {"type": "Follow"}})), "Accept", what).is_err());
+            assert!(
+                object_activity_id(&json(json!({"object": {"type": "Follow"}})), "Accept", what)
+                    .is_err()
+            );
             assert!(object_activity_id(&json(json!({"object": 7})), "Accept", what).is_err());
             let missing =
                 object_activity_id(&json(json!({})), "Reject", what).expect_err("missing");

@@ -77,7 +77,10 @@ mod tests {
     #[test]
     fn tombstones_and_urls_name_what_is_deleted() {
         let note = "https://m.example/users/bob/statuses/1";
-        assert_eq!(deleted(Some(&json!({"id": note, "type": "Tombstone"}))), Ok(note));
+        assert_eq!(
+            deleted(Some(&json!({"id": note, "type": "Tombstone"}))),
+            Ok(note)
+        );
         assert_eq!(deleted(Some(&json!(note))), Ok(note));
         assert!(deleted(Some(&json!({"type": "Tombstone"}))).is_err());
         assert!(deleted(Some(&json!("nope"))).is_err());

@@ -54,8 +54,18 @@ mod tests {
     #[test]
     fn likes_name_what_they_like() {
         assert!(check(Some(&json!("https://m.example/users/a/statuses/1"))).is_ok());
-        assert!(check(Some(&json!({"id": "https://m.example/notes/1", "type": "Note"}))).is_ok());
-        assert!(check(Some(&json!("bagaaihraqjmaloyrlxxqxiarb4a6b3xbwsxhlbf6vqr5fbe7bjpnvm2tpzga"))).is_ok());
+        assert!(
+            check(Some(
+                &json!({"id": "https://m.example/notes/1", "type": "Note"})
+            ))
+            .is_ok()
+        );
+        assert!(
+            check(Some(&json!(
+                "bagaaihraqjmaloyrlxxqxiarb4a6b3xbwsxhlbf6vqr5fbe7bjpnvm2tpzga"
+            )))
+            .is_ok()
+        );
         assert!(check(None).is_err());
         assert!(check(Some(&json!("not a url"))).is_err());
         assert!(check(Some(&json!({"type": "Note"}))).is_err());

@@ -162,8 +162,12 @@ pub async fn inbox(
         let ids: Vec<String> = fakes.iter().map(|f| f.state.id.clone()).collect();
         let mut tasks = Vec::new();
         for w in 0..workers {
-            let (base, addr, name, recipient) =
-                (base.to_owned(), addr.clone(), name.clone(), recipient.clone());
+            let (base, addr, name, recipient) = (
+                base.to_owned(),
+                addr.clone(),
+                name.clone(),
+                recipient.clone(),
+            );
             let (ids, key) = (ids.clone(), origin.http_key.clone());
             tasks.push(tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let mut requests = Vec::new();
@@ -312,7 +316,10 @@ pub async fn fanout(
     let posts = || {
         origins
             .iter()
-            .map(|o| o.received.shared.load(Ordering::Relaxed) + o.received.others.load(Ordering::Relaxed))
+            .map(|o| {
+                o.received.shared.load(Ordering::Relaxed)
+                    + o.received.others.load(Ordering::Relaxed)
+            })
             .sum::<u64>()
     };
     let per_note = origins.len() as u64;
