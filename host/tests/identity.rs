@@ -512,7 +512,32 @@ fn the_actor_document_carries_the_key_history() -> Result<(), IdentityError> {
     let doc = weft::http::actors::actor_document(&rotated, None);
     let keys = actor::keys_from_document(&doc)?;
     assert_eq!(keys, rotated.keys);
-    assert_eq!(doc["publicKey"]["id"], format!("{ALICE}#key-2"));
+    // The current log key is the last one not superseded.
+    let current = doc["assertionMethod"]
+        .as_array()
+        .and_then(|keys| keys.iter().rfind(|k| k.get("supersededAtSeq").is_none()));
+    assert_eq!(
+        current.map(|k| &k["id"]),
+        Some(&json!(format!("{ALICE}#key-2")))
+    );
+    assert_eq!(
+        doc["assertionMethod"].as_array().and_then(|k| k.last()),
+        current
+    );
+    // Without an HTTP-signature key there is no `publicKey`; with one it is
+    // that key (an RSA key, not a log key), which a rotation leaves alone.
+    assert!(doc.get("publicKey").is_none(), "{doc}");
+    let pem = "-----BEGIN PUBLIC KEY-----\nMIIBIjAN\n-----END PUBLIC KEY-----\n";
+    let with_key = weft::http::actors::actor_document(&rotated, Some(pem));
+    assert_eq!(
+        with_key["publicKey"],
+        json!({"id": format!("{ALICE}#main-key"), "owner": ALICE, "publicKeyPem": pem})
+    );
+    assert_eq!(
+        weft::http::actors::actor_document(&state, Some(pem))["publicKey"],
+        with_key["publicKey"]
+    );
+    assert_eq!(with_key["assertionMethod"], doc["assertionMethod"]);
     actor::verify_with_history(&keys, &rot)?;
     // A document whose key ids point at another actor is refused.
     let mut forged = doc.clone();

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Weft, activity_from, admin_token_from, created_from, mode, note};
+use crate::support::{Weft, activity_from, admin_token_from, cid, created_from, mode, note};
 
 #[tokio::test]
 async fn init_prints_the_admin_token_once_and_keeps_secrets_private() -> anyhow::Result<()> {
@@ -189,19 +189,14 @@ async fn actor_created_while_stopped_publishes_once_the_node_runs() -> anyhow::R
     let body: Value = response.json().await?;
     assert_eq!(body["actor"], id.as_str());
     assert_eq!(body["seq"], 2, "seq 1 is alice's Create");
+    // The activity's id is its URL, which the Location names too.
     assert_eq!(
         location,
-        Some(format!(
-            "{}/activities/{}",
-            weft.base,
-            body["id"].as_str().unwrap_or_default()
-        ))
+        Some(format!("{}/activities/{}", weft.base, cid(&body)))
     );
+    assert_eq!(location.as_deref(), body["id"].as_str());
     let stored = weft
-        .get_ok(
-            &format!("/activities/{}", body["id"].as_str().unwrap_or_default()),
-            None,
-        )
+        .get_ok(&format!("/activities/{}", cid(&body)), None)
         .await?;
     assert_eq!(stored, body, "the stored activity is the one returned");
 
@@ -287,7 +282,7 @@ async fn actor_create_and_publish_work_both_running_and_stopped() -> anyhow::Res
                 .is_some_and(|k| k.ends_with("/actors/bob#key-1"))
         );
         if i > 0 {
-            assert_eq!(activity["prev"], published[i - 1]["id"], "prev chains");
+            assert_eq!(activity["prev"], cid(&published[i - 1]), "prev chains");
         }
     }
 

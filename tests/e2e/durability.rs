@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::support::{Weft, note};
+use crate::support::{Weft, cid, cid_of, note};
 
 const ACTORS: usize = 4;
 
@@ -148,7 +148,8 @@ async fn check_logs(
     let mut lengths = Vec::new();
     for ((name, token), acked) in actors.iter().zip(acked) {
         for id in acked {
-            let (status, body) = weft.get(&format!("/activities/{id}"), None).await?;
+            let path = format!("/activities/{}", cid_of(id));
+            let (status, body) = weft.get(&path, None).await?;
             assert_eq!(status, 200, "acknowledged {id} of {name} is gone: {body}");
             assert_eq!(body["id"], id.as_str());
         }
@@ -177,7 +178,7 @@ async fn check_logs(
         let (status, next) = weft.post_activity(token, &note("after restart")).await?;
         assert_eq!(status, 201, "{next}");
         assert_eq!(next["seq"], log.len() + 1);
-        assert_eq!(next["prev"], log[log.len() - 1]["id"]);
+        assert_eq!(next["prev"], cid(&log[log.len() - 1]));
         lengths.push(log.len() - 1);
     }
     Ok(lengths)

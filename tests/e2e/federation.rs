@@ -157,11 +157,12 @@ async fn flow(mut a: Weft, mut b: Weft, https: bool) -> anyhow::Result<()> {
         assert!(out.starts_with("valid"), "{out}");
     }
 
-    // alice announces bob's note; her feed shows it with the note.
+    // alice announces bob's note (naming it by its content id); her feed
+    // shows it with the note.
     let announce = publish(
         &a,
         &alice_token,
-        json!({"type": "Announce", "object": fresh["id"], "to": [PUBLIC], "cc": [bob]}),
+        json!({"type": "Announce", "object": cid(&fresh), "to": [PUBLIC], "cc": [bob]}),
     )
     .await?;
     eventually(20, "the Announce on B", || async {

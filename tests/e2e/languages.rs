@@ -12,7 +12,7 @@ use std::process::Command;
 use anyhow::{Context, ensure};
 use serde_json::json;
 
-use crate::support::{PUBLIC, Weft, note, publish};
+use crate::support::{PUBLIC, Weft, cid, note, publish};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -166,15 +166,16 @@ async fn a_c_projection_indexes_hashtags() -> anyhow::Result<()> {
         .get_ok("/projections/hashtags/tag?tag=pizza", None)
         .await?;
     assert_eq!(pizza["count"], 2, "{pizza}");
+    // A projection sees an activity's content id as its id.
     assert_eq!(
         pizza["items"],
-        json!([second["id"], first["id"]]),
+        json!([cid(&second), cid(&first)]),
         "{pizza}"
     );
     let weft_tag = weft
         .get_ok("/projections/hashtags/tag?tag=weft", None)
         .await?;
-    assert_eq!(weft_tag["items"], json!([first["id"]]), "{weft_tag}");
+    assert_eq!(weft_tag["items"], json!([cid(&first)]), "{weft_tag}");
     let (status, body) = weft.get("/projections/hashtags/tag", None).await?;
     assert_eq!(status, 400, "{body}");
     Ok(())

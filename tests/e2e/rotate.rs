@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{Weft, activity_from, failure, success};
+use crate::support::{Weft, activity_from, cid, failure, success};
 
 fn assert_verifies(weft: &Weft, file: &Path, extra: &[&str]) -> anyhow::Result<()> {
     let out = success(
@@ -43,7 +43,7 @@ async fn rotate(running: bool) -> anyhow::Result<()> {
     let rotation = activity_from(&weft.ok(&["actor", "rotate", "alice"])?)?;
     assert_eq!(rotation["type"], "Update", "{rotation}");
     assert_eq!(rotation["seq"], 3, "{rotation}");
-    assert_eq!(rotation["prev"], before["id"]);
+    assert_eq!(rotation["prev"], cid(&before));
     let rotation_file = weft.write_file("rotation.json", &rotation.to_string())?;
 
     let after = publish(&weft, "after the rotation")?;

@@ -434,7 +434,8 @@ impl Weft {
 
     /// Walks an actor's whole log with `?since=&limit=200` and its token,
     /// checking it is a gap-free chain: seq 1..n in order, seq 1 has
-    /// `prev: null`, every other `prev` is the id of the one before.
+    /// `prev: null`, every other `prev` is the content id of the one
+    /// before.
     /// Returns the activities, oldest first.
     pub async fn walk_log(&self, name: &str, token: &str) -> anyhow::Result<Vec<Value>> {
         let mut items: Vec<Value> = Vec::new();
@@ -456,7 +457,9 @@ impl Weft {
                     "{name}'s log has a gap: expected seq {expected_seq}, got {}",
                     item["seq"]
                 );
-                let expected_prev = items.last().map_or(Value::Null, |p| p["id"].clone());
+                // `prev` is the content id of the activity before (the
+                // chain links content ids; `id` is its URL on the wire).
+                let expected_prev = items.last().map_or(Value::Null, |p| Value::String(cid(p)));
                 ensure!(
                     item["prev"] == expected_prev,
                     "{name}'s seq {expected_seq} has prev {} but the previous id is {expected_prev}",
@@ -468,11 +471,7 @@ impl Weft {
                 break;
             }
             ensure!(!batch.is_empty(), "an empty page with a next link");
-            since = items
-                .last()
-                .and_then(|i| i["id"].as_str())
-                .context("no id")?
-                .to_owned();
+            since = cid(items.last().context("no last item")?);
         }
         Ok(items)
     }
@@ -629,10 +628,8 @@ impl TestCa {
     /// A server certificate and key for `localhost` and `127.0.0.1`,
     /// written into `dir` as `{name}.crt` and `{name}.key`.
     pub fn issue(&self, dir: &Path, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
-        let params = rcgen::CertificateParams::new(vec![
-            "localhost".to_owned(),
-            "127.0.0.1".to_owned(),
-        ])?;
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
         let key = rcgen::KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
         let (cert_path, key_path) = (
@@ -647,8 +644,11 @@ impl TestCa {
 
 /// The content id of a weft activity (its `id` is `…/activities/{cid}`).
 pub fn cid(activity: &Value) -> String {
-    let id = activity["id"].as_str().unwrap_or_default();
-    id.rsplit_once("/activities/")
-        .map_or(id, |(_, cid)| cid)
-        .to_owned()
+    cid_of(activity["id"].as_str().unwrap_or_default()).to_owned()
+}
+
+/// The content id a weft activity id names: the `{cid}` of
+/// `…/activities/{cid}`, or the id itself when it is bare.
+pub fn cid_of(id: &str) -> &str {
+    id.rsplit_once("/activities/").map_or(id, |(_, cid)| cid)
 }

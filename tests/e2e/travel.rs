@@ -4,10 +4,10 @@
 //! carol follows bob too, `manual` policy) keeps it pending until the
 //! operator approves it.
 
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 use serde_json::{Value, json};
 
-use crate::support::{PUBLIC, Weft, eventually, note, publish};
+use crate::support::{PUBLIC, Weft, cid, eventually, note, publish};
 
 /// The Rust example verb (`examples/rust-rsvp`), built by build.rs.
 fn rsvp_wasm() -> String {
@@ -88,7 +88,8 @@ async fn a_verb_defined_on_one_node_reaches_its_peers() -> anyhow::Result<()> {
         .await?;
     ensure!(status == 422, "A knows no Rsvp yet: {status} {body}");
 
-    // bob invites, and both followers get the invitation.
+    // bob invites, and both followers get the invitation. The Rsvp verb
+    // names it by its content id.
     let invitation = publish(&b, &bob_token, note("party on friday?")).await?;
     for (weft, actor, token) in [(&a, &alice, &alice_token), (&c, &carol, &carol_token)] {
         eventually(20, "the invitation to arrive", || async {
@@ -101,7 +102,7 @@ async fn a_verb_defined_on_one_node_reaches_its_peers() -> anyhow::Result<()> {
     let answer = publish(
         &b,
         &bob_token,
-        json!({"type": "Rsvp", "object": invitation["id"], "answer": "yes", "to": [PUBLIC]}),
+        json!({"type": "Rsvp", "object": cid(&invitation), "answer": "yes", "to": [PUBLIC]}),
     )
     .await?;
 
@@ -120,7 +121,7 @@ async fn a_verb_defined_on_one_node_reaches_its_peers() -> anyhow::Result<()> {
     let mine = publish(
         &a,
         &alice_token,
-        json!({"type": "Rsvp", "object": invitation["id"], "answer": "maybe", "to": [PUBLIC]}),
+        json!({"type": "Rsvp", "object": cid(&invitation), "answer": "maybe", "to": [PUBLIC]}),
     )
     .await?;
     ensure!(mine["type"] == "Rsvp");
@@ -135,10 +136,7 @@ async fn a_verb_defined_on_one_node_reaches_its_peers() -> anyhow::Result<()> {
         pending.contains("Rsvp") && pending.contains("1 parked"),
         "{pending}"
     );
-    ensure!(
-        pending.contains(answer["id"].as_str().context("id")?),
-        "{pending}"
-    );
+    ensure!(pending.contains(&cid(&answer)), "{pending}");
     ensure!(!in_feed(&c, &carol, &carol_token, &answer["id"]).await?);
     let approved = c.ok(&["module", "approve", "Rsvp"])?;
     ensure!(

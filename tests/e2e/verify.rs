@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{Weft, activity_from, failure, success};
+use crate::support::{Weft, activity_from, cid, failure, success};
 
 /// The shared envelope test vectors (host/tests/data/envelope.json).
 const VECTORS: &str = include_str!("../../host/tests/data/envelope.json");
@@ -20,8 +20,12 @@ fn assert_valid(weft: &Weft, file: &Path, extra: &[&str], activity: &Value) -> a
         &format!("weft verify {} {extra:?}", file.display()),
     )?;
     assert!(out.starts_with("valid"), "verify prints `valid…`: {out}");
-    let id = activity["id"].as_str().unwrap_or_default();
-    assert!(out.contains(id), "verify names the activity {id}: {out}");
+    // By its content id (its `id` is `…/activities/{cid}`).
+    let id = cid(activity);
+    assert!(
+        id.starts_with('b') && out.contains(&id),
+        "verify names the activity {id}: {out}"
+    );
     Ok(())
 }
 
@@ -80,10 +84,7 @@ async fn published_activities_verify_and_tampered_copies_do_not() -> anyhow::Res
     assert_valid(&weft, &create_file, &[], &create)?;
     // And the copy the node serves verifies too.
     let served = weft
-        .get_ok(
-            &format!("/activities/{}", first["id"].as_str().unwrap_or_default()),
-            None,
-        )
+        .get_ok(&format!("/activities/{}", cid(&first)), None)
         .await?;
     let served_file = weft.write_file("served.json", &served.to_string())?;
     assert_valid(&weft, &served_file, &["--key", &key], &first)?;

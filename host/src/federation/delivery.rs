@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::Federation;
-use super::fetch::Budget;
+use super::fetch::{Budget, FetchError};
 use super::peers::PeerError;
 use crate::kernel::{FederationWrite, now_ms};
 use crate::store::Job;
@@ -226,6 +226,10 @@ async fn attempt(federation: &Federation, job: &Job) -> Attempt {
             return Attempt::Dead(format!("the recipient is gone: {f}"));
         }
         Err(e @ PeerError::Document { .. }) => return Attempt::Dead(e.to_string()),
+        // An address this node may not reach stays so: no retry helps.
+        Err(PeerError::Fetch(e @ FetchError::Refused { .. })) => {
+            return Attempt::Dead(e.to_string());
+        }
         Err(e) => return retry(e.to_string()),
     };
     let max_wait = federation.settings.max_retry_after_s;
@@ -251,6 +255,9 @@ async fn attempt(federation: &Federation, job: &Job) -> Attempt {
             "{inbox} answered {status}, which a retry cannot fix"
         )),
         Ok((status, _)) => retry(format!("{inbox} answered {status}")),
+        Err(e @ (FetchError::Refused { .. } | FetchError::BadUrl(_))) => {
+            Attempt::Dead(e.to_string())
+        }
         Err(e) => retry(e.to_string()),
     }
 }

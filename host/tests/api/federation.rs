@@ -9,7 +9,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::peer::{Answer, FakePeer};
-use crate::support::{Req, TestNode, eventually, note};
+use crate::support::{Req, TestNode, eventually, id_of, note};
 
 fn inbox(name: &str) -> String {
     format!("/actors/{name}/inbox")
@@ -68,18 +68,49 @@ async fn inbox_refusals_change_nothing() -> anyhow::Result<()> {
     peer.actor("eve")?;
     peer.actor("mallory")?;
     let good = peer.sign("eve", note_to("first", &alice))?;
+    // The node signs its fetches of eve's document as its service actor,
+    // whose HTTP-signature key is made (and kept in the key store) on first
+    // use; serving the service actor's document makes it now, so the key
+    // store below changes only if a refused request changes it.
+    node.doc("node").await?;
 
     // 404: no such recipient.
     node.assert_rejected(Req::post(inbox("nobody")).json(&good), 404)
         .await?;
-    // 400: not JSON, not an activity.
+    // 400: not JSON; an envelope (it carries a weft `proof`) that is not
+    // an activity.
     node.assert_rejected(Req::post(inbox("alice")).raw("{"), 400)
         .await?;
     node.assert_rejected(
-        Req::post(inbox("alice")).json(&json!({"type": "Note"})),
+        Req::post(inbox("alice")).json(&json!({
+            "type": "Note",
+            "proof": {"key": good["proof"]["key"], "signature": good["proof"]["signature"]},
+        })),
         400,
     )
     .await?;
+    // 401: without a weft `proof`, an activity needs an HTTP signature,
+    // and this request has none.
+    let problem = node
+        .assert_rejected(
+            Req::post(inbox("alice")).json(&json!({"type": "Note"})),
+            401,
+        )
+        .await?;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not signed"),
+        "{problem}"
+    );
+    let mut unproven = good.clone();
+    unproven
+        .as_object_mut()
+        .context("an object")?
+        .remove("proof");
+    node.assert_rejected(Req::post(inbox("alice")).json(&unproven), 401)
+        .await?;
     // 401: the body was changed after signing (same id).
     let mut tampered = good.clone();
     tampered["object"]["content"] = "changed".into();
@@ -608,10 +639,7 @@ async fn two_nodes_follow_backfill_and_deliver() -> anyhow::Result<()> {
         anyhow::bail!("not delivered: jobs {jobs}\ndead {dead}\ninbox {inbox}\nfeed {feed}");
     }
     let stored = a
-        .get_ok(
-            &format!("/activities/{}", fresh["id"].as_str().context("id")?),
-            None,
-        )
+        .get_ok(&format!("/activities/{}", id_of(&fresh)?), None)
         .await?;
     assert_eq!(stored, fresh);
 
@@ -700,15 +728,11 @@ async fn backfill_with(bob: &str, backfill: Value) -> anyhow::Result<Vec<String>
 async fn each_backfill_mode_pulls_what_it_asks_for() -> anyhow::Result<()> {
     let b = TestNode::start().await?;
     let (bob, bob_token) = b.actor("bob").await?;
-    let mut public = vec![
-        b.log(&bob)?[0]["id"]
-            .as_str()
-            .context("create id")?
-            .to_owned(),
-    ];
+    // The store names activities by content id.
+    let mut public = vec![id_of(&b.log(&bob)?[0])?];
     for i in 0..5 {
         let n = b.publish_ok(&bob_token, &note(&format!("n{i}"))).await?;
-        public.push(n["id"].as_str().context("id")?.to_owned());
+        public.push(id_of(&n)?);
     }
     // A private note is never backfilled: the outbox does not show it.
     b.publish_ok(
@@ -754,7 +778,8 @@ async fn an_announced_activity_is_fetched_from_its_origin_and_shown() -> anyhow:
 
     // dan's note never went to B; alice announces it to her followers.
     let original = a.publish_ok(&dan_token, &note("dan's note")).await?;
-    let id = original["id"].as_str().context("id")?.to_owned();
+    // An Announce names the announced activity by its content id.
+    let id = id_of(&original)?;
     assert_eq!(b.get(&format!("/activities/{id}"), None).await?.0, 404);
     let announce = a
         .publish_ok(

@@ -822,6 +822,32 @@ async fn internal_addresses_redirects_and_oversized_documents_are_refused() -> a
     );
     assert_eq!(fedi.gets(), 0, "the node connected to an internal address");
     assert!(guarded.snapshot()? == before, "a refusal changed the node");
+
+    // Delivering there is refused too, and dead-lettered at once: no retry
+    // can make the address reachable.
+    let (_, token) = guarded.actor("bob").await?;
+    let target = fedi.actor_url("mastodon");
+    guarded
+        .publish_ok(
+            &token,
+            &json!({"type": "Follow", "object": target, "to": [target]}),
+        )
+        .await?;
+    let dead = eventually(20, "the dead letter", || async {
+        let dead = guarded
+            .get_ok("/admin/dead-letter", Some(&guarded.admin))
+            .await?;
+        Ok((dead["totalItems"] == 1).then_some(dead))
+    })
+    .await?;
+    assert_eq!(dead["items"][0]["attempts"], 1, "{dead}");
+    assert!(
+        dead["items"][0]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("allow_private_addresses")),
+        "{dead}"
+    );
+    assert_eq!(fedi.gets(), 0, "the node connected to an internal address");
     guarded.stop().await?;
 
     let node = TestNode::start_with(|c| c.federation.max_fetch_bytes = 64 * 1024).await?;

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use weft::identity::IdentityError;
 use weft::model::Signed;
 
-use crate::support::{Req, TestNode, assert_chain, note, verify, verify_err};
+use crate::support::{Req, TestNode, assert_chain, assert_http_key, note, verify, verify_err};
 
 fn rotation(add: Value, supersede: Value) -> Value {
     json!({"type": "Update", "object": {"type": "Person", "keys": {"add": add, "supersede": supersede}}})
@@ -33,6 +33,7 @@ async fn rotation_shows_the_whole_key_history() -> anyhow::Result<()> {
     let node = TestNode::start().await?;
     let (alice, token) = node.actor("alice").await?;
     node.publish_ok(&token, &note("before")).await?;
+    let before = node.doc("alice").await?;
     let rotated = node.publish_ok(&token, &standard_rotation()).await?;
     let n = rotated["seq"].as_u64().context("seq")?;
     assert_eq!(n, 3);
@@ -62,8 +63,17 @@ async fn rotation_shows_the_whole_key_history() -> anyhow::Result<()> {
     );
     let text = rotated.to_string();
     assert!(!text.contains("secret") && !text.contains("seed"));
-    // The current key is the one offered to plain ActivityPub peers.
-    assert_eq!(doc["publicKey"]["id"], format!("{alice}#key-2"));
+    // The current log key is the last one not superseded.
+    let current = keys
+        .iter()
+        .rfind(|k| k.get("supersededAtSeq").is_none())
+        .context("a current key")?;
+    assert_eq!(current["id"], format!("{alice}#key-2"));
+    assert_eq!(keys.last(), Some(current));
+    // What plain ActivityPub peers read is the RSA key for HTTP signatures,
+    // which an Ed25519 rotation leaves alone.
+    assert_http_key(&doc, &alice)?;
+    assert_eq!(doc["publicKey"], before["publicKey"]);
     node.stop().await
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Req, TestNode, assert_chain, verify};
+use crate::support::{Req, TestNode, assert_chain, id_of, verify};
 
 fn update(object: Value) -> Value {
     json!({"type": "Update", "object": object})
@@ -68,8 +68,13 @@ async fn lifecycle_activities_are_public_even_when_not_addressed() -> anyhow::Re
     assert_eq!(outbox["orderedItems"][0], moved);
     assert_eq!(outbox["orderedItems"][1], profile);
     for activity in [&profile, &moved] {
-        let id = activity["id"].as_str().unwrap_or_default();
-        let (status, fetched) = node.get(&format!("/activities/{id}"), None).await?;
+        // Its id is the URL that serves it to anyone.
+        let url = activity["id"].as_str().unwrap_or_default();
+        assert_eq!(
+            url,
+            format!("{}/activities/{}", node.base, id_of(activity)?)
+        );
+        let (status, fetched) = node.get(url, None).await?;
         assert_eq!(status, 200);
         assert_eq!(fetched, *activity);
     }

@@ -82,9 +82,35 @@ async fn the_node_fills_the_envelope_and_keeps_the_draft() -> anyhow::Result<()>
     humantime::parse_rfc3339(published).context("published is RFC 3339")?;
     assert_eq!(activity["proof"]["key"], format!("{alice}#key-1"));
     assert!(activity["proof"]["signature"].is_string());
-    for field in ["type", "object", "to", "cc"] {
+    assert_eq!(
+        activity["@context"],
+        "https://www.w3.org/ns/activitystreams"
+    );
+    for field in ["type", "to", "cc"] {
         assert_eq!(activity[field], draft[field], "{field} is kept as drafted");
     }
+    // The object keeps every drafted field, and gains what ActivityPub
+    // peers expect of a created object: its own id, its author, when it
+    // was published, and the activity's audience.
+    let object = activity["object"].as_object().context("object")?;
+    for (field, value) in draft["object"].as_object().context("drafted object")? {
+        assert_eq!(
+            object.get(field),
+            Some(value),
+            "object.{field} is kept as drafted"
+        );
+    }
+    assert_eq!(object["id"], format!("{alice}/objects/2"));
+    assert_eq!(object["attributedTo"], alice.as_str());
+    assert_eq!(object["published"], published);
+    assert_eq!(object["to"], draft["to"]);
+    assert_eq!(object["cc"], draft["cc"]);
+    assert_eq!(
+        object.len(),
+        draft["object"].as_object().context("drafted object")?.len() + 5,
+        "nothing else is added to the object: {}",
+        activity["object"]
+    );
     node.stop().await
 }
 
@@ -108,7 +134,7 @@ async fn publishing_through_the_outbox_is_the_same_as_post_activity() -> anyhow:
         Some(format!("{}/activities/{}", node.base, id_of(&activity)?))
     );
     let next = node.publish_ok(&token, &note("via activity")).await?;
-    assert_eq!(next["prev"], activity["id"]);
+    assert_eq!(next["prev"], id_of(&activity)?.as_str());
     assert_chain(&node.log(&alice)?, &alice)?;
     node.stop().await
 }
@@ -126,13 +152,13 @@ async fn a_draft_may_carry_the_seq_and_prev_the_node_would_assign() -> anyhow::R
     assert_eq!(first["prev"], tip);
 
     let mut with_prev = note("prev given");
-    with_prev["prev"] = first["id"].clone();
+    with_prev["prev"] = json!(id_of(&first)?);
     let second = node.publish_ok(&token, &with_prev).await?;
     assert_eq!(second["seq"], 3);
 
     let mut with_both = note("both given, and actor");
     with_both["seq"] = json!(4);
-    with_both["prev"] = second["id"].clone();
+    with_both["prev"] = json!(id_of(&second)?);
     with_both["actor"] = json!(alice);
     let third = node.publish_ok(&token, &with_both).await?;
     assert_eq!(third["seq"], 4);

@@ -263,7 +263,11 @@ impl TestNode {
             let record = reader.activity(&id)?.context("record of a log entry")?;
             ensure!(record.seq == seq && record.actor == actor_id);
             let value: Value = serde_json::from_str(&record.json)?;
-            ensure!(value["id"] == id.as_str(), "log entry {seq} is {id}");
+            ensure!(
+                id_of(&value)? == id,
+                "log entry {seq} is {id}, but its record has id {}",
+                value["id"]
+            );
             out.push(value);
         }
         Ok(out)
@@ -357,6 +361,8 @@ fn config(addr: SocketAddr) -> Config {
         federation: weft::federation::Settings {
             retry: vec!["300ms".into(), "600ms".into()],
             jitter_percent: 0,
+            // Every node and peer of a test is on loopback.
+            allow_private_addresses: true,
             ..Default::default()
         },
         ..Config::default()
@@ -518,8 +524,9 @@ pub fn assert_problem(reply: &Reply, status: u16) -> anyhow::Result<Value> {
 }
 
 /// Checks that `log` is a well-formed log of `actor`: seqs 1..=n, seq 1 its
-/// `Create` with `prev: null`, each `prev` the id of the activity before,
-/// every id the recomputed id of its content.
+/// `Create` with `prev: null`, each `prev` the content id of the activity
+/// before, every id the URL `{base}/activities/{cid}` of the recomputed
+/// content id.
 pub fn assert_chain(log: &[Value], actor: &str) -> anyhow::Result<()> {
     ensure!(!log.is_empty(), "{actor} has an empty log");
     ensure!(
@@ -538,7 +545,7 @@ pub fn assert_chain(log: &[Value], actor: &str) -> anyhow::Result<()> {
         let expected_prev = if i == 0 {
             Value::Null
         } else {
-            log[i - 1]["id"].clone()
+            Value::String(id_of(&log[i - 1])?)
         };
         ensure!(
             activity["prev"] == expected_prev,
@@ -547,7 +554,12 @@ pub fn assert_chain(log: &[Value], actor: &str) -> anyhow::Result<()> {
             seq - 1
         );
         let signed = Signed::parse(activity.clone()).with_context(|| format!("seq {seq}"))?;
-        ensure!(signed.id == activity["id"].as_str().unwrap_or_default());
+        ensure!(
+            activity["id"] == url_id(actor, &signed.id),
+            "seq {seq} of {actor} has id {} for content id {}",
+            activity["id"],
+            signed.id
+        );
     }
     Ok(())
 }
@@ -561,6 +573,32 @@ pub fn verify(doc: &Value, activity: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Checks the actor document `doc` of `actor` offers ActivityPub peers its
+/// RSA-2048 key for HTTP signatures as `publicKey`: `{actor}#main-key`,
+/// owned by the actor, an SPKI `PUBLIC KEY` PEM in 64-character lines.
+pub fn assert_http_key(doc: &Value, actor: &str) -> anyhow::Result<()> {
+    let key = &doc["publicKey"];
+    ensure!(key["id"] == format!("{actor}#main-key"), "{key}");
+    ensure!(key["owner"] == actor, "{key}");
+    let pem = key["publicKeyPem"].as_str().context("publicKeyPem")?;
+    let body = pem
+        .strip_prefix("-----BEGIN PUBLIC KEY-----\n")
+        .and_then(|p| p.strip_suffix("-----END PUBLIC KEY-----\n"))
+        .with_context(|| format!("not a PUBLIC KEY PEM: {pem:?}"))?;
+    ensure!(
+        body.lines().all(|l| l.len() <= 64) && body.ends_with('\n'),
+        "{pem:?}"
+    );
+    let der = data_encoding::BASE64.decode(body.replace('\n', "").as_bytes())?;
+    // SubjectPublicKeyInfo of rsaEncryption with a 2048-bit modulus.
+    const RSA_2048_SPKI: &str = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA";
+    ensure!(
+        der.len() == 294 && body.starts_with(RSA_2048_SPKI),
+        "not an RSA-2048 SubjectPublicKeyInfo: {pem:?}"
+    );
+    Ok(())
+}
+
 /// Like [`verify`], but returns the identity error itself.
 pub fn verify_err(doc: &Value, activity: &Value) -> anyhow::Result<Result<(), IdentityError>> {
     let signed = Signed::parse(activity.clone())?;
@@ -568,12 +606,20 @@ pub fn verify_err(doc: &Value, activity: &Value) -> anyhow::Result<Result<(), Id
     Ok(verify_with_history(&keys, &signed))
 }
 
-/// The `id` of an activity as a string.
 /// The content id of an activity (its `id` is `…/activities/{cid}` on
 /// the wire).
 pub fn id_of(activity: &Value) -> anyhow::Result<String> {
     let id = activity["id"].as_str().context("id")?;
     Ok(weft::model::cid::internal(id).to_owned())
+}
+
+/// The URL id `{base}/activities/{cid}` a node gives the activity `cid`
+/// of `actor` (`{base}/actors/{name}`) on the wire.
+pub fn url_id(actor: &str, cid: &str) -> String {
+    let (base, _) = actor
+        .rsplit_once("/actors/")
+        .expect("a local actor id is {base}/actors/{name}");
+    format!("{base}/activities/{cid}")
 }
 
 /// A public Note draft.

@@ -153,11 +153,23 @@ mod tests {
         let text = json!({"type": "Endorse", "object": ID, "kind": "like"}).to_string();
         let like: Fields = serde_json::from_str(&text)?;
         assert_eq!(endorsement(&like), Some((ID, "like")));
+        // A fediverse Like counts as a like, of the content id when it
+        // names a weft activity by URL; an embedded object counts as its id.
+        for counted in [
+            json!({"type": "Like", "object": ID}),
+            json!({"type": "Like", "object": format!("https://h.example/activities/{ID}")}),
+            json!({"type": "Like", "object": {"id": ID, "type": "Note"}}),
+            json!({"type": "Endorse", "object": {"id": ID}, "kind": "like"}),
+        ] {
+            let text = counted.to_string();
+            let fields: Fields = serde_json::from_str(&text)?;
+            assert_eq!(endorsement(&fields), Some((ID, "like")), "{counted}");
+        }
         let bad: [Value; 5] = [
             json!({"type": "Endorse", "object": ID, "kind": "love"}),
             json!({"type": "Endorse", "object": ID}),
             json!({"type": "Endorse", "object": "a\u{1f}b", "kind": "like"}),
-            json!({"type": "Endorse", "object": {"id": ID}, "kind": "like"}),
+            json!({"type": "Like", "object": {"type": "Note"}}),
             json!({"type": "Announce", "object": ID, "kind": "like"}),
         ];
         for bad in bad {

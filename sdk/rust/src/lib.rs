@@ -496,8 +496,10 @@ pub mod view {
 
     use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-    /// A field's text when it is a JSON string; `None` for anything else
-    /// (an embedded object, a number, null, or no field).
+    /// A field's text when it is a JSON string, or the `id` string of an
+    /// embedded object (ActivityStreams' link or embedded form of the same
+    /// reference); `None` for anything else (a number, null, an array, an
+    /// object without a string `id`, or no field).
     #[derive(Debug, Clone, Default, PartialEq, Eq)]
     pub struct Str<'a>(pub Option<Cow<'a, str>>);
 
