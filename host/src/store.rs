@@ -1197,6 +1197,44 @@ mod tests {
 
     const AUTHOR: &str = "http://127.0.0.1:9/actors/a";
 
+    /// A peer's shared inbox counts only on the peer's own origin, and a
+    /// job names it with a prefix no actor URL has.
+    #[test]
+    fn shared_inboxes_are_the_peers_own() {
+        let peer = |endpoints: serde_json::Value| Peer {
+            id: "https://m.example/users/a".into(),
+            inbox: "https://m.example/users/a/inbox".into(),
+            document: serde_json::json!({"endpoints": endpoints}).to_string(),
+            keys: Vec::new(),
+            fetched_at: String::new(),
+        };
+        assert_eq!(
+            peer(serde_json::json!({"sharedInbox": "https://m.example/inbox"})).shared_inbox(),
+            Some("https://m.example/inbox".to_owned())
+        );
+        assert_eq!(
+            peer(serde_json::json!({"sharedInbox": "https://evil.example/inbox"})).shared_inbox(),
+            None
+        );
+        assert_eq!(peer(serde_json::json!({})).shared_inbox(), None);
+        let job = Job {
+            id: 1,
+            activity: "b".into(),
+            recipient: format!("{SHARED_INBOX}https://m.example/inbox"),
+            origin: "https://m.example".into(),
+            attempts: 0,
+            next_at_ms: 0,
+            created_ms: 0,
+            last_error: None,
+        };
+        assert_eq!(job.shared_inbox(), Some("https://m.example/inbox"));
+        let direct = Job {
+            recipient: "https://m.example/users/a".into(),
+            ..job
+        };
+        assert_eq!(direct.shared_inbox(), None);
+    }
+
     /// A data folder made before `projection_state` keeps its projection
     /// stores: opening it moves every entry over, once, and drops the old
     /// table.
