@@ -59,6 +59,8 @@ pub struct Config {
     /// node serves plain HTTP, usually behind a TLS-terminating proxy.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// What one client may hold of the server (`[server]`).
+    pub server: crate::http::server::Limits,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             federation: crate::federation::Settings::default(),
             tls_cert: None,
             tls_key: None,
+            server: crate::http::server::Limits::default(),
         }
     }
 }

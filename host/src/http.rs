@@ -9,9 +9,9 @@ pub mod extract;
 pub mod federation;
 pub mod modules;
 pub mod problem;
+pub mod server;
 pub mod tls;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -86,23 +86,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown`
-/// resolves, then finishes in-flight requests.
+/// Serves `router` on `listener` (over TLS with `tls`) within `limits`
+/// until `shutdown` resolves, then finishes in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: &server::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if let Some(acceptor) = tls {
-        return tls::serve(listener, acceptor, router, shutdown).await;
-    }
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let router = server::limit(router, limits);
+    server::serve(listener, router, tls, limits, shutdown).await
 }
 
 /// `GET /metrics`: Prometheus text.

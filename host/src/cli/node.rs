@@ -180,6 +180,10 @@ impl Node {
             self.config.tls_key.as_deref(),
         )
         .context("weft.toml tls_cert / tls_key")?;
+        self.config
+            .server
+            .check()
+            .map_err(|e| anyhow::anyhow!("weft.toml [server]: {e}"))?;
         let federation =
             crate::federation::Federation::new(self.kernel.clone(), self.config.federation.clone())
                 .map_err(|e| anyhow::anyhow!("weft.toml [federation]: {e}"))?;
@@ -200,9 +204,15 @@ impl Node {
             public_url: self.config.public_url().into(),
             federation: federation.clone(),
         };
-        let served = http::serve(listener, http::router(state), tls, shutdown)
-            .await
-            .context("the HTTP server failed");
+        let served = http::serve(
+            listener,
+            http::router(state),
+            tls,
+            &self.config.server,
+            shutdown,
+        )
+        .await
+        .context("the HTTP server failed");
         federation.stop();
         drop(federation);
         served?;
