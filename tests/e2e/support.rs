@@ -53,6 +53,7 @@ impl Weft {
         let port = free_port()?;
         weft::install_crypto();
         let http = reqwest::Client::builder()
+            .pool_idle_timeout(weft::federation::fetch::POOL_IDLE)
             .timeout(Duration::from_secs(30))
             .build()?;
         Ok(Self {
@@ -87,6 +88,7 @@ impl Weft {
         std::fs::write(weft.data.join("weft.toml"), toml)?;
         weft.base = format!("https://127.0.0.1:{}", weft.port);
         weft.http = reqwest::Client::builder()
+            .pool_idle_timeout(weft::federation::fetch::POOL_IDLE)
             .timeout(Duration::from_secs(30))
             .add_root_certificate(reqwest::Certificate::from_pem(tls.pem.as_bytes())?)
             .build()?;

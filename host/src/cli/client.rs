@@ -22,7 +22,8 @@ impl Client {
     pub fn for_node(config: &Config, token: &str) -> anyhow::Result<Self> {
         let builder = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
-            .timeout(std::time::Duration::from_secs(300));
+            .timeout(std::time::Duration::from_secs(300))
+            .pool_idle_timeout(crate::federation::fetch::POOL_IDLE);
         let Some(cert) = &config.tls_cert else {
             return Self::with(builder, &format!("http://{}", config.listen), token);
         };

@@ -92,6 +92,9 @@ pub enum ClientError {
 /// What a GET for an ActivityStreams document accepts.
 pub const ACCEPT_ACTIVITY: &str = "application/activity+json, application/ld+json; profile=\"https://www.w3.org/ns/activitystreams\"";
 
+/// How long an idle connection to a peer is kept for reuse.
+pub const POOL_IDLE: Duration = Duration::from_secs(20);
+
 /// How long a failed URL is not fetched again.
 pub const REMEMBER_FAILURE: Duration = Duration::from_secs(60);
 /// Most failed URLs remembered; past it the memory starts over.
@@ -162,6 +165,9 @@ impl Fetcher {
             .timeout(Duration::from_millis(settings.request_timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(64)
+            // Below the usual servers' idle limits (weft's 30 s, nginx's
+            // 75 s), so a kept connection is not reused as the peer closes it.
+            .pool_idle_timeout(POOL_IDLE)
             .user_agent(concat!("weft/", env!("CARGO_PKG_VERSION")));
         if !settings.allow_private_addresses {
             builder = builder.dns_resolver(Arc::new(super::guard::GuardedResolver));

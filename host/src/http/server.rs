@@ -36,7 +36,9 @@ const DRAIN: Duration = Duration::from_secs(30);
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Longest a client may take to send a request's headers, and longest
-    /// a kept-alive connection may sit idle, in milliseconds.
+    /// a kept-alive connection may sit idle, in milliseconds. Clients that
+    /// pool connections should let them idle for less (weft's own: 20 s),
+    /// or a request may meet a connection as the server closes it.
     pub header_timeout_ms: u64,
     /// Longest one request may take, body included, in milliseconds
     /// (`/admin/…` calls are exempt).
@@ -50,7 +52,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            header_timeout_ms: 10_000,
+            header_timeout_ms: 30_000,
             request_timeout_ms: 60_000,
             max_connections: 4096,
             max_concurrent_requests: 1024,

@@ -66,7 +66,10 @@ impl TestNode {
             kernel,
             http: {
                 weft::install_crypto();
-                reqwest::Client::new()
+                reqwest::Client::builder()
+                    .pool_idle_timeout(weft::federation::fetch::POOL_IDLE)
+                    .build()
+                    .expect("an HTTP client")
             },
             dir,
             addr,
