@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::support::{PUBLIC, TestCa, Weft, cid, eventually, note, publish};
+use crate::support::{PUBLIC, TestCa, Weft, cid, collection, eventually, note, publish};
 
 /// A compressed retry schedule whose tail outlasts a stopped peer.
 const RETRY: &str = "200ms,400ms,800ms,1s,2s,3s,5s,10s,30s";
@@ -56,13 +56,6 @@ async fn feed(weft: &Weft, actor: &str, token: &str) -> anyhow::Result<Vec<Value
     Ok(body["items"].as_array().cloned().unwrap_or_default())
 }
 
-async fn list(weft: &Weft, name: &str, which: &str) -> anyhow::Result<Vec<Value>> {
-    let body = weft
-        .get_ok(&format!("/actors/{name}/{which}"), None)
-        .await?;
-    Ok(body["orderedItems"].as_array().cloned().unwrap_or_default())
-}
-
 #[tokio::test]
 async fn two_nodes_federate_through_restarts_and_a_crash() -> anyhow::Result<()> {
     flow(node().await?, node().await?, false).await
@@ -101,13 +94,16 @@ async fn flow(mut a: Weft, mut b: Weft, https: bool) -> anyhow::Result<()> {
     )
     .await?;
     eventually(20, "alice to follow bob", || async {
-        Ok(list(&a, "alice", "following")
+        Ok(collection(&a, "alice", "following")
             .await?
             .contains(&json!(bob))
             .then_some(()))
     })
     .await?;
-    assert_eq!(list(&b, "bob", "followers").await?, vec![json!(alice)]);
+    assert_eq!(
+        collection(&b, "bob", "followers").await?,
+        vec![json!(alice)]
+    );
     let got = eventually(20, "the backfill", || async {
         let got = ids(&inbox(&a, "alice", &alice_token).await?);
         Ok((got.contains(&old[1]["id"]) && got.contains(&old[2]["id"])).then_some(got))
@@ -186,7 +182,7 @@ async fn flow(mut a: Weft, mut b: Weft, https: bool) -> anyhow::Result<()> {
     )
     .await?;
     eventually(20, "bob to follow alice", || async {
-        Ok(list(&b, "bob", "following")
+        Ok(collection(&b, "bob", "following")
             .await?
             .contains(&json!(alice))
             .then_some(()))
@@ -195,8 +191,8 @@ async fn flow(mut a: Weft, mut b: Weft, https: bool) -> anyhow::Result<()> {
 
     // Both nodes stop and start: follows, inboxes and feeds survive.
     let before = (
-        list(&a, "alice", "following").await?,
-        list(&b, "bob", "followers").await?,
+        collection(&a, "alice", "following").await?,
+        collection(&b, "bob", "followers").await?,
         ids(&inbox(&a, "alice", &alice_token).await?),
         ids(&inbox(&b, "bob", &bob_token).await?),
         feed(&a, &alice, &alice_token).await?,
@@ -206,8 +202,8 @@ async fn flow(mut a: Weft, mut b: Weft, https: bool) -> anyhow::Result<()> {
     a.start().await?;
     b.start().await?;
     let after = (
-        list(&a, "alice", "following").await?,
-        list(&b, "bob", "followers").await?,
+        collection(&a, "alice", "following").await?,
+        collection(&b, "bob", "followers").await?,
         ids(&inbox(&a, "alice", &alice_token).await?),
         ids(&inbox(&b, "bob", &bob_token).await?),
         feed(&a, &alice, &alice_token).await?,

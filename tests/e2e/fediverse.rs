@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 
-use crate::support::{PUBLIC, Weft, eventually, free_port, publish};
+use crate::support::{PUBLIC, Weft, collection, eventually, free_port, publish};
 
 /// The Fedify peer's folder.
 fn peer_dir() -> PathBuf {
@@ -136,13 +136,6 @@ fn items(state: &Value, list: &str) -> Vec<Value> {
     state[list].as_array().cloned().unwrap_or_default()
 }
 
-async fn list(weft: &Weft, name: &str, which: &str) -> anyhow::Result<Vec<Value>> {
-    let body = weft
-        .get_ok(&format!("/actors/{name}/{which}"), None)
-        .await?;
-    Ok(body["orderedItems"].as_array().cloned().unwrap_or_default())
-}
-
 #[tokio::test]
 async fn weft_and_a_fedify_server_follow_each_other_and_deliver() -> anyhow::Result<()> {
     let mut weft = Weft::init()?;
@@ -168,7 +161,7 @@ async fn weft_and_a_fedify_server_follow_each_other_and_deliver() -> anyhow::Res
     .await
     .with_context(|| context("no Accept"))?;
     assert_eq!(
-        list(&weft, "alice", "followers").await?,
+        collection(&weft, "alice", "followers").await?,
         vec![json!(peer.actor())]
     );
 
@@ -198,7 +191,7 @@ async fn weft_and_a_fedify_server_follow_each_other_and_deliver() -> anyhow::Res
     )
     .await?;
     eventually(30, "alice to follow the peer", || async {
-        Ok(list(&weft, "alice", "following")
+        Ok(collection(&weft, "alice", "following")
             .await?
             .contains(&json!(peer.actor()))
             .then_some(()))
@@ -241,7 +234,7 @@ async fn weft_and_a_fedify_server_follow_each_other_and_deliver() -> anyhow::Res
     // The peer unfollows alice.
     peer.control("unfollow", json!({"target": alice})).await?;
     eventually(30, "the peer's Undo", || async {
-        Ok(list(&weft, "alice", "followers")
+        Ok(collection(&weft, "alice", "followers")
             .await?
             .is_empty()
             .then_some(()))

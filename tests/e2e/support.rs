@@ -644,6 +644,14 @@ impl TestCa {
     }
 }
 
+/// The items of `name`'s `followers` or `following` collection.
+pub async fn collection(weft: &Weft, name: &str, which: &str) -> anyhow::Result<Vec<Value>> {
+    let body = weft
+        .get_ok(&format!("/actors/{name}/{which}"), None)
+        .await?;
+    Ok(body["orderedItems"].as_array().cloned().unwrap_or_default())
+}
+
 /// The content id of a weft activity (its `id` is `…/activities/{cid}`).
 pub fn cid(activity: &Value) -> String {
     cid_of(activity["id"].as_str().unwrap_or_default()).to_owned()

@@ -97,13 +97,7 @@ pub async fn get(
         .read()?
         .activity(&id)?
         .ok_or_else(missing)?;
-    let visible = record.public
-        || match &caller {
-            Caller::Admin => true,
-            Caller::Actor(me) => *me == record.actor || addressed_to(&record.json, me),
-            Caller::Anonymous => false,
-        };
-    if !visible {
+    if !visible(&record, &caller) {
         return Err(missing());
     }
     Ok(([(header::CONTENT_TYPE, activity_json())], record.json).into_response())
@@ -123,13 +117,7 @@ pub async fn object(
     let actor = reader.actor_id_by_name(&name)?.ok_or_else(missing)?;
     let id = reader.activity_at(&actor, seq)?.ok_or_else(missing)?;
     let record = reader.activity(&id)?.ok_or_else(missing)?;
-    let visible = record.public
-        || match &caller {
-            Caller::Admin => true,
-            Caller::Actor(me) => *me == record.actor || addressed_to(&record.json, me),
-            Caller::Anonymous => false,
-        };
-    if !visible {
+    if !visible(&record, &caller) {
         return Err(missing());
     }
     let url = crate::kernel::object_url(&actor, seq);
@@ -153,6 +141,17 @@ pub async fn object(
         serde_json::Value::Object(object).to_string(),
     )
         .into_response())
+}
+
+/// Whether `caller` may see `record`: anyone a public one, its actor and
+/// those it names the others, the admin all.
+fn visible(record: &crate::store::ActivityRecord, caller: &Caller) -> bool {
+    record.public
+        || match caller {
+            Caller::Admin => true,
+            Caller::Actor(me) => *me == record.actor || addressed_to(&record.json, me),
+            Caller::Anonymous => false,
+        }
 }
 
 /// Whether the activity (JSON text) names `actor` in `to`, `cc` or `object`.

@@ -677,51 +677,38 @@ impl Writer {
         backfill: Option<BackfillJob>,
         reacts: bool,
     ) -> Result<Ingested, KernelError> {
-        if let Some(evidence) = &signed.foreign {
-            // A foreign activity is in no chain: known by its id alone.
+        // A foreign activity is in no chain: known by its id alone.
+        let slot = if signed.foreign.is_some() {
             if cx.tables.has_activity(&signed.id)? {
                 return Ok(Ingested::Duplicate);
             }
-            let position = cx.position()?;
-            cx.tables.append_remote(position, &record)?;
-            cx.tables.put_evidence(&signed.id, evidence)?;
-            for recipient in recipients {
-                cx.tables.put_inbox(recipient, position)?;
-            }
-            if let Some(job) = backfill {
-                cx.tables.put_backfill(&job)?;
-                cx.woken.push(Outbound::Backfill(job));
-            }
-            cx.appended.push(Appended {
-                position,
-                signed,
-                json: record.json,
-                backfilled: record.backfilled,
-                reacts,
-                intents: Vec::new(),
-            });
-            return Ok(Ingested::Stored(position));
-        }
-        let seq = signed.header.seq;
-        let author = signed.header.actor.as_str();
-        let slot = (author.to_owned(), seq);
-        if let Some(held) = cx.ingested.get(&slot) {
-            if *held == signed.id {
+            None
+        } else {
+            let seq = signed.header.seq;
+            let author = signed.header.actor.as_str();
+            let slot = (author.to_owned(), seq);
+            if let Some(held) = cx.ingested.get(&slot) {
+                if *held == signed.id {
+                    return Ok(Ingested::Duplicate);
+                }
+            } else if cx.tables.has_activity(&signed.id)? {
                 return Ok(Ingested::Duplicate);
             }
-        } else if cx.tables.has_activity(&signed.id)? {
-            return Ok(Ingested::Duplicate);
-        }
-        let held = match cx.ingested.get(&slot) {
-            Some(id) => Some(id.clone()),
-            None => cx.tables.activity_at(author, seq)?,
+            let held = match cx.ingested.get(&slot) {
+                Some(id) => Some(id.clone()),
+                None => cx.tables.activity_at(author, seq)?,
+            };
+            if let Some(kept) = held {
+                cx.tables.put_fork(author, seq, &signed.id, &record.json)?;
+                return Ok(Ingested::Fork { seq, kept });
+            }
+            Some(slot)
         };
-        if let Some(kept) = held {
-            cx.tables.put_fork(author, seq, &signed.id, &record.json)?;
-            return Ok(Ingested::Fork { seq, kept });
-        }
         let position = cx.position()?;
         cx.tables.append_remote(position, &record)?;
+        if let Some(evidence) = &signed.foreign {
+            cx.tables.put_evidence(&signed.id, evidence)?;
+        }
         for recipient in recipients {
             cx.tables.put_inbox(recipient, position)?;
         }
@@ -729,7 +716,9 @@ impl Writer {
             cx.tables.put_backfill(&job)?;
             cx.woken.push(Outbound::Backfill(job));
         }
-        cx.ingested.insert(slot, signed.id.clone());
+        if let Some(slot) = slot {
+            cx.ingested.insert(slot, signed.id.clone());
+        }
         cx.appended.push(Appended {
             position,
             signed,

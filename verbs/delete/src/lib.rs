@@ -7,8 +7,7 @@
 //! projection shows a deleted object as a Tombstone. Deletes need no
 //! reaction.
 
-use weft_guest::serde_json::Value;
-use weft_guest::text::{clip, is_activity_id, is_http_url, origin};
+use weft_guest::text::{clip, is_activity_id, origin};
 use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection, log};
 use weft_guest::{Json, reject, rules};
 
@@ -18,7 +17,7 @@ impl Guest for Delete {
     fn validate(activity: Activity) -> Result<(), Rejection> {
         rules::own_type(&activity.kind, "Delete").map_err(reject)?;
         let json = Json::parse(&activity)?;
-        let id = deleted(json.get("object")).map_err(reject)?;
+        let id = rules::object_activity_id(&json, "Delete", "what it deletes").map_err(reject)?;
         match log::get(id).and_then(|text| Json::from_text(&text).ok()) {
             Some(held) => rules::own_activity(&held, &activity.actor).map_err(reject),
             None => same_origin(id, &activity.actor).map_err(reject),
@@ -27,27 +26,6 @@ impl Guest for Delete {
 
     fn react(_activity: Activity, _context: Context) -> Vec<Intent> {
         Vec::new()
-    }
-}
-
-/// The id of what a Delete deletes.
-fn deleted(object: Option<&Value>) -> Result<&str, String> {
-    let id = match object {
-        Some(Value::String(id)) => id,
-        Some(Value::Object(embedded)) => match embedded.get("id") {
-            Some(Value::String(id)) => id,
-            _ => return Err("a Tombstone `object` must carry the deleted thing's `id`".into()),
-        },
-        Some(_) => return Err("`object` must be the deleted thing's id, or its Tombstone".into()),
-        None => return Err("a Delete needs `object`: what it deletes".into()),
-    };
-    if is_activity_id(id) || is_http_url(id) {
-        Ok(id)
-    } else {
-        Err(format!(
-            "`object` must be an activity id or an http(s) URL, not `{}`",
-            clip(id)
-        ))
     }
 }
 
@@ -70,21 +48,26 @@ weft_guest::verb::export_verb!(Delete);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weft_guest::serde_json::json;
+    use weft_guest::serde_json::{Value, json};
 
     const BOB: &str = "https://m.example/users/bob";
 
     #[test]
     fn tombstones_and_urls_name_what_is_deleted() {
         let note = "https://m.example/users/bob/statuses/1";
+        let named = |object: Value| {
+            let json = Json::from_text(&json!({"type": "Delete", "object": object}).to_string())
+                .expect("json");
+            rules::object_activity_id(&json, "Delete", "what it deletes").map(str::to_owned)
+        };
         assert_eq!(
-            deleted(Some(&json!({"id": note, "type": "Tombstone"}))),
-            Ok(note)
+            named(json!({"id": note, "type": "Tombstone"})),
+            Ok(note.to_owned())
         );
-        assert_eq!(deleted(Some(&json!(note))), Ok(note));
-        assert!(deleted(Some(&json!({"type": "Tombstone"}))).is_err());
-        assert!(deleted(Some(&json!("nope"))).is_err());
-        assert!(deleted(None).is_err());
+        assert_eq!(named(json!(note)), Ok(note.to_owned()));
+        assert!(named(json!({"type": "Tombstone"})).is_err());
+        assert!(named(json!("nope")).is_err());
+        assert!(named(Value::Null).is_err());
     }
 
     #[test]
