@@ -416,7 +416,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Module(ModuleCommand::Approve { verb }) => {
             let released = match open_or_client(&data)? {
                 Access::Local(node) => {
-                    crate::federation::modules::approve(&node.kernel, &verb).await?
+                    // The artifact is fetched now, as the node's service actor.
+                    crate::federation::Federation::new(
+                        node.kernel.clone(),
+                        node.config.federation.clone(),
+                    )
+                    .map_err(|e| anyhow::anyhow!("weft.toml [federation]: {e}"))?
+                    .approve(&verb)
+                    .await?
                 }
                 Access::Remote(client) => client
                     .post(&format!("/admin/modules/pending/{verb}/approve"))

@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/projections/{name}/{*path}", get(modules::query))
         .route("/admin/projections/{name}/rebuild", post(modules::rebuild))
         .route("/admin/modules/pending", get(modules::pending))
+        .route("/admin/digest", get(modules::digest))
         .route(
             "/admin/modules/pending/{verb}",
             axum::routing::delete(modules::discard),

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod modules;
 pub mod registry;
 mod sequencer;
+pub mod workers;
 mod writer;
 
 use std::path::PathBuf;
@@ -87,6 +88,8 @@ pub struct Kernel {
     /// Remote actors' shared inboxes (or none), as their kept documents
     /// say; forgotten when a document is kept anew.
     shared_inboxes: RwLock<std::collections::HashMap<String, Option<String>>>,
+    /// Threads for `validate` and `query` calls.
+    workers: Arc<workers::Workers>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -101,7 +104,7 @@ impl Kernel {
     /// Opens the database and key store with `modules` (no WASM runtime)
     /// and starts the writer thread.
     pub fn open(options: &KernelOptions, modules: Arc<dyn Modules>) -> Result<Self, KernelError> {
-        Self::open_with(options, |_| Ok((modules, None)))
+        Self::open_with(options, &Limits::default(), |_| Ok((modules, None)))
     }
 
     /// Opens the node with the WASM runtime: verbs and projections come from
@@ -111,7 +114,7 @@ impl Kernel {
         limits: Limits,
         cache_dir: PathBuf,
     ) -> Result<Self, KernelError> {
-        Self::open_with(options, |store| {
+        Self::open_with(options, &limits.clone(), |store| {
             let runtime = Arc::new(
                 Runtime::new(limits, cache_dir)
                     .map_err(|e| KernelError::NotCommitted(e.to_string()))?,
@@ -123,6 +126,7 @@ impl Kernel {
 
     fn open_with(
         options: &KernelOptions,
+        limits: &Limits,
         modules: impl FnOnce(
             &Arc<Store>,
         ) -> Result<(Arc<dyn Modules>, Option<Arc<Registry>>), KernelError>,
@@ -164,7 +168,35 @@ impl Kernel {
             public_url: std::sync::OnceLock::new(),
             http_keys: Mutex::new(std::collections::HashMap::new()),
             shared_inboxes: RwLock::new(std::collections::HashMap::new()),
+            workers: Arc::new(workers::Workers::new(limits.workers, limits.worker_queue)),
         })
+    }
+
+    /// The pool that runs module calls made for requests.
+    pub fn workers(&self) -> &Arc<workers::Workers> {
+        &self.workers
+    }
+
+    /// Runs the activity's verb's `validate` on the worker pool (or at
+    /// once, when no module runs for it), handing the activity back with
+    /// the verb's answer. `Err` only when the pool is full.
+    async fn validate(
+        &self,
+        signed: Signed,
+        json: String,
+    ) -> Result<(Signed, String, Result<(), Rejection>), KernelError> {
+        if !self.modules.runs_module(&signed) {
+            let answer = self.modules.validate(&signed, &json);
+            return Ok((signed, json, answer));
+        }
+        let modules = self.modules.clone();
+        Ok(self
+            .workers
+            .run(move || {
+                let answer = modules.validate(&signed, &json);
+                (signed, json, answer)
+            })
+            .await?)
     }
 
     /// The HTTP-signature key of the local actor `actor` and its id
@@ -331,7 +363,8 @@ impl Kernel {
         // every new activity a lookup. Only a refusal asks, so that a
         // duplicate is answered as one even if its verb would now refuse it.
         let json = signed.to_json_string();
-        if let Err(e) = self.modules.validate(&signed, &json) {
+        let (signed, json, answer) = self.validate(signed, json).await?;
+        if let Err(e) = answer {
             if self.store.read()?.activity(&signed.id)?.is_some() {
                 return Ok(Ingested::Duplicate);
             }
@@ -415,6 +448,14 @@ impl Kernel {
         self.call(|reply| Command::PutArtifact { id, bytes, reply })
             .await?;
         Ok(reply_id)
+    }
+
+    /// Removes the stored artifact `id` unless a module defined here uses
+    /// it (an artifact fetched for a peer's verb that was then refused or
+    /// discarded).
+    pub async fn remove_unused_artifact(&self, id: &str) -> Result<(), KernelError> {
+        self.federation_write(vec![FederationWrite::RemoveUnusedArtifact(id.to_owned())])
+            .await
     }
 
     /// Refolds projection `name` from the whole log; returns how many
@@ -774,7 +815,8 @@ impl Kernel {
         };
         let mut next = actor::apply(Some(&state), &signed, Signature::Trusted)?;
         let json = signed.to_json_string();
-        self.modules.validate(&signed, &json)?;
+        let (signed, json, answer) = self.validate(signed, json).await?;
+        answer?;
         let audience = self.audience(&signed)?;
         let reacts = self.names_local_recipients(&signed);
 

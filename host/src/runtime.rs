@@ -7,58 +7,90 @@
 
 mod bindings;
 mod cache;
+mod compile;
 pub mod host;
+mod limiter;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Engine, Store, StoreLimitsBuilder};
+use wasmtime::{Engine, Store};
 
 use crate::model::Signed;
 use crate::store::{ModuleKind, RecentIds, Snapshot};
 use bindings::{projection, verb};
 use host::{HostState, Kv, Source, WriteState};
+use limiter::Meter;
 
 pub use bindings::projection::weft::module::types::QueryError;
 pub use bindings::verb::weft::module::types::Intent;
 
 /// How much a module may use per call. Configured in `weft.toml` under
-/// `[runtime]`.
+/// `[runtime]`. The defaults end a hostile call (a loop, a memory hog, a
+/// host-call storm) within about 40 ms of one core here, holding at most
+/// `memory_bytes` of linear memory plus its tables.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Fuel (roughly, WebAssembly instructions) per call. Running out is a
-    /// deterministic rejection.
+    /// deterministic rejection. The host's work in imports is charged
+    /// against a second budget of the same size.
     pub fuel_per_call: u64,
     /// Wall-clock backstop per call, in milliseconds; hitting it is a
     /// transient failure.
     pub deadline_ms: u64,
-    /// Linear memory per instance, in bytes.
+    /// Linear memory per call, in bytes, across all of a component's
+    /// memories.
     pub memory_bytes: usize,
+    /// Elements of any one table.
+    pub table_elements: usize,
+    /// The WebAssembly stack of a call, in bytes; deeper recursion traps.
+    pub max_stack_bytes: usize,
     /// Largest artifact accepted, in bytes.
     pub max_artifact_bytes: usize,
+    /// Largest function body in an artifact, in bytes (a compile bomb is
+    /// one enormous function).
+    pub max_function_bytes: usize,
+    /// Most functions in an artifact, across its modules.
+    pub max_functions: usize,
+    /// How long compiling one artifact may take, in milliseconds.
+    pub compile_timeout_ms: u64,
     /// Most bytes one fold may write.
     pub max_write_bytes: usize,
     /// Activities folded per step when a projection is built (defined, or
     /// rebuilt): the writer takes one step between its batches, so
     /// publishing goes on while a projection catches up with a long log.
     pub build_step: u64,
+    /// Threads that run `validate` and `query` calls (0: one per core).
+    pub workers: usize,
+    /// Calls that may wait for a worker; past that the node answers 503.
+    pub worker_queue: usize,
+    /// Most `react` calls one activity causes (one per local recipient).
+    pub max_reactions: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            fuel_per_call: 200_000_000,
-            deadline_ms: 5_000,
+            fuel_per_call: 40_000_000,
+            deadline_ms: 1_000,
             memory_bytes: 64 << 20,
+            table_elements: 100_000,
+            max_stack_bytes: 512 << 10,
             max_artifact_bytes: 64 << 20,
+            max_function_bytes: 4 << 20,
+            max_functions: 200_000,
+            compile_timeout_ms: 120_000,
             max_write_bytes: 8 << 20,
             build_step: 2_000,
+            workers: 0,
+            worker_queue: 256,
+            max_reactions: 64,
         }
     }
 }
@@ -120,6 +152,7 @@ pub struct Runtime {
     verb_linker: Linker<HostState>,
     projection_linker: Linker<HostState>,
     cache: cache::Cache,
+    compiler: compile::Compiler,
     limits: Limits,
     stop: Arc<AtomicBool>,
 }
@@ -135,8 +168,12 @@ impl std::fmt::Debug for Runtime {
 /// The contract, `sdk/wit/weft.wit`, as the node was built with it.
 pub const WIT: &str = include_str!("../../sdk/wit/weft.wit");
 
-/// Most core instances (and tables) one component may create.
-const MAX_INSTANCES: usize = 64;
+/// Virtual address space reserved for each linear memory, so that bounds
+/// checks are done by guard pages rather than by code. Reserved, not
+/// resident: what a module may really use is `Limits::memory_bytes`.
+const MEMORY_RESERVATION: u64 = 4 << 30;
+/// Guard pages after each memory.
+const MEMORY_GUARD: u64 = 32 << 20;
 
 /// How often the epoch advances; deadlines are counted in these.
 const TICK: Duration = Duration::from_millis(10);
@@ -148,6 +185,10 @@ impl Runtime {
         config.wasm_component_model(true);
         config.consume_fuel(true);
         config.epoch_interruption(true);
+        config.max_wasm_stack(limits.max_stack_bytes);
+        config.memory_reservation(MEMORY_RESERVATION);
+        config.memory_guard_size(MEMORY_GUARD);
+        config.memory_reservation_for_growth(0);
         // `WEFT_PERFMAP=1` writes /tmp/perf-PID.map so `perf` names the
         // functions of modules (a module author's profiling aid).
         if std::env::var_os("WEFT_PERFMAP").is_some_and(|v| v == "1") {
@@ -172,11 +213,14 @@ impl Runtime {
             })
             .map_err(|e| RuntimeError::Cache(format!("cannot start the epoch thread: {e}")))?;
         let cache = cache::Cache::new(cache_dir, &engine);
+        let compiler =
+            compile::Compiler::new(Duration::from_millis(limits.compile_timeout_ms.max(1)));
         Ok(Self {
             engine,
             verb_linker,
             projection_linker,
             cache,
+            compiler,
             limits,
             stop,
         })
@@ -203,13 +247,7 @@ impl Runtime {
         let component = match self.cache.load(&self.engine, id) {
             Some(component) => component,
             None => {
-                if bytes.starts_with(b"\0asm\x01\0\0\0") {
-                    return Err(RuntimeError::Invalid(
-                        "this is a core WebAssembly module; make it a component (e.g. `wasm-tools component new`)".into(),
-                    ));
-                }
-                let component = Component::new(&self.engine, bytes)
-                    .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+                let component = self.compile_new(bytes)?;
                 self.check_contract(kind, &component)?;
                 self.cache.store(id, &component);
                 component
@@ -232,15 +270,26 @@ impl Runtime {
         if self.cache.load(&self.engine, id).is_some() {
             return Ok(());
         }
+        let component = self.compile_new(bytes)?;
+        self.cache.store(id, &component);
+        Ok(())
+    }
+
+    /// Compiles bytes not in the cache, within the compile budget.
+    fn compile_new(&self, bytes: &[u8]) -> Result<Component, RuntimeError> {
         if bytes.starts_with(b"\0asm\x01\0\0\0") {
             return Err(RuntimeError::Invalid(
                 "this is a core WebAssembly module; make it a component (e.g. `wasm-tools component new`)".into(),
             ));
         }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
-        self.cache.store(id, &component);
-        Ok(())
+        compile::inspect(
+            bytes,
+            compile::Shape {
+                max_function_bytes: self.limits.max_function_bytes,
+                max_functions: self.limits.max_functions,
+            },
+        )?;
+        self.compiler.compile(&self.engine, bytes)
     }
 
     fn check_contract(&self, kind: ModuleKind, component: &Component) -> Result<(), RuntimeError> {
@@ -292,24 +341,15 @@ impl Runtime {
     }
 
     fn new_store(&self, projection: &str, budget: Budget) -> Store<HostState> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(budget.memory)
-            .trap_on_grow_failure(true)
-            // A component holds several core instances: a Rust guest 3, a
-            // QuickJS one 13, a componentize-py one 38 (its runtime's
-            // libraries plus one stub per WASI interface it does not use).
-            .instances(MAX_INSTANCES)
-            .tables(MAX_INSTANCES)
-            .memories(8)
-            .build();
         let state = HostState {
-            limits,
+            limits: Meter::new(budget.memory, self.limits.table_elements),
             source: Source::None,
             kv: Kv {
                 projection: projection.to_owned(),
                 ..Kv::default()
             },
             max_write_bytes: self.limits.max_write_bytes,
+            host_fuel: budget.fuel,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -320,6 +360,7 @@ impl Runtime {
         store
             .set_fuel(budget.fuel)
             .map_err(|e| RuntimeError::Cache(e.to_string()))?;
+        store.data_mut().host_fuel = budget.fuel;
         store.set_epoch_deadline(
             self.limits
                 .deadline_ms
@@ -327,6 +368,22 @@ impl Runtime {
                 .max(1),
         );
         Ok(())
+    }
+
+    /// Logs (at trace level) what a call used: the figures a module
+    /// author compares with the node's limits.
+    fn spent(&self, module: &str, call: &str, budget: Budget, store: &Store<HostState>) {
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let state = store.data();
+            tracing::trace!(
+                module,
+                call,
+                fuel = budget.fuel - store.get_fuel().unwrap_or(0),
+                host_fuel = budget.fuel - state.host_fuel,
+                memory = state.limits.memory_used(),
+                "module call"
+            );
+        }
     }
 
     fn fault(&self, module: &str, budget: Budget, error: &wasmtime::Error) -> RuntimeError {
@@ -339,10 +396,15 @@ impl Runtime {
                 module: module.to_owned(),
                 ms: self.limits.deadline_ms,
             },
-            _ => RuntimeError::Trap {
-                module: module.to_owned(),
-                message: format!("{error:#}"),
-            },
+            _ => {
+                // The cause, not the wasm backtrace wrapped around it (which
+                // goes to the log for the module's author).
+                tracing::debug!(module, error = format!("{error:?}"), "module call failed");
+                RuntimeError::Trap {
+                    module: module.to_owned(),
+                    message: error.root_cause().to_string(),
+                }
+            }
         }
     }
 }
@@ -400,20 +462,24 @@ macro_rules! to_record {
     }};
 }
 
-/// A warm instance and its store.
+/// An instance and its store, made for one call and dropped after it, so
+/// that no guest keeps state from one call to the next: what a module
+/// answers depends only on its arguments and the store it reads, and a
+/// rebuild folds to what incremental folding did even for a module that
+/// tries to remember. (Instantiating from a pre-linked component with
+/// copy-on-write memory images costs microseconds.)
 struct Warm<B> {
     store: Store<HostState>,
     bindings: B,
 }
 
-/// A verb ready to run: a pool of warm instances, used from any thread.
+/// A verb ready to run, from any thread.
 pub struct VerbModule {
     pub name: String,
     pub artifact: String,
     runtime: Arc<Runtime>,
     budget: Budget,
     pre: verb::VerbPre<HostState>,
-    pool: Mutex<Vec<Warm<verb::Verb>>>,
 }
 
 impl std::fmt::Debug for VerbModule {
@@ -444,14 +510,10 @@ impl VerbModule {
             runtime,
             budget,
             pre,
-            pool: Mutex::new(Vec::new()),
         })
     }
 
     fn take(&self) -> Result<Warm<verb::Verb>, RuntimeError> {
-        if let Some(warm) = self.pool.lock().ok().and_then(|mut p| p.pop()) {
-            return Ok(warm);
-        }
         let mut store = self.runtime.new_store("", self.budget);
         self.runtime.arm(&mut store, self.budget)?;
         let bindings = self
@@ -459,12 +521,6 @@ impl VerbModule {
             .instantiate(&mut store)
             .map_err(|e| self.runtime.fault(&self.name, self.budget, &e))?;
         Ok(Warm { store, bindings })
-    }
-
-    fn give_back(&self, warm: Warm<verb::Verb>) {
-        if let Ok(mut pool) = self.pool.lock() {
-            pool.push(warm);
-        }
     }
 
     /// Is the activity allowed? `Ok(Err(message))` is the verb's refusal.
@@ -475,19 +531,14 @@ impl VerbModule {
         source: Source,
     ) -> Result<Result<(), String>, RuntimeError> {
         let mut warm = self.take()?;
-        self.runtime.arm(&mut warm.store, self.budget)?;
         warm.store.data_mut().source = source;
         let activity = wit_activity(signed, json, false, |a| {
             to_record!(verb::weft::module::types::Activity, a)
         });
         let result = warm.bindings.call_validate(&mut warm.store, &activity);
-        warm.store.data_mut().source = Source::None;
+        self.runtime.spent(&self.name, "validate", self.budget, &warm.store);
         match result {
-            Ok(answer) => {
-                self.give_back(warm);
-                Ok(answer.map_err(|r| r.message))
-            }
-            // A trapped instance is discarded, never reused.
+            Ok(answer) => Ok(answer.map_err(|r| r.message)),
             Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
         }
     }
@@ -503,7 +554,6 @@ impl VerbModule {
         source: &mut Source,
     ) -> Result<Vec<Intent>, RuntimeError> {
         let mut warm = self.take()?;
-        self.runtime.arm(&mut warm.store, self.budget)?;
         warm.store.data_mut().source = std::mem::take(source);
         let activity = wit_activity(signed, json, false, |a| {
             to_record!(verb::weft::module::types::Activity, a)
@@ -514,25 +564,19 @@ impl VerbModule {
         let result = warm
             .bindings
             .call_react(&mut warm.store, &activity, &context);
+        self.runtime.spent(&self.name, "react", self.budget, &warm.store);
         *source = std::mem::take(&mut warm.store.data_mut().source);
-        match result {
-            Ok(intents) => {
-                self.give_back(warm);
-                Ok(intents)
-            }
-            Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
-        }
+        result.map_err(|e| self.runtime.fault(&self.name, self.budget, &e))
     }
 }
 
-/// A projection ready to run: one warm instance, used by the writer.
+/// A projection ready to run: folds by the writer, queries from any thread.
 pub struct ProjectionModule {
     pub name: String,
     pub artifact: String,
     runtime: Arc<Runtime>,
     budget: Budget,
     pre: projection::ProjectionPre<HostState>,
-    warm: Mutex<Option<Warm<projection::Projection>>>,
 }
 
 impl std::fmt::Debug for ProjectionModule {
@@ -572,7 +616,6 @@ pub enum Folded {
 /// gives the transaction back.
 pub struct FoldSession<'m> {
     module: &'m ProjectionModule,
-    warm: Option<Warm<projection::Projection>>,
     /// `None` only while a call runs (the store holds it).
     source: Option<WriteState>,
 }
@@ -596,17 +639,10 @@ impl FoldSession<'_> {
     /// `Err` is a storage failure: the transaction must not be committed.
     pub fn fold(&mut self, activity: &FoldActivity) -> Result<Folded, redb::StorageError> {
         let module = self.module;
-        let mut warm = match self.warm.take() {
-            Some(warm) => warm,
-            None => match module.take() {
-                Ok(warm) => warm,
-                Err(e) => return Ok(Folded::Fault(e)),
-            },
+        let mut warm = match module.take() {
+            Ok(warm) => warm,
+            Err(e) => return Ok(Folded::Fault(e)),
         };
-        if let Err(e) = module.runtime.arm(&mut warm.store, module.budget) {
-            self.warm = Some(warm);
-            return Ok(Folded::Fault(e));
-        }
         let Some(source) = self.source.take() else {
             return Err(lost_transaction());
         };
@@ -616,6 +652,9 @@ impl FoldSession<'_> {
         data.kv.buffer.clear();
         data.kv.buffered_bytes = 0;
         let result = warm.bindings.call_fold(&mut warm.store, activity);
+        module
+            .runtime
+            .spent(&module.name, "fold", module.budget, &warm.store);
         let data = warm.store.data_mut();
         let Source::Write(mut source) = std::mem::take(&mut data.source) else {
             return Err(lost_transaction());
@@ -623,22 +662,13 @@ impl FoldSession<'_> {
         let mut writes = std::mem::take(&mut data.kv.buffer);
         let folded = match result {
             Ok(Ok(())) => {
-                self.warm = Some(warm);
                 source.keep(&mut writes);
                 Folded::Applied
             }
-            Ok(Err(message)) => {
-                self.warm = Some(warm);
-                Folded::Refused(message)
-            }
-            // A trapped instance is not reused.
+            Ok(Err(message)) => Folded::Refused(message),
             Err(e) => Folded::Fault(module.runtime.fault(&module.name, module.budget, &e)),
         };
         self.source = Some(source);
-        writes.clear();
-        if let Some(warm) = self.warm.as_mut() {
-            warm.store.data_mut().kv.buffer = writes;
-        }
         Ok(folded)
     }
 
@@ -646,9 +676,6 @@ impl FoldSession<'_> {
     /// instance back to the pool and the transaction to the caller. `Err`
     /// is a storage failure: the transaction is dropped (aborted).
     pub fn finish(mut self) -> Result<WriteTransaction, redb::StorageError> {
-        if let Some(warm) = self.warm.take() {
-            self.module.give_back(warm);
-        }
         match self.source.take() {
             Some(state) => state.finish(&self.module.name),
             None => Err(lost_transaction()),
@@ -676,14 +703,10 @@ impl ProjectionModule {
             runtime,
             budget,
             pre,
-            warm: Mutex::new(None),
         })
     }
 
     fn take(&self) -> Result<Warm<projection::Projection>, RuntimeError> {
-        if let Some(warm) = self.warm.lock().ok().and_then(|mut w| w.take()) {
-            return Ok(warm);
-        }
         let mut store = self.runtime.new_store(&self.name, self.budget);
         self.runtime.arm(&mut store, self.budget)?;
         let bindings = self
@@ -691,12 +714,6 @@ impl ProjectionModule {
             .instantiate(&mut store)
             .map_err(|e| self.runtime.fault(&self.name, self.budget, &e))?;
         Ok(Warm { store, bindings })
-    }
-
-    fn give_back(&self, warm: Warm<projection::Projection>) {
-        if let Ok(mut slot) = self.warm.lock() {
-            *slot = Some(warm);
-        }
     }
 
     /// Lends `txn` to this projection for a run of folds, opening the
@@ -711,7 +728,6 @@ impl ProjectionModule {
         let source = WriteState::open(txn, ids)?;
         Ok(FoldSession {
             module: self,
-            warm: None,
             source: Some(source),
         })
     }
@@ -724,19 +740,12 @@ impl ProjectionModule {
         params: &[(String, String)],
     ) -> Result<Result<String, QueryError>, RuntimeError> {
         let mut warm = self.take()?;
-        self.runtime.arm(&mut warm.store, self.budget)?;
         let data = warm.store.data_mut();
         data.source = Source::Read(snapshot);
         data.kv.writable = false;
         data.kv.buffer.clear();
         let result = warm.bindings.call_query(&mut warm.store, path, params);
-        warm.store.data_mut().source = Source::None;
-        match result {
-            Ok(answer) => {
-                self.give_back(warm);
-                Ok(answer)
-            }
-            Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
-        }
+        self.runtime.spent(&self.name, "query", self.budget, &warm.store);
+        result.map_err(|e| self.runtime.fault(&self.name, self.budget, &e))
     }
 }

@@ -6,12 +6,17 @@
 //! through a transaction the kernel's writer owns, so one activity's changes
 //! land together or not at all.
 
+mod digest;
 pub mod ids;
 pub mod tables;
+
+pub use digest::{Digest, Part};
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -263,16 +268,40 @@ impl Store {
     /// [`Store::open`] with a page cache of `cache_mb` MiB, merging held
     /// ids into the id table once `flush_at` are held (tests use a small
     /// number to exercise merges).
+    ///
+    /// Every write transaction is a quick-repair one (see
+    /// [`Store::begin_write`]), so after a crash redb finds its allocator
+    /// state saved with the last commit and opens at once; only a file
+    /// whose last commit was not one (written by an older weft) is
+    /// repaired by walking the whole file. The time opening took, and
+    /// whether a full repair ran, are logged.
     pub fn open_with(path: &Path, cache_mb: usize, flush_at: usize) -> Result<Self, StoreError> {
+        let started = Instant::now();
+        let repaired = Arc::new(AtomicBool::new(false));
         let db = match Database::builder()
             .set_cache_size(cache_mb.max(1).saturating_mul(1 << 20))
+            .set_repair_callback({
+                let repaired = repaired.clone();
+                move |_| repaired.store(true, Ordering::Relaxed)
+            })
             .create(path)
         {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked),
             Err(e) => return Err(e.into()),
         };
-        let txn = db.begin_write()?;
+        let opened = started.elapsed();
+        let repaired = repaired.load(Ordering::Relaxed);
+        if repaired {
+            tracing::warn!(
+                path = %path.display(),
+                repair_ms = opened.as_millis() as u64,
+                "the store was not closed cleanly and its last commit kept no allocator state: \
+                 redb repaired it by walking the whole file"
+            );
+        }
+        let mut txn = db.begin_write()?;
+        txn.set_quick_repair(true);
         txn.open_table(RECORDS)?;
         txn.open_table(ACTIVITY_IDS)?;
         txn.open_table(LOG)?;
@@ -335,14 +364,27 @@ impl Store {
             RecentIds::new(through, held, slots, flush_at)
         };
         txn.commit()?;
+        tracing::info!(
+            path = %path.display(),
+            open_ms = opened.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            full_repair = repaired,
+            ids_held = ids.len(),
+            "store opened"
+        );
         Ok(Self {
             db,
             ids: Arc::new(ids),
         })
     }
 
+    /// A write transaction. It commits with quick repair (two-phase, with
+    /// the allocator state saved), so a crash never leaves the file
+    /// needing a full repair.
     pub fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
-        Ok(self.db.begin_write()?)
+        let mut txn = self.db.begin_write()?;
+        txn.set_quick_repair(true);
+        Ok(txn)
     }
 
     pub fn read(&self) -> Result<Reader, StoreError> {
@@ -1188,6 +1230,27 @@ impl<'t> Batch<'t> {
     pub fn delete_pending_module(&mut self, verb: &str) -> Result<(), StoreError> {
         self.txn.open_table(PENDING_MODULES)?.remove(verb)?;
         Ok(())
+    }
+
+    /// Removes the artifact `id` unless a version of a module defined here
+    /// names it; answers whether it went.
+    pub fn remove_unused_artifact(&mut self, id: &str) -> Result<bool, StoreError> {
+        let used = {
+            let modules = self.txn.open_table(MODULES)?;
+            let mut used = false;
+            for entry in modules.iter()? {
+                let record: ModuleRecord = postcard::from_bytes(entry?.1.value())?;
+                if record.versions.iter().any(|v| v.artifact == id) {
+                    used = true;
+                    break;
+                }
+            }
+            used
+        };
+        if used {
+            return Ok(false);
+        }
+        Ok(self.artifacts.remove(id)?.is_some())
     }
 }
 

@@ -1,13 +1,15 @@
 //! Verbs travel (DESIGN §5, §6). An activity from a peer whose verb this
 //! node does not know is parked, not refused. The node then looks the verb
 //! up in the registry view of the author's origin, fetches the signed
-//! `DefineActivity` it names and the artifact that definition points at,
-//! verifies the definition like any inbound activity and checks that the
-//! artifact's bytes hash to its id. When the module policy allows it, the
-//! definition is stored like any other activity of its author — which
-//! registers the verb — and the parked activities are ingested. Otherwise
-//! the module waits for `weft module approve`, or stays refused with its
-//! reason; its activities stay parked either way.
+//! `DefineActivity` it names and verifies it like any inbound activity.
+//! Only when the module policy admits its definer (or the operator runs
+//! `weft module approve`) is the artifact fetched, its bytes checked
+//! against its id and compiled, and the definition stored like any other
+//! activity of its author — which registers the verb — and the parked
+//! activities ingested. A module waiting for approval has cost this node
+//! one small document, never the artifact's bytes or a compile; a refused
+//! or discarded one leaves no artifact behind. Its activities stay parked
+//! until then.
 //!
 //! Only verbs travel: projections are each node's own choice, and a peer's
 //! definition never replaces a verb this node already has. This module
@@ -54,8 +56,8 @@ pub struct Discovery {
     tried: Mutex<HashMap<String, Instant>>,
 }
 
-/// A peer's definition of a verb, checked: signed by its definer, naming
-/// an artifact whose bytes (now stored here) hash to its id.
+/// A peer's definition of a verb, checked: signed by its definer, on the
+/// origin the verb was looked up at. Its artifact is not fetched yet.
 struct Found {
     define: Signed,
     definer: String,
@@ -255,12 +257,12 @@ impl Federation {
                 pending.definer = Some(found.definer.clone());
                 pending.module = Some(found.module.clone());
                 match self.allows(&found) {
-                    Ok(why) => match admit(&self.kernel, found.define).await {
+                    Ok(why) => match self.admit_found(&origin, found.define).await {
                         Ok(released) => {
                             tracing::info!(%verb, module = %found.module, definer = %found.definer, %why, released, "admitted a peer's verb");
                             return;
                         }
-                        Err(e) => pending.reason = format!("admitting it failed: {e}"),
+                        Err(e) => pending.reason = e,
                     },
                     Err(wait) => {
                         tracing::info!(%verb, module = %found.module, definer = %found.definer, %wait, "a peer's verb awaits approval");
@@ -338,6 +340,24 @@ impl Federation {
         self.verify(&define, &budget)
             .await
             .map_err(|e| format!("the definition does not verify: {e}"))?;
+        Ok(Found {
+            define,
+            definer,
+            module: module.to_owned(),
+        })
+    }
+
+    /// Fetches the artifact `define` names from `origin` (unless stored
+    /// already), checks its bytes against its id and stores it, compiled.
+    /// Answers whether it was fetched now (and so is this lookup's to
+    /// remove if the definition is not admitted after all).
+    async fn fetch_artifact(&self, origin: &str, define: &Signed) -> Result<bool, String> {
+        let module = define
+            .json
+            .get("module")
+            .and_then(Value::as_str)
+            .filter(|m| crate::model::cid::is_artifact_id(m))
+            .ok_or("the definition names no artifact id")?;
         let have = self
             .kernel
             .store()
@@ -345,33 +365,89 @@ impl Federation {
             .and_then(|r| r.artifact(module))
             .map_err(|e| e.to_string())?
             .is_some();
-        if !have {
-            let artifact_url = format!("{origin}/artifacts/{module}");
-            let limit = self
-                .kernel
-                .registry()
-                .map_or(0, |r| r.runtime().limits().max_artifact_bytes);
-            let bytes = self
-                .fetcher
-                .get_bytes(&artifact_url, &budget, limit, ARTIFACT_TIMEOUT)
-                .await
-                .map_err(|e| format!("cannot fetch the artifact: {e}"))?;
-            let actual = crate::model::cid::artifact_id(&bytes);
-            if actual != module {
-                return Err(format!(
-                    "the artifact served at {artifact_url} is tampered with: its bytes hash to {actual}, not {module}"
-                ));
-            }
-            self.kernel
-                .put_artifact(bytes)
-                .await
-                .map_err(|e| format!("the artifact is not usable: {e}"))?;
+        if have {
+            return Ok(false);
         }
-        Ok(Found {
-            define,
-            definer,
-            module: module.to_owned(),
-        })
+        let budget = Budget::new(self.settings.fetches_per_request);
+        let artifact_url = format!("{origin}/artifacts/{module}");
+        let limit = self
+            .kernel
+            .registry()
+            .map_or(0, |r| r.runtime().limits().max_artifact_bytes);
+        let bytes = self
+            .fetcher
+            .get_bytes(&artifact_url, &budget, limit, ARTIFACT_TIMEOUT)
+            .await
+            .map_err(|e| format!("cannot fetch the artifact: {e}"))?;
+        let actual = crate::model::cid::artifact_id(&bytes);
+        if actual != module {
+            return Err(format!(
+                "the artifact served at {artifact_url} is tampered with: its bytes hash to {actual}, not {module}"
+            ));
+        }
+        self.kernel
+            .put_artifact(bytes)
+            .await
+            .map_err(|e| format!("the artifact is not usable: {e}"))?;
+        Ok(true)
+    }
+
+    /// Fetches the artifact of an admitted definition and stores the
+    /// definition; an artifact fetched for it goes again if the definition
+    /// is refused after all.
+    async fn admit_found(&self, origin: &str, define: Signed) -> Result<usize, String> {
+        let module = define
+            .json
+            .get("module")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let fetched = self.fetch_artifact(origin, &define).await?;
+        match admit(&self.kernel, define).await {
+            Ok(released) => Ok(released),
+            Err(e) => {
+                if fetched {
+                    forget_artifact(&self.kernel, &module).await;
+                }
+                Err(format!("admitting it failed: {e}"))
+            }
+        }
+    }
+
+    /// `weft module approve VERB`: admits a peer's verb that awaits
+    /// approval, fetching its artifact now. Answers how many parked
+    /// activities were ingested.
+    pub async fn approve(&self, verb: &str) -> Result<usize, KernelError> {
+        let kernel = &self.kernel;
+        if kernel.registry().is_some_and(|r| r.verb(verb).is_some()) {
+            // The verb became known here meanwhile: its parked activities go in.
+            kernel
+                .federation_write(vec![FederationWrite::PendingModuleDone(verb.to_owned())])
+                .await?;
+            return Ok(release(kernel, verb).await);
+        }
+        let pending = kernel
+            .store()
+            .read()?
+            .pending_module(verb)?
+            .ok_or_else(|| KernelError::NotFound(format!("a pending module for verb `{verb}`")))?;
+        if pending.state != PendingState::AwaitingApproval {
+            return Err(KernelError::Conflict(format!(
+                "the module for `{verb}` was refused, so there is nothing to approve: {}",
+                pending.reason
+            )));
+        }
+        let define = pending
+            .define
+            .as_deref()
+            .and_then(|text| serde_json::from_str::<Value>(text).ok())
+            .and_then(|value| Signed::parse(value).ok())
+            .ok_or_else(|| {
+                KernelError::Conflict(format!("the stored definition of `{verb}` is unreadable"))
+            })?;
+        self.admit_found(&pending.origin, define)
+            .await
+            .map_err(KernelError::Conflict)
     }
 
     /// Whether the module policy admits `found` (and why), or what approval
@@ -423,38 +499,6 @@ pub async fn admit(kernel: &Kernel, define: Signed) -> Result<usize, KernelError
     Ok(release(kernel, &verb).await)
 }
 
-/// `weft module approve VERB`: admits a peer's verb that awaits approval.
-/// Answers how many parked activities were ingested.
-pub async fn approve(kernel: &Kernel, verb: &str) -> Result<usize, KernelError> {
-    if kernel.registry().is_some_and(|r| r.verb(verb).is_some()) {
-        // The verb became known here meanwhile: its parked activities go in.
-        kernel
-            .federation_write(vec![FederationWrite::PendingModuleDone(verb.to_owned())])
-            .await?;
-        return Ok(release(kernel, verb).await);
-    }
-    let pending = kernel
-        .store()
-        .read()?
-        .pending_module(verb)?
-        .ok_or_else(|| KernelError::NotFound(format!("a pending module for verb `{verb}`")))?;
-    if pending.state != PendingState::AwaitingApproval {
-        return Err(KernelError::Conflict(format!(
-            "the module for `{verb}` was refused, so there is nothing to approve: {}",
-            pending.reason
-        )));
-    }
-    let define = pending
-        .define
-        .as_deref()
-        .and_then(|text| serde_json::from_str::<Value>(text).ok())
-        .and_then(|value| Signed::parse(value).ok())
-        .ok_or_else(|| {
-            KernelError::Conflict(format!("the stored definition of `{verb}` is unreadable"))
-        })?;
-    admit(kernel, define).await
-}
-
 /// Deletes the activities parked for `verb` and its pending module, in one
 /// write; answers how many activities went. Not found when neither exists.
 pub async fn discard(kernel: &Kernel, verb: &str) -> Result<usize, KernelError> {
@@ -479,8 +523,21 @@ pub async fn discard(kernel: &Kernel, verb: &str) -> Result<usize, KernelError> 
         writes.push(FederationWrite::PendingModuleDone(verb.to_owned()));
     }
     kernel.federation_write(writes).await?;
+    // An artifact fetched for it (by a node before the policy was checked
+    // first) goes too, unless something here uses it.
+    if let Some(module) = pending.as_ref().and_then(|p| p.module.as_deref()) {
+        forget_artifact(kernel, module).await;
+    }
     tracing::info!(%verb, parked = count, "discarded a pending verb");
     Ok(count)
+}
+
+/// Removes the stored artifact `module` unless a module definition here
+/// names it; a failure is only logged (the artifact then stays, unused).
+async fn forget_artifact(kernel: &Kernel, module: &str) {
+    if let Err(e) = kernel.remove_unused_artifact(module).await {
+        tracing::warn!(%module, error = %e, "cannot remove an unused artifact");
+    }
 }
 
 /// Ingests the activities parked for `verb`, now that it is known. An

@@ -149,11 +149,12 @@ pub async fn query(
         .map_err(Problem::bad_request)?
         .unwrap_or_default();
     let registry = registry(&state)?.clone();
-    let answer = tokio::task::spawn_blocking(move || {
-        registry.query(&name, &path, &params).map_err(|e| (name, e))
-    })
-    .await
-    .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let answer = state
+        .kernel
+        .workers()
+        .run(move || registry.query(&name, &path, &params).map_err(|e| (name, e)))
+        .await
+        .map_err(|busy| Problem::new(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()))?;
     match answer {
         Ok(Ok(text)) => match serde_json::from_str::<Value>(&text) {
             Ok(value) => Ok(axum::Json(value).into_response()),
@@ -207,7 +208,7 @@ pub async fn approve(
     Path(verb): Path<String>,
 ) -> Result<Response, Problem> {
     require_admin(&caller, "approving a module")?;
-    let released = crate::federation::modules::approve(&state.kernel, &verb).await?;
+    let released = state.federation.approve(&verb).await?;
     Ok(axum::Json(json!({"verb": verb, "admitted": true, "released": released})).into_response())
 }
 
@@ -235,7 +236,9 @@ fn url_pairs(query: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
-fn percent_decode(text: &str) -> Result<String, String> {
+/// Decodes one `application/x-www-form-urlencoded` name or value: `+` is
+/// a space, `%XX` a byte; the result must be UTF-8.
+pub fn percent_decode(text: &str) -> Result<String, String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -277,4 +280,16 @@ mod tests {
         assert!(url_pairs("a=%zz").is_err());
         assert!(url_pairs("a=%e9").is_err());
     }
+}
+
+/// `GET /admin/digest` (admin): counts and hashes of the log, each
+/// projection's state, and the module and federation tables, to compare a
+/// node with itself before and after something, or with another node.
+pub async fn digest(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    require_admin(&caller, "read the node's digest")?;
+    let kernel = state.kernel.clone();
+    let digest = tokio::task::spawn_blocking(move || kernel.store().read()?.digest())
+        .await
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(axum::Json(digest).into_response())
 }

@@ -66,6 +66,13 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        // Every 503 here is transient (a busy pool, a deadline, a
+        // projection being built, a shutdown): say when to come back.
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -101,6 +108,7 @@ impl From<KernelError> for Problem {
             KernelError::NotFound(what) => Self::not_found(format!("{what} not found")),
             KernelError::Conflict(message) => Self::new(StatusCode::CONFLICT, message),
             KernelError::Unavailable(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, m),
+            KernelError::Busy(busy) => Self::new(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()),
             KernelError::ShuttingDown => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the node is shutting down; retry shortly",

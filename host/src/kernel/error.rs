@@ -39,6 +39,9 @@ pub enum KernelError {
     /// being built).
     #[error("{0}")]
     Unavailable(String),
+    /// The module-call pool is full (503, retry).
+    #[error("{0}")]
+    Busy(#[from] super::workers::Busy),
 }
 
 impl KernelError {

@@ -73,6 +73,12 @@ pub trait Modules: Send + Sync + 'static {
     /// the activity's JSON text as it will be stored.
     fn validate(&self, activity: &Signed, json: &str) -> Result<(), Rejection>;
 
+    /// Whether [`Modules::validate`] runs a module for this activity (and so
+    /// goes to the worker pool), or answers at once.
+    fn runs_module(&self, _activity: &Signed) -> bool {
+        true
+    }
+
     /// Folds a batch of appended activities into projections inside the
     /// batch's write transaction, which it hands back. A projection's own
     /// failure is recorded on the projection; only storage faults are

@@ -43,6 +43,10 @@ use crate::store::{
 pub const DEFINE_ACTIVITY: &str = "DefineActivity";
 pub const DEFINE_PROJECTION: &str = "DefineProjection";
 
+/// Most intents one `react` call may ask for (an accept, an answer, a
+/// follow-up: a handful).
+const MAX_INTENTS: usize = 16;
+
 /// Whether the kernel, not a module, interprets `signed`.
 pub fn kernel_native(signed: &Signed) -> bool {
     !matches!(Lifecycle::of(&signed.json), Lifecycle::Other)
@@ -194,13 +198,23 @@ impl Registry {
         named.sort_unstable();
         named.dedup();
         let mut out = Vec::new();
+        let cap = self.runtime.limits().max_reactions;
+        let mut reactions = 0;
         for recipient in named.into_iter().filter(|r| *r != signed.header.actor) {
             if !is_actor(recipient) {
                 continue;
             }
+            if reactions == cap {
+                tracing::warn!(id = %signed.id, cap, "the activity names more local recipients than `[runtime] max_reactions`; the rest do not react");
+                break;
+            }
+            reactions += 1;
             match verb.react(signed, json, recipient, source) {
                 Ok(intents) => {
-                    for intent in intents {
+                    if intents.len() > MAX_INTENTS {
+                        tracing::warn!(verb = %verb.name, %recipient, asked = intents.len(), "a verb asked for more than {MAX_INTENTS} intents; the rest are ignored");
+                    }
+                    for intent in intents.into_iter().take(MAX_INTENTS) {
                         if intent.actor != recipient {
                             tracing::warn!(verb = %verb.name, %recipient, actor = %intent.actor, "a verb asked another actor to act; ignored");
                             continue;
@@ -707,6 +721,10 @@ pub enum QueryFault {
 }
 
 impl Modules for Registry {
+    fn runs_module(&self, activity: &Signed) -> bool {
+        !kernel_native(activity) && self.verb(activity.verb()).is_some()
+    }
+
     fn validate(&self, activity: &Signed, json: &str) -> Result<(), Rejection> {
         if kernel_native(activity) {
             return Ok(());

@@ -138,6 +138,9 @@ pub enum FederationWrite {
     PendingModule(crate::store::PendingModule),
     /// The verb's module was admitted (or the operator dropped the request).
     PendingModuleDone(String),
+    /// An artifact fetched for a module that was not admitted after all:
+    /// removed unless a module defined here uses it.
+    RemoveUnusedArtifact(String),
 }
 
 /// A signed activity on its way into the log.
@@ -757,6 +760,9 @@ impl Writer {
             FederationWrite::Unpark { verb, id } => cx.tables.delete_parked(&verb, &id)?,
             FederationWrite::PendingModule(pending) => cx.tables.put_pending_module(&pending)?,
             FederationWrite::PendingModuleDone(verb) => cx.tables.delete_pending_module(&verb)?,
+            FederationWrite::RemoveUnusedArtifact(id) => {
+                cx.tables.remove_unused_artifact(&id)?;
+            }
         }
         Ok(())
     }

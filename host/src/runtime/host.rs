@@ -8,9 +8,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use redb::{ReadableTable, Table, WriteTransaction};
-use wasmtime::StoreLimits;
 
 use super::bindings::{projection, verb};
+use super::limiter::Meter;
 use crate::store::tables::{ACTIVITY_IDS, PROJECTION_STATE, RECORDS, state_key};
 use crate::store::{ActivityRecord, RecentIds, Snapshot, Store};
 
@@ -159,11 +159,16 @@ pub struct Kv {
 
 /// The data of one module instance's store.
 pub struct HostState {
-    pub limits: StoreLimits,
+    pub limits: Meter,
     pub source: Source,
     pub kv: Kv,
     /// Most bytes a fold may buffer.
     pub max_write_bytes: usize,
+    /// Fuel left for the work the host does in this call's imports: a
+    /// second budget beside the guest's own, of the same size, so a module
+    /// cannot make the host work without bound with few instructions of
+    /// its own.
+    pub host_fuel: u64,
 }
 
 impl std::fmt::Debug for HostState {
@@ -175,11 +180,40 @@ impl std::fmt::Debug for HostState {
 }
 
 /// Longest key a module may use.
-const MAX_KEY: usize = 1024;
+pub const MAX_KEY: usize = 1024;
 /// Most entries one scan returns.
 const MAX_SCAN: u32 = 1000;
 
+/// What the host charges for an import, in fuel: a fixed cost per call
+/// (about what the guest's instructions for the same work would cost,
+/// measured as a store lookup of ~1 µs against ~1 fuel per instruction)
+/// and one unit per byte it moves.
+mod cost {
+    /// A read of the log or the module's store.
+    pub const READ: u64 = 2_000;
+    /// A buffered write.
+    pub const WRITE: u64 = 500;
+    /// A scan, plus [`ENTRY`] for each entry it returns.
+    pub const SCAN: u64 = 2_000;
+    pub const ENTRY: u64 = 200;
+}
+
 impl HostState {
+    /// Takes `units` from the host budget; an exhausted budget ends the
+    /// call as running out of fuel does.
+    fn charge(&mut self, units: u64) -> wasmtime::Result<()> {
+        match self.host_fuel.checked_sub(units) {
+            Some(left) => {
+                self.host_fuel = left;
+                Ok(())
+            }
+            None => {
+                self.host_fuel = 0;
+                Err(wasmtime::Trap::OutOfFuel.into())
+            }
+        }
+    }
+
     /// Takes a [`Source::Later`]'s snapshot, before the first read.
     fn resolve(&mut self) -> wasmtime::Result<()> {
         if let Source::Later(store) = &self.source {
@@ -191,8 +225,9 @@ impl HostState {
     fn log_get(&mut self, id: &str) -> wasmtime::Result<Option<String>> {
         // A weft activity is found by its URL id as by its content id.
         let id = crate::model::cid::internal(id);
+        self.charge(cost::READ + id.len() as u64)?;
         self.resolve()?;
-        Ok(match &self.source {
+        let found = match &self.source {
             Source::None | Source::Later(_) => None,
             Source::Read(snapshot) => snapshot.activity(id)?.map(|r| r.json),
             Source::Write(state) => state.tables.with_dependent(|_, tables| {
@@ -207,10 +242,18 @@ impl HostState {
                     None => None,
                 })
             })?,
-        })
+        };
+        self.charge(found.as_ref().map_or(0, |j| j.len() as u64))?;
+        Ok(found)
     }
 
     fn kv_get(&mut self, key: &str) -> wasmtime::Result<Option<String>> {
+        let value = self.kv_lookup(key)?;
+        self.charge(cost::READ + (key.len() + value.as_ref().map_or(0, String::len)) as u64)?;
+        Ok(value)
+    }
+
+    fn kv_lookup(&mut self, key: &str) -> wasmtime::Result<Option<String>> {
         if let Some(buffered) = self.kv.buffer.get(key) {
             return Ok(buffered.clone());
         }
@@ -251,6 +294,7 @@ impl HostState {
                 key.len()
             );
         }
+        self.charge(cost::WRITE + (key.len() + value.as_ref().map_or(0, String::len)) as u64)?;
         self.kv.buffered_bytes += key.len() + value.as_ref().map_or(0, String::len);
         if self.kv.buffered_bytes > self.max_write_bytes {
             wasmtime::bail!(
@@ -268,6 +312,7 @@ impl HostState {
         after: Option<&str>,
         limit: u32,
     ) -> wasmtime::Result<Vec<(String, String)>> {
+        self.charge(cost::SCAN + (prefix.len() + after.map_or(0, str::len)) as u64)?;
         self.resolve()?;
         let limit = limit.min(MAX_SCAN) as usize;
         let projection = self.kv.projection.as_str();
@@ -354,7 +399,10 @@ impl HostState {
                 None => merged.remove(&key),
             };
         }
-        Ok(merged.into_iter().take(limit).collect())
+        let found: Vec<(String, String)> = merged.into_iter().take(limit).collect();
+        let moved: usize = found.iter().map(|(k, v)| k.len() + v.len()).sum();
+        self.charge(cost::ENTRY * found.len() as u64 + moved as u64)?;
+        Ok(found)
     }
 }
 
@@ -406,7 +454,7 @@ mod tests {
 
     fn state(source: Source) -> HostState {
         HostState {
-            limits: wasmtime::StoreLimitsBuilder::new().build(),
+            limits: Meter::new(1 << 20, 1000),
             source,
             kv: Kv {
                 projection: "p".into(),
@@ -414,6 +462,7 @@ mod tests {
                 ..Kv::default()
             },
             max_write_bytes: 1 << 20,
+            host_fuel: u64::MAX,
         }
     }
 
