@@ -153,6 +153,19 @@ impl Config {
         if let Some(v) = var("WEFT_CA_FILE") {
             self.federation.ca_file = Some(v.into());
         }
+        if let Some(v) = var("WEFT_RATE_LIMIT") {
+            match v.as_str() {
+                "off" => self.server.rate_limit = crate::http::ratelimit::RateLimits::off(),
+                "on" => {}
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "WEFT_RATE_LIMIT",
+                        value: v,
+                        message: "must be `off` (no rate limits, as `weft bench` wants) or `on` (those of weft.toml)".into(),
+                    });
+                }
+            }
+        }
         if let Some(v) = var("WEFT_MODULE_POLICY") {
             self.federation.module_policy =
                 serde_json::from_value(serde_json::Value::String(v.clone())).map_err(|_| {

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod federation;
 pub mod modules;
 pub mod problem;
+pub mod ratelimit;
 pub mod server;
 pub mod tls;
 
@@ -30,27 +31,39 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub public_url: Arc<str>,
     pub federation: Arc<crate::federation::Federation>,
+    /// The token buckets of the endpoints that write.
+    pub rate: Arc<ratelimit::Limiter>,
 }
 
 /// The node's routes.
 pub fn router(state: AppState) -> Router {
+    // Writes from outside take a token per client IP before any work.
+    let rate = state.rate.clone();
+    let per_ip = || axum::middleware::from_fn_with_state(rate.clone(), ratelimit::per_ip);
     Router::new()
-        .route("/activity", post(activities::publish))
+        .route("/activity", post(activities::publish).route_layer(per_ip()))
         .route("/activities/{id}", get(activities::get))
         .route("/actors", post(actors::create))
         .route("/actors/{name}", get(actors::document))
         .route(
             "/actors/{name}/outbox",
-            get(actors::outbox).post(activities::publish_to_outbox),
+            get(actors::outbox)
+                .post(activities::publish_to_outbox)
+                .route_layer(per_ip()),
         )
         .route(
             "/actors/{name}/inbox",
-            get(federation::inbox).post(federation::receive),
+            get(federation::inbox)
+                .post(federation::receive)
+                .route_layer(per_ip()),
         )
         .route("/actors/{name}/objects/{seq}", get(activities::object))
         .route("/actors/{name}/followers", get(federation::followers))
         .route("/actors/{name}/following", get(federation::following))
-        .route("/inbox", post(federation::receive_shared))
+        .route(
+            "/inbox",
+            post(federation::receive_shared).route_layer(per_ip()),
+        )
         .route("/.well-known/webfinger", get(federation::webfinger))
         .route("/.well-known/nodeinfo", get(federation::nodeinfo_links))
         .route("/nodeinfo/2.1", get(federation::nodeinfo))

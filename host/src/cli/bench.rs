@@ -178,6 +178,7 @@ pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
         elapsed.as_secs_f64(),
         count as f64 / elapsed.as_secs_f64()
     );
+    rate_limit_hint();
     print_latency(&mut latencies);
     print_writer(&http, &base, before, count).await;
 
@@ -369,6 +370,20 @@ fn authority(base: &str) -> anyhow::Result<String> {
         .to_owned())
 }
 
+/// Answers of 429 (the node's rate limits) seen by [`exchange`].
+static RATE_LIMITED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Says so when the node's rate limits refused some of the load: the
+/// figures then measure the limits, not the node.
+fn rate_limit_hint() {
+    let limited = RATE_LIMITED.swap(0, std::sync::atomic::Ordering::Relaxed);
+    if limited > 0 {
+        eprintln!(
+            "note: {limited} requests were refused with 429 by the node's rate limits; to measure throughput, run the node with WEFT_RATE_LIMIT=off (or `per_ip_per_second = 0` and `per_origin_per_second = 0` under [server.rate_limit] in weft.toml)"
+        );
+    }
+}
+
 /// Writes one request on a keep-alive connection and reads the response
 /// (head, then exactly Content-Length bytes); answers the status code.
 async fn exchange(
@@ -393,6 +408,9 @@ async fn exchange(
     };
     let head = std::str::from_utf8(&buf[..head_end]).context("response head is not UTF-8")?;
     let status = head.split(' ').nth(1).unwrap_or_default().to_owned();
+    if status == "429" {
+        RATE_LIMITED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let length: usize = head
         .lines()
         .find_map(|l| {

@@ -203,6 +203,9 @@ impl Node {
             config: Arc::new(self.config.clone()),
             public_url: self.config.public_url().into(),
             federation: federation.clone(),
+            rate: Arc::new(http::ratelimit::Limiter::new(
+                &self.config.server.rate_limit,
+            )),
         };
         let served = http::serve(
             listener,

@@ -30,9 +30,25 @@ pub enum InboxError {
     /// 401: the proof does not hold, or the key is not the author's.
     #[error("{0}")]
     Unauthorized(String),
+    /// 403: the recipient is not addressed, and follows no one who would
+    /// reach it through Public or their followers.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: no such local actor.
     #[error("no actor named `{0}` on this node")]
     UnknownRecipient(String),
+    /// 415: the body is declared as something other than JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 429: the sender's origin is past its rate (`Retry-After`).
+    #[error("too many activities from {origin}")]
+    RateLimited {
+        origin: String,
+        retry_after: std::time::Duration,
+    },
+    /// 507: the sender's origin holds as much here as it may.
+    #[error("{0}")]
+    Quota(String),
     /// 422: a verb refused it, or it replays a different activity at a
     /// position already known.
     #[error("{message}")]
@@ -93,6 +109,21 @@ impl Federation {
         signed_by: Option<SignedBy>,
         budget: &Budget,
     ) -> Result<Received, InboxError> {
+        self.receive_gated(name, body, signed_by, budget, &|_| Ok(()))
+            .await
+    }
+
+    /// [`Federation::receive`], where an unsigned weft envelope's author's
+    /// origin must pass `gate` (a rate limit) once its proof is verified,
+    /// before anything is stored.
+    pub async fn receive_gated(
+        self: &Arc<Self>,
+        name: Option<&str>,
+        body: Map<String, Value>,
+        signed_by: Option<SignedBy>,
+        budget: &Budget,
+        gate: &(dyn Fn(&str) -> Result<(), InboxError> + Sync),
+    ) -> Result<Received, InboxError> {
         let recipient = match name {
             Some(name) => Some(
                 self.kernel
@@ -136,6 +167,11 @@ impl Federation {
             };
         }
         self.verify(&signed, budget).await?;
+        if signed_by.is_none()
+            && let Some(origin) = audience_origin(&author)
+        {
+            gate(&origin)?;
+        }
         if signed.header.kind == "Announce"
             && let Some(Value::String(object)) = signed.json.get("object")
         {

@@ -29,6 +29,15 @@ impl From<InboxError> for Problem {
             InboxError::UnknownRecipient(_) => Problem::not_found(e.to_string()),
             InboxError::Rejected { field, message } => Problem::unprocessable(field, message),
             InboxError::Unavailable(m) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, m),
+            InboxError::Forbidden(m) => Problem::forbidden(m),
+            InboxError::Quota(m) => Problem::new(StatusCode::INSUFFICIENT_STORAGE, m),
+            InboxError::UnsupportedMediaType(m) => {
+                Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, m)
+            }
+            InboxError::RateLimited { origin, .. } => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many activities from {origin}; retry later"),
+            ),
             InboxError::Kernel(k) => k.into(),
         }
     }
@@ -42,8 +51,10 @@ pub async fn receive(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, Problem> {
-    deliver(&state, Some(&name), &method, &uri, &headers, body).await
+) -> Response {
+    deliver(&state, Some(&name), &method, &uri, &headers, body)
+        .await
+        .unwrap_or_else(|refused| refused)
 }
 
 /// `POST /inbox`: the shared inbox; an activity for whichever local actors
@@ -54,12 +65,54 @@ pub async fn receive_shared(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, Problem> {
-    deliver(&state, None, &method, &uri, &headers, body).await
+) -> Response {
+    deliver(&state, None, &method, &uri, &headers, body)
+        .await
+        .unwrap_or_else(|refused| refused)
+}
+
+/// A refused inbox request as a response: a problem document, with
+/// `Retry-After` when the sender's origin is over its rate.
+fn refusal(e: InboxError) -> Response {
+    match e {
+        InboxError::RateLimited {
+            origin,
+            retry_after,
+        } => super::ratelimit::too_many(
+            format!(
+                "too many activities from {origin}: this node takes at most its `[server.rate_limit] per_origin_per_second` from one origin"
+            ),
+            &super::ratelimit::Limited { retry_after },
+        ),
+        other => Problem::from(other).into_response(),
+    }
+}
+
+/// Whether a request's `Content-Type`, if it has one, is JSON
+/// (`application/json`, `application/activity+json`, `application/ld+json`
+/// or another `application/…+json`).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return true;
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
 }
 
 /// Checks the request's HTTP signature, when it has one, and hands the
-/// activity to federation.
+/// activity to federation. The sender's origin takes a token from its
+/// bucket once it is proven: by the HTTP signature, or for an unsigned
+/// weft envelope by the author's proof.
 async fn deliver(
     state: &AppState,
     name: Option<&str>,
@@ -67,10 +120,29 @@ async fn deliver(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, Problem> {
-    let bytes = body::bytes(headers, body, state.config.max_body_bytes).await?;
-    let activity = body::parse_object(&bytes)?;
+) -> Result<Response, Response> {
+    if !is_json(headers) {
+        return Err(refusal(InboxError::UnsupportedMediaType(format!(
+            "an inbox takes JSON: send `Content-Type: application/activity+json` (or application/ld+json, application/json), not `{}`",
+            headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(not text)")
+        ))));
+    }
+    let bytes = body::bytes(headers, body, state.config.max_body_bytes)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let activity = body::parse_object(&bytes).map_err(IntoResponse::into_response)?;
     let budget = state.federation.budget();
+    let rate = state.rate.clone();
+    let gate = move |origin: &str| {
+        rate.check_origin(origin)
+            .map_err(|limited| InboxError::RateLimited {
+                origin: origin.to_owned(),
+                retry_after: limited.retry_after,
+            })
+    };
     let signed_by = if is_signed(headers) {
         let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
         let scheme = if state.public_url.starts_with("https://") {
@@ -85,14 +157,23 @@ async fn deliver(
             body: &bytes,
             scheme,
         };
-        Some(state.federation.check_signature(&request, &budget).await?)
+        let signed_by = state
+            .federation
+            .check_signature(&request, &budget)
+            .await
+            .map_err(refusal)?;
+        if let Some(origin) = crate::model::origin(&signed_by.actor) {
+            gate(&origin).map_err(refusal)?;
+        }
+        Some(signed_by)
     } else {
         None
     };
     let (id, status) = match state
         .federation
-        .receive(name, activity, signed_by, &budget)
-        .await?
+        .receive_gated(name, activity, signed_by, &budget, &gate)
+        .await
+        .map_err(refusal)?
     {
         Received::Accepted(id) => (id, "accepted"),
         Received::Duplicate(id) => (id, "duplicate"),

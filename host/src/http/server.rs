@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
 use super::Problem;
 
@@ -47,6 +48,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Most requests in progress at once; past it 503 with `Retry-After`.
     pub max_concurrent_requests: usize,
+    /// Token buckets on the endpoints that write (`[server.rate_limit]`).
+    pub rate_limit: super::ratelimit::RateLimits,
 }
 
 impl Default for Limits {
@@ -56,6 +59,7 @@ impl Default for Limits {
             request_timeout_ms: 60_000,
             max_connections: 4096,
             max_concurrent_requests: 1024,
+            rate_limit: super::ratelimit::RateLimits::default(),
         }
     }
 }
@@ -71,7 +75,7 @@ impl Limits {
                 "server.max_connections and max_concurrent_requests must be at least 1".into(),
             );
         }
-        Ok(())
+        self.rate_limit.check()
     }
 }
 
@@ -157,7 +161,14 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // Each request learns its client's address (for per-IP limits).
+        let client = super::ratelimit::ClientAddr(remote);
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(client);
+                request
+            },
+        ));
         let http = http.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();

@@ -15,6 +15,7 @@ mod outbox;
 )]
 mod peer;
 mod publish;
+mod ratelimit;
 mod server;
 mod support;
 mod visibility;

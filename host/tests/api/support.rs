@@ -224,6 +224,7 @@ impl TestNode {
         let content_type = header("content-type");
         let location = header("location");
         let www_authenticate = header("www-authenticate");
+        let retry_after = header("retry-after");
         let status = response.status().as_u16();
         let text = response.text().await?;
         Ok(Reply {
@@ -231,6 +232,7 @@ impl TestNode {
             content_type,
             location,
             www_authenticate,
+            retry_after,
             text,
         })
     }
@@ -489,6 +491,7 @@ pub struct Reply {
     pub content_type: Option<String>,
     pub location: Option<String>,
     pub www_authenticate: Option<String>,
+    pub retry_after: Option<String>,
     pub text: String,
 }
 

@@ -237,6 +237,7 @@ pub async fn inbox(
         elapsed.as_secs_f64(),
         accepted as f64 / elapsed.as_secs_f64()
     );
+    super::rate_limit_hint();
     super::print_latency(&mut latencies);
     super::print_writer(&http, base, before, accepted).await;
     let inbox: Value = http
@@ -282,6 +283,7 @@ pub async fn fanout(
     let total = follows.len() as u64;
     eprintln!("{total} remote actors on {peers} origins follow {star}…");
     let (_, errors) = send_all(&addr, follows, 64).await?;
+    super::rate_limit_hint();
     if errors > 0 {
         bail!("{errors} Follows were refused");
     }
