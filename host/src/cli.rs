@@ -735,7 +735,20 @@ fn componentize(bytes: Vec<u8>, world: &str) -> anyhow::Result<Vec<u8>> {
             .module(core)
             .and_then(|encoder| encoder.validate(true).encode())
     };
-    let component = match encode(&bytes) {
+    // Without a `component-type` section the encoder makes an empty
+    // component of it, exporting nothing: embed the world first.
+    let has_world = wasmtime::wasmparser::Parser::new(0)
+        .parse_all(&bytes)
+        .any(|payload| {
+            matches!(payload, Ok(wasmtime::wasmparser::Payload::CustomSection(c))
+                if c.name().starts_with("component-type"))
+        });
+    let first = if has_world {
+        encode(&bytes)
+    } else {
+        Err(anyhow::anyhow!("the core module carries no WIT world"))
+    };
+    let component = match first {
         Ok(component) => component,
         Err(first) => {
             let mut resolve = wit_parser::Resolve::default();

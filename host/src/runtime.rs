@@ -83,7 +83,7 @@ impl Default for Limits {
             table_elements: 100_000,
             max_stack_bytes: 512 << 10,
             max_artifact_bytes: 64 << 20,
-            max_function_bytes: 4 << 20,
+            max_function_bytes: 1 << 20,
             max_functions: 200_000,
             compile_timeout_ms: 120_000,
             max_write_bytes: 8 << 20,
@@ -536,7 +536,8 @@ impl VerbModule {
             to_record!(verb::weft::module::types::Activity, a)
         });
         let result = warm.bindings.call_validate(&mut warm.store, &activity);
-        self.runtime.spent(&self.name, "validate", self.budget, &warm.store);
+        self.runtime
+            .spent(&self.name, "validate", self.budget, &warm.store);
         match result {
             Ok(answer) => Ok(answer.map_err(|r| r.message)),
             Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
@@ -564,7 +565,8 @@ impl VerbModule {
         let result = warm
             .bindings
             .call_react(&mut warm.store, &activity, &context);
-        self.runtime.spent(&self.name, "react", self.budget, &warm.store);
+        self.runtime
+            .spent(&self.name, "react", self.budget, &warm.store);
         *source = std::mem::take(&mut warm.store.data_mut().source);
         result.map_err(|e| self.runtime.fault(&self.name, self.budget, &e))
     }
@@ -745,7 +747,8 @@ impl ProjectionModule {
         data.kv.writable = false;
         data.kv.buffer.clear();
         let result = warm.bindings.call_query(&mut warm.store, path, params);
-        self.runtime.spent(&self.name, "query", self.budget, &warm.store);
+        self.runtime
+            .spent(&self.name, "query", self.budget, &warm.store);
         result.map_err(|e| self.runtime.fault(&self.name, self.budget, &e))
     }
 }

@@ -9,6 +9,9 @@
 //!   and the shared envelope test vectors;
 //! - `rotate`: `weft actor rotate` with the node stopped and running;
 //! - `durability`: acknowledged activities survive SIGTERM and SIGKILL;
+//! - `hostile`: hostile modules — loops, memory and stack exhaustion, host
+//!   call storms, compile bombs, state kept in globals — each stopped
+//!   within bounded time and memory, changing nothing;
 //! - `ops`: the `bench` load tool;
 //! - `federation`: two nodes following, delivering and backfilling through
 //!   restarts and a crash, over HTTP and over HTTPS;
@@ -24,6 +27,7 @@ mod cli;
 mod durability;
 mod federation;
 mod fediverse;
+mod hostile;
 mod languages;
 mod ops;
 mod rotate;

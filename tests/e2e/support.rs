@@ -362,6 +362,11 @@ impl Weft {
         self.tmp.path().join(format!("run-{}.stderr", self.runs))
     }
 
+    /// The running node's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// What the latest `weft run` wrote to stdout.
     pub fn stdout(&self) -> String {
         std::fs::read_to_string(self.stdout_path()).unwrap_or_default()

@@ -262,6 +262,18 @@ pub fn percent_decode(text: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "the query string is not UTF-8".to_owned())
 }
 
+/// `GET /admin/digest` (admin): counts and hashes of the log, each
+/// projection's state, and the module and federation tables, to compare a
+/// node with itself before and after something, or with another node.
+pub async fn digest(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    require_admin(&caller, "read the node's digest")?;
+    let kernel = state.kernel.clone();
+    let digest = tokio::task::spawn_blocking(move || kernel.store().read()?.digest())
+        .await
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(axum::Json(digest).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,16 +292,4 @@ mod tests {
         assert!(url_pairs("a=%zz").is_err());
         assert!(url_pairs("a=%e9").is_err());
     }
-}
-
-/// `GET /admin/digest` (admin): counts and hashes of the log, each
-/// projection's state, and the module and federation tables, to compare a
-/// node with itself before and after something, or with another node.
-pub async fn digest(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
-    require_admin(&caller, "read the node's digest")?;
-    let kernel = state.kernel.clone();
-    let digest = tokio::task::spawn_blocking(move || kernel.store().read()?.digest())
-        .await
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    Ok(axum::Json(digest).into_response())
 }

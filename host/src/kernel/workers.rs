@@ -125,7 +125,10 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let refused = workers.run(|| 1).await;
-        assert!(matches!(refused, Err(Busy { running: 1, .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(Busy { running: 1, .. })),
+            "{refused:?}"
+        );
         release.send(())?;
         release.send(())?;
         for task in held {

@@ -84,15 +84,24 @@ impl Reader {
                 .entry(key.as_bytes(), v.value().as_bytes());
         }
         let mut modules = BTreeMap::new();
-        modules.insert("artifacts", self.part(ARTIFACTS, |k| k.as_bytes().to_vec())?);
+        modules.insert(
+            "artifacts",
+            self.part(ARTIFACTS, |k| k.as_bytes().to_vec())?,
+        );
         modules.insert("modules", self.part(MODULES, |k| k.as_bytes().to_vec())?);
-        modules.insert("parked", self.part(PARKED, |(a, b)| [a, "\0", b].concat().into_bytes())?);
+        modules.insert(
+            "parked",
+            self.part(PARKED, |(a, b)| [a, "\0", b].concat().into_bytes())?,
+        );
         modules.insert(
             "pending_modules",
             self.part(PENDING_MODULES, |k| k.as_bytes().to_vec())?,
         );
         let mut federation = BTreeMap::new();
-        federation.insert("deliveries", self.part(DELIVERIES, |k| k.to_be_bytes().to_vec())?);
+        federation.insert(
+            "deliveries",
+            self.part(DELIVERIES, |k| k.to_be_bytes().to_vec())?,
+        );
         federation.insert(
             "forks",
             self.part(FORKS, |(a, seq, b)| {

@@ -167,6 +167,17 @@ async fn under_the_manual_policy_a_verb_waits_for_approval() -> anyhow::Result<(
         before,
         "nothing is stored before approval"
     );
+    // A module waiting for approval is a small signed document here: its
+    // artifact is neither fetched nor compiled until it is admitted.
+    let artifact = define["module"].as_str().unwrap_or_default();
+    assert!(
+        node.kernel.store().read()?.artifact(artifact)?.is_none(),
+        "the artifact of a module awaiting approval was fetched"
+    );
+    assert_eq!(
+        node.get(&format!("/artifacts/{artifact}"), None).await?.0,
+        404
+    );
     let path = format!("/activities/{}", id(&activity)?);
     assert_eq!(node.get(&path, Some(&token)).await?.0, 404);
 
@@ -181,6 +192,10 @@ async fn under_the_manual_policy_a_verb_waits_for_approval() -> anyhow::Result<(
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.json()?["released"], 1);
     assert_eq!(node.get(&path, Some(&token)).await?.0, 200);
+    assert!(
+        node.kernel.store().read()?.artifact(artifact)?.is_some(),
+        "approval fetches the artifact"
+    );
     let left = pending(&node).await?;
     assert_eq!(left["modules"], json!([]), "{left}");
     assert_eq!(left["activities"], json!([]), "{left}");
