@@ -82,6 +82,18 @@ pub struct Settings {
     pub signature_max_age: String,
     /// How far ahead of this node's clock it may be.
     pub signature_max_ahead: String,
+    /// How far ahead of this node's clock an inbound activity's
+    /// `published` may be (a human-readable duration); past it 422.
+    pub published_max_ahead: String,
+    /// Most activities kept from one peer origin's authors; past it 507.
+    pub max_activities_per_origin: u64,
+    /// Most bytes (of JSON text) of them; past it 507.
+    pub max_bytes_per_origin: u64,
+    /// Most pieces of fork evidence kept at one position of one actor's
+    /// log; past it a fork is still refused, but not kept.
+    pub max_forks_per_position: u64,
+    /// Most pieces of fork evidence kept against one origin's actors.
+    pub max_forks_per_origin: u64,
 }
 
 impl Default for Settings {
@@ -106,6 +118,12 @@ impl Default for Settings {
             allow_private_addresses: false,
             signature_max_age: "12h".to_owned(),
             signature_max_ahead: "1h".to_owned(),
+            published_max_ahead: "1h".to_owned(),
+            max_activities_per_origin: crate::kernel::IngestLimits::default()
+                .max_activities_per_origin,
+            max_bytes_per_origin: crate::kernel::IngestLimits::default().max_bytes_per_origin,
+            max_forks_per_position: crate::kernel::IngestLimits::default().max_forks_per_position,
+            max_forks_per_origin: crate::kernel::IngestLimits::default().max_forks_per_origin,
         }
     }
 }
@@ -136,6 +154,16 @@ impl Settings {
         })
     }
 
+    /// `published_max_ahead`, parsed.
+    pub fn published_max_ahead(&self) -> Result<Duration, String> {
+        humantime::parse_duration(&self.published_max_ahead).map_err(|e| {
+            format!(
+                "federation.published_max_ahead: `{}` is not a duration such as 1h or 10m: {e}",
+                self.published_max_ahead
+            )
+        })
+    }
+
     /// `peer_refresh`, parsed.
     pub fn peer_refresh(&self) -> Result<Duration, String> {
         humantime::parse_duration(&self.peer_refresh).map_err(|e| {
@@ -157,6 +185,8 @@ pub struct Federation {
     pub verifier: verifier::Verifier,
     /// Inbound requests' signatures may be this old or this far ahead.
     pub window: httpsig::Window,
+    /// An inbound activity's `published` may be this far ahead.
+    pub published_ahead: Duration,
     /// Keys of verified HTTP signatures.
     http_keys: signatures::KeyCache,
     schedule: Vec<Duration>,
@@ -170,9 +200,16 @@ impl Federation {
     pub fn new(kernel: Arc<Kernel>, settings: Settings) -> Result<Arc<Self>, String> {
         let schedule = settings.schedule()?;
         let window = settings.window()?;
+        let published_ahead = settings.published_max_ahead()?;
         if settings.jitter_percent > 1000 {
             return Err("federation.jitter_percent must be at most 1000".into());
         }
+        kernel.set_ingest_limits(crate::kernel::IngestLimits {
+            max_activities_per_origin: settings.max_activities_per_origin,
+            max_bytes_per_origin: settings.max_bytes_per_origin,
+            max_forks_per_position: settings.max_forks_per_position,
+            max_forks_per_origin: settings.max_forks_per_origin,
+        });
         let fetcher = Fetcher::new(&settings).map_err(|e| e.to_string())?;
         fetcher.sign_with(kernel.clone());
         let peers = Peers::new(kernel.clone(), fetcher.clone(), settings.peer_refresh()?);
@@ -183,6 +220,7 @@ impl Federation {
             settings,
             verifier: verifier::Verifier::start().map_err(|e| e.to_string())?,
             window,
+            published_ahead,
             http_keys: signatures::KeyCache::default(),
             schedule,
             discovery: modules::Discovery::default(),

@@ -33,12 +33,12 @@ use crate::model::Signed;
 use crate::runtime::host::Source;
 use crate::runtime::{Limits, Runtime};
 use crate::store::{ActivityRecord, BackfillJob, Role, Store};
-pub use audience::{addressed, is_public, origin as audience_origin};
+pub use audience::{addressed, audience_fields, is_public, origin as audience_origin};
 pub use draft::{AS_CONTEXT, object_url};
 use registry::{Intended, Reaction, Registry};
 use sequencer::Sequencer;
 use writer::{Append, Command, Ingest, Writer};
-pub use writer::{FederationWrite, Ingested, Outbound, now_ms};
+pub use writer::{FederationWrite, IngestLimits, Ingested, Outbound, now_ms};
 
 /// Where the kernel keeps its files and how it batches.
 #[derive(Debug, Clone)]
@@ -85,6 +85,8 @@ pub struct Kernel {
     public_url: std::sync::OnceLock<String>,
     /// Local actors' HTTP-signature keys, parsed once.
     http_keys: Mutex<std::collections::HashMap<String, Arc<RsaKey>>>,
+    /// What peers may store here (per origin), shared with the writer.
+    ingest_limits: Arc<RwLock<IngestLimits>>,
     /// Remote actors' shared inboxes (or none), as their kept documents
     /// say; forgotten when a document is kept anew.
     shared_inboxes: RwLock<std::collections::HashMap<String, Option<String>>>,
@@ -141,6 +143,7 @@ impl Kernel {
         let (tx, rx) = mpsc::channel(4096);
         let metrics = Arc::new(Metrics::default());
         let outbound = Arc::new(Mutex::new(None));
+        let ingest_limits = Arc::new(RwLock::new(IngestLimits::default()));
         let writer = Writer::new(
             store.clone(),
             keys.clone(),
@@ -148,6 +151,7 @@ impl Kernel {
             metrics.clone(),
             options.max_batch,
             outbound.clone(),
+            ingest_limits.clone(),
         );
         let handle = std::thread::Builder::new()
             .name("weft-writer".into())
@@ -165,6 +169,7 @@ impl Kernel {
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
             outbound,
+            ingest_limits,
             public_url: std::sync::OnceLock::new(),
             http_keys: Mutex::new(std::collections::HashMap::new()),
             shared_inboxes: RwLock::new(std::collections::HashMap::new()),
@@ -233,6 +238,13 @@ impl Kernel {
         let key = Arc::new(key);
         cache.insert(actor.to_owned(), key.clone());
         Ok((key_id, key))
+    }
+
+    /// Bounds what peers' activities may take here from now on.
+    pub fn set_ingest_limits(&self, limits: IngestLimits) {
+        if let Ok(mut slot) = self.ingest_limits.write() {
+            *slot = limits;
+        }
     }
 
     /// Committed delivery jobs and backfills are sent to `tx` from now on.

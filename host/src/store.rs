@@ -203,6 +203,57 @@ fn index_parked_by_origin(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// What one peer origin's authors hold here: their activities (count, and
+/// bytes of JSON text) and fork evidence against them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginUsage {
+    pub activities: u64,
+    pub bytes: u64,
+    pub forks: u64,
+}
+
+/// Counts what each peer origin holds in a store made before
+/// [`ORIGIN_USAGE`] existed: every record whose author is not a local
+/// actor, once.
+fn count_origin_usage(txn: &WriteTransaction) -> Result<(), StoreError> {
+    use redb::ReadableTableMetadata;
+    const COUNTED: &str = "origin_usage_counted";
+    let mut meta = txn.open_table(META)?;
+    if meta.get(COUNTED)?.is_some() {
+        return Ok(());
+    }
+    let records = txn.open_table(RECORDS)?;
+    let actors = txn.open_table(ACTORS)?;
+    let mut usage: HashMap<String, OriginUsage> = HashMap::new();
+    if !records.is_empty()? {
+        for entry in records.iter()? {
+            let (_, v) = entry?;
+            let record: ActivityRecord = postcard::from_bytes(v.value())?;
+            if actors.get(record.actor.as_str())?.is_some() {
+                continue;
+            }
+            if let Some(origin) = crate::model::origin(&record.actor) {
+                let u = usage.entry(origin).or_default();
+                u.activities += 1;
+                u.bytes += record.json.len() as u64;
+            }
+        }
+    }
+    let forks = txn.open_table(FORKS)?;
+    for entry in forks.iter()? {
+        let (k, _) = entry?;
+        if let Some(origin) = crate::model::origin(k.value().0) {
+            usage.entry(origin).or_default().forks += 1;
+        }
+    }
+    let mut table = txn.open_table(ORIGIN_USAGE)?;
+    for (origin, u) in usage {
+        table.insert(origin.as_str(), postcard::to_stdvec(&u)?.as_slice())?;
+    }
+    meta.insert(COUNTED, "1")?;
+    Ok(())
+}
+
 /// Where admitting a peer's module stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PendingState {
@@ -319,6 +370,8 @@ impl Store {
         txn.open_table(PEERS)?;
         txn.open_table(EVIDENCE)?;
         txn.open_table(FORKS)?;
+        txn.open_table(ORIGIN_USAGE)?;
+        count_origin_usage(&txn)?;
         txn.open_table(DELIVERIES)?;
         txn.open_table(DEAD_LETTERS)?;
         txn.open_table(BACKFILLS)?;
@@ -749,6 +802,16 @@ impl Reader {
             .transpose()
     }
 
+    /// What the peer origin `origin` holds here.
+    pub fn origin_usage(&self, origin: &str) -> Result<OriginUsage, StoreError> {
+        let table = self.txn.open_table(ORIGIN_USAGE)?;
+        Ok(table
+            .get(origin)?
+            .map(|v| postcard::from_bytes(v.value()))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
     /// Fork evidence: (actor, seq, the other activity's id, its JSON).
     pub fn forks(&self) -> Result<Vec<(String, u64, String, String)>, StoreError> {
         let table = self.txn.open_table(FORKS)?;
@@ -1133,6 +1196,49 @@ impl<'t> Batch<'t> {
     ) -> Result<(), StoreError> {
         self.forks.insert((actor, seq, other), json)?;
         Ok(())
+    }
+
+    /// How many pieces of fork evidence are kept at `actor`'s `seq`.
+    pub fn forks_at(&self, actor: &str, seq: u64) -> Result<u64, StoreError> {
+        Ok(self
+            .forks
+            .range((actor, seq, "")..(actor, seq + 1, ""))?
+            .count() as u64)
+    }
+
+    /// What the peer origin `origin` holds here, as of this batch's start.
+    pub fn origin_usage(&self, origin: &str) -> Result<OriginUsage, StoreError> {
+        Ok(self
+            .txn
+            .open_table(ORIGIN_USAGE)?
+            .get(origin)?
+            .map(|v| postcard::from_bytes(v.value()))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    pub fn put_origin_usage(
+        &mut self,
+        origin: &str,
+        usage: &OriginUsage,
+    ) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(usage)?;
+        self.txn
+            .open_table(ORIGIN_USAGE)?
+            .insert(origin, bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// The stored record of the activity `id`, if there is one.
+    pub fn record(&self, id: &str) -> Result<Option<ActivityRecord>, StoreError> {
+        let Some(position) = self.recent.newest_position(id, &self.ids, &self.records)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .records
+            .get(position)?
+            .map(|v| postcard::from_bytes(v.value()))
+            .transpose()?)
     }
 
     /// A fresh job id (a counter kept in `meta`).

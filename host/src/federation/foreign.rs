@@ -55,6 +55,7 @@ impl Federation {
         let signed = Signed::foreign(body, evidence, &received).map_err(|e| {
             InboxError::Malformed(format!("not a usable ActivityPub activity: {e}"))
         })?;
+        self.check_published(&signed)?;
         let actor = signed.header.actor.clone();
         let origin = audience_origin(&actor);
         if audience_origin(&signed_by.actor) != origin {
@@ -89,9 +90,9 @@ impl Federation {
         match self.kernel.ingest(signed, recipients, false, None).await? {
             Ingested::Stored(_) => Ok(Received::Accepted(id)),
             Ingested::Duplicate => Ok(Received::Duplicate(id)),
-            Ingested::Fork { .. } => Err(InboxError::Kernel(KernelError::Conflict(
-                "a foreign activity cannot fork a log".into(),
-            ))),
+            Ingested::Fork { .. } | Ingested::Unlinked { .. } => Err(InboxError::Kernel(
+                KernelError::Conflict("a foreign activity cannot fork a log".into()),
+            )),
         }
     }
 

@@ -17,7 +17,7 @@ use super::peers::PeerError;
 use super::signatures::SignedBy;
 use super::{Federation, FetchError};
 use crate::identity::actor::key_for_proof;
-use crate::kernel::{Ingested, KernelError, addressed, audience_origin, is_public};
+use crate::kernel::{Ingested, KernelError, audience_fields, audience_origin, is_public};
 use crate::model::{EnvelopeError, Signed};
 use crate::store::BackfillJob;
 
@@ -74,6 +74,7 @@ impl From<KernelError> for InboxError {
                 field: Some(field),
                 message,
             },
+            KernelError::Quota(m) => Self::Quota(m),
             other => Self::Kernel(other),
         }
     }
@@ -147,6 +148,7 @@ impl Federation {
                 .await;
         }
         let signed = parse(Value::Object(body))?;
+        self.check_published(&signed)?;
         let id = signed.id.clone();
         let author = signed.header.actor.clone();
         if self.kernel.is_local_url(&author) {
@@ -172,12 +174,12 @@ impl Federation {
         {
             gate(&origin)?;
         }
+        let recipients = self.local_recipients(&signed, recipient.as_deref())?;
         if signed.header.kind == "Announce"
             && let Some(Value::String(object)) = signed.json.get("object")
         {
             self.fetch_announced(object, &author, budget).await;
         }
-        let recipients = self.local_recipients(&signed, recipient.as_deref())?;
         if self.must_park(&signed) {
             self.park(&signed, recipients, false)
                 .await
@@ -195,11 +197,35 @@ impl Federation {
         {
             Ingested::Stored(_) => Ok(Received::Accepted(id)),
             Ingested::Duplicate => Ok(Received::Duplicate(id)),
-            Ingested::Fork { seq, kept } => Err(InboxError::Rejected {
+            Ingested::Fork {
+                seq,
+                kept,
+                evidence,
+            } => Err(InboxError::Rejected {
                 field: Some("seq".into()),
                 message: format!(
-                    "{author} already has {kept} at seq {seq}; this different activity at the same position is a fork, kept as evidence and refused"
+                    "{author} already has {kept} at seq {seq}; this different activity at the same position is a fork, {} and refused",
+                    kept_as(evidence)
                 ),
+            }),
+            Ingested::Unlinked {
+                seq,
+                neighbour_seq,
+                neighbour,
+                evidence,
+            } => Err(InboxError::Rejected {
+                field: Some("prev".into()),
+                message: if neighbour_seq < seq {
+                    format!(
+                        "`prev` must be {neighbour}, the id of {author}'s activity at seq {neighbour_seq} that this node holds; an activity at seq {seq} that does not link to it is a fork, {} and refused",
+                        kept_as(evidence)
+                    )
+                } else {
+                    format!(
+                        "{author}'s activity at seq {neighbour_seq} that this node holds ({neighbour}) does not name this one as its `prev`: this activity at seq {seq} is a fork, {} and refused",
+                        kept_as(evidence)
+                    )
+                },
             }),
         }
     }
@@ -248,9 +274,39 @@ impl Federation {
         }
     }
 
-    /// Local actors who get `signed`: the inbox it was posted to, the local
-    /// actors it names, and the author's local followers when it is
-    /// addressed to them or to Public.
+    /// Refuses (422) an activity whose `published` is further ahead of
+    /// this node's clock than `federation.published_max_ahead`.
+    pub(super) fn check_published(&self, signed: &Signed) -> Result<(), InboxError> {
+        let Ok(published) = humantime::parse_rfc3339(&signed.header.published) else {
+            return Ok(());
+        };
+        let now = std::time::SystemTime::now();
+        if published
+            .duration_since(now)
+            .is_ok_and(|ahead| ahead > self.published_ahead)
+        {
+            return Err(InboxError::Rejected {
+                field: Some("published".into()),
+                message: format!(
+                    "`published` is {}, more than {} ahead of this node's clock ({}): an activity cannot come from the future; check the sender's clock",
+                    signed.header.published,
+                    humantime::format_duration(self.published_ahead),
+                    humantime::format_rfc3339_seconds(now)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Local actors who get `signed`: those it addresses (`to`, `cc`,
+    /// `bto`, `bcc`, `audience`); those it is about (its `object` is the
+    /// actor, something of theirs, or an embedded activity by or about
+    /// them, as in a Follow, a Like, an Undo or an Accept); and, when it is
+    /// addressed to Public or its author's followers, the author's local
+    /// followers (and those who asked to follow and wait for an answer).
+    ///
+    /// `posted_to` (an actor's own inbox) must be one of them, and the
+    /// shared inbox must find at least one: otherwise 403, nothing stored.
     pub(super) fn local_recipients(
         &self,
         signed: &Signed,
@@ -258,29 +314,33 @@ impl Federation {
     ) -> Result<Vec<String>, InboxError> {
         let author = signed.header.actor.as_str();
         let followers = format!("{author}/followers");
-        let mut out: BTreeSet<String> = posted_to.map(str::to_owned).into_iter().collect();
+        let mut out: BTreeSet<String> = BTreeSet::new();
         let mut to_followers = false;
-        for r in addressed(&signed.json) {
+        for r in audience_fields(&signed.json) {
             if is_public(r) || r == followers {
                 to_followers = true;
             } else if self.kernel.is_local_url(r) {
                 out.insert(r.to_owned());
             }
         }
+        self.about_local(&signed.json, 0, &mut out)?;
         if to_followers {
+            let unavailable = |e: KernelError| InboxError::Unavailable(e.to_string());
+            let mut followers = self.kernel.followers(author).map_err(unavailable)?;
+            followers.extend(self.kernel.pending_followers(author).map_err(unavailable)?);
             out.extend(
-                self.kernel
-                    .followers(author)
-                    .map_err(|e| InboxError::Unavailable(e.to_string()))?
+                followers
                     .into_iter()
                     .filter(|f| self.kernel.is_local_url(f)),
             );
         }
-        // Most activities name no one else here: no snapshot for them.
-        let reader = (out.len() > usize::from(posted_to.is_some()))
+        // Most activities name no one here but the inbox they came to: no
+        // snapshot for them.
+        let only_posted_to = posted_to.is_some_and(|p| out.len() == 1 && out.contains(p));
+        let reader = (!only_posted_to && !out.is_empty())
             .then(|| self.kernel.store().read().ok())
             .flatten();
-        Ok(out
+        let recipients: Vec<String> = out
             .into_iter()
             .filter(|r| {
                 Some(r.as_str()) == posted_to
@@ -288,7 +348,74 @@ impl Federation {
                         .as_ref()
                         .is_some_and(|rd| matches!(rd.has_actor(r), Ok(true)))
             })
-            .collect())
+            .collect();
+        match posted_to {
+            Some(p) if !recipients.iter().any(|r| r == p) => Err(InboxError::Forbidden(format!(
+                "this activity is not for {p}: it does not name them in `to`, `cc` or `audience`, is not about them or anything of theirs, and they do not follow {author} (whose followers or Public it addresses); address it to them, or deliver it to the inbox of whom it is for"
+            ))),
+            None if recipients.is_empty() => Err(InboxError::Forbidden(format!(
+                "no actor of this node is addressed by this activity, is what it is about, or follows {author}: nothing here would read it"
+            ))),
+            _ => Ok(recipients),
+        }
+    }
+
+    /// Adds the local actors `json` (an activity, or an object embedded in
+    /// one) is about: its `object` when that is a local actor or under one
+    /// (`…/objects/3`), an activity stored here whose author is local, or
+    /// (one level down) an embedded object by (`actor`, `attributedTo`) or
+    /// about a local actor.
+    fn about_local(
+        &self,
+        json: &Map<String, Value>,
+        depth: usize,
+        out: &mut BTreeSet<String>,
+    ) -> Result<(), InboxError> {
+        let object = json.get("object");
+        let object_id = match object {
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(Value::Object(o)) => o.get("id").and_then(Value::as_str),
+            _ => None,
+        };
+        if let Some(id) = object_id {
+            if let Some(owner) = self.kernel.local_owner(id) {
+                out.insert(owner);
+            } else if let Some(actor) = self.local_author_of(id)? {
+                out.insert(actor);
+            }
+        }
+        if depth == 0
+            && let Some(Value::Object(embedded)) = object
+        {
+            for field in ["actor", "attributedTo"] {
+                if let Some(Value::String(by)) = embedded.get(field)
+                    && let Some(owner) = self.kernel.local_owner(by)
+                {
+                    out.insert(owner);
+                }
+            }
+            self.about_local(embedded, depth + 1, out)?;
+        }
+        Ok(())
+    }
+
+    /// The local author of the activity `id` (a content id, or its URL on
+    /// this node) when this node holds it.
+    fn local_author_of(&self, id: &str) -> Result<Option<String>, InboxError> {
+        let bare = crate::model::cid::internal(id);
+        if crate::model::cid::parse(bare).is_err() {
+            return Ok(None);
+        }
+        let record = self
+            .kernel
+            .store()
+            .read()
+            .map_err(KernelError::from)?
+            .activity(bare)
+            .map_err(KernelError::from)?;
+        Ok(record
+            .map(|r| r.actor)
+            .filter(|a| self.kernel.is_local_url(a)))
     }
 
     /// The backfill an Accept starts: when it accepts a local actor's
@@ -369,6 +496,15 @@ impl Federation {
         if let Err(e) = result {
             tracing::warn!(%id, %announcer, error = %e, "cannot fetch an announced activity");
         }
+    }
+}
+
+/// How a fork's refusal says what became of its evidence.
+fn kept_as(evidence: bool) -> &'static str {
+    if evidence {
+        "kept as evidence (see /admin/forks)"
+    } else {
+        "not kept (this node keeps enough evidence against this actor's position or origin already)"
     }
 }
 

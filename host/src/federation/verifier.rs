@@ -2,10 +2,21 @@
 //! (key, canonical bytes, signature) to one thread, which checks whatever
 //! has queued up together with `ed25519_dalek::verify_batch` — about three
 //! times the rate of one-by-one checks — and falls back to `verify_strict`
-//! one by one when a batch fails, to find the bad signatures. Batching is
-//! sound here because every key reaching it was refused if weak when it
-//! entered the node (`identity::multikey`); a batch of one is checked with
-//! `verify_strict`.
+//! one by one when a batch fails, to find the bad signatures. A batch of
+//! fewer than [`MIN_BATCH`] is checked with `verify_strict`.
+//!
+//! Before a check joins a batch it must pass what `verify_strict` checks
+//! beside the equation: a public key and an `R` that decode to points not
+//! of small order, and a canonical `S` (below the group order). A batch
+//! alone would take, for instance, a signature with `R` and `S` zero under
+//! the identity as a key, for every message; so whatever fails these is
+//! refused on its own, and a batch never accepts what `weft verify` (which
+//! uses `verify_strict`) refuses for those reasons. (What the batch
+//! equation itself cannot tell apart is an `R` with a torsion component
+//! beside a prime-order one, which its random coefficients cancel with
+//! probability 1/2 or less; ruling that out costs a scalar multiplication
+//! per signature, as much as checking it alone. Keys entering the node are
+//! also refused if weak, in `identity::multikey`.)
 //!
 //! It also keeps the keys it has been given decoded: turning 32 bytes into
 //! a curve point costs as much as a third of a check, and an inbox sees the
@@ -107,11 +118,37 @@ impl Verifier {
     }
 }
 
+/// The group order ℓ = 2^252 + 27742317777372353535851937790883648493,
+/// little-endian: a canonical `S` is below it.
+const GROUP_ORDER: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/// Whether `signature` under `key` passes the checks `verify_strict`
+/// makes beside its equation: `key` and `R` decode to points that are not
+/// of small order, and `S` is canonical.
+pub fn strict_prechecks(key: &VerifyingKey, signature: &Signature) -> bool {
+    let r_ok = VerifyingKey::from_bytes(signature.r_bytes()).is_ok_and(|r| !r.is_weak());
+    let s = signature.s_bytes();
+    // Compare as little-endian numbers, most significant byte first.
+    let s_canonical = s.iter().rev().cmp(GROUP_ORDER.iter().rev()) == std::cmp::Ordering::Less;
+    !key.is_weak() && r_ok && s_canonical
+}
+
 fn run(rx: &mpsc::Receiver<Check>) {
     while let Ok(first) = rx.recv() {
         std::thread::sleep(LINGER);
         let mut batch = vec![first];
         batch.extend(rx.try_iter().take(MAX_BATCH - 1));
+        // What `verify_strict` would refuse before its equation never
+        // reaches the batch.
+        let (batch, refused): (Vec<Check>, Vec<Check>) = batch
+            .into_iter()
+            .partition(|c| strict_prechecks(&c.key, &c.signature));
+        for check in refused {
+            let _ = check.reply.send(false);
+        }
         let all_good = batch.len() >= MIN_BATCH && {
             let messages: Vec<&[u8]> = batch.iter().map(|c| c.message.as_slice()).collect();
             let signatures: Vec<Signature> = batch.iter().map(|c| c.signature).collect();
@@ -176,6 +213,89 @@ mod tests {
         let keys = verifier.keys.read().expect("lock");
         assert_eq!(keys.len(), 1);
         assert_eq!(keys.get(&good.to_bytes()), Some(&good));
+    }
+
+    /// A signature that `verify_batch` alone takes and `verify_strict`
+    /// refuses: the identity (a small-order point) as the key, `R` the
+    /// identity and `S` zero, which satisfies the batch equation for every
+    /// message. In a batch beside good signatures it is refused, and the
+    /// good ones still pass.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_order_key_signature_that_verify_batch_takes_is_refused() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let weak = VerifyingKey::from_bytes(&identity).expect("the identity decodes");
+        assert!(weak.is_weak());
+        let mut forged = [0u8; 64];
+        forged[..32].copy_from_slice(&identity);
+        let forged = Signature::from_bytes(&forged);
+        let good_key = SigningKey::from_bytes(&[7; 32]);
+        let good = signed("good", &good_key);
+        let message = b"any message at all";
+        // The hole: the batch alone accepts it, with or without company.
+        assert!(ed25519_dalek::verify_batch(&[message.as_slice()], &[forged], &[weak]).is_ok());
+        assert!(
+            ed25519_dalek::verify_batch(
+                &[message.as_slice(), good.canonical.as_slice()],
+                &[forged, good.signature],
+                &[weak, good_key.verifying_key()],
+            )
+            .is_ok()
+        );
+        assert!(weak.verify_strict(message, &forged).is_err());
+        assert!(!strict_prechecks(&weak, &forged));
+        assert!(strict_prechecks(&good_key.verifying_key(), &good.signature));
+
+        // Through the verifier, in batches big enough to be batched.
+        let verifier = std::sync::Arc::new(Verifier::start().expect("thread"));
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let verifier = verifier.clone();
+            let good_key = good_key.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut s = signed(&format!("n{i}"), &good_key);
+                let key = if i % 8 == 0 {
+                    s.signature = forged;
+                    weak
+                } else {
+                    good_key.verifying_key()
+                };
+                (i, verifier.verify(key, &s).await)
+            }));
+        }
+        for task in tasks {
+            let (i, ok) = task.await.expect("task");
+            assert_eq!(ok, i % 8 != 0, "activity {i}");
+        }
+    }
+
+    /// A non-canonical `S` (S + ℓ, which the same equation holds for) and
+    /// a small-order `R` are refused before any batch.
+    #[test]
+    fn non_canonical_s_and_small_order_r_fail_the_prechecks() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let good = signed("s", &key);
+        let mut bytes = good.signature.to_bytes();
+        // S + ℓ, little-endian addition.
+        let mut carry = 0u16;
+        for (b, l) in bytes[32..].iter_mut().zip(GROUP_ORDER) {
+            let sum = u16::from(*b) + u16::from(l) + carry;
+            *b = sum as u8;
+            carry = sum >> 8;
+        }
+        let high = Signature::from_bytes(&bytes);
+        assert!(!strict_prechecks(&key.verifying_key(), &high));
+        let mut small_r = good.signature.to_bytes();
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        small_r[..32].copy_from_slice(&identity);
+        let small_r = Signature::from_bytes(&small_r);
+        assert!(!strict_prechecks(&key.verifying_key(), &small_r));
+        assert!(
+            key.verifying_key()
+                .verify_strict(&good.canonical, &small_r)
+                .is_err()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

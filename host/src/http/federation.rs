@@ -133,7 +133,7 @@ async fn deliver(
     let bytes = body::bytes(headers, body, state.config.max_body_bytes)
         .await
         .map_err(IntoResponse::into_response)?;
-    let activity = body::parse_object(&bytes).map_err(IntoResponse::into_response)?;
+    let activity = body::parse_inbox_object(&bytes).map_err(IntoResponse::into_response)?;
     let budget = state.federation.budget();
     let rate = state.rate.clone();
     let gate = move |origin: &str| {

@@ -86,6 +86,22 @@ impl Kernel {
         Ok(audience)
     }
 
+    /// The actors who asked to follow `actor` and have not been answered
+    /// yet, as the follower-graph projection says (unavailable while it
+    /// is being built, as for [`Kernel::followers`]).
+    pub fn pending_followers(&self, actor: &str) -> Result<Vec<String>, KernelError> {
+        self.graph("pending-in", actor)
+    }
+
+    /// The local actor a URL of this node belongs to: `{base}/actors/{name}`
+    /// for that URL and anything under it (`…/objects/3`, `…#key-1`).
+    pub fn local_owner(&self, url: &str) -> Option<String> {
+        let base = self.public_url().ok()?;
+        let rest = url.strip_prefix(base)?.strip_prefix("/actors/")?;
+        let name = rest.split(['/', '#', '?']).next()?;
+        (!name.is_empty()).then(|| format!("{base}/actors/{name}"))
+    }
+
     /// The shared inbox of the remote actor `actor`, from its kept
     /// document; remembered, since one activity may go to thousands.
     fn shared_inbox(
@@ -110,6 +126,27 @@ impl Kernel {
         }
         Ok(inbox)
     }
+}
+
+/// Every recipient an activity addresses explicitly: `to`, `cc`, `bto`,
+/// `bcc` and `audience` (strings, or objects with an `id`).
+pub fn audience_fields(json: &serde_json::Map<String, Value>) -> Vec<&str> {
+    fn id(v: &Value) -> Option<&str> {
+        match v {
+            Value::String(s) => Some(s.as_str()),
+            Value::Object(o) => o.get("id").and_then(Value::as_str),
+            _ => None,
+        }
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for field in ["to", "cc", "bto", "bcc", "audience"] {
+        match json.get(field) {
+            Some(Value::Array(items)) => out.extend(items.iter().filter_map(id)),
+            Some(v) => out.extend(id(v)),
+            None => {}
+        }
+    }
+    out
 }
 
 /// Every recipient string an activity names: `to`, `cc`, and `object` when

@@ -35,6 +35,9 @@ pub enum KernelError {
     NotCommitted(String),
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// A peer origin holds as much here as it may (507).
+    #[error("{0}")]
+    Quota(String),
     /// Not possible right now, but soon (a projection it depends on is
     /// being built).
     #[error("{0}")]

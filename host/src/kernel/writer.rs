@@ -27,7 +27,7 @@ use super::{Created, KernelError};
 use crate::identity::actor::{self, Signature};
 use crate::identity::{ActorKind, ActorState, KeyStore, Purpose, multikey, token};
 use crate::model::{PUBLIC, Signed};
-use crate::store::{ActivityRecord, BackfillJob, Batch, Job, Peer, Role, Store};
+use crate::store::{ActivityRecord, BackfillJob, Batch, Job, OriginUsage, Peer, Role, Store};
 
 /// Work for the federation side, handed over once it is durable.
 #[derive(Debug, Clone)]
@@ -105,8 +105,49 @@ pub enum Ingested {
     /// Already stored: nothing changed.
     Duplicate,
     /// Another activity already holds the author's position `seq`; the
-    /// new one is kept as evidence only.
-    Fork { seq: u64, kept: String },
+    /// new one is kept as evidence only (`evidence`: unless the caps on
+    /// fork evidence were reached, and then not at all).
+    Fork {
+        seq: u64,
+        kept: String,
+        evidence: bool,
+    },
+    /// Its `prev` does not name the stored activity at `seq − 1`, or the
+    /// stored activity at `seq + 1` does not name it as its `prev`: the
+    /// chain would not link, so it is kept as fork evidence only (as for
+    /// [`Ingested::Fork`]). `neighbour` is the stored activity at
+    /// `neighbour_seq`.
+    Unlinked {
+        seq: u64,
+        neighbour_seq: u64,
+        neighbour: String,
+        evidence: bool,
+    },
+}
+
+/// Bounds on what peers' activities may take here, per peer origin
+/// (`scheme://host[:port]`) of their authors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// Most activities kept from one origin's authors.
+    pub max_activities_per_origin: u64,
+    /// Most bytes (of JSON text) of them.
+    pub max_bytes_per_origin: u64,
+    /// Most pieces of fork evidence kept at one (actor, seq).
+    pub max_forks_per_position: u64,
+    /// Most pieces of fork evidence kept against one origin's authors.
+    pub max_forks_per_origin: u64,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        Self {
+            max_activities_per_origin: 5_000_000,
+            max_bytes_per_origin: 5 << 30,
+            max_forks_per_position: 4,
+            max_forks_per_origin: 1_000,
+        }
+    }
 }
 
 /// One change to federation state, written in a batch like any other.
@@ -246,6 +287,8 @@ pub(super) struct Writer {
     outbound: Arc<std::sync::Mutex<Option<mpsc::UnboundedSender<Outbound>>>>,
     /// Rebuild requests answered when their projection has caught up.
     waiting: HashMap<String, Vec<RebuildReply>>,
+    /// What peers may store here; read at the start of every batch.
+    limits: Arc<RwLock<IngestLimits>>,
 }
 
 type RebuildReply = oneshot::Sender<Result<u64, KernelError>>;
@@ -258,6 +301,7 @@ impl Writer {
         metrics: Arc<Metrics>,
         max_batch: usize,
         outbound: Arc<std::sync::Mutex<Option<mpsc::UnboundedSender<Outbound>>>>,
+        limits: Arc<RwLock<IngestLimits>>,
     ) -> Self {
         Self {
             store,
@@ -268,6 +312,7 @@ impl Writer {
             tips: HashMap::new(),
             outbound,
             waiting: HashMap::new(),
+            limits,
         }
     }
 
@@ -371,6 +416,8 @@ impl Writer {
         let mut outcomes = match Batch::open(&txn, &recent) {
             Ok(mut tables) => {
                 let mut actors = HashMap::new();
+                let mut usage = HashMap::new();
+                let limits = self.limits.read().map(|l| *l).unwrap_or_default();
                 let mut cx = Cx {
                     tables: &mut tables,
                     pending: &mut pending_tips,
@@ -379,6 +426,8 @@ impl Writer {
                     position: None,
                     woken: &mut woken,
                     ingested: HashMap::new(),
+                    usage: &mut usage,
+                    limits,
                 };
                 let outcomes = batch
                     .drain(..)
@@ -397,6 +446,11 @@ impl Writer {
                     .try_for_each(|state| tables.put_actor(state))
                 {
                     table_fault = Some(format!("writing actor states failed: {e}"));
+                } else if let Err(e) = usage
+                    .iter()
+                    .try_for_each(|(origin, u)| tables.put_origin_usage(origin, u))
+                {
+                    table_fault = Some(format!("writing peer origins' usage failed: {e}"));
                 } else if let Err(e) = tables.flush_ids() {
                     table_fault = Some(format!("writing the id index failed: {e}"));
                 }
@@ -702,11 +756,44 @@ impl Writer {
                 None => cx.tables.activity_at(author, seq)?,
             };
             if let Some(kept) = held {
-                cx.tables.put_fork(author, seq, &signed.id, &record.json)?;
-                return Ok(Ingested::Fork { seq, kept });
+                let evidence = cx.keep_fork(author, seq, &signed.id, &record.json)?;
+                return Ok(Ingested::Fork {
+                    seq,
+                    kept,
+                    evidence,
+                });
+            }
+            if let Some((neighbour_seq, neighbour)) = Self::unlinked(cx, &signed)? {
+                let evidence = cx.keep_fork(author, seq, &signed.id, &record.json)?;
+                return Ok(Ingested::Unlinked {
+                    seq,
+                    neighbour_seq,
+                    neighbour,
+                    evidence,
+                });
             }
             Some(slot)
         };
+        // Within the author's origin's quota.
+        let origin = crate::model::origin(&signed.header.actor);
+        if let Some(origin) = &origin {
+            let limits = cx.limits;
+            let usage = cx.usage(origin)?;
+            let bytes = record.json.len() as u64;
+            if usage.activities >= limits.max_activities_per_origin
+                || usage.bytes.saturating_add(bytes) > limits.max_bytes_per_origin
+            {
+                return Err(KernelError::Quota(format!(
+                    "{origin} already holds {} activities ({} bytes) on this node, its quota (`[federation] max_activities_per_origin` {}, `max_bytes_per_origin` {}); nothing more from its actors is kept",
+                    usage.activities,
+                    usage.bytes,
+                    limits.max_activities_per_origin,
+                    limits.max_bytes_per_origin
+                )));
+            }
+            usage.activities += 1;
+            usage.bytes += bytes;
+        }
         let position = cx.position()?;
         cx.tables.append_remote(position, &record)?;
         if let Some(evidence) = &signed.foreign {
@@ -731,6 +818,40 @@ impl Writer {
             intents: Vec::new(),
         });
         Ok(Ingested::Stored(position))
+    }
+
+    /// The stored neighbour `signed` does not link with, if any: the
+    /// activity at `seq − 1` when `prev` is not its id, or the activity at
+    /// `seq + 1` when its `prev` is not `signed`'s id. Gaps are fine.
+    fn unlinked(
+        cx: &mut Cx<'_, '_>,
+        signed: &Signed,
+    ) -> Result<Option<(u64, String)>, KernelError> {
+        let author = signed.header.actor.as_str();
+        let seq = signed.header.seq;
+        let at = |cx: &mut Cx<'_, '_>, seq: u64| -> Result<Option<String>, KernelError> {
+            Ok(match cx.ingested.get(&(author.to_owned(), seq)) {
+                Some(id) => Some(id.clone()),
+                None => cx.tables.activity_at(author, seq)?,
+            })
+        };
+        if seq > 1
+            && let Some(before) = at(cx, seq - 1)?
+            && signed.header.prev.as_deref() != Some(before.as_str())
+        {
+            return Ok(Some((seq - 1, before)));
+        }
+        if let Some(after) = at(cx, seq + 1)? {
+            let links = cx
+                .tables
+                .record(&after)?
+                .and_then(|r| serde_json::from_str::<Value>(&r.json).ok())
+                .is_some_and(|v| v.get("prev").and_then(Value::as_str) == Some(&signed.id));
+            if !links {
+                return Ok(Some((seq + 1, after)));
+            }
+        }
+        Ok(None)
     }
 
     fn federation(cx: &mut Cx<'_, '_>, write: FederationWrite) -> Result<(), KernelError> {
@@ -886,9 +1007,48 @@ pub(super) struct Cx<'a, 't> {
     woken: &'a mut Vec<Outbound>,
     /// (author, seq) → id of the activities ingested in this batch.
     ingested: HashMap<(String, u64), String>,
+    /// Peer origins' usage as this batch leaves it, written at its end.
+    usage: &'a mut HashMap<String, OriginUsage>,
+    limits: IngestLimits,
 }
 
 impl Cx<'_, '_> {
+    /// `origin`'s usage as of this batch.
+    fn usage(&mut self, origin: &str) -> Result<&mut OriginUsage, KernelError> {
+        if !self.usage.contains_key(origin) {
+            let stored = self.tables.origin_usage(origin)?;
+            self.usage.insert(origin.to_owned(), stored);
+        }
+        self.usage
+            .get_mut(origin)
+            .ok_or(KernelError::Store(crate::store::StoreError::Internal(
+                "origin usage vanished",
+            )))
+    }
+
+    /// Keeps `json` as fork evidence against `author` at `seq`, unless the
+    /// caps say there is enough already; answers whether it was kept.
+    fn keep_fork(
+        &mut self,
+        author: &str,
+        seq: u64,
+        id: &str,
+        json: &str,
+    ) -> Result<bool, KernelError> {
+        let limits = self.limits;
+        let Some(origin) = crate::model::origin(author) else {
+            return Ok(false);
+        };
+        if self.usage(&origin)?.forks >= limits.max_forks_per_origin
+            || self.tables.forks_at(author, seq)? >= limits.max_forks_per_position
+        {
+            return Ok(false);
+        }
+        self.tables.put_fork(author, seq, id, json)?;
+        self.usage(&origin)?.forks += 1;
+        Ok(true)
+    }
+
     /// The next global position in the append order.
     fn position(&mut self) -> Result<u64, KernelError> {
         let next = match self.position {

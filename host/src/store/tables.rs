@@ -74,6 +74,10 @@ pub const EVIDENCE: TableDefinition<&str, &[u8]> = TableDefinition::new("foreign
 /// (actor, seq, other activity id) → the other activity's JSON text: a second,
 /// different activity seen at an already-known position (fork evidence).
 pub const FORKS: TableDefinition<(&str, u64, &str), &str> = TableDefinition::new("forks");
+/// Peer origin (`scheme://host[:port]`) → postcard [`super::OriginUsage`]:
+/// what that origin's authors' activities and fork evidence take here,
+/// kept with every write, so a quota per origin is one lookup.
+pub const ORIGIN_USAGE: TableDefinition<&str, &[u8]> = TableDefinition::new("origin_usage");
 /// Job id → postcard [`super::Job`]: outbound deliveries not yet done.
 pub const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("deliveries");
 /// Job id → postcard [`super::Job`]: deliveries that gave up.

@@ -720,6 +720,9 @@ async fn notes_from_mastodon_and_gotosocial_reach_the_feed() -> anyhow::Result<(
     fedi.actor("mallory", false)?;
     let mut forged = fedi.fixture("mastodon-delete-note.json", "mallory", &alice, 12)?;
     forged["object"]["id"] = post["object"]["id"].clone();
+    // Addressed to alice, so that it reaches the Delete verb (she follows
+    // neither sender).
+    forged["cc"] = json!([alice]);
     let (status, _) = fedi
         .post(
             &node.url(&inbox_path("alice")),
@@ -733,6 +736,7 @@ async fn notes_from_mastodon_and_gotosocial_reach_the_feed() -> anyhow::Result<(
     other.actor("eve", false)?;
     let mut forged = other.fixture("mastodon-delete-note.json", "eve", &alice, 13)?;
     forged["object"]["id"] = post["object"]["id"].clone();
+    forged["cc"] = json!([alice]);
     let (status, body) = other
         .post(&node.url(&inbox_path("alice")), &forged, "eve", How::Cavage)
         .await?;

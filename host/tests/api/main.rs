@@ -5,6 +5,7 @@ mod auth;
 mod errors;
 mod federation;
 mod fediverse;
+mod inbox;
 mod keys;
 mod lifecycle;
 mod logs;

@@ -209,9 +209,8 @@ impl TestNode {
             Auth::Header(value) => request = request.header("authorization", value),
         }
         if let Some(body) = req.body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body);
+            let content_type = req.content_type.as_deref().unwrap_or("application/json");
+            request = request.header("content-type", content_type).body(body);
         }
         let response = request.send().await?;
         let header = |name: &str| {
@@ -438,6 +437,8 @@ pub struct Req {
     pub path: String,
     pub auth: Auth,
     pub body: Option<Vec<u8>>,
+    /// The body's `Content-Type` (default `application/json`).
+    pub content_type: Option<String>,
 }
 
 impl Req {
@@ -447,6 +448,7 @@ impl Req {
             path: path.into(),
             auth: Auth::None,
             body: None,
+            content_type: None,
         }
     }
 
