@@ -117,6 +117,7 @@ pub fn prepare(
         Lifecycle::Other => fill_created_object(&mut draft, actor, next_seq, published),
     }
 
+    canonical_integers(&mut draft);
     if !draft.contains_key("@context") {
         draft.insert("@context".into(), Value::String(AS_CONTEXT.to_owned()));
     }
@@ -129,6 +130,30 @@ pub fn prepare(
         lifecycle,
         fresh_keys,
     })
+}
+
+/// Writes every number with an integer value (within ±(2^53 − 1)) as an
+/// integer (`5`, not `5.0`): peers refuse an envelope whose numbers are not
+/// spelt as JSON canonicalisation spells them, and the stored text is
+/// what they get.
+fn canonical_integers(map: &mut Map<String, Value>) {
+    fn fix(value: &mut Value) {
+        match value {
+            Value::Number(n) if n.is_f64() => {
+                if let Some(f) = n.as_f64()
+                    && f.fract() == 0.0
+                    && f.abs() <= crate::model::jcs::MAX_SAFE_INTEGER as f64
+                {
+                    // Exact: an integral double of at most 53 bits.
+                    *value = Value::from(f as i64);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(fix),
+            Value::Object(map) => map.values_mut().for_each(fix),
+            _ => {}
+        }
+    }
+    map.values_mut().for_each(fix);
 }
 
 /// The ActivityStreams context every published activity names.

@@ -468,10 +468,7 @@ async fn activities_that_do_not_link_are_fork_evidence_within_caps() -> anyhow::
     let c_id = id_of(&c)?;
     let forks = node.kernel.store().read()?.forks()?;
     assert_eq!(forks.len(), forks_before + 1, "the evidence is kept");
-    assert!(
-        forks.iter().any(|f| f.1 == 3 && f.2 == c_id),
-        "{forks:?}"
-    );
+    assert!(forks.iter().any(|f| f.1 == 3 && f.2 == c_id), "{forks:?}");
     assert_eq!(node.snapshot()?, snapshot, "a fork changed a log");
     assert_eq!(node.kernel.store().read()?.last_position()?, last);
     let (status, _) = node
@@ -565,5 +562,24 @@ async fn an_origin_past_its_quota_gets_507() -> anyhow::Result<()> {
         "max_bytes_per_origin",
     )
     .await?;
+    node.stop().await
+}
+
+/// What this node publishes passes its peers' number check: a draft's
+/// integral `5.0` is signed and served as `5`.
+#[tokio::test]
+async fn published_numbers_are_spelt_canonically() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (_, token) = node.actor("alice").await?;
+    let draft = r#"{"type":"Create","object":{"type":"Note","content":"n","rating":5.0,"share":0.25,"zero":-0.0},"to":["https://www.w3.org/ns/activitystreams#Public"]}"#;
+    let reply = node
+        .send(Req::post("/activity").bearer(&token).raw(draft))
+        .await?;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let id = id_of(&reply.json()?)?;
+    let served = node.send(Req::get(format!("/activities/{id}"))).await?;
+    assert!(served.text.contains("\"rating\":5,"), "{}", served.text);
+    assert!(served.text.contains("\"share\":0.25"), "{}", served.text);
+    assert!(served.text.contains("\"zero\":0"), "{}", served.text);
     node.stop().await
 }
