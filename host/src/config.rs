@@ -224,6 +224,30 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_can_be_turned_off_from_the_environment() {
+        let mut config = Config::default();
+        assert_ne!(
+            config.server.rate_limit,
+            crate::http::ratelimit::RateLimits::off()
+        );
+        config
+            .apply_env(|n| (n == "WEFT_RATE_LIMIT").then(|| "off".to_owned()))
+            .expect("env");
+        assert_eq!(
+            config.server.rate_limit,
+            crate::http::ratelimit::RateLimits::off()
+        );
+        let bad = config.apply_env(|n| (n == "WEFT_RATE_LIMIT").then(|| "maybe".to_owned()));
+        assert!(matches!(
+            bad,
+            Err(ConfigError::Env {
+                name: "WEFT_RATE_LIMIT",
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn unknown_settings_are_an_error() {
         assert!(toml::from_str::<Config>("listne = \"x\"").is_err());
     }
