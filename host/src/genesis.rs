@@ -3,3 +3,16 @@
 //! registers them as Define activities of the node's service actor.
 
 include!(concat!(env!("OUT_DIR"), "/genesis.rs"));
+
+/// Whether `artifact` is one of this binary's built-in modules, whose
+/// instances may be kept between calls (`runtime::Reuse::Warm`).
+pub fn is_builtin_artifact(artifact: &str) -> bool {
+    static IDS: std::sync::OnceLock<std::collections::HashSet<String>> = std::sync::OnceLock::new();
+    IDS.get_or_init(|| {
+        GENESIS
+            .iter()
+            .map(|(_, _, bytes)| crate::model::cid::artifact_id(bytes))
+            .collect()
+    })
+    .contains(artifact)
+}

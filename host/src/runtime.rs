@@ -12,8 +12,8 @@ pub mod host;
 mod limiter;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redb::WriteTransaction;
@@ -137,12 +137,17 @@ pub enum RuntimeError {
     Trap { module: String, message: String },
     #[error("compiled-module cache: {0}")]
     Cache(String),
+    #[error("module `{module}` cannot run now: every instance slot is in use (transient; retry)")]
+    Busy { module: String },
 }
 
 impl RuntimeError {
     /// Whether retrying the same call could succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Deadline { .. } | Self::Cache(_))
+        matches!(
+            self,
+            Self::Deadline { .. } | Self::Cache(_) | Self::Busy { .. }
+        )
     }
 }
 
@@ -189,6 +194,10 @@ impl Runtime {
         config.memory_reservation(MEMORY_RESERVATION);
         config.memory_guard_size(MEMORY_GUARD);
         config.memory_reservation_for_growth(0);
+        // Every call instantiates afresh, so instances come from a pool of
+        // slots that are reset, not mapped and unmapped: a new instance of
+        // a Rust module costs microseconds instead of a hundred or more.
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool(&limits)));
         // `WEFT_PERFMAP=1` writes /tmp/perf-PID.map so `perf` names the
         // functions of modules (a module author's profiling aid).
         if std::env::var_os("WEFT_PERFMAP").is_some_and(|v| v == "1") {
@@ -396,6 +405,9 @@ impl Runtime {
                 module: module.to_owned(),
                 ms: self.limits.deadline_ms,
             },
+            _ if error.is::<wasmtime::PoolConcurrencyLimitError>() => RuntimeError::Busy {
+                module: module.to_owned(),
+            },
             _ => {
                 // The cause, not the wasm backtrace wrapped around it (which
                 // goes to the log for the module's author).
@@ -407,6 +419,42 @@ impl Runtime {
             }
         }
     }
+}
+
+/// Slots for instances alive at once: the writer's folds, the worker
+/// pool's calls and definition checks, each a component of up to
+/// [`limiter::MAX_INSTANCES`] core instances.
+const POOL_COMPONENTS: u32 = 64;
+/// Core instances, memories and tables across the pool: a Rust component
+/// has 3 core instances, a componentize-py one 38.
+/// Each memory slot reserves [`MEMORY_RESERVATION`] of address space (not
+/// memory): 128 of them take 512 GiB of the 128 TiB a process has.
+const POOL_CORE_INSTANCES: u32 = 1024;
+const POOL_MEMORIES: u32 = 128;
+const POOL_TABLES: u32 = 1024;
+
+/// The pooling allocator's limits, within which [`limiter::Meter`] then
+/// applies the node's.
+fn pool(limits: &Limits) -> wasmtime::PoolingAllocationConfig {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_component_instances(POOL_COMPONENTS)
+        .total_core_instances(POOL_CORE_INSTANCES)
+        .total_memories(POOL_MEMORIES)
+        .total_tables(POOL_TABLES)
+        .max_core_instances_per_component(limiter::MAX_INSTANCES as u32)
+        .max_memories_per_component(limiter::MAX_MEMORIES as u32)
+        .max_tables_per_component(limiter::MAX_TABLES as u32)
+        .max_memory_size(limits.memory_bytes)
+        .table_elements(limits.table_elements)
+        // A call dirties a few pages of a module's memory. Where the kernel
+        // can say which (PAGEMAP_SCAN, Linux 6.7+), only those are put back
+        // on reuse and the rest stay mapped: no unmapping, no TLB shootdown,
+        // no page faults on the next call. Elsewhere the low memory is reset
+        // in place and the rest given back.
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        .linear_memory_keep_resident(8 << 20)
+        .table_keep_resident(1 << 16);
+    pool
 }
 
 impl Drop for Runtime {
@@ -462,15 +510,29 @@ macro_rules! to_record {
     }};
 }
 
-/// An instance and its store, made for one call and dropped after it, so
-/// that no guest keeps state from one call to the next: what a module
-/// answers depends only on its arguments and the store it reads, and a
-/// rebuild folds to what incremental folding did even for a module that
-/// tries to remember. (Instantiating from a pre-linked component with
-/// copy-on-write memory images costs microseconds.)
+/// An instance and its store.
+///
+/// A module's instance is made for one call and dropped after it, so that
+/// no guest keeps state from one call to the next: what a module answers
+/// depends only on its arguments and the store it reads, and a rebuild
+/// folds to what incremental folding did even for a module that tries to
+/// remember. The exception is [`Reuse::Warm`]: the node's own built-in
+/// modules (this binary's genesis bundle, whose source is ours and keeps no
+/// state), whose instances are kept between calls, because a fresh instance
+/// costs ~50 µs where their folds take ~8 (slots reset by the pooling
+/// allocator: a memory's dirty pages put back, its heap limit lowered).
 struct Warm<B> {
     store: Store<HostState>,
     bindings: B,
+}
+
+/// Whether a module's instances live for one call or are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// A fresh instance per call: every module but the built-in ones.
+    Fresh,
+    /// Instances kept between calls: the node's own built-in modules.
+    Warm,
 }
 
 /// A verb ready to run, from any thread.
@@ -480,6 +542,8 @@ pub struct VerbModule {
     runtime: Arc<Runtime>,
     budget: Budget,
     pre: verb::VerbPre<HostState>,
+    /// Idle instances, for [`Reuse::Warm`] only.
+    idle: Option<Mutex<Vec<Warm<verb::Verb>>>>,
 }
 
 impl std::fmt::Debug for VerbModule {
@@ -498,6 +562,7 @@ impl VerbModule {
         artifact: &str,
         component: &Component,
         budget: Budget,
+        reuse: Reuse,
     ) -> Result<Self, RuntimeError> {
         let pre = runtime
             .verb_linker
@@ -510,10 +575,19 @@ impl VerbModule {
             runtime,
             budget,
             pre,
+            idle: (reuse == Reuse::Warm).then(|| Mutex::new(Vec::new())),
         })
     }
 
     fn take(&self) -> Result<Warm<verb::Verb>, RuntimeError> {
+        let kept = self
+            .idle
+            .as_ref()
+            .and_then(|idle| idle.lock().ok().and_then(|mut idle| idle.pop()));
+        if let Some(mut warm) = kept {
+            self.runtime.arm(&mut warm.store, self.budget)?;
+            return Ok(warm);
+        }
         let mut store = self.runtime.new_store("", self.budget);
         self.runtime.arm(&mut store, self.budget)?;
         let bindings = self
@@ -539,8 +613,22 @@ impl VerbModule {
         self.runtime
             .spent(&self.name, "validate", self.budget, &warm.store);
         match result {
-            Ok(answer) => Ok(answer.map_err(|r| r.message)),
+            Ok(answer) => {
+                self.give_back(warm);
+                Ok(answer.map_err(|r| r.message))
+            }
+            // A trapped instance is never reused.
             Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
+        }
+    }
+
+    /// Keeps an instance that answered, for [`Reuse::Warm`].
+    fn give_back(&self, mut warm: Warm<verb::Verb>) {
+        if let Some(idle) = &self.idle {
+            warm.store.data_mut().source = Source::None;
+            if let Ok(mut idle) = idle.lock() {
+                idle.push(warm);
+            }
         }
     }
 
@@ -568,7 +656,13 @@ impl VerbModule {
         self.runtime
             .spent(&self.name, "react", self.budget, &warm.store);
         *source = std::mem::take(&mut warm.store.data_mut().source);
-        result.map_err(|e| self.runtime.fault(&self.name, self.budget, &e))
+        match result {
+            Ok(intents) => {
+                self.give_back(warm);
+                Ok(intents)
+            }
+            Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
+        }
     }
 }
 
@@ -579,6 +673,8 @@ pub struct ProjectionModule {
     runtime: Arc<Runtime>,
     budget: Budget,
     pre: projection::ProjectionPre<HostState>,
+    /// An idle instance, for [`Reuse::Warm`] only.
+    idle: Option<Mutex<Option<Warm<projection::Projection>>>>,
 }
 
 impl std::fmt::Debug for ProjectionModule {
@@ -618,6 +714,8 @@ pub enum Folded {
 /// gives the transaction back.
 pub struct FoldSession<'m> {
     module: &'m ProjectionModule,
+    /// The session's instance, kept between folds for [`Reuse::Warm`].
+    warm: Option<Warm<projection::Projection>>,
     /// `None` only while a call runs (the store holds it).
     source: Option<WriteState>,
 }
@@ -641,9 +739,16 @@ impl FoldSession<'_> {
     /// `Err` is a storage failure: the transaction must not be committed.
     pub fn fold(&mut self, activity: &FoldActivity) -> Result<Folded, redb::StorageError> {
         let module = self.module;
-        let mut warm = match module.take() {
-            Ok(warm) => warm,
-            Err(e) => return Ok(Folded::Fault(e)),
+        let kept = self.warm.take();
+        let mut warm = match kept {
+            Some(mut warm) => match module.runtime.arm(&mut warm.store, module.budget) {
+                Ok(()) => warm,
+                Err(e) => return Ok(Folded::Fault(e)),
+            },
+            None => match module.take() {
+                Ok(warm) => warm,
+                Err(e) => return Ok(Folded::Fault(e)),
+            },
         };
         let Some(source) = self.source.take() else {
             return Err(lost_transaction());
@@ -662,14 +767,19 @@ impl FoldSession<'_> {
             return Err(lost_transaction());
         };
         let mut writes = std::mem::take(&mut data.kv.buffer);
+        let answered = result.is_ok();
         let folded = match result {
             Ok(Ok(())) => {
                 source.keep(&mut writes);
                 Folded::Applied
             }
             Ok(Err(message)) => Folded::Refused(message),
+            // A trapped instance is never reused.
             Err(e) => Folded::Fault(module.runtime.fault(&module.name, module.budget, &e)),
         };
+        if answered && module.idle.is_some() {
+            self.warm = Some(warm);
+        }
         self.source = Some(source);
         Ok(folded)
     }
@@ -678,6 +788,9 @@ impl FoldSession<'_> {
     /// instance back to the pool and the transaction to the caller. `Err`
     /// is a storage failure: the transaction is dropped (aborted).
     pub fn finish(mut self) -> Result<WriteTransaction, redb::StorageError> {
+        if let Some(warm) = self.warm.take() {
+            self.module.give_back(warm);
+        }
         match self.source.take() {
             Some(state) => state.finish(&self.module.name),
             None => Err(lost_transaction()),
@@ -692,6 +805,7 @@ impl ProjectionModule {
         artifact: &str,
         component: &Component,
         budget: Budget,
+        reuse: Reuse,
     ) -> Result<Self, RuntimeError> {
         let pre = runtime
             .projection_linker
@@ -705,10 +819,19 @@ impl ProjectionModule {
             runtime,
             budget,
             pre,
+            idle: (reuse == Reuse::Warm).then(|| Mutex::new(None)),
         })
     }
 
     fn take(&self) -> Result<Warm<projection::Projection>, RuntimeError> {
+        let kept = self
+            .idle
+            .as_ref()
+            .and_then(|idle| idle.lock().ok().and_then(|mut idle| idle.take()));
+        if let Some(mut warm) = kept {
+            self.runtime.arm(&mut warm.store, self.budget)?;
+            return Ok(warm);
+        }
         let mut store = self.runtime.new_store(&self.name, self.budget);
         self.runtime.arm(&mut store, self.budget)?;
         let bindings = self
@@ -730,6 +853,7 @@ impl ProjectionModule {
         let source = WriteState::open(txn, ids)?;
         Ok(FoldSession {
             module: self,
+            warm: None,
             source: Some(source),
         })
     }
@@ -749,6 +873,25 @@ impl ProjectionModule {
         let result = warm.bindings.call_query(&mut warm.store, path, params);
         self.runtime
             .spent(&self.name, "query", self.budget, &warm.store);
-        result.map_err(|e| self.runtime.fault(&self.name, self.budget, &e))
+        match result {
+            Ok(answer) => {
+                self.give_back(warm);
+                Ok(answer)
+            }
+            Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
+        }
+    }
+
+    /// Keeps an instance that answered, for [`Reuse::Warm`].
+    fn give_back(&self, mut warm: Warm<projection::Projection>) {
+        if let Some(idle) = &self.idle {
+            let data = warm.store.data_mut();
+            data.source = Source::None;
+            data.kv.buffer.clear();
+            data.kv.buffered_bytes = 0;
+            if let Ok(mut slot) = idle.lock() {
+                *slot = Some(warm);
+            }
+        }
     }
 }

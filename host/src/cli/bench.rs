@@ -271,6 +271,7 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
                 &id,
                 &component,
                 runtime.limits().budget(None, None),
+                crate::runtime::Reuse::Warm,
             )?;
             let records: Vec<_> = activities
                 .iter()

@@ -27,7 +27,7 @@ use crate::identity::Lifecycle;
 use crate::model::Signed;
 use crate::runtime::host::{Source, WriteState};
 use crate::runtime::{
-    FoldActivity, Folded, ProjectionModule, QueryError, Runtime, RuntimeError, VerbModule,
+    FoldActivity, Folded, ProjectionModule, QueryError, Reuse, Runtime, RuntimeError, VerbModule,
     fold_activity,
 };
 use crate::store::tables::{
@@ -445,6 +445,11 @@ impl Registry {
             metadata.get("memory").and_then(Value::as_u64),
         );
         let component = self.runtime.compile(kind, artifact, bytes)?;
+        let reuse = if crate::genesis::is_builtin_artifact(artifact) {
+            Reuse::Warm
+        } else {
+            Reuse::Fresh
+        };
         Ok(match kind {
             ModuleKind::Verb => Active::Verb(Arc::new(VerbModule::new(
                 self.runtime.clone(),
@@ -452,6 +457,7 @@ impl Registry {
                 artifact,
                 &component,
                 budget,
+                reuse,
             )?)),
             ModuleKind::Projection => Active::Projection(Arc::new(ProjectionModule::new(
                 self.runtime.clone(),
@@ -459,6 +465,7 @@ impl Registry {
                 artifact,
                 &component,
                 budget,
+                reuse,
             )?)),
         })
     }
