@@ -98,6 +98,27 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
+        // Outermost: every request gets a span (method, path) that the
+        // handlers' logs nest in; its status and latency are logged at
+        // debug. Responses are gzipped for clients that ask for it.
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                    )
+                })
+                .on_request(())
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG),
+                )
+                .on_failure(
+                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+                ),
+        )
 }
 
 /// Serves `router` on `listener` (over TLS with `tls`) within `limits`

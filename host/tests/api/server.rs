@@ -1,7 +1,8 @@
 //! The server's limits against clients that hold it: a slowloris client
 //! that never finishes its headers is dropped while others are served; a
 //! request whose body trickles in is cut off at the request time limit;
-//! past `max_concurrent_requests` a request gets 503 with `Retry-After`.
+//! past `max_concurrent_requests` a request gets 503 with `Retry-After`;
+//! a client that accepts gzip gets it.
 
 use std::time::{Duration, Instant};
 
@@ -127,5 +128,34 @@ async fn requests_past_the_concurrency_limit_get_503_with_retry_after() -> anyho
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(served, "the node did not serve again after the holder left");
+    node.stop().await
+}
+
+#[tokio::test]
+async fn responses_are_gzipped_for_clients_that_ask() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let url = format!("{}/actors/node", node.base);
+    let plain = node.http.get(&url).send().await?;
+    assert_eq!(plain.status(), 200);
+    assert!(plain.headers().get("content-encoding").is_none());
+    let text = plain.text().await?;
+    let gzipped = node
+        .http
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await?;
+    assert_eq!(gzipped.status(), 200);
+    assert_eq!(
+        gzipped
+            .headers()
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok()),
+        Some("gzip")
+    );
+    let body = gzipped.bytes().await?;
+    // The gzip magic number, and smaller than the document it carries.
+    assert_eq!(body.get(..2), Some(&[0x1f, 0x8b][..]));
+    assert!(body.len() < text.len(), "{} >= {}", body.len(), text.len());
     node.stop().await
 }
