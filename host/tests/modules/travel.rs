@@ -282,3 +282,45 @@ async fn a_verb_defined_here_while_pending_releases_what_it_parked() -> anyhow::
     assert_eq!(left["activities"], json!([]), "{left}");
     Ok(())
 }
+
+#[tokio::test]
+async fn an_artifact_fetched_for_a_verb_that_is_then_refused_is_removed() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (alice, token) = node.actor("alice").await?;
+    let peer = FakePeer::start().await?;
+    let bob = peer.actor("bob")?;
+    // A component, but a projection: it is fetched (its definer is
+    // followed), stored, and then refused as a verb when defined.
+    let projection = test_guest("weft-test-flaky")?;
+    let define = peer.define_verb("bob", "Shout", &projection, None)?;
+    let follow = node
+        .publish_ok(
+            &token,
+            &json!({"type": "Follow", "object": bob, "to": [bob]}),
+        )
+        .await?;
+    let accept = peer.sign(
+        "bob",
+        json!({"type": "Accept", "object": follow["id"], "to": [alice]}),
+    )?;
+    posted(&node, "alice", &accept).await?;
+    let before = node.snapshot()?;
+
+    let activity = peer.sign("bob", shout("hi", &alice))?;
+    assert_eq!(posted(&node, "alice", &activity).await?, "pending");
+    let module = wait_state(&node, "Shout", "refused").await?;
+    assert!(
+        module["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("admitting it failed"),
+        "{module}"
+    );
+    let artifact = define["module"].as_str().context("module")?;
+    assert!(
+        node.kernel.store().read()?.artifact(artifact)?.is_none(),
+        "the refused verb's artifact was kept"
+    );
+    assert_eq!(node.snapshot()?, before);
+    Ok(())
+}
