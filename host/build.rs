@@ -46,6 +46,8 @@ fn main() {
     for dir in [
         "verbs",
         "projections",
+        // Crates the guests depend on (the Follow verb's duration parser).
+        "crates",
         "sdk/rust",
         "sdk/wit",
         "tests/guests",

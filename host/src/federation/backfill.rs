@@ -10,7 +10,7 @@
 //! repeats nothing. Network failures are retried on the delivery schedule.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde_json::Value;
 
@@ -97,10 +97,14 @@ fn mode(job: &BackfillJob) -> Result<Mode, Stop> {
             let duration = request
                 .get("duration")
                 .and_then(Value::as_str)
-                .and_then(iso_duration)
                 .ok_or_else(|| {
-                    Stop::Permanent("`backfill.duration` is not an ISO-8601 duration".into())
+                    Stop::Permanent("`backfill.duration` is missing or not a string".into())
                 })?;
+            let duration = weft_duration::parse(duration).map_err(|e| {
+                Stop::Permanent(format!(
+                    "`backfill.duration` is not an ISO-8601 duration: {e}"
+                ))
+            })?;
             let accepted = humantime::parse_rfc3339_weak(&job.accepted_at)
                 .map_err(|e| Stop::Permanent(format!("bad acceptance time: {e}")))?;
             Ok(Mode::Since(
@@ -144,20 +148,8 @@ async fn run(federation: &Arc<Federation>, job: &BackfillJob) -> Result<u64, Sto
             .await?
         }
     };
-    let mut activities = Vec::with_capacity(items.len());
-    for item in items {
-        let signed = parse(item).map_err(|e| Stop::Permanent(format!("an outbox entry: {e}")))?;
-        if signed.header.actor != job.target {
-            return Err(Stop::Permanent(format!(
-                "{outbox} lists {}, an activity by {}, not by {}",
-                signed.id, signed.header.actor, job.target
-            )));
-        }
-        activities.push(signed);
-    }
-    activities.sort_by_key(|s| s.header.seq);
-    activities.dedup_by(|a, b| a.id == b.id);
-    check_links(&activities)?;
+    let activities =
+        chain(items, &job.target).map_err(|e| Stop::Permanent(format!("{outbox}: {e}")))?;
     let mut stored = 0;
     for signed in activities {
         federation
@@ -190,22 +182,44 @@ async fn run(federation: &Arc<Federation>, job: &BackfillJob) -> Result<u64, Sto
     Ok(stored)
 }
 
+/// The outbox entries `items` (from any number of pages) as the chain of
+/// `target`'s activities they must be: each a well-formed signed activity
+/// by `target`, sorted by seq, repeats dropped, consecutive seqs linked
+/// through `prev`. Signatures are not checked here (that needs the keys).
+pub fn chain(items: Vec<Value>, target: &str) -> Result<Vec<Signed>, String> {
+    let mut activities = Vec::with_capacity(items.len());
+    for item in items {
+        let signed = parse(item).map_err(|e| format!("an outbox entry: {e}"))?;
+        if signed.header.actor != target {
+            return Err(format!(
+                "it lists {}, an activity by {}, not by {target}",
+                signed.id, signed.header.actor
+            ));
+        }
+        activities.push(signed);
+    }
+    activities.sort_by_key(|s| s.header.seq);
+    activities.dedup_by(|a, b| a.id == b.id);
+    check_links(&activities)?;
+    Ok(activities)
+}
+
 /// Consecutive seqs must link: seq n+1's `prev` is seq n's id. (Gaps are
 /// activities the outbox does not show anonymous readers.)
-fn check_links(sorted: &[Signed]) -> Result<(), Stop> {
+fn check_links(sorted: &[Signed]) -> Result<(), String> {
     for pair in sorted.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         if b.header.seq == a.header.seq {
-            return Err(Stop::Permanent(format!(
+            return Err(format!(
                 "two different activities at seq {} ({} and {}): a fork",
                 a.header.seq, a.id, b.id
-            )));
+            ));
         }
         if b.header.seq == a.header.seq + 1 && b.header.prev.as_deref() != Some(a.id.as_str()) {
-            return Err(Stop::Permanent(format!(
+            return Err(format!(
                 "seq {} does not link to seq {} through `prev`",
                 b.header.seq, a.header.seq
-            )));
+            ));
         }
     }
     Ok(())
@@ -281,57 +295,12 @@ async fn fetch(federation: &Federation, url: &str, budget: &Budget) -> Result<Va
     })
 }
 
-fn ordered_items(page: &Value) -> Vec<Value> {
+/// The entries of one outbox page (`orderedItems`), objects only.
+pub fn ordered_items(page: &Value) -> Vec<Value> {
     match page.get("orderedItems") {
         Some(Value::Array(items)) => items.iter().filter(|i| i.is_object()).cloned().collect(),
         _ => Vec::new(),
     }
-}
-
-/// An ISO-8601 duration (`P7D`, `PT12H`, `P1W`, `P1Y2M3DT4H5M6S`), with a
-/// year of 365 days and a month of 30.
-pub fn iso_duration(text: &str) -> Option<Duration> {
-    let rest = text.strip_prefix('P')?;
-    let (date, time) = match rest.split_once('T') {
-        Some((d, t)) => (d, Some(t)),
-        None => (rest, None),
-    };
-    let mut seconds = 0f64;
-    let mut parts = 0;
-    let mut eat = |s: &str, units: &[(char, f64)]| -> Option<()> {
-        let mut number = String::new();
-        let mut next = 0;
-        for c in s.chars() {
-            if c.is_ascii_digit() || c == '.' {
-                number.push(c);
-                continue;
-            }
-            let at = units[next..].iter().position(|(u, _)| *u == c)? + next;
-            let n: f64 = number.parse().ok()?;
-            seconds += n * units[at].1;
-            parts += 1;
-            number.clear();
-            next = at + 1;
-        }
-        number.is_empty().then_some(())
-    };
-    const DAY: f64 = 86_400.0;
-    eat(
-        date,
-        &[
-            ('Y', 365.0 * DAY),
-            ('M', 30.0 * DAY),
-            ('W', 7.0 * DAY),
-            ('D', DAY),
-        ],
-    )?;
-    if let Some(time) = time {
-        if time.is_empty() {
-            return None;
-        }
-        eat(time, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)])?;
-    }
-    (parts > 0 && seconds.is_finite()).then(|| Duration::from_secs_f64(seconds))
 }
 
 #[cfg(test)]
@@ -382,18 +351,73 @@ mod tests {
         ));
     }
 
+    /// The signed chain of the envelope test vectors, seq 1 to 4.
+    fn vectors() -> (String, Vec<Value>) {
+        let data: Value = serde_json::from_str(include_str!("../../tests/data/envelope.json"))
+            .expect("the test vectors are JSON");
+        let actor = data["key"]["actor"].as_str().expect("an actor").to_owned();
+        let valid = data["valid"].as_array().expect("valid vectors");
+        (actor, valid.iter().map(|v| v["signed"].clone()).collect())
+    }
+
     #[test]
-    fn iso_durations() {
-        assert_eq!(iso_duration("P7D"), Some(Duration::from_secs(7 * 86_400)));
-        assert_eq!(iso_duration("PT12H"), Some(Duration::from_secs(12 * 3600)));
-        assert_eq!(iso_duration("P1W"), Some(Duration::from_secs(7 * 86_400)));
-        assert_eq!(
-            iso_duration("P1DT1H1M1S"),
-            Some(Duration::from_secs(86_400 + 3661))
+    fn chain_sorts_dedups_and_checks_links() {
+        let (actor, items) = vectors();
+        let mut shuffled: Vec<Value> = items.iter().rev().cloned().collect();
+        shuffled.push(items[1].clone());
+        let chained = chain(shuffled, &actor).expect("a linked chain");
+        let seqs: Vec<u64> = chained.iter().map(|s| s.header.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 4]);
+
+        // A missing middle entry is a gap, not an error.
+        let gap = vec![items[0].clone(), items[2].clone(), items[3].clone()];
+        assert_eq!(chain(gap, &actor).map(|c| c.len()), Ok(3));
+
+        let someone_else = chain(items.clone(), "http://127.0.0.1:9999/actors/bob");
+        assert!(someone_else.is_err_and(|e| e.contains("not by")));
+
+        // Re-signed with the vectors' key: seq 2 pointing elsewhere, and a
+        // second, different seq 2.
+        let key = ed25519_dalek::SigningKey::from_bytes(&std::array::from_fn(|i| i as u8));
+        let resign = |mut item: Value, field: &str, value: Value| {
+            let map = item.as_object_mut().expect("an object");
+            map.remove("id");
+            let proof = map.remove("proof").expect("a proof");
+            map.insert(field.to_owned(), value);
+            let key_id = proof["key"].as_str().expect("a key id");
+            Value::Object(Signed::sign(map.clone(), key_id, &key).expect("signs").json)
+        };
+        let elsewhere = crate::model::cid::activity_id(b"elsewhere");
+        let unlinked = resign(items[1].clone(), "prev", Value::String(elsewhere));
+        let unlinked = chain(vec![items[0].clone(), unlinked], &actor);
+        assert!(unlinked.is_err_and(|e| e.contains("does not link")));
+        let fork = resign(
+            items[1].clone(),
+            "published",
+            "2026-11-21T05:00:09.000Z".into(),
         );
-        assert_eq!(iso_duration("PT0.5S"), Some(Duration::from_millis(500)));
-        for bad in ["", "P", "PT", "7D", "P1H", "PT1D", "P1D2", "PD"] {
-            assert_eq!(iso_duration(bad), None, "{bad}");
-        }
+        let fork = chain(vec![items[0].clone(), items[1].clone(), fork], &actor);
+        assert!(fork.is_err_and(|e| e.contains("a fork")));
+    }
+
+    #[test]
+    fn last_t_reads_the_shared_duration_grammar() {
+        let since = |duration: &str| match mode(&job(
+            serde_json::json!({"mode": "last-T", "duration": duration}),
+        )) {
+            Ok(Mode::Since(t)) => Ok(humantime::format_rfc3339_seconds(t).to_string()),
+            Ok(other) => panic!("not last-T: {other:?}"),
+            Err(Stop::Permanent(e) | Stop::Transient(e)) => Err(e),
+        };
+        // The texts the host and the Follow verb used to disagree on.
+        assert_eq!(since("P0,5D").as_deref(), Ok("2026-11-21T00:00:00Z"));
+        assert_eq!(since("P1W2D").as_deref(), Ok("2026-11-12T12:00:00Z"));
+        // Once a panic in the backfill task; now a permanent refusal.
+        assert!(since("P99999999999999999999Y").is_err_and(|e| e.contains("too large")));
+        // Longer ago than the epoch: everything.
+        assert_eq!(
+            since(&format!("PT{}S", u64::MAX)).as_deref(),
+            Ok("1970-01-01T00:00:00Z")
+        );
     }
 }

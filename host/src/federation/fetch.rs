@@ -491,36 +491,19 @@ fn network(url: &str, e: &reqwest::Error) -> FetchError {
     }
 }
 
-/// `Retry-After` as seconds from now: delta-seconds or an HTTP date.
+/// `Retry-After` as seconds from now: delay-seconds (`1*DIGIT`, past
+/// `u64::MAX` taken as that) or an HTTP date, read as the HTTP-signature
+/// code reads `Date` (IMF-fixdate).
 pub fn parse_retry_after(value: &str) -> Option<u64> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(seconds);
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(value.parse::<u64>().unwrap_or(u64::MAX));
     }
-    let at = httpdate_parse(value)?;
-    Some(
-        at.duration_since(std::time::SystemTime::now())
-            .map_or(0, |d| d.as_secs()),
-    )
-}
-
-fn httpdate_parse(value: &str) -> Option<std::time::SystemTime> {
-    // IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
-    let rest = value.split_once(", ")?.1;
-    let mut parts = rest.split(' ');
-    let day = parts.next()?;
-    let month = parts.next()?;
-    let year = parts.next()?;
-    let time = parts.next()?;
-    if parts.next()? != "GMT" {
-        return None;
-    }
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = months.iter().position(|m| *m == month)? + 1;
-    let rfc3339 = format!("{year}-{month:02}-{day}T{time}Z");
-    humantime::parse_rfc3339(&rfc3339).ok()
+    let at = super::httpsig::parse_http_date(value)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Some(at.saturating_sub(now))
 }
 
 #[cfg(test)]
@@ -557,5 +540,16 @@ mod tests {
         let secs = parse_retry_after(&future).expect("a date parses");
         assert!((3590..=3600).contains(&secs), "{future} → {secs}");
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn retry_after_is_strict_and_saturates() {
+        // Found by fuzzing: delay-seconds past u64 were ignored, and the
+        // date parser took any weekday and other non-IMF-fixdate forms.
+        assert_eq!(parse_retry_after("99999999999999999999"), Some(u64::MAX));
+        assert_eq!(parse_retry_after("+7"), None);
+        assert_eq!(parse_retry_after("bun, 06 Nov 1994 08:49:18 GMT"), None);
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37.5 GMT"), None);
+        assert_eq!(parse_retry_after("Sun, 6 Nov 1994 08:49:37 GMT"), None);
     }
 }

@@ -229,7 +229,7 @@ impl Peers {
 }
 
 /// Reads a peer from the document fetched at `url`.
-fn parse(url: &str, doc: &Value) -> Result<Peer, PeerError> {
+pub fn parse(url: &str, doc: &Value) -> Result<Peer, PeerError> {
     let problem = |problem: String| PeerError::Document {
         url: url.to_owned(),
         problem,

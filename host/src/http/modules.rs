@@ -249,10 +249,12 @@ pub fn percent_decode(text: &str) -> Result<String, String> {
                 let hex = text
                     .get(i + 1..i + 3)
                     .ok_or("a `%` escape in the query string is cut short")?;
-                out.push(
-                    u8::from_str_radix(hex, 16)
-                        .map_err(|_| format!("`%{hex}` is not a valid escape"))?,
-                );
+                // Two hex digits: `from_str_radix` alone would take `+1`.
+                let byte = u8::from_str_radix(hex, 16)
+                    .ok()
+                    .filter(|_| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .ok_or_else(|| format!("`%{hex}` is not a valid escape"))?;
+                out.push(byte);
                 i += 2;
             }
             b => out.push(b),
@@ -290,6 +292,9 @@ mod tests {
             ]
         );
         assert!(url_pairs("a=%zz").is_err());
+        // Found by fuzzing: a sign is not a hex digit.
+        assert!(url_pairs("a=%+A").is_err());
+        assert_eq!(percent_decode("%2b%2B"), Ok("++".to_owned()));
         assert!(url_pairs("a=%e9").is_err());
     }
 }

@@ -3,7 +3,8 @@
 //! This is what gets hashed and signed. It is not a general JSON serialiser:
 //! it refuses numbers that do not survive a round trip through an IEEE-754
 //! double (integers beyond ±2^53), because another implementation of JCS
-//! would print them differently and the signature would not carry over.
+//! would print them differently and the signature would not carry over,
+//! and doubles that it would print as such integers (`1e16`).
 
 use serde_json::{Map, Value};
 
@@ -100,6 +101,13 @@ fn write_number(out: &mut Vec<u8>, n: &serde_json::Number) -> Result<(), JcsErro
         if !f.is_finite() {
             return Err(JcsError::NonFinite(n.to_string()));
         }
+        // From 2^53 every double is an integer, and below 10^21 ECMAScript
+        // prints it as one (`1e16` → `10000000000000000`): canonical text
+        // that reads back as an unsafe integer, which the rule above
+        // refuses. Refused here too, so canonical bytes always canonicalise.
+        if f.abs() > MAX_SAFE_INTEGER as f64 && f.abs() < 1e21 {
+            return Err(JcsError::UnsafeInteger(n.to_string()));
+        }
         if f == 0.0 {
             out.push(b'0');
         } else {
@@ -172,6 +180,31 @@ mod tests {
         assert!(matches!(to_vec(&v), Err(JcsError::UnsafeInteger(_))));
         let ok: Value = serde_json::from_str("{\"n\": -9007199254740991}").expect("json");
         assert_eq!(canon(ok), "{\"n\":-9007199254740991}");
+    }
+
+    #[test]
+    fn refuses_doubles_that_print_as_unsafe_integers() {
+        // Found by fuzzing: the double nearest this prints as the integer
+        // 9007199971999008, whose canonical text was then refused.
+        for text in [
+            "9007199971999007.171999091",
+            "1e16",
+            "-9.007199254740992e15",
+        ] {
+            let v: Value = serde_json::from_str(text).expect("json");
+            assert!(
+                matches!(to_vec(&v), Err(JcsError::UnsafeInteger(_))),
+                "{text}"
+            );
+        }
+        // Safe integers written as doubles, and doubles printed with an
+        // exponent, stay.
+        let ok: Value =
+            serde_json::from_str("[9007199254740991.0, 1e21, -1.5e300, 1e-7]").expect("json");
+        let canonical = canon(ok);
+        assert_eq!(canonical, "[9007199254740991,1e+21,-1.5e+300,1e-7]");
+        let again: Value = serde_json::from_str(&canonical).expect("json");
+        assert_eq!(to_vec(&again).expect("canonical"), canonical.as_bytes());
     }
 
     #[test]

@@ -67,6 +67,36 @@ async fn init_registers_the_genesis_bundle_as_definitions() -> anyhow::Result<()
     node.stop().await
 }
 
+/// The built-in Follow verb (the WASM guest) reads `backfill.duration`
+/// with the host's own parser: the texts they once disagreed on, and a
+/// duration too large to represent, get the same answer in both.
+#[tokio::test]
+async fn the_follow_verb_reads_durations_as_the_backfill_does() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (_, token) = node.actor("alice").await?;
+    let follow = |duration: &str| {
+        json!({
+            "type": "Follow",
+            "object": "https://peer.example/actors/bob",
+            "backfill": {"mode": "last-T", "duration": duration},
+        })
+    };
+    for duration in ["P1W2D", "P0,5D"] {
+        let (status, body) = node.publish(&token, &follow(duration)).await?;
+        assert_eq!(status, 201, "{duration}: {body}");
+    }
+    for (duration, reason) in [
+        ("P1.5DT2H", "only the last component"),
+        ("P99999999999999999999Y", "too large"),
+    ] {
+        let (status, body) = node.publish(&token, &follow(duration)).await?;
+        assert_eq!(status, 422, "{duration}: {body}");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(reason), "{duration}: {body}");
+    }
+    node.stop().await
+}
+
 #[tokio::test]
 async fn unknown_verbs_and_invalid_notes_are_refused_and_change_nothing() -> anyhow::Result<()> {
     let node = TestNode::start().await?;

@@ -2,7 +2,9 @@
 //! `object`, optionally asking for `backfill` of the followed actor's past
 //! activities (`mode` none | last-N with a positive `limit` | last-T with an
 //! ISO-8601 `duration` | full). When the followed actor is local, `react`
-//! accepts automatically: it returns one `Accept` intent.
+//! accepts automatically: it returns one `Accept` intent. A `duration` is
+//! read by `weft-duration`, the parser the host's backfill uses too, so a
+//! Follow this verb admits is one the backfill understands.
 //!
 //! It does not track who follows whom (the `follower-graph` projection
 //! does), refuse duplicate Follows, or perform the backfill (the kernel
@@ -101,66 +103,19 @@ fn check_backfill(backfill: &Map<String, Value>) -> Result<(), String> {
             ),
         },
         "last-T" => match backfill.get("duration").and_then(Value::as_str) {
-            Some(d) if is_iso_duration(d) => Ok(()),
-            _ => Err(
+            Some(d) => weft_duration::parse(d).map(drop).map_err(|e| {
+                format!(
+                    "`backfill.duration` must be an ISO-8601 duration such as \"P7D\" or \"PT12H\"; `{}` is not: {e}",
+                    clip(d)
+                )
+            }),
+            None => Err(
                 "`backfill.duration` must be an ISO-8601 duration such as \"P7D\" or \"PT12H\" when `mode` is last-T"
                     .into(),
             ),
         },
         _ => Ok(()),
     }
-}
-
-/// Is `s` an ISO-8601 duration: `PnW`, or `P[nY][nM][nD][T[nH][nM][nS]]`
-/// with at least one component (and at least one after a `T`)?
-fn is_iso_duration(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix('P') else {
-        return false;
-    };
-    let (date, time) = match rest.split_once('T') {
-        Some((date, time)) => (date, Some(time)),
-        None => (rest, None),
-    };
-    if time.is_none()
-        && let Some(weeks) = date.strip_suffix('W')
-    {
-        return is_number(weeks);
-    }
-    let date = components(date, &['Y', 'M', 'D']);
-    let time = match time {
-        None => Some(0),
-        Some(time) => components(time, &['H', 'M', 'S']).filter(|n| *n > 0),
-    };
-    matches!((date, time), (Some(d), Some(t)) if d + t > 0)
-}
-
-/// How many `<number><designator>` parts `s` has, with designators taken
-/// from `designators` in order, each at most once; `None` if malformed.
-fn components(s: &str, designators: &[char]) -> Option<usize> {
-    let (mut count, mut next, mut start) = (0, 0, 0);
-    for (i, c) in s.char_indices() {
-        if c.is_ascii_digit() || c == '.' || c == ',' {
-            continue;
-        }
-        let found = designators.get(next..)?.iter().position(|d| *d == c)?;
-        if !is_number(&s[start..i]) {
-            return None;
-        }
-        next += found + 1;
-        start = i + c.len_utf8();
-        count += 1;
-    }
-    (start == s.len()).then_some(count)
-}
-
-/// Digits, optionally with one decimal fraction (`.` or `,`).
-fn is_number(n: &str) -> bool {
-    let (whole, fraction) = match n.split_once(['.', ',']) {
-        Some((whole, fraction)) => (whole, Some(fraction)),
-        None => (n, None),
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-    digits(whole) && fraction.is_none_or(digits)
 }
 
 weft_guest::verb::export_verb!(Follow);
@@ -207,26 +162,30 @@ mod tests {
     }
 
     #[test]
-    fn iso_durations() {
+    fn durations_use_the_hosts_grammar() {
+        let last_t = |d: &str| backfill(json!({"mode": "last-T", "duration": d}));
         for ok in [
             "P7D",
             "PT12H",
             "P1Y2M3DT4H5M6S",
             "P2W",
             "PT0.5S",
-            "P1M",
-            "PT1M",
-            "P0D",
             "PT1,5H",
+            "P0D",
+            "P0,5D",
+            "P1W2D",
         ] {
-            assert!(is_iso_duration(ok), "{ok}");
+            assert!(last_t(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "P", "PT", "7D", "P7", "PD", "P1D1D", "P1M1Y", "P1DT", "P1W2D", "PT1D", "P1.D",
-            "P-1D", "p7d", "P7DX",
+            "", "P", "PT", "7D", "P7", "P1D1D", "P1M1Y", "P1DT", "PT1D", "P1.D", "P-1D", "p7d",
+            "P1.5DT2H",
         ] {
-            assert!(!is_iso_duration(bad), "{bad}");
+            assert!(last_t(bad).is_err(), "{bad}");
         }
+        let too_large = last_t("P99999999999999999999Y").expect_err("too large");
+        assert!(too_large.contains("too large"), "{too_large}");
+        assert!(backfill(json!({"mode": "last-T", "duration": 7})).is_err());
     }
 
     #[test]
