@@ -55,7 +55,7 @@ impl Guest for Misbehave {
                 std::hint::black_box(deep(0));
                 Ok(())
             }
-            "huge" => Err(reject(&"x".repeat(100 << 20))),
+            "huge" => Err(reject("x".repeat(100 << 20))),
             "panic" => panic!("the misbehave verb panicked on purpose"),
             "unreachable" => {
                 #[cfg(target_arch = "wasm32")]
@@ -66,7 +66,7 @@ impl Guest for Misbehave {
             "reject" => Err(reject("refused on purpose")),
             "remember" => match CALLS.fetch_add(1, Ordering::Relaxed) {
                 0 => Ok(()),
-                n => Err(reject(&format!("an earlier call left state behind ({n})"))),
+                n => Err(reject(format!("an earlier call left state behind ({n})"))),
             },
             _ => Ok(()),
         }
