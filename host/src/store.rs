@@ -308,6 +308,8 @@ pub struct Store {
     db: Database,
     /// The id index's newest entries (see [`ids`]).
     ids: Arc<RecentIds>,
+    /// Whether opening needed redb's full repair.
+    repaired: bool,
 }
 
 impl Store {
@@ -428,7 +430,15 @@ impl Store {
         Ok(Self {
             db,
             ids: Arc::new(ids),
+            repaired,
         })
+    }
+
+    /// Whether opening needed redb's full repair: the file was left open
+    /// (a crash) after a commit that saved no allocator state, which no
+    /// commit of [`Store::begin_write`] does.
+    pub fn repaired(&self) -> bool {
+        self.repaired
     }
 
     /// A write transaction. It commits with quick repair (two-phase, with
@@ -1450,6 +1460,46 @@ mod tests {
         drop(store);
         // Opening again changes nothing.
         assert_eq!(read(&Store::open(&path)?)?, expected);
+        Ok(())
+    }
+
+    /// A store left open, as a killed process leaves it, opens again with
+    /// no full repair and every commit in place: each commit saved redb's
+    /// allocator state. A file whose last commit saved none (plain redb)
+    /// is repaired, and the store says so.
+    #[test]
+    fn a_crashed_store_opens_without_a_full_repair() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("weft.redb");
+        // A copy of the file taken while it is open is what a SIGKILL
+        // right after the last commit leaves on disk.
+        let crashed = dir.path().join("crashed.redb");
+        let store = Store::open(&path)?;
+        append(&store, 1, 50, true)?;
+        std::fs::copy(&path, &crashed)?;
+        let reopened = Store::open(&crashed)?;
+        assert!(
+            !reopened.repaired(),
+            "a quick-repair file needed a full repair"
+        );
+        let read = reopened.read()?;
+        assert_eq!(read.last_position()?, 50);
+        assert_eq!(read.activity("bid50")?.map(|r| r.seq), Some(50));
+        drop((read, reopened, store));
+
+        let plain = dir.path().join("plain.redb");
+        let db = Database::create(&plain)?;
+        let txn = db.begin_write()?;
+        txn.open_table(META)?.insert("k", "v")?;
+        txn.commit()?;
+        let crashed = dir.path().join("plain-crashed.redb");
+        std::fs::copy(&plain, &crashed)?;
+        let reopened = Store::open(&crashed)?;
+        assert!(
+            reopened.repaired(),
+            "a plain redb file left open was not repaired"
+        );
+        assert_eq!(reopened.read()?.meta("k")?.as_deref(), Some("v"));
         Ok(())
     }
 

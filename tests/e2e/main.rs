@@ -9,6 +9,8 @@
 //!   and the shared envelope test vectors;
 //! - `rotate`: `weft actor rotate` with the node stopped and running;
 //! - `durability`: acknowledged activities survive SIGTERM and SIGKILL;
+//! - `crash`: the crash loop — a node killed at random moments under load,
+//!   restarted, and checked each time (`WEFT_CRASH_KILLS`);
 //! - `hostile`: hostile modules — loops, memory and stack exhaustion, host
 //!   call storms, compile bombs, state kept in globals — each stopped
 //!   within bounded time and memory, changing nothing;
@@ -24,6 +26,7 @@
 //! Run with `cargo test --test e2e`.
 
 mod cli;
+mod crash;
 mod durability;
 mod federation;
 mod fediverse;
