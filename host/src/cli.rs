@@ -1,24 +1,24 @@
-//! The `weft` command line (DESIGN §7).
+//! The `weft` command line (docs/architecture.md §11).
 //!
 //! Commands that change a node (`actor create`, `publish`) open the data
 //! folder directly when the node is stopped, and go through the running
 //! node's HTTP API with the admin token when it is running.
 
-pub mod bench;
 pub mod client;
 pub mod node;
 pub mod verify;
 
 use std::io::Read;
 use std::path::PathBuf;
+use weft_core::wire::ACTIVITY_JSON;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
-use crate::identity::ActorKind;
 use client::Client;
 use node::{DataDir, Node, OpenError};
+use weft_core::identity::ActorKind;
 
 /// weft: a federated activity-log node whose vocabulary is WebAssembly.
 #[derive(Debug, Parser)]
@@ -72,8 +72,15 @@ pub enum Command {
     /// Manage projections.
     #[command(subcommand)]
     Projection(ProjectionCommand),
-    /// Drive a running node with concurrent publishers and report throughput.
-    Bench(bench::BenchArgs),
+    /// Drive a running node with concurrent publishers and report throughput
+    /// (runs the `weft-bench` tool installed beside `weft`; `weft bench
+    /// --help` lists its options).
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// `weft-bench`'s arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Find an actor by WebFinger (`acct:name@host:port`) and print its URL
     /// and document.
     Resolve {
@@ -262,7 +269,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Access::Local(node) => {
                     let actor = node.kernel.store().read()?.actor_by_name(&name)?;
                     let actor = actor.with_context(|| format!("no actor named `{name}`"))?;
-                    crate::http::actors::actor_document(&actor, None)
+                    weft_http::actors::actor_document(&actor, None)
                 }
                 Access::Remote(client) => client.actor(&name).await?,
             };
@@ -278,7 +285,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let draft = json!({
                 "type": "Update",
                 "object": {"type": doc["type"], "keys": {"add": [{"purposes": ["sign-activity", "rotate-key"]}], "supersede": current}},
-                "to": [crate::model::PUBLIC],
+                "to": [weft_core::model::PUBLIC],
             });
             let published = publish(
                 &access,
@@ -339,7 +346,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "name": name,
                 "module": artifact,
                 "wit": "weft:module@0.1.0",
-                "to": [crate::model::PUBLIC],
+                "to": [weft_core::model::PUBLIC],
             });
             if let Some(d) = description {
                 draft["description"] = d.into();
@@ -407,7 +414,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Module(ModuleCommand::Pending) => {
             let pending = match open_or_client(&data)? {
-                Access::Local(node) => crate::federation::modules::describe_pending(&node.kernel)?,
+                Access::Local(node) => weft_federation::modules::describe_pending(&node.kernel)?,
                 Access::Remote(client) => client.get("/admin/modules/pending").await?,
             };
             print_pending(&pending);
@@ -417,7 +424,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let released = match open_or_client(&data)? {
                 Access::Local(node) => {
                     // The artifact is fetched now, as the node's service actor.
-                    crate::federation::Federation::new(
+                    weft_federation::Federation::new(
                         node.kernel.clone(),
                         node.config.federation.clone(),
                     )
@@ -437,7 +444,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Module(ModuleCommand::Discard { verb }) => {
             let discarded = match open_or_client(&data)? {
                 Access::Local(node) => {
-                    crate::federation::modules::discard(&node.kernel, &verb).await?
+                    weft_federation::modules::discard(&node.kernel, &verb).await?
                 }
                 Access::Remote(client) => client
                     .delete(&format!("/admin/modules/pending/{verb}"))
@@ -456,7 +463,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("rebuilt `{name}` from {folded} activities");
             Ok(())
         }
-        Command::Bench(args) => bench::run(&data, args).await,
+        Command::Bench { args } => bench(&cli.data, &args),
         Command::Resolve { account } => {
             let ca_file = data.config().ok().and_then(|c| c.federation.ca_file);
             let (url, document) = resolve(&account, ca_file.as_deref()).await?;
@@ -469,7 +476,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Access::Local(node) => {
                     let jobs = node.kernel.store().read()?.dead_letters()?;
                     jobs.iter()
-                        .map(crate::http::federation::job_json)
+                        .map(weft_http::federation::job_json)
                         .collect::<Vec<_>>()
                 }
                 Access::Remote(client) => client.get("/admin/dead-letter").await?["items"]
@@ -496,9 +503,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             match open_or_client(&data)? {
                 Access::Local(node) => {
                     node.kernel
-                        .federation_write(vec![crate::kernel::FederationWrite::Revive {
+                        .federation_write(vec![weft_kernel::FederationWrite::Revive {
                             id,
-                            now_ms: crate::kernel::now_ms(),
+                            now_ms: weft_kernel::now_ms(),
                         }])
                         .await?;
                     println!("dead letter {id} queued; it is sent when the node runs");
@@ -524,7 +531,7 @@ pub async fn resolve(
     ca_file: Option<&std::path::Path>,
 ) -> anyhow::Result<(String, Value)> {
     let http = reqwest::Client::builder()
-        .use_preconfigured_tls(crate::federation::fetch::client_tls(
+        .use_preconfigured_tls(weft_federation::fetch::client_tls(
             &ca_file.into_iter().collect::<Vec<_>>(),
         )?)
         .connect_timeout(std::time::Duration::from_secs(5))
@@ -538,7 +545,7 @@ pub async fn resolve(
     };
     let response = http
         .get(&url)
-        .header("accept", crate::http::activity_json())
+        .header("accept", ACTIVITY_JSON)
         .send()
         .await
         .with_context(|| format!("cannot fetch {url}"))?;
@@ -737,12 +744,10 @@ fn componentize(bytes: Vec<u8>, world: &str) -> anyhow::Result<Vec<u8>> {
     };
     // Without a `component-type` section the encoder makes an empty
     // component of it, exporting nothing: embed the world first.
-    let has_world = wasmtime::wasmparser::Parser::new(0)
-        .parse_all(&bytes)
-        .any(|payload| {
-            matches!(payload, Ok(wasmtime::wasmparser::Payload::CustomSection(c))
+    let has_world = wasmparser::Parser::new(0).parse_all(&bytes).any(|payload| {
+        matches!(payload, Ok(wasmparser::Payload::CustomSection(c))
                 if c.name().starts_with("component-type"))
-        });
+    });
     let first = if has_world {
         encode(&bytes)
     } else {
@@ -752,7 +757,7 @@ fn componentize(bytes: Vec<u8>, world: &str) -> anyhow::Result<Vec<u8>> {
         Ok(component) => component,
         Err(first) => {
             let mut resolve = wit_parser::Resolve::default();
-            let package = resolve.push_str("weft.wit", crate::runtime::WIT)?;
+            let package = resolve.push_str("weft.wit", weft_runtime::WIT)?;
             let world = resolve.select_world(&[package], Some(world))?;
             let mut core = bytes.clone();
             wit_component::embed_component_metadata(
@@ -773,4 +778,31 @@ fn componentize(bytes: Vec<u8>, world: &str) -> anyhow::Result<Vec<u8>> {
         component.len()
     );
     Ok(component)
+}
+
+/// Runs the benchmark tool, `weft-bench`, from the folder `weft` is in (or
+/// else from `PATH`), with the data folder and `args`; fails as it fails.
+fn bench(data: &std::path::Path, args: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    let name = format!("weft-bench{}", std::env::consts::EXE_SUFFIX);
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(&name)))
+        .filter(|path| path.is_file());
+    let program = beside.unwrap_or_else(|| PathBuf::from(&name));
+    let status = std::process::Command::new(&program)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .status()
+        .with_context(|| {
+            format!(
+                "cannot run {} (build it with `cargo build --release --bin weft-bench`; \
+                 it is installed beside `weft`)",
+                program.display()
+            )
+        })?;
+    if !status.success() {
+        bail!("weft-bench failed ({status})");
+    }
+    Ok(())
 }

@@ -47,20 +47,20 @@ pub struct Config {
     /// Activities per outbox page.
     pub page_size: usize,
     /// What modules may use per call (`[runtime]`).
-    pub runtime: crate::runtime::Limits,
+    pub runtime: weft_runtime::Limits,
     /// Where compiled modules are cached (`WEFT_MODULE_CACHE`); default
     /// `modules/` in the data folder. Safe to share between nodes: entries
     /// are keyed by artifact id and engine.
     pub module_cache: Option<std::path::PathBuf>,
     /// Talking to other nodes (`[federation]`).
-    pub federation: crate::federation::Settings,
+    pub federation: weft_federation::Settings,
     /// Serve HTTPS directly: the certificate chain (PEM) and its private
     /// key (PEM, PKCS#8, PKCS#1 or SEC1). Both or neither; without them the
     /// node serves plain HTTP, usually behind a TLS-terminating proxy.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// What one client may hold of the server (`[server]`).
-    pub server: crate::http::server::Limits,
+    pub server: weft_http::server::Limits,
 }
 
 impl Default for Config {
@@ -71,14 +71,14 @@ impl Default for Config {
             service_actor: "node".into(),
             max_body_bytes: 256 * 1024,
             max_batch: 1024,
-            cache_mb: crate::store::DEFAULT_CACHE_MB,
+            cache_mb: weft_store::DEFAULT_CACHE_MB,
             page_size: 20,
-            runtime: crate::runtime::Limits::default(),
+            runtime: weft_runtime::Limits::default(),
             module_cache: None,
-            federation: crate::federation::Settings::default(),
+            federation: weft_federation::Settings::default(),
             tls_cert: None,
             tls_key: None,
-            server: crate::http::server::Limits::default(),
+            server: weft_http::server::Limits::default(),
         }
     }
 }
@@ -155,7 +155,7 @@ impl Config {
         }
         if let Some(v) = var("WEFT_RATE_LIMIT") {
             match v.as_str() {
-                "off" => self.server.rate_limit = crate::http::ratelimit::RateLimits::off(),
+                "off" => self.server.rate_limit = weft_http::ratelimit::RateLimits::off(),
                 "on" => {}
                 _ => {
                     return Err(ConfigError::Env {
@@ -208,7 +208,7 @@ mod tests {
             .apply_env(|n| (n == "WEFT_LISTEN").then(|| "127.0.0.1:9100".to_owned()))
             .expect("env");
         assert_eq!(config.public_url(), "http://127.0.0.1:9100");
-        assert_eq!(config.cache_mb, crate::store::DEFAULT_CACHE_MB);
+        assert_eq!(config.cache_mb, weft_store::DEFAULT_CACHE_MB);
         config
             .apply_env(|n| (n == "WEFT_CACHE_MB").then(|| "4096".to_owned()))
             .expect("env");
@@ -228,14 +228,14 @@ mod tests {
         let mut config = Config::default();
         assert_ne!(
             config.server.rate_limit,
-            crate::http::ratelimit::RateLimits::off()
+            weft_http::ratelimit::RateLimits::off()
         );
         config
             .apply_env(|n| (n == "WEFT_RATE_LIMIT").then(|| "off".to_owned()))
             .expect("env");
         assert_eq!(
             config.server.rate_limit,
-            crate::http::ratelimit::RateLimits::off()
+            weft_http::ratelimit::RateLimits::off()
         );
         let bad = config.apply_env(|n| (n == "WEFT_RATE_LIMIT").then(|| "maybe".to_owned()));
         assert!(matches!(

@@ -5,9 +5,9 @@ use anyhow::Context;
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use weft::identity::multikey;
-use weft::model::envelope::EnvelopeError;
-use weft::model::{Signed, cid, jcs};
+use weft_core::identity::multikey;
+use weft_core::model::envelope::EnvelopeError;
+use weft_core::model::{Signed, cid, jcs};
 
 fn vectors() -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(concat!(

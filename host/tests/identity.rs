@@ -4,9 +4,9 @@
 
 use ed25519_dalek::SigningKey;
 use serde_json::{Map, Value, json};
-use weft::identity::actor::{self, IdentityError, Signature};
-use weft::identity::{ActorState, multikey};
-use weft::model::Signed;
+use weft_core::identity::actor::{self, IdentityError, Signature};
+use weft_core::identity::{ActorState, multikey};
+use weft_core::model::Signed;
 
 const ALICE: &str = "http://127.0.0.1:9999/actors/alice";
 
@@ -206,7 +206,7 @@ fn the_chain_must_continue_at_the_tip() {
     let mut fork = json.clone();
     fork.insert(
         "prev".into(),
-        json!(weft::model::cid::activity_id(b"elsewhere")),
+        json!(weft_core::model::cid::activity_id(b"elsewhere")),
     );
     let fork = Signed::sign(fork, &format!("{ALICE}#key-1"), &key(1)).expect("signs");
     assert!(matches!(
@@ -509,7 +509,7 @@ fn the_actor_document_carries_the_key_history() -> Result<(), IdentityError> {
         &key(1),
     );
     let rotated = apply(&state, &rot)?;
-    let doc = weft::http::actors::actor_document(&rotated, None);
+    let doc = weft_http::actors::actor_document(&rotated, None);
     let keys = actor::keys_from_document(&doc)?;
     assert_eq!(keys, rotated.keys);
     // The current log key is the last one not superseded.
@@ -528,13 +528,13 @@ fn the_actor_document_carries_the_key_history() -> Result<(), IdentityError> {
     // that key (an RSA key, not a log key), which a rotation leaves alone.
     assert!(doc.get("publicKey").is_none(), "{doc}");
     let pem = "-----BEGIN PUBLIC KEY-----\nMIIBIjAN\n-----END PUBLIC KEY-----\n";
-    let with_key = weft::http::actors::actor_document(&rotated, Some(pem));
+    let with_key = weft_http::actors::actor_document(&rotated, Some(pem));
     assert_eq!(
         with_key["publicKey"],
         json!({"id": format!("{ALICE}#main-key"), "owner": ALICE, "publicKeyPem": pem})
     );
     assert_eq!(
-        weft::http::actors::actor_document(&state, Some(pem))["publicKey"],
+        weft_http::actors::actor_document(&state, Some(pem))["publicKey"],
         with_key["publicKey"]
     );
     assert_eq!(with_key["assertionMethod"], doc["assertionMethod"]);

@@ -2,24 +2,25 @@
 //! restart, secrets, and the seam for verbs and projections (validate
 //! before append, fold inside the append's transaction).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use anyhow::Context;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde_json::{Map, Value, json};
-use weft::identity::ActorKind;
-use weft::kernel::modules::Appended;
-use weft::kernel::{Kernel, KernelError, KernelOptions, Modules, OpenVocabulary, Rejection};
-use weft::model::Signed;
-use weft::store::StoreError;
+use weft_core::identity::ActorKind;
+use weft_core::model::Signed;
+use weft_kernel::modules::Appended;
+use weft_kernel::{Kernel, KernelError, KernelOptions, Modules, OpenVocabulary, Rejection};
+use weft_store::StoreError;
+use weft_store::{FoldTxn, RecentIds, WriteTxn};
 
 fn options(dir: &std::path::Path) -> KernelOptions {
     KernelOptions {
         db_path: dir.join("weft.redb"),
         keys_path: dir.join("keys.json"),
         max_batch: 1024,
-        cache_mb: weft::store::DEFAULT_CACHE_MB,
+        cache_mb: weft_store::DEFAULT_CACHE_MB,
     }
 }
 
@@ -34,7 +35,7 @@ async fn kernel_in(dir: &std::path::Path, modules: Arc<dyn Modules>) -> anyhow::
 }
 
 fn note(text: &str) -> Map<String, Value> {
-    let Value::Object(map) = json!({"type": "Create", "object": {"type": "Note", "content": text}, "to": [weft::model::PUBLIC]})
+    let Value::Object(map) = json!({"type": "Create", "object": {"type": "Note", "content": text}, "to": [weft_core::model::PUBLIC]})
     else {
         unreachable!()
     };
@@ -195,7 +196,8 @@ async fn actor_names_are_unique_and_checked() -> anyhow::Result<()> {
     Ok(())
 }
 
-const FOLDED: TableDefinition<&str, u64> = TableDefinition::new("test_folded");
+/// The stand-in projection whose state counts folds per verb.
+const FOLDED: &str = "test-folded";
 
 /// A stand-in for the WASM runtime: refuses the verb `Forbidden` and
 /// counts folds per verb in its own table, inside the append transaction.
@@ -209,20 +211,18 @@ impl Modules for Recorder {
         Ok(())
     }
 
-    fn fold(
-        &self,
-        txn: WriteTransaction,
-        appended: &[Appended],
-    ) -> Result<WriteTransaction, StoreError> {
-        {
-            let mut table = txn.open_table(FOLDED)?;
-            for item in appended {
-                let verb = item.signed.verb();
-                let count = table.get(verb)?.map(|v| v.value()).unwrap_or(0);
-                table.insert(verb, count + 1)?;
-            }
+    fn fold(&self, txn: WriteTxn, appended: &[Appended]) -> Result<WriteTxn, StoreError> {
+        let mut tables = FoldTxn::open(txn, Arc::new(RecentIds::default()))?;
+        for item in appended {
+            let verb = item.signed.verb();
+            let count: u64 = tables
+                .kv_get(FOLDED, verb)?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let write = BTreeMap::from([(verb.to_owned(), Some((count + 1).to_string()))]);
+            tables.kv_apply(FOLDED, &write)?;
         }
-        Ok(txn)
+        Ok(tables.into_txn())
     }
 }
 
@@ -250,11 +250,10 @@ async fn verbs_validate_before_append_and_projections_fold_inside_it() -> anyhow
     kernel.close();
     drop(kernel);
 
-    let db = redb::Database::open(dir.path().join("weft.redb"))?;
-    let read = db.begin_read()?;
-    let table = read.open_table(FOLDED)?;
+    let store = weft_store::Store::open(&dir.path().join("weft.redb"))?;
+    let read = store.begin_read()?;
     let count = |verb: &str| -> anyhow::Result<u64> {
-        Ok(table.get(verb)?.map(|v| v.value()).unwrap_or(0))
+        Ok(read.kv_get(FOLDED, verb)?.map_or(Ok(0), |v| v.parse())?)
     };
     assert_eq!(count("Note")?, 1);
     assert_eq!(count("Person")?, 1, "alice's Create folded");
@@ -283,6 +282,6 @@ async fn a_rotation_generates_and_keeps_the_new_key() -> anyhow::Result<()> {
     let signed = Signed::parse(serde_json::from_str(&after.json)?)?;
     assert_eq!(signed.key_id, format!("{alice}#key-2"));
     let state = kernel.store().read()?.actor(&alice)?.context("alice")?;
-    weft::identity::actor::verify_with_history(&state.keys, &signed)?;
+    weft_core::identity::actor::verify_with_history(&state.keys, &signed)?;
     Ok(())
 }

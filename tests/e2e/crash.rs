@@ -374,7 +374,7 @@ async fn publish(node: &Weft, who: &Actor, draft: Value) -> anyhow::Result<Strin
 /// A fresh HTTP client (pooled connections to a killed node are gone).
 fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
-        .pool_idle_timeout(weft::federation::fetch::POOL_IDLE)
+        .pool_idle_timeout(weft_federation::fetch::POOL_IDLE)
         .timeout(Duration::from_secs(30))
         .build()?)
 }
@@ -1007,9 +1007,9 @@ fn differences(
 /// Every projection's stored entries, read from the (stopped) node's
 /// store: projection → key → value.
 fn projection_state(path: &Path) -> anyhow::Result<BTreeMap<String, BTreeMap<String, String>>> {
-    use weft::store::tables::{PROJECTION_STATE, split_state_key};
-    let store = weft::store::Store::open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+    use weft_store::tables::{PROJECTION_STATE, split_state_key};
+    let store =
+        weft_store::Store::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let txn = store.begin_read()?;
     let table = txn.open_table(PROJECTION_STATE)?;
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();

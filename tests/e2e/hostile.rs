@@ -32,7 +32,7 @@ const LIVENESS: Duration = Duration::from_secs(5);
 
 /// A component built from `tests/guests/` by build.rs.
 fn guest(name: &str) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(format!("{}/{name}.wasm", env!("WEFT_GUEST_COMPONENTS")))
+    std::fs::read(format!("{}/{name}.wasm", weft_test_guests::DIR))
         .with_context(|| format!("test guest {name}"))
 }
 

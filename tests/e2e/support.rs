@@ -51,9 +51,9 @@ impl Weft {
         let tmp = tempfile::tempdir().context("cannot make a temp folder")?;
         let data = tmp.path().join("data");
         let port = free_port()?;
-        weft::install_crypto();
+        weft_federation::install_crypto();
         let http = reqwest::Client::builder()
-            .pool_idle_timeout(weft::federation::fetch::POOL_IDLE)
+            .pool_idle_timeout(weft_federation::fetch::POOL_IDLE)
             .timeout(Duration::from_secs(30))
             .build()?;
         Ok(Self {
@@ -88,7 +88,7 @@ impl Weft {
         std::fs::write(weft.data.join("weft.toml"), toml)?;
         weft.base = format!("https://127.0.0.1:{}", weft.port);
         weft.http = reqwest::Client::builder()
-            .pool_idle_timeout(weft::federation::fetch::POOL_IDLE)
+            .pool_idle_timeout(weft_federation::fetch::POOL_IDLE)
             .timeout(Duration::from_secs(30))
             .add_root_certificate(reqwest::Certificate::from_pem(tls.pem.as_bytes())?)
             .build()?;

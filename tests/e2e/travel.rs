@@ -11,7 +11,7 @@ use crate::support::{PUBLIC, Weft, cid, eventually, note, publish};
 
 /// The Rust example verb (`examples/rust-rsvp`), built by build.rs.
 fn rsvp_wasm() -> String {
-    format!("{}/weft-example-rsvp.wasm", env!("WEFT_GUEST_COMPONENTS"))
+    format!("{}/weft-example-rsvp.wasm", weft_test_guests::DIR)
 }
 
 async fn node(policy: &str) -> anyhow::Result<Weft> {

@@ -23,7 +23,7 @@ impl Client {
         let builder = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
             .timeout(std::time::Duration::from_secs(300))
-            .pool_idle_timeout(crate::federation::fetch::POOL_IDLE);
+            .pool_idle_timeout(weft_federation::fetch::POOL_IDLE);
         let Some(cert) = &config.tls_cert else {
             return Self::with(builder, &format!("http://{}", config.listen), token);
         };
@@ -35,7 +35,7 @@ impl Client {
             .into_iter()
             .chain([cert.as_path()])
             .collect();
-        let tls = crate::federation::fetch::client_tls(&trusted)?;
+        let tls = weft_federation::fetch::client_tls(&trusted)?;
         let public = config.public_url();
         let url = reqwest::Url::parse(&public)
             .with_context(|| format!("public_url `{public}` is not a URL"))?;

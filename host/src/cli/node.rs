@@ -1,7 +1,8 @@
 //! A node on disk: the data folder's files, `init`, and serving.
 //!
-//! The data folder holds `weft.toml`, `weft.redb`, `keys.json` (0600) and
-//! `admin.token` (0600). Nothing else is needed to run a node.
+//! The data folder holds `weft.toml`, the store's file
+//! ([`weft_store::FILE_NAME`]), `keys.json` (0600) and `admin.token` (0600).
+//! Nothing else is needed to run a node.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -13,10 +14,10 @@ use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::http::{self, AppState};
-use crate::identity::token;
-use crate::kernel::{Kernel, KernelError, KernelOptions};
-use crate::store::StoreError;
+use weft_core::identity::token;
+use weft_http::{self as http, AppState};
+use weft_kernel::{Kernel, KernelError, KernelOptions};
+use weft_store::StoreError;
 
 /// The files of one node.
 #[derive(Debug, Clone)]
@@ -34,7 +35,7 @@ impl DataDir {
     }
 
     pub fn db(&self) -> PathBuf {
-        self.path.join("weft.redb")
+        self.path.join(weft_store::FILE_NAME)
     }
 
     pub fn keys(&self) -> PathBuf {
@@ -101,7 +102,7 @@ impl Node {
             .clone()
             .unwrap_or_else(|| data.path.join("modules"));
         let opened = if kernel_only {
-            Kernel::open(&options, Arc::new(crate::kernel::modules::OpenVocabulary))
+            Kernel::open(&options, Arc::new(weft_kernel::modules::OpenVocabulary))
         } else {
             Kernel::open_wasm(&options, config.runtime.clone(), cache)
         };
@@ -185,7 +186,7 @@ impl Node {
             .check()
             .map_err(|e| anyhow::anyhow!("weft.toml [server]: {e}"))?;
         let federation =
-            crate::federation::Federation::new(self.kernel.clone(), self.config.federation.clone())
+            weft_federation::Federation::new(self.kernel.clone(), self.config.federation.clone())
                 .map_err(|e| anyhow::anyhow!("weft.toml [federation]: {e}"))?;
         let added = self
             .kernel
@@ -200,7 +201,11 @@ impl Node {
             .context("cannot resume deliveries and backfills")?;
         let state = AppState {
             kernel: self.kernel.clone(),
-            config: Arc::new(self.config.clone()),
+            config: Arc::new(http::Settings {
+                max_body_bytes: self.config.max_body_bytes,
+                page_size: self.config.page_size,
+                runtime: self.config.runtime.clone(),
+            }),
             public_url: self.config.public_url().into(),
             federation: federation.clone(),
             rate: Arc::new(http::ratelimit::Limiter::new(

@@ -8,8 +8,8 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use super::node::{DataDir, Node, OpenError};
-use crate::identity::{actor, multikey};
-use crate::model::Signed;
+use weft_core::identity::{actor, multikey};
+use weft_core::model::Signed;
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -63,7 +63,7 @@ pub async fn run(data: &DataDir, args: VerifyArgs) -> anyhow::Result<()> {
 async fn local_keys(
     data: &DataDir,
     actor_id: &str,
-) -> anyhow::Result<Vec<crate::identity::KeyRecord>> {
+) -> anyhow::Result<Vec<weft_core::identity::KeyRecord>> {
     let unknown = || {
         format!(
             "{actor_id} is not known to the node in {}; pass --key or --actor-doc",

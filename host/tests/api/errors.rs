@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use serde_json::{Value, json};
-use weft::model::PUBLIC;
+use weft_core::model::PUBLIC;
 
 use crate::support::{Req, TestNode, id_of, note};
 

@@ -784,7 +784,7 @@ async fn an_announced_activity_is_fetched_from_its_origin_and_shown() -> anyhow:
     let announce = a
         .publish_ok(
             &alice_token,
-            &json!({"type": "Announce", "object": id, "to": [weft::model::PUBLIC]}),
+            &json!({"type": "Announce", "object": id, "to": [weft_core::model::PUBLIC]}),
         )
         .await?;
 

@@ -16,8 +16,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use weft::federation::httpsig::{self, PublicKey, Scheme, Signer, Window};
-use weft::identity::RsaKey;
+use weft_core::identity::RsaKey;
+use weft_federation::httpsig::{self, PublicKey, Scheme, Signer, Window};
 
 use crate::support::{TestNode, eventually};
 
@@ -80,7 +80,7 @@ impl Fedi {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        weft::install_crypto();
+        weft_federation::install_crypto();
         Ok(Self {
             base,
             inner,
@@ -482,7 +482,7 @@ async fn a_mastodon_follow_is_accepted_with_a_signed_accept_and_undone() -> anyh
     let note = node
         .publish_ok(
             &token,
-            &json!({"type": "Create", "object": {"type": "Note", "content": "hi"}, "to": [weft::model::PUBLIC]}),
+            &json!({"type": "Create", "object": {"type": "Note", "content": "hi"}, "to": [weft_core::model::PUBLIC]}),
         )
         .await?;
     let delivered = eventually(20, "the note at the shared inbox", || async {
@@ -682,7 +682,7 @@ async fn notes_from_mastodon_and_gotosocial_reach_the_feed() -> anyhow::Result<(
     let note = node
         .publish_ok(
             &token,
-            &json!({"type": "Create", "object": {"type": "Note", "content": "like me"}, "to": [weft::model::PUBLIC]}),
+            &json!({"type": "Create", "object": {"type": "Note", "content": "like me"}, "to": [weft_core::model::PUBLIC]}),
         )
         .await?;
     let note_url = note["id"].as_str().context("id")?;
@@ -696,7 +696,7 @@ async fn notes_from_mastodon_and_gotosocial_reach_the_feed() -> anyhow::Result<(
         )
         .await?;
     assert_eq!(status, 202, "{body}");
-    let cid = weft::model::cid::internal(note_url);
+    let cid = weft_core::model::cid::internal(note_url);
     let counts = node
         .get_ok(&format!("/projections/endorsements/counts?id={cid}"), None)
         .await?;

@@ -10,7 +10,7 @@
 use anyhow::Context;
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
-use weft::model::{PUBLIC, Signed};
+use weft_core::model::{PUBLIC, Signed};
 
 use crate::peer::FakePeer;
 use crate::support::{Req, TestNode, id_of};
@@ -390,7 +390,7 @@ async fn a_weak_key_in_a_peer_document_is_401() -> anyhow::Result<()> {
     let mut identity = [0u8; 32];
     identity[0] = 1;
     let weak =
-        weft::identity::multikey::encode(&ed25519_dalek::VerifyingKey::from_bytes(&identity)?);
+        weft_core::identity::multikey::encode(&ed25519_dalek::VerifyingKey::from_bytes(&identity)?);
     let good_key = doc["assertionMethod"][0]["publicKeyMultibase"]
         .as_str()
         .context("a Multikey in the document")?

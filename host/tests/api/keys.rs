@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 use serde_json::{Value, json};
-use weft::identity::IdentityError;
-use weft::model::Signed;
+use weft_core::identity::IdentityError;
+use weft_core::model::Signed;
 
 use crate::support::{Req, TestNode, assert_chain, assert_http_key, note, verify, verify_err};
 

@@ -16,9 +16,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ed25519_dalek::SigningKey;
 use serde_json::{Map, Value, json};
-use weft::identity::ActorState;
-use weft::identity::actor::{Signature, apply};
-use weft::model::Signed;
+use weft_core::identity::ActorState;
+use weft_core::identity::actor::{Signature, apply};
+use weft_core::model::Signed;
 
 /// How an actor's inbox on the fake peer answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,11 +94,11 @@ impl FakePeer {
                 "type": "Person", "id": id, "preferredUsername": name,
                 "keys": {"add": [{
                     "id": key_id, "type": "Multikey", "controller": id,
-                    "publicKeyMultibase": weft::identity::multikey::encode(&secret.verifying_key()),
+                    "publicKeyMultibase": weft_core::identity::multikey::encode(&secret.verifying_key()),
                     "purposes": ["sign-activity", "rotate-key"],
                 }]},
             },
-            "to": [weft::model::PUBLIC],
+            "to": [weft_core::model::PUBLIC],
             "published": "2026-11-21T00:00:00.000Z",
             "seq": 1,
             "prev": null,
@@ -147,13 +147,13 @@ impl FakePeer {
         bytes: &[u8],
         served: Option<Vec<u8>>,
     ) -> anyhow::Result<Value> {
-        let module = weft::model::cid::artifact_id(bytes);
+        let module = weft_core::model::cid::artifact_id(bytes);
         let define = self.sign(
             name,
             json!({
                 "type": "DefineActivity", "name": verb, "module": module,
                 "wit": "weft:module@0.1.0", "language": "rust",
-                "to": [weft::model::PUBLIC],
+                "to": [weft_core::model::PUBLIC],
             }),
         )?;
         let id = define["id"].as_str().context("id")?.to_owned();
@@ -179,7 +179,7 @@ impl FakePeer {
         let rotation = json!({"type": "Update", "object": {"type": "Person", "id": actor.state.id, "keys": {
             "add": [{
                 "id": key_id, "type": "Multikey", "controller": actor.state.id,
-                "publicKeyMultibase": weft::identity::multikey::encode(&secret.verifying_key()),
+                "publicKeyMultibase": weft_core::identity::multikey::encode(&secret.verifying_key()),
                 "purposes": ["sign-activity", "rotate-key"],
             }],
             "supersede": [actor.key_id],
@@ -257,7 +257,7 @@ async fn document(State(inner): State<Arc<Mutex<Inner>>>, Path(name): Path<Strin
     match inner.actors.get(&name) {
         Some(actor) => (
             [("content-type", "application/activity+json")],
-            weft::http::actors::actor_document(&actor.state, None).to_string(),
+            weft_http::actors::actor_document(&actor.state, None).to_string(),
         )
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),

@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 use serde_json::{Value, json};
-use weft::identity::IdentityError;
-use weft::model::{EnvelopeError, PUBLIC, Signed};
+use weft_core::identity::IdentityError;
+use weft_core::model::{EnvelopeError, PUBLIC, Signed};
 
 use crate::support::{Req, TestNode, assert_chain, id_of, note, verify, verify_err};
 

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use anyhow::Context;
 use serde_json::{Value, json};
 use weft::config::Config;
-use weft::http::ratelimit::RateLimits;
+use weft_http::ratelimit::RateLimits;
 
 use crate::peer::FakePeer;
 use crate::support::{Req, TestNode, assert_problem, note};

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use weft::cli::node::{DataDir, Node, OpenError};
 use weft::config::Config;
-use weft::identity::IdentityError;
-use weft::identity::actor::{keys_from_document, verify_with_history};
-use weft::kernel::Kernel;
-use weft::model::Signed;
+use weft_core::identity::IdentityError;
+use weft_core::identity::actor::{keys_from_document, verify_with_history};
+use weft_core::model::Signed;
+use weft_kernel::Kernel;
 
 /// A running node and what a test needs to talk to it.
 pub struct TestNode {
@@ -65,9 +65,9 @@ impl TestNode {
             admin,
             kernel,
             http: {
-                weft::install_crypto();
+                weft_federation::install_crypto();
                 reqwest::Client::builder()
-                    .pool_idle_timeout(weft::federation::fetch::POOL_IDLE)
+                    .pool_idle_timeout(weft_federation::fetch::POOL_IDLE)
                     .build()
                     .expect("an HTTP client")
             },
@@ -318,11 +318,11 @@ impl TestNode {
             out.push_str(&format!("job {job:?}\n"));
         }
         let txn = self.kernel.store().begin_read()?;
-        let kv = txn.open_table(weft::store::tables::PROJECTION_STATE)?;
+        let kv = txn.open_table(weft_store::tables::PROJECTION_STATE)?;
         for entry in redb::ReadableTable::iter(&kv)? {
             let (k, v) = entry?;
-            let (projection, key) = weft::store::tables::split_state_key(k.value())
-                .context("a projection state key")?;
+            let (projection, key) =
+                weft_store::tables::split_state_key(k.value()).context("a projection state key")?;
             out.push_str(&format!("kv {projection} {key} = {}\n", v.value()));
         }
         Ok(out)
@@ -362,7 +362,7 @@ fn config(addr: SocketAddr) -> Config {
         module_cache: Some(shared_module_cache()),
         // A compressed delivery schedule, so retries and dead letters
         // happen within a test.
-        federation: weft::federation::Settings {
+        federation: weft_federation::Settings {
             retry: vec!["300ms".into(), "600ms".into()],
             jitter_percent: 0,
             // Every node and peer of a test is on loopback.
@@ -618,7 +618,7 @@ pub fn verify_err(doc: &Value, activity: &Value) -> anyhow::Result<Result<(), Id
 /// the wire).
 pub fn id_of(activity: &Value) -> anyhow::Result<String> {
     let id = activity["id"].as_str().context("id")?;
-    Ok(weft::model::cid::internal(id).to_owned())
+    Ok(weft_core::model::cid::internal(id).to_owned())
 }
 
 /// The URL id `{base}/activities/{cid}` a node gives the activity `cid`
@@ -632,7 +632,7 @@ pub fn url_id(actor: &str, cid: &str) -> String {
 
 /// A public Note draft.
 pub fn note(content: &str) -> Value {
-    json!({"type": "Create", "object": {"type": "Note", "content": content}, "to": [weft::model::PUBLIC]})
+    json!({"type": "Create", "object": {"type": "Note", "content": content}, "to": [weft_core::model::PUBLIC]})
 }
 
 /// A Note draft addressed to nobody in particular: only its author (and the

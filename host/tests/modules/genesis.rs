@@ -50,7 +50,7 @@ async fn init_registers_the_genesis_bundle_as_definitions() -> anyhow::Result<()
             .await?
             .bytes()
             .await?;
-        assert_eq!(weft::model::cid::artifact_id(&bytes), id);
+        assert_eq!(weft_core::model::cid::artifact_id(&bytes), id);
         // The definition is an activity of the service actor in the log.
         let (s, define) = node
             .get(
@@ -270,7 +270,7 @@ async fn the_feed_shows_followed_posts_newest_first_with_announced_originals() -
     let (status, announce) = node
         .publish(
             &bob_token,
-            &json!({"type": "Announce", "object": first["id"], "to": [weft::model::PUBLIC]}),
+            &json!({"type": "Announce", "object": first["id"], "to": [weft_core::model::PUBLIC]}),
         )
         .await?;
     assert_eq!(status, 201, "{announce}");
@@ -365,7 +365,7 @@ async fn projections_are_built_in_steps_and_a_restart_resumes_the_build() -> any
     let last = {
         use redb::ReadableTable;
         let txn = node.kernel.store().begin_read()?;
-        let records = txn.open_table(weft::store::tables::RECORDS)?;
+        let records = txn.open_table(weft_store::tables::RECORDS)?;
         records.last()?.map(|(k, _)| k.value()).context("a log")?
     };
     let response = node
@@ -581,7 +581,7 @@ async fn a_reject_removes_the_follow_and_only_the_followed_actor_may_send_it() -
 #[tokio::test]
 async fn an_interrupted_reaction_runs_at_the_next_start() -> anyhow::Result<()> {
     use weft::cli::node::Node;
-    use weft::kernel::{Kernel, KernelOptions};
+    use weft_kernel::{Kernel, KernelOptions};
 
     let node = TestNode::start().await?;
     let (alice, _) = node.actor("alice").await?;
@@ -595,11 +595,11 @@ async fn an_interrupted_reaction_runs_at_the_next_start() -> anyhow::Result<()> 
         db_path: data.db(),
         keys_path: data.keys(),
         max_batch: 64,
-        cache_mb: weft::store::DEFAULT_CACHE_MB,
+        cache_mb: weft_store::DEFAULT_CACHE_MB,
     };
     let kernel = Kernel::open_wasm(
         &options,
-        weft::runtime::Limits::default(),
+        weft_runtime::Limits::default(),
         super::support::shared_module_cache(),
     )?;
     let Value::Object(note) =
@@ -622,7 +622,7 @@ async fn an_interrupted_reaction_runs_at_the_next_start() -> anyhow::Result<()> 
     let config = weft::config::Config {
         module_cache: Some(super::support::shared_module_cache()),
         // As every test node: its peers, if any, are on loopback.
-        federation: weft::federation::Settings {
+        federation: weft_federation::Settings {
             allow_private_addresses: true,
             ..Default::default()
         },

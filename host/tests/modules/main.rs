@@ -29,7 +29,7 @@ use support::TestNode;
 pub fn test_guest(name: &str) -> anyhow::Result<Vec<u8>> {
     Ok(std::fs::read(format!(
         "{}/{name}.wasm",
-        env!("WEFT_GUEST_COMPONENTS")
+        weft_test_guests::DIR
     ))?)
 }
 
@@ -57,7 +57,7 @@ pub async fn define(
     let (status, body) = upload(node, bytes).await?;
     anyhow::ensure!(status == 201, "upload: {status} {body}");
     let draft =
-        json!({"type": kind, "name": name, "module": body["id"], "to": [weft::model::PUBLIC]});
+        json!({"type": kind, "name": name, "module": body["id"], "to": [weft_core::model::PUBLIC]});
     let response = node
         .http
         .post(format!("{}/actors/node/outbox", node.base))
@@ -73,12 +73,12 @@ pub async fn define(
 pub fn projection_state(node: &TestNode) -> anyhow::Result<Vec<(String, String, String)>> {
     use redb::ReadableTable;
     let txn = node.kernel.store().begin_read()?;
-    let table = txn.open_table(weft::store::tables::PROJECTION_STATE)?;
+    let table = txn.open_table(weft_store::tables::PROJECTION_STATE)?;
     let mut out = Vec::new();
     for entry in table.iter()? {
         let (k, v) = entry?;
         let (p, key) =
-            weft::store::tables::split_state_key(k.value()).context("a projection state key")?;
+            weft_store::tables::split_state_key(k.value()).context("a projection state key")?;
         out.push((p.to_owned(), key.to_owned(), v.value().to_owned()));
     }
     Ok(out)

@@ -56,7 +56,7 @@ async fn posted(node: &TestNode, name: &str, activity: &Value) -> anyhow::Result
 
 /// The content id of an activity (its `id` is `…/activities/{cid}`).
 fn id(activity: &Value) -> anyhow::Result<&str> {
-    Ok(weft::model::cid::internal(
+    Ok(weft_core::model::cid::internal(
         activity["id"].as_str().context("an id")?,
     ))
 }
@@ -65,7 +65,7 @@ fn id(activity: &Value) -> anyhow::Result<&str> {
 /// with her token), and a stand-in peer with an actor eve.
 async fn manual_node_and_eve() -> anyhow::Result<(TestNode, String, String, FakePeer)> {
     let node = TestNode::start_with(|config| {
-        config.federation.module_policy = weft::federation::modules::Policy::Manual;
+        config.federation.module_policy = weft_federation::modules::Policy::Manual;
     })
     .await?;
     let (alice, token) = node.actor("alice").await?;

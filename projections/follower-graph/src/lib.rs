@@ -1,7 +1,7 @@
 //! The follower-graph projection: for every actor, who follows it, whom it
 //! follows, and the follows still waiting for an answer either way. The
 //! kernel reads followers through this projection's query to deliver an
-//! actor's activities (DESIGN §5, §6).
+//! actor's activities (docs/architecture.md §7.1, §7.5).
 //!
 //! - A Follow (actor → object) makes a pending edge, unless the follower
 //!   already follows.

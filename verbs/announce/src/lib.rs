@@ -1,7 +1,7 @@
 //! The Announce verb: an actor shares (boosts) an existing activity by
 //! naming its id in `object` (or, from the fediverse, a post by its URL). It checks only the shape of that id; it does
 //! not fetch or verify the announced activity (the kernel does that before
-//! folding, DESIGN §6) and does not embed it. Announces need no reaction.
+//! folding, docs/architecture.md §7.2) and does not embed it. Announces need no reaction.
 
 use weft_guest::serde_json::Value;
 use weft_guest::text::{clip, is_activity_id, is_http_url};

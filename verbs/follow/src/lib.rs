@@ -8,7 +8,7 @@
 //!
 //! It does not track who follows whom (the `follower-graph` projection
 //! does), refuse duplicate Follows, or perform the backfill (the kernel
-//! does, DESIGN §6).
+//! does, docs/architecture.md §8.3).
 
 use weft_guest::serde_json::{self, Map, Value};
 use weft_guest::text::{clip, is_http_url};

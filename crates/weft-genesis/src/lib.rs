@@ -1,0 +1,18 @@
+//! The genesis bundle: the built-in verbs and projections, compiled from
+//! `verbs/` and `projections/` by `build.rs` and embedded here. `weft init`
+//! registers them as Define activities of the node's service actor.
+
+include!(concat!(env!("OUT_DIR"), "/genesis.rs"));
+
+/// Whether `artifact` is one of this binary's built-in modules, whose
+/// instances may be kept between calls (`runtime::Reuse::Warm`).
+pub fn is_builtin_artifact(artifact: &str) -> bool {
+    static IDS: std::sync::OnceLock<std::collections::HashSet<String>> = std::sync::OnceLock::new();
+    IDS.get_or_init(|| {
+        GENESIS
+            .iter()
+            .map(|(_, _, bytes)| weft_core::model::cid::artifact_id(bytes))
+            .collect()
+    })
+    .contains(artifact)
+}

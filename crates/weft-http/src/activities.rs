@@ -1,0 +1,164 @@
+//! Publishing (`POST /activity`, `POST /actors/{name}/outbox`) and reading a
+//! single activity (`GET /activities/{id}`).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use weft_core::wire::ACTIVITY_JSON;
+
+use super::auth::Caller;
+use super::extract::Path;
+use super::{AppState, Problem, body};
+
+/// `POST /activity`: the bearer token names the publishing actor.
+pub async fn publish(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let actor = match caller {
+        Caller::Actor(id) => id,
+        Caller::Admin => {
+            return Err(Problem::unprocessable(
+                None,
+                "the admin token does not name an actor; use POST /actors/{name}/outbox to publish as one",
+            ));
+        }
+        Caller::Anonymous => {
+            return Err(Problem::unauthorized(
+                "publishing needs `Authorization: Bearer <actor token>`",
+            ));
+        }
+    };
+    publish_as(&state, &actor, &headers, body, false).await
+}
+
+/// `POST /actors/{name}/outbox`: publish as `name` with its token (or the admin's).
+pub async fn publish_to_outbox(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let id = state
+        .kernel
+        .store()
+        .read()?
+        .actor_id_by_name(&name)?
+        .ok_or_else(|| Problem::not_found(format!("no actor named `{name}` on this node")))?;
+    if caller == Caller::Anonymous {
+        return Err(Problem::unauthorized(
+            "publishing needs `Authorization: Bearer <actor token>`",
+        ));
+    }
+    caller.owns(&id)?;
+    let by_admin = caller == Caller::Admin;
+    publish_as(&state, &id, &headers, body, by_admin).await
+}
+
+async fn publish_as(
+    state: &AppState,
+    actor: &str,
+    headers: &HeaderMap,
+    body: Body,
+    by_admin: bool,
+) -> Result<Response, Problem> {
+    let draft = body::json_object(headers, body, state.config.max_body_bytes).await?;
+    let published = if by_admin {
+        state.kernel.publish_by_admin(actor, draft).await?
+    } else {
+        state.kernel.publish(actor, draft).await?
+    };
+    let location = format!("{}/activities/{}", state.public_url, published.id);
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::LOCATION, location),
+            (header::CONTENT_TYPE, ACTIVITY_JSON.into()),
+        ],
+        published.json,
+    )
+        .into_response())
+}
+
+/// `GET /activities/{id}`: public activities to anyone; others to their
+/// actor's token (and the admin), 404 otherwise so existence does not leak.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    let missing = || Problem::not_found(format!("no activity {id} on this node"));
+    let record = state
+        .kernel
+        .store()
+        .read()?
+        .activity(&id)?
+        .ok_or_else(missing)?;
+    if !visible(&record, &caller) {
+        return Err(missing());
+    }
+    Ok(([(header::CONTENT_TYPE, ACTIVITY_JSON)], record.json).into_response())
+}
+
+/// `GET /actors/{name}/objects/{seq}`: the object that the activity at
+/// `seq` of the actor's log created (a Note, say), as ActivityPub peers
+/// dereference it, under the same visibility as that activity.
+pub async fn object(
+    State(state): State<AppState>,
+    Path((name, seq)): Path<(String, String)>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    let missing = || Problem::not_found(format!("no object {seq} of `{name}` on this node"));
+    let seq: u64 = seq.parse().map_err(|_| missing())?;
+    let reader = state.kernel.store().read()?;
+    let actor = reader.actor_id_by_name(&name)?.ok_or_else(missing)?;
+    let id = reader.activity_at(&actor, seq)?.ok_or_else(missing)?;
+    let record = reader.activity(&id)?.ok_or_else(missing)?;
+    if !visible(&record, &caller) {
+        return Err(missing());
+    }
+    let url = weft_kernel::object_url(&actor, seq);
+    let object = match serde_json::from_str::<serde_json::Value>(&record.json) {
+        Ok(serde_json::Value::Object(mut activity)) => match activity.remove("object") {
+            Some(serde_json::Value::Object(mut object))
+                if object.get("id").and_then(serde_json::Value::as_str) == Some(url.as_str()) =>
+            {
+                let context = activity
+                    .remove("@context")
+                    .unwrap_or_else(|| weft_kernel::AS_CONTEXT.into());
+                object.insert("@context".into(), context);
+                object
+            }
+            _ => return Err(missing()),
+        },
+        _ => return Err(missing()),
+    };
+    Ok((
+        [(header::CONTENT_TYPE, ACTIVITY_JSON)],
+        serde_json::Value::Object(object).to_string(),
+    )
+        .into_response())
+}
+
+/// Whether `caller` may see `record`: anyone a public one, its actor and
+/// those it names the others, the admin all.
+fn visible(record: &weft_store::ActivityRecord, caller: &Caller) -> bool {
+    record.public
+        || match caller {
+            Caller::Admin => true,
+            Caller::Actor(me) => *me == record.actor || addressed_to(&record.json, me),
+            Caller::Anonymous => false,
+        }
+}
+
+/// Whether the activity (JSON text) names `actor` in `to`, `cc` or `object`.
+fn addressed_to(json: &str, actor: &str) -> bool {
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(map)) => weft_kernel::addressed(&map).contains(&actor),
+        _ => false,
+    }
+}

@@ -1,0 +1,63 @@
+//! Bearer-token authentication: who is calling.
+//!
+//! A missing `Authorization` header is an anonymous caller; a header that is
+//! present but malformed or unknown is refused with 401, never downgraded to
+//! anonymous. Whether the caller may do a thing is decided by each handler.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::{AppState, Problem};
+use weft_store::Role;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Anonymous,
+    Admin,
+    /// A local actor, by id.
+    Actor(String),
+}
+
+impl Caller {
+    /// Whether the caller may act as (or read everything of) `actor_id`.
+    /// Another actor's token is refused with 403, not treated as anonymous.
+    pub fn owns(&self, actor_id: &str) -> Result<bool, Problem> {
+        match self {
+            Self::Admin => Ok(true),
+            Self::Actor(id) if id == actor_id => Ok(true),
+            Self::Actor(id) => Err(Problem::forbidden(format!(
+                "this token belongs to {id} and cannot act for {actor_id}; use that actor's token, or send none to read public data"
+            ))),
+            Self::Anonymous => Ok(false),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            return Ok(Self::Anonymous);
+        };
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Problem::unauthorized("the Authorization header must be `Bearer <token>`")
+            })?;
+        match state.kernel.authenticate(token)? {
+            Some(Role::Admin) => Ok(Self::Admin),
+            Some(Role::Actor(id)) => Ok(Self::Actor(id)),
+            None => Err(Problem::unauthorized(
+                "unknown token; use the token printed when the actor was created",
+            )),
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The HTTP interface (docs/architecture.md §11), on axum. Handlers translate between HTTP
+//! and the kernel; they hold no state of their own.
+
+pub mod activities;
+pub mod actors;
+pub mod auth;
+mod body;
+pub mod extract;
+pub mod federation;
+pub mod modules;
+pub mod problem;
+pub mod ratelimit;
+pub mod server;
+pub mod tls;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+pub use problem::Problem;
+
+use weft_kernel::Kernel;
+
+/// What the handlers need of the node's configuration (`weft.toml`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Activities per outbox page.
+    pub page_size: usize,
+    /// What modules may use per call; a module added over HTTP is checked
+    /// against it.
+    pub runtime: weft_runtime::Limits,
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub kernel: Arc<Kernel>,
+    pub config: Arc<Settings>,
+    pub public_url: Arc<str>,
+    pub federation: Arc<weft_federation::Federation>,
+    /// The token buckets of the endpoints that write.
+    pub rate: Arc<ratelimit::Limiter>,
+}
+
+/// The node's routes.
+pub fn router(state: AppState) -> Router {
+    // Writes from outside take a token per client IP before any work.
+    let rate = state.rate.clone();
+    let per_ip = || axum::middleware::from_fn_with_state(rate.clone(), ratelimit::per_ip);
+    Router::new()
+        .route("/activity", post(activities::publish).route_layer(per_ip()))
+        .route("/activities/{id}", get(activities::get))
+        .route("/actors", post(actors::create))
+        .route("/actors/{name}", get(actors::document))
+        .route(
+            "/actors/{name}/outbox",
+            get(actors::outbox)
+                .post(activities::publish_to_outbox)
+                .route_layer(per_ip()),
+        )
+        .route(
+            "/actors/{name}/inbox",
+            get(federation::inbox)
+                .post(federation::receive)
+                .route_layer(per_ip()),
+        )
+        .route("/actors/{name}/objects/{seq}", get(activities::object))
+        .route("/actors/{name}/followers", get(federation::followers))
+        .route("/actors/{name}/following", get(federation::following))
+        .route(
+            "/inbox",
+            post(federation::receive_shared).route_layer(per_ip()),
+        )
+        .route("/.well-known/webfinger", get(federation::webfinger))
+        .route("/.well-known/nodeinfo", get(federation::nodeinfo_links))
+        .route("/nodeinfo/2.1", get(federation::nodeinfo))
+        .route("/admin/dead-letter", get(federation::dead_letters))
+        .route("/admin/dead-letter/{id}/retry", post(federation::retry))
+        .route("/admin/deliveries", get(federation::deliveries))
+        .route("/admin/forks", get(federation::forks))
+        .route("/artifacts", post(modules::upload))
+        .route("/artifacts/{id}", get(modules::download))
+        .route("/projections/define-registry", get(modules::describe))
+        .route("/projections/{name}", get(modules::query))
+        .route("/projections/{name}/status", get(modules::status))
+        .route("/projections/{name}/{*path}", get(modules::query))
+        .route("/admin/projections/{name}/rebuild", post(modules::rebuild))
+        .route("/admin/modules/pending", get(modules::pending))
+        .route("/admin/digest", get(modules::digest))
+        .route(
+            "/admin/modules/pending/{verb}",
+            axum::routing::delete(modules::discard),
+        )
+        .route(
+            "/admin/modules/pending/{verb}/approve",
+            post(modules::approve),
+        )
+        .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { Problem::not_found("no such resource on this node") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "this resource does not support that method; see the Allow header",
+            )
+        })
+        .with_state(state)
+        // Outermost: every request gets a span (method, path) that the
+        // handlers' logs nest in; its status and latency are logged at
+        // debug. Responses are gzipped for clients that ask for it.
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                    )
+                })
+                .on_request(())
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG),
+                )
+                .on_failure(
+                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+                ),
+        )
+}
+
+/// Serves `router` on `listener` (over TLS with `tls`) within `limits`
+/// until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: &server::Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = server::limit(router, limits);
+    server::serve(listener, router, tls, limits, shutdown).await
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.kernel.metrics().render(),
+    )
+}

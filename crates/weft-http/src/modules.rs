@@ -1,0 +1,300 @@
+//! Modules over HTTP: artifact upload and download, the registry view,
+//! projection status and queries, and rebuilds.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::extract::Path;
+use super::{AppState, Problem};
+use weft_kernel::registry::{QueryFault, Registry};
+use weft_runtime::QueryError;
+
+fn registry(state: &AppState) -> Result<&std::sync::Arc<Registry>, Problem> {
+    state
+        .kernel
+        .registry()
+        .ok_or_else(|| Problem::not_found("this node runs without a WASM runtime"))
+}
+
+fn require_admin(caller: &Caller, what: &str) -> Result<(), Problem> {
+    match caller {
+        Caller::Admin => Ok(()),
+        Caller::Anonymous => Err(Problem::unauthorized(format!(
+            "{what} needs the admin token"
+        ))),
+        Caller::Actor(_) => Err(Problem::forbidden(format!(
+            "{what} needs the admin token, not an actor's"
+        ))),
+    }
+}
+
+/// `POST /artifacts` (admin): the body is a WASM component; answers its id.
+pub async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    require_admin(&caller, "uploading an artifact")?;
+    let limit = state.config.runtime.max_artifact_bytes;
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the artifact is larger than the node's limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    if bytes.is_empty() {
+        return Err(Problem::bad_request(
+            "the body must be a WebAssembly component; it is empty",
+        ));
+    }
+    let size = bytes.len();
+    let id = state.kernel.put_artifact(bytes.to_vec()).await?;
+    let location = format!("{}/artifacts/{id}", state.public_url);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(json!({"id": id, "size": size})),
+    )
+        .into_response())
+}
+
+/// `GET /artifacts/{id}`: the artifact's bytes.
+pub async fn download(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let bytes = state
+        .kernel
+        .store()
+        .read()?
+        .artifact(&id)?
+        .ok_or_else(|| Problem::not_found(format!("no artifact {id} on this node")))?;
+    Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes).into_response())
+}
+
+/// `GET /projections/define-registry`: every verb and projection, with versions.
+pub async fn describe(State(state): State<AppState>) -> Result<Response, Problem> {
+    let body = registry(&state)?.describe()?;
+    Ok(axum::Json(body).into_response())
+}
+
+/// `GET /projections/{name}/status`: how far it folded and what failed,
+/// and while it is being built, how far the build has come.
+pub async fn status(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, Problem> {
+    let registry = registry(&state)?;
+    let module = registry
+        .projection(&name)
+        .ok_or_else(|| Problem::not_found(format!("no projection `{name}` on this node")))?;
+    let reader = state.kernel.store().read()?;
+    let status = reader.projection_status(&name)?;
+    let building = match reader.projection_builds()?.get(&name) {
+        Some(next) => json!({"folded": next.saturating_sub(1), "of": reader.last_position()?}),
+        None => Value::Null,
+    };
+    let errors: Vec<Value> = status
+        .errors
+        .iter()
+        .map(|e| json!({"position": e.position, "activity": e.activity, "message": e.message}))
+        .collect();
+    Ok(axum::Json(json!({
+        "name": name,
+        "module": module.artifact,
+        "position": status.position,
+        "lastActivity": status.last_activity,
+        "folded": status.folded,
+        "failed": status.failed,
+        "errors": errors,
+        "building": building,
+    }))
+    .into_response())
+}
+
+/// `GET /projections/{name}` and `/projections/{name}/{path…}?…`: the
+/// projection's `query`.
+pub async fn query(
+    State(state): State<AppState>,
+    Path(parts): Path<Vec<(String, String)>>,
+    uri: axum::http::Uri,
+) -> Result<Response, Problem> {
+    let get = |k: &str| {
+        parts
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (name, path) = (get("name"), get("path"));
+    let params: Vec<(String, String)> = uri
+        .query()
+        .map(url_pairs)
+        .transpose()
+        .map_err(Problem::bad_request)?
+        .unwrap_or_default();
+    let registry = registry(&state)?.clone();
+    let answer = state
+        .kernel
+        .workers()
+        .run(move || registry.query(&name, &path, &params).map_err(|e| (name, e)))
+        .await
+        .map_err(|busy| Problem::new(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()))?;
+    match answer {
+        Ok(Ok(text)) => match serde_json::from_str::<Value>(&text) {
+            Ok(value) => Ok(axum::Json(value).into_response()),
+            Err(_) => Err(Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "the projection answered with text that is not JSON",
+            )),
+        },
+        Ok(Err(QueryError::NotFound(m))) => Err(Problem::not_found(m)),
+        Ok(Err(QueryError::BadRequest(m))) => Err(Problem::bad_request(m)),
+        Err((name, QueryFault::Unknown)) => Err(Problem::not_found(format!(
+            "no projection `{name}` on this node"
+        ))),
+        Err((_, QueryFault::Runtime(e))) => Err(Problem::new(
+            if e.is_transient() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::BAD_GATEWAY
+            },
+            e.to_string(),
+        )),
+        Err((_, QueryFault::Store(e))) => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        Err((_, QueryFault::Building(m))) => Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, m)),
+    }
+}
+
+/// `POST /admin/projections/{name}/rebuild` (admin): refold from the log.
+pub async fn rebuild(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, Problem> {
+    require_admin(&caller, "rebuilding a projection")?;
+    let folded = state.kernel.rebuild(&name).await?;
+    Ok(axum::Json(json!({"name": name, "folded": folded})).into_response())
+}
+
+/// `GET /admin/modules/pending` (admin): peers' verbs waiting for
+/// admission and the activities parked for them.
+pub async fn pending(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    require_admin(&caller, "listing pending modules")?;
+    let body = weft_federation::modules::describe_pending(&state.kernel)?;
+    Ok(axum::Json(body).into_response())
+}
+
+/// `POST /admin/modules/pending/{verb}/approve` (admin): admit a peer's
+/// verb that awaits approval and ingest its parked activities.
+pub async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(verb): Path<String>,
+) -> Result<Response, Problem> {
+    require_admin(&caller, "approving a module")?;
+    let released = state.federation.approve(&verb).await?;
+    Ok(axum::Json(json!({"verb": verb, "admitted": true, "released": released})).into_response())
+}
+
+/// `DELETE /admin/modules/pending/{verb}` (admin): drop a peer's verb and
+/// the activities parked for it.
+pub async fn discard(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(verb): Path<String>,
+) -> Result<Response, Problem> {
+    require_admin(&caller, "discarding a pending module")?;
+    let discarded = weft_federation::modules::discard(&state.kernel, &verb).await?;
+    Ok(axum::Json(json!({"verb": verb, "discarded": discarded})).into_response())
+}
+
+/// Decodes `a=1&b=x%20y` into pairs, in order.
+fn url_pairs(query: &str) -> Result<Vec<(String, String)>, String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((percent_decode(k)?, percent_decode(v)?))
+        })
+        .collect()
+}
+
+/// Decodes one `application/x-www-form-urlencoded` name or value: `+` is
+/// a space, `%XX` a byte; the result must be UTF-8.
+pub fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = text
+                    .get(i + 1..i + 3)
+                    .ok_or("a `%` escape in the query string is cut short")?;
+                // Two hex digits: `from_str_radix` alone would take `+1`.
+                let byte = u8::from_str_radix(hex, 16)
+                    .ok()
+                    .filter(|_| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .ok_or_else(|| format!("`%{hex}` is not a valid escape"))?;
+                out.push(byte);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| "the query string is not UTF-8".to_owned())
+}
+
+/// `GET /admin/digest` (admin): counts and hashes of the log, each
+/// projection's state, and the module and federation tables, to compare a
+/// node with itself before and after something, or with another node.
+pub async fn digest(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    require_admin(&caller, "read the node's digest")?;
+    let kernel = state.kernel.clone();
+    let digest = tokio::task::spawn_blocking(move || kernel.store().read()?.digest())
+        .await
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(axum::Json(digest).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode_in_order() {
+        assert_eq!(
+            url_pairs("actor=http%3A%2F%2Fx%2Fa&limit=5&q=a+b&flag").expect("valid"),
+            vec![
+                ("actor".into(), "http://x/a".into()),
+                ("limit".into(), "5".into()),
+                ("q".into(), "a b".into()),
+                ("flag".into(), String::new())
+            ]
+        );
+        assert!(url_pairs("a=%zz").is_err());
+        // Found by fuzzing: a sign is not a hex digit.
+        assert!(url_pairs("a=%+A").is_err());
+        assert_eq!(percent_decode("%2b%2B"), Ok("++".to_owned()));
+        assert!(url_pairs("a=%e9").is_err());
+    }
+}

@@ -1,0 +1,973 @@
+//! The kernel: the publish pipeline over identity, envelope and store, with
+//! a seam for the modules that give activities meaning.
+//!
+//! Publishing goes: draft → checks → sign → identity rules → verb validate
+//! (on the caller's task, in order per actor, in parallel across actors) →
+//! append + fold in one transaction, group-committed by the writer thread.
+//! Reads go straight to the store. The kernel does not speak HTTP.
+
+mod audience;
+mod draft;
+mod error;
+pub mod metrics;
+pub mod modules;
+pub mod registry;
+mod sequencer;
+pub mod workers;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+pub use error::KernelError;
+pub use metrics::Metrics;
+pub use modules::{Modules, OpenVocabulary, Rejection};
+
+pub use audience::{addressed, audience_fields, is_public, origin as audience_origin};
+pub use draft::{AS_CONTEXT, object_url};
+use modules::Intended;
+use registry::{Reaction, Registry};
+use sequencer::Sequencer;
+use weft_core::identity::actor::{self, Signature};
+use weft_core::identity::{ActorKind, KeyStore, RsaKey, token};
+use weft_core::model::Signed;
+use weft_runtime::host::Source;
+use weft_runtime::{Limits, Runtime};
+use weft_store::{ActivityRecord, BackfillJob, Role, Store};
+use writer::{Append, Command, Ingest, Writer};
+pub use writer::{FederationWrite, IngestLimits, Ingested, Outbound, now_ms};
+
+/// Where the kernel keeps its files and how it batches.
+#[derive(Debug, Clone)]
+pub struct KernelOptions {
+    pub db_path: PathBuf,
+    pub keys_path: PathBuf,
+    /// Most activities in one durable commit.
+    pub max_batch: usize,
+    /// The store's page cache, in MiB.
+    pub cache_mb: usize,
+}
+
+/// A new actor and its bearer token (shown once, stored hashed).
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub id: String,
+    pub name: String,
+    pub token: String,
+    /// The actor's signed `Create`, as JSON text.
+    pub activity: String,
+}
+
+/// A signed, durably appended activity.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub id: String,
+    pub seq: u64,
+    pub json: String,
+}
+
+/// The running kernel. Cheap to share behind an `Arc`.
+pub struct Kernel {
+    store: Arc<Store>,
+    keys: Arc<RwLock<KeyStore>>,
+    modules: Arc<dyn Modules>,
+    registry: Option<Arc<Registry>>,
+    sequencer: Sequencer,
+    metrics: Arc<Metrics>,
+    tx: Mutex<Option<mpsc::Sender<Command>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Where committed delivery jobs and backfills are announced.
+    outbound: Arc<Mutex<Option<mpsc::UnboundedSender<Outbound>>>>,
+    /// The node's public URL, read once from the database.
+    public_url: std::sync::OnceLock<String>,
+    /// Local actors' HTTP-signature keys, parsed once.
+    http_keys: Mutex<std::collections::HashMap<String, Arc<RsaKey>>>,
+    /// What peers may store here (per origin), shared with the writer.
+    ingest_limits: Arc<RwLock<IngestLimits>>,
+    /// Remote actors' shared inboxes (or none), as their kept documents
+    /// say; forgotten when a document is kept anew.
+    shared_inboxes: RwLock<std::collections::HashMap<String, Option<String>>>,
+    /// Threads for `validate` and `query` calls.
+    workers: Arc<workers::Workers>,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kernel {
+    /// Opens the database and key store with `modules` (no WASM runtime)
+    /// and starts the writer thread.
+    pub fn open(options: &KernelOptions, modules: Arc<dyn Modules>) -> Result<Self, KernelError> {
+        Self::open_with(options, &Limits::default(), |_| Ok((modules, None)))
+    }
+
+    /// Opens the node with the WASM runtime: verbs and projections come from
+    /// the registry in the database; compiled code is cached in `cache_dir`.
+    pub fn open_wasm(
+        options: &KernelOptions,
+        limits: Limits,
+        cache_dir: PathBuf,
+    ) -> Result<Self, KernelError> {
+        Self::open_with(options, &limits.clone(), |store| {
+            let runtime = Arc::new(
+                Runtime::new(limits, cache_dir)
+                    .map_err(|e| KernelError::NotCommitted(e.to_string()))?,
+            );
+            let registry = Arc::new(Registry::load(runtime, store.clone())?);
+            Ok((registry.clone() as Arc<dyn Modules>, Some(registry)))
+        })
+    }
+
+    fn open_with(
+        options: &KernelOptions,
+        limits: &Limits,
+        modules: impl FnOnce(
+            &Arc<Store>,
+        ) -> Result<(Arc<dyn Modules>, Option<Arc<Registry>>), KernelError>,
+    ) -> Result<Self, KernelError> {
+        let store = Arc::new(Store::open_with(
+            &options.db_path,
+            options.cache_mb,
+            weft_store::ids::FLUSH_AT,
+        )?);
+        let keys = Arc::new(RwLock::new(KeyStore::open(&options.keys_path)?));
+        let (modules, registry) = modules(&store)?;
+        let (tx, rx) = mpsc::channel(4096);
+        let metrics = Arc::new(Metrics::default());
+        let outbound = Arc::new(Mutex::new(None));
+        let ingest_limits = Arc::new(RwLock::new(IngestLimits::default()));
+        let writer = Writer::new(
+            store.clone(),
+            keys.clone(),
+            modules.clone(),
+            metrics.clone(),
+            options.max_batch,
+            outbound.clone(),
+            ingest_limits.clone(),
+        );
+        let handle = std::thread::Builder::new()
+            .name("weft-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| {
+                KernelError::NotCommitted(format!("cannot start the writer thread: {e}"))
+            })?;
+        Ok(Self {
+            store,
+            keys,
+            modules,
+            registry,
+            sequencer: Sequencer::default(),
+            metrics,
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            outbound,
+            ingest_limits,
+            public_url: std::sync::OnceLock::new(),
+            http_keys: Mutex::new(std::collections::HashMap::new()),
+            shared_inboxes: RwLock::new(std::collections::HashMap::new()),
+            workers: Arc::new(workers::Workers::new(limits.workers, limits.worker_queue)),
+        })
+    }
+
+    /// The pool that runs module calls made for requests.
+    pub fn workers(&self) -> &Arc<workers::Workers> {
+        &self.workers
+    }
+
+    /// Runs the activity's verb's `validate` on the worker pool (or at
+    /// once, when no module runs for it), handing the activity back with
+    /// the verb's answer. `Err` only when the pool is full.
+    async fn validate(
+        &self,
+        signed: Signed,
+        json: String,
+    ) -> Result<(Signed, String, Result<(), Rejection>), KernelError> {
+        if !self.modules.runs_module(&signed) {
+            let answer = self.modules.validate(&signed, &json);
+            return Ok((signed, json, answer));
+        }
+        let modules = self.modules.clone();
+        Ok(self
+            .workers
+            .run(move || {
+                let answer = modules.validate(&signed, &json);
+                (signed, json, answer)
+            })
+            .await?)
+    }
+
+    /// The HTTP-signature key of the local actor `actor` and its id
+    /// (`{actor}#main-key`). An actor without one yet (every actor before
+    /// its first use: generating RSA keys is slow) gets one now, written to
+    /// the key store before it is used.
+    pub fn http_key(&self, actor: &str) -> Result<(String, Arc<RsaKey>), KernelError> {
+        let key_id = weft_core::identity::rsa::key_id(actor);
+        let poisoned = || KernelError::NotCommitted("the key store lock is poisoned".into());
+        let mut cache = self.http_keys.lock().map_err(|_| poisoned())?;
+        if let Some(key) = cache.get(actor) {
+            return Ok((key_id, key.clone()));
+        }
+        if !self.store.read()?.has_actor(actor)? {
+            return Err(KernelError::NotFound(format!("local actor {actor}")));
+        }
+        let rsa = |e: weft_core::identity::rsa::RsaError| KernelError::NotCommitted(e.to_string());
+        let stored = self
+            .keys
+            .read()
+            .map_err(|_| poisoned())?
+            .http_key(&key_id)
+            .map(<[u8]>::to_vec);
+        let key = match stored {
+            Some(der) => RsaKey::from_pkcs8_der(&der).map_err(rsa)?,
+            None => {
+                let key = RsaKey::generate().map_err(rsa)?;
+                let mut keys = self.keys.write().map_err(|_| poisoned())?;
+                keys.insert_http_key(key_id.clone(), key.to_pkcs8_der());
+                keys.flush()?;
+                key
+            }
+        };
+        let key = Arc::new(key);
+        cache.insert(actor.to_owned(), key.clone());
+        Ok((key_id, key))
+    }
+
+    /// Bounds what peers' activities may take here from now on.
+    pub fn set_ingest_limits(&self, limits: IngestLimits) {
+        if let Ok(mut slot) = self.ingest_limits.write() {
+            *slot = limits;
+        }
+    }
+
+    /// Committed delivery jobs and backfills are sent to `tx` from now on.
+    pub fn set_outbound(&self, tx: mpsc::UnboundedSender<Outbound>) {
+        if let Ok(mut slot) = self.outbound.lock() {
+            *slot = Some(tx);
+        }
+    }
+
+    /// The node's public URL (fixed at `weft init`), without a trailing `/`.
+    pub fn public_url(&self) -> Result<&str, KernelError> {
+        if let Some(url) = self.public_url.get() {
+            return Ok(url);
+        }
+        let url = self.store.read()?.meta("public_url")?.ok_or_else(|| {
+            KernelError::NotFound("the node's public URL (run `weft init`)".into())
+        })?;
+        Ok(self.public_url.get_or_init(|| url))
+    }
+
+    /// Whether `actor` is an actor URL of this node (existing or not).
+    pub fn is_local_url(&self, actor: &str) -> bool {
+        self.public_url().is_ok_and(|base| {
+            actor
+                .strip_prefix(base)
+                .is_some_and(|rest| rest.starts_with("/actors/"))
+        })
+    }
+
+    /// The actors following `actor`, as the follower-graph projection says.
+    /// [`KernelError::Unavailable`] while the follower graph is being built:
+    /// an empty list then would be wrong, not merely late.
+    pub fn followers(&self, actor: &str) -> Result<Vec<String>, KernelError> {
+        self.graph("followers", actor)
+    }
+
+    /// The actors `actor` follows (unavailable as for [`Self::followers`]).
+    pub fn following(&self, actor: &str) -> Result<Vec<String>, KernelError> {
+        self.graph("following", actor)
+    }
+
+    fn graph(&self, list: &str, actor: &str) -> Result<Vec<String>, KernelError> {
+        let Some(registry) = &self.registry else {
+            return Ok(Vec::new());
+        };
+        let params = [("actor".to_owned(), actor.to_owned())];
+        Ok(match registry.query(audience::GRAPH, list, &params) {
+            Ok(Ok(text)) => audience::items(&text),
+            Ok(Err(e)) => {
+                tracing::warn!(%actor, error = ?e, "the follower graph refused a query");
+                Vec::new()
+            }
+            Err(registry::QueryFault::Building(m)) => {
+                return Err(KernelError::Unavailable(format!(
+                    "who follows whom is not known until the follower graph is built: {m}"
+                )));
+            }
+            Err(e) => {
+                tracing::debug!(%actor, error = %e, "no follower graph to read");
+                Vec::new()
+            }
+        })
+    }
+
+    /// Stores a verified activity from a peer (or pulled by backfill) for
+    /// the local `recipients`: verb validate, then append, fold and react
+    /// like a local one. The caller has verified the signature.
+    pub async fn ingest(
+        &self,
+        signed: Signed,
+        recipients: Vec<String>,
+        backfilled: bool,
+        backfill: Option<BackfillJob>,
+    ) -> Result<Ingested, KernelError> {
+        if matches!(
+            signed.header.kind.as_str(),
+            registry::DEFINE_ACTIVITY | registry::DEFINE_PROJECTION
+        ) && self.store.read()?.activity(&signed.id)?.is_none()
+        {
+            return Err(KernelError::field(
+                "type",
+                "module definitions are not accepted in an inbox: a node fetches a verb's definition itself when it meets the verb",
+            ));
+        }
+        self.ingest_checked(signed, recipients, backfilled, backfill)
+            .await
+    }
+
+    /// Stores a peer's `DefineActivity` (verified, its artifact stored) that
+    /// the module policy admitted, which registers its verb here. A verb
+    /// this node already has is never replaced by a peer's.
+    pub async fn ingest_definition(&self, signed: Signed) -> Result<Ingested, KernelError> {
+        if signed.header.kind != registry::DEFINE_ACTIVITY {
+            return Err(KernelError::field(
+                "type",
+                "only verbs (DefineActivity) travel between nodes",
+            ));
+        }
+        if self.store.read()?.activity(&signed.id)?.is_some() {
+            return Ok(Ingested::Duplicate);
+        }
+        let name = signed.json.get("name").and_then(Value::as_str);
+        if let (Some(name), Some(registry)) = (name, &self.registry)
+            && registry.verb(name).is_some()
+        {
+            return Err(KernelError::field(
+                "name",
+                format!(
+                    "this node already has a verb `{name}`; a peer's definition does not replace it"
+                ),
+            ));
+        }
+        // The checks a local definition passes: name, metadata, and an
+        // artifact (stored here) that compiles as a verb within the contract.
+        self.check_definition(&signed.header.actor, &signed.json, true)
+            .await?;
+        self.ingest_checked(signed, Vec::new(), false, None).await
+    }
+
+    async fn ingest_checked(
+        &self,
+        signed: Signed,
+        recipients: Vec<String>,
+        backfilled: bool,
+        backfill: Option<BackfillJob>,
+    ) -> Result<Ingested, KernelError> {
+        // Duplicates are found by the writer; looking here first would cost
+        // every new activity a lookup. Only a refusal asks, so that a
+        // duplicate is answered as one even if its verb would now refuse it.
+        let json = signed.to_json_string();
+        let (signed, json, answer) = self.validate(signed, json).await?;
+        if let Err(e) = answer {
+            if self.store.read()?.activity(&signed.id)?.is_some() {
+                return Ok(Ingested::Duplicate);
+            }
+            return Err(e.into());
+        }
+        let public = signed.is_addressed_public()
+            || weft_core::identity::Lifecycle::of(&signed.json).always_public();
+        let record = ActivityRecord {
+            id: signed.id.clone(),
+            json,
+            actor: signed.header.actor.clone(),
+            seq: signed.header.seq,
+            public,
+            backfilled,
+        };
+        let reacts = !backfilled && self.names_local_recipients(&signed);
+        let result = self
+            .call(|reply| {
+                Command::Ingest(Box::new(Ingest {
+                    signed,
+                    record,
+                    recipients,
+                    backfill,
+                    reacts,
+                    reply,
+                }))
+            })
+            .await;
+        if result.is_err() {
+            self.metrics
+                .rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Writes federation bookkeeping (peers, jobs, backfills) durably.
+    pub async fn federation_write(&self, writes: Vec<FederationWrite>) -> Result<(), KernelError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        if let Ok(mut known) = self.shared_inboxes.write() {
+            for write in &writes {
+                if let FederationWrite::Peer(peer) = write {
+                    known.remove(&peer.id);
+                }
+            }
+        }
+        self.call(|reply| Command::Federation { writes, reply })
+            .await
+    }
+
+    /// The verb and projection registry, when the WASM runtime is on.
+    pub fn registry(&self) -> Option<&Arc<Registry>> {
+        self.registry.as_ref()
+    }
+
+    /// The node's own Service actor.
+    pub fn service_actor(&self) -> Result<String, KernelError> {
+        self.store.read()?.meta("service_actor")?.ok_or_else(|| {
+            KernelError::NotFound("the node's service actor (run `weft init`)".into())
+        })
+    }
+
+    /// Stores an artifact (a WASM component) under its BLAKE3 content
+    /// address, after checking that it compiles. Returns its id.
+    pub async fn put_artifact(&self, bytes: Vec<u8>) -> Result<String, KernelError> {
+        let registry = self
+            .registry
+            .clone()
+            .ok_or_else(|| KernelError::field("module", "this node runs without a WASM runtime"))?;
+        let id = weft_core::model::cid::artifact_id(&bytes);
+        let (checked_id, bytes) = tokio::task::spawn_blocking(move || {
+            let result = registry.runtime().check_component(&id, &bytes);
+            (result.map(|()| id), bytes)
+        })
+        .await
+        .map_err(|e| KernelError::NotCommitted(e.to_string()))?;
+        let id = checked_id.map_err(KernelError::Module)?;
+        let reply_id = id.clone();
+        self.call(|reply| Command::PutArtifact { id, bytes, reply })
+            .await?;
+        Ok(reply_id)
+    }
+
+    /// Removes the stored artifact `id` unless a module defined here uses
+    /// it (an artifact fetched for a peer's verb that was then refused or
+    /// discarded).
+    pub async fn remove_unused_artifact(&self, id: &str) -> Result<(), KernelError> {
+        self.federation_write(vec![FederationWrite::RemoveUnusedArtifact(id.to_owned())])
+            .await
+    }
+
+    /// Refolds projection `name` from the whole log; returns how many
+    /// activities it folded.
+    pub async fn rebuild(&self, name: &str) -> Result<u64, KernelError> {
+        self.call(|reply| Command::Rebuild {
+            name: name.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Registers the genesis bundle (built-in verbs and projections) as
+    /// Define activities of the service actor — the same path as a user's.
+    pub async fn install_genesis(&self) -> Result<(), KernelError> {
+        self.install_builtins(false).await.map(|_| ())
+    }
+
+    /// Registers the built-in verbs and projections a node made by an
+    /// older weft lacks (a new release may bring new ones, such as the
+    /// fediverse's `Like` and `Delete`); answers their names. Modules the
+    /// node has, built in or not, are left alone.
+    pub async fn install_missing_builtins(&self) -> Result<Vec<&'static str>, KernelError> {
+        self.install_builtins(true).await
+    }
+
+    async fn install_builtins(&self, only_missing: bool) -> Result<Vec<&'static str>, KernelError> {
+        let service = self.service_actor()?;
+        let mut installed = Vec::new();
+        for (world, name, bytes) in weft_genesis::GENESIS {
+            if only_missing {
+                let Some(registry) = &self.registry else {
+                    return Ok(installed);
+                };
+                let known = if *world == "verb" {
+                    registry.verb(name).is_some()
+                } else {
+                    registry.projection(name).is_some()
+                };
+                if known {
+                    continue;
+                }
+            }
+            let artifact = self.put_artifact(bytes.to_vec()).await?;
+            let kind = if *world == "verb" {
+                registry::DEFINE_ACTIVITY
+            } else {
+                registry::DEFINE_PROJECTION
+            };
+            let draft = serde_json::json!({
+                "type": kind,
+                "name": name,
+                "module": artifact,
+                "description": format!("built-in {world} `{name}` (genesis bundle)"),
+                "wit": "weft:module@0.1.0",
+                "language": "rust",
+                "to": [weft_core::model::PUBLIC],
+            });
+            let Value::Object(draft) = draft else {
+                unreachable!("json! of an object is an object")
+            };
+            self.publish(&service, draft).await?;
+            installed.push(*name);
+        }
+        Ok(installed)
+    }
+
+    /// Runs verbs' `react` for local recipients of committed activities and
+    /// publishes their intents. Call once, from within a tokio runtime.
+    pub fn start_reactions(self: &Arc<Self>) {
+        let Some(registry) = self.registry.clone() else {
+            return;
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<Reaction>();
+        // Reactions a crash interrupted come first.
+        match self.store.read().and_then(|r| r.pending_reactions()) {
+            Ok(pending) => {
+                if !pending.is_empty() {
+                    tracing::info!(count = pending.len(), "resuming interrupted reactions");
+                }
+                for (position, record) in pending {
+                    let signed = serde_json::from_str(&record.json)
+                        .ok()
+                        .and_then(|v| Signed::parse(v).ok());
+                    if let Some(signed) = signed {
+                        let _ = tx.send(Reaction {
+                            position,
+                            signed,
+                            json: record.json,
+                            intents: None,
+                        });
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the interrupted reactions"),
+        }
+        registry.set_reactions(tx);
+        let kernel = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ready = Vec::new();
+            while rx.recv_many(&mut ready, 256).await > 0 {
+                let Some(kernel) = kernel.upgrade() else {
+                    break;
+                };
+                // Reactions with nothing to publish are closed together,
+                // in one write.
+                let mut done = Vec::new();
+                for reaction in ready.drain(..) {
+                    if let Some(position) = kernel.run_reaction(&reaction).await {
+                        done.push(FederationWrite::ReactionDone(position));
+                    }
+                }
+                if let Err(e) = kernel.federation_write(done).await {
+                    tracing::debug!(error = %e, "reactions left for the next start");
+                }
+            }
+        });
+    }
+
+    /// Publishes the intents of one reaction; the last one removes the
+    /// reaction's row in the same transaction. With no intents (or one
+    /// refused for good) answers the position whose row the caller removes.
+    /// A storage failure leaves the row, so the reaction runs again at the
+    /// next start.
+    async fn run_reaction(&self, reaction: &Reaction) -> Option<u64> {
+        let mut intents = match &reaction.intents {
+            Some(intents) => intents.clone(),
+            None => self.react(reaction),
+        };
+        let last = intents.pop();
+        for (actor, draft) in intents {
+            if let Err(e) = self.publish_inner_checked(&actor, draft, None, false).await {
+                tracing::warn!(%actor, error = %e, "a reaction could not be published");
+            }
+        }
+        let Some((actor, draft)) = last else {
+            // Nothing to publish: the caller closes the row.
+            return Some(reaction.position);
+        };
+        match self
+            .publish_inner_checked(&actor, draft, Some(reaction.position), false)
+            .await
+        {
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(%actor, error = %e, "a reaction could not be published");
+                // Refused for good: do not run it again at every start.
+                let transient = matches!(
+                    e,
+                    KernelError::Store(_)
+                        | KernelError::NotCommitted(_)
+                        | KernelError::ShuttingDown
+                );
+                (!transient).then_some(reaction.position)
+            }
+        }
+    }
+
+    /// Whether local actors other than the author are named in `to`, `cc`
+    /// or `object`: their verbs may react once it is durable.
+    fn names_local_recipients(&self, signed: &Signed) -> bool {
+        self.registry.is_some()
+            && !registry::kernel_native(signed)
+            && addressed(&signed.json)
+                .into_iter()
+                .any(|r| r != signed.header.actor && self.is_local_url(r))
+    }
+
+    /// The intents local recipients' verbs produce for a reaction resumed
+    /// after a restart, asked again from a committed snapshot.
+    fn react(&self, reaction: &Reaction) -> Vec<Intended> {
+        let Some(registry) = &self.registry else {
+            return Vec::new();
+        };
+        let Ok(reader) = self.store.read() else {
+            return Vec::new();
+        };
+        let mut source = Source::Later(self.store.clone());
+        registry.intents(
+            &reaction.signed,
+            &reaction.json,
+            |r| matches!(reader.has_actor(r), Ok(true)),
+            &mut source,
+        )
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Whether `weft init` has run on this database.
+    pub fn is_initialised(&self) -> Result<bool, KernelError> {
+        Ok(self.store.read()?.meta("service_actor")?.is_some())
+    }
+
+    /// Initialises a new node: its service actor (type Service, named
+    /// `service`) and the admin token, both in one commit.
+    pub async fn bootstrap(
+        &self,
+        service: &str,
+        public_url: &str,
+        admin_token: &str,
+    ) -> Result<Created, KernelError> {
+        check_name(service)?;
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        let admin_token_hash = token::hash(admin_token);
+        self.call(|reply| Command::Bootstrap {
+            service: service.to_owned(),
+            admin_token_hash,
+            public_url,
+            reply,
+        })
+        .await
+    }
+
+    /// Creates a local actor: its `Create` as seq 1 of its log, a key, a token.
+    pub async fn create_actor(&self, name: &str, kind: ActorKind) -> Result<Created, KernelError> {
+        check_name(name)?;
+        self.call(|reply| Command::CreateActor {
+            name: name.to_owned(),
+            kind,
+            reply,
+        })
+        .await
+    }
+
+    /// Signs and appends a draft as `actor` (an actor id). Answers once the
+    /// activity is durable.
+    pub async fn publish(
+        &self,
+        actor: &str,
+        draft: Map<String, Value>,
+    ) -> Result<Published, KernelError> {
+        self.publish_inner_checked(actor, draft, None, false).await
+    }
+
+    /// Publishes as `actor` on the operator's behalf (the admin token or
+    /// the data folder): the only way an actor other than the service actor
+    /// defines a module.
+    pub async fn publish_by_admin(
+        &self,
+        actor: &str,
+        draft: Map<String, Value>,
+    ) -> Result<Published, KernelError> {
+        self.publish_inner_checked(actor, draft, None, true).await
+    }
+
+    /// Publishes; `completes` names the reaction whose last intent this is.
+    async fn publish_inner_checked(
+        &self,
+        actor: &str,
+        draft: Map<String, Value>,
+        completes: Option<u64>,
+        by_admin: bool,
+    ) -> Result<Published, KernelError> {
+        let result = match self.check_definition(actor, &draft, by_admin).await {
+            Ok(()) => self.publish_inner(actor, draft, completes).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            self.metrics
+                .rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// A Define activity must come from the service actor (or another local
+    /// actor on the operator's behalf: `weft module add --as`), name a valid
+    /// module, and point at an artifact that compiles as that kind of module
+    /// and imports nothing outside the contract. Compiling happens here, off
+    /// the async threads, before the actor's position is taken.
+    async fn check_definition(
+        &self,
+        actor: &str,
+        draft: &Map<String, Value>,
+        by_admin: bool,
+    ) -> Result<(), KernelError> {
+        let kind = match draft.get("type").and_then(Value::as_str) {
+            Some(registry::DEFINE_ACTIVITY) => weft_store::ModuleKind::Verb,
+            Some(registry::DEFINE_PROJECTION) => weft_store::ModuleKind::Projection,
+            _ => return Ok(()),
+        };
+        let registry = self
+            .registry
+            .clone()
+            .ok_or_else(|| KernelError::field("type", "this node runs without a WASM runtime"))?;
+        if !by_admin && actor != self.service_actor()? {
+            return Err(KernelError::field(
+                "actor",
+                "modules are defined by the node's operator: use `weft module add` (admin token)",
+            ));
+        }
+        let name = draft.get("name").and_then(Value::as_str).ok_or_else(|| {
+            KernelError::field("name", "is required: the verb or projection name")
+        })?;
+        registry::check_module_name(name).map_err(|m| KernelError::field("name", m))?;
+        registry::check_metadata(draft).map_err(|(field, m)| KernelError::field(field, m))?;
+        let artifact = draft
+            .get("module")
+            .and_then(Value::as_str)
+            .filter(|m| weft_core::model::cid::is_artifact_id(m))
+            .ok_or_else(|| {
+                KernelError::field(
+                    "module",
+                    "must be the id of an uploaded artifact (POST /artifacts)",
+                )
+            })?
+            .to_owned();
+        let checked = tokio::task::spawn_blocking(move || registry.check_artifact(kind, &artifact))
+            .await
+            .map_err(|e| KernelError::NotCommitted(e.to_string()))?;
+        checked.map_err(|m| KernelError::field("module", m))
+    }
+
+    async fn publish_inner(
+        &self,
+        actor: &str,
+        draft: Map<String, Value>,
+        completes: Option<u64>,
+    ) -> Result<Published, KernelError> {
+        let mut slot = self.sequencer.lock(actor).await;
+        let state = match slot.state() {
+            Some(state) => state.clone(),
+            None => self
+                .store
+                .read()?
+                .actor(actor)?
+                .ok_or_else(|| KernelError::NotFound(format!("actor {actor}")))?,
+        };
+        let prepared = draft::prepare(draft, &state, &now_after(&state.last_published))?;
+        let seq = state.tip_seq + 1;
+        let purpose = prepared.lifecycle.purpose();
+        let key = state.key_for(seq, purpose).ok_or_else(|| {
+            KernelError::field(
+                "proof",
+                format!(
+                    "{} has no valid key with the `{}` purpose",
+                    state.username,
+                    purpose.as_str()
+                ),
+            )
+        })?;
+        let signed = {
+            let keys = self
+                .keys
+                .read()
+                .map_err(|_| KernelError::NotCommitted("the key store lock is poisoned".into()))?;
+            let secret = keys
+                .get(&key.id)
+                .ok_or_else(|| KernelError::MissingSecret(key.id.clone()))?;
+            Signed::sign(prepared.json, &key.id, secret)?.with_url_id()
+        };
+        let mut next = actor::apply(Some(&state), &signed, Signature::Trusted)?;
+        let json = signed.to_json_string();
+        let (signed, json, answer) = self.validate(signed, json).await?;
+        answer?;
+        let audience = self.audience(&signed)?;
+        let reacts = self.names_local_recipients(&signed);
+
+        // Every check passed: hand the activity to the writer.
+        if !prepared.fresh_keys.is_empty() {
+            let mut keys = self
+                .keys
+                .write()
+                .map_err(|_| KernelError::NotCommitted("the key store lock is poisoned".into()))?;
+            for (id, key) in prepared.fresh_keys {
+                keys.insert(id, key);
+            }
+        }
+        let public = signed.is_addressed_public() || prepared.lifecycle.always_public();
+        let public_rank = public.then(|| {
+            next.public_count += 1;
+            next.public_count
+        });
+        let record = ActivityRecord {
+            id: signed.id.clone(),
+            json: json.clone(),
+            actor: next.id.clone(),
+            seq,
+            public,
+            backfilled: false,
+        };
+        let id = signed.id.clone();
+        let (reply, answer) = oneshot::channel();
+        let append = Append {
+            signed,
+            record,
+            state: next.clone(),
+            public_rank,
+            local: audience.local,
+            remote: audience.remote,
+            reacts,
+            completes,
+            reply,
+        };
+        self.sender()?
+            .send(Command::Append(Box::new(append)))
+            .await
+            .map_err(|_| KernelError::ShuttingDown)?;
+        slot.advance(next);
+        drop(slot);
+
+        match answer
+            .await
+            .map_err(|_| KernelError::ShuttingDown)
+            .and_then(|r| r)
+        {
+            Ok(()) => Ok(Published { id, seq, json }),
+            Err(e) => {
+                // The log did not move: forget what was assumed past it.
+                self.sequencer.forget_from(actor, seq).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Who `token` speaks for, if anyone.
+    pub fn authenticate(&self, token: &str) -> Result<Option<Role>, KernelError> {
+        Ok(self.store.read()?.role(&token::hash(token))?)
+    }
+
+    /// Stops accepting writes, lets the writer finish what it has, and waits.
+    pub fn close(&self) {
+        // An explicit stop: clones of the sender held by in-flight requests
+        // must not keep the writer (and this join) waiting.
+        if let Some(tx) = self.tx.lock().ok().and_then(|mut tx| tx.take())
+            && let Err(mpsc::error::TrySendError::Full(stop)) = tx.try_send(Command::Stop)
+        {
+            // A full queue drains on its own; queue the stop behind it
+            // without blocking a possibly async caller.
+            std::thread::spawn(move || tx.blocking_send(stop));
+        }
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle
+            && handle.join().is_err()
+        {
+            tracing::error!("the writer thread panicked");
+        }
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Command>, KernelError> {
+        self.tx
+            .lock()
+            .ok()
+            .and_then(|tx| tx.clone())
+            .ok_or(KernelError::ShuttingDown)
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, KernelError>>) -> Command,
+    ) -> Result<T, KernelError> {
+        let tx = self.sender()?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(make(reply))
+            .await
+            .map_err(|_| KernelError::ShuttingDown)?;
+        answer.await.map_err(|_| KernelError::ShuttingDown)?
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Local usernames: 1–64 of `a-z 0-9 _ -`, starting with a letter or digit.
+pub fn check_name(name: &str) -> Result<(), KernelError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(KernelError::field(
+            "name",
+            format!(
+                "`{name}` is not a valid actor name: use 1–64 of a-z, 0-9, `_` and `-`, starting with a letter or digit"
+            ),
+        ))
+    }
+}
+
+/// Now, as `published` is written, but never before `last` (the actor's
+/// previous activity), so a log's timestamps never go backwards.
+fn now_after(last: &str) -> String {
+    let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    if now.as_str() < last {
+        last.to_owned()
+    } else {
+        now
+    }
+}

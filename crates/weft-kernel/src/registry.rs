@@ -1,0 +1,835 @@
+//! The registry of verbs and projections (docs/architecture.md §5): which module
+//! interprets which verb, which projections fold the log, and their
+//! histories. Implements the kernel's [`Modules`] seam over the runtime.
+//!
+//! Definitions are activities (`DefineActivity`, `DefineProjection`) and
+//! take effect in the transaction that appends them; the registry's memory
+//! is rebuilt from the `modules` table whenever a batch does not commit.
+//!
+//! A projection that is defined (or rebuilt) is built from the whole log in
+//! steps of `runtime.build_step` activities: the first in the defining
+//! batch, the rest between the writer's batches, each step committed with
+//! its position in `projection_builds`, so publishing goes on meanwhile and
+//! a restart resumes where the last step ended. Until it has caught up, the
+//! projection folds nothing new and its queries answer "being built". The
+//! follower graph is the exception: deliveries are addressed from it, so it
+//! is built in one step (the writer waits, as for any batch).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use super::modules::{Appended, Intended, Modules, Rejection};
+use weft_core::identity::Lifecycle;
+use weft_core::model::Signed;
+use weft_runtime::host::{Source, WriteState};
+use weft_runtime::{
+    FoldActivity, Folded, ProjectionModule, QueryError, Reuse, Runtime, RuntimeError, VerbModule,
+    fold_activity,
+};
+use weft_store::{
+    FoldError, ModuleKind, ModuleRecord, ModuleVersion, ProjectionStatus, Store, StoreError,
+    WriteTxn,
+};
+
+/// Activity types the kernel interprets itself.
+pub const DEFINE_ACTIVITY: &str = "DefineActivity";
+pub const DEFINE_PROJECTION: &str = "DefineProjection";
+
+/// Most intents one `react` call may ask for (an accept, an answer, a
+/// follow-up: a handful).
+const MAX_INTENTS: usize = 16;
+
+/// Whether the kernel, not a module, interprets `signed`.
+pub fn kernel_native(signed: &Signed) -> bool {
+    !matches!(Lifecycle::of(&signed.json), Lifecycle::Other)
+        || matches!(
+            signed.header.kind.as_str(),
+            DEFINE_ACTIVITY | DEFINE_PROJECTION
+        )
+}
+
+/// Verb and projection names: a letter, then up to 63 of letters, digits, `_` and `-`.
+pub fn check_module_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= 64
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !ok {
+        return Err(format!(
+            "`{name}` is not a valid module name: a letter, then up to 63 of letters, digits, `_` and `-`"
+        ));
+    }
+    if matches!(
+        name,
+        "Person" | "Service" | "Group" | "Move" | DEFINE_ACTIVITY | DEFINE_PROJECTION
+    ) {
+        return Err(format!(
+            "`{name}` is interpreted by the kernel and cannot be redefined"
+        ));
+    }
+    Ok(())
+}
+
+/// The WIT packages this node runs modules against.
+pub const WIT_VERSIONS: &[&str] = &["weft:module@0.1.0"];
+
+/// Checks a Define draft's descriptive fields: `description` and
+/// `language` are short text, `wit` a package this node supports, `fuel`
+/// and `memory` (the budget the author asks for) positive integers.
+/// Answers the offending field and what to fix.
+pub fn check_metadata(draft: &Map<String, Value>) -> Result<(), (&'static str, String)> {
+    for (field, longest) in [("description", 1000), ("language", 40)] {
+        match draft.get(field) {
+            None => {}
+            Some(Value::String(s)) if s.chars().count() <= longest => {}
+            Some(_) => {
+                return Err((
+                    field,
+                    format!("must be text of at most {longest} characters"),
+                ));
+            }
+        }
+    }
+    match draft.get("wit") {
+        None => {}
+        Some(Value::String(w)) if WIT_VERSIONS.contains(&w.as_str()) => {}
+        Some(other) => {
+            return Err((
+                "wit",
+                format!(
+                    "{other} is not a WIT package this node runs; it supports {}",
+                    WIT_VERSIONS.join(", ")
+                ),
+            ));
+        }
+    }
+    for field in ["fuel", "memory"] {
+        match draft.get(field) {
+            None => {}
+            Some(v) if v.as_u64().is_some_and(|n| n > 0) => {}
+            Some(_) => return Err((field, "must be a positive integer".into())),
+        }
+    }
+    Ok(())
+}
+
+/// A committed activity local actors react to.
+#[derive(Debug, Clone)]
+pub struct Reaction {
+    /// Its row in `reactions`, removed with the last intent.
+    pub position: u64,
+    pub signed: Signed,
+    pub json: String,
+    /// What the verbs asked for when the activity was appended; `None`
+    /// for a reaction resumed after a restart, whose verbs are asked again.
+    pub intents: Option<Vec<Intended>>,
+}
+
+/// The active modules.
+pub struct Registry {
+    runtime: Arc<Runtime>,
+    store: Arc<Store>,
+    verbs: RwLock<HashMap<String, Arc<VerbModule>>>,
+    projections: RwLock<BTreeMap<String, Arc<ProjectionModule>>>,
+    /// Projections being built (as in `projection_builds`): they fold
+    /// nothing new and answer no queries until they have caught up.
+    building: RwLock<BTreeSet<String>>,
+    /// Builds that caught up in the transaction being written: they leave
+    /// `building` once it commits, so that no query is answered from a
+    /// snapshot the build's last step is not in yet.
+    finishing: Mutex<BTreeSet<String>>,
+    reactions: Mutex<Option<mpsc::UnboundedSender<Reaction>>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Loads every module's current version from the database.
+    pub fn load(runtime: Arc<Runtime>, store: Arc<Store>) -> Result<Self, StoreError> {
+        let registry = Self {
+            runtime,
+            store,
+            verbs: RwLock::new(HashMap::new()),
+            projections: RwLock::new(BTreeMap::new()),
+            building: RwLock::new(BTreeSet::new()),
+            finishing: Mutex::new(BTreeSet::new()),
+            reactions: Mutex::new(None),
+        };
+        registry.reload()?;
+        Ok(registry)
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// The intents of the local actors an activity names in `to`, `cc` or
+    /// `object` ([`crate::addressed`]; its author aside; `is_actor`
+    /// says which are actors here),
+    /// from its verb's `react`, which reads the log from `source`. A verb
+    /// that fails, or asks another actor to act, is logged and ignored.
+    pub fn intents(
+        &self,
+        signed: &Signed,
+        json: &str,
+        is_actor: impl Fn(&str) -> bool,
+        source: &mut Source,
+    ) -> Vec<Intended> {
+        let Some(verb) = self.verb(signed.verb()) else {
+            return Vec::new();
+        };
+        let mut named = crate::addressed(&signed.json);
+        named.sort_unstable();
+        named.dedup();
+        let mut out = Vec::new();
+        let cap = self.runtime.limits().max_reactions;
+        let mut reactions = 0;
+        for recipient in named.into_iter().filter(|r| *r != signed.header.actor) {
+            if !is_actor(recipient) {
+                continue;
+            }
+            if reactions == cap {
+                tracing::warn!(id = %signed.id, cap, "the activity names more local recipients than `[runtime] max_reactions`; the rest do not react");
+                break;
+            }
+            reactions += 1;
+            match verb.react(signed, json, recipient, source) {
+                Ok(intents) => {
+                    if intents.len() > MAX_INTENTS {
+                        tracing::warn!(verb = %verb.name, %recipient, asked = intents.len(), "a verb asked for more than {MAX_INTENTS} intents; the rest are ignored");
+                    }
+                    for intent in intents.into_iter().take(MAX_INTENTS) {
+                        if intent.actor != recipient {
+                            tracing::warn!(verb = %verb.name, %recipient, actor = %intent.actor, "a verb asked another actor to act; ignored");
+                            continue;
+                        }
+                        match serde_json::from_str::<Value>(&intent.draft) {
+                            Ok(Value::Object(draft)) => out.push((intent.actor, draft)),
+                            _ => {
+                                tracing::warn!(verb = %verb.name, "a verb's intent is not a JSON object; ignored")
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(verb = %verb.name, error = %e, "react failed"),
+            }
+        }
+        out
+    }
+
+    /// Sends committed activities that local actors may react to.
+    pub fn set_reactions(&self, tx: mpsc::UnboundedSender<Reaction>) {
+        if let Ok(mut slot) = self.reactions.lock() {
+            *slot = Some(tx);
+        }
+    }
+
+    /// Rebuilds the in-memory registry from the `modules` table.
+    fn reload(&self) -> Result<(), StoreError> {
+        let reader = self.store.read()?;
+        let mut verbs = HashMap::new();
+        let mut projections = BTreeMap::new();
+        for record in reader.modules()? {
+            let Some(current) = record.versions.last() else {
+                continue;
+            };
+            let Some(bytes) = reader.artifact(&current.artifact)? else {
+                continue;
+            };
+            match self.activate(record.kind, &record.name, current, &bytes) {
+                Ok(Active::Verb(m)) => {
+                    verbs.insert(record.name.clone(), m);
+                }
+                Ok(Active::Projection(m)) => {
+                    projections.insert(record.name.clone(), m);
+                }
+                Err(e) => {
+                    tracing::error!(module = %record.name, error = %e, "cannot load a module")
+                }
+            }
+        }
+        let building: BTreeSet<String> = reader.projection_builds()?.into_keys().collect();
+        if let (Ok(mut v), Ok(mut p), Ok(mut b)) = (
+            self.verbs.write(),
+            self.projections.write(),
+            self.building.write(),
+        ) {
+            *v = verbs;
+            *p = projections;
+            *b = building;
+        }
+        Ok(())
+    }
+
+    /// Whether projection `name` is being built.
+    pub fn is_building(&self, name: &str) -> bool {
+        self.building.read().is_ok_and(|b| b.contains(name))
+    }
+
+    /// Starts building projection `name` from the whole log: its old state
+    /// and status go (in steps), then it folds from position 1.
+    fn start_build(&self, txn: &WriteTxn, name: &str) -> Result<(), StoreError> {
+        txn.start_build(name)?;
+        if let Ok(mut building) = self.building.write() {
+            building.insert(name.to_owned());
+        }
+        Ok(())
+    }
+
+    /// One step of building projection `name`: clears part of its old
+    /// state, or folds up to `build_step` more activities into it. Returns
+    /// how many activities it folded in all once it has caught up with the
+    /// log, `None` while it has not (or is not being built).
+    fn build(&self, mut txn: WriteTxn, name: &str) -> Result<(WriteTxn, Option<u64>), StoreError> {
+        let Some(mut next) = txn.build_position(name)? else {
+            // Not being built after all: memory follows the table, so the
+            // writer does not keep stepping a build that is not there.
+            if let Ok(mut building) = self.building.write() {
+                building.remove(name);
+            }
+            return Ok((txn, None));
+        };
+        let Some(module) = self.projection(name) else {
+            // Its module can no longer run here: nothing to build.
+            txn.end_build(name)?;
+            if let Ok(mut building) = self.building.write() {
+                building.remove(name);
+            }
+            return Ok((txn, Some(0)));
+        };
+        // Deliveries are addressed from the follower graph: it is built in
+        // one step, so there is never a moment when followers are unknown.
+        let mut budget = if name == super::audience::GRAPH {
+            u64::MAX
+        } else {
+            self.runtime.limits().build_step.max(1)
+        };
+        if next == 0 {
+            let cleared = txn.clear_projection_state(name, budget)?;
+            if cleared > budget {
+                return Ok((txn, None));
+            }
+            budget -= cleared;
+            next = 1;
+        }
+        let until = txn.last_position()?;
+        let mut status: ProjectionStatus = txn.projection_status(name)?.unwrap_or_default();
+        while budget > 0 && next <= until {
+            let chunk =
+                txn.records(next, until, usize::try_from(budget.min(512)).unwrap_or(512))?;
+            let Some(last) = chunk.last().map(|(p, _)| *p) else {
+                break;
+            };
+            let items: Vec<Appended> = chunk
+                .into_iter()
+                .filter_map(|(position, record)| {
+                    let value = serde_json::from_str(&record.json).ok()?;
+                    let signed = Signed::parse(value).ok()?;
+                    Some(Appended {
+                        position,
+                        signed,
+                        json: record.json,
+                        backfilled: record.backfilled,
+                        reacts: false,
+                        intents: Vec::new(),
+                    })
+                })
+                .collect();
+            let mut session = module.session(txn, self.store.recent_ids().clone())?;
+            for item in &items {
+                let folded =
+                    session.fold(&fold_activity(&item.signed, &item.json, item.backfilled))?;
+                record(&mut status, &module.name, item, folded);
+            }
+            txn = session.finish()?;
+            budget = budget.saturating_sub(items.len().max(1) as u64);
+            next = last + 1;
+        }
+        txn.put_projection_status(name, &status)?;
+        if next <= until {
+            txn.set_build_position(name, next)?;
+            return Ok((txn, None));
+        }
+        txn.end_build(name)?;
+        if let Ok(mut finishing) = self.finishing.lock() {
+            finishing.insert(name.to_owned());
+        }
+        tracing::info!(
+            projection = name,
+            folded = status.folded + status.failed,
+            "projection built"
+        );
+        Ok((txn, Some(status.folded + status.failed)))
+    }
+
+    /// Compiles (or loads) `version` and makes it runnable, with the
+    /// budget its definition declares, capped by the node's limits.
+    fn activate(
+        &self,
+        kind: ModuleKind,
+        name: &str,
+        version: &ModuleVersion,
+        bytes: &[u8],
+    ) -> Result<Active, RuntimeError> {
+        let artifact = version.artifact.as_str();
+        let metadata: Value = serde_json::from_str(&version.metadata).unwrap_or_default();
+        let budget = self.runtime.limits().budget(
+            metadata.get("fuel").and_then(Value::as_u64),
+            metadata.get("memory").and_then(Value::as_u64),
+        );
+        let component = self.runtime.compile(kind, artifact, bytes)?;
+        let reuse = if weft_genesis::is_builtin_artifact(artifact) {
+            Reuse::Warm
+        } else {
+            Reuse::Fresh
+        };
+        Ok(match kind {
+            ModuleKind::Verb => Active::Verb(Arc::new(VerbModule::new(
+                self.runtime.clone(),
+                name,
+                artifact,
+                &component,
+                budget,
+                reuse,
+            )?)),
+            ModuleKind::Projection => Active::Projection(Arc::new(ProjectionModule::new(
+                self.runtime.clone(),
+                name,
+                artifact,
+                &component,
+                budget,
+                reuse,
+            )?)),
+        })
+    }
+
+    /// Compiles an artifact as `kind` without activating it: the check a
+    /// Define activity must pass before it is published.
+    pub fn check_artifact(&self, kind: ModuleKind, artifact: &str) -> Result<(), String> {
+        let bytes = self
+            .store
+            .read()
+            .and_then(|r| r.artifact(artifact))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!("no artifact {artifact} on this node; upload it with POST /artifacts first")
+            })?;
+        self.runtime
+            .compile(kind, artifact, &bytes)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn verb(&self, name: &str) -> Option<Arc<VerbModule>> {
+        self.verbs.read().ok()?.get(name).cloned()
+    }
+
+    pub fn projection(&self, name: &str) -> Option<Arc<ProjectionModule>> {
+        self.projections.read().ok()?.get(name).cloned()
+    }
+
+    /// Serves `GET /projections/{name}/{path}`.
+    pub fn query(
+        &self,
+        name: &str,
+        path: &str,
+        params: &[(String, String)],
+    ) -> Result<Result<String, QueryError>, QueryFault> {
+        let module = self.projection(name).ok_or(QueryFault::Unknown)?;
+        if self.is_building(name) {
+            let reader = self
+                .store
+                .read()
+                .map_err(|e| QueryFault::Store(e.to_string()))?;
+            let next = reader
+                .projection_builds()
+                .map_err(|e| QueryFault::Store(e.to_string()))?
+                .get(name)
+                .copied()
+                .unwrap_or(0);
+            let last = reader
+                .last_position()
+                .map_err(|e| QueryFault::Store(e.to_string()))?;
+            return Err(QueryFault::Building(format!(
+                "projection `{name}` is being built from the log ({} of {last} activities folded); try again shortly",
+                next.saturating_sub(1)
+            )));
+        }
+        let snapshot = self
+            .store
+            .begin_read()
+            .map_err(|e| QueryFault::Store(e.to_string()))?;
+        module
+            .query(snapshot, path, params)
+            .map_err(QueryFault::Runtime)
+    }
+
+    /// Folds a run of activities into every active projection that is not
+    /// being built, one projection at a time so each lends the transaction
+    /// once.
+    fn fold_run(
+        &self,
+        mut txn: WriteTxn,
+        run: &[&Appended],
+        statuses: &mut BTreeMap<String, ProjectionStatus>,
+    ) -> Result<WriteTxn, StoreError> {
+        if run.is_empty() {
+            return Ok(txn);
+        }
+        let building = self.building.read().map(|b| b.clone()).unwrap_or_default();
+        let projections: Vec<Arc<ProjectionModule>> = self
+            .projections
+            .read()
+            .map(|p| {
+                p.values()
+                    .filter(|m| !building.contains(&m.name))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if projections.is_empty() {
+            return Ok(txn);
+        }
+        let activities: Vec<FoldActivity> = run
+            .iter()
+            .map(|item| fold_activity(&item.signed, &item.json, item.backfilled))
+            .collect();
+        for module in projections {
+            if !statuses.contains_key(&module.name) {
+                let stored = txn.projection_status(&module.name)?;
+                statuses.insert(module.name.clone(), stored.unwrap_or_default());
+            }
+            let Some(status) = statuses.get_mut(&module.name) else {
+                continue;
+            };
+            let mut session = module.session(txn, self.store.recent_ids().clone())?;
+            for (item, activity) in run.iter().zip(&activities) {
+                let folded = session.fold(activity)?;
+                record(status, &module.name, item, folded);
+            }
+            txn = session.finish()?;
+        }
+        Ok(txn)
+    }
+
+    /// Records a Define activity in the `modules` table and activates it.
+    /// Returns the name of a projection that starts building.
+    fn define(&self, txn: &WriteTxn, appended: &Appended) -> Result<Option<String>, StoreError> {
+        let json = &appended.signed.json;
+        let kind = match appended.signed.header.kind.as_str() {
+            DEFINE_ACTIVITY => ModuleKind::Verb,
+            DEFINE_PROJECTION => ModuleKind::Projection,
+            _ => return Ok(None),
+        };
+        let (Some(name), Some(artifact)) = (
+            json.get("name").and_then(Value::as_str),
+            json.get("module").and_then(Value::as_str),
+        ) else {
+            return Ok(None);
+        };
+        let Some(bytes) = txn.artifact(artifact)? else {
+            return Ok(None);
+        };
+        let mut record = match txn.module(name)? {
+            Some(record) => record,
+            None => ModuleRecord {
+                name: name.to_owned(),
+                kind,
+                versions: Vec::new(),
+            },
+        };
+        let metadata: Map<String, Value> = json
+            .iter()
+            .filter(|(k, _)| {
+                matches!(
+                    k.as_str(),
+                    "description" | "wit" | "language" | "fuel" | "memory"
+                )
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        record.kind = kind;
+        let version = ModuleVersion {
+            version: record.versions.len() as u32 + 1,
+            artifact: artifact.to_owned(),
+            defined_by: appended.signed.id.clone(),
+            defined_at: appended.signed.header.published.clone(),
+            metadata: Value::Object(metadata).to_string(),
+        };
+        record.versions.push(version.clone());
+        txn.put_module(&record)?;
+        match self.activate(kind, name, &version, &bytes) {
+            Ok(Active::Verb(m)) => {
+                if let Ok(mut verbs) = self.verbs.write() {
+                    verbs.insert(name.to_owned(), m);
+                }
+                Ok(None)
+            }
+            Ok(Active::Projection(m)) => {
+                // Marked as being built before it can be found, so that no
+                // query reaches the new module before its build is durable.
+                self.start_build(txn, name)?;
+                if let Ok(mut projections) = self.projections.write() {
+                    projections.insert(name.to_owned(), m);
+                }
+                Ok(Some(name.to_owned()))
+            }
+            Err(e) => {
+                tracing::error!(module = name, error = %e, "a defined module cannot be activated");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The registry as JSON: every verb and projection with its versions.
+    pub fn describe(&self) -> Result<Value, StoreError> {
+        let reader = self.store.read()?;
+        let mut verbs = Vec::new();
+        let mut projections = Vec::new();
+        for record in reader.modules()? {
+            let versions: Vec<Value> = record
+                .versions
+                .iter()
+                .map(|v| {
+                    let mut entry = json!({
+                        "version": v.version,
+                        "module": v.artifact,
+                        "definedBy": v.defined_by,
+                        "defined": v.defined_at,
+                    });
+                    if let Ok(Value::Object(meta)) = serde_json::from_str::<Value>(&v.metadata) {
+                        for (k, val) in meta {
+                            entry[k] = val;
+                        }
+                    }
+                    entry
+                })
+                .collect();
+            let mut entry = versions.last().cloned().unwrap_or_else(|| json!({}));
+            let budget = self
+                .runtime
+                .limits()
+                .budget(entry["fuel"].as_u64(), entry["memory"].as_u64());
+            // What it may use per call: what it asked for, capped by the node.
+            entry["budget"] = json!({"fuel": budget.fuel, "memory": budget.memory});
+            entry["name"] = record.name.clone().into();
+            entry["active"] = match record.kind {
+                ModuleKind::Verb => self.verb(&record.name).is_some(),
+                ModuleKind::Projection => self.projection(&record.name).is_some(),
+            }
+            .into();
+            entry["history"] = Value::Array(versions);
+            match record.kind {
+                ModuleKind::Verb => verbs.push(entry),
+                ModuleKind::Projection => projections.push(entry),
+            }
+        }
+        Ok(json!({"verbs": verbs, "projections": projections}))
+    }
+}
+
+enum Active {
+    Verb(Arc<VerbModule>),
+    Projection(Arc<ProjectionModule>),
+}
+
+/// Why a query could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryFault {
+    #[error("no such projection")]
+    Unknown,
+    #[error("{0}")]
+    Runtime(RuntimeError),
+    #[error("storage: {0}")]
+    Store(String),
+    /// The projection is catching up with the log.
+    #[error("{0}")]
+    Building(String),
+}
+
+impl Modules for Registry {
+    fn runs_module(&self, activity: &Signed) -> bool {
+        !kernel_native(activity) && self.verb(activity.verb()).is_some()
+    }
+
+    fn validate(&self, activity: &Signed, json: &str) -> Result<(), Rejection> {
+        if kernel_native(activity) {
+            return Ok(());
+        }
+        let verb = activity.verb();
+        let module = self.verb(verb).ok_or_else(|| Rejection::unknown(verb))?;
+        match module.validate(activity, json, Source::Later(self.store.clone())) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(Rejection::new(verb, message)),
+            Err(fault) => Err(Rejection {
+                transient: fault.is_transient(),
+                ..Rejection::new(verb, fault.to_string())
+            }),
+        }
+    }
+
+    fn fold(&self, mut txn: WriteTxn, appended: &[Appended]) -> Result<WriteTxn, StoreError> {
+        let mut statuses: BTreeMap<String, ProjectionStatus> = BTreeMap::new();
+        let mut run: Vec<&Appended> = Vec::new();
+        let mut defined = BTreeSet::new();
+        for item in appended {
+            if matches!(
+                item.signed.header.kind.as_str(),
+                DEFINE_ACTIVITY | DEFINE_PROJECTION
+            ) {
+                // What came before folds into the projections as they were.
+                txn = self.fold_run(txn, &run, &mut statuses)?;
+                run.clear();
+            }
+            // A new (version of a) projection starts building from the
+            // whole log, this activity included; every other projection
+            // folds it as usual.
+            if let Some(name) = self.define(&txn, item)? {
+                statuses.remove(&name);
+                defined.insert(name);
+            }
+            run.push(item);
+        }
+        txn = self.fold_run(txn, &run, &mut statuses)?;
+        for (name, status) in &statuses {
+            txn.put_projection_status(name, status)?;
+        }
+        // Its first step is taken at once: on a short log, that is all of it.
+        for name in defined {
+            txn = self.build(txn, &name)?.0;
+        }
+        Ok(txn)
+    }
+
+    fn react(&self, txn: WriteTxn, appended: &mut [Appended]) -> Result<WriteTxn, StoreError> {
+        if !appended.iter().any(|a| a.reacts) {
+            return Ok(txn);
+        }
+        // Which named actors are this node's, as of this batch.
+        let mut known: BTreeSet<String> = BTreeSet::new();
+        for item in appended.iter().filter(|a| a.reacts) {
+            for r in crate::addressed(&item.signed.json) {
+                if !known.contains(r) && txn.has_actor(r)? {
+                    known.insert(r.to_owned());
+                }
+            }
+        }
+        let mut source = Source::Write(WriteState::open(txn, self.store.recent_ids().clone())?);
+        for item in appended.iter_mut().filter(|a| a.reacts) {
+            item.intents =
+                self.intents(&item.signed, &item.json, |r| known.contains(r), &mut source);
+            item.reacts = !item.intents.is_empty();
+        }
+        // `VerbModule::react` always puts the source back.
+        let Source::Write(state) = source else {
+            return Err(StoreError::Internal(
+                "a verb's react did not hand the write transaction back",
+            ));
+        };
+        let txn = state.release();
+        txn.put_reactions(
+            appended
+                .iter()
+                .filter(|a| a.reacts)
+                .map(|item| item.position),
+        )?;
+        Ok(txn)
+    }
+
+    fn committed(&self, appended: Vec<Appended>, ok: bool) {
+        let finished = self
+            .finishing
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default();
+        if ok
+            && !finished.is_empty()
+            && let Ok(mut building) = self.building.write()
+        {
+            for name in &finished {
+                building.remove(name);
+            }
+        }
+        if !ok {
+            if let Err(e) = self.reload() {
+                tracing::error!(error = %e, "cannot reload the registry");
+            }
+            return;
+        }
+        let Ok(slot) = self.reactions.lock() else {
+            return;
+        };
+        if let Some(tx) = slot.as_ref() {
+            for item in appended.into_iter().filter(|a| a.reacts) {
+                let _ = tx.send(Reaction {
+                    position: item.position,
+                    signed: item.signed,
+                    json: item.json,
+                    intents: Some(item.intents),
+                });
+            }
+        }
+    }
+
+    fn rebuild(
+        &self,
+        txn: WriteTxn,
+        name: &str,
+    ) -> Result<(WriteTxn, Result<Option<u64>, String>), StoreError> {
+        if self.projection(name).is_none() {
+            return Ok((txn, Err(format!("projection `{name}`"))));
+        }
+        self.start_build(&txn, name)?;
+        let (txn, done) = self.build(txn, name)?;
+        Ok((txn, Ok(done)))
+    }
+
+    fn building(&self) -> bool {
+        self.building.read().is_ok_and(|b| !b.is_empty())
+    }
+
+    fn build_step(&self, txn: WriteTxn) -> Result<(WriteTxn, Option<(String, u64)>), StoreError> {
+        let Some(name) = self
+            .building
+            .read()
+            .ok()
+            .and_then(|b| b.iter().next().cloned())
+        else {
+            return Ok((txn, None));
+        };
+        let (txn, done) = self.build(txn, &name)?;
+        Ok((txn, done.map(|count| (name, count))))
+    }
+}
+
+/// Notes one fold's outcome on its projection's status.
+fn record(status: &mut ProjectionStatus, projection: &str, item: &Appended, folded: Folded) {
+    status.position = item.position;
+    status.last_activity = Some(item.signed.id.clone());
+    let message = match folded {
+        Folded::Applied => {
+            status.folded += 1;
+            return;
+        }
+        Folded::Refused(message) => message,
+        Folded::Fault(fault) => fault.to_string(),
+    };
+    tracing::warn!(%projection, activity = %item.signed.id, %message, "fold failed");
+    status.failed += 1;
+    status.errors.push(FoldError {
+        position: item.position,
+        activity: item.signed.id.clone(),
+        message,
+    });
+    if status.errors.len() > 20 {
+        status.errors.remove(0);
+    }
+}

@@ -1,0 +1,1077 @@
+//! The single writer: every change to the database goes through this thread,
+//! which group-commits whatever requests are waiting into one durable write
+//! transaction and answers each request only after that commit.
+//!
+//! One fsync per activity would cap the node near the disk's commit rate;
+//! batching shares a commit among everyone who arrived while the previous one
+//! was on its way to disk. Signing happens before a request gets here (see
+//! `sequencer`); the writer re-checks every chain link against the committed
+//! tips, so a log can never fork, whatever happened upstream. A request that
+//! is refused writes nothing (all checks run before its first write); a
+//! storage fault fails the whole batch, so a crash or error leaves all of one
+//! activity's changes or none of them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use ed25519_dalek::SigningKey;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use weft_store::WriteTxn;
+
+use super::Metrics;
+use super::metrics::Phase;
+use super::modules::{Appended, Modules};
+use super::{Created, KernelError};
+use weft_core::identity::actor::{self, Signature};
+use weft_core::identity::{ActorKind, ActorState, KeyStore, Purpose, multikey, token};
+use weft_core::model::{PUBLIC, Signed};
+use weft_store::{ActivityRecord, BackfillJob, Batch, Job, OriginUsage, Peer, Role, Store};
+
+/// Work for the federation side, handed over once it is durable.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Job(Job),
+    Backfill(BackfillJob),
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A request to the writer.
+#[derive(Debug)]
+pub(super) enum Command {
+    /// First start: the node's service actor and the admin token.
+    Bootstrap {
+        service: String,
+        admin_token_hash: [u8; 32],
+        public_url: String,
+        reply: oneshot::Sender<Result<Created, KernelError>>,
+    },
+    CreateActor {
+        name: String,
+        kind: ActorKind,
+        reply: oneshot::Sender<Result<Created, KernelError>>,
+    },
+    /// Append a signed activity; `state` is the actor after it.
+    Append(Box<Append>),
+    /// Keep an artifact's bytes under its id.
+    PutArtifact {
+        id: String,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<(), KernelError>>,
+    },
+    /// Finish the current batch and stop; later commands find the writer
+    /// gone and are told the node is shutting down.
+    Stop,
+    /// Refold a projection from the whole log.
+    Rebuild {
+        name: String,
+        reply: oneshot::Sender<Result<u64, KernelError>>,
+    },
+    /// Store a verified activity received from a peer (or pulled by backfill).
+    Ingest(Box<Ingest>),
+    /// Bookkeeping of federation: peers, delivery jobs, backfills.
+    Federation {
+        writes: Vec<FederationWrite>,
+        reply: oneshot::Sender<Result<(), KernelError>>,
+    },
+}
+
+/// A verified activity from elsewhere on its way into the log.
+#[derive(Debug)]
+pub(super) struct Ingest {
+    pub signed: Signed,
+    pub record: ActivityRecord,
+    /// Local actors whose inboxes get it.
+    pub recipients: Vec<String>,
+    /// A backfill this activity (an Accept) starts.
+    pub backfill: Option<BackfillJob>,
+    /// Local recipients react to it.
+    pub reacts: bool,
+    pub reply: oneshot::Sender<Result<Ingested, KernelError>>,
+}
+
+/// What became of a received activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    /// Appended at this global position.
+    Stored(u64),
+    /// Already stored: nothing changed.
+    Duplicate,
+    /// Another activity already holds the author's position `seq`; the
+    /// new one is kept as evidence only (`evidence`: unless the caps on
+    /// fork evidence were reached, and then not at all).
+    Fork {
+        seq: u64,
+        kept: String,
+        evidence: bool,
+    },
+    /// Its `prev` does not name the stored activity at `seq − 1`, or the
+    /// stored activity at `seq + 1` does not name it as its `prev`: the
+    /// chain would not link, so it is kept as fork evidence only (as for
+    /// [`Ingested::Fork`]). `neighbour` is the stored activity at
+    /// `neighbour_seq`.
+    Unlinked {
+        seq: u64,
+        neighbour_seq: u64,
+        neighbour: String,
+        evidence: bool,
+    },
+}
+
+/// Bounds on what peers' activities may take here, per peer origin
+/// (`scheme://host[:port]`) of their authors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// Most activities kept from one origin's authors.
+    pub max_activities_per_origin: u64,
+    /// Most bytes (of JSON text) of them.
+    pub max_bytes_per_origin: u64,
+    /// Most pieces of fork evidence kept at one (actor, seq).
+    pub max_forks_per_position: u64,
+    /// Most pieces of fork evidence kept against one origin's authors.
+    pub max_forks_per_origin: u64,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        Self {
+            max_activities_per_origin: 5_000_000,
+            max_bytes_per_origin: 5 << 30,
+            max_forks_per_position: 4,
+            max_forks_per_origin: 1_000,
+        }
+    }
+}
+
+/// One change to federation state, written in a batch like any other.
+#[derive(Debug, Clone)]
+pub enum FederationWrite {
+    Peer(Peer),
+    /// The job was delivered: forget it.
+    JobDone(u64),
+    /// The job will be tried again (attempts and time updated).
+    JobRetry(Job),
+    /// The job gave up: move it to the dead letters.
+    JobDead(Job),
+    /// Move a dead letter back to the queue, due now.
+    Revive {
+        id: u64,
+        now_ms: u64,
+    },
+    BackfillDone(String),
+    /// The reaction to the activity at this position needed no intents.
+    ReactionDone(u64),
+    /// Keep an activity whose verb is unknown until its module is admitted.
+    Park(weft_store::Parked),
+    /// A parked activity was ingested (or refused by its now-known verb).
+    Unpark {
+        verb: String,
+        id: String,
+    },
+    /// Where admitting a peer's module for a verb stands.
+    PendingModule(weft_store::PendingModule),
+    /// The verb's module was admitted (or the operator dropped the request).
+    PendingModuleDone(String),
+    /// An artifact fetched for a module that was not admitted after all:
+    /// removed unless a module defined here uses it.
+    RemoveUnusedArtifact(String),
+}
+
+/// A signed activity on its way into the log.
+#[derive(Debug)]
+pub(super) struct Append {
+    pub signed: Signed,
+    pub record: ActivityRecord,
+    pub state: ActorState,
+    pub public_rank: Option<u64>,
+    /// Local actors (not the author) whose inboxes get it.
+    pub local: Vec<String>,
+    /// Remote recipients: (actor URL, origin), one delivery job each.
+    pub remote: Vec<(String, String)>,
+    /// Local recipients react to it: keep a `reactions` row until they have.
+    pub reacts: bool,
+    /// This activity is the last intent of the reaction at this position.
+    pub completes: Option<u64>,
+    pub reply: oneshot::Sender<Result<(), KernelError>>,
+}
+
+/// A command's result, held until the batch commits.
+enum Outcome {
+    Created(
+        oneshot::Sender<Result<Created, KernelError>>,
+        Result<Created, KernelError>,
+    ),
+    Appended(
+        oneshot::Sender<Result<(), KernelError>>,
+        Result<(), KernelError>,
+    ),
+    Rebuilt(
+        oneshot::Sender<Result<u64, KernelError>>,
+        Result<u64, KernelError>,
+    ),
+    Ingested(
+        oneshot::Sender<Result<Ingested, KernelError>>,
+        Result<Ingested, KernelError>,
+    ),
+    /// An artifact stored (not an activity).
+    Stored(
+        oneshot::Sender<Result<(), KernelError>>,
+        Result<(), KernelError>,
+    ),
+    Stopped,
+}
+
+impl Outcome {
+    /// Whether this outcome adds an activity to a log.
+    fn appended(&self) -> bool {
+        matches!(
+            self,
+            Self::Created(_, Ok(_))
+                | Self::Appended(_, Ok(()))
+                | Self::Ingested(_, Ok(Ingested::Stored(_)))
+        )
+    }
+
+    fn failed_on_storage(&self) -> bool {
+        matches!(
+            self,
+            Self::Created(_, Err(KernelError::Store(_)))
+                | Self::Appended(_, Err(KernelError::Store(_)))
+                | Self::Rebuilt(_, Err(KernelError::Store(_)))
+                | Self::Stored(_, Err(KernelError::Store(_)))
+                | Self::Ingested(_, Err(KernelError::Store(_)))
+        )
+    }
+
+    fn answer(self, fault: Option<&str>) {
+        let fail = |f: &str| KernelError::NotCommitted(f.to_owned());
+        // A closed reply channel means the client went away; the outcome stands.
+        match self {
+            Self::Created(reply, result) => {
+                let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
+            }
+            Self::Appended(reply, result) => {
+                let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
+            }
+            Self::Rebuilt(reply, result) => {
+                let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
+            }
+            Self::Stored(reply, result) => {
+                let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
+            }
+            Self::Ingested(reply, result) => {
+                let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
+            }
+            Self::Stopped => {}
+        }
+    }
+}
+
+/// The writer's state.
+pub(super) struct Writer {
+    store: Arc<Store>,
+    keys: Arc<RwLock<KeyStore>>,
+    modules: Arc<dyn Modules>,
+    metrics: Arc<Metrics>,
+    max_batch: usize,
+    /// Committed (seq, id) of each actor's log tip, filled on first use.
+    tips: HashMap<String, (u64, String)>,
+    /// Where new delivery jobs and backfills go once committed.
+    outbound: Arc<std::sync::Mutex<Option<mpsc::UnboundedSender<Outbound>>>>,
+    /// Rebuild requests answered when their projection has caught up.
+    waiting: HashMap<String, Vec<RebuildReply>>,
+    /// What peers may store here; read at the start of every batch.
+    limits: Arc<RwLock<IngestLimits>>,
+}
+
+type RebuildReply = oneshot::Sender<Result<u64, KernelError>>;
+
+impl Writer {
+    pub(super) fn new(
+        store: Arc<Store>,
+        keys: Arc<RwLock<KeyStore>>,
+        modules: Arc<dyn Modules>,
+        metrics: Arc<Metrics>,
+        max_batch: usize,
+        outbound: Arc<std::sync::Mutex<Option<mpsc::UnboundedSender<Outbound>>>>,
+        limits: Arc<RwLock<IngestLimits>>,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            modules,
+            metrics,
+            max_batch: max_batch.max(1),
+            tips: HashMap::new(),
+            outbound,
+            waiting: HashMap::new(),
+            limits,
+        }
+    }
+
+    /// Serves commands until every sender is gone. While a projection is
+    /// being built, one build step follows each batch, and steps run
+    /// back to back while no command waits.
+    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut batch = Vec::with_capacity(self.max_batch);
+        let mut stopping = false;
+        loop {
+            let first = if self.modules.building() {
+                match rx.try_recv() {
+                    Ok(cmd) => cmd,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        self.build_step();
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match rx.blocking_recv() {
+                    Some(cmd) => cmd,
+                    None => break,
+                }
+            };
+            match first {
+                Command::Stop => break,
+                cmd => batch.push(cmd),
+            }
+            while batch.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(Command::Stop) => {
+                        stopping = true;
+                        break;
+                    }
+                    Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(&mut batch);
+            if stopping {
+                break;
+            }
+            if self.modules.building() {
+                self.build_step();
+            }
+        }
+        tracing::debug!("writer stopped");
+    }
+
+    /// Takes one step of building a projection, in its own transaction,
+    /// and answers the rebuild requests of one that has caught up.
+    fn build_step(&mut self) {
+        let started = Instant::now();
+        let result = self
+            .store
+            .begin_write()
+            .map_err(|e| e.to_string())
+            .and_then(|txn| {
+                let (txn, done) = self.modules.build_step(txn).map_err(|e| e.to_string())?;
+                txn.commit().map_err(|e| e.to_string())?;
+                Ok(done)
+            });
+        self.metrics.spent(Phase::Fold, started);
+        if result.is_ok() {
+            self.modules.committed(Vec::new(), true);
+        }
+        match result {
+            Ok(Some((name, count))) => {
+                for reply in self.waiting.remove(&name).unwrap_or_default() {
+                    let _ = reply.send(Ok(count));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "a projection build step failed; trying again shortly");
+                self.modules.committed(Vec::new(), false);
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
+    }
+
+    fn commit_batch(&mut self, batch: &mut Vec<Command>) {
+        let mut pending_tips = HashMap::new();
+        let mut appended: Vec<Appended> = Vec::new();
+        let mut rebuilds = Vec::new();
+        let mut woken = Vec::new();
+        let txn = match self.store.begin_write() {
+            Ok(txn) => txn,
+            Err(e) => {
+                let fault = e.to_string();
+                batch
+                    .drain(..)
+                    .for_each(|cmd| skip(cmd).answer(Some(&fault)));
+                return;
+            }
+        };
+        let started = Instant::now();
+        let mut table_fault = None;
+        let recent = self.store.recent_ids().clone();
+        let mut outcomes = match Batch::open(&txn, &recent) {
+            Ok(mut tables) => {
+                let mut actors = HashMap::new();
+                let mut usage = HashMap::new();
+                let limits = self.limits.read().map(|l| *l).unwrap_or_default();
+                let mut cx = Cx {
+                    tables: &mut tables,
+                    pending: &mut pending_tips,
+                    appended: &mut appended,
+                    actors: &mut actors,
+                    position: None,
+                    woken: &mut woken,
+                    ingested: HashMap::new(),
+                    usage: &mut usage,
+                    limits,
+                };
+                let outcomes = batch
+                    .drain(..)
+                    .filter_map(|cmd| match cmd {
+                        Command::Rebuild { name, reply } => {
+                            rebuilds.push((name, reply));
+                            None
+                        }
+                        cmd => Some(self.apply(&txn, &mut cx, cmd)),
+                    })
+                    .collect::<Vec<_>>();
+                // Each actor's state is written once per batch, as of its
+                // last append.
+                if let Err(e) = actors
+                    .values()
+                    .try_for_each(|state| tables.put_actor(state))
+                {
+                    table_fault = Some(format!("writing actor states failed: {e}"));
+                } else if let Err(e) = usage
+                    .iter()
+                    .try_for_each(|(origin, u)| tables.put_origin_usage(origin, u))
+                {
+                    table_fault = Some(format!("writing peer origins' usage failed: {e}"));
+                } else if let Err(e) = tables.flush_ids() {
+                    table_fault = Some(format!("writing the id index failed: {e}"));
+                }
+                outcomes
+            }
+            Err(e) => {
+                let fault = e.to_string();
+                batch
+                    .drain(..)
+                    .for_each(|cmd| skip(cmd).answer(Some(&fault)));
+                return;
+            }
+        };
+        let mut fault = outcomes
+            .iter()
+            .any(Outcome::failed_on_storage)
+            .then(|| "a storage error occurred while writing".to_owned())
+            .or(table_fault);
+        self.metrics.spent(Phase::Append, started);
+        let started = Instant::now();
+        let mut txn = Some(txn);
+        if fault.is_none() {
+            match txn.take().map(|t| self.modules.fold(t, &appended)) {
+                Some(Ok(t)) => txn = Some(t),
+                Some(Err(e)) => fault = Some(format!("folding failed: {e}")),
+                None => {}
+            }
+            match txn.take().map(|t| self.modules.react(t, &mut appended)) {
+                Some(Ok(t)) => txn = Some(t),
+                Some(Err(e)) => fault = Some(format!("reacting failed: {e}")),
+                None => {}
+            }
+        }
+        let mut continuing = Vec::new();
+        for (name, reply) in rebuilds {
+            let result = match txn.take() {
+                Some(t) if fault.is_none() => match self.modules.rebuild(t, &name) {
+                    Ok((t, result)) => {
+                        txn = Some(t);
+                        match result {
+                            Ok(Some(count)) => Ok(count),
+                            // Answered once the build has caught up.
+                            Ok(None) => {
+                                continuing.push((name, reply));
+                                continue;
+                            }
+                            Err(e) => Err(KernelError::NotFound(e)),
+                        }
+                    }
+                    Err(e) => {
+                        fault = Some(format!("rebuilding {name} failed: {e}"));
+                        Err(KernelError::Store(e))
+                    }
+                },
+                other => {
+                    txn = other;
+                    Err(KernelError::NotCommitted(
+                        "an earlier write in the batch failed".into(),
+                    ))
+                }
+            };
+            outcomes.push(Outcome::Rebuilt(reply, result));
+        }
+        self.metrics.spent(Phase::Fold, started);
+        let started = Instant::now();
+        if fault.is_none() {
+            fault = match self.flush_keys() {
+                Err(e) => Some(e),
+                Ok(()) => txn
+                    .take()
+                    .and_then(|t| t.commit().err().map(|e| e.to_string())),
+            };
+        }
+        self.metrics.spent(Phase::Commit, started);
+        recent.settle(fault.is_none());
+        match &fault {
+            None => {
+                let count = outcomes.iter().filter(|o| o.appended()).count() as u64;
+                self.metrics.committed(outcomes.len() as u64, count);
+                self.tips.extend(pending_tips);
+                self.modules.committed(appended, true);
+                for (name, reply) in continuing {
+                    self.waiting.entry(name).or_default().push(reply);
+                }
+                if !woken.is_empty()
+                    && let Some(tx) = self.outbound.lock().ok().and_then(|o| o.clone())
+                {
+                    for item in woken {
+                        let _ = tx.send(item);
+                    }
+                }
+            }
+            Some(f) => {
+                tracing::error!(error = %f, batch = outcomes.len(), "batch not committed");
+                self.metrics
+                    .failed_commits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.tips.clear();
+                self.modules.committed(appended, false);
+                for (_, reply) in continuing {
+                    let _ = reply.send(Err(KernelError::NotCommitted(f.clone())));
+                }
+            }
+        }
+        for outcome in outcomes {
+            outcome.answer(fault.as_deref());
+        }
+    }
+
+    fn flush_keys(&self) -> Result<(), String> {
+        let mut keys = self
+            .keys
+            .write()
+            .map_err(|_| "the key store lock is poisoned".to_owned())?;
+        keys.flush().map_err(|e| e.to_string())
+    }
+
+    fn apply(&mut self, txn: &WriteTxn, cx: &mut Cx<'_, '_>, cmd: Command) -> Outcome {
+        // Folds get the transaction later; these steps only write tables.
+        let _ = txn;
+        match cmd {
+            Command::Bootstrap {
+                service,
+                admin_token_hash,
+                public_url,
+                reply,
+            } => {
+                let result = self.bootstrap(cx, &service, &admin_token_hash, &public_url);
+                Outcome::Created(reply, result)
+            }
+            Command::CreateActor { name, kind, reply } => {
+                let result = self.create_actor(cx, &name, kind, None);
+                Outcome::Created(reply, result)
+            }
+            Command::Append(append) => {
+                let Append {
+                    signed,
+                    record,
+                    state,
+                    public_rank,
+                    local,
+                    remote,
+                    reacts,
+                    completes,
+                    reply,
+                } = *append;
+                let result = self
+                    .append(cx, signed, record, state, public_rank)
+                    .and_then(|position| {
+                        if reacts && let Some(last) = cx.appended.last_mut() {
+                            last.reacts = true;
+                        }
+                        if let Some(done) = completes {
+                            cx.tables.delete_reaction(done)?;
+                        }
+                        Self::address(cx, position, &local, &remote)
+                    });
+                Outcome::Appended(reply, result)
+            }
+            Command::PutArtifact { id, bytes, reply } => {
+                let result = cx
+                    .tables
+                    .put_artifact(&id, &bytes)
+                    .map_err(KernelError::from);
+                Outcome::Stored(reply, result)
+            }
+            Command::Ingest(ingest) => {
+                let Ingest {
+                    signed,
+                    record,
+                    recipients,
+                    backfill,
+                    reacts,
+                    reply,
+                } = *ingest;
+                let result = Self::ingest(cx, signed, record, &recipients, backfill, reacts);
+                Outcome::Ingested(reply, result)
+            }
+            Command::Federation { writes, reply } => {
+                let result = writes.into_iter().try_for_each(|w| Self::federation(cx, w));
+                Outcome::Stored(reply, result)
+            }
+            Command::Rebuild { reply, .. } => Outcome::Rebuilt(
+                reply,
+                Err(KernelError::NotCommitted(
+                    "rebuilds run after the batch".into(),
+                )),
+            ),
+            Command::Stop => Outcome::Stopped,
+        }
+    }
+
+    fn append(
+        &mut self,
+        cx: &mut Cx<'_, '_>,
+        signed: Signed,
+        record: ActivityRecord,
+        state: ActorState,
+        public_rank: Option<u64>,
+    ) -> Result<u64, KernelError> {
+        let tip = match cx
+            .pending
+            .get(&state.id)
+            .or_else(|| self.tips.get(&state.id))
+        {
+            Some(tip) => tip.clone(),
+            None => {
+                let stored = cx
+                    .tables
+                    .actor(&state.id)?
+                    .ok_or_else(|| KernelError::NotFound(format!("actor {}", state.id)))?;
+                (stored.tip_seq, stored.tip_id)
+            }
+        };
+        if signed.header.seq != tip.0 + 1 || signed.header.prev.as_deref() != Some(tip.1.as_str()) {
+            return Err(KernelError::NotCommitted(format!(
+                "{}'s log moved on (an earlier write failed); retry",
+                state.username
+            )));
+        }
+        let position = cx.position()?;
+        cx.tables
+            .append(position, &signed.id, &record, public_rank)?;
+        cx.pending
+            .insert(state.id.clone(), (signed.header.seq, signed.id.clone()));
+        cx.actors.insert(state.id.clone(), state);
+        cx.appended.push(Appended {
+            position,
+            signed,
+            json: record.json,
+            backfilled: false,
+            reacts: false,
+            intents: Vec::new(),
+        });
+        Ok(position)
+    }
+
+    /// Puts a just-appended local activity into local recipients' inboxes
+    /// and writes one delivery job per remote recipient.
+    fn address(
+        cx: &mut Cx<'_, '_>,
+        position: u64,
+        local: &[String],
+        remote: &[(String, String)],
+    ) -> Result<(), KernelError> {
+        for recipient in local {
+            cx.tables.put_inbox(recipient, position)?;
+        }
+        if remote.is_empty() {
+            return Ok(());
+        }
+        let Some(activity) = cx.appended.last().map(|a| a.signed.id.clone()) else {
+            return Ok(());
+        };
+        let now = now_ms();
+        for (recipient, origin) in remote {
+            let job = Job {
+                id: cx.tables.next_job_id()?,
+                activity: activity.clone(),
+                recipient: recipient.clone(),
+                origin: origin.clone(),
+                attempts: 0,
+                next_at_ms: now,
+                created_ms: now,
+                last_error: None,
+            };
+            cx.tables.put_job(&job)?;
+            cx.woken.push(Outbound::Job(job));
+        }
+        Ok(())
+    }
+
+    /// Stores a verified activity from elsewhere: a duplicate changes
+    /// nothing, a second activity at a known position is kept only as fork
+    /// evidence.
+    fn ingest(
+        cx: &mut Cx<'_, '_>,
+        signed: Signed,
+        record: ActivityRecord,
+        recipients: &[String],
+        backfill: Option<BackfillJob>,
+        reacts: bool,
+    ) -> Result<Ingested, KernelError> {
+        // A foreign activity is in no chain: known by its id alone.
+        let slot = if signed.foreign.is_some() {
+            if cx.tables.has_activity(&signed.id)? {
+                return Ok(Ingested::Duplicate);
+            }
+            None
+        } else {
+            let seq = signed.header.seq;
+            let author = signed.header.actor.as_str();
+            let slot = (author.to_owned(), seq);
+            if let Some(held) = cx.ingested.get(&slot) {
+                if *held == signed.id {
+                    return Ok(Ingested::Duplicate);
+                }
+            } else if cx.tables.has_activity(&signed.id)? {
+                return Ok(Ingested::Duplicate);
+            }
+            let held = match cx.ingested.get(&slot) {
+                Some(id) => Some(id.clone()),
+                None => cx.tables.activity_at(author, seq)?,
+            };
+            if let Some(kept) = held {
+                let evidence = cx.keep_fork(author, seq, &signed.id, &record.json)?;
+                return Ok(Ingested::Fork {
+                    seq,
+                    kept,
+                    evidence,
+                });
+            }
+            if let Some((neighbour_seq, neighbour)) = Self::unlinked(cx, &signed)? {
+                let evidence = cx.keep_fork(author, seq, &signed.id, &record.json)?;
+                return Ok(Ingested::Unlinked {
+                    seq,
+                    neighbour_seq,
+                    neighbour,
+                    evidence,
+                });
+            }
+            Some(slot)
+        };
+        // Within the author's origin's quota.
+        let origin = weft_core::model::origin(&signed.header.actor);
+        if let Some(origin) = &origin {
+            let limits = cx.limits;
+            let usage = cx.usage(origin)?;
+            let bytes = record.json.len() as u64;
+            if usage.activities >= limits.max_activities_per_origin
+                || usage.bytes.saturating_add(bytes) > limits.max_bytes_per_origin
+            {
+                return Err(KernelError::Quota(format!(
+                    "{origin} already holds {} activities ({} bytes) on this node, its quota (`[federation] max_activities_per_origin` {}, `max_bytes_per_origin` {}); nothing more from its actors is kept",
+                    usage.activities,
+                    usage.bytes,
+                    limits.max_activities_per_origin,
+                    limits.max_bytes_per_origin
+                )));
+            }
+            usage.activities += 1;
+            usage.bytes += bytes;
+        }
+        let position = cx.position()?;
+        cx.tables.append_remote(position, &record)?;
+        if let Some(evidence) = &signed.foreign {
+            cx.tables.put_evidence(&signed.id, evidence)?;
+        }
+        for recipient in recipients {
+            cx.tables.put_inbox(recipient, position)?;
+        }
+        if let Some(job) = backfill {
+            cx.tables.put_backfill(&job)?;
+            cx.woken.push(Outbound::Backfill(job));
+        }
+        if let Some(slot) = slot {
+            cx.ingested.insert(slot, signed.id.clone());
+        }
+        cx.appended.push(Appended {
+            position,
+            signed,
+            json: record.json,
+            backfilled: record.backfilled,
+            reacts,
+            intents: Vec::new(),
+        });
+        Ok(Ingested::Stored(position))
+    }
+
+    /// The stored neighbour `signed` does not link with, if any: the
+    /// activity at `seq − 1` when `prev` is not its id, or the activity at
+    /// `seq + 1` when its `prev` is not `signed`'s id. Gaps are fine.
+    fn unlinked(
+        cx: &mut Cx<'_, '_>,
+        signed: &Signed,
+    ) -> Result<Option<(u64, String)>, KernelError> {
+        let author = signed.header.actor.as_str();
+        let seq = signed.header.seq;
+        let at = |cx: &mut Cx<'_, '_>, seq: u64| -> Result<Option<String>, KernelError> {
+            Ok(match cx.ingested.get(&(author.to_owned(), seq)) {
+                Some(id) => Some(id.clone()),
+                None => cx.tables.activity_at(author, seq)?,
+            })
+        };
+        if seq > 1
+            && let Some(before) = at(cx, seq - 1)?
+            && signed.header.prev.as_deref() != Some(before.as_str())
+        {
+            return Ok(Some((seq - 1, before)));
+        }
+        if let Some(after) = at(cx, seq + 1)? {
+            let links = cx
+                .tables
+                .record(&after)?
+                .and_then(|r| serde_json::from_str::<Value>(&r.json).ok())
+                .is_some_and(|v| v.get("prev").and_then(Value::as_str) == Some(&signed.id));
+            if !links {
+                return Ok(Some((seq + 1, after)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn federation(cx: &mut Cx<'_, '_>, write: FederationWrite) -> Result<(), KernelError> {
+        match write {
+            FederationWrite::Peer(peer) => cx.tables.put_peer(&peer)?,
+            FederationWrite::JobDone(id) => {
+                cx.tables.delete_job(id)?;
+            }
+            FederationWrite::JobRetry(job) => cx.tables.put_job(&job)?,
+            FederationWrite::JobDead(job) => {
+                cx.tables.delete_job(job.id)?;
+                cx.tables.put_dead_letter(&job)?;
+            }
+            FederationWrite::Revive { id, now_ms } => {
+                let mut job = cx
+                    .tables
+                    .take_dead_letter(id)?
+                    .ok_or_else(|| KernelError::NotFound(format!("dead letter {id}")))?;
+                job.attempts = 0;
+                job.next_at_ms = now_ms;
+                cx.tables.put_job(&job)?;
+                cx.woken.push(Outbound::Job(job));
+            }
+            FederationWrite::BackfillDone(follow) => cx.tables.delete_backfill(&follow)?,
+            FederationWrite::ReactionDone(position) => cx.tables.delete_reaction(position)?,
+            FederationWrite::Park(parked) => cx.tables.put_parked(&parked)?,
+            FederationWrite::Unpark { verb, id } => cx.tables.delete_parked(&verb, &id)?,
+            FederationWrite::PendingModule(pending) => cx.tables.put_pending_module(&pending)?,
+            FederationWrite::PendingModuleDone(verb) => cx.tables.delete_pending_module(&verb)?,
+            FederationWrite::RemoveUnusedArtifact(id) => {
+                cx.tables.remove_unused_artifact(&id)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn bootstrap(
+        &mut self,
+        cx: &mut Cx<'_, '_>,
+        service: &str,
+        admin_token_hash: &[u8; 32],
+        public_url: &str,
+    ) -> Result<Created, KernelError> {
+        if cx.tables.meta("service_actor")?.is_some() {
+            return Err(KernelError::Conflict(
+                "the node is already initialised".into(),
+            ));
+        }
+        let created = self.create_actor(cx, service, ActorKind::Service, Some(public_url))?;
+        cx.tables.put_token(admin_token_hash, &Role::Admin)?;
+        cx.tables.put_meta("service_actor", &created.id)?;
+        cx.tables.put_meta("public_url", public_url)?;
+        Ok(created)
+    }
+
+    fn create_actor(
+        &mut self,
+        cx: &mut Cx<'_, '_>,
+        name: &str,
+        kind: ActorKind,
+        public_url: Option<&str>,
+    ) -> Result<Created, KernelError> {
+        if cx.tables.name_taken(name)? {
+            return Err(KernelError::Conflict(format!(
+                "an actor named `{name}` already exists on this node"
+            )));
+        }
+        let base = match public_url {
+            Some(url) => url.to_owned(),
+            None => cx.tables.meta("public_url")?.ok_or_else(|| {
+                KernelError::NotFound("the node's public URL (run `weft init`)".into())
+            })?,
+        };
+        let id = format!("{}/actors/{name}", base.trim_end_matches('/'));
+        let key_id = format!("{id}#key-1");
+        let secret = SigningKey::generate(&mut rand::rngs::OsRng);
+        let activity = json!({
+            "type": "Create",
+            "actor": id,
+            "object": {
+                "type": kind.as_str(),
+                "id": id,
+                "preferredUsername": name,
+                "name": name,
+                "keys": {"add": [{
+                    "id": key_id,
+                    "type": "Multikey",
+                    "controller": id,
+                    "publicKeyMultibase": multikey::encode(&secret.verifying_key()),
+                    "purposes": [Purpose::SignActivity.as_str(), Purpose::RotateKey.as_str()],
+                }]},
+            },
+            "to": [PUBLIC],
+            "published": super::now_after(""),
+            "seq": 1,
+            "prev": null,
+        });
+        let Value::Object(map) = activity else {
+            unreachable!("json! of an object is an object")
+        };
+        let signed = Signed::sign(map, &key_id, &secret)?.with_url_id();
+        let mut state = actor::apply(None, &signed, Signature::Trusted)?;
+        let json = signed.to_json_string();
+        self.modules.validate(&signed, &json)?;
+
+        // Every check passed: from here on only storage can fail.
+        self.keys
+            .write()
+            .map_err(|_| KernelError::NotCommitted("the key store lock is poisoned".into()))?
+            .insert(key_id, secret);
+        let token = token::generate();
+        state.public_count = 1;
+        let record = ActivityRecord {
+            id: signed.id.clone(),
+            json: json.clone(),
+            actor: id.clone(),
+            seq: 1,
+            public: true,
+            backfilled: false,
+        };
+        let position = cx.position()?;
+        cx.tables.append(position, &signed.id, &record, Some(1))?;
+        cx.tables.put_actor(&state)?;
+        cx.tables.put_name(name, &id)?;
+        cx.tables
+            .put_token(&token::hash(&token), &Role::Actor(id.clone()))?;
+        cx.appended.push(Appended {
+            position,
+            signed,
+            json: json.clone(),
+            backfilled: false,
+            reacts: false,
+            intents: Vec::new(),
+        });
+        Ok(Created {
+            id,
+            name: name.to_owned(),
+            token,
+            activity: json,
+        })
+    }
+}
+
+/// What one batch accumulates while its commands are applied.
+pub(super) struct Cx<'a, 't> {
+    tables: &'a mut Batch<'t>,
+    pending: &'a mut HashMap<String, (u64, String)>,
+    appended: &'a mut Vec<Appended>,
+    /// Actor states to write at the end of the batch.
+    actors: &'a mut HashMap<String, ActorState>,
+    position: Option<u64>,
+    /// Jobs and backfills to hand out once the batch is durable.
+    woken: &'a mut Vec<Outbound>,
+    /// (author, seq) → id of the activities ingested in this batch.
+    ingested: HashMap<(String, u64), String>,
+    /// Peer origins' usage as this batch leaves it, written at its end.
+    usage: &'a mut HashMap<String, OriginUsage>,
+    limits: IngestLimits,
+}
+
+impl Cx<'_, '_> {
+    /// `origin`'s usage as of this batch.
+    fn usage(&mut self, origin: &str) -> Result<&mut OriginUsage, KernelError> {
+        if !self.usage.contains_key(origin) {
+            let stored = self.tables.origin_usage(origin)?;
+            self.usage.insert(origin.to_owned(), stored);
+        }
+        self.usage
+            .get_mut(origin)
+            .ok_or(KernelError::Store(weft_store::StoreError::Internal(
+                "origin usage vanished",
+            )))
+    }
+
+    /// Keeps `json` as fork evidence against `author` at `seq`, unless the
+    /// caps say there is enough already; answers whether it was kept.
+    fn keep_fork(
+        &mut self,
+        author: &str,
+        seq: u64,
+        id: &str,
+        json: &str,
+    ) -> Result<bool, KernelError> {
+        let limits = self.limits;
+        let Some(origin) = weft_core::model::origin(author) else {
+            return Ok(false);
+        };
+        if self.usage(&origin)?.forks >= limits.max_forks_per_origin
+            || self.tables.forks_at(author, seq)? >= limits.max_forks_per_position
+        {
+            return Ok(false);
+        }
+        self.tables.put_fork(author, seq, id, json)?;
+        self.usage(&origin)?.forks += 1;
+        Ok(true)
+    }
+
+    /// The next global position in the append order.
+    fn position(&mut self) -> Result<u64, KernelError> {
+        let next = match self.position {
+            Some(p) => p,
+            None => self.tables.next_position()?,
+        };
+        self.position = Some(next + 1);
+        Ok(next)
+    }
+}
+
+fn skip(cmd: Command) -> Outcome {
+    match cmd {
+        Command::Bootstrap { reply, .. } | Command::CreateActor { reply, .. } => {
+            Outcome::Created(reply, Err(KernelError::ShuttingDown))
+        }
+        Command::Append(append) => Outcome::Appended(append.reply, Err(KernelError::ShuttingDown)),
+        Command::PutArtifact { reply, .. } => {
+            Outcome::Stored(reply, Err(KernelError::ShuttingDown))
+        }
+        Command::Rebuild { reply, .. } => Outcome::Rebuilt(reply, Err(KernelError::ShuttingDown)),
+        Command::Ingest(ingest) => Outcome::Ingested(ingest.reply, Err(KernelError::ShuttingDown)),
+        Command::Federation { reply, .. } => Outcome::Stored(reply, Err(KernelError::ShuttingDown)),
+        Command::Stop => Outcome::Stopped,
+    }
+}

@@ -1,0 +1,896 @@
+//! The WASM runtime (docs/architecture.md §5): compiles components, checks they import
+//! nothing outside the contract, caches compiled code on disk, and runs
+//! verbs and projections under fuel, a wall-clock deadline and a memory cap.
+//!
+//! It knows how to call a module, not which modules exist or when to call
+//! them: that is the kernel's registry.
+
+mod bindings;
+mod cache;
+mod compile;
+pub mod host;
+mod limiter;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store};
+
+use bindings::{projection, verb};
+use host::{HostState, Kv, Source, WriteState};
+use limiter::Meter;
+use weft_core::model::Signed;
+use weft_store::{ModuleKind, RecentIds, Snapshot, StoreError, WriteTxn};
+
+pub use bindings::projection::weft::module::types::QueryError;
+pub use bindings::verb::weft::module::types::Intent;
+
+/// How much a module may use per call. Configured in `weft.toml` under
+/// `[runtime]`. The defaults end a hostile call (a loop, a memory hog, a
+/// host-call storm) within about 40 ms of one core here, holding at most
+/// `memory_bytes` of linear memory plus its tables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Fuel (roughly, WebAssembly instructions) per call. Running out is a
+    /// deterministic rejection. The host's work in imports is charged
+    /// against a second budget of the same size.
+    pub fuel_per_call: u64,
+    /// Wall-clock backstop per call, in milliseconds; hitting it is a
+    /// transient failure.
+    pub deadline_ms: u64,
+    /// Linear memory per call, in bytes, across all of a component's
+    /// memories.
+    pub memory_bytes: usize,
+    /// Elements of any one table.
+    pub table_elements: usize,
+    /// The WebAssembly stack of a call, in bytes; deeper recursion traps.
+    pub max_stack_bytes: usize,
+    /// Largest artifact accepted, in bytes.
+    pub max_artifact_bytes: usize,
+    /// Largest function body in an artifact, in bytes (a compile bomb is
+    /// one enormous function).
+    pub max_function_bytes: usize,
+    /// Most functions in an artifact, across its modules.
+    pub max_functions: usize,
+    /// How long compiling one artifact may take, in milliseconds.
+    pub compile_timeout_ms: u64,
+    /// Most bytes one fold may write.
+    pub max_write_bytes: usize,
+    /// Activities folded per step when a projection is built (defined, or
+    /// rebuilt): the writer takes one step between its batches, so
+    /// publishing goes on while a projection catches up with a long log.
+    pub build_step: u64,
+    /// Threads that run `validate` and `query` calls (0: one per core).
+    pub workers: usize,
+    /// Calls that may wait for a worker; past that the node answers 503.
+    pub worker_queue: usize,
+    /// Most `react` calls one activity causes (one per local recipient).
+    pub max_reactions: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            fuel_per_call: 40_000_000,
+            deadline_ms: 1_000,
+            memory_bytes: 64 << 20,
+            table_elements: 100_000,
+            max_stack_bytes: 512 << 10,
+            max_artifact_bytes: 64 << 20,
+            max_function_bytes: 1 << 20,
+            max_functions: 200_000,
+            compile_timeout_ms: 120_000,
+            max_write_bytes: 8 << 20,
+            build_step: 2_000,
+            workers: 0,
+            worker_queue: 256,
+            max_reactions: 64,
+        }
+    }
+}
+
+/// What one module may use per call: the budget its definition declares
+/// (`fuel`, `memory`), capped by the node's [`Limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub fuel: u64,
+    pub memory: usize,
+}
+
+impl Limits {
+    /// The budget of a module that declares `fuel` and `memory` (either may
+    /// be absent: the node's limit applies).
+    pub fn budget(&self, fuel: Option<u64>, memory: Option<u64>) -> Budget {
+        Budget {
+            fuel: fuel.map_or(self.fuel_per_call, |f| f.min(self.fuel_per_call)),
+            memory: memory.map_or(self.memory_bytes, |m| {
+                usize::try_from(m).map_or(self.memory_bytes, |m| m.min(self.memory_bytes))
+            }),
+        }
+    }
+}
+
+/// Why a module cannot be used, or a call did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("the artifact is {size} bytes, over the node's limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("not a usable WebAssembly component: {0}")]
+    Invalid(String),
+    #[error(
+        "the component imports `{0}`, which is outside the weft:module contract (modules get no WASI, clock, randomness or I/O)"
+    )]
+    ForbiddenImport(String),
+    #[error("the component does not export `{0}`, which a {1} must")]
+    MissingExport(String, &'static str),
+    #[error("module `{module}` ran out of fuel ({fuel} units); the activity is rejected")]
+    OutOfFuel { module: String, fuel: u64 },
+    #[error("module `{module}` hit the wall-clock deadline of {ms} ms (transient; retry)")]
+    Deadline { module: String, ms: u64 },
+    #[error("module `{module}` trapped: {message}")]
+    Trap { module: String, message: String },
+    #[error("compiled-module cache: {0}")]
+    Cache(String),
+    #[error("module `{module}` cannot run now: every instance slot is in use (transient; retry)")]
+    Busy { module: String },
+}
+
+impl RuntimeError {
+    /// Whether retrying the same call could succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Deadline { .. } | Self::Cache(_) | Self::Busy { .. }
+        )
+    }
+}
+
+/// The engine, its linkers and the epoch ticker.
+pub struct Runtime {
+    engine: Engine,
+    verb_linker: Linker<HostState>,
+    projection_linker: Linker<HostState>,
+    cache: cache::Cache,
+    compiler: compile::Compiler,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The contract, `sdk/wit/weft.wit`, as the node was built with it.
+pub const WIT: &str = include_str!("../../../sdk/wit/weft.wit");
+
+/// Virtual address space reserved for each linear memory, so that bounds
+/// checks are done by guard pages rather than by code. Reserved, not
+/// resident: what a module may really use is `Limits::memory_bytes`.
+const MEMORY_RESERVATION: u64 = 4 << 30;
+/// Guard pages after each memory.
+const MEMORY_GUARD: u64 = 32 << 20;
+
+/// How often the epoch advances; deadlines are counted in these.
+const TICK: Duration = Duration::from_millis(10);
+
+impl Runtime {
+    /// A runtime caching compiled code in `cache_dir`.
+    pub fn new(limits: Limits, cache_dir: PathBuf) -> Result<Self, RuntimeError> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.consume_fuel(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(limits.max_stack_bytes);
+        config.memory_reservation(MEMORY_RESERVATION);
+        config.memory_guard_size(MEMORY_GUARD);
+        config.memory_reservation_for_growth(0);
+        // Every call instantiates afresh, so instances come from a pool of
+        // slots that are reset, not mapped and unmapped: a new instance of
+        // a Rust module costs microseconds instead of a hundred or more.
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool(&limits)));
+        // `WEFT_PERFMAP=1` writes /tmp/perf-PID.map so `perf` names the
+        // functions of modules (a module author's profiling aid).
+        if std::env::var_os("WEFT_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let mut verb_linker = Linker::new(&engine);
+        verb::Verb::add_to_linker::<_, HasSelf<_>>(&mut verb_linker, |s| s)
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let mut projection_linker = Linker::new(&engine);
+        projection::Projection::add_to_linker::<_, HasSelf<_>>(&mut projection_linker, |s| s)
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, ticker_stop) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("weft-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| RuntimeError::Cache(format!("cannot start the epoch thread: {e}")))?;
+        let cache = cache::Cache::new(cache_dir, &engine);
+        let compiler =
+            compile::Compiler::new(Duration::from_millis(limits.compile_timeout_ms.max(1)));
+        Ok(Self {
+            engine,
+            verb_linker,
+            projection_linker,
+            cache,
+            compiler,
+            limits,
+            stop,
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Compiles (or loads from the cache) the artifact `id` and checks it
+    /// against the contract for `kind`.
+    pub fn compile(
+        &self,
+        kind: ModuleKind,
+        id: &str,
+        bytes: &[u8],
+    ) -> Result<Component, RuntimeError> {
+        if bytes.len() > self.limits.max_artifact_bytes {
+            return Err(RuntimeError::TooLarge {
+                size: bytes.len(),
+                limit: self.limits.max_artifact_bytes,
+            });
+        }
+        let component = match self.cache.load(&self.engine, id) {
+            Some(component) => component,
+            None => {
+                let component = self.compile_new(bytes)?;
+                self.check_contract(kind, &component)?;
+                self.cache.store(id, &component);
+                component
+            }
+        };
+        self.check_contract(kind, &component)?;
+        Ok(component)
+    }
+
+    /// Checks that `bytes` is a WebAssembly component this engine can
+    /// compile (what `POST /artifacts` accepts), caching the result. The
+    /// contract for a verb or projection is checked when it is defined.
+    pub fn check_component(&self, id: &str, bytes: &[u8]) -> Result<(), RuntimeError> {
+        if bytes.len() > self.limits.max_artifact_bytes {
+            return Err(RuntimeError::TooLarge {
+                size: bytes.len(),
+                limit: self.limits.max_artifact_bytes,
+            });
+        }
+        if self.cache.load(&self.engine, id).is_some() {
+            return Ok(());
+        }
+        let component = self.compile_new(bytes)?;
+        self.cache.store(id, &component);
+        Ok(())
+    }
+
+    /// Compiles bytes not in the cache, within the compile budget.
+    fn compile_new(&self, bytes: &[u8]) -> Result<Component, RuntimeError> {
+        if bytes.starts_with(b"\0asm\x01\0\0\0") {
+            return Err(RuntimeError::Invalid(
+                "this is a core WebAssembly module; make it a component (e.g. `wasm-tools component new`)".into(),
+            ));
+        }
+        compile::inspect(
+            bytes,
+            compile::Shape {
+                max_function_bytes: self.limits.max_function_bytes,
+                max_functions: self.limits.max_functions,
+            },
+        )?;
+        self.compiler.compile(&self.engine, bytes)
+    }
+
+    fn check_contract(&self, kind: ModuleKind, component: &Component) -> Result<(), RuntimeError> {
+        let ty = component.component_type();
+        let allowed: &[&str] = match kind {
+            ModuleKind::Verb => &["weft:module/types@0.1.0", "weft:module/log@0.1.0"],
+            ModuleKind::Projection => &[
+                "weft:module/types@0.1.0",
+                "weft:module/log@0.1.0",
+                "weft:module/kv@0.1.0",
+            ],
+        };
+        for (name, _) in ty.imports(&self.engine) {
+            if !allowed.contains(&name) {
+                return Err(RuntimeError::ForbiddenImport(name.to_owned()));
+            }
+        }
+        let required: &[&str] = match kind {
+            ModuleKind::Verb => &["validate", "react"],
+            ModuleKind::Projection => &["fold", "query"],
+        };
+        for export in required {
+            if ty.get_export(&self.engine, export).is_none() {
+                return Err(RuntimeError::MissingExport(
+                    (*export).to_owned(),
+                    kind.as_str(),
+                ));
+            }
+        }
+        let linker = match kind {
+            ModuleKind::Verb => &self.verb_linker,
+            ModuleKind::Projection => &self.projection_linker,
+        };
+        linker
+            .instantiate_pre(component)
+            .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+        // Instantiate it once, within the node's limits, so a component that
+        // needs more instances or memory than a store allows is refused when
+        // it is defined rather than failing on every call.
+        let budget = self.limits.budget(None, None);
+        let mut store = self.new_store("", budget);
+        self.arm(&mut store, budget)?;
+        linker.instantiate(&mut store, component).map_err(|e| {
+            RuntimeError::Invalid(format!(
+                "it cannot be instantiated within the node's limits: {e:#}"
+            ))
+        })?;
+        Ok(())
+    }
+
+    fn new_store(&self, projection: &str, budget: Budget) -> Store<HostState> {
+        let state = HostState {
+            limits: Meter::new(budget.memory, self.limits.table_elements),
+            source: Source::None,
+            kv: Kv {
+                projection: projection.to_owned(),
+                ..Kv::default()
+            },
+            max_write_bytes: self.limits.max_write_bytes,
+            host_fuel: budget.fuel,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store
+    }
+
+    fn arm(&self, store: &mut Store<HostState>, budget: Budget) -> Result<(), RuntimeError> {
+        store
+            .set_fuel(budget.fuel)
+            .map_err(|e| RuntimeError::Cache(e.to_string()))?;
+        store.data_mut().host_fuel = budget.fuel;
+        store.set_epoch_deadline(
+            self.limits
+                .deadline_ms
+                .div_ceil(TICK.as_millis() as u64)
+                .max(1),
+        );
+        Ok(())
+    }
+
+    /// Logs (at trace level) what a call used: the figures a module
+    /// author compares with the node's limits.
+    fn spent(&self, module: &str, call: &str, budget: Budget, store: &Store<HostState>) {
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let state = store.data();
+            tracing::trace!(
+                module,
+                call,
+                fuel = budget.fuel - store.get_fuel().unwrap_or(0),
+                host_fuel = budget.fuel - state.host_fuel,
+                memory = state.limits.memory_used(),
+                "module call"
+            );
+        }
+    }
+
+    fn fault(&self, module: &str, budget: Budget, error: &wasmtime::Error) -> RuntimeError {
+        match error.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::OutOfFuel) => RuntimeError::OutOfFuel {
+                module: module.to_owned(),
+                fuel: budget.fuel,
+            },
+            Some(wasmtime::Trap::Interrupt) => RuntimeError::Deadline {
+                module: module.to_owned(),
+                ms: self.limits.deadline_ms,
+            },
+            _ if error.is::<wasmtime::PoolConcurrencyLimitError>() => RuntimeError::Busy {
+                module: module.to_owned(),
+            },
+            _ => {
+                // The cause, not the wasm backtrace wrapped around it (which
+                // goes to the log for the module's author).
+                tracing::debug!(module, error = format!("{error:?}"), "module call failed");
+                RuntimeError::Trap {
+                    module: module.to_owned(),
+                    message: error.root_cause().to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// Slots for instances alive at once: the writer's folds, the worker
+/// pool's calls and definition checks, each a component of up to
+/// [`limiter::MAX_INSTANCES`] core instances.
+const POOL_COMPONENTS: u32 = 64;
+/// Core instances, memories and tables across the pool: a Rust component
+/// has 3 core instances, a componentize-py one 38.
+/// Each memory slot reserves [`MEMORY_RESERVATION`] of address space (not
+/// memory): 128 of them take 512 GiB of the 128 TiB a process has.
+const POOL_CORE_INSTANCES: u32 = 1024;
+const POOL_MEMORIES: u32 = 128;
+const POOL_TABLES: u32 = 1024;
+
+/// The pooling allocator's limits, within which [`limiter::Meter`] then
+/// applies the node's.
+fn pool(limits: &Limits) -> wasmtime::PoolingAllocationConfig {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_component_instances(POOL_COMPONENTS)
+        .total_core_instances(POOL_CORE_INSTANCES)
+        .total_memories(POOL_MEMORIES)
+        .total_tables(POOL_TABLES)
+        .max_core_instances_per_component(limiter::MAX_INSTANCES as u32)
+        .max_memories_per_component(limiter::MAX_MEMORIES as u32)
+        .max_tables_per_component(limiter::MAX_TABLES as u32)
+        .max_memory_size(limits.memory_bytes)
+        .table_elements(limits.table_elements)
+        // A call dirties a few pages of a module's memory. Where the kernel
+        // can say which (PAGEMAP_SCAN, Linux 6.7+), only those are put back
+        // on reuse and the rest stay mapped: no unmapping, no TLB shootdown,
+        // no page faults on the next call. Elsewhere the low memory is reset
+        // in place and the rest given back.
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        .linear_memory_keep_resident(8 << 20)
+        .table_keep_resident(1 << 16);
+    pool
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The activity as the WIT carries it.
+fn wit_activity<A>(
+    signed: &Signed,
+    json: &str,
+    backfilled: bool,
+    make: impl FnOnce(WitActivity) -> A,
+) -> A {
+    make(WitActivity {
+        id: signed.id.clone(),
+        kind: signed.header.kind.clone(),
+        verb: signed.verb().to_owned(),
+        actor: signed.header.actor.clone(),
+        seq: signed.header.seq,
+        published: signed.header.published.clone(),
+        json: json.to_owned(),
+        backfilled,
+    })
+}
+
+/// Fields shared by both worlds' `activity` records.
+struct WitActivity {
+    id: String,
+    kind: String,
+    verb: String,
+    actor: String,
+    seq: u64,
+    published: String,
+    json: String,
+    backfilled: bool,
+}
+
+macro_rules! to_record {
+    ($path:path, $a:expr) => {{
+        let a = $a;
+        $path {
+            id: a.id,
+            kind: a.kind,
+            verb: a.verb,
+            actor: a.actor,
+            seq: a.seq,
+            published: a.published,
+            json: a.json,
+            backfilled: a.backfilled,
+        }
+    }};
+}
+
+/// An instance and its store.
+///
+/// A module's instance is made for one call and dropped after it, so that
+/// no guest keeps state from one call to the next: what a module answers
+/// depends only on its arguments and the store it reads, and a rebuild
+/// folds to what incremental folding did even for a module that tries to
+/// remember. The exception is [`Reuse::Warm`]: the node's own built-in
+/// modules (this binary's genesis bundle, whose source is ours and keeps no
+/// state), whose instances are kept between calls, because a fresh instance
+/// costs ~50 µs where their folds take ~8 (slots reset by the pooling
+/// allocator: a memory's dirty pages put back, its heap limit lowered).
+struct Warm<B> {
+    store: Store<HostState>,
+    bindings: B,
+}
+
+/// Whether a module's instances live for one call or are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// A fresh instance per call: every module but the built-in ones.
+    Fresh,
+    /// Instances kept between calls: the node's own built-in modules.
+    Warm,
+}
+
+/// A verb ready to run, from any thread.
+pub struct VerbModule {
+    pub name: String,
+    pub artifact: String,
+    runtime: Arc<Runtime>,
+    budget: Budget,
+    pre: verb::VerbPre<HostState>,
+    /// Idle instances, for [`Reuse::Warm`] only.
+    idle: Option<Mutex<Vec<Warm<verb::Verb>>>>,
+}
+
+impl std::fmt::Debug for VerbModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerbModule")
+            .field("name", &self.name)
+            .field("artifact", &self.artifact)
+            .finish()
+    }
+}
+
+impl VerbModule {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        name: &str,
+        artifact: &str,
+        component: &Component,
+        budget: Budget,
+        reuse: Reuse,
+    ) -> Result<Self, RuntimeError> {
+        let pre = runtime
+            .verb_linker
+            .instantiate_pre(component)
+            .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+        let pre = verb::VerbPre::new(pre).map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+        Ok(Self {
+            name: name.to_owned(),
+            artifact: artifact.to_owned(),
+            runtime,
+            budget,
+            pre,
+            idle: (reuse == Reuse::Warm).then(|| Mutex::new(Vec::new())),
+        })
+    }
+
+    fn take(&self) -> Result<Warm<verb::Verb>, RuntimeError> {
+        let kept = self
+            .idle
+            .as_ref()
+            .and_then(|idle| idle.lock().ok().and_then(|mut idle| idle.pop()));
+        if let Some(mut warm) = kept {
+            self.runtime.arm(&mut warm.store, self.budget)?;
+            return Ok(warm);
+        }
+        let mut store = self.runtime.new_store("", self.budget);
+        self.runtime.arm(&mut store, self.budget)?;
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.runtime.fault(&self.name, self.budget, &e))?;
+        Ok(Warm { store, bindings })
+    }
+
+    /// Is the activity allowed? `Ok(Err(message))` is the verb's refusal.
+    pub fn validate(
+        &self,
+        signed: &Signed,
+        json: &str,
+        source: Source,
+    ) -> Result<Result<(), String>, RuntimeError> {
+        let mut warm = self.take()?;
+        warm.store.data_mut().source = source;
+        let activity = wit_activity(signed, json, false, |a| {
+            to_record!(verb::weft::module::types::Activity, a)
+        });
+        let result = warm.bindings.call_validate(&mut warm.store, &activity);
+        self.runtime
+            .spent(&self.name, "validate", self.budget, &warm.store);
+        match result {
+            Ok(answer) => {
+                self.give_back(warm);
+                Ok(answer.map_err(|r| r.message))
+            }
+            // A trapped instance is never reused.
+            Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
+        }
+    }
+
+    /// Keeps an instance that answered, for [`Reuse::Warm`].
+    fn give_back(&self, mut warm: Warm<verb::Verb>) {
+        if let Some(idle) = &self.idle {
+            warm.store.data_mut().source = Source::None;
+            if let Ok(mut idle) = idle.lock() {
+                idle.push(warm);
+            }
+        }
+    }
+
+    /// What `recipient` (a local actor) does about the activity, reading
+    /// the log from `source` (a committed snapshot, or the writer's
+    /// transaction), which is handed back in place whatever happens.
+    pub fn react(
+        &self,
+        signed: &Signed,
+        json: &str,
+        recipient: &str,
+        source: &mut Source,
+    ) -> Result<Vec<Intent>, RuntimeError> {
+        let mut warm = self.take()?;
+        warm.store.data_mut().source = std::mem::take(source);
+        let activity = wit_activity(signed, json, false, |a| {
+            to_record!(verb::weft::module::types::Activity, a)
+        });
+        let context = verb::weft::module::types::Context {
+            recipient: recipient.to_owned(),
+        };
+        let result = warm
+            .bindings
+            .call_react(&mut warm.store, &activity, &context);
+        self.runtime
+            .spent(&self.name, "react", self.budget, &warm.store);
+        *source = std::mem::take(&mut warm.store.data_mut().source);
+        match result {
+            Ok(intents) => {
+                self.give_back(warm);
+                Ok(intents)
+            }
+            Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
+        }
+    }
+}
+
+/// A projection ready to run: folds by the writer, queries from any thread.
+pub struct ProjectionModule {
+    pub name: String,
+    pub artifact: String,
+    runtime: Arc<Runtime>,
+    budget: Budget,
+    pre: projection::ProjectionPre<HostState>,
+    /// An idle instance, for [`Reuse::Warm`] only.
+    idle: Option<Mutex<Option<Warm<projection::Projection>>>>,
+}
+
+impl std::fmt::Debug for ProjectionModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionModule")
+            .field("name", &self.name)
+            .field("artifact", &self.artifact)
+            .finish()
+    }
+}
+
+/// An activity as a projection's `fold` receives it. Build it once with
+/// [`fold_activity`] and fold it into every projection.
+pub type FoldActivity = projection::weft::module::types::Activity;
+
+/// The WIT record of an activity for folding.
+pub fn fold_activity(signed: &Signed, json: &str, backfilled: bool) -> FoldActivity {
+    wit_activity(signed, json, backfilled, |a| {
+        to_record!(projection::weft::module::types::Activity, a)
+    })
+}
+
+/// What one fold did.
+#[derive(Debug)]
+pub enum Folded {
+    /// The fold succeeded; its writes are kept.
+    Applied,
+    /// The projection returned an error; nothing it wrote is kept.
+    Refused(String),
+    /// The module trapped, ran out of fuel or hit its deadline; nothing it
+    /// wrote is kept and its instance is discarded.
+    Fault(RuntimeError),
+}
+
+/// A projection folding a run of activities in the writer's transaction.
+/// Only successful folds' writes reach the store. [`FoldSession::finish`]
+/// gives the transaction back.
+pub struct FoldSession<'m> {
+    module: &'m ProjectionModule,
+    /// The session's instance, kept between folds for [`Reuse::Warm`].
+    warm: Option<Warm<projection::Projection>>,
+    /// `None` only while a call runs (the store holds it).
+    source: Option<WriteState>,
+}
+
+impl std::fmt::Debug for FoldSession<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FoldSession")
+            .field("projection", &self.module.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session's transaction went missing: a bug in the session, never the
+/// module's doing; the batch must not commit.
+fn lost_transaction() -> StoreError {
+    StoreError::Internal("a fold session lost its transaction")
+}
+
+impl FoldSession<'_> {
+    /// Folds one activity; later folds of the session see its writes.
+    /// `Err` is a storage failure: the transaction must not be committed.
+    pub fn fold(&mut self, activity: &FoldActivity) -> Result<Folded, StoreError> {
+        let module = self.module;
+        let kept = self.warm.take();
+        let mut warm = match kept {
+            Some(mut warm) => match module.runtime.arm(&mut warm.store, module.budget) {
+                Ok(()) => warm,
+                Err(e) => return Ok(Folded::Fault(e)),
+            },
+            None => match module.take() {
+                Ok(warm) => warm,
+                Err(e) => return Ok(Folded::Fault(e)),
+            },
+        };
+        let Some(source) = self.source.take() else {
+            return Err(lost_transaction());
+        };
+        let data = warm.store.data_mut();
+        data.source = Source::Write(source);
+        data.kv.writable = true;
+        data.kv.buffer.clear();
+        data.kv.buffered_bytes = 0;
+        let result = warm.bindings.call_fold(&mut warm.store, activity);
+        module
+            .runtime
+            .spent(&module.name, "fold", module.budget, &warm.store);
+        let data = warm.store.data_mut();
+        let Source::Write(mut source) = std::mem::take(&mut data.source) else {
+            return Err(lost_transaction());
+        };
+        let mut writes = std::mem::take(&mut data.kv.buffer);
+        let answered = result.is_ok();
+        let folded = match result {
+            Ok(Ok(())) => {
+                source.keep(&mut writes);
+                Folded::Applied
+            }
+            Ok(Err(message)) => Folded::Refused(message),
+            // A trapped instance is never reused.
+            Err(e) => Folded::Fault(module.runtime.fault(&module.name, module.budget, &e)),
+        };
+        if answered && module.idle.is_some() {
+            self.warm = Some(warm);
+        }
+        self.source = Some(source);
+        Ok(folded)
+    }
+
+    /// Ends the session: the successful folds' writes go to the store, the
+    /// instance back to the pool and the transaction to the caller. `Err`
+    /// is a storage failure: the transaction is dropped (aborted).
+    pub fn finish(mut self) -> Result<WriteTxn, StoreError> {
+        if let Some(warm) = self.warm.take() {
+            self.module.give_back(warm);
+        }
+        match self.source.take() {
+            Some(state) => state.finish(&self.module.name),
+            None => Err(lost_transaction()),
+        }
+    }
+}
+
+impl ProjectionModule {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        name: &str,
+        artifact: &str,
+        component: &Component,
+        budget: Budget,
+        reuse: Reuse,
+    ) -> Result<Self, RuntimeError> {
+        let pre = runtime
+            .projection_linker
+            .instantiate_pre(component)
+            .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+        let pre = projection::ProjectionPre::new(pre)
+            .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+        Ok(Self {
+            name: name.to_owned(),
+            artifact: artifact.to_owned(),
+            runtime,
+            budget,
+            pre,
+            idle: (reuse == Reuse::Warm).then(|| Mutex::new(None)),
+        })
+    }
+
+    fn take(&self) -> Result<Warm<projection::Projection>, RuntimeError> {
+        let kept = self
+            .idle
+            .as_ref()
+            .and_then(|idle| idle.lock().ok().and_then(|mut idle| idle.take()));
+        if let Some(mut warm) = kept {
+            self.runtime.arm(&mut warm.store, self.budget)?;
+            return Ok(warm);
+        }
+        let mut store = self.runtime.new_store(&self.name, self.budget);
+        self.runtime.arm(&mut store, self.budget)?;
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.runtime.fault(&self.name, self.budget, &e))?;
+        Ok(Warm { store, bindings })
+    }
+
+    /// Lends `txn` to this projection for a run of folds, opening the
+    /// tables the folds use once; `ids` is the store's
+    /// [`weft_store::Store::recent_ids`]. On failure `txn` is dropped
+    /// (aborted).
+    pub fn session(
+        &self,
+        txn: WriteTxn,
+        ids: Arc<RecentIds>,
+    ) -> Result<FoldSession<'_>, StoreError> {
+        let source = WriteState::open(txn, ids)?;
+        Ok(FoldSession {
+            module: self,
+            warm: None,
+            source: Some(source),
+        })
+    }
+
+    /// Answers a query from a committed snapshot.
+    pub fn query(
+        &self,
+        snapshot: Snapshot,
+        path: &str,
+        params: &[(String, String)],
+    ) -> Result<Result<String, QueryError>, RuntimeError> {
+        let mut warm = self.take()?;
+        let data = warm.store.data_mut();
+        data.source = Source::Read(snapshot);
+        data.kv.writable = false;
+        data.kv.buffer.clear();
+        let result = warm.bindings.call_query(&mut warm.store, path, params);
+        self.runtime
+            .spent(&self.name, "query", self.budget, &warm.store);
+        match result {
+            Ok(answer) => {
+                self.give_back(warm);
+                Ok(answer)
+            }
+            Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
+        }
+    }
+
+    /// Keeps an instance that answered, for [`Reuse::Warm`].
+    fn give_back(&self, mut warm: Warm<projection::Projection>) {
+        if let Some(idle) = &self.idle {
+            let data = warm.store.data_mut();
+            data.source = Source::None;
+            data.kv.buffer.clear();
+            data.kv.buffered_bytes = 0;
+            if let Ok(mut slot) = idle.lock() {
+                *slot = Some(warm);
+            }
+        }
+    }
+}

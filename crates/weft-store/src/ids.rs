@@ -1,0 +1,535 @@
+//! The newest part of the id index, and of remote authors' logs, kept in
+//! memory.
+//!
+//! Activity ids are content hashes, so every insert into the `activity_ids`
+//! table lands on a random page: at a million stored activities each append
+//! dirtied a page of its own, and writing those pages back dominated the
+//! commit. Instead, the ids of recent appends are held here, keyed by id,
+//! and once there are [`FLUSH_AT`] of them they are merged into the table
+//! in key order, a slice of at least [`MIN_STEP`] ids per batch (a
+//! [`STEPS`]th of them), so each of the table's pages is dirtied about once
+//! per merge rather than once per activity, and no one batch stalls on a
+//! merge of the whole table.
+//!
+//! Remote authors' positions, (author, seq) → id in the `log` table, are
+//! held the same way and merged in the same steps: the authors of one
+//! batch are many, so their entries land on as many pages of that table.
+//! (Local actors' logs are few and written at their ends; they go to the
+//! table directly, where their outboxes are paged from.)
+//!
+//! Nothing is lost in a crash: the records themselves (keyed by position,
+//! appended in order) are durable, and the `meta` entry [`INDEXED_THROUGH`]
+//! says up to which position the table is complete; opening the store reads
+//! the records after it back into memory.
+//!
+//! A lookup is exact for any snapshot: an entry found here is confirmed
+//! against the record at its position *in that snapshot* (so entries of
+//! uncommitted or newer appends are ignored), and a snapshot taken before a
+//! flush that has since removed entries from memory scans the few records
+//! it cannot otherwise see. This is not a cache: nothing here is ever
+//! evicted except by a committed flush.
+
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+
+use redb::{ReadableTable, StorageError};
+use serde::Deserialize;
+
+/// `meta` key: every id at a position at or below this is in the table.
+pub const INDEXED_THROUGH: &str = "ids_indexed_through";
+
+/// How many ids are held before a merge into the table starts.
+pub const FLUSH_AT: usize = 200_000;
+
+/// A merge is spread over about this many batches…
+pub const STEPS: usize = 64;
+
+/// …each writing at least this many ids.
+pub const MIN_STEP: usize = 4096;
+
+/// A remote author's position: (author, seq).
+type Slot = (Box<str>, u64);
+
+/// The ids appended since the table was last complete.
+#[derive(Debug)]
+pub struct RecentIds {
+    inner: RwLock<Tail>,
+    /// Held ids that make a flush due ([`FLUSH_AT`] but in tests).
+    flush_at: usize,
+    /// Fewest ids a merge writes per batch ([`MIN_STEP`] but in tests).
+    min_step: usize,
+}
+
+impl Default for RecentIds {
+    fn default() -> Self {
+        Self::new(0, [], [], FLUSH_AT)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tail {
+    /// id → position, for positions above `floor` (and, until the batch
+    /// settles, the running batch's appends).
+    map: HashMap<Box<str>, u64>,
+    /// Every id at a position ≤ `floor` is in the committed table.
+    floor: u64,
+    /// (author, seq) → (position, id) of remote authors' activities, for
+    /// the same positions as `map`.
+    slots: HashMap<Slot, (u64, Box<str>)>,
+    /// Appends of the running batch, removed again if it does not commit.
+    staged: Vec<(Box<str>, u64)>,
+    /// Their remote positions, likewise.
+    staged_slots: Vec<(Slot, u64)>,
+    /// The merge under way, if any.
+    merge: Option<Merge>,
+}
+
+/// A merge of the ids held when it started into the table.
+#[derive(Debug)]
+struct Merge {
+    /// Those ids in key order.
+    sorted: Vec<(Box<str>, u64)>,
+    /// How many of them committed batches have written.
+    done: usize,
+    /// How many the running batch writes (`done` once it commits).
+    writing: usize,
+    /// The highest position when the merge started: the floor once it ends.
+    through: u64,
+    /// The remote positions held when it started, in key order, with their
+    /// ids; written in slices in step with `sorted`.
+    slots: Vec<(Slot, Box<str>)>,
+    slots_done: usize,
+    slots_writing: usize,
+}
+
+/// The leading field of a stored record: enough to confirm an id without
+/// decoding the activity.
+#[derive(Deserialize)]
+struct IdOnly<'a> {
+    id: &'a str,
+}
+
+/// The fields of a stored record up to its position in its author's log.
+#[derive(Deserialize)]
+struct SlotOnly<'a> {
+    id: &'a str,
+    #[serde(rename = "json")]
+    _json: &'a str,
+    actor: &'a str,
+    seq: u64,
+}
+
+/// The id of the record stored as `bytes`.
+pub fn record_id(bytes: &[u8]) -> Option<&str> {
+    postcard::take_from_bytes::<IdOnly<'_>>(bytes)
+        .ok()
+        .map(|(r, _)| r.id)
+}
+
+/// The (id, author, seq) of the record stored as `bytes`.
+pub fn record_slot(bytes: &[u8]) -> Option<(&str, &str, u64)> {
+    postcard::take_from_bytes::<SlotOnly<'_>>(bytes)
+        .ok()
+        .map(|(r, _)| (r.id, r.actor, r.seq))
+}
+
+/// The log table's type.
+type LogTable<'t> = redb::Table<'t, (&'static [u8], u64), &'static str>;
+
+impl RecentIds {
+    /// A tail for tables complete through `floor`, holding `entries`
+    /// (the ids of the records after it) and `slots` (the (author, seq,
+    /// id, position) of those whose authors are remote; listing local
+    /// ones too is harmless: their entries are in the table already).
+    pub fn new(
+        floor: u64,
+        entries: impl IntoIterator<Item = (String, u64)>,
+        slots: impl IntoIterator<Item = (String, u64, String, u64)>,
+        flush_at: usize,
+    ) -> Self {
+        Self {
+            flush_at: flush_at.max(1),
+            min_step: MIN_STEP,
+            inner: RwLock::new(Tail {
+                map: entries
+                    .into_iter()
+                    .map(|(id, p)| (id.into_boxed_str(), p))
+                    .collect(),
+                slots: slots
+                    .into_iter()
+                    .map(|(actor, seq, id, p)| ((actor.into(), seq), (p, id.into())))
+                    .collect(),
+                floor,
+                staged: Vec::new(),
+                staged_slots: Vec::new(),
+                merge: None,
+            }),
+        }
+    }
+
+    /// The same tail with merges written at least `min_step` ids a batch.
+    pub fn with_min_step(mut self, min_step: usize) -> Self {
+        self.min_step = min_step.max(1);
+        self
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Tail> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tail> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many ids are held.
+    pub fn len(&self) -> usize {
+        self.read().map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records an append of the running batch.
+    pub fn stage(&self, id: &str, position: u64) {
+        let mut tail = self.write();
+        tail.map.insert(id.into(), position);
+        tail.staged.push((id.into(), position));
+    }
+
+    /// Records a remote author's activity appended by the running batch
+    /// (besides [`RecentIds::stage`] of its id).
+    pub fn stage_slot(&self, actor: &str, seq: u64, id: &str, position: u64) {
+        let mut tail = self.write();
+        tail.slots
+            .insert((actor.into(), seq), (position, id.into()));
+        tail.staged_slots.push(((actor.into(), seq), position));
+    }
+
+    /// The id at `actor`'s `seq` as seen by a transaction whose `records`
+    /// and `log` tables are given and whose `meta` says the tables are
+    /// complete through `indexed_through` (read lazily); exact in the same
+    /// way as [`RecentIds::position`].
+    pub fn slot(
+        &self,
+        actor: &str,
+        seq: u64,
+        log: &impl ReadableTable<(&'static [u8], u64), &'static str>,
+        records: &impl ReadableTable<u64, &'static [u8]>,
+        indexed_through: impl FnOnce() -> Result<u64, StorageError>,
+    ) -> Result<Option<String>, StorageError> {
+        let (candidate, floor) = {
+            let tail = self.read();
+            let key: Slot = (actor.into(), seq);
+            (tail.slots.get(&key).cloned(), tail.floor)
+        };
+        if let Some((p, id)) = candidate
+            && records
+                .get(p)?
+                .is_some_and(|r| record_id(r.value()) == Some(&*id))
+        {
+            return Ok(Some(id.into()));
+        }
+        if let Some(id) = log.get((actor.as_bytes(), seq))? {
+            return Ok(Some(id.value().to_owned()));
+        }
+        let seen = indexed_through()?;
+        if seen < floor {
+            for entry in records.range(seen + 1..=floor)? {
+                let (_, r) = entry?;
+                if let Some((id, a, s)) = record_slot(r.value())
+                    && a == actor
+                    && s == seq
+                {
+                    return Ok(Some(id.to_owned()));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The position of `id` as seen by a transaction whose `records` and
+    /// `ids` tables are given and whose `meta` says the table is complete
+    /// through `indexed_through` (read lazily: only a miss needs it).
+    pub fn position(
+        &self,
+        id: &str,
+        ids: &impl ReadableTable<&'static [u8], u64>,
+        records: &impl ReadableTable<u64, &'static [u8]>,
+        indexed_through: impl FnOnce() -> Result<u64, StorageError>,
+    ) -> Result<Option<u64>, StorageError> {
+        let (candidate, floor) = {
+            let tail = self.read();
+            (tail.map.get(id).copied(), tail.floor)
+        };
+        if let Some(p) = candidate
+            && records
+                .get(p)?
+                .is_some_and(|r| record_id(r.value()) == Some(id))
+        {
+            return Ok(Some(p));
+        }
+        if let Some(p) = ids.get(id.as_bytes())? {
+            return Ok(Some(p.value()));
+        }
+        // A snapshot from before the latest flush: the ids that flush took
+        // out of memory are not in its table either.
+        let seen = indexed_through()?;
+        if seen < floor {
+            for entry in records.range(seen + 1..=floor)? {
+                let (p, r) = entry?;
+                if record_id(r.value()) == Some(id) {
+                    return Ok(Some(p.value()));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// [`RecentIds::position`] in the writer's transaction: the newest
+    /// state, whose table is complete through the current floor, so it
+    /// never needs the older-snapshot scan.
+    pub fn newest_position(
+        &self,
+        id: &str,
+        ids: &impl ReadableTable<&'static [u8], u64>,
+        records: &impl ReadableTable<u64, &'static [u8]>,
+    ) -> Result<Option<u64>, StorageError> {
+        self.position(id, ids, records, || Ok(u64::MAX))
+    }
+
+    /// Writes the running batch's slice of the merge under way, starting
+    /// one if enough ids are held; `last` is the batch's last position.
+    /// Answers the new floor to record as [`INDEXED_THROUGH`] when this
+    /// slice ends the merge. Nothing here is final until
+    /// [`RecentIds::settle`].
+    pub fn flush(
+        &self,
+        ids: &mut redb::Table<'_, &'static [u8], u64>,
+        log: &mut LogTable<'_>,
+        last: u64,
+    ) -> Result<Option<u64>, StorageError> {
+        // The slice is copied out so that lookups are not held up while it
+        // is written.
+        let (slice, end, slots, slots_end, ends) = {
+            let mut tail = self.write();
+            if tail.merge.is_none() {
+                if tail.map.len() < self.flush_at {
+                    return Ok(None);
+                }
+                // Only committed appends: the running batch's own may yet
+                // be dropped.
+                let through = tail
+                    .staged
+                    .iter()
+                    .map(|(_, p)| p.saturating_sub(1))
+                    .min()
+                    .unwrap_or(last);
+                let mut sorted: Vec<(Box<str>, u64)> = tail
+                    .map
+                    .iter()
+                    .filter(|(_, p)| **p <= through)
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect();
+                sorted.sort_unstable();
+                let mut slots: Vec<(Slot, Box<str>)> = tail
+                    .slots
+                    .iter()
+                    .filter(|(_, (p, _))| *p <= through)
+                    .map(|(k, (_, id))| (k.clone(), id.clone()))
+                    .collect();
+                slots.sort_unstable();
+                tail.merge = Some(Merge {
+                    sorted,
+                    done: 0,
+                    writing: 0,
+                    through,
+                    slots,
+                    slots_done: 0,
+                    slots_writing: 0,
+                });
+            }
+            let Some(merge) = tail.merge.as_ref() else {
+                return Ok(None);
+            };
+            let step = (merge.sorted.len() / STEPS).max(self.min_step);
+            let end = (merge.done + step).min(merge.sorted.len());
+            let ends = (end == merge.sorted.len()).then_some(merge.through);
+            // The positions keep pace with the ids, and end with them.
+            let slots_end = if ends.is_some() {
+                merge.slots.len()
+            } else {
+                (merge.slots.len() * end / merge.sorted.len().max(1)).max(merge.slots_done)
+            };
+            (
+                merge.sorted[merge.done..end].to_vec(),
+                end,
+                merge.slots[merge.slots_done..slots_end].to_vec(),
+                slots_end,
+                ends,
+            )
+        };
+        for (id, position) in &slice {
+            ids.insert(id.as_bytes(), *position)?;
+        }
+        for ((actor, seq), id) in &slots {
+            log.insert((actor.as_bytes(), *seq), &**id)?;
+        }
+        if let Some(merge) = self.write().merge.as_mut() {
+            merge.writing = end;
+            merge.slots_writing = slots_end;
+        }
+        Ok(ends)
+    }
+
+    /// The running batch committed (`true`) or was dropped.
+    pub fn settle(&self, committed: bool) {
+        let mut tail = self.write();
+        let staged = std::mem::take(&mut tail.staged);
+        let staged_slots = std::mem::take(&mut tail.staged_slots);
+        if committed {
+            let ended = tail.merge.as_mut().and_then(|merge| {
+                merge.done = merge.done.max(merge.writing);
+                merge.slots_done = merge.slots_done.max(merge.slots_writing);
+                (merge.done == merge.sorted.len()).then_some(merge.through)
+            });
+            if let Some(floor) = ended {
+                tail.merge = None;
+                tail.map.retain(|_, p| *p > floor);
+                tail.slots.retain(|_, (p, _)| *p > floor);
+                tail.floor = floor;
+            }
+        } else {
+            if let Some(merge) = tail.merge.as_mut() {
+                merge.writing = merge.done;
+                merge.slots_writing = merge.slots_done;
+            }
+            for (id, position) in staged {
+                if tail.map.get(&id) == Some(&position) {
+                    tail.map.remove(&id);
+                }
+            }
+            for (slot, position) in staged_slots {
+                if tail.slots.get(&slot).is_some_and(|(p, _)| *p == position) {
+                    tail.slots.remove(&slot);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ActivityRecord;
+    use crate::tables::{ACTIVITY_IDS, LOG, RECORDS};
+    use redb::ReadableDatabase;
+
+    /// The record of `id`, by the remote author `r` at seq `seq`.
+    fn record(id: &str, seq: u64) -> Vec<u8> {
+        postcard::to_stdvec(&ActivityRecord {
+            id: id.into(),
+            json: "{}".into(),
+            actor: "r".into(),
+            seq,
+            public: false,
+            backfilled: false,
+        })
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn record_ids_are_read_from_the_prefix() {
+        assert_eq!(record_id(&record("bxyz", 7)), Some("bxyz"));
+        assert_eq!(record_slot(&record("bxyz", 7)), Some(("bxyz", "r", 7)));
+        assert_eq!(record_id(&[]), None);
+        assert_eq!(record_slot(&[1]), None);
+    }
+
+    /// Lookups are exact for every snapshot while a merge runs over
+    /// several batches, after it, for a snapshot older than it, and after a
+    /// dropped batch.
+    #[test]
+    fn lookups_are_exact_across_a_merge() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let db = redb::Database::create(dir.path().join("t.redb"))?;
+        let tail = RecentIds::new(0, [], [], 2).with_min_step(1);
+        // Appends one batch; answers the floor a merge it ended set.
+        let write = |ids: &[(&str, u64)], commit: bool| -> anyhow::Result<Option<u64>> {
+            let txn = db.begin_write()?;
+            let ended = {
+                let mut records = txn.open_table(RECORDS)?;
+                let mut table = txn.open_table(ACTIVITY_IDS)?;
+                let mut log = txn.open_table(LOG)?;
+                for (id, p) in ids {
+                    // The author's seq is the position plus 10.
+                    records.insert(*p, record(id, p + 10).as_slice())?;
+                    tail.stage(id, *p);
+                    tail.stage_slot("r", p + 10, id, *p);
+                }
+                tail.flush(&mut table, &mut log, ids.last().map_or(0, |l| l.1))?
+            };
+            if commit {
+                txn.commit()?;
+            }
+            tail.settle(commit);
+            Ok(ended)
+        };
+        let find = |txn: &redb::ReadTransaction, id: &str, through: u64| -> anyhow::Result<_> {
+            let ids = txn.open_table(ACTIVITY_IDS)?;
+            let records = txn.open_table(RECORDS)?;
+            Ok(tail.position(id, &ids, &records, || Ok(through))?)
+        };
+        // The id at the author's seq, through the held positions.
+        let at = |txn: &redb::ReadTransaction, seq: u64, through: u64| -> anyhow::Result<_> {
+            let log = txn.open_table(LOG)?;
+            let records = txn.open_table(RECORDS)?;
+            Ok(tail.slot("r", seq, &log, &records, || Ok(through))?)
+        };
+        // Whether both tables have the id's entries.
+        let in_table = |id: &str| -> anyhow::Result<bool> {
+            let txn = db.begin_read()?;
+            let Some(p) = txn.open_table(ACTIVITY_IDS)?.get(id.as_bytes())? else {
+                return Ok(false);
+            };
+            let logged = txn.open_table(LOG)?.get(("r".as_bytes(), p.value() + 10))?;
+            anyhow::ensure!(logged.is_some_and(|l| l.value() == id), "{id}'s log entry");
+            Ok(true)
+        };
+        // Two held ids start a merge of the committed ones: none yet.
+        assert_eq!(write(&[("a", 1), ("b", 2)], true)?, Some(0));
+        let old = db.begin_read()?;
+        assert_eq!(find(&old, "a", 0)?, Some(1));
+        assert_eq!(find(&old, "c", 0)?, None);
+
+        // The next merge takes a and b, one per batch (its own append, c,
+        // is left for later).
+        assert_eq!(write(&[("c", 3)], true)?, None);
+        assert!(in_table("a")? && !in_table("b")? && !in_table("c")?);
+        // A dropped batch leaves neither its append nor its slice behind.
+        assert_eq!(write(&[("z", 4)], false)?, Some(2));
+        assert!(!in_table("b")?);
+        assert_eq!(tail.len(), 3);
+        assert_eq!(write(&[("d", 4)], true)?, Some(2));
+        assert!(in_table("b")? && !in_table("c")?);
+        assert_eq!(tail.len(), 2, "a and b leave memory once merged");
+
+        let new = db.begin_read()?;
+        for (id, p) in [("a", 1), ("b", 2), ("c", 3), ("d", 4)] {
+            assert_eq!(find(&new, id, 2)?, Some(p), "{id}");
+            assert_eq!(at(&new, p + 10, 2)?.as_deref(), Some(id), "{id}");
+        }
+        // The old snapshot still finds what it could see, and only that.
+        assert_eq!(find(&old, "b", 0)?, Some(2));
+        assert_eq!(at(&old, 12, 0)?.as_deref(), Some("b"));
+        assert_eq!(find(&old, "c", 0)?, None);
+        assert_eq!(at(&old, 13, 0)?, None);
+        assert_eq!(find(&new, "z", 2)?, None);
+        assert_eq!(
+            tail.read().slots.len(),
+            2,
+            "the merged positions leave memory"
+        );
+        Ok(())
+    }
+}

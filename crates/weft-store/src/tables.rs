@@ -1,0 +1,142 @@
+//! The redb table definitions: the whole on-disk schema in one place.
+
+use redb::TableDefinition;
+
+/// Global position → postcard [`super::ActivityRecord`]: every stored
+/// activity in append order. Folding and rebuilding follow it, so a rebuild
+/// sees activities in the order the node did. Keyed by position so that
+/// appends fill pages at the end of the tree instead of touching a random
+/// page per activity.
+pub const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
+/// Activity id (its UTF-8 bytes) → its position in [`RECORDS`]. Keys in the
+/// hot tables are bytes, not `&str`: redb would re-check UTF-8 on every
+/// comparison.
+pub const ACTIVITY_IDS: TableDefinition<&[u8], u64> = TableDefinition::new("activity_ids");
+/// (actor id bytes, seq) → activity id: each actor's hash-chained log.
+pub const LOG: TableDefinition<(&[u8], u64), &str> = TableDefinition::new("log");
+/// (actor id bytes, public rank) → seq: the part of each log anonymous
+/// readers see.
+pub const PUBLIC_LOG: TableDefinition<(&[u8], u64), u64> = TableDefinition::new("public_log");
+/// Actor id → postcard [`weft_core::identity::ActorState`].
+pub const ACTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("actors");
+/// Local username → actor id.
+pub const NAMES: TableDefinition<&str, &str> = TableDefinition::new("names");
+/// BLAKE3 of a bearer token → postcard [`super::Role`].
+pub const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tokens");
+/// Node-wide settings fixed at `weft init`.
+pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// Artifact id → the artifact's bytes (WASM components), content-addressed.
+pub const ARTIFACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("artifacts");
+/// Verb or projection name → postcard [`super::ModuleRecord`] with its history.
+pub const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
+/// [`state_key`]`(projection, key)` → value: each projection's private
+/// key-value store. Names never contain NUL, so one projection's entries
+/// are contiguous and ordered by the bytes of their keys, which is the
+/// order of the strings a module sees. Byte keys compare with `memcmp`; the
+/// `(&str, &str)` keys of [`LEGACY_PROJECTION_KV`], which this replaces,
+/// checked UTF-8 at every comparison of every lookup.
+pub const PROJECTION_STATE: TableDefinition<&[u8], &str> = TableDefinition::new("projection_state");
+/// (projection, key) → value: the projection stores of data folders made
+/// before [`PROJECTION_STATE`]; [`super::Store::open`] moves them over.
+pub const LEGACY_PROJECTION_KV: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("projection_kv");
+
+/// The [`PROJECTION_STATE`] key of `key` in `projection`'s store.
+pub fn state_key(projection: &str, key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(projection.len() + 1 + key.len());
+    out.extend_from_slice(projection.as_bytes());
+    out.push(0);
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+/// The projection and key of a stored [`PROJECTION_STATE`] key; `None` if it
+/// is not one (the file was altered behind the node's back).
+pub fn split_state_key(stored: &[u8]) -> Option<(&str, &str)> {
+    let at = stored.iter().position(|b| *b == 0)?;
+    let projection = std::str::from_utf8(&stored[..at]).ok()?;
+    let key = std::str::from_utf8(&stored[at + 1..]).ok()?;
+    Some((projection, key))
+}
+/// Projection name → postcard [`super::ProjectionStatus`].
+pub const PROJECTION_STATUS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("projection_status");
+/// (recipient actor id bytes, n) → position in [`RECORDS`]: each local
+/// actor's inbox, in arrival order (n counts from 1).
+pub const INBOX: TableDefinition<(&[u8], u64), u64> = TableDefinition::new("inbox");
+/// Remote actor id → postcard [`super::Peer`]: actor documents fetched from
+/// their origin, with the key history they publish.
+pub const PEERS: TableDefinition<&str, &[u8]> = TableDefinition::new("peers");
+/// Foreign activity id (its URL) → postcard
+/// [`weft_core::model::envelope::HttpEvidence`]: the HTTP signature that
+/// brought it, since it carries no proof of its own.
+pub const EVIDENCE: TableDefinition<&str, &[u8]> = TableDefinition::new("foreign_evidence");
+/// (actor, seq, other activity id) → the other activity's JSON text: a second,
+/// different activity seen at an already-known position (fork evidence).
+pub const FORKS: TableDefinition<(&str, u64, &str), &str> = TableDefinition::new("forks");
+/// Peer origin (`scheme://host[:port]`) → postcard [`super::OriginUsage`]:
+/// what that origin's authors' activities and fork evidence take here,
+/// kept with every write, so a quota per origin is one lookup.
+pub const ORIGIN_USAGE: TableDefinition<&str, &[u8]> = TableDefinition::new("origin_usage");
+/// Job id → postcard [`super::Job`]: outbound deliveries not yet done.
+pub const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("deliveries");
+/// Job id → postcard [`super::Job`]: deliveries that gave up.
+pub const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
+/// Follow id → postcard [`super::BackfillJob`]: backfills accepted but not
+/// yet finished.
+pub const BACKFILLS: TableDefinition<&str, &[u8]> = TableDefinition::new("backfills");
+/// Position of an activity whose local recipients have not reacted yet
+/// (their verbs' intents are not yet published) → nothing. Written with the
+/// activity, removed with the last intent, so a crash in between re-runs
+/// the reaction at the next start instead of losing it.
+pub const REACTIONS: TableDefinition<u64, ()> = TableDefinition::new("reactions");
+/// (verb, activity id) → postcard [`super::Parked`]: activities from peers
+/// whose verb this node does not know yet, kept until a module for it is
+/// admitted (then they are ingested). Up to `federation.max_parked` of them,
+/// `max_parked_per_origin` from one origin; past either, the inbox answers
+/// 503 and the sender keeps and retries them.
+pub const PARKED: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("parked");
+/// Projection name → the next global position it folds while it is being
+/// built (a new definition, or a rebuild) in steps between the writer's
+/// batches; 0 while its old state is still being cleared. Absent once it
+/// has caught up with the log.
+pub const PROJECTION_BUILDS: TableDefinition<&str, u64> = TableDefinition::new("projection_builds");
+/// (author's origin, verb, activity id) → nothing: the parked activities
+/// by where they come from, so one origin's share can be bounded
+/// (`federation.max_parked_per_origin`).
+pub const PARKED_BY_ORIGIN: TableDefinition<(&str, &str, &str), ()> =
+    TableDefinition::new("parked_by_origin");
+/// Verb → postcard [`super::PendingModule`]: a peer's definition of a verb
+/// this node lacks, found at the author's origin, awaiting admission.
+pub const PENDING_MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("pending_modules");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// State keys keep projections apart and order keys as strings do,
+    /// whatever the keys contain.
+    #[test]
+    fn state_keys() {
+        let a = state_key("feed", "b\u{1f}x");
+        assert_eq!(split_state_key(&a), Some(("feed", "b\u{1f}x")));
+        assert_eq!(
+            split_state_key(&state_key("p", "with\0nul")),
+            Some(("p", "with\0nul"))
+        );
+        // Every key of `feed` sorts before every key of `feed-2`, and
+        // within a projection byte order is string order.
+        assert!(state_key("feed", "\u{10ffff}") < state_key("feed-2", ""));
+        let mut keys = ["é", "z", "a\u{1f}", "a", ""];
+        let mut stored: Vec<Vec<u8>> = keys.iter().map(|k| state_key("p", k)).collect();
+        keys.sort();
+        stored.sort();
+        let back: Vec<&str> = stored
+            .iter()
+            .filter_map(|s| split_state_key(s).map(|(_, k)| k))
+            .collect();
+        assert_eq!(back, keys);
+        assert_eq!(split_state_key(b"no separator"), None);
+        assert_eq!(split_state_key(b"p\0\xff"), None);
+    }
+}

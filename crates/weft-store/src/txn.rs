@@ -1,0 +1,81 @@
+//! The writer's transaction: [`WriteTxn`], the one handle through which
+//! everything one batch of activities changes (log, indexes, projections,
+//! jobs) is written and committed together.
+//!
+//! Layers above the store hold a `WriteTxn` and pass it around (the kernel's
+//! writer lends it to the registry, which lends it to each projection's fold
+//! session); they read and write through its typed methods, here and in the
+//! area modules (`projections`, `modules`), never through tables. What it
+//! is not: a general transaction API; a method exists for each thing the
+//! kernel does.
+
+use crate::tables::{ACTORS, REACTIONS, RECORDS};
+use crate::{ActivityRecord, StoreError};
+
+use redb::ReadableTable;
+
+/// An open write transaction. Dropping it without [`WriteTxn::commit`]
+/// aborts it: nothing it wrote is kept.
+pub struct WriteTxn {
+    pub(crate) txn: redb::WriteTransaction,
+}
+
+impl std::fmt::Debug for WriteTxn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTxn").finish_non_exhaustive()
+    }
+}
+
+impl WriteTxn {
+    pub(crate) fn new(txn: redb::WriteTransaction) -> Self {
+        Self { txn }
+    }
+
+    /// Makes everything written durable, at once.
+    pub fn commit(self) -> Result<(), StoreError> {
+        Ok(self.txn.commit()?)
+    }
+
+    /// Drops everything written.
+    pub fn abort(self) -> Result<(), StoreError> {
+        Ok(self.txn.abort()?)
+    }
+
+    /// Whether `id` is an actor of this node (local or known remote).
+    pub fn has_actor(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.txn.open_table(ACTORS)?.get(id)?.is_some())
+    }
+
+    /// The position of the last activity in the log, 0 for an empty log.
+    pub fn last_position(&self) -> Result<u64, StoreError> {
+        crate::last_position_in(&self.txn.open_table(RECORDS)?)
+    }
+
+    /// At most `limit` activities at positions `from..=to`, in log order.
+    pub fn records(
+        &self,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, ActivityRecord)>, StoreError> {
+        let records = self.txn.open_table(RECORDS)?;
+        let mut found = Vec::with_capacity(limit.min(512));
+        for entry in records.range(from..=to)?.take(limit) {
+            let (k, v) = entry?;
+            found.push((k.value(), postcard::from_bytes(v.value())?));
+        }
+        Ok(found)
+    }
+
+    /// Marks the activities at `positions` as having reactions to deliver.
+    pub fn put_reactions(
+        &self,
+        positions: impl IntoIterator<Item = u64>,
+    ) -> Result<(), StoreError> {
+        let mut rows = self.txn.open_table(REACTIONS)?;
+        for position in positions {
+            rows.insert(position, ())?;
+        }
+        Ok(())
+    }
+}
