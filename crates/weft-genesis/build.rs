@@ -1,12 +1,8 @@
 //! Builds the genesis bundle from source: each built-in verb and projection
 //! is compiled to `wasm32-unknown-unknown` with the `guest` profile, made
 //! into a component and embedded in this crate (`GENESIS`).
-//!
-use std::path::PathBuf;
 
-use weft_guest_build::{
-    build_worlds, componentize, guest_target_dir, rerun_if_changed, workspace_root,
-};
+use weft_guest_build::build_guests;
 
 /// (world, module name, crate) of every genesis module.
 const GENESIS: &[(&str, &str, &str)] = &[
@@ -29,30 +25,16 @@ const GENESIS: &[(&str, &str, &str)] = &[
 ];
 
 fn main() {
-    let root = workspace_root();
-    rerun_if_changed(
-        &root,
-        &[
-            "verbs",
-            "projections",
-            // The Follow verb's duration parser.
-            "crates/weft-duration",
-            "sdk/rust",
-            "sdk/wit",
-            // The `guest` profile and the guests' locked dependencies.
-            "Cargo.toml",
-            "Cargo.lock",
-        ],
-    );
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let target = guest_target_dir(&root);
     let guests: Vec<(&str, &str)> = GENESIS.iter().map(|g| (g.0, g.2)).collect();
-    build_worlds(&root, &target, &guests);
+    let (out, components) = build_guests(
+        // The Follow verb's duration parser is a guest's source too.
+        &["verbs", "projections", "crates/weft-duration"],
+        &guests,
+    );
     let mut table = String::from(
         "/// (world, name, component) of each genesis module, built from source by build.rs.\npub const GENESIS: &[(&str, &str, &[u8])] = &[\n",
     );
-    for (world, name, krate) in GENESIS {
-        let path = componentize(&target, &out, krate);
+    for ((world, name, _), path) in GENESIS.iter().zip(&components) {
         table.push_str(&format!(
             "    ({world:?}, {name:?}, include_bytes!({:?})),\n",
             path.display().to_string()

@@ -13,10 +13,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use weft::federation::httpsig::PublicKey;
-use weft::federation::peers;
-use weft::identity::actor::keys_from_document;
-use weft::identity::multikey;
+use weft_federation::httpsig::PublicKey;
+use weft_federation::peers;
+use weft_core::wire::actor::keys_from_document;
+use weft_core::identity::multikey;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -90,10 +90,10 @@ fn document(doc: &Value) {
     };
     if let Ok(peer) = peers::parse(url, doc) {
         assert_eq!(peer.id, url);
-        let origin = weft::model::origin(url);
+        let origin = weft_core::model::origin(url);
         assert!(origin.is_some(), "a peer without an origin");
         assert_eq!(
-            weft::model::origin(&peer.inbox),
+            weft_core::model::origin(&peer.inbox),
             origin,
             "an inbox on another origin"
         );

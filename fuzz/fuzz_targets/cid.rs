@@ -1,4 +1,4 @@
-//! Activity and artifact ids (`weft::model::cid`) from any text.
+//! Activity and artifact ids (`weft_core::model::cid`) from any text.
 //!
 //! Checks: a text that parses as an activity id displays back to exactly
 //! that text (one spelling per id); the id of the parsed digest parses to
@@ -10,7 +10,7 @@
 
 use data_encoding::BASE32_NOPAD;
 use libfuzzer_sys::fuzz_target;
-use weft::model::cid;
+use weft_core::model::cid;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

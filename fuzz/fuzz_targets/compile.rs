@@ -1,5 +1,5 @@
 //! Compiling an artifact and checking it against the WIT contract, as
-//! `weft module add` and a peer's verb do (`weft::runtime::Runtime`:
+//! `weft module add` and a peer's verb do (`weft_runtime::Runtime`:
 //! `compile` as a verb and as a projection, and `check_component`), with
 //! the node's engine configuration and default limits.
 //!
@@ -17,9 +17,9 @@ use std::mem::discriminant;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use weft::model::cid;
-use weft::runtime::{Limits, Runtime, RuntimeError};
-use weft::store::ModuleKind;
+use weft_core::model::cid;
+use weft_runtime::{Limits, Runtime, RuntimeError};
+use weft_store::ModuleKind;
 
 /// The runtime, caching compiled modules in a folder of its own under the
 /// temporary folder (`fuzz/run.sh` points TMPDIR into fuzz/target and

@@ -1,4 +1,4 @@
-//! The signed envelope (`weft::model::envelope`): parse, re-serialise,
+//! The signed envelope (`weft_core::model::envelope`): parse, re-serialise,
 //! verify and re-sign any JSON.
 //!
 //! Checks, for every text `Signed::parse` accepts: its id is the CID of
@@ -15,7 +15,7 @@
 use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use weft::model::{Signed, cid, jcs};
+use weft_core::model::{Signed, cid, jcs};
 
 /// The test vectors' key: seed bytes 0, 1, …, 31.
 fn key() -> SigningKey {

@@ -1,4 +1,4 @@
-//! HTTP signatures (`weft::federation::httpsig`): `parse` of any request,
+//! HTTP signatures (`weft_federation::httpsig`): `parse` of any request,
 //! and `sign` → `parse` → `verify` round trips.
 //!
 //! An input starting with `!` is a round trip: a flags byte (bit 0 RFC
@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
-use weft::federation::httpsig::{
+use weft_federation::httpsig::{
     self, Pending, PublicKey, RsaKey, Scheme, SignatureError, Signer, Window,
 };
 

@@ -1,4 +1,4 @@
-//! JCS canonicalisation (`weft::model::jcs`, RFC 8785) of any JSON text.
+//! JCS canonicalisation (`weft_core::model::jcs`, RFC 8785) of any JSON text.
 //!
 //! Checks: canonical output is UTF-8 JSON that parses back to a value
 //! with the same canonical bytes (idempotent); no whitespace between
@@ -12,7 +12,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use weft::model::jcs::{self, JcsError, MAX_SAFE_INTEGER};
+use weft_core::model::jcs::{self, JcsError, MAX_SAFE_INTEGER};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<Value>(data) else {

@@ -14,8 +14,9 @@ use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use weft::federation::backfill::{chain, ordered_items};
-use weft::model::cid;
+use weft_federation::backfill::chain;
+use weft_core::wire::collection::ordered_items;
+use weft_core::model::cid;
 
 /// The test vectors' actor, when the first entry names no actor.
 const ALICE: &str = "http://127.0.0.1:9999/actors/alice";
@@ -45,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let ids =
-        |chain: &[weft::model::Signed]| chain.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+        |chain: &[weft_core::model::Signed]| chain.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&activities), ids(&reversed.expect("checked above")));
     assert!(activities.len() <= items.len());
     let mut seen = HashSet::new();

@@ -1,4 +1,4 @@
-//! Query-string percent-decoding (`weft::http::modules::percent_decode`,
+//! Query-string percent-decoding (`weft_http::modules::percent_decode`,
 //! what `GET /projections/…?a=b` parameters go through) from any text.
 //!
 //! Checks: it agrees with the strict decoder below (`+` is a space, `%`
@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use weft::http::modules::percent_decode;
+use weft_http::modules::percent_decode;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -1,4 +1,4 @@
-//! `Retry-After` (`weft::federation::fetch::parse_retry_after`, which a
+//! `Retry-After` (`weft_federation::fetch::parse_retry_after`, which a
 //! delivery to a peer honours) from any text.
 //!
 //! Checks (RFC 9110 §10.2.3): delay-seconds (1*DIGIT) is that many
@@ -13,8 +13,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
-use weft::federation::fetch::parse_retry_after;
-use weft::federation::httpsig::{format_http_date, parse_http_date};
+use weft_federation::fetch::parse_retry_after;
+use weft_federation::httpsig::{format_http_date, parse_http_date};
 
 fn now() -> u64 {
     SystemTime::now()

@@ -1,23 +1,35 @@
-//! The `weft` command line (docs/architecture.md §11).
+//! The `weft` command line (docs/architecture.md §11): the clap
+//! definitions and the dispatch; each command is in a file of its own.
 //!
-//! Commands that change a node (`actor create`, `publish`) open the data
-//! folder directly when the node is stopped, and go through the running
-//! node's HTTP API with the admin token when it is running.
+//! Every command about a node talks to it one way, through its HTTP API
+//! with the admin token ([`client::Client`]): the node `--node URL --token
+//! T` names, or else the data folder's node — over HTTP when it is running,
+//! and in-process (the same router, without a socket) when it is stopped.
+//! `init`, `run`, `verify` (offline) and `resolve` (WebFinger) are not
+//! about a node's API and work as they always did. With `--json` a command
+//! prints the node's JSON answer instead of text.
 
+pub mod actor;
 pub mod client;
+pub mod componentize;
+pub mod dead_letter;
+pub mod init;
+pub mod module;
 pub mod node;
+pub mod projection;
+pub mod publish;
+pub mod resolve;
+pub mod serve;
 pub mod verify;
 
-use std::io::Read;
 use std::path::PathBuf;
-use weft_core::wire::ACTIVITY_JSON;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use client::Client;
-use node::{DataDir, Node, OpenError};
+use client::{Client, Target};
+use node::DataDir;
 use weft_core::identity::ActorKind;
 
 /// weft: a federated activity-log node whose vocabulary is WebAssembly.
@@ -27,6 +39,22 @@ pub struct Cli {
     /// The node's data folder.
     #[arg(long, global = true, env = "WEFT_DATA", default_value = "weft-data")]
     pub data: PathBuf,
+    /// Reach the node at this base URL over HTTP(S) instead of the data
+    /// folder's node (needs --token).
+    #[arg(long, global = true, env = "WEFT_NODE", value_name = "URL")]
+    pub node: Option<String>,
+    /// The node's admin token (by default the data folder's `admin.token`).
+    #[arg(
+        long,
+        global = true,
+        env = "WEFT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Print the node's JSON answer (pretty) instead of text, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -166,6 +194,24 @@ pub enum ModuleKindArg {
     Projection,
 }
 
+impl ModuleKindArg {
+    /// The WIT world a module of this kind implements.
+    pub fn world(self) -> &'static str {
+        match self {
+            Self::Verb => "verb",
+            Self::Projection => "projection",
+        }
+    }
+
+    /// The activity that defines a module of this kind.
+    pub fn define(self) -> &'static str {
+        match self {
+            Self::Verb => "DefineActivity",
+            Self::Projection => "DefineProjection",
+        }
+    }
+}
+
 /// Actor types on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Kind {
@@ -184,136 +230,56 @@ impl From<Kind> for ActorKind {
     }
 }
 
+/// How a command prints its result: text for people, or with `--json` the
+/// node's JSON answer, pretty.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    /// Prints `value` with `--json`, else runs `text`.
+    pub fn print(self, value: &Value, text: impl FnOnce()) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            text();
+        }
+        Ok(())
+    }
+}
+
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let data = DataDir::new(&cli.data);
+    let out = Output { json: cli.json };
+    let target = Target {
+        node: cli.node,
+        token: cli.token,
+    };
     match cli.command {
-        Command::Init { listen, public_url } => {
-            let mut config = data.config()?;
-            if let Some(listen) = listen {
-                config.listen = listen;
-            }
-            if public_url.is_some() {
-                config.public_url = public_url;
-            }
-            let (node, admin) = Node::init(&data, config).await?;
-            print_init(&node, &admin);
-            node.kernel.close();
-            Ok(())
-        }
+        Command::Init { listen, public_url } => init::run(&data, listen, public_url, out).await,
         Command::Run {
             listen,
             kernel_only,
-        } => {
-            let mut config = data.config()?;
-            if let Some(listen) = listen {
-                config.listen = listen;
-            }
-            let node = if data.db().exists() {
-                match Node::open_as(&data, config, kernel_only) {
-                    Ok(node) => node,
-                    Err(OpenError::Running) => {
-                        bail!("a node is already running on {}", data.path.display())
-                    }
-                    Err(OpenError::Other(e)) => return Err(e),
-                }
-            } else if kernel_only {
-                bail!(
-                    "--kernel-only serves an initialised node: run `weft init` first ({} has none)",
-                    data.path.display()
-                );
-            } else {
-                let (node, admin) = Node::init(&data, config).await?;
-                print_init(&node, &admin);
-                node
-            };
-            if !node.kernel.is_initialised()? {
-                bail!(
-                    "{} holds a database but the node was never initialised; remove it and run `weft init`",
-                    data.path.display()
-                );
-            }
-            let shutdown = node::shutdown_signal()?;
-            let listener = tokio::net::TcpListener::bind(node.config.listen)
-                .await
-                .with_context(|| format!("cannot listen on {}", node.config.listen))?;
-            tracing::info!(listen = %node.config.listen, public_url = %node.config.public_url(), "weft is serving");
-            node.serve(listener, shutdown).await
-        }
-        Command::Actor(ActorCommand::Create { name, kind }) => {
-            let kind = ActorKind::from(kind);
-            let (id, token) = match open_or_client(&data)? {
-                Access::Local(node) => {
-                    require_initialised(&node, &data)?;
-                    let created = node.kernel.create_actor(&name, kind).await?;
-                    (created.id, created.token)
-                }
-                Access::Remote(client) => {
-                    let body = client.create_actor(&name, kind.as_str()).await?;
-                    let field = |k: &str| {
-                        body.get(k)
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned()
-                    };
-                    (field("id"), field("token"))
-                }
-            };
-            println!("created {id}");
-            println!("token (shown once; keep it secret): {token}");
-            Ok(())
-        }
-        Command::Actor(ActorCommand::Rotate { name }) => {
-            let access = open_or_client(&data)?;
-            let doc = match &access {
-                Access::Local(node) => {
-                    let actor = node.kernel.store().read()?.actor_by_name(&name)?;
-                    let actor = actor.with_context(|| format!("no actor named `{name}`"))?;
-                    weft_http::actors::actor_document(&actor, None)
-                }
-                Access::Remote(client) => client.actor(&name).await?,
-            };
-            let current: Vec<Value> = doc["assertionMethod"]
-                .as_array()
-                .map(|keys| {
-                    keys.iter()
-                        .filter(|k| k.get("supersededAtSeq").is_none())
-                        .map(|k| k["id"].clone())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let draft = json!({
-                "type": "Update",
-                "object": {"type": doc["type"], "keys": {"add": [{"purposes": ["sign-activity", "rotate-key"]}], "supersede": current}},
-                "to": [weft_core::model::PUBLIC],
-            });
-            let published = publish(
-                &access,
-                &name,
-                draft.as_object().cloned().unwrap_or_default(),
-            )
-            .await?;
-            println!("{published}");
-            Ok(())
+        } => serve::run(&data, listen, kernel_only, out).await,
+        Command::Verify(args) => verify::run(&data, args, out).await,
+        Command::Resolve { account } => resolve::run(&data, &account, out).await,
+        Command::Bench { args } => bench(&cli.data, &args),
+        Command::Actor(command) => {
+            with_client(&data, &target, |client| async move {
+                actor::run(&client, command, out).await
+            })
+            .await
         }
         Command::Publish { actor, file } => {
-            let text = if file == "-" {
-                let mut text = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut text)
-                    .context("cannot read the draft from stdin")?;
-                text
-            } else {
-                std::fs::read_to_string(&file).with_context(|| format!("cannot read {file}"))?
-            };
-            let draft: Map<String, Value> =
-                serde_json::from_str(&text).context("the draft must be a JSON object")?;
-            let access = open_or_client(&data)?;
-            let published = publish(&access, &actor, draft).await?;
-            println!("{published}");
-            Ok(())
+            let draft = publish::read_draft(&file)?;
+            with_client(&data, &target, |client| async move {
+                let published = publish::publish(&client, &actor, draft).await?;
+                publish::print(&published, out)
+            })
+            .await
         }
-        Command::Verify(args) => verify::run(&data, args).await,
         Command::Module(ModuleCommand::Add {
             kind,
             name,
@@ -326,458 +292,75 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let world = match kind {
-                ModuleKindArg::Verb => "verb",
-                ModuleKindArg::Projection => "projection",
-            };
-            let bytes = componentize(bytes, world)
+            let bytes = componentize::componentize(bytes, kind.world())
                 .with_context(|| format!("{} is not a usable module", file.display()))?;
-            let access = open_or_client(&data)?;
-            let artifact = match &access {
-                Access::Local(node) => node.kernel.put_artifact(bytes).await?,
-                Access::Remote(client) => client.upload(bytes).await?,
+            let module = module::Definition {
+                kind,
+                name,
+                description,
+                language,
+                definer: match definer {
+                    Some(actor) => actor,
+                    None => data.config()?.service_actor,
+                },
+                fuel,
+                memory,
             };
-            let define = match kind {
-                ModuleKindArg::Verb => "DefineActivity",
-                ModuleKindArg::Projection => "DefineProjection",
-            };
-            let mut draft = json!({
-                "type": define,
-                "name": name,
-                "module": artifact,
-                "wit": "weft:module@0.1.0",
-                "to": [weft_core::model::PUBLIC],
-            });
-            if let Some(d) = description {
-                draft["description"] = d.into();
-            }
-            if let Some(l) = language {
-                draft["language"] = l.into();
-            }
-            if let Some(f) = fuel {
-                draft["fuel"] = f.into();
-            }
-            if let Some(m) = memory {
-                draft["memory"] = m.into();
-            }
-            let actor = match definer {
-                Some(actor) => actor,
-                None => data.config()?.service_actor,
-            };
-            let published = publish(
-                &access,
-                &actor,
-                draft.as_object().cloned().unwrap_or_default(),
-            )
-            .await?;
-            let id = serde_json::from_str::<Value>(&published)
-                .ok()
-                .and_then(|v| v["id"].as_str().map(str::to_owned));
-            println!("uploaded {artifact}");
-            println!("defined {define} `{name}` in {}", id.unwrap_or_default());
-            Ok(())
+            with_client(&data, &target, |client| async move {
+                module::add(&client, bytes, module, out).await
+            })
+            .await
         }
         Command::Module(ModuleCommand::List) => {
-            let registry = match open_or_client(&data)? {
-                Access::Local(node) => node
-                    .kernel
-                    .registry()
-                    .context("no WASM runtime")?
-                    .describe()?,
-                Access::Remote(client) => client.get("/projections/define-registry").await?,
-            };
-            for (title, key) in [("verbs", "verbs"), ("projections", "projections")] {
-                println!("{title}:");
-                for m in registry[key].as_array().into_iter().flatten() {
-                    println!(
-                        "  {:<20} v{:<3} {}  {}{}",
-                        m["name"].as_str().unwrap_or_default(),
-                        m["version"],
-                        m["module"].as_str().unwrap_or_default(),
-                        m["language"]
-                            .as_str()
-                            .map(|l| format!("[{l}] "))
-                            .unwrap_or_default(),
-                        m["description"].as_str().unwrap_or_default(),
-                    );
-                    println!(
-                        "  {:<20} wit {}, fuel {} per call, memory {} bytes, defined by {}",
-                        "",
-                        m["wit"].as_str().unwrap_or("?"),
-                        m["budget"]["fuel"],
-                        m["budget"]["memory"],
-                        m["definedBy"].as_str().unwrap_or_default(),
-                    );
-                }
-            }
-            Ok(())
+            with_client(&data, &target, |client| async move {
+                module::list(&client, out).await
+            })
+            .await
         }
         Command::Module(ModuleCommand::Pending) => {
-            let pending = match open_or_client(&data)? {
-                Access::Local(node) => weft_federation::modules::describe_pending(&node.kernel)?,
-                Access::Remote(client) => client.get("/admin/modules/pending").await?,
-            };
-            print_pending(&pending);
-            Ok(())
+            with_client(&data, &target, |client| async move {
+                module::pending(&client, out).await
+            })
+            .await
         }
         Command::Module(ModuleCommand::Approve { verb }) => {
-            let released = match open_or_client(&data)? {
-                Access::Local(node) => {
-                    // The artifact is fetched now, as the node's service actor.
-                    weft_federation::Federation::new(
-                        node.kernel.clone(),
-                        node.config.federation.clone(),
-                    )
-                    .map_err(|e| anyhow::anyhow!("weft.toml [federation]: {e}"))?
-                    .approve(&verb)
-                    .await?
-                }
-                Access::Remote(client) => client
-                    .post(&format!("/admin/modules/pending/{verb}/approve"))
-                    .await?["released"]
-                    .as_u64()
-                    .unwrap_or(0) as usize,
-            };
-            println!("admitted verb `{verb}`; {released} parked activities ingested");
-            Ok(())
+            with_client(&data, &target, |client| async move {
+                module::approve(&client, &verb, out).await
+            })
+            .await
         }
         Command::Module(ModuleCommand::Discard { verb }) => {
-            let discarded = match open_or_client(&data)? {
-                Access::Local(node) => {
-                    weft_federation::modules::discard(&node.kernel, &verb).await?
-                }
-                Access::Remote(client) => client
-                    .delete(&format!("/admin/modules/pending/{verb}"))
-                    .await?["discarded"]
-                    .as_u64()
-                    .unwrap_or(0) as usize,
-            };
-            println!("discarded verb `{verb}` and its {discarded} parked activities");
-            Ok(())
+            with_client(&data, &target, |client| async move {
+                module::discard(&client, &verb, out).await
+            })
+            .await
         }
         Command::Projection(ProjectionCommand::Rebuild { name }) => {
-            let folded = match open_or_client(&data)? {
-                Access::Local(node) => node.kernel.rebuild(&name).await?,
-                Access::Remote(client) => client.rebuild(&name).await?,
-            };
-            println!("rebuilt `{name}` from {folded} activities");
-            Ok(())
-        }
-        Command::Bench { args } => bench(&cli.data, &args),
-        Command::Resolve { account } => {
-            let ca_file = data.config().ok().and_then(|c| c.federation.ca_file);
-            let (url, document) = resolve(&account, ca_file.as_deref()).await?;
-            println!("{url}");
-            println!("{}", serde_json::to_string_pretty(&document)?);
-            Ok(())
-        }
-        Command::DeadLetter(DeadLetterCommand::List) => {
-            let items = match open_or_client(&data)? {
-                Access::Local(node) => {
-                    let jobs = node.kernel.store().read()?.dead_letters()?;
-                    jobs.iter()
-                        .map(weft_http::federation::job_json)
-                        .collect::<Vec<_>>()
-                }
-                Access::Remote(client) => client.get("/admin/dead-letter").await?["items"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-            };
-            if items.is_empty() {
-                println!("no dead letters");
-            }
-            for item in items {
-                println!(
-                    "{:>6}  {}  → {}  after {} attempts: {}",
-                    item["id"],
-                    item["activity"].as_str().unwrap_or_default(),
-                    item["recipient"].as_str().unwrap_or_default(),
-                    item["attempts"],
-                    item["lastError"].as_str().unwrap_or("?"),
-                );
-            }
-            Ok(())
-        }
-        Command::DeadLetter(DeadLetterCommand::Retry { id }) => {
-            match open_or_client(&data)? {
-                Access::Local(node) => {
-                    node.kernel
-                        .federation_write(vec![weft_kernel::FederationWrite::Revive {
-                            id,
-                            now_ms: weft_kernel::now_ms(),
-                        }])
-                        .await?;
-                    println!("dead letter {id} queued; it is sent when the node runs");
-                }
-                Access::Remote(client) => {
-                    client
-                        .post(&format!("/admin/dead-letter/{id}/retry"))
-                        .await?;
-                    println!("dead letter {id} queued");
-                }
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Looks an account up by WebFinger and fetches its actor document.
-/// `acct:name@host` is looked up over HTTPS, or plain HTTP when the host is
-/// a loopback address; an actor URL is fetched as written. `ca_file` adds
-/// trusted certificate authorities (the node's `[federation] ca_file`).
-pub async fn resolve(
-    account: &str,
-    ca_file: Option<&std::path::Path>,
-) -> anyhow::Result<(String, Value)> {
-    let http = reqwest::Client::builder()
-        .use_preconfigured_tls(weft_federation::fetch::client_tls(
-            &ca_file.into_iter().collect::<Vec<_>>(),
-        )?)
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let url = if account.starts_with("https://") || account.starts_with("http://") {
-        account.to_owned()
-    } else {
-        webfinger(&http, account).await?
-    };
-    let response = http
-        .get(&url)
-        .header("accept", ACTIVITY_JSON)
-        .send()
-        .await
-        .with_context(|| format!("cannot fetch {url}"))?;
-    if !response.status().is_success() {
-        bail!("{url} answered {}", response.status());
-    }
-    let document: Value = response
-        .json()
-        .await
-        .context("the actor document is not JSON")?;
-    if document["id"].as_str() != Some(url.as_str()) {
-        bail!(
-            "the document at {url} names a different id: {}",
-            document["id"]
-        );
-    }
-    Ok((url, document))
-}
-
-/// The actor URL WebFinger gives for `acct:name@host`.
-async fn webfinger(http: &reqwest::Client, account: &str) -> anyhow::Result<String> {
-    let acct = account.strip_prefix("acct:").unwrap_or(account);
-    let (name, host) = acct
-        .rsplit_once('@')
-        .filter(|(n, h)| !n.is_empty() && !h.is_empty() && !h.contains('/'))
-        .with_context(|| {
-            format!("`{account}` is not an account: use acct:name@host[:port] or an actor URL")
-        })?;
-    // HTTPS, except that a node on this machine may serve plain HTTP.
-    let schemes: &[&str] = if is_loopback_host(host) {
-        &["https", "http"]
-    } else {
-        &["https"]
-    };
-    let mut answer = None;
-    for scheme in schemes {
-        let finger = format!("{scheme}://{host}/.well-known/webfinger?resource=acct:{name}@{host}");
-        match http
-            .get(&finger)
-            .header("accept", "application/jrd+json, application/json")
-            .send()
-            .await
-        {
-            Ok(response) => {
-                answer = Some((finger, response));
-                break;
-            }
-            Err(e) if scheme == schemes.last().unwrap_or(&"https") => {
-                return Err(
-                    anyhow::Error::new(e).context(format!("cannot reach {host} ({finger})"))
-                );
-            }
-            Err(_) => {}
-        }
-    }
-    let (finger, response) = answer.with_context(|| format!("cannot reach {host}"))?;
-    if !response.status().is_success() {
-        bail!("{finger} answered {}", response.status());
-    }
-    let jrd: Value = response
-        .json()
-        .await
-        .context("the WebFinger answer is not JSON")?;
-    Ok(jrd["links"]
-        .as_array()
-        .and_then(|links| {
-            links.iter().find(|l| {
-                l["rel"] == "self"
-                    && l["type"]
-                        .as_str()
-                        .is_some_and(|t| t.contains("activity+json") || t.contains("ld+json"))
+            with_client(&data, &target, |client| async move {
+                projection::rebuild(&client, &name, out).await
             })
-        })
-        .and_then(|l| l["href"].as_str())
-        .with_context(|| format!("{finger} names no ActivityPub actor (no `self` link)"))?
-        .to_owned())
-}
-
-/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
-fn is_loopback_host(authority: &str) -> bool {
-    let host = match authority.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => h,
-        _ => authority,
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-fn print_init(node: &Node, admin: &str) {
-    println!(
-        "initialised {} (public URL {})",
-        node.data.path.display(),
-        node.config.public_url()
-    );
-    println!(
-        "admin token (shown once; also kept in {}): {admin}",
-        node.data.admin_token_file().display()
-    );
-}
-
-/// The node, opened directly, or through its API when it is running.
-#[derive(Debug)]
-pub enum Access {
-    Local(Box<Node>),
-    Remote(Client),
-}
-
-fn open_or_client(data: &DataDir) -> anyhow::Result<Access> {
-    let config = data.config()?;
-    if !data.db().exists() {
-        bail!("no node in {} (run `weft init`)", data.path.display());
-    }
-    match Node::open(data, config.clone()) {
-        Ok(node) => Ok(Access::Local(Box::new(node))),
-        Err(OpenError::Running) => Ok(Access::Remote(Client::for_node(
-            &config,
-            &data.admin_token()?,
-        )?)),
-        Err(OpenError::Other(e)) => Err(e),
-    }
-}
-
-fn require_initialised(node: &Node, data: &DataDir) -> anyhow::Result<()> {
-    if !node.kernel.is_initialised()? {
-        bail!(
-            "{} is not initialised (run `weft init`)",
-            data.path.display()
-        );
-    }
-    Ok(())
-}
-
-async fn publish(access: &Access, name: &str, draft: Map<String, Value>) -> anyhow::Result<String> {
-    match access {
-        Access::Local(node) => {
-            let id = node.kernel.store().read()?.actor_id_by_name(name)?;
-            let id = id.with_context(|| format!("no actor named `{name}` on this node"))?;
-            Ok(node.kernel.publish_by_admin(&id, draft).await?.json)
+            .await
         }
-        Access::Remote(client) => Ok(client.publish_as(name, &draft).await?.to_string()),
-    }
-}
-
-/// Prints `weft module pending`.
-fn print_pending(pending: &Value) {
-    let modules = pending["modules"].as_array().cloned().unwrap_or_default();
-    let activities = pending["activities"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    if modules.is_empty() && activities.is_empty() {
-        println!("no pending modules and no parked activities");
-        return;
-    }
-    println!("pending modules:");
-    for m in &modules {
-        println!(
-            "  {:<20} {:<18} {} parked  module {}  by {}",
-            m["verb"].as_str().unwrap_or_default(),
-            m["state"].as_str().unwrap_or_default(),
-            m["parked"],
-            m["module"].as_str().unwrap_or("?"),
-            m["definer"].as_str().unwrap_or("?"),
-        );
-        println!("    {}", m["reason"].as_str().unwrap_or_default());
-    }
-    println!("parked activities:");
-    for a in &activities {
-        println!(
-            "  {:<20} {}  from {}  received {}",
-            a["verb"].as_str().unwrap_or_default(),
-            a["id"].as_str().unwrap_or_default(),
-            a["actor"].as_str().unwrap_or("?"),
-            a["received"].as_str().unwrap_or_default(),
-        );
-    }
-}
-
-/// A core WebAssembly module built with wit-bindgen (the Rust SDK, or
-/// `cargo build --target wasm32-unknown-unknown`) carries its WIT world in a
-/// custom section; one built from C with the SDK's committed bindings (no
-/// wit-bindgen at build time) does not, and gets `world` of the contract
-/// embedded. Either becomes the component the node runs. A component
-/// passes through unchanged.
-fn componentize(bytes: Vec<u8>, world: &str) -> anyhow::Result<Vec<u8>> {
-    if !bytes.starts_with(b"\0asm\x01\0\0\0") {
-        return Ok(bytes);
-    }
-    let encode = |core: &[u8]| {
-        wit_component::ComponentEncoder::default()
-            .module(core)
-            .and_then(|encoder| encoder.validate(true).encode())
-    };
-    // Without a `component-type` section the encoder makes an empty
-    // component of it, exporting nothing: embed the world first.
-    let has_world = wasmparser::Parser::new(0).parse_all(&bytes).any(|payload| {
-        matches!(payload, Ok(wasmparser::Payload::CustomSection(c))
-                if c.name().starts_with("component-type"))
-    });
-    let first = if has_world {
-        encode(&bytes)
-    } else {
-        Err(anyhow::anyhow!("the core module carries no WIT world"))
-    };
-    let component = match first {
-        Ok(component) => component,
-        Err(first) => {
-            let mut resolve = wit_parser::Resolve::default();
-            let package = resolve.push_str("weft.wit", weft_runtime::WIT)?;
-            let world = resolve.select_world(&[package], Some(world))?;
-            let mut core = bytes.clone();
-            wit_component::embed_component_metadata(
-                &mut core,
-                &resolve,
-                world,
-                wit_component::StringEncoding::UTF8,
-            )?;
-            encode(&core).map_err(|_| first).context(
-                "it is a core WebAssembly module that does not fit the weft WIT world: build it \
-                 with an SDK (sdk/), or make a component with `wasm-tools component new`",
-            )?
+        Command::DeadLetter(command) => {
+            with_client(&data, &target, |client| async move {
+                dead_letter::run(&client, command, out).await
+            })
+            .await
         }
-    };
-    eprintln!(
-        "made a component of the core module ({} → {} bytes)",
-        bytes.len(),
-        component.len()
-    );
-    Ok(component)
+    }
+}
+
+/// Reaches the node `target` names, runs `command` against it, and then
+/// closes a node opened in-process (whether the command succeeded or not).
+async fn with_client<F, Fut>(data: &DataDir, target: &Target, command: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let client = Client::connect(data, target)?;
+    let result = command(client.clone()).await;
+    client.close().await;
+    result
 }
 
 /// Runs the benchmark tool, `weft-bench`, from the folder `weft` is in (or

@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use weft_core::identity::actor::{self, IdentityError, Signature};
 use weft_core::identity::{ActorState, multikey};
 use weft_core::model::Signed;
+use weft_core::wire;
 
 const ALICE: &str = "http://127.0.0.1:9999/actors/alice";
 
@@ -509,8 +510,8 @@ fn the_actor_document_carries_the_key_history() -> Result<(), IdentityError> {
         &key(1),
     );
     let rotated = apply(&state, &rot)?;
-    let doc = weft_http::actors::actor_document(&rotated, None);
-    let keys = actor::keys_from_document(&doc)?;
+    let doc = wire::actor::document(&rotated, None);
+    let keys = wire::actor::keys_from_document(&doc)?;
     assert_eq!(keys, rotated.keys);
     // The current log key is the last one not superseded.
     let current = doc["assertionMethod"]
@@ -528,13 +529,13 @@ fn the_actor_document_carries_the_key_history() -> Result<(), IdentityError> {
     // that key (an RSA key, not a log key), which a rotation leaves alone.
     assert!(doc.get("publicKey").is_none(), "{doc}");
     let pem = "-----BEGIN PUBLIC KEY-----\nMIIBIjAN\n-----END PUBLIC KEY-----\n";
-    let with_key = weft_http::actors::actor_document(&rotated, Some(pem));
+    let with_key = wire::actor::document(&rotated, Some(pem));
     assert_eq!(
         with_key["publicKey"],
         json!({"id": format!("{ALICE}#main-key"), "owner": ALICE, "publicKeyPem": pem})
     );
     assert_eq!(
-        weft_http::actors::actor_document(&state, Some(pem))["publicKey"],
+        wire::actor::document(&state, Some(pem))["publicKey"],
         with_key["publicKey"]
     );
     assert_eq!(with_key["assertionMethod"], doc["assertionMethod"]);
@@ -542,7 +543,7 @@ fn the_actor_document_carries_the_key_history() -> Result<(), IdentityError> {
     // A document whose key ids point at another actor is refused.
     let mut forged = doc.clone();
     forged["assertionMethod"][0]["id"] = json!("http://127.0.0.1:9998/actors/mallory#key-1");
-    assert!(actor::keys_from_document(&forged).is_err());
+    assert!(wire::actor::keys_from_document(&forged).is_err());
     Ok(())
 }
 

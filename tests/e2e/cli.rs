@@ -1,6 +1,9 @@
 //! `weft init`, `weft run`, `weft actor create` and `weft publish`, with the
-//! node stopped (the CLI opens the data folder) and running (the CLI goes
-//! through the HTTP API with the admin token).
+//! node stopped and running: either way the CLI goes through the node's
+//! HTTP API with the admin token — in-process (the data folder opened, the
+//! same router without a socket) when the node is stopped, over HTTP when
+//! it runs or when `--node URL --token T` names it. `--json` prints the
+//! node's answer.
 
 use serde_json::{Value, json};
 
@@ -426,6 +429,246 @@ async fn a_node_refuses_a_busy_port_and_a_readable_key_store() -> anyhow::Result
         status, 404,
         "gina was not created while the keys were unsafe"
     );
+    weft.stop()?;
+    Ok(())
+}
+
+/// `--json` prints the node's JSON answer, pretty, instead of the text;
+/// with the node stopped (in-process) and running (over HTTP) alike.
+#[tokio::test]
+async fn json_output_is_the_nodes_answer_stopped_and_running() -> anyhow::Result<()> {
+    let mut weft = Weft::init()?;
+    for running in [false, true] {
+        if running {
+            weft.start().await?;
+        }
+        let name = if running { "jo" } else { "jay" };
+        let out = weft.ok(&["--json", "actor", "create", name])?;
+        let created: Value = serde_json::from_str(&out)
+            .map_err(|e| anyhow::anyhow!("actor create --json is not JSON ({e}): {out}"))?;
+        assert!(out.contains("\n  \""), "pretty-printed: {out}");
+        assert_eq!(created["id"], format!("{}/actors/{name}", weft.base));
+        assert_eq!(created["name"], name);
+        assert!(
+            created["token"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("weft_")),
+            "{created}"
+        );
+        assert_eq!(created["activity"]["type"], "Create", "{created}");
+
+        // The flag goes anywhere on the line.
+        let out = weft.ok(&["module", "list", "--json"])?;
+        let registry: Value = serde_json::from_str(&out)
+            .map_err(|e| anyhow::anyhow!("module list --json is not JSON ({e}): {out}"))?;
+        let verbs: Vec<&str> = registry["verbs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["name"].as_str())
+            .collect();
+        assert!(verbs.contains(&"Follow"), "{registry}");
+        assert!(
+            registry["projections"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty()),
+            "{registry}"
+        );
+        // The same registry as the node serves.
+        if running {
+            assert_eq!(
+                registry,
+                weft.get_ok("/projections/define-registry", None).await?
+            );
+        }
+
+        let draft = note("as json").to_string();
+        let out = weft.cli_stdin_ok(&["--json", "publish", "--actor", name, "-"], &draft)?;
+        let published = activity_from(&out)?;
+        assert_eq!(published["actor"], created["id"]);
+        assert!(out.contains("\n  \""), "pretty-printed: {out}");
+
+        let out = weft.ok(&["--json", "dead-letter", "list"])?;
+        let dead: Value = serde_json::from_str(&out)?;
+        assert_eq!(dead["totalItems"], 0, "{dead}");
+        let out = weft.ok(&["--json", "module", "pending"])?;
+        let pending: Value = serde_json::from_str(&out)?;
+        assert!(pending["modules"].is_array(), "{pending}");
+
+        // Without --json the text stays as it was.
+        let out = weft.ok(&["dead-letter", "list"])?;
+        assert_eq!(out.trim(), "no dead letters");
+    }
+    weft.stop()?;
+    Ok(())
+}
+
+/// A command against a stopped node goes in-process through the node's
+/// own router: what it did is there when the node runs.
+#[tokio::test]
+async fn commands_against_a_stopped_node_run_in_process() -> anyhow::Result<()> {
+    let mut weft = Weft::init()?;
+    let (id, token) = weft.create_actor("kai")?;
+    let published = activity_from(&weft.cli_stdin_ok(
+        &["publish", "--actor", "kai", "-"],
+        &note("offline").to_string(),
+    )?)?;
+    assert_eq!(published["actor"], id.as_str());
+    assert_eq!(published["seq"], 2);
+    let rotation = activity_from(&weft.ok(&["actor", "rotate", "kai"])?)?;
+    assert_eq!(rotation["seq"], 3);
+    let out = weft.ok(&["projection", "rebuild", "feed"])?;
+    assert!(
+        out.starts_with("rebuilt `feed` from "),
+        "a rebuild runs in-process too: {out}"
+    );
+    // The node's own errors, with its reasons.
+    let err = weft.fails(&["projection", "rebuild", "no-such-projection"])?;
+    assert!(err.contains("no-such-projection"), "{err}");
+    let err = weft.fails(&["module", "approve", "Nothing"])?;
+    assert!(err.contains("Nothing"), "{err}");
+    // A token that is not the node's is refused in-process as over HTTP.
+    let err = weft.fails(&["--token", "weft_wrong", "actor", "create", "lee"])?;
+    assert!(err.contains("refused") && err.contains("--token"), "{err}");
+
+    weft.start().await?;
+    let stored = weft
+        .get_ok(&format!("/activities/{}", cid(&published)), None)
+        .await?;
+    assert_eq!(
+        stored, published,
+        "the node serves what was published while stopped"
+    );
+    let log = weft.walk_log("kai", &token).await?;
+    assert_eq!(log.len(), 3, "Create, the note and the rotation: {log:?}");
+    assert_eq!(log[2], rotation);
+    let (status, _) = weft.get("/actors/lee", None).await?;
+    assert_eq!(status, 404, "the refused command created nothing");
+    weft.stop()?;
+    Ok(())
+}
+
+/// `--node URL --token T` (or `WEFT_NODE`, `WEFT_TOKEN`) reaches a node
+/// over HTTP from anywhere, without its data folder; a wrong token is
+/// refused with a clear message and a failing exit status.
+#[tokio::test]
+async fn node_and_token_reach_a_remote_node_without_its_data_folder() -> anyhow::Result<()> {
+    let mut weft = Weft::init()?;
+    weft.start().await?;
+    // Another machine, as far as the CLI can tell: a data folder with no
+    // node in it.
+    let elsewhere = Weft::uninitialised()?;
+    let (base, admin) = (weft.base.clone(), weft.admin.clone());
+    let remote = ["--node", base.as_str(), "--token", admin.as_str()];
+    let with = |args: &[&str]| -> Vec<String> {
+        remote.iter().chain(args).map(|a| (*a).to_owned()).collect()
+    };
+    let args = with(&["actor", "create", "remy"]);
+    let out = elsewhere.ok(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let (id, token) = created_from(&out)?;
+    assert_eq!(id, format!("{}/actors/remy", weft.base));
+
+    let args = with(&["publish", "--actor", "remy", "-"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let published = activity_from(&elsewhere.cli_stdin_ok(&args, &note("remote").to_string())?)?;
+    assert_eq!(published["actor"], id.as_str());
+    let log = weft.walk_log("remy", &token).await?;
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[1], published);
+
+    let args = with(&["--json", "module", "list"]);
+    let out = elsewhere.ok(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let registry: Value = serde_json::from_str(&out)?;
+    assert_eq!(
+        registry,
+        weft.get_ok("/projections/define-registry", None).await?
+    );
+    assert!(
+        !elsewhere.data.exists(),
+        "the CLI made no data folder of its own"
+    );
+
+    // The same through the environment.
+    let out = elsewhere
+        .command(&["actor", "rotate", "remy"])
+        .env("WEFT_NODE", &weft.base)
+        .env("WEFT_TOKEN", &weft.admin)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let rotation = activity_from(&crate::support::success(out, "rotate with WEFT_NODE")?)?;
+    assert_eq!(rotation["type"], "Update");
+    assert_eq!(rotation["seq"], 3);
+
+    // A wrong token: a clear error, a failing exit status, nothing done.
+    let err = elsewhere.fails(&[
+        "--node",
+        &weft.base,
+        "--token",
+        "weft_not-the-admin-token",
+        "actor",
+        "create",
+        "mallory",
+    ])?;
+    assert!(
+        err.contains("refused") && err.contains("401") && err.contains("--token"),
+        "a wrong token is called out, with what to do: {err}"
+    );
+    assert!(
+        err.contains(&weft.base),
+        "the message names the node: {err}"
+    );
+    // An actor's token is not the admin's.
+    let err = elsewhere.fails(&[
+        "--node", &weft.base, "--token", &token, "actor", "create", "mallory",
+    ])?;
+    assert!(err.contains("refused") && err.contains("403"), "{err}");
+    let (status, _) = weft.get("/actors/mallory", None).await?;
+    assert_eq!(status, 404, "nothing was created");
+    // No token at all, and a node that is not there.
+    let err = elsewhere.fails(&["--node", &weft.base, "module", "list"])?;
+    assert!(err.contains("--token"), "{err}");
+    weft.stop()?;
+    let err = elsewhere.fails(
+        &remote
+            .iter()
+            .chain(&["module", "list"])
+            .copied()
+            .collect::<Vec<_>>(),
+    )?;
+    assert!(
+        err.contains("cannot reach") && err.contains(&weft.base),
+        "{err}"
+    );
+    Ok(())
+}
+
+/// `--node https://…` trusts the usual roots and `WEFT_CA_FILE`'s.
+#[tokio::test]
+async fn node_over_https_trusts_the_ca_file() -> anyhow::Result<()> {
+    let ca = crate::support::TestCa::new()?;
+    let mut weft = Weft::init_tls(&ca)?;
+    weft.start().await?;
+    let elsewhere = Weft::uninitialised()?;
+    let ca_file = elsewhere.write_file("ca.pem", &ca.pem)?;
+    let args = [
+        "--node",
+        weft.base.as_str(),
+        "--token",
+        weft.admin.as_str(),
+        "actor",
+        "create",
+        "tess",
+    ];
+    let out = elsewhere
+        .command(&args)
+        .env("WEFT_CA_FILE", &ca_file)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let (id, _) = created_from(&crate::support::success(out, "actor create over https")?)?;
+    assert_eq!(id, format!("{}/actors/tess", weft.base));
+    // Without the CA the node's certificate is not trusted.
+    let err = elsewhere.fails(&args)?;
+    assert!(err.contains("cannot reach"), "{err}");
     weft.stop()?;
     Ok(())
 }

@@ -5,6 +5,10 @@
 //! The child is killed on drop, so a failing test never leaves a process
 //! behind; its stdout and stderr go to files in the temp folder so a failure
 //! can show what the node said.
+//!
+//! Not the HTTP helpers, chain checks, fixtures and polling: those are
+//! `weft-test-support`'s, shared with the API and module tests, and
+//! re-exported here under the names these tests import.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -12,13 +16,12 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use serde_json::{Value, json};
+use serde_json::Value;
+use weft_test_support::Api;
+pub use weft_test_support::{PUBLIC, cid, cid_of, note};
 
 /// The `weft` binary cargo built for this test target.
 pub const WEFT: &str = env!("CARGO_BIN_EXE_weft");
-
-/// The ActivityStreams Public collection.
-pub const PUBLIC: &str = "https://www.w3.org/ns/activitystreams#Public";
 
 /// How long a node may take to answer `/health` or to exit after SIGTERM.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -51,9 +54,7 @@ impl Weft {
         let tmp = tempfile::tempdir().context("cannot make a temp folder")?;
         let data = tmp.path().join("data");
         let port = free_port()?;
-        weft_federation::install_crypto();
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(weft_federation::fetch::POOL_IDLE)
+        let http = weft_test_support::http::client_builder()
             .timeout(Duration::from_secs(30))
             .build()?;
         Ok(Self {
@@ -87,8 +88,7 @@ impl Weft {
         );
         std::fs::write(weft.data.join("weft.toml"), toml)?;
         weft.base = format!("https://127.0.0.1:{}", weft.port);
-        weft.http = reqwest::Client::builder()
-            .pool_idle_timeout(weft_federation::fetch::POOL_IDLE)
+        weft.http = weft_test_support::http::client_builder()
             .timeout(Duration::from_secs(30))
             .add_root_certificate(reqwest::Certificate::from_pem(tls.pem.as_bytes())?)
             .build()?;
@@ -144,10 +144,7 @@ impl Weft {
         cmd.env("WEFT_ALLOW_PRIVATE_ADDRESSES", "true");
         cmd.env("RUST_LOG", "info");
         // Compile the built-in modules once per test run, not once per node.
-        cmd.env(
-            "WEFT_MODULE_CACHE",
-            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("weft-module-cache"),
-        );
+        cmd.env("WEFT_MODULE_CACHE", weft_test_support::module_cache!());
         cmd.arg("--data").arg(&self.data).args(args);
         cmd
     }
@@ -244,15 +241,7 @@ impl Weft {
     pub fn wait_listening(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait()?
-            {
-                self.child = None;
-                bail!(
-                    "weft run exited with {status} before listening; its stderr:\n{}",
-                    self.stderr()
-                );
-            }
+            self.still_running("listening")?;
             if std::net::TcpStream::connect(self.listen()).is_ok() {
                 return Ok(());
             }
@@ -265,19 +254,26 @@ impl Weft {
         }
     }
 
+    /// Fails, with its stderr, if the node's process has exited before
+    /// `doing` what it was waited for.
+    fn still_running(&mut self, doing: &str) -> anyhow::Result<()> {
+        if let Some(child) = self.child.as_mut()
+            && let Some(status) = child.try_wait()?
+        {
+            self.child = None;
+            bail!(
+                "weft run exited with {status} before {doing}; its stderr:\n{}",
+                self.stderr()
+            );
+        }
+        Ok(())
+    }
+
     async fn wait_healthy(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + PATIENCE;
         let url = format!("{}/health", self.base);
         loop {
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait()?
-            {
-                self.child = None;
-                bail!(
-                    "weft run exited with {status} before serving; its stderr:\n{}",
-                    self.stderr()
-                );
-            }
+            self.still_running("serving")?;
             let answer = self
                 .http
                 .get(&url)
@@ -385,51 +381,28 @@ impl Weft {
 
     /// Creates an actor over HTTP with the admin token; returns (id, token).
     pub async fn create_actor_http(&self, name: &str) -> anyhow::Result<(String, String)> {
-        let response = self
-            .http
-            .post(format!("{}/actors", self.base))
-            .bearer_auth(&self.admin)
-            .json(&json!({"name": name}))
-            .send()
-            .await?;
-        let status = response.status();
-        let body: Value = response.json().await?;
-        ensure!(status == 201, "creating {name}: {status} {body}");
-        Ok((
-            body["id"].as_str().context("no id")?.to_owned(),
-            body["token"].as_str().context("no token")?.to_owned(),
-        ))
+        self.api().create_actor(&self.admin, name).await
     }
 
     /// `POST /activity` with `token`; returns (status, body).
     pub async fn post_activity(&self, token: &str, draft: &Value) -> anyhow::Result<(u16, Value)> {
-        let response = self
-            .http
-            .post(format!("{}/activity", self.base))
-            .bearer_auth(token)
-            .json(draft)
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        Ok((status, response.json().await.unwrap_or(Value::Null)))
+        self.api().publish(token, draft).await
     }
 
     /// GET `path` (optionally with a bearer token); returns (status, body).
     pub async fn get(&self, path: &str, token: Option<&str>) -> anyhow::Result<(u16, Value)> {
-        let mut request = self.http.get(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        Ok((status, response.json().await.unwrap_or(Value::Null)))
+        self.api().get(path, token).await
     }
 
     /// GET `path`, which must answer 200; returns the JSON body.
     pub async fn get_ok(&self, path: &str, token: Option<&str>) -> anyhow::Result<Value> {
-        let (status, body) = self.get(path, token).await?;
-        ensure!(status == 200, "GET {path}: {status} {body}");
-        Ok(body)
+        self.api().get_ok(path, token).await
+    }
+
+    /// A handle on the node's HTTP API (its client and base URL as they are
+    /// now).
+    pub fn api(&self) -> Api {
+        Api::new(self.http.clone(), self.base.clone())
     }
 
     /// Writes `contents` to a file in the temp folder; returns its path.
@@ -442,7 +415,7 @@ impl Weft {
     /// Walks an actor's whole log with `?since=&limit=200` and its token,
     /// checking it is a gap-free chain: seq 1..n in order, seq 1 has
     /// `prev: null`, every other `prev` is the content id of the one
-    /// before.
+    /// before ([`weft_test_support::assert_linked`]).
     /// Returns the activities, oldest first.
     pub async fn walk_log(&self, name: &str, token: &str) -> anyhow::Result<Vec<Value>> {
         let mut items: Vec<Value> = Vec::new();
@@ -457,29 +430,14 @@ impl Weft {
             let batch = page["orderedItems"]
                 .as_array()
                 .context("a page without orderedItems")?;
-            for item in batch {
-                let expected_seq = items.len() as u64 + 1;
-                ensure!(
-                    item["seq"].as_u64() == Some(expected_seq),
-                    "{name}'s log has a gap: expected seq {expected_seq}, got {}",
-                    item["seq"]
-                );
-                // `prev` is the content id of the activity before (the
-                // chain links content ids; `id` is its URL on the wire).
-                let expected_prev = items.last().map_or(Value::Null, |p| Value::String(cid(p)));
-                ensure!(
-                    item["prev"] == expected_prev,
-                    "{name}'s seq {expected_seq} has prev {} but the previous id is {expected_prev}",
-                    item["prev"]
-                );
-                items.push(item.clone());
-            }
+            items.extend(batch.iter().cloned());
             if page.get("next").is_none() {
                 break;
             }
             ensure!(!batch.is_empty(), "an empty page with a next link");
             since = cid(items.last().context("no last item")?);
         }
+        weft_test_support::assert_linked(&items, name)?;
         Ok(items)
     }
 }
@@ -570,35 +528,19 @@ pub fn activity_from(stdout: &str) -> anyhow::Result<Value> {
     Ok(value)
 }
 
-/// A public Note draft.
-/// Polls `check` every 100 ms until it answers `Some`, for at most `seconds`.
-pub async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "timed out after {seconds} s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Polls `check` every 100 ms (these nodes are processes, polled over
+/// HTTP) until it answers `Some`, for at most `seconds`.
+pub async fn eventually<T>(
+    seconds: u64,
+    what: &str,
+    check: impl AsyncFnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    weft_test_support::eventually_every(Duration::from_millis(100), seconds, what, check).await
 }
 
 /// Publishes `draft` with `token` and expects 201; returns the activity.
 pub async fn publish(weft: &Weft, token: &str, draft: Value) -> anyhow::Result<Value> {
-    let (status, body) = weft.post_activity(token, &draft).await?;
-    ensure!(status == 201, "publishing {draft}: {status} {body}");
-    Ok(body)
-}
-
-pub fn note(content: &str) -> Value {
-    json!({"type": "Create", "object": {"type": "Note", "content": content}, "to": [PUBLIC]})
+    weft.api().publish_ok(token, &draft).await
 }
 
 /// The Unix permission bits of `path`.
@@ -655,15 +597,4 @@ pub async fn collection(weft: &Weft, name: &str, which: &str) -> anyhow::Result<
         .get_ok(&format!("/actors/{name}/{which}"), None)
         .await?;
     Ok(body["orderedItems"].as_array().cloned().unwrap_or_default())
-}
-
-/// The content id of a weft activity (its `id` is `…/activities/{cid}`).
-pub fn cid(activity: &Value) -> String {
-    cid_of(activity["id"].as_str().unwrap_or_default()).to_owned()
-}
-
-/// The content id a weft activity id names: the `{cid}` of
-/// `…/activities/{cid}`, or the id itself when it is bare.
-pub fn cid_of(id: &str) -> &str {
-    id.rsplit_once("/activities/").map_or(id, |(_, cid)| cid)
 }

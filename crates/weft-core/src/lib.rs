@@ -1,6 +1,8 @@
 //! weft's core: the data model (the signed activity envelope, content ids,
-//! canonical JSON) and identity (keys, the key store, actor documents, the
-//! RSA keys the fediverse verifies).
+//! canonical JSON), identity (actor state and its key-history rules, keys,
+//! the key store, the RSA keys the fediverse verifies) and wire formats
+//! (media types and the JSON shapes weft writes and reads: actor documents,
+//! collections, WebFinger, NodeInfo).
 //!
 //! No network, no async runtime, no database: the one file it touches is
 //! the secret key store (`identity::keystore`). Every layer above it

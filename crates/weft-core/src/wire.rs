@@ -1,7 +1,24 @@
-//! Wire formats shared by the node's server and its client side: media types
-//! and the ActivityStreams shapes weft writes and reads.
+//! Wire formats shared by the node's server and its client side: media
+//! types, and the JSON shapes weft writes and reads (docs/architecture.md
+//! §9, §11). Each shape is built and parsed in one module: the actor
+//! document and an actor's first activity (`actor`), ordered collections,
+//! their pages and page links (`collection`), the object a `Create` makes
+//! as it is served (`object`), the registry view of a node's modules
+//! (`registry`), WebFinger (`webfinger`) and NodeInfo (`nodeinfo`).
 //!
-//! What is here is the format, not the transport: no HTTP types, no I/O.
+//! What is here is the format, not the transport or the policy: no HTTP
+//! types, no I/O, and no decision about whom to trust (identity's key
+//! rules are `identity::actor`'s, what a peer may claim is federation's).
+
+pub mod actor;
+pub mod collection;
+pub mod nodeinfo;
+pub mod object;
+pub mod registry;
+pub mod webfinger;
 
 /// The media type of activities and actor documents.
 pub const ACTIVITY_JSON: &str = "application/activity+json";
+
+/// The ActivityStreams context every published activity names.
+pub const AS_CONTEXT: &str = "https://www.w3.org/ns/activitystreams";

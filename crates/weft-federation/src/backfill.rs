@@ -18,6 +18,7 @@ use super::Federation;
 use super::fetch::Budget;
 use super::inbox::parse;
 use weft_core::model::Signed;
+use weft_core::wire::collection::{self, ordered_items};
 use weft_kernel::FederationWrite;
 use weft_store::BackfillJob;
 
@@ -229,7 +230,7 @@ async fn pull_forward(
     outbox: &str,
     budget: &Budget,
 ) -> Result<Vec<Value>, Stop> {
-    let mut url = format!("{outbox}?limit={PAGE}");
+    let mut url = collection::since_url(outbox, None, PAGE);
     let mut out = Vec::new();
     loop {
         let page = fetch(federation, &url, budget).await?;
@@ -239,7 +240,7 @@ async fn pull_forward(
         if out.len() as u64 >= MAX_ITEMS || empty {
             break;
         }
-        match page.get("next").and_then(Value::as_str) {
+        match collection::next(&page) {
             Some(next) if next.starts_with(outbox) => url = next.to_owned(),
             _ => break,
         }
@@ -260,7 +261,7 @@ async fn pull_back(
     'pages: loop {
         let page = fetch(
             federation,
-            &format!("{outbox}?page={page_no}&limit={PAGE}"),
+            &collection::page_url(outbox, page_no, Some(PAGE)),
             budget,
         )
         .await?;
@@ -291,14 +292,6 @@ async fn fetch(federation: &Federation, url: &str, budget: &Budget) -> Result<Va
             Stop::Transient(e.to_string())
         }
     })
-}
-
-/// The entries of one outbox page (`orderedItems`), objects only.
-pub fn ordered_items(page: &Value) -> Vec<Value> {
-    match page.get("orderedItems") {
-        Some(Value::Array(items)) => items.iter().filter(|i| i.is_object()).cloned().collect(),
-        _ => Vec::new(),
-    }
 }
 
 #[cfg(test)]

@@ -21,12 +21,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::Federation;
 use super::fetch::Budget;
 use super::inbox::parse;
 use weft_core::model::Signed;
+use weft_core::wire::registry;
 use weft_kernel::registry::DEFINE_ACTIVITY;
 use weft_kernel::{FederationWrite, Ingested, Kernel, KernelError, audience_origin};
 use weft_store::{Parked, PendingModule, PendingState};
@@ -293,15 +294,9 @@ impl Federation {
             .get_json(&registry_url, &budget)
             .await
             .map_err(|e| format!("cannot read the author's registry: {e}"))?;
-        let entry = view["verbs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|v| v["name"] == verb)
+        let listed = registry::verb(&view, verb)
             .ok_or_else(|| format!("{registry_url} defines no verb `{verb}`"))?;
-        let (Some(define_id), Some(module)) =
-            (entry["definedBy"].as_str(), entry["module"].as_str())
-        else {
+        let (Some(define_id), Some(module)) = listed else {
             return Err(format!(
                 "{registry_url} lists `{verb}` without `definedBy` and `module`"
             ));
@@ -593,51 +588,4 @@ async fn unpark(kernel: &Kernel, p: &Parked) -> Result<(), KernelError> {
             id: p.id.clone(),
         }])
         .await
-}
-
-/// The pending modules and parked activities, as the admin endpoint and
-/// `weft module pending` show them.
-pub fn describe_pending(kernel: &Kernel) -> Result<Value, KernelError> {
-    let reader = kernel.store().read()?;
-    let parked = reader.parked(None)?;
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for p in &parked {
-        *counts.entry(p.verb.as_str()).or_default() += 1;
-    }
-    let modules: Vec<Value> = reader
-        .pending_modules()?
-        .into_iter()
-        .map(|m| {
-            json!({
-                "verb": m.verb,
-                "state": m.state.as_str(),
-                "reason": m.reason,
-                "origin": m.origin,
-                "definer": m.definer,
-                "module": m.module,
-                "definedBy": m.define.as_deref()
-                    .and_then(|d| serde_json::from_str::<Value>(d).ok())
-                    .and_then(|d| d.get("id").cloned()),
-                "parked": counts.get(m.verb.as_str()).copied().unwrap_or(0),
-                "updated": m.updated_at,
-            })
-        })
-        .collect();
-    let activities: Vec<Value> = parked
-        .iter()
-        .map(|p| {
-            let actor = serde_json::from_str::<Value>(&p.json)
-                .ok()
-                .and_then(|v| v.get("actor").cloned());
-            json!({
-                "verb": p.verb,
-                "id": p.id,
-                "actor": actor,
-                "recipients": p.recipients,
-                "backfilled": p.backfilled,
-                "received": p.received_at,
-            })
-        })
-        .collect();
-    Ok(json!({"modules": modules, "activities": activities}))
 }

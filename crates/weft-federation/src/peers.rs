@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::fetch::{Budget, FetchError, Fetcher};
 use weft_core::identity::KeyRecord;
-use weft_core::identity::actor::keys_from_document;
+use weft_core::wire::actor::{self as document, keys_from_document};
 use weft_kernel::{FederationWrite, Kernel, KernelError};
 use weft_store::Peer;
 
@@ -240,10 +240,7 @@ pub fn parse(url: &str, doc: &Value) -> Result<Peer, PeerError> {
             "its `id` is `{id}`, not the URL it was fetched from"
         )));
     }
-    let inbox = doc
-        .get("inbox")
-        .and_then(Value::as_str)
-        .ok_or_else(|| problem("it has no `inbox`".into()))?;
+    let inbox = document::inbox(doc).ok_or_else(|| problem("it has no `inbox`".into()))?;
     let origin = weft_kernel::audience_origin(url);
     if origin.is_none() || weft_kernel::audience_origin(inbox) != origin {
         return Err(problem(format!(
@@ -253,11 +250,7 @@ pub fn parse(url: &str, doc: &Value) -> Result<Peer, PeerError> {
     // A weft actor lists its log keys with their history; an ordinary
     // ActivityPub actor (Mastodon's, say) has none, only the `publicKey`
     // its requests are signed with, read when a signature is checked.
-    let weft = doc
-        .get("assertionMethod")
-        .and_then(Value::as_array)
-        .is_some_and(|methods| methods.iter().any(|m| m.get("validFromSeq").is_some()));
-    let keys = if weft {
+    let keys = if document::has_key_history(doc) {
         keys_from_document(doc).map_err(|e| problem(e.to_string()))?
     } else {
         Vec::new()

@@ -20,6 +20,7 @@ use super::httpsig::{self, Evidence, PublicKey};
 use super::inbox::InboxError;
 use super::peers::PeerError;
 use super::{Federation, FetchError};
+use weft_core::wire::actor::ListedKey;
 
 /// Most verified keys kept; past it the memory starts over.
 const MAX_KEPT: usize = 65_536;
@@ -200,42 +201,14 @@ impl Federation {
     }
 }
 
-/// The key `key_id` as `owner`'s document (JSON text) lists it: a
-/// `publicKey` (one or several) owned by `owner`, or a Multikey of
-/// `assertionMethod` controlled by `owner`.
+/// The key `key_id` as `owner`'s document (JSON text) lists it
+/// (`weft_core::wire::actor::listed_key`), parsed.
 fn listed_key(document: &str, owner: &str, key_id: &str) -> Option<PublicKey> {
     let doc: Value = serde_json::from_str(document).ok()?;
-    let as_list = |v: Option<&Value>| -> Vec<Value> {
-        match v {
-            Some(Value::Array(items)) => items.clone(),
-            Some(item @ Value::Object(_)) => vec![item.clone()],
-            _ => Vec::new(),
-        }
-    };
-    for key in as_list(doc.get("publicKey")) {
-        let owned = key
-            .get("owner")
-            .and_then(Value::as_str)
-            .is_none_or(|o| o == owner);
-        if key.get("id").and_then(Value::as_str) == Some(key_id) && owned {
-            return key
-                .get("publicKeyPem")
-                .and_then(Value::as_str)
-                .and_then(|pem| PublicKey::from_pem(pem).ok());
-        }
+    match weft_core::wire::actor::listed_key(&doc, owner, key_id)? {
+        ListedKey::Pem(pem) => PublicKey::from_pem(pem).ok(),
+        ListedKey::Ed25519(key) => Some(PublicKey::Ed25519(key.to_bytes())),
     }
-    for method in as_list(doc.get("assertionMethod")) {
-        let controlled = method
-            .get("controller")
-            .and_then(Value::as_str)
-            .is_none_or(|c| c == owner);
-        if method.get("id").and_then(Value::as_str) == Some(key_id) && controlled {
-            let multibase = method.get("publicKeyMultibase").and_then(Value::as_str)?;
-            let key = weft_core::identity::multikey::decode(multibase).ok()?;
-            return Some(PublicKey::Ed25519(key.to_bytes()));
-        }
-    }
-    None
 }
 
 fn key_fetch(key_id: &str, e: FetchError) -> InboxError {

@@ -37,6 +37,30 @@ pub fn guest_target_dir(root: &Path) -> PathBuf {
         .join("guests")
 }
 
+/// What every guest depends on besides its own source (relative to the
+/// workspace root): the SDK, the WIT, and the `guest` profile and the
+/// guests' locked dependencies.
+const SHARED_SOURCES: &[&str] = &["sdk/rust", "sdk/wit", "Cargo.toml", "Cargo.lock"];
+
+/// The whole build script of a crate that embeds guests: it runs again
+/// when `sources` (the guests' own source, relative to the workspace root)
+/// or what every guest shares changes; it builds `guests` ((world,
+/// package) pairs) and makes a component of each in `OUT_DIR`. Answers
+/// `OUT_DIR` and the components' paths, in the order of `guests`.
+pub fn build_guests(sources: &[&str], guests: &[(&str, &str)]) -> (PathBuf, Vec<PathBuf>) {
+    let root = workspace_root();
+    let watched: Vec<&str> = sources.iter().chain(SHARED_SOURCES).copied().collect();
+    rerun_if_changed(&root, &watched);
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let target = guest_target_dir(&root);
+    build_worlds(&root, &target, guests);
+    let components = guests
+        .iter()
+        .map(|(_, krate)| componentize(&target, &out, krate))
+        .collect();
+    (out, components)
+}
+
 /// Builds `guests` ((world, package) pairs): the verbs in one cargo run,
 /// the projections in another, so the SDK's `verb` and `projection`
 /// features never unify.

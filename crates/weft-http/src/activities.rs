@@ -5,11 +5,12 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use weft_core::wire::ACTIVITY_JSON;
+use weft_core::wire::{self, ACTIVITY_JSON};
 
+use super::actors::find_id;
 use super::auth::Caller;
 use super::extract::Path;
-use super::{AppState, Problem, body};
+use super::{AppState, Problem, activity_json, body};
 
 /// `POST /activity`: the bearer token names the publishing actor.
 pub async fn publish(
@@ -26,11 +27,7 @@ pub async fn publish(
                 "the admin token does not name an actor; use POST /actors/{name}/outbox to publish as one",
             ));
         }
-        Caller::Anonymous => {
-            return Err(Problem::unauthorized(
-                "publishing needs `Authorization: Bearer <actor token>`",
-            ));
-        }
+        Caller::Anonymous => return Err(anonymous()),
     };
     publish_as(&state, &actor, &headers, body, false).await
 }
@@ -43,20 +40,17 @@ pub async fn publish_to_outbox(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let id = state
-        .kernel
-        .store()
-        .read()?
-        .actor_id_by_name(&name)?
-        .ok_or_else(|| Problem::not_found(format!("no actor named `{name}` on this node")))?;
+    let id = find_id(&state.kernel.store().read()?, &name)?;
     if caller == Caller::Anonymous {
-        return Err(Problem::unauthorized(
-            "publishing needs `Authorization: Bearer <actor token>`",
-        ));
+        return Err(anonymous());
     }
     caller.owns(&id)?;
     let by_admin = caller == Caller::Admin;
     publish_as(&state, &id, &headers, body, by_admin).await
+}
+
+fn anonymous() -> Problem {
+    Problem::unauthorized("publishing needs `Authorization: Bearer <actor token>`")
 }
 
 async fn publish_as(
@@ -101,7 +95,7 @@ pub async fn get(
     if !visible(&record, &caller) {
         return Err(missing());
     }
-    Ok(([(header::CONTENT_TYPE, ACTIVITY_JSON)], record.json).into_response())
+    Ok(activity_json(record.json))
 }
 
 /// `GET /actors/{name}/objects/{seq}`: the object that the activity at
@@ -121,27 +115,9 @@ pub async fn object(
     if !visible(&record, &caller) {
         return Err(missing());
     }
-    let url = weft_kernel::object_url(&actor, seq);
-    let object = match serde_json::from_str::<serde_json::Value>(&record.json) {
-        Ok(serde_json::Value::Object(mut activity)) => match activity.remove("object") {
-            Some(serde_json::Value::Object(mut object))
-                if object.get("id").and_then(serde_json::Value::as_str) == Some(url.as_str()) =>
-            {
-                let context = activity
-                    .remove("@context")
-                    .unwrap_or_else(|| weft_kernel::AS_CONTEXT.into());
-                object.insert("@context".into(), context);
-                object
-            }
-            _ => return Err(missing()),
-        },
-        _ => return Err(missing()),
-    };
-    Ok((
-        [(header::CONTENT_TYPE, ACTIVITY_JSON)],
-        serde_json::Value::Object(object).to_string(),
-    )
-        .into_response())
+    let object = wire::object::document(&record.json, &wire::object::url(&actor, seq))
+        .ok_or_else(missing)?;
+    Ok(activity_json(object.to_string()))
 }
 
 /// Whether `caller` may see `record`: anyone a public one, its actor and

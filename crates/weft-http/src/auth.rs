@@ -2,7 +2,9 @@
 //!
 //! A missing `Authorization` header is an anonymous caller; a header that is
 //! present but malformed or unknown is refused with 401, never downgraded to
-//! anonymous. Whether the caller may do a thing is decided by each handler.
+//! anonymous. Whether the caller may do a thing is decided by each handler,
+//! except for the operator's endpoints, which take the [`Admin`] extractor:
+//! only the admin token passes it.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -58,6 +60,29 @@ impl FromRequestParts<AppState> for Caller {
             None => Err(Problem::unauthorized(
                 "unknown token; use the token printed when the actor was created",
             )),
+        }
+    }
+}
+
+/// The admin token's caller: a handler that takes it runs only for the
+/// node's operator. Without a token the request is refused with 401, with
+/// an actor's with 403.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let what = format!("`{} {}`", parts.method, parts.uri.path());
+        match Caller::from_request_parts(parts, state).await? {
+            Caller::Admin => Ok(Self),
+            Caller::Anonymous => Err(Problem::unauthorized(format!(
+                "{what} needs the admin token"
+            ))),
+            Caller::Actor(_) => Err(Problem::forbidden(format!(
+                "{what} needs the admin token, not an actor's"
+            ))),
         }
     }
 }

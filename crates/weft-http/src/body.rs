@@ -1,4 +1,6 @@
-//! Reading a JSON request body with a size cap, as problem responses.
+//! Reading a request body with a size cap (a JSON object, an activity, an
+//! artifact), and parsing it as JSON, strictly for an inbox; every failure
+//! as a problem response.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
@@ -13,19 +15,22 @@ pub async fn json_object(
     body: Body,
     limit: usize,
 ) -> Result<Map<String, Value>, Problem> {
-    parse_object(&bytes(headers, body, limit).await?)
+    parse_object(&bytes(headers, body, limit, "the body").await?)
 }
 
-/// Reads `body`, at most `limit` bytes (413 past it).
+/// Reads `body`, at most `limit` bytes: 413 past it (or when the declared
+/// `Content-Length` is), saying that `what` (`the body`, `the artifact`)
+/// is too large.
 pub async fn bytes(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
+    what: &str,
 ) -> Result<axum::body::Bytes, Problem> {
     let too_large = || {
         Problem::new(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than the node's limit of {limit} bytes"),
+            format!("{what} is larger than the node's limit of {limit} bytes"),
         )
     };
     let declared = headers

@@ -1,11 +1,12 @@
 //! Federation over HTTP (docs/architecture.md §8, §11): the inbox (`POST` from peers,
 //! `GET` for its owner), the followers and following collections,
-//! WebFinger, and the operator's view of dead letters and forks.
+//! WebFinger and NodeInfo, and the operator's view of deliveries, dead
+//! letters and forks.
 //!
-//! Handlers translate; verifying and storing is `weft_federation`'s job.
+//! Handlers translate; verifying and storing is `weft_federation`'s job,
+//! and the documents are `weft_core::wire`'s.
 
 use std::collections::HashMap;
-use weft_core::wire::ACTIVITY_JSON;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -14,9 +15,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::auth::Caller;
+use super::actors::find;
+use super::auth::{Admin, Caller};
 use super::extract::{Path, Query};
-use super::{AppState, Problem, body};
+use super::paging::{Paging, page_limit, page_number};
+use super::{AppState, Problem, activity_json, body};
+use weft_core::wire::{collection, nodeinfo, webfinger};
 use weft_federation::signatures::{Request as SignedRequest, is_signed};
 use weft_federation::{InboxError, Received};
 use weft_kernel::{FederationWrite, now_ms};
@@ -131,7 +135,7 @@ async fn deliver(
                 .unwrap_or("(not text)")
         ))));
     }
-    let bytes = body::bytes(headers, body, state.config.max_body_bytes)
+    let bytes = body::bytes(headers, body, state.config.max_body_bytes, "the body")
         .await
         .map_err(IntoResponse::into_response)?;
     let activity = body::parse_inbox_object(&bytes).map_err(IntoResponse::into_response)?;
@@ -197,63 +201,31 @@ pub async fn inbox(
     caller: Caller,
 ) -> Result<Response, Problem> {
     let reader = state.kernel.store().read()?;
-    let actor = reader
-        .actor_by_name(&name)?
-        .ok_or_else(|| Problem::not_found(format!("no actor named `{name}` on this node")))?;
+    let actor = find(&reader, &name)?;
     if !caller.owns(&actor.id)? {
         return Err(Problem::unauthorized(
             "an inbox is private: send its owner's token",
         ));
     }
-    let limit = super::actors::page_limit(&query, state.config.page_size)?;
+    let limit = page_limit(&query, state.config.page_size)?;
     let base = format!("{}/inbox", actor.id);
-    let total = reader.inbox_count(&actor.id)?;
-    let pages = total.div_ceil(limit).max(1);
-    let body = match query.get("page") {
-        None => json!({
-            "@context": "https://www.w3.org/ns/activitystreams",
-            "id": base,
-            "type": "OrderedCollection",
-            "totalItems": total,
-            "first": format!("{base}?page=1&limit={limit}"),
-            "last": format!("{base}?page={pages}&limit={limit}"),
-        }),
-        Some(page) => {
-            let page = page
-                .parse::<u64>()
-                .ok()
-                .filter(|p| *p >= 1)
-                .ok_or_else(|| Problem::bad_request("`page` must be a whole number from 1"))?;
-            let newest = total.saturating_sub((page - 1).saturating_mul(limit));
-            let oldest = newest.saturating_sub(limit - 1).max(1);
-            let mut records = if newest == 0 {
-                Vec::new()
-            } else {
-                reader.inbox_range(&actor.id, oldest, newest)?
-            };
-            records.reverse();
-            let items: Vec<Box<RawValue>> = records
+    let paging = Paging {
+        base: &base,
+        total: reader.inbox_count(&actor.id)?,
+        limit,
+        named: true,
+    };
+    let body = match page_number(&query)? {
+        None => paging.collection(),
+        Some(page) => paging.page(page, |oldest, newest| {
+            Ok(reader
+                .inbox_range(&actor.id, oldest, newest)?
                 .into_iter()
                 .filter_map(|r| RawValue::from_string(r.json).ok())
-                .collect();
-            let mut body = json!({
-                "@context": "https://www.w3.org/ns/activitystreams",
-                "id": format!("{base}?page={page}&limit={limit}"),
-                "type": "OrderedCollectionPage",
-                "partOf": base,
-                "totalItems": total,
-                "orderedItems": items,
-            });
-            if page < pages {
-                body["next"] = format!("{base}?page={}&limit={limit}", page + 1).into();
-            }
-            if page > 1 {
-                body["prev"] = format!("{base}?page={}&limit={limit}", page - 1).into();
-            }
-            body
-        }
+                .collect())
+        })?,
     };
-    Ok(([(header::CONTENT_TYPE, ACTIVITY_JSON)], body.to_string()).into_response())
+    Ok(activity_json(body.to_string()))
 }
 
 /// `GET /actors/{name}/followers`.
@@ -273,25 +245,14 @@ pub async fn following(
 }
 
 fn collection(state: &AppState, name: &str, list: &str) -> Result<Response, Problem> {
-    let actor = state
-        .kernel
-        .store()
-        .read()?
-        .actor_by_name(name)?
-        .ok_or_else(|| Problem::not_found(format!("no actor named `{name}` on this node")))?;
+    let actor = find(&state.kernel.store().read()?, name)?;
     let items = if list == "followers" {
         state.kernel.followers(&actor.id)?
     } else {
         state.kernel.following(&actor.id)?
     };
-    let body = json!({
-        "@context": "https://www.w3.org/ns/activitystreams",
-        "id": format!("{}/{list}", actor.id),
-        "type": "OrderedCollection",
-        "totalItems": items.len(),
-        "orderedItems": items,
-    });
-    Ok(([(header::CONTENT_TYPE, ACTIVITY_JSON)], body.to_string()).into_response())
+    let body = collection::whole(&format!("{}/{list}", actor.id), &items);
+    Ok(activity_json(body.to_string()))
 }
 
 /// `GET /.well-known/webfinger?resource=acct:name@host:port`.
@@ -327,17 +288,9 @@ pub async fn webfinger(
         .read()?
         .actor(&actor_id)?
         .ok_or_else(|| Problem::not_found(format!("no actor {resource} on this node")))?;
-    let body = json!({
-        "subject": format!("acct:{}@{authority}", actor.username),
-        "aliases": [actor.id],
-        "links": [{
-            "rel": "self",
-            "type": ACTIVITY_JSON,
-            "href": actor.id,
-        }],
-    });
+    let body = webfinger::jrd(&format!("acct:{}@{authority}", actor.username), &actor.id);
     Ok((
-        [(header::CONTENT_TYPE, "application/jrd+json")],
+        [(header::CONTENT_TYPE, webfinger::JRD_JSON)],
         body.to_string(),
     )
         .into_response())
@@ -345,15 +298,9 @@ pub async fn webfinger(
 
 /// `GET /.well-known/nodeinfo`: where the NodeInfo document is.
 pub async fn nodeinfo_links(State(state): State<AppState>) -> Response {
-    let body = json!({
-        "links": [{
-            "rel": "http://nodeinfo.diaspora.software/ns/schema/2.1",
-            "href": format!("{}/nodeinfo/2.1", state.public_url),
-        }],
-    });
     (
         [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        nodeinfo::links(&state.public_url).to_string(),
     )
         .into_response()
 }
@@ -362,44 +309,15 @@ pub async fn nodeinfo_links(State(state): State<AppState>) -> Response {
 /// how big it is.
 pub async fn nodeinfo(State(state): State<AppState>) -> Result<Response, Problem> {
     let (users, posts) = state.kernel.store().read()?.local_usage()?;
-    let body = json!({
-        "version": "2.1",
-        "software": {
-            "name": "weft",
-            "version": env!("CARGO_PKG_VERSION"),
-            "repository": env!("CARGO_PKG_REPOSITORY"),
-        },
-        "protocols": ["activitypub"],
-        "services": {"inbound": [], "outbound": []},
-        "openRegistrations": false,
-        "usage": {
-            "users": {"total": users},
-            "localPosts": posts,
-        },
-        "metadata": {},
-    });
     Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/json; profile=\"http://nodeinfo.diaspora.software/ns/schema/2.1#\"",
-        )],
-        body.to_string(),
+        [(header::CONTENT_TYPE, nodeinfo::MEDIA_TYPE)],
+        nodeinfo::document(users, posts).to_string(),
     )
         .into_response())
 }
 
-fn require_admin(caller: &Caller) -> Result<(), Problem> {
-    match caller {
-        Caller::Admin => Ok(()),
-        Caller::Anonymous => Err(Problem::unauthorized("this needs the admin token")),
-        Caller::Actor(_) => Err(Problem::forbidden(
-            "this needs the admin token, not an actor's",
-        )),
-    }
-}
-
 /// A delivery job as the admin endpoints and `weft dead-letter` show it.
-pub fn job_json(job: &Job) -> Value {
+fn job_json(job: &Job) -> Value {
     json!({
         "id": job.id,
         "activity": job.activity,
@@ -413,34 +331,23 @@ pub fn job_json(job: &Job) -> Value {
 }
 
 /// `GET /admin/dead-letter`: deliveries that gave up.
-pub async fn dead_letters(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Response, Problem> {
-    require_admin(&caller)?;
+pub async fn dead_letters(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
     let jobs = state.kernel.store().read()?.dead_letters()?;
-    let items: Vec<Value> = jobs.iter().map(job_json).collect();
-    Ok(axum::Json(json!({"totalItems": items.len(), "items": items})).into_response())
+    Ok(listing(jobs.iter().map(job_json).collect()))
 }
 
 /// `GET /admin/deliveries`: deliveries still queued.
-pub async fn deliveries(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Response, Problem> {
-    require_admin(&caller)?;
+pub async fn deliveries(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
     let jobs = state.kernel.store().read()?.jobs()?;
-    let items: Vec<Value> = jobs.iter().map(job_json).collect();
-    Ok(axum::Json(json!({"totalItems": items.len(), "items": items})).into_response())
+    Ok(listing(jobs.iter().map(job_json).collect()))
 }
 
 /// `POST /admin/dead-letter/{id}/retry`: queue a dead letter again, due now.
 pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    caller: Caller,
+    _: Admin,
 ) -> Result<Response, Problem> {
-    require_admin(&caller)?;
     let id: u64 = id
         .parse()
         .map_err(|_| Problem::bad_request("the dead letter id is a whole number"))?;
@@ -460,8 +367,7 @@ pub async fn retry(
 
 /// `GET /admin/forks`: evidence of actors that signed two different
 /// activities at one position.
-pub async fn forks(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
-    require_admin(&caller)?;
+pub async fn forks(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
     let reader = state.kernel.store().read()?;
     let items: Vec<Value> = reader
         .forks()?
@@ -477,5 +383,10 @@ pub async fn forks(State(state): State<AppState>, caller: Caller) -> Result<Resp
             })
         })
         .collect();
-    Ok(axum::Json(json!({"totalItems": items.len(), "items": items})).into_response())
+    Ok(listing(items))
+}
+
+/// A list as the admin endpoints answer it.
+fn listing(items: Vec<Value>) -> Response {
+    axum::Json(json!({"totalItems": items.len(), "items": items})).into_response()
 }

@@ -1,5 +1,8 @@
 //! The HTTP interface (docs/architecture.md §11), on axum. Handlers translate between HTTP
-//! and the kernel; they hold no state of their own.
+//! and the kernel; they hold no state of their own. The JSON shapes of
+//! ActivityPub (actor documents, collections, WebFinger, NodeInfo) are
+//! `weft_core::wire`'s; the operator's JSON (module listings, delivery
+//! jobs) is built here, in the handlers' modules.
 
 pub mod activities;
 pub mod actors;
@@ -8,6 +11,7 @@ mod body;
 pub mod extract;
 pub mod federation;
 pub mod modules;
+mod paging;
 pub mod problem;
 pub mod ratelimit;
 pub mod server;
@@ -16,6 +20,8 @@ pub mod tls;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
@@ -143,6 +149,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let router = server::limit(router, limits);
     server::serve(listener, router, tls, limits, shutdown).await
+}
+
+/// A document (JSON text) as `application/activity+json`.
+fn activity_json(body: String) -> Response {
+    (
+        [(header::CONTENT_TYPE, weft_core::wire::ACTIVITY_JSON)],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /metrics`: Prometheus text.

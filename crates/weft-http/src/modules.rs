@@ -1,5 +1,9 @@
 //! Modules over HTTP: artifact upload and download, the registry view,
-//! projection status and queries, and rebuilds.
+//! projection status and queries, rebuilds, and peers' verbs pending
+//! admission. The registry view's format is `weft_core::wire::registry`'s;
+//! the operator's JSON (status, pending modules) is written here.
+
+use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -7,11 +11,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::auth::Caller;
+use super::auth::Admin;
 use super::extract::Path;
-use super::{AppState, Problem};
-use weft_kernel::registry::{QueryFault, Registry};
+use super::{AppState, Problem, body};
+use weft_core::wire::registry as registry_view;
+use weft_kernel::registry::{Described, QueryFault, Registry};
+use weft_kernel::{Kernel, KernelError};
 use weft_runtime::QueryError;
+use weft_store::ModuleKind;
 
 fn registry(state: &AppState) -> Result<&std::sync::Arc<Registry>, Problem> {
     state
@@ -20,43 +27,15 @@ fn registry(state: &AppState) -> Result<&std::sync::Arc<Registry>, Problem> {
         .ok_or_else(|| Problem::not_found("this node runs without a WASM runtime"))
 }
 
-fn require_admin(caller: &Caller, what: &str) -> Result<(), Problem> {
-    match caller {
-        Caller::Admin => Ok(()),
-        Caller::Anonymous => Err(Problem::unauthorized(format!(
-            "{what} needs the admin token"
-        ))),
-        Caller::Actor(_) => Err(Problem::forbidden(format!(
-            "{what} needs the admin token, not an actor's"
-        ))),
-    }
-}
-
 /// `POST /artifacts` (admin): the body is a WASM component; answers its id.
 pub async fn upload(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Admin,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    require_admin(&caller, "uploading an artifact")?;
     let limit = state.config.runtime.max_artifact_bytes;
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the artifact is larger than the node's limit of {limit} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
+    let bytes = body::bytes(&headers, body, limit, "the artifact").await?;
     if bytes.is_empty() {
         return Err(Problem::bad_request(
             "the body must be a WebAssembly component; it is empty",
@@ -89,8 +68,39 @@ pub async fn download(
 
 /// `GET /projections/define-registry`: every verb and projection, with versions.
 pub async fn describe(State(state): State<AppState>) -> Result<Response, Problem> {
-    let body = registry(&state)?.describe()?;
-    Ok(axum::Json(body).into_response())
+    let modules = registry(&state)?.describe()?;
+    Ok(axum::Json(registry_view(&modules)).into_response())
+}
+
+/// The registry's modules as the registry view lists them.
+fn registry_view(modules: &[Described]) -> Value {
+    let (mut verbs, mut projections) = (Vec::new(), Vec::new());
+    for described in modules {
+        let record = &described.record;
+        let entry = registry_view::Module {
+            name: &record.name,
+            active: described.active,
+            fuel: described.budget.fuel,
+            memory: described.budget.memory,
+            versions: record
+                .versions
+                .iter()
+                .map(|v| registry_view::Version {
+                    version: v.version,
+                    module: &v.artifact,
+                    defined_by: &v.defined_by,
+                    defined: &v.defined_at,
+                    metadata: &v.metadata,
+                })
+                .collect(),
+        }
+        .to_json();
+        match record.kind {
+            ModuleKind::Verb => verbs.push(entry),
+            ModuleKind::Projection => projections.push(entry),
+        }
+    }
+    registry_view::view(verbs, projections)
 }
 
 /// `GET /projections/{name}/status`: how far it folded and what failed,
@@ -184,30 +194,26 @@ pub async fn query(
 /// `POST /admin/projections/{name}/rebuild` (admin): refold from the log.
 pub async fn rebuild(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Admin,
     Path(name): Path<String>,
 ) -> Result<Response, Problem> {
-    require_admin(&caller, "rebuilding a projection")?;
     let folded = state.kernel.rebuild(&name).await?;
     Ok(axum::Json(json!({"name": name, "folded": folded})).into_response())
 }
 
 /// `GET /admin/modules/pending` (admin): peers' verbs waiting for
 /// admission and the activities parked for them.
-pub async fn pending(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
-    require_admin(&caller, "listing pending modules")?;
-    let body = weft_federation::modules::describe_pending(&state.kernel)?;
-    Ok(axum::Json(body).into_response())
+pub async fn pending(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
+    Ok(axum::Json(describe_pending(&state.kernel)?).into_response())
 }
 
 /// `POST /admin/modules/pending/{verb}/approve` (admin): admit a peer's
 /// verb that awaits approval and ingest its parked activities.
 pub async fn approve(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Admin,
     Path(verb): Path<String>,
 ) -> Result<Response, Problem> {
-    require_admin(&caller, "approving a module")?;
     let released = state.federation.approve(&verb).await?;
     Ok(axum::Json(json!({"verb": verb, "admitted": true, "released": released})).into_response())
 }
@@ -216,12 +222,58 @@ pub async fn approve(
 /// the activities parked for it.
 pub async fn discard(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Admin,
     Path(verb): Path<String>,
 ) -> Result<Response, Problem> {
-    require_admin(&caller, "discarding a pending module")?;
     let discarded = weft_federation::modules::discard(&state.kernel, &verb).await?;
     Ok(axum::Json(json!({"verb": verb, "discarded": discarded})).into_response())
+}
+
+/// The pending modules and parked activities, as `GET
+/// /admin/modules/pending` (and so `weft module pending`) shows them.
+fn describe_pending(kernel: &Kernel) -> Result<Value, KernelError> {
+    let reader = kernel.store().read()?;
+    let parked = reader.parked(None)?;
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for p in &parked {
+        *counts.entry(p.verb.as_str()).or_default() += 1;
+    }
+    let modules: Vec<Value> = reader
+        .pending_modules()?
+        .into_iter()
+        .map(|m| {
+            json!({
+                "verb": m.verb,
+                "state": m.state.as_str(),
+                "reason": m.reason,
+                "origin": m.origin,
+                "definer": m.definer,
+                "module": m.module,
+                "definedBy": m.define.as_deref()
+                    .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                    .and_then(|d| d.get("id").cloned()),
+                "parked": counts.get(m.verb.as_str()).copied().unwrap_or(0),
+                "updated": m.updated_at,
+            })
+        })
+        .collect();
+    let activities: Vec<Value> = parked
+        .iter()
+        .map(|p| {
+            let actor = serde_json::from_str::<Value>(&p.json)
+                .ok()
+                .and_then(|v| v.get("actor").cloned());
+            json!({
+                "verb": p.verb,
+                "id": p.id,
+                "actor": actor,
+                "recipients": p.recipients,
+                "backfilled": p.backfilled,
+                "received": p.received_at,
+            })
+        })
+        .collect();
+    Ok(json!({"modules": modules, "activities": activities}))
 }
 
 /// Decodes `a=1&b=x%20y` into pairs, in order.
@@ -267,8 +319,7 @@ pub fn percent_decode(text: &str) -> Result<String, String> {
 /// `GET /admin/digest` (admin): counts and hashes of the log, each
 /// projection's state, and the module and federation tables, to compare a
 /// node with itself before and after something, or with another node.
-pub async fn digest(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
-    require_admin(&caller, "read the node's digest")?;
+pub async fn digest(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
     let kernel = state.kernel.clone();
     let digest = tokio::task::spawn_blocking(move || kernel.store().read()?.digest())
         .await

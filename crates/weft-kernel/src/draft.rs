@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use super::KernelError;
 use weft_core::identity::actor::{Lifecycle, parse_purposes};
 use weft_core::identity::{ActorState, multikey};
+use weft_core::wire::{self, AS_CONTEXT};
 
 /// An unsigned activity ready to be signed.
 #[derive(Debug)]
@@ -156,14 +157,6 @@ fn canonical_integers(map: &mut Map<String, Value>) {
     map.values_mut().for_each(fix);
 }
 
-/// The ActivityStreams context every published activity names.
-pub const AS_CONTEXT: &str = "https://www.w3.org/ns/activitystreams";
-
-/// The URL of the object the activity at `seq` of `actor`'s log creates.
-pub fn object_url(actor: &str, seq: u64) -> String {
-    format!("{actor}/objects/{seq}")
-}
-
 /// Gives the object a `Create` makes what ActivityPub peers expect of it
 /// (docs/architecture.md §9), where the draft left it out: a dereferenceable `id`
 /// (`{actor}/objects/{seq}`), `attributedTo`, `published`, and the
@@ -186,7 +179,7 @@ fn fill_created_object(
     };
     object
         .entry("id")
-        .or_insert_with(|| Value::String(object_url(&actor.id, seq)));
+        .or_insert_with(|| Value::String(wire::object::url(&actor.id, seq)));
     object
         .entry("attributedTo")
         .or_insert_with(|| Value::String(actor.id.clone()));

@@ -28,7 +28,6 @@ pub use metrics::Metrics;
 pub use modules::{Modules, OpenVocabulary, Rejection};
 
 pub use audience::{addressed, audience_fields, is_public, origin as audience_origin};
-pub use draft::{AS_CONTEXT, object_url};
 use modules::Intended;
 use registry::{Reaction, Registry};
 use sequencer::Sequencer;
@@ -70,12 +69,39 @@ pub struct Published {
     pub json: String,
 }
 
+/// What gives activities their meaning on this node: the registry of WASM
+/// verbs and projections, or a fixed stand-in for it (tests, and
+/// `weft run --kernel-only`). The writer sees either through the
+/// [`Modules`] seam; what only the registry can answer (queries, module
+/// definitions) is reached through [`Vocabulary::registry`].
+#[derive(Clone)]
+enum Vocabulary {
+    Registry(Arc<Registry>),
+    Fixed(Arc<dyn Modules>),
+}
+
+impl Vocabulary {
+    /// The seam the writer and validation go through.
+    fn modules(&self) -> Arc<dyn Modules> {
+        match self {
+            Self::Registry(registry) => registry.clone(),
+            Self::Fixed(modules) => modules.clone(),
+        }
+    }
+
+    fn registry(&self) -> Option<&Arc<Registry>> {
+        match self {
+            Self::Registry(registry) => Some(registry),
+            Self::Fixed(_) => None,
+        }
+    }
+}
+
 /// The running kernel. Cheap to share behind an `Arc`.
 pub struct Kernel {
     store: Arc<Store>,
     keys: Arc<RwLock<KeyStore>>,
-    modules: Arc<dyn Modules>,
-    registry: Option<Arc<Registry>>,
+    vocabulary: Vocabulary,
     sequencer: Sequencer,
     metrics: Arc<Metrics>,
     tx: Mutex<Option<mpsc::Sender<Command>>>,
@@ -107,7 +133,9 @@ impl Kernel {
     /// Opens the database and key store with `modules` (no WASM runtime)
     /// and starts the writer thread.
     pub fn open(options: &KernelOptions, modules: Arc<dyn Modules>) -> Result<Self, KernelError> {
-        Self::open_with(options, &Limits::default(), |_| Ok((modules, None)))
+        Self::open_with(options, &Limits::default(), |_| {
+            Ok(Vocabulary::Fixed(modules))
+        })
     }
 
     /// Opens the node with the WASM runtime: verbs and projections come from
@@ -122,17 +150,17 @@ impl Kernel {
                 Runtime::new(limits, cache_dir)
                     .map_err(|e| KernelError::NotCommitted(e.to_string()))?,
             );
-            let registry = Arc::new(Registry::load(runtime, store.clone())?);
-            Ok((registry.clone() as Arc<dyn Modules>, Some(registry)))
+            Ok(Vocabulary::Registry(Arc::new(Registry::load(
+                runtime,
+                store.clone(),
+            )?)))
         })
     }
 
     fn open_with(
         options: &KernelOptions,
         limits: &Limits,
-        modules: impl FnOnce(
-            &Arc<Store>,
-        ) -> Result<(Arc<dyn Modules>, Option<Arc<Registry>>), KernelError>,
+        vocabulary: impl FnOnce(&Arc<Store>) -> Result<Vocabulary, KernelError>,
     ) -> Result<Self, KernelError> {
         let store = Arc::new(Store::open_with(
             &options.db_path,
@@ -140,7 +168,7 @@ impl Kernel {
             weft_store::ids::FLUSH_AT,
         )?);
         let keys = Arc::new(RwLock::new(KeyStore::open(&options.keys_path)?));
-        let (modules, registry) = modules(&store)?;
+        let vocabulary = vocabulary(&store)?;
         let (tx, rx) = mpsc::channel(4096);
         let metrics = Arc::new(Metrics::default());
         let outbound = Arc::new(Mutex::new(None));
@@ -148,7 +176,7 @@ impl Kernel {
         let writer = Writer::new(
             store.clone(),
             keys.clone(),
-            modules.clone(),
+            vocabulary.modules(),
             metrics.clone(),
             options.max_batch,
             outbound.clone(),
@@ -163,8 +191,7 @@ impl Kernel {
         Ok(Self {
             store,
             keys,
-            modules,
-            registry,
+            vocabulary,
             sequencer: Sequencer::default(),
             metrics,
             tx: Mutex::new(Some(tx)),
@@ -191,11 +218,11 @@ impl Kernel {
         signed: Signed,
         json: String,
     ) -> Result<(Signed, String, Result<(), Rejection>), KernelError> {
-        if !self.modules.runs_module(&signed) {
-            let answer = self.modules.validate(&signed, &json);
+        let modules = self.vocabulary.modules();
+        if !modules.runs_module(&signed) {
+            let answer = modules.validate(&signed, &json);
             return Ok((signed, json, answer));
         }
-        let modules = self.modules.clone();
         Ok(self
             .workers
             .run(move || {
@@ -288,7 +315,7 @@ impl Kernel {
     }
 
     fn graph(&self, list: &str, actor: &str) -> Result<Vec<String>, KernelError> {
-        let Some(registry) = &self.registry else {
+        let Some(registry) = self.vocabulary.registry() else {
             return Ok(Vec::new());
         };
         let params = [("actor".to_owned(), actor.to_owned())];
@@ -348,7 +375,7 @@ impl Kernel {
             return Ok(Ingested::Duplicate);
         }
         let name = signed.json.get("name").and_then(Value::as_str);
-        if let (Some(name), Some(registry)) = (name, &self.registry)
+        if let (Some(name), Some(registry)) = (name, self.vocabulary.registry())
             && registry.verb(name).is_some()
         {
             return Err(KernelError::field(
@@ -432,7 +459,7 @@ impl Kernel {
 
     /// The verb and projection registry, when the WASM runtime is on.
     pub fn registry(&self) -> Option<&Arc<Registry>> {
-        self.registry.as_ref()
+        self.vocabulary.registry()
     }
 
     /// The node's own Service actor.
@@ -445,10 +472,10 @@ impl Kernel {
     /// Stores an artifact (a WASM component) under its BLAKE3 content
     /// address, after checking that it compiles. Returns its id.
     pub async fn put_artifact(&self, bytes: Vec<u8>) -> Result<String, KernelError> {
-        let registry = self
-            .registry
-            .clone()
-            .ok_or_else(|| KernelError::field("module", "this node runs without a WASM runtime"))?;
+        let registry =
+            self.vocabulary.registry().cloned().ok_or_else(|| {
+                KernelError::field("module", "this node runs without a WASM runtime")
+            })?;
         let id = weft_core::model::cid::artifact_id(&bytes);
         let (checked_id, bytes) = tokio::task::spawn_blocking(move || {
             let result = registry.runtime().check_component(&id, &bytes);
@@ -500,7 +527,7 @@ impl Kernel {
         let mut installed = Vec::new();
         for (world, name, bytes) in weft_genesis::GENESIS {
             if only_missing {
-                let Some(registry) = &self.registry else {
+                let Some(registry) = self.vocabulary.registry() else {
                     return Ok(installed);
                 };
                 let known = if *world == "verb" {
@@ -539,7 +566,7 @@ impl Kernel {
     /// Runs verbs' `react` for local recipients of committed activities and
     /// publishes their intents. Call once, from within a tokio runtime.
     pub fn start_reactions(self: &Arc<Self>) {
-        let Some(registry) = self.registry.clone() else {
+        let Some(registry) = self.vocabulary.registry().cloned() else {
             return;
         };
         let (tx, mut rx) = mpsc::unbounded_channel::<Reaction>();
@@ -630,7 +657,7 @@ impl Kernel {
     /// Whether local actors other than the author are named in `to`, `cc`
     /// or `object`: their verbs may react once it is durable.
     fn names_local_recipients(&self, signed: &Signed) -> bool {
-        self.registry.is_some()
+        self.vocabulary.registry().is_some()
             && !registry::kernel_native(signed)
             && addressed(&signed.json)
                 .into_iter()
@@ -640,7 +667,7 @@ impl Kernel {
     /// The intents local recipients' verbs produce for a reaction resumed
     /// after a restart, asked again from a committed snapshot.
     fn react(&self, reaction: &Reaction) -> Vec<Intended> {
-        let Some(registry) = &self.registry else {
+        let Some(registry) = self.vocabulary.registry() else {
             return Vec::new();
         };
         let Ok(reader) = self.store.read() else {
@@ -756,10 +783,10 @@ impl Kernel {
             Some(registry::DEFINE_PROJECTION) => weft_store::ModuleKind::Projection,
             _ => return Ok(()),
         };
-        let registry = self
-            .registry
-            .clone()
-            .ok_or_else(|| KernelError::field("type", "this node runs without a WASM runtime"))?;
+        let registry =
+            self.vocabulary.registry().cloned().ok_or_else(|| {
+                KernelError::field("type", "this node runs without a WASM runtime")
+            })?;
         if !by_admin && actor != self.service_actor()? {
             return Err(KernelError::field(
                 "actor",

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::modules::{Appended, Intended, Modules, Rejection};
@@ -26,8 +26,8 @@ use weft_core::identity::Lifecycle;
 use weft_core::model::Signed;
 use weft_runtime::host::{Source, WriteState};
 use weft_runtime::{
-    FoldActivity, Folded, ProjectionModule, QueryError, Reuse, Runtime, RuntimeError, VerbModule,
-    fold_activity,
+    Bindings, Budget, FoldActivity, Folded, Module, ProjectionModule, QueryError, Reuse, Runtime,
+    RuntimeError, VerbModule, fold_activity,
 };
 use weft_store::{
     FoldError, ModuleKind, ModuleRecord, ModuleVersion, ProjectionStatus, Store, StoreError,
@@ -379,36 +379,38 @@ impl Registry {
         version: &ModuleVersion,
         bytes: &[u8],
     ) -> Result<Active, RuntimeError> {
+        Ok(match kind {
+            ModuleKind::Verb => Active::Verb(self.runnable(kind, name, version, bytes)?),
+            ModuleKind::Projection => {
+                Active::Projection(self.runnable(kind, name, version, bytes)?)
+            }
+        })
+    }
+
+    fn runnable<B: Bindings>(
+        &self,
+        kind: ModuleKind,
+        name: &str,
+        version: &ModuleVersion,
+        bytes: &[u8],
+    ) -> Result<Arc<Module<B>>, RuntimeError> {
         let artifact = version.artifact.as_str();
-        let metadata: Value = serde_json::from_str(&version.metadata).unwrap_or_default();
-        let budget = self.runtime.limits().budget(
-            metadata.get("fuel").and_then(Value::as_u64),
-            metadata.get("memory").and_then(Value::as_u64),
-        );
         let component = self.runtime.compile(kind, artifact, bytes)?;
         let reuse = if weft_genesis::is_builtin_artifact(artifact) {
             Reuse::Warm
         } else {
             Reuse::Fresh
         };
-        Ok(match kind {
-            ModuleKind::Verb => Active::Verb(Arc::new(VerbModule::new(
-                self.runtime.clone(),
-                name,
-                artifact,
-                &component,
-                budget,
-                reuse,
-            )?)),
-            ModuleKind::Projection => Active::Projection(Arc::new(ProjectionModule::new(
-                self.runtime.clone(),
-                name,
-                artifact,
-                &component,
-                budget,
-                reuse,
-            )?)),
-        })
+        let budget = self.budget(Some(version));
+        Module::new(
+            self.runtime.clone(),
+            name,
+            artifact,
+            &component,
+            budget,
+            reuse,
+        )
+        .map(Arc::new)
     }
 
     /// Compiles an artifact as `kind` without activating it: the check a
@@ -589,51 +591,48 @@ impl Registry {
         }
     }
 
-    /// The registry as JSON: every verb and projection with its versions.
-    pub fn describe(&self) -> Result<Value, StoreError> {
+    /// Every verb and projection with its versions, whether it runs here,
+    /// and what it may use per call.
+    pub fn describe(&self) -> Result<Vec<Described>, StoreError> {
         let reader = self.store.read()?;
-        let mut verbs = Vec::new();
-        let mut projections = Vec::new();
-        for record in reader.modules()? {
-            let versions: Vec<Value> = record
-                .versions
-                .iter()
-                .map(|v| {
-                    let mut entry = json!({
-                        "version": v.version,
-                        "module": v.artifact,
-                        "definedBy": v.defined_by,
-                        "defined": v.defined_at,
-                    });
-                    if let Ok(Value::Object(meta)) = serde_json::from_str::<Value>(&v.metadata) {
-                        for (k, val) in meta {
-                            entry[k] = val;
-                        }
-                    }
-                    entry
-                })
-                .collect();
-            let mut entry = versions.last().cloned().unwrap_or_else(|| json!({}));
-            let budget = self
-                .runtime
-                .limits()
-                .budget(entry["fuel"].as_u64(), entry["memory"].as_u64());
-            // What it may use per call: what it asked for, capped by the node.
-            entry["budget"] = json!({"fuel": budget.fuel, "memory": budget.memory});
-            entry["name"] = record.name.clone().into();
-            entry["active"] = match record.kind {
-                ModuleKind::Verb => self.verb(&record.name).is_some(),
-                ModuleKind::Projection => self.projection(&record.name).is_some(),
-            }
-            .into();
-            entry["history"] = Value::Array(versions);
-            match record.kind {
-                ModuleKind::Verb => verbs.push(entry),
-                ModuleKind::Projection => projections.push(entry),
-            }
-        }
-        Ok(json!({"verbs": verbs, "projections": projections}))
+        Ok(reader
+            .modules()?
+            .into_iter()
+            .map(|record| Described {
+                active: match record.kind {
+                    ModuleKind::Verb => self.verb(&record.name).is_some(),
+                    ModuleKind::Projection => self.projection(&record.name).is_some(),
+                },
+                budget: self.budget(record.versions.last()),
+                record,
+            })
+            .collect())
     }
+
+    /// What a module of `version` may use per call: what its definition
+    /// asks for (none: the node's limits), capped by the node.
+    fn budget(&self, version: Option<&ModuleVersion>) -> Budget {
+        let metadata: Value = version
+            .and_then(|v| serde_json::from_str(&v.metadata).ok())
+            .unwrap_or_default();
+        self.runtime.limits().budget(
+            metadata.get("fuel").and_then(Value::as_u64),
+            metadata.get("memory").and_then(Value::as_u64),
+        )
+    }
+}
+
+/// A verb or projection as [`Registry::describe`] lists it.
+#[derive(Debug, Clone)]
+pub struct Described {
+    /// Its name, kind and every version it has had (newest last).
+    pub record: ModuleRecord,
+    /// Whether it runs here (a module whose artifact cannot be activated
+    /// is defined but does not).
+    pub active: bool,
+    /// What it may use per call: what its newest version asks for, capped
+    /// by the node.
+    pub budget: Budget,
 }
 
 enum Active {

@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use ed25519_dalek::SigningKey;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use weft_store::WriteTxn;
 
@@ -25,8 +25,9 @@ use super::metrics::Phase;
 use super::modules::{Appended, Modules};
 use super::{Created, KernelError};
 use weft_core::identity::actor::{self, Signature};
-use weft_core::identity::{ActorKind, ActorState, KeyStore, Purpose, multikey, token};
-use weft_core::model::{PUBLIC, Signed};
+use weft_core::identity::{ActorKind, ActorState, KeyStore, token};
+use weft_core::model::Signed;
+use weft_core::wire::actor::NewActor;
 use weft_store::{ActivityRecord, BackfillJob, Batch, Job, OriginUsage, Peer, Role, Store};
 
 /// Work for the federation side, handed over once it is durable.
@@ -202,73 +203,75 @@ pub(super) struct Append {
     pub reply: oneshot::Sender<Result<(), KernelError>>,
 }
 
+/// A command's reply channel and its result, held until the batch commits.
+struct Held<T> {
+    reply: oneshot::Sender<Result<T, KernelError>>,
+    result: Result<T, KernelError>,
+}
+
+impl<T> Held<T> {
+    fn new(reply: oneshot::Sender<Result<T, KernelError>>, result: Result<T, KernelError>) -> Self {
+        Self { reply, result }
+    }
+
+    /// A command that did not run.
+    fn unrun(reply: oneshot::Sender<Result<T, KernelError>>) -> Self {
+        Self::new(reply, Err(KernelError::ShuttingDown))
+    }
+
+    fn failed_on_storage(&self) -> bool {
+        matches!(self.result, Err(KernelError::Store(_)))
+    }
+
+    /// Sends the result, or `fault` when the batch did not commit. A
+    /// closed reply channel means the client went away; the outcome stands.
+    fn answer(self, fault: Option<&str>) {
+        let result = match fault {
+            Some(f) => Err(KernelError::NotCommitted(f.to_owned())),
+            None => self.result,
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
 /// A command's result, held until the batch commits.
 enum Outcome {
-    Created(
-        oneshot::Sender<Result<Created, KernelError>>,
-        Result<Created, KernelError>,
-    ),
-    Appended(
-        oneshot::Sender<Result<(), KernelError>>,
-        Result<(), KernelError>,
-    ),
-    Rebuilt(
-        oneshot::Sender<Result<u64, KernelError>>,
-        Result<u64, KernelError>,
-    ),
-    Ingested(
-        oneshot::Sender<Result<Ingested, KernelError>>,
-        Result<Ingested, KernelError>,
-    ),
-    /// An artifact stored (not an activity).
-    Stored(
-        oneshot::Sender<Result<(), KernelError>>,
-        Result<(), KernelError>,
-    ),
+    Created(Held<Created>),
+    Appended(Held<()>),
+    Rebuilt(Held<u64>),
+    Ingested(Held<Ingested>),
+    /// An artifact or federation records stored (not an activity).
+    Stored(Held<()>),
     Stopped,
 }
 
 impl Outcome {
     /// Whether this outcome adds an activity to a log.
     fn appended(&self) -> bool {
-        matches!(
-            self,
-            Self::Created(_, Ok(_))
-                | Self::Appended(_, Ok(()))
-                | Self::Ingested(_, Ok(Ingested::Stored(_)))
-        )
+        match self {
+            Self::Created(held) => held.result.is_ok(),
+            Self::Appended(held) => held.result.is_ok(),
+            Self::Ingested(held) => matches!(held.result, Ok(Ingested::Stored(_))),
+            Self::Rebuilt(_) | Self::Stored(_) | Self::Stopped => false,
+        }
     }
 
     fn failed_on_storage(&self) -> bool {
-        matches!(
-            self,
-            Self::Created(_, Err(KernelError::Store(_)))
-                | Self::Appended(_, Err(KernelError::Store(_)))
-                | Self::Rebuilt(_, Err(KernelError::Store(_)))
-                | Self::Stored(_, Err(KernelError::Store(_)))
-                | Self::Ingested(_, Err(KernelError::Store(_)))
-        )
+        match self {
+            Self::Created(held) => held.failed_on_storage(),
+            Self::Appended(held) | Self::Stored(held) => held.failed_on_storage(),
+            Self::Rebuilt(held) => held.failed_on_storage(),
+            Self::Ingested(held) => held.failed_on_storage(),
+            Self::Stopped => false,
+        }
     }
 
     fn answer(self, fault: Option<&str>) {
-        let fail = |f: &str| KernelError::NotCommitted(f.to_owned());
-        // A closed reply channel means the client went away; the outcome stands.
         match self {
-            Self::Created(reply, result) => {
-                let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
-            }
-            Self::Appended(reply, result) => {
-                let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
-            }
-            Self::Rebuilt(reply, result) => {
-                let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
-            }
-            Self::Stored(reply, result) => {
-                let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
-            }
-            Self::Ingested(reply, result) => {
-                let _ = reply.send(fault.map_or(result, |f| Err(fail(f))));
-            }
+            Self::Created(held) => held.answer(fault),
+            Self::Appended(held) | Self::Stored(held) => held.answer(fault),
+            Self::Rebuilt(held) => held.answer(fault),
+            Self::Ingested(held) => held.answer(fault),
             Self::Stopped => {}
         }
     }
@@ -403,10 +406,7 @@ impl Writer {
         let txn = match self.store.begin_write() {
             Ok(txn) => txn,
             Err(e) => {
-                let fault = e.to_string();
-                batch
-                    .drain(..)
-                    .for_each(|cmd| skip(cmd).answer(Some(&fault)));
+                refuse(batch, &e.to_string());
                 return;
             }
         };
@@ -457,10 +457,7 @@ impl Writer {
                 outcomes
             }
             Err(e) => {
-                let fault = e.to_string();
-                batch
-                    .drain(..)
-                    .for_each(|cmd| skip(cmd).answer(Some(&fault)));
+                refuse(batch, &e.to_string());
                 return;
             }
         };
@@ -512,7 +509,7 @@ impl Writer {
                     ))
                 }
             };
-            outcomes.push(Outcome::Rebuilt(reply, result));
+            outcomes.push(Outcome::Rebuilt(Held::new(reply, result)));
         }
         self.metrics.spent(Phase::Fold, started);
         let started = Instant::now();
@@ -579,66 +576,65 @@ impl Writer {
                 reply,
             } => {
                 let result = self.bootstrap(cx, &service, &admin_token_hash, &public_url);
-                Outcome::Created(reply, result)
+                Outcome::Created(Held::new(reply, result))
             }
             Command::CreateActor { name, kind, reply } => {
                 let result = self.create_actor(cx, &name, kind, None);
-                Outcome::Created(reply, result)
+                Outcome::Created(Held::new(reply, result))
             }
             Command::Append(append) => {
-                let Append {
-                    signed,
-                    record,
-                    state,
-                    public_rank,
-                    local,
-                    remote,
-                    reacts,
-                    completes,
-                    reply,
-                } = *append;
+                let append = *append;
+                let (local, remote) = (&append.local, &append.remote);
                 let result = self
-                    .append(cx, signed, record, state, public_rank)
+                    .append(
+                        cx,
+                        append.signed,
+                        append.record,
+                        append.state,
+                        append.public_rank,
+                    )
                     .and_then(|position| {
-                        if reacts && let Some(last) = cx.appended.last_mut() {
+                        if append.reacts
+                            && let Some(last) = cx.appended.last_mut()
+                        {
                             last.reacts = true;
                         }
-                        if let Some(done) = completes {
+                        if let Some(done) = append.completes {
                             cx.tables.delete_reaction(done)?;
                         }
-                        Self::address(cx, position, &local, &remote)
+                        Self::address(cx, position, local, remote)
                     });
-                Outcome::Appended(reply, result)
+                Outcome::Appended(Held::new(append.reply, result))
             }
             Command::PutArtifact { id, bytes, reply } => {
                 let result = cx
                     .tables
                     .put_artifact(&id, &bytes)
                     .map_err(KernelError::from);
-                Outcome::Stored(reply, result)
+                Outcome::Stored(Held::new(reply, result))
             }
             Command::Ingest(ingest) => {
-                let Ingest {
-                    signed,
-                    record,
-                    recipients,
-                    backfill,
-                    reacts,
-                    reply,
-                } = *ingest;
-                let result = Self::ingest(cx, signed, record, &recipients, backfill, reacts);
-                Outcome::Ingested(reply, result)
+                let ingest = *ingest;
+                let result = Self::ingest(
+                    cx,
+                    ingest.signed,
+                    ingest.record,
+                    &ingest.recipients,
+                    ingest.backfill,
+                    ingest.reacts,
+                );
+                Outcome::Ingested(Held::new(ingest.reply, result))
             }
             Command::Federation { writes, reply } => {
                 let result = writes.into_iter().try_for_each(|w| Self::federation(cx, w));
-                Outcome::Stored(reply, result)
+                Outcome::Stored(Held::new(reply, result))
             }
-            Command::Rebuild { reply, .. } => Outcome::Rebuilt(
+            Command::Rebuild { reply, .. } => Outcome::Rebuilt(Held::new(
                 reply,
                 Err(KernelError::NotCommitted(
                     "rebuilds run after the batch".into(),
                 )),
-            ),
+            )),
             Command::Stop => Outcome::Stopped,
         }
     }
@@ -928,30 +924,16 @@ impl Writer {
         let id = format!("{}/actors/{name}", base.trim_end_matches('/'));
         let key_id = format!("{id}#key-1");
         let secret = SigningKey::generate(&mut rand::rngs::OsRng);
-        let activity = json!({
-            "type": "Create",
-            "actor": id,
-            "object": {
-                "type": kind.as_str(),
-                "id": id,
-                "preferredUsername": name,
-                "name": name,
-                "keys": {"add": [{
-                    "id": key_id,
-                    "type": "Multikey",
-                    "controller": id,
-                    "publicKeyMultibase": multikey::encode(&secret.verifying_key()),
-                    "purposes": [Purpose::SignActivity.as_str(), Purpose::RotateKey.as_str()],
-                }]},
-            },
-            "to": [PUBLIC],
-            "published": super::now_after(""),
-            "seq": 1,
-            "prev": null,
-        });
-        let Value::Object(map) = activity else {
-            unreachable!("json! of an object is an object")
-        };
+        let map = NewActor {
+            id: &id,
+            kind,
+            username: name,
+            name: Some(name),
+            key_id: &key_id,
+            key: &secret.verifying_key(),
+            published: &super::now_after(""),
+        }
+        .create();
         let signed = Signed::sign(map, &key_id, &secret)?.with_url_id();
         let mut state = actor::apply(None, &signed, Signature::Trusted)?;
         let json = signed.to_json_string();
@@ -1060,18 +1042,21 @@ impl Cx<'_, '_> {
     }
 }
 
-fn skip(cmd: Command) -> Outcome {
-    match cmd {
-        Command::Bootstrap { reply, .. } | Command::CreateActor { reply, .. } => {
-            Outcome::Created(reply, Err(KernelError::ShuttingDown))
-        }
-        Command::Append(append) => Outcome::Appended(append.reply, Err(KernelError::ShuttingDown)),
-        Command::PutArtifact { reply, .. } => {
-            Outcome::Stored(reply, Err(KernelError::ShuttingDown))
-        }
-        Command::Rebuild { reply, .. } => Outcome::Rebuilt(reply, Err(KernelError::ShuttingDown)),
-        Command::Ingest(ingest) => Outcome::Ingested(ingest.reply, Err(KernelError::ShuttingDown)),
-        Command::Federation { reply, .. } => Outcome::Stored(reply, Err(KernelError::ShuttingDown)),
-        Command::Stop => Outcome::Stopped,
+/// Answers every command of `batch` with `fault`: none of them ran.
+fn refuse(batch: &mut Vec<Command>, fault: &str) {
+    for cmd in batch.drain(..) {
+        let outcome = match cmd {
+            Command::Bootstrap { reply, .. } | Command::CreateActor { reply, .. } => {
+                Outcome::Created(Held::unrun(reply))
+            }
+            Command::Append(append) => Outcome::Appended(Held::unrun(append.reply)),
+            Command::PutArtifact { reply, .. } | Command::Federation { reply, .. } => {
+                Outcome::Stored(Held::unrun(reply))
+            }
+            Command::Rebuild { reply, .. } => Outcome::Rebuilt(Held::unrun(reply)),
+            Command::Ingest(ingest) => Outcome::Ingested(Held::unrun(ingest.reply)),
+            Command::Stop => Outcome::Stopped,
+        };
+        outcome.answer(Some(fault));
     }
 }

@@ -534,27 +534,78 @@ pub enum Reuse {
     Warm,
 }
 
-/// A verb ready to run, from any thread.
-pub struct VerbModule {
+/// A world's bindings: how a component of that world is made ready to
+/// instantiate, and what its instances keep. Implemented by the verb and
+/// projection bindings only.
+pub trait Bindings: Sized {
+    type Pre: Send + Sync;
+    /// Most idle instances kept for [`Reuse::Warm`].
+    const KEEP: usize;
+    /// Whether its stores' `kv` is the module's own (a projection's state).
+    const KV: bool;
+    fn prepare(runtime: &Runtime, component: &Component) -> wasmtime::Result<Self::Pre>;
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self>;
+}
+
+impl Bindings for verb::Verb {
+    type Pre = verb::VerbPre<HostState>;
+    // Verbs validate on many threads at once: keep what they leave.
+    const KEEP: usize = usize::MAX;
+    const KV: bool = false;
+
+    fn prepare(runtime: &Runtime, component: &Component) -> wasmtime::Result<Self::Pre> {
+        verb::VerbPre::new(runtime.verb_linker.instantiate_pre(component)?)
+    }
+
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
+        pre.instantiate(store)
+    }
+}
+
+impl Bindings for projection::Projection {
+    type Pre = projection::ProjectionPre<HostState>;
+    // Folds run one at a time, on the writer.
+    const KEEP: usize = 1;
+    const KV: bool = true;
+
+    fn prepare(runtime: &Runtime, component: &Component) -> wasmtime::Result<Self::Pre> {
+        projection::ProjectionPre::new(runtime.projection_linker.instantiate_pre(component)?)
+    }
+
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
+        pre.instantiate(store)
+    }
+}
+
+/// A verb or a projection ready to run: the component ready to
+/// instantiate, the budget of every call, and the idle instances of a
+/// [`Reuse::Warm`] module.
+pub struct Module<B: Bindings> {
     pub name: String,
     pub artifact: String,
     runtime: Arc<Runtime>,
     budget: Budget,
-    pre: verb::VerbPre<HostState>,
+    pre: B::Pre,
     /// Idle instances, for [`Reuse::Warm`] only.
-    idle: Option<Mutex<Vec<Warm<verb::Verb>>>>,
+    idle: Option<Mutex<Vec<Warm<B>>>>,
 }
 
-impl std::fmt::Debug for VerbModule {
+/// A verb ready to run, from any thread.
+pub type VerbModule = Module<verb::Verb>;
+
+/// A projection ready to run: folds by the writer, queries from any thread.
+pub type ProjectionModule = Module<projection::Projection>;
+
+impl<B: Bindings> std::fmt::Debug for Module<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerbModule")
+        f.debug_struct("Module")
             .field("name", &self.name)
             .field("artifact", &self.artifact)
             .finish()
     }
 }
 
-impl VerbModule {
+impl<B: Bindings> Module<B> {
     pub fn new(
         runtime: Arc<Runtime>,
         name: &str,
@@ -563,11 +614,8 @@ impl VerbModule {
         budget: Budget,
         reuse: Reuse,
     ) -> Result<Self, RuntimeError> {
-        let pre = runtime
-            .verb_linker
-            .instantiate_pre(component)
-            .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
-        let pre = verb::VerbPre::new(pre).map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+        let pre =
+            B::prepare(&runtime, component).map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
         Ok(Self {
             name: name.to_owned(),
             artifact: artifact.to_owned(),
@@ -578,7 +626,8 @@ impl VerbModule {
         })
     }
 
-    fn take(&self) -> Result<Warm<verb::Verb>, RuntimeError> {
+    /// An instance armed for one call: an idle one, or a new one.
+    fn take(&self) -> Result<Warm<B>, RuntimeError> {
         let kept = self
             .idle
             .as_ref()
@@ -587,15 +636,51 @@ impl VerbModule {
             self.runtime.arm(&mut warm.store, self.budget)?;
             return Ok(warm);
         }
-        let mut store = self.runtime.new_store("", self.budget);
+        let kv = if B::KV { self.name.as_str() } else { "" };
+        let mut store = self.runtime.new_store(kv, self.budget);
         self.runtime.arm(&mut store, self.budget)?;
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
+        let bindings = B::instantiate(&self.pre, &mut store)
             .map_err(|e| self.runtime.fault(&self.name, self.budget, &e))?;
         Ok(Warm { store, bindings })
     }
 
+    /// Keeps an instance that answered, for [`Reuse::Warm`].
+    fn give_back(&self, mut warm: Warm<B>) {
+        if let Some(idle) = &self.idle {
+            let data = warm.store.data_mut();
+            data.source = Source::None;
+            data.kv.buffer.clear();
+            data.kv.buffered_bytes = 0;
+            if let Ok(mut idle) = idle.lock() {
+                if idle.len() >= B::KEEP {
+                    idle.pop();
+                }
+                idle.push(warm);
+            }
+        }
+    }
+
+    /// Ends the call `call` made on `warm`: logs what it used, and keeps
+    /// the instance if it answered. A trapped instance is never reused.
+    fn finish<T>(
+        &self,
+        call: &str,
+        warm: Warm<B>,
+        result: wasmtime::Result<T>,
+    ) -> Result<T, RuntimeError> {
+        self.runtime
+            .spent(&self.name, call, self.budget, &warm.store);
+        match result {
+            Ok(answer) => {
+                self.give_back(warm);
+                Ok(answer)
+            }
+            Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
+        }
+    }
+}
+
+impl VerbModule {
     /// Is the activity allowed? `Ok(Err(message))` is the verb's refusal.
     pub fn validate(
         &self,
@@ -609,26 +694,8 @@ impl VerbModule {
             to_record!(verb::weft::module::types::Activity, a)
         });
         let result = warm.bindings.call_validate(&mut warm.store, &activity);
-        self.runtime
-            .spent(&self.name, "validate", self.budget, &warm.store);
-        match result {
-            Ok(answer) => {
-                self.give_back(warm);
-                Ok(answer.map_err(|r| r.message))
-            }
-            // A trapped instance is never reused.
-            Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
-        }
-    }
-
-    /// Keeps an instance that answered, for [`Reuse::Warm`].
-    fn give_back(&self, mut warm: Warm<verb::Verb>) {
-        if let Some(idle) = &self.idle {
-            warm.store.data_mut().source = Source::None;
-            if let Ok(mut idle) = idle.lock() {
-                idle.push(warm);
-            }
-        }
+        let answer = self.finish("validate", warm, result)?;
+        Ok(answer.map_err(|r| r.message))
     }
 
     /// What `recipient` (a local actor) does about the activity, reading
@@ -652,36 +719,8 @@ impl VerbModule {
         let result = warm
             .bindings
             .call_react(&mut warm.store, &activity, &context);
-        self.runtime
-            .spent(&self.name, "react", self.budget, &warm.store);
         *source = std::mem::take(&mut warm.store.data_mut().source);
-        match result {
-            Ok(intents) => {
-                self.give_back(warm);
-                Ok(intents)
-            }
-            Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
-        }
-    }
-}
-
-/// A projection ready to run: folds by the writer, queries from any thread.
-pub struct ProjectionModule {
-    pub name: String,
-    pub artifact: String,
-    runtime: Arc<Runtime>,
-    budget: Budget,
-    pre: projection::ProjectionPre<HostState>,
-    /// An idle instance, for [`Reuse::Warm`] only.
-    idle: Option<Mutex<Option<Warm<projection::Projection>>>>,
-}
-
-impl std::fmt::Debug for ProjectionModule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProjectionModule")
-            .field("name", &self.name)
-            .field("artifact", &self.artifact)
-            .finish()
+        self.finish("react", warm, result)
     }
 }
 
@@ -798,48 +837,6 @@ impl FoldSession<'_> {
 }
 
 impl ProjectionModule {
-    pub fn new(
-        runtime: Arc<Runtime>,
-        name: &str,
-        artifact: &str,
-        component: &Component,
-        budget: Budget,
-        reuse: Reuse,
-    ) -> Result<Self, RuntimeError> {
-        let pre = runtime
-            .projection_linker
-            .instantiate_pre(component)
-            .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
-        let pre = projection::ProjectionPre::new(pre)
-            .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
-        Ok(Self {
-            name: name.to_owned(),
-            artifact: artifact.to_owned(),
-            runtime,
-            budget,
-            pre,
-            idle: (reuse == Reuse::Warm).then(|| Mutex::new(None)),
-        })
-    }
-
-    fn take(&self) -> Result<Warm<projection::Projection>, RuntimeError> {
-        let kept = self
-            .idle
-            .as_ref()
-            .and_then(|idle| idle.lock().ok().and_then(|mut idle| idle.take()));
-        if let Some(mut warm) = kept {
-            self.runtime.arm(&mut warm.store, self.budget)?;
-            return Ok(warm);
-        }
-        let mut store = self.runtime.new_store(&self.name, self.budget);
-        self.runtime.arm(&mut store, self.budget)?;
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.runtime.fault(&self.name, self.budget, &e))?;
-        Ok(Warm { store, bindings })
-    }
-
     /// Lends `txn` to this projection for a run of folds, opening the
     /// tables the folds use once; `ids` is the store's
     /// [`weft_store::Store::recent_ids`]. On failure `txn` is dropped
@@ -870,27 +867,6 @@ impl ProjectionModule {
         data.kv.writable = false;
         data.kv.buffer.clear();
         let result = warm.bindings.call_query(&mut warm.store, path, params);
-        self.runtime
-            .spent(&self.name, "query", self.budget, &warm.store);
-        match result {
-            Ok(answer) => {
-                self.give_back(warm);
-                Ok(answer)
-            }
-            Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
-        }
-    }
-
-    /// Keeps an instance that answered, for [`Reuse::Warm`].
-    fn give_back(&self, mut warm: Warm<projection::Projection>) {
-        if let Some(idle) = &self.idle {
-            let data = warm.store.data_mut();
-            data.source = Source::None;
-            data.kv.buffer.clear();
-            data.kv.buffered_bytes = 0;
-            if let Ok(mut slot) = idle.lock() {
-                *slot = Some(warm);
-            }
-        }
+        self.finish("query", warm, result)
     }
 }

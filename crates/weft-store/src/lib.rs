@@ -117,7 +117,7 @@ impl Peer {
     /// when it is on the actor's own origin.
     pub fn shared_inbox(&self) -> Option<String> {
         let doc: serde_json::Value = serde_json::from_str(&self.document).ok()?;
-        let inbox = doc.get("endpoints")?.get("sharedInbox")?.as_str()?;
+        let inbox = weft_core::wire::actor::shared_inbox(&doc)?;
         let origin = weft_core::model::origin(&self.id)?;
         (weft_core::model::origin(inbox).as_deref() == Some(origin.as_str()))
             .then(|| inbox.to_owned())

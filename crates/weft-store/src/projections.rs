@@ -13,7 +13,8 @@ use std::sync::Arc;
 use redb::{ReadableTable, Table};
 
 use crate::tables::{
-    ACTIVITY_IDS, PROJECTION_BUILDS, PROJECTION_STATE, PROJECTION_STATUS, RECORDS, state_key,
+    ACTIVITY_IDS, PROJECTION_BUILDS, PROJECTION_STATE, PROJECTION_STATUS, RECORDS, split_state_key,
+    state_key,
 };
 use crate::{ActivityRecord, ProjectionStatus, RecentIds, Snapshot, StoreError, WriteTxn};
 
@@ -208,6 +209,23 @@ impl Snapshot {
             from,
             visit,
         )
+    }
+
+    /// Every projection's entries as (projection, key, value), in the
+    /// table's order (by projection, then key): the whole state at once,
+    /// for checks that compare it.
+    pub fn kv_entries(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.txn.open_table(PROJECTION_STATE)?.iter()? {
+            let (k, v) = entry?;
+            let (projection, key) =
+                split_state_key(k.value()).ok_or_else(|| StoreError::Corrupt {
+                    what: "a projection state key that is not `{projection}\\0{key}` in UTF-8"
+                        .into(),
+                })?;
+            out.push((projection.to_owned(), key.to_owned(), v.value().to_owned()));
+        }
+        Ok(out)
     }
 }
 

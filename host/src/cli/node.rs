@@ -169,6 +169,30 @@ impl Node {
         Ok((node, admin))
     }
 
+    /// What the HTTP handlers reach ([`http::router`]'s state), with the
+    /// node's federation, which is not started: [`Node::serve`] starts it
+    /// (deliveries, backfills); the CLI's in-process transport
+    /// ([`super::client`]) leaves it stopped.
+    pub fn app(&self) -> anyhow::Result<(AppState, Arc<weft_federation::Federation>)> {
+        let federation =
+            weft_federation::Federation::new(self.kernel.clone(), self.config.federation.clone())
+                .map_err(|e| anyhow::anyhow!("weft.toml [federation]: {e}"))?;
+        let state = AppState {
+            kernel: self.kernel.clone(),
+            config: Arc::new(http::Settings {
+                max_body_bytes: self.config.max_body_bytes,
+                page_size: self.config.page_size,
+                runtime: self.config.runtime.clone(),
+            }),
+            public_url: self.config.public_url().into(),
+            federation: federation.clone(),
+            rate: Arc::new(http::ratelimit::Limiter::new(
+                &self.config.server.rate_limit,
+            )),
+        };
+        Ok((state, federation))
+    }
+
     /// Serves HTTP on `listener` until `shutdown` resolves, then stops the
     /// kernel cleanly (in-flight requests finish, the writer drains).
     pub async fn serve(
@@ -185,9 +209,7 @@ impl Node {
             .server
             .check()
             .map_err(|e| anyhow::anyhow!("weft.toml [server]: {e}"))?;
-        let federation =
-            weft_federation::Federation::new(self.kernel.clone(), self.config.federation.clone())
-                .map_err(|e| anyhow::anyhow!("weft.toml [federation]: {e}"))?;
+        let (state, federation) = self.app()?;
         let added = self
             .kernel
             .install_missing_builtins()
@@ -199,19 +221,6 @@ impl Node {
         federation
             .start()
             .context("cannot resume deliveries and backfills")?;
-        let state = AppState {
-            kernel: self.kernel.clone(),
-            config: Arc::new(http::Settings {
-                max_body_bytes: self.config.max_body_bytes,
-                page_size: self.config.page_size,
-                runtime: self.config.runtime.clone(),
-            }),
-            public_url: self.config.public_url().into(),
-            federation: federation.clone(),
-            rate: Arc::new(http::ratelimit::Limiter::new(
-                &self.config.server.rate_limit,
-            )),
-        };
         let served = http::serve(
             listener,
             http::router(state),

@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use super::Output;
 use super::node::{DataDir, Node, OpenError};
 use weft_core::identity::{actor, multikey};
 use weft_core::model::Signed;
@@ -23,7 +24,7 @@ pub struct VerifyArgs {
     pub actor_doc: Option<PathBuf>,
 }
 
-pub async fn run(data: &DataDir, args: VerifyArgs) -> anyhow::Result<()> {
+pub async fn run(data: &DataDir, args: VerifyArgs, out: Output) -> anyhow::Result<()> {
     let text = if args.file == "-" {
         std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
     } else {
@@ -46,17 +47,26 @@ pub async fn run(data: &DataDir, args: VerifyArgs) -> anyhow::Result<()> {
                 if doc.get("id").and_then(Value::as_str) != Some(header.actor.as_str()) {
                     bail!("the actor document is not {}'s", header.actor);
                 }
-                actor::keys_from_document(&doc).context("the actor document's keys are unusable")?
+                weft_core::wire::actor::keys_from_document(&doc)
+                    .context("the actor document's keys are unusable")?
             }
             None => local_keys(data, &header.actor).await?,
         };
         actor::verify_with_history(&keys, &signed).context("invalid activity")?;
     }
-    println!(
-        "valid: {} is seq {} of {}, signed with {}",
-        signed.id, header.seq, header.actor, signed.key_id
-    );
-    Ok(())
+    let answer = json!({
+        "valid": true,
+        "id": signed.id,
+        "actor": header.actor,
+        "seq": header.seq,
+        "key": signed.key_id,
+    });
+    out.print(&answer, || {
+        println!(
+            "valid: {} is seq {} of {}, signed with {}",
+            signed.id, header.seq, header.actor, signed.key_id
+        );
+    })
 }
 
 /// The key history of `actor` as this node knows it.
@@ -91,7 +101,7 @@ async fn local_keys(
                 .with_context(unknown)?
                 .json()
                 .await?;
-            Ok(actor::keys_from_document(&doc)?)
+            Ok(weft_core::wire::actor::keys_from_document(&doc)?)
         }
         Err(OpenError::Other(e)) => Err(e),
     }

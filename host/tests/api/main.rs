@@ -10,11 +10,6 @@ mod keys;
 mod lifecycle;
 mod logs;
 mod outbox;
-#[allow(
-    dead_code,
-    reason = "shared with the modules tests, which serve verbs from it; this crate does not"
-)]
-mod peer;
 mod publish;
 mod ratelimit;
 mod server;
@@ -22,6 +17,7 @@ mod support;
 mod visibility;
 
 use support::{TestNode, id_of, note, url_id};
+use weft_test_support::peer;
 
 #[tokio::test]
 async fn a_new_node_has_only_its_service_actor() -> anyhow::Result<()> {

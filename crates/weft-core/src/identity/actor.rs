@@ -3,8 +3,9 @@
 //!
 //! [`apply`] is the single place that decides whether an activity may extend
 //! an actor's log and what the actor looks like afterwards. Local publishing
-//! and (later) inbound federation both go through it. It knows nothing about
-//! storage or HTTP.
+//! and inbound federation both go through it. It knows nothing about
+//! storage or HTTP, and nothing of the actor document's format: writing and
+//! reading that is `wire::actor`.
 
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
@@ -626,7 +627,7 @@ fn require_purposes(state: &ActorState, seq: u64) -> Result<(), IdentityError> {
     Ok(())
 }
 
-fn object_err(field: &str, problem: &str) -> IdentityError {
+pub(crate) fn object_err(field: &str, problem: &str) -> IdentityError {
     IdentityError::Object {
         field: field.to_owned(),
         problem: problem.to_owned(),
@@ -636,57 +637,4 @@ fn object_err(field: &str, problem: &str) -> IdentityError {
 /// An http(s) URL with something after the scheme.
 pub fn is_http_url(s: &str) -> bool {
     (s.starts_with("http://") || s.starts_with("https://")) && s.len() > "https://".len()
-}
-
-/// Reads the key history out of an actor document (`assertionMethod`, as
-/// `GET /actors/{name}` publishes it). Keys are checked like any key that
-/// enters the node: weak keys are refused.
-pub fn keys_from_document(doc: &Value) -> Result<Vec<KeyRecord>, IdentityError> {
-    let actor = doc
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| object_err("id", "is missing from the actor document"))?;
-    let methods = doc
-        .get("assertionMethod")
-        .and_then(Value::as_array)
-        .ok_or_else(|| object_err("assertionMethod", "must list the actor's keys"))?;
-    let mut keys = Vec::new();
-    for m in methods {
-        let id = m
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| object_err("assertionMethod[].id", "is required"))?;
-        if !id.starts_with(&format!("{actor}#")) {
-            return Err(object_err(
-                "assertionMethod[].id",
-                &format!("{id} does not belong to {actor}"),
-            ));
-        }
-        let multibase = m
-            .get("publicKeyMultibase")
-            .and_then(Value::as_str)
-            .ok_or_else(|| object_err("assertionMethod[].publicKeyMultibase", "is required"))?;
-        let public = multikey::decode(multibase).map_err(|e| IdentityError::Key(e.to_string()))?;
-        let seq = |field: &str| m.get(field).and_then(Value::as_u64);
-        let valid_from_seq = seq("validFromSeq")
-            .ok_or_else(|| object_err("assertionMethod[].validFromSeq", "is required"))?;
-        keys.push(KeyRecord {
-            id: id.to_owned(),
-            public: public.to_bytes(),
-            purposes: parse_purposes(m.get("purposes"))?,
-            added_seq: seq("addedAtSeq").unwrap_or(valid_from_seq),
-            valid_from_seq,
-            added_at: m
-                .get("added")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            superseded_seq: seq("supersededAtSeq"),
-            superseded_at: m
-                .get("superseded")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        });
-    }
-    Ok(keys)
 }

@@ -13,11 +13,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ed25519_dalek::SigningKey;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use weft_core::identity::ActorState;
 use weft_core::identity::actor::{Signature, apply};
-use weft_core::model::{PUBLIC, Signed};
+use weft_core::identity::{ActorKind, ActorState};
+use weft_core::model::Signed;
+use weft_core::wire::actor::NewActor;
 
 /// One fake actor: its key and its log's state.
 pub struct FakeActor {
@@ -81,7 +82,7 @@ impl Origin {
             let fake = genesis(&base, &name)?;
             documents.insert(
                 name,
-                weft_http::actors::actor_document(&fake.state, Some(&pem)).to_string(),
+                weft_core::wire::actor::document(&fake.state, Some(&pem)).to_string(),
             );
             fakes.push(fake);
         }
@@ -115,17 +116,16 @@ fn genesis(base: &str, name: &str) -> anyhow::Result<FakeActor> {
     let id = format!("{base}/actors/{name}");
     let secret = SigningKey::generate(&mut rand::rngs::OsRng);
     let key_id = format!("{id}#key-1");
-    let create = json!({
-        "type": "Create", "actor": id,
-        "object": {"type": "Person", "id": id, "preferredUsername": name,
-            "keys": {"add": [{"id": key_id, "type": "Multikey", "controller": id,
-                "publicKeyMultibase": weft_core::identity::multikey::encode(&secret.verifying_key()),
-                "purposes": ["sign-activity", "rotate-key"]}]}},
-        "to": [PUBLIC], "published": "2026-11-21T00:00:00.000Z", "seq": 1, "prev": null,
-    });
-    let Value::Object(map) = create else {
-        anyhow::bail!("not an object")
-    };
+    let map = NewActor {
+        id: &id,
+        kind: ActorKind::Person,
+        username: name,
+        name: None,
+        key_id: &key_id,
+        key: &secret.verifying_key(),
+        published: "2026-11-21T00:00:00.000Z",
+    }
+    .create();
     let signed = Signed::sign(map, &key_id, &secret)?;
     let state = apply(None, &signed, Signature::Trusted).context("a fake actor's Create")?;
     Ok(FakeActor { secret, state })

@@ -1,10 +1,15 @@
-//! A stand-in peer for federation tests: a real HTTP server on a loopback
-//! port that serves actor documents for actors whose secret keys the test
-//! holds, signs activities as them, and records what is delivered to their
-//! inboxes, answering as each test tells it to (202, 410, 500, 503 with
-//! Retry-After). It can also publish verbs the way a weft node does: a
-//! registry view, signed `DefineActivity`s and artifacts by id. An actor can
-//! rotate its key, and the actor documents can be made unavailable.
+//! A stand-in weft peer for federation tests: a real HTTP server on a
+//! loopback port that serves actor documents for actors whose secret keys
+//! the test holds ([`crate::sign::TestActor`]), signs activities as them,
+//! and records what is delivered to their inboxes, answering as each test
+//! tells it to (202, 410, 500, 503 with Retry-After). It can also publish
+//! verbs the way a weft node does: a registry view, signed
+//! `DefineActivity`s and artifacts by id. An actor can rotate its key, and
+//! the actor documents can be made unavailable.
+//!
+//! Not a weft node (no log of its own, no outbox, no verification of what
+//! it is sent) and not an ActivityPub server: the fediverse tests have
+//! their own stand-in, with RSA keys and HTTP signatures.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,10 +20,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ed25519_dalek::SigningKey;
-use serde_json::{Map, Value, json};
-use weft_core::identity::ActorState;
-use weft_core::identity::actor::{Signature, apply};
-use weft_core::model::Signed;
+use serde_json::{Value, json};
+use weft_core::model::PUBLIC;
+
+use crate::sign::TestActor;
 
 /// How an actor's inbox on the fake peer answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,15 +36,13 @@ pub enum Answer {
 }
 
 /// One actor of the fake peer.
+#[derive(Debug)]
 struct Actor {
-    secret: SigningKey,
-    /// The id of the key `secret` is.
-    key_id: String,
-    state: ActorState,
+    log: TestActor,
     answer: Answer,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Inner {
     actors: HashMap<String, Actor>,
     /// (actor name, activity id, when) for every POST to an inbox.
@@ -57,13 +60,14 @@ struct Inner {
 }
 
 /// The running fake peer.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct FakePeer {
     pub base: String,
     inner: Arc<Mutex<Inner>>,
 }
 
 impl FakePeer {
+    /// Starts serving on a free loopback port.
     pub async fn start() -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
@@ -85,35 +89,11 @@ impl FakePeer {
     /// its id.
     pub fn actor(&self, name: &str) -> anyhow::Result<String> {
         let id = format!("{}/actors/{name}", self.base);
-        let secret = SigningKey::generate(&mut rand::rngs::OsRng);
-        let key_id = format!("{id}#key-1");
-        let create = json!({
-            "type": "Create",
-            "actor": id,
-            "object": {
-                "type": "Person", "id": id, "preferredUsername": name,
-                "keys": {"add": [{
-                    "id": key_id, "type": "Multikey", "controller": id,
-                    "publicKeyMultibase": weft_core::identity::multikey::encode(&secret.verifying_key()),
-                    "purposes": ["sign-activity", "rotate-key"],
-                }]},
-            },
-            "to": [weft_core::model::PUBLIC],
-            "published": "2026-11-21T00:00:00.000Z",
-            "seq": 1,
-            "prev": null,
-        });
-        let Value::Object(map) = create else {
-            unreachable!()
-        };
-        let signed = Signed::sign(map, &key_id, &secret)?;
-        let state = apply(None, &signed, Signature::Verify)?;
+        let log = TestActor::create(&id, name)?;
         self.inner.lock().expect("lock").actors.insert(
             name.to_owned(),
             Actor {
-                secret,
-                key_id,
-                state,
+                log,
                 answer: Answer::Accept,
             },
         );
@@ -122,19 +102,13 @@ impl FakePeer {
 
     /// Signs `draft` as the next activity of `name`'s log.
     pub fn sign(&self, name: &str, draft: Value) -> anyhow::Result<Value> {
-        let mut inner = self.inner.lock().expect("lock");
-        let actor = inner.actors.get_mut(name).context("no such fake actor")?;
-        let signed = next(actor, draft)?;
-        actor.state = apply(Some(&actor.state), &signed, Signature::Verify)?;
-        Ok(Value::Object(signed.json))
+        self.with_actor(name, |actor| actor.log.sign(draft))
     }
 
     /// Signs `draft` at the next position without advancing the log, so
     /// two calls make two different activities at one seq (a fork).
     pub fn sign_detached(&self, name: &str, draft: Value) -> anyhow::Result<Value> {
-        let inner = self.inner.lock().expect("lock");
-        let actor = inner.actors.get(name).context("no such fake actor")?;
-        Ok(Value::Object(next(actor, draft)?.json))
+        self.with_actor(name, |actor| actor.log.sign_detached(draft))
     }
 
     /// `name` defines verb `verb` with the component `bytes`, as a weft
@@ -153,7 +127,7 @@ impl FakePeer {
             json!({
                 "type": "DefineActivity", "name": verb, "module": module,
                 "wit": "weft:module@0.1.0", "language": "rust",
-                "to": [weft_core::model::PUBLIC],
+                "to": [PUBLIC],
             }),
         )?;
         let id = define["id"].as_str().context("id")?.to_owned();
@@ -172,22 +146,7 @@ impl FakePeer {
     /// one and supersedes the current one, which is returned (as whoever
     /// stole it would hold it). The rotation is not sent anywhere.
     pub fn rotate(&self, name: &str) -> anyhow::Result<SigningKey> {
-        let mut inner = self.inner.lock().expect("lock");
-        let actor = inner.actors.get_mut(name).context("no such fake actor")?;
-        let secret = SigningKey::generate(&mut rand::rngs::OsRng);
-        let key_id = format!("{}#key-{}", actor.state.id, actor.state.keys.len() + 1);
-        let rotation = json!({"type": "Update", "object": {"type": "Person", "id": actor.state.id, "keys": {
-            "add": [{
-                "id": key_id, "type": "Multikey", "controller": actor.state.id,
-                "publicKeyMultibase": weft_core::identity::multikey::encode(&secret.verifying_key()),
-                "purposes": ["sign-activity", "rotate-key"],
-            }],
-            "supersede": [actor.key_id],
-        }}});
-        let signed = next(actor, rotation)?;
-        actor.state = apply(Some(&actor.state), &signed, Signature::Verify)?;
-        actor.key_id = key_id;
-        Ok(std::mem::replace(&mut actor.secret, secret))
+        self.with_actor(name, |actor| actor.log.rotate())
     }
 
     /// Signs `draft` at `name`'s next position with a retired key (its
@@ -198,15 +157,7 @@ impl FakePeer {
         draft: Value,
         retired: &SigningKey,
     ) -> anyhow::Result<Value> {
-        let inner = self.inner.lock().expect("lock");
-        let actor = inner.actors.get(name).context("no such fake actor")?;
-        let thief = Actor {
-            secret: retired.clone(),
-            key_id: format!("{}#key-1", actor.state.id),
-            state: actor.state.clone(),
-            answer: actor.answer,
-        };
-        Ok(Value::Object(next(&thief, draft)?.json))
+        self.with_actor(name, |actor| actor.log.sign_with_retired(draft, retired))
     }
 
     /// Makes every actor document answer 503 (`true`) or be served again.
@@ -219,6 +170,17 @@ impl FakePeer {
         self.inner.lock().expect("lock").document_requests
     }
 
+    /// Runs `f` on actor `name`, under the peer's lock.
+    fn with_actor<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut Actor) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut inner = self.inner.lock().expect("lock");
+        f(inner.actors.get_mut(name).context("no such fake actor")?)
+    }
+
+    /// Makes `name`'s inbox answer `answer` from now on.
     pub fn answer(&self, name: &str, answer: Answer) {
         if let Some(actor) = self.inner.lock().expect("lock").actors.get_mut(name) {
             actor.answer = answer;
@@ -238,16 +200,6 @@ impl FakePeer {
     }
 }
 
-fn next(actor: &Actor, draft: Value) -> anyhow::Result<Signed> {
-    let mut map: Map<String, Value> = draft.as_object().cloned().context("draft object")?;
-    map.insert("actor".into(), actor.state.id.clone().into());
-    map.insert("seq".into(), (actor.state.tip_seq + 1).into());
-    map.insert("prev".into(), actor.state.tip_id.clone().into());
-    map.entry("published")
-        .or_insert_with(|| "2026-11-21T01:00:00.000Z".into());
-    Ok(Signed::sign(map, &actor.key_id, &actor.secret)?)
-}
-
 async fn document(State(inner): State<Arc<Mutex<Inner>>>, Path(name): Path<String>) -> Response {
     let mut inner = inner.lock().expect("lock");
     inner.document_requests += 1;
@@ -257,7 +209,7 @@ async fn document(State(inner): State<Arc<Mutex<Inner>>>, Path(name): Path<Strin
     match inner.actors.get(&name) {
         Some(actor) => (
             [("content-type", "application/activity+json")],
-            weft_http::actors::actor_document(&actor.state, None).to_string(),
+            weft_core::wire::actor::document(actor.log.state(), None).to_string(),
         )
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),

@@ -1,0 +1,55 @@
+//! The object a `Create` makes (a Note, say), as ActivityPub peers
+//! dereference it: its URL (`{actor}/objects/{seq}`) and its document, the
+//! activity's `object` with the activity's `@context`.
+//!
+//! The format only: who may read an object is the HTTP layer's, and what a
+//! `Create` fills into its object when it is published is the kernel's.
+
+use serde_json::Value;
+
+use super::AS_CONTEXT;
+
+/// The URL of the object the activity at `seq` of `actor`'s log creates.
+pub fn url(actor: &str, seq: u64) -> String {
+    format!("{actor}/objects/{seq}")
+}
+
+/// The object that `activity` (JSON text) embeds with the id `url`, as it
+/// is served there: with the activity's `@context` (ActivityStreams' when
+/// it names none). `None` when the activity embeds no object with that id.
+pub fn document(activity: &str, url: &str) -> Option<Value> {
+    let Ok(Value::Object(mut activity)) = serde_json::from_str::<Value>(activity) else {
+        return None;
+    };
+    let Some(Value::Object(mut object)) = activity.remove("object") else {
+        return None;
+    };
+    if object.get("id").and_then(Value::as_str) != Some(url) {
+        return None;
+    }
+    let context = activity
+        .remove("@context")
+        .unwrap_or_else(|| AS_CONTEXT.into());
+    object.insert("@context".into(), context);
+    Some(Value::Object(object))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_object_with_its_own_url_is_served() {
+        let url = url("https://n.example/actors/a", 2);
+        let activity =
+            format!(r#"{{"type": "Create", "object": {{"id": "{url}", "content": "hi"}}}}"#);
+        let object = document(&activity, &url).expect("an object");
+        assert_eq!(object["@context"], AS_CONTEXT);
+        assert_eq!(object["content"], "hi");
+        assert_eq!(
+            document(&activity, "https://n.example/actors/a/objects/3"),
+            None
+        );
+        assert_eq!(document(r#"{"object": "https://x"}"#, &url), None);
+    }
+}
