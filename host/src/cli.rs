@@ -338,7 +338,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "type": define,
                 "name": name,
                 "module": artifact,
-                "wit": "weft:module@0.1.0",
+                "wit": crate::runtime::PACKAGE,
                 "to": [crate::model::PUBLIC],
             });
             if let Some(d) = description {

@@ -170,8 +170,7 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-/// The contract, `sdk/wit/weft.wit`, as the node was built with it.
-pub const WIT: &str = include_str!("../../sdk/wit/weft.wit");
+pub use bindings::{PACKAGE, WIT};
 
 /// Virtual address space reserved for each linear memory, so that bounds
 /// checks are done by guard pages rather than by code. Reserved, not
@@ -304,15 +303,11 @@ impl Runtime {
     fn check_contract(&self, kind: ModuleKind, component: &Component) -> Result<(), RuntimeError> {
         let ty = component.component_type();
         let allowed: &[&str] = match kind {
-            ModuleKind::Verb => &["weft:module/types@0.1.0", "weft:module/log@0.1.0"],
-            ModuleKind::Projection => &[
-                "weft:module/types@0.1.0",
-                "weft:module/log@0.1.0",
-                "weft:module/kv@0.1.0",
-            ],
+            ModuleKind::Verb => &["types", "log"],
+            ModuleKind::Projection => &["types", "log", "kv"],
         };
         for (name, _) in ty.imports(&self.engine) {
-            if !allowed.contains(&name) {
+            if !allowed.iter().any(|i| bindings::interface(i) == name) {
                 return Err(RuntimeError::ForbiddenImport(name.to_owned()));
             }
         }

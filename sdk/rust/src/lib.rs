@@ -6,7 +6,7 @@
 //! typed view of the activity JSON; [`fields`] with [`view`] types reads
 //! just the fields a module needs, much faster; [`kv`] helpers wrap the
 //! projection's store. This crate adds no behaviour of its own: what the WIT in
-//! `sdk/wit/weft.wit` says is what a module can do.
+//! `sdk/wit/weft-module@0.1.0/weft.wit` says is what a module can do.
 //!
 //! ```ignore
 //! use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection};
@@ -43,7 +43,7 @@ use serde_json::{Map, Value};
 pub mod verb {
     wit_bindgen::generate!({
         world: "verb",
-        path: "../wit",
+        path: "../wit/weft-module@0.1.0",
         pub_export_macro: true,
         export_macro_name: "export_verb",
         default_bindings_module: "weft_guest::verb",
@@ -60,7 +60,7 @@ pub mod verb {
 pub mod projection {
     wit_bindgen::generate!({
         world: "projection",
-        path: "../wit",
+        path: "../wit/weft-module@0.1.0",
         pub_export_macro: true,
         export_macro_name: "export_projection",
         default_bindings_module: "weft_guest::projection",
