@@ -23,12 +23,11 @@ use wasmtime::{Engine, Store};
 
 use crate::model::Signed;
 use crate::store::{ModuleKind, RecentIds, Snapshot};
-use bindings::{projection, verb};
+use bindings::{projection, types, verb};
 use host::{HostState, Kv, Source, WriteState};
 use limiter::Meter;
 
-pub use bindings::projection::weft::module::types::QueryError;
-pub use bindings::verb::weft::module::types::Intent;
+pub use bindings::types::{Intent, QueryError};
 
 /// How much a module may use per call. Configured in `weft.toml` under
 /// `[runtime]`. The defaults end a hostile call (a loop, a memory hog, a
@@ -458,14 +457,9 @@ impl Drop for Runtime {
     }
 }
 
-/// The activity as the WIT carries it.
-fn wit_activity<A>(
-    signed: &Signed,
-    json: &str,
-    backfilled: bool,
-    make: impl FnOnce(WitActivity) -> A,
-) -> A {
-    make(WitActivity {
+/// The activity as the WIT carries it (both worlds share the record).
+fn wit_activity(signed: &Signed, json: &str, backfilled: bool) -> types::Activity {
+    types::Activity {
         id: signed.id.clone(),
         kind: signed.header.kind.clone(),
         verb: signed.verb().to_owned(),
@@ -474,35 +468,7 @@ fn wit_activity<A>(
         published: signed.header.published.clone(),
         json: json.to_owned(),
         backfilled,
-    })
-}
-
-/// Fields shared by both worlds' `activity` records.
-struct WitActivity {
-    id: String,
-    kind: String,
-    verb: String,
-    actor: String,
-    seq: u64,
-    published: String,
-    json: String,
-    backfilled: bool,
-}
-
-macro_rules! to_record {
-    ($path:path, $a:expr) => {{
-        let a = $a;
-        $path {
-            id: a.id,
-            kind: a.kind,
-            verb: a.verb,
-            actor: a.actor,
-            seq: a.seq,
-            published: a.published,
-            json: a.json,
-            backfilled: a.backfilled,
-        }
-    }};
+    }
 }
 
 /// An instance and its store.
@@ -601,9 +567,7 @@ impl VerbModule {
     ) -> Result<Result<(), String>, RuntimeError> {
         let mut warm = self.take()?;
         warm.store.data_mut().source = source;
-        let activity = wit_activity(signed, json, false, |a| {
-            to_record!(verb::weft::module::types::Activity, a)
-        });
+        let activity = wit_activity(signed, json, false);
         let result = warm.bindings.call_validate(&mut warm.store, &activity);
         self.runtime
             .spent(&self.name, "validate", self.budget, &warm.store);
@@ -639,10 +603,8 @@ impl VerbModule {
     ) -> Result<Vec<Intent>, RuntimeError> {
         let mut warm = self.take()?;
         warm.store.data_mut().source = std::mem::take(source);
-        let activity = wit_activity(signed, json, false, |a| {
-            to_record!(verb::weft::module::types::Activity, a)
-        });
-        let context = verb::weft::module::types::Context {
+        let activity = wit_activity(signed, json, false);
+        let context = types::Context {
             recipient: recipient.to_owned(),
         };
         let result = warm
@@ -683,13 +645,11 @@ impl std::fmt::Debug for ProjectionModule {
 
 /// An activity as a projection's `fold` receives it. Build it once with
 /// [`fold_activity`] and fold it into every projection.
-pub type FoldActivity = projection::weft::module::types::Activity;
+pub type FoldActivity = types::Activity;
 
 /// The WIT record of an activity for folding.
 pub fn fold_activity(signed: &Signed, json: &str, backfilled: bool) -> FoldActivity {
-    wit_activity(signed, json, backfilled, |a| {
-        to_record!(projection::weft::module::types::Activity, a)
-    })
+    wit_activity(signed, json, backfilled)
 }
 
 /// What one fold did.

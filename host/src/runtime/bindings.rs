@@ -17,12 +17,30 @@ pub fn interface(name: &str) -> String {
     format!("{package}/{name}@{version}")
 }
 
+/// The interfaces both worlds use, generated once so that both worlds'
+/// `Activity` (and the host's `log` implementation) are one.
+mod shared {
+    wasmtime::component::bindgen!({
+        path: "../sdk/wit/weft-module@0.1.0",
+        interfaces: "
+            import weft:module/types@0.1.0;
+            import weft:module/log@0.1.0;
+        ",
+        imports: { default: trappable },
+    });
+}
+pub use shared::weft::module::{log, types};
+
 /// The `verb` world.
 pub mod verb {
     wasmtime::component::bindgen!({
         path: "../sdk/wit/weft-module@0.1.0",
         world: "verb",
         imports: { default: trappable },
+        with: {
+            "weft:module/types": super::types,
+            "weft:module/log": super::log,
+        },
     });
 }
 
@@ -32,6 +50,10 @@ pub mod projection {
         path: "../sdk/wit/weft-module@0.1.0",
         world: "projection",
         imports: { default: trappable },
+        with: {
+            "weft:module/types": super::types,
+            "weft:module/log": super::log,
+        },
     });
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::bindings::{projection, verb};
+use super::bindings::{log, projection, types};
 use super::limiter::Meter;
 use crate::store::tables::{ACTIVITY_IDS, PROJECTION_STATE, RECORDS, state_key};
 use crate::store::{ActivityRecord, RecentIds, Snapshot, Store};
@@ -407,17 +407,9 @@ impl HostState {
     }
 }
 
-impl verb::weft::module::types::Host for HostState {}
+impl types::Host for HostState {}
 
-impl verb::weft::module::log::Host for HostState {
-    fn get(&mut self, id: String) -> wasmtime::Result<Option<String>> {
-        self.log_get(&id)
-    }
-}
-
-impl projection::weft::module::types::Host for HostState {}
-
-impl projection::weft::module::log::Host for HostState {
+impl log::Host for HostState {
     fn get(&mut self, id: String) -> wasmtime::Result<Option<String>> {
         self.log_get(&id)
     }
