@@ -1,9 +1,8 @@
-//! Builds the genesis bundle (and the test guests) from source: each guest
-//! crate is compiled to `wasm32-unknown-unknown` with the `guest` profile,
+//! Builds the genesis bundle (and the test guests) from source: the guest
+//! crates are compiled to `wasm32-unknown-unknown` with the `guest` profile
+//! in one cargo run (the SDK's `verb` and `projection` features add up: each
+//! crate's component has only the exports of the world it exports), each is
 //! made into a component with wit-component, and embedded in the binary.
-//!
-//! Verbs, projections and test guests are built in separate cargo runs so
-//! the SDK's `verb` and `projection` features never unify.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -64,29 +63,12 @@ fn main() {
         .unwrap_or_else(|| root.join("target"));
     let guest_target = target.join("guests");
 
-    let verbs: Vec<&str> = GENESIS
+    let guests: Vec<&str> = GENESIS
         .iter()
-        .filter(|g| g.0 == "verb")
         .map(|g| g.2)
+        .chain(TEST_GUESTS.iter().map(|g| g.1))
         .collect();
-    let projections: Vec<&str> = GENESIS
-        .iter()
-        .filter(|g| g.0 == "projection")
-        .map(|g| g.2)
-        .collect();
-    let test_verbs: Vec<&str> = TEST_GUESTS
-        .iter()
-        .filter(|g| g.0 == "verb")
-        .map(|g| g.1)
-        .collect();
-    let test_projections: Vec<&str> = TEST_GUESTS
-        .iter()
-        .filter(|g| g.0 == "projection")
-        .map(|g| g.1)
-        .collect();
-    for group in [&verbs, &projections, &test_verbs, &test_projections] {
-        build(&root, &guest_target, group);
-    }
+    build(&root, &guest_target, &guests);
 
     let mut table = String::from(
         "/// (world, name, component) of each genesis module, built from source by build.rs.\npub const GENESIS: &[(&str, &str, &[u8])] = &[\n",

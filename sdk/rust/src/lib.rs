@@ -26,9 +26,14 @@
     reason = "wit-bindgen's generated glue is unsafe by nature"
 )]
 
-// A module enables one of the `verb` and `projection` features. Both may be
-// on at once in a native workspace build (cargo unifies features); a WASM
-// module must be built with one, or its component would claim both worlds.
+// The `verb` and `projection` features add up: a crate may enable both (cargo
+// unifies them when one build compiles verbs and projections together). With
+// `pub_export_macro`, what wit-bindgen embeds in this library for each world is
+// that world with its exports removed (its imports only); the world with its
+// exports is embedded by `export_verb!` / `export_projection!`, in the crate
+// that calls it. So a crate's component exports the world it exports, and
+// wit-component keeps only the imports its code uses (a verb never imports
+// `kv`).
 
 pub use serde;
 pub use serde_json;
