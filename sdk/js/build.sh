@@ -17,6 +17,8 @@ WORLD="$1" JS="$2" OUT="$3"
 case "$WORLD" in verb|projection) ;; *) echo "the world is verb or projection, not $WORLD" >&2; exit 2;; esac
 TOOLS="${WEFT_TOOLS:-$ROOT/target/sdk-tools}/js"
 QJS="$TOOLS/node_modules/.bin/componentize-qjs"
+# The contract version this SDK targets (published versions never change).
+WIT="$ROOT/sdk/wit/weft-module@0.1.0"
 
 if [ ! -x "$QJS" ] || ! cmp -s "$HERE/package-lock.json" "$TOOLS/package-lock.json"; then
     command -v npm >/dev/null || { echo "npm (Node.js 18 or newer) is needed to install componentize-qjs" >&2; exit 3; }
@@ -28,5 +30,5 @@ fi
 # --sync: the node's wasmtime has no component-model async ABI.
 # --stub-wasi: QuickJS's WASI imports become stubs that trap, so console,
 # Date and Math.random's entropy are unavailable, as the contract intends.
-"$QJS" --wit "$ROOT/sdk/wit" --world "$WORLD" --js "$JS" -o "$OUT" --sync --stub-wasi >/dev/null
+"$QJS" --wit "$WIT" --world "$WORLD" --js "$JS" -o "$OUT" --sync --stub-wasi >/dev/null
 echo "built $OUT ($(stat -c %s "$OUT") bytes)"

@@ -20,6 +20,8 @@ case "$WORLD" in verb|projection) ;; *) echo "the world is verb or projection, n
 TOOLS="${WEFT_TOOLS:-$ROOT/target/sdk-tools}"
 VENV="$TOOLS/python"
 CPY="$VENV/bin/componentize-py"
+# The contract version this SDK targets (published versions never change).
+WIT="$ROOT/sdk/wit/weft-module@0.1.0"
 
 if [ ! -x "$CPY" ] || [ "$("$CPY" --version 2>/dev/null)" != "componentize-py $VERSION" ]; then
     PYTHON="${PYTHON:-python3}"
@@ -31,5 +33,5 @@ fi
 
 # --stub-wasi: the Python runtime's WASI imports become stubs that trap, so
 # print(), time and files are unavailable, as the contract intends.
-"$CPY" -d "$ROOT/sdk/wit" -w "$WORLD" componentize --stub-wasi -p "$SRC" -o "$OUT" "$MODULE"
+"$CPY" -d "$WIT" -w "$WORLD" componentize --stub-wasi -p "$SRC" -o "$OUT" "$MODULE"
 echo "built $OUT ($(stat -c %s "$OUT") bytes)"

@@ -53,28 +53,16 @@ pub fn build_guests(sources: &[&str], guests: &[(&str, &str)]) -> (PathBuf, Vec<
     rerun_if_changed(&root, &watched);
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let target = guest_target_dir(&root);
-    build_worlds(&root, &target, guests);
+    // The SDK's `verb` and `projection` features add up (each world's
+    // exports are embedded by its export macro, in the crate that calls
+    // it), so verbs and projections build together.
+    let crates: Vec<&str> = guests.iter().map(|(_, krate)| *krate).collect();
+    build(&root, &target, &crates);
     let components = guests
         .iter()
         .map(|(_, krate)| componentize(&target, &out, krate))
         .collect();
     (out, components)
-}
-
-/// Builds `guests` ((world, package) pairs): the verbs in one cargo run,
-/// the projections in another, so the SDK's `verb` and `projection`
-/// features never unify.
-pub fn build_worlds(root: &Path, target_dir: &Path, guests: &[(&str, &str)]) {
-    for world in ["verb", "projection"] {
-        let crates: Vec<&str> = guests
-            .iter()
-            .filter(|g| g.0 == world)
-            .map(|g| g.1)
-            .collect();
-        if !crates.is_empty() {
-            build(root, target_dir, &crates);
-        }
-    }
 }
 
 /// Builds `crates` (package names) in one cargo run.

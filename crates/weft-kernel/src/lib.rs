@@ -550,7 +550,7 @@ impl Kernel {
                 "name": name,
                 "module": artifact,
                 "description": format!("built-in {world} `{name}` (genesis bundle)"),
-                "wit": "weft:module@0.1.0",
+                "wit": weft_runtime::PACKAGE,
                 "language": "rust",
                 "to": [weft_core::model::PUBLIC],
             });

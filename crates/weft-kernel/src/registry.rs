@@ -75,7 +75,7 @@ pub fn check_module_name(name: &str) -> Result<(), String> {
 }
 
 /// The WIT packages this node runs modules against.
-pub const WIT_VERSIONS: &[&str] = &["weft:module@0.1.0"];
+pub const WIT_VERSIONS: &[&str] = &[weft_runtime::PACKAGE];
 
 /// Checks a Define draft's descriptive fields: `description` and
 /// `language` are short text, `wit` a package this node supports, `fuel`

@@ -7,7 +7,7 @@ use std::ops::Bound;
 
 use std::sync::Arc;
 
-use super::bindings::{projection, verb};
+use super::bindings::{log, projection, types};
 use super::limiter::Meter;
 use weft_store::{FoldTxn, RecentIds, Snapshot, Store, StoreError, WriteTxn};
 
@@ -304,17 +304,9 @@ impl HostState {
     }
 }
 
-impl verb::weft::module::types::Host for HostState {}
+impl types::Host for HostState {}
 
-impl verb::weft::module::log::Host for HostState {
-    fn get(&mut self, id: String) -> wasmtime::Result<Option<String>> {
-        self.log_get(&id)
-    }
-}
-
-impl projection::weft::module::types::Host for HostState {}
-
-impl projection::weft::module::log::Host for HostState {
+impl log::Host for HostState {
     fn get(&mut self, id: String) -> wasmtime::Result<Option<String>> {
         self.log_get(&id)
     }

@@ -20,14 +20,13 @@ use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
-use bindings::{projection, verb};
+use bindings::{projection, types, verb};
 use host::{HostState, Kv, Source, WriteState};
 use limiter::Meter;
 use weft_core::model::Signed;
 use weft_store::{ModuleKind, RecentIds, Snapshot, StoreError, WriteTxn};
 
-pub use bindings::projection::weft::module::types::QueryError;
-pub use bindings::verb::weft::module::types::Intent;
+pub use bindings::types::{Intent, QueryError};
 
 /// How much a module may use per call. Configured in `weft.toml` under
 /// `[runtime]`. The defaults end a hostile call (a loop, a memory hog, a
@@ -169,8 +168,7 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-/// The contract, `sdk/wit/weft.wit`, as the node was built with it.
-pub const WIT: &str = include_str!("../../../sdk/wit/weft.wit");
+pub use bindings::{PACKAGE, WIT};
 
 /// Virtual address space reserved for each linear memory, so that bounds
 /// checks are done by guard pages rather than by code. Reserved, not
@@ -303,15 +301,11 @@ impl Runtime {
     fn check_contract(&self, kind: ModuleKind, component: &Component) -> Result<(), RuntimeError> {
         let ty = component.component_type();
         let allowed: &[&str] = match kind {
-            ModuleKind::Verb => &["weft:module/types@0.1.0", "weft:module/log@0.1.0"],
-            ModuleKind::Projection => &[
-                "weft:module/types@0.1.0",
-                "weft:module/log@0.1.0",
-                "weft:module/kv@0.1.0",
-            ],
+            ModuleKind::Verb => &["types", "log"],
+            ModuleKind::Projection => &["types", "log", "kv"],
         };
         for (name, _) in ty.imports(&self.engine) {
-            if !allowed.contains(&name) {
+            if !allowed.iter().any(|i| bindings::interface(i) == name) {
                 return Err(RuntimeError::ForbiddenImport(name.to_owned()));
             }
         }
@@ -462,14 +456,9 @@ impl Drop for Runtime {
     }
 }
 
-/// The activity as the WIT carries it.
-fn wit_activity<A>(
-    signed: &Signed,
-    json: &str,
-    backfilled: bool,
-    make: impl FnOnce(WitActivity) -> A,
-) -> A {
-    make(WitActivity {
+/// The activity as the WIT carries it (both worlds share the record).
+fn wit_activity(signed: &Signed, json: &str, backfilled: bool) -> types::Activity {
+    types::Activity {
         id: signed.id.clone(),
         kind: signed.header.kind.clone(),
         verb: signed.verb().to_owned(),
@@ -478,35 +467,7 @@ fn wit_activity<A>(
         published: signed.header.published.clone(),
         json: json.to_owned(),
         backfilled,
-    })
-}
-
-/// Fields shared by both worlds' `activity` records.
-struct WitActivity {
-    id: String,
-    kind: String,
-    verb: String,
-    actor: String,
-    seq: u64,
-    published: String,
-    json: String,
-    backfilled: bool,
-}
-
-macro_rules! to_record {
-    ($path:path, $a:expr) => {{
-        let a = $a;
-        $path {
-            id: a.id,
-            kind: a.kind,
-            verb: a.verb,
-            actor: a.actor,
-            seq: a.seq,
-            published: a.published,
-            json: a.json,
-            backfilled: a.backfilled,
-        }
-    }};
+    }
 }
 
 /// An instance and its store.
@@ -690,9 +651,7 @@ impl VerbModule {
     ) -> Result<Result<(), String>, RuntimeError> {
         let mut warm = self.take()?;
         warm.store.data_mut().source = source;
-        let activity = wit_activity(signed, json, false, |a| {
-            to_record!(verb::weft::module::types::Activity, a)
-        });
+        let activity = wit_activity(signed, json, false);
         let result = warm.bindings.call_validate(&mut warm.store, &activity);
         let answer = self.finish("validate", warm, result)?;
         Ok(answer.map_err(|r| r.message))
@@ -710,10 +669,8 @@ impl VerbModule {
     ) -> Result<Vec<Intent>, RuntimeError> {
         let mut warm = self.take()?;
         warm.store.data_mut().source = std::mem::take(source);
-        let activity = wit_activity(signed, json, false, |a| {
-            to_record!(verb::weft::module::types::Activity, a)
-        });
-        let context = verb::weft::module::types::Context {
+        let activity = wit_activity(signed, json, false);
+        let context = types::Context {
             recipient: recipient.to_owned(),
         };
         let result = warm
@@ -726,13 +683,11 @@ impl VerbModule {
 
 /// An activity as a projection's `fold` receives it. Build it once with
 /// [`fold_activity`] and fold it into every projection.
-pub type FoldActivity = projection::weft::module::types::Activity;
+pub type FoldActivity = types::Activity;
 
 /// The WIT record of an activity for folding.
 pub fn fold_activity(signed: &Signed, json: &str, backfilled: bool) -> FoldActivity {
-    wit_activity(signed, json, backfilled, |a| {
-        to_record!(projection::weft::module::types::Activity, a)
-    })
+    wit_activity(signed, json, backfilled)
 }
 
 /// What one fold did.

@@ -49,7 +49,7 @@ pub async fn add(
         "type": define,
         "name": module.name,
         "module": artifact,
-        "wit": "weft:module@0.1.0",
+        "wit": weft_runtime::PACKAGE,
         "to": [weft_core::model::PUBLIC],
     });
     if let Some(d) = module.description {

@@ -48,11 +48,11 @@ use std::collections::BTreeSet;
 use weft_guest::Json;
 use weft_guest::kv;
 use weft_guest::projection::{Activity, Guest, QueryError, log};
-use weft_guest::rules::follow_edge;
 use weft_guest::serde::Deserialize;
 use weft_guest::serde_json::{self, Value, json};
 use weft_guest::text::{is_http_url as is_actor, is_safe, key};
 use weft_guest::view::{Str, Strings};
+use weft_verb_rules::follow_edge;
 
 /// Page size when `limit` is not given.
 const DEFAULT_LIMIT: usize = 20;

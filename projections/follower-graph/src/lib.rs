@@ -33,11 +33,11 @@
 use weft_guest::Json;
 use weft_guest::kv;
 use weft_guest::projection::{Activity, Guest, QueryError, log};
-use weft_guest::rules::follow_edge;
 use weft_guest::serde::Deserialize;
 use weft_guest::serde_json::json;
 use weft_guest::text::{is_http_url as is_actor, is_safe, key};
 use weft_guest::view::Str;
+use weft_verb_rules::follow_edge;
 
 /// The four lists, each a key namespace and a query path.
 const LISTS: [&str; 4] = ["followers", "following", "pending-in", "pending-out"];

@@ -6,7 +6,7 @@
 //! typed view of the activity JSON; [`fields`] with [`view`] types reads
 //! just the fields a module needs, much faster; [`kv`] helpers wrap the
 //! projection's store. This crate adds no behaviour of its own: what the WIT in
-//! `sdk/wit/weft.wit` says is what a module can do.
+//! `sdk/wit/weft-module@0.1.0/weft.wit` says is what a module can do.
 //!
 //! ```ignore
 //! use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection};
@@ -26,9 +26,14 @@
     reason = "wit-bindgen's generated glue is unsafe by nature"
 )]
 
-// A module enables one of the `verb` and `projection` features. Both may be
-// on at once in a native workspace build (cargo unifies features); a WASM
-// module must be built with one, or its component would claim both worlds.
+// The `verb` and `projection` features add up: a crate may enable both (cargo
+// unifies them when one build compiles verbs and projections together). With
+// `pub_export_macro`, what wit-bindgen embeds in this library for each world is
+// that world with its exports removed (its imports only); the world with its
+// exports is embedded by `export_verb!` / `export_projection!`, in the crate
+// that calls it. So a crate's component exports the world it exports, and
+// wit-component keeps only the imports its code uses (a verb never imports
+// `kv`).
 
 pub use serde;
 pub use serde_json;
@@ -43,7 +48,7 @@ use serde_json::{Map, Value};
 pub mod verb {
     wit_bindgen::generate!({
         world: "verb",
-        path: "../wit",
+        path: "../wit/weft-module@0.1.0",
         pub_export_macro: true,
         export_macro_name: "export_verb",
         default_bindings_module: "weft_guest::verb",
@@ -60,7 +65,7 @@ pub mod verb {
 pub mod projection {
     wit_bindgen::generate!({
         world: "projection",
-        path: "../wit",
+        path: "../wit/weft-module@0.1.0",
         pub_export_macro: true,
         export_macro_name: "export_projection",
         default_bindings_module: "weft_guest::projection",
@@ -185,9 +190,13 @@ pub mod text {
     }
 }
 
-/// Checks that several verbs share: each returns a message a person can act
-/// on. Pure: they look only at the JSON they are given.
-pub mod rules {
+/// Checks of an activity's shape that many verbs make: each returns a
+/// message a person can act on (a verb's `validate` makes it a rejection
+/// with `.map_err(reject)`). Pure: they look only at what they are given.
+///
+/// Policy is the verb's own: the built-in verbs' (who may answer a Follow,
+/// whose activities an actor may undo) is in their crate `weft-verb-rules`.
+pub mod checks {
     use crate::Json;
     use crate::serde_json::Value;
     use crate::text::{clip, is_activity_id, is_http_url};
@@ -241,44 +250,6 @@ pub mod rules {
                 article(verb)
             )),
         }
-    }
-
-    /// When `answered` is a Follow, only the actor it follows may answer it
-    /// (Accept or Reject); `action` is "accept" or "reject".
-    pub fn followed_actor_answers(
-        answered: &Json,
-        actor: &str,
-        action: &str,
-    ) -> Result<(), String> {
-        match (answered.str("type"), answered.str("object")) {
-            (Some("Follow"), Some(target)) if target != actor => Err(format!(
-                "only the followed actor ({}) can {action} this Follow",
-                clip(target)
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// An actor can undo only its own activities.
-    pub fn own_activity(undone: &Json, actor: &str) -> Result<(), String> {
-        match undone.str("actor") {
-            Some(owner) if owner != actor => Err(format!(
-                "an actor can undo only its own activities; that one is by {}",
-                clip(owner)
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// The (follower, target) a Follow asks for: both actor URLs and not
-    /// the same actor; `None` for anything else.
-    pub fn follow_edge(follow: &Json) -> Option<(String, String)> {
-        if follow.str("type") != Some("Follow") {
-            return None;
-        }
-        let (follower, target) = (follow.str("actor")?, follow.str("object")?);
-        (is_http_url(follower) && is_http_url(target) && follower != target)
-            .then(|| (follower.to_owned(), target.to_owned()))
     }
 
     fn article(word: &str) -> &'static str {
@@ -341,40 +312,6 @@ pub mod rules {
             let missing =
                 object_activity_id(&json(json!({})), "Reject", what).expect_err("missing");
             assert!(missing.starts_with("a Reject needs `object`"), "{missing}");
-        }
-
-        #[test]
-        fn only_the_followed_actor_answers_a_follow() {
-            let follow = json(json!({"type": "Follow", "object": BOB}));
-            assert!(followed_actor_answers(&follow, BOB, "accept").is_ok());
-            assert!(
-                followed_actor_answers(&follow, "https://example.com/actors/eve", "reject")
-                    .is_err()
-            );
-            let other = json(json!({"type": "Invite", "object": BOB}));
-            assert!(
-                followed_actor_answers(&other, "https://example.com/actors/eve", "accept").is_ok()
-            );
-        }
-
-        #[test]
-        fn follow_edges() {
-            let alice = "http://127.0.0.1:9999/actors/alice";
-            let f = json(json!({"type": "Follow", "actor": alice, "object": BOB}));
-            assert_eq!(follow_edge(&f), Some((alice.into(), BOB.into())));
-            let own = json(json!({"type": "Follow", "actor": alice, "object": alice}));
-            assert_eq!(follow_edge(&own), None);
-            let like = json(json!({"type": "Endorse", "actor": alice, "object": BOB}));
-            assert_eq!(follow_edge(&like), None);
-            let acct = json(json!({"type": "Follow", "actor": alice, "object": "acct:bob@x"}));
-            assert_eq!(follow_edge(&acct), None);
-        }
-
-        #[test]
-        fn only_the_author_undoes() {
-            let follow = json(json!({"type": "Follow", "actor": BOB}));
-            assert!(own_activity(&follow, BOB).is_ok());
-            assert!(own_activity(&follow, "https://example.com/actors/eve").is_err());
         }
     }
 }

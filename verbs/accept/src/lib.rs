@@ -5,20 +5,22 @@
 //! and `feed` projections do) or start backfill (the kernel does).
 //! Accepts need no reaction.
 
+use weft_guest::checks::{object_activity_id, own_type};
 use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection, log};
-use weft_guest::{Json, reject, rules};
+use weft_guest::{Json, reject};
+use weft_verb_rules::followed_actor_answers;
 
 struct Accept;
 
 impl Guest for Accept {
     fn validate(activity: Activity) -> Result<(), Rejection> {
-        rules::own_type(&activity.kind, "Accept").map_err(reject)?;
+        own_type(&activity.kind, "Accept").map_err(reject)?;
         let json = Json::parse(&activity)?;
-        let id = rules::object_activity_id(&json, "Accept", "the Follow being accepted")
-            .map_err(reject)?;
+        let id =
+            object_activity_id(&json, "Accept", "the Follow being accepted").map_err(reject)?;
         match log::get(id).and_then(|text| Json::from_text(&text).ok()) {
             Some(answered) => {
-                rules::followed_actor_answers(&answered, &activity.actor, "accept").map_err(reject)
+                followed_actor_answers(&answered, &activity.actor, "accept").map_err(reject)
             }
             None => Ok(()),
         }

@@ -7,19 +7,21 @@
 //! projection shows a deleted object as a Tombstone. Deletes need no
 //! reaction.
 
+use weft_guest::checks::{object_activity_id, own_type};
 use weft_guest::text::{clip, is_activity_id, origin};
 use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection, log};
-use weft_guest::{Json, reject, rules};
+use weft_guest::{Json, reject};
+use weft_verb_rules::own_activity;
 
 struct Delete;
 
 impl Guest for Delete {
     fn validate(activity: Activity) -> Result<(), Rejection> {
-        rules::own_type(&activity.kind, "Delete").map_err(reject)?;
+        own_type(&activity.kind, "Delete").map_err(reject)?;
         let json = Json::parse(&activity)?;
-        let id = rules::object_activity_id(&json, "Delete", "what it deletes").map_err(reject)?;
+        let id = object_activity_id(&json, "Delete", "what it deletes").map_err(reject)?;
         match log::get(id).and_then(|text| Json::from_text(&text).ok()) {
-            Some(held) => rules::own_activity(&held, &activity.actor).map_err(reject),
+            Some(held) => own_activity(&held, &activity.actor).map_err(reject),
             None => same_origin(id, &activity.actor).map_err(reject),
         }
     }
@@ -58,7 +60,7 @@ mod tests {
         let named = |object: Value| {
             let json = Json::from_text(&json!({"type": "Delete", "object": object}).to_string())
                 .expect("json");
-            rules::object_activity_id(&json, "Delete", "what it deletes").map(str::to_owned)
+            object_activity_id(&json, "Delete", "what it deletes").map(str::to_owned)
         };
         assert_eq!(
             named(json!({"id": note, "type": "Tombstone"})),

@@ -4,14 +4,15 @@
 //! `id`. It checks shape only; the `endorsements` projection counts Likes
 //! with the likes of `Endorse`. Likes need no reaction.
 
+use weft_guest::checks::{object_activity_id, own_type};
 use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection};
-use weft_guest::{Json, reject, rules};
+use weft_guest::{Json, reject};
 
 struct Like;
 
 impl Guest for Like {
     fn validate(activity: Activity) -> Result<(), Rejection> {
-        rules::own_type(&activity.kind, "Like").map_err(reject)?;
+        own_type(&activity.kind, "Like").map_err(reject)?;
         let json = Json::parse(&activity)?;
         check(&json).map_err(reject)
     }
@@ -23,7 +24,7 @@ impl Guest for Like {
 
 /// Checks a Like's `object`.
 fn check(json: &Json) -> Result<(), String> {
-    rules::object_activity_id(json, "Like", "what is liked").map(|_| ())
+    object_activity_id(json, "Like", "what is liked").map(|_| ())
 }
 
 weft_guest::verb::export_verb!(Like);

@@ -5,20 +5,22 @@
 //! not remove the follow (the `follower-graph` and `feed` projections do).
 //! Rejects need no reaction.
 
+use weft_guest::checks::{object_activity_id, own_type};
 use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection, log};
-use weft_guest::{Json, reject, rules};
+use weft_guest::{Json, reject};
+use weft_verb_rules::followed_actor_answers;
 
 struct Reject;
 
 impl Guest for Reject {
     fn validate(activity: Activity) -> Result<(), Rejection> {
-        rules::own_type(&activity.kind, "Reject").map_err(reject)?;
+        own_type(&activity.kind, "Reject").map_err(reject)?;
         let json = Json::parse(&activity)?;
-        let id = rules::object_activity_id(&json, "Reject", "the Follow being rejected")
-            .map_err(reject)?;
+        let id =
+            object_activity_id(&json, "Reject", "the Follow being rejected").map_err(reject)?;
         match log::get(id).and_then(|text| Json::from_text(&text).ok()) {
             Some(answered) => {
-                rules::followed_actor_answers(&answered, &activity.actor, "reject").map_err(reject)
+                followed_actor_answers(&answered, &activity.actor, "reject").map_err(reject)
             }
             None => Ok(()),
         }

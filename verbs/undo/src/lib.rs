@@ -5,19 +5,20 @@
 //! projection decides what an Undo of the activities it folds means.
 //! Undos need no reaction.
 
+use weft_guest::checks::{object_activity_id, own_type};
 use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection, log};
-use weft_guest::{Json, reject, rules};
+use weft_guest::{Json, reject};
+use weft_verb_rules::own_activity;
 
 struct Undo;
 
 impl Guest for Undo {
     fn validate(activity: Activity) -> Result<(), Rejection> {
-        rules::own_type(&activity.kind, "Undo").map_err(reject)?;
+        own_type(&activity.kind, "Undo").map_err(reject)?;
         let json = Json::parse(&activity)?;
-        let id = rules::object_activity_id(&json, "Undo", "the activity being undone")
-            .map_err(reject)?;
+        let id = object_activity_id(&json, "Undo", "the activity being undone").map_err(reject)?;
         match log::get(id).and_then(|text| Json::from_text(&text).ok()) {
-            Some(undone) => rules::own_activity(&undone, &activity.actor).map_err(reject),
+            Some(undone) => own_activity(&undone, &activity.actor).map_err(reject),
             None => Ok(()),
         }
     }
