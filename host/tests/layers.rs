@@ -13,6 +13,8 @@ use serde_json::Value;
 /// The layers, lowest first. A crate may depend on crates of a lower rank.
 const LAYERS: &[(&str, u32)] = &[
     ("weft-duration", 0),
+    ("weft-guest-build", 0),
+    ("weft-test-guests", 0),
     ("weft-core", 1),
     ("weft-genesis", 2),
     ("weft-store", 2),
@@ -20,7 +22,9 @@ const LAYERS: &[(&str, u32)] = &[
     ("weft-kernel", 4),
     ("weft-federation", 5),
     ("weft-http", 6),
-    ("weft", 7),
+    // Test helpers sit above every layer but never on the binary.
+    ("weft-test-support", 7),
+    ("weft", 8),
 ];
 
 /// Third-party crates only one layer may name (outside tests).
