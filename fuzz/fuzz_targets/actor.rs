@@ -13,10 +13,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
+use weft_core::identity::multikey;
+use weft_core::wire::actor::keys_from_document;
 use weft_federation::httpsig::PublicKey;
 use weft_federation::peers;
-use weft_core::wire::actor::keys_from_document;
-use weft_core::identity::multikey;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

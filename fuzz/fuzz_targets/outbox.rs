@@ -14,9 +14,9 @@ use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use weft_federation::backfill::chain;
-use weft_core::wire::collection::ordered_items;
 use weft_core::model::cid;
+use weft_core::wire::collection::ordered_items;
+use weft_federation::backfill::chain;
 
 /// The test vectors' actor, when the first entry names no actor.
 const ALICE: &str = "http://127.0.0.1:9999/actors/alice";
