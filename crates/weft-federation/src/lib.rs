@@ -17,7 +17,10 @@ pub mod httpsig;
 pub mod inbox;
 pub mod modules;
 pub mod peers;
+pub mod reconcile;
 pub mod signatures;
+pub mod stage;
+pub mod sync;
 pub mod verifier;
 
 use std::sync::Arc;
@@ -94,6 +97,26 @@ pub struct Settings {
     pub max_forks_per_position: u64,
     /// Most pieces of fork evidence kept against one origin's actors.
     pub max_forks_per_origin: u64,
+    /// How often the reconcile loop compares followed actors' heads with
+    /// what this node holds and fetches what it lacks (a human duration).
+    pub sync_interval: String,
+    /// Most activities one sync range stages and commits in one transaction.
+    pub sync_max_range: u64,
+    /// Most outbox pages one round reads.
+    pub sync_pages_per_round: u32,
+    /// Most bytes (of JSON text) one round stages.
+    pub sync_bytes_per_round: u64,
+    /// A range larger than this is staged on disk (`staging/` in the data
+    /// folder) rather than in memory.
+    pub sync_stage_memory_bytes: u64,
+    /// Most rounds with one remote actor per hour.
+    pub sync_rounds_per_hour: u32,
+    /// Most dead letters one pass asks their recipients' nodes about.
+    pub sync_heal_checks_per_pass: u32,
+    /// Where staged ranges spill: set by the node to `staging/` in its
+    /// data folder (not configurable); a temporary folder when unset.
+    #[serde(skip)]
+    pub staging_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -124,6 +147,14 @@ impl Default for Settings {
             max_bytes_per_origin: weft_kernel::IngestLimits::default().max_bytes_per_origin,
             max_forks_per_position: weft_kernel::IngestLimits::default().max_forks_per_position,
             max_forks_per_origin: weft_kernel::IngestLimits::default().max_forks_per_origin,
+            sync_interval: "5m".to_owned(),
+            sync_max_range: 10_000,
+            sync_pages_per_round: 100,
+            sync_bytes_per_round: 16 << 20,
+            sync_stage_memory_bytes: 4 << 20,
+            sync_rounds_per_hour: 60,
+            sync_heal_checks_per_pass: 100,
+            staging_dir: None,
         }
     }
 }
@@ -164,6 +195,33 @@ impl Settings {
         })
     }
 
+    /// The sync settings, parsed.
+    pub fn sync(&self) -> Result<reconcile::SyncSettings, String> {
+        let interval = humantime::parse_duration(&self.sync_interval).map_err(|e| {
+            format!(
+                "federation.sync_interval: `{}` is not a duration such as 5m or 30s: {e}",
+                self.sync_interval
+            )
+        })?;
+        if interval.is_zero() {
+            return Err("federation.sync_interval must be longer than zero".into());
+        }
+        if self.sync_max_range == 0 || self.sync_pages_per_round == 0 {
+            return Err(
+                "federation.sync_max_range and sync_pages_per_round must be at least 1".into(),
+            );
+        }
+        Ok(reconcile::SyncSettings {
+            interval,
+            max_range: self.sync_max_range,
+            pages_per_round: self.sync_pages_per_round,
+            bytes_per_round: self.sync_bytes_per_round,
+            stage_memory_bytes: self.sync_stage_memory_bytes,
+            rounds_per_hour: self.sync_rounds_per_hour,
+            heal_checks_per_pass: self.sync_heal_checks_per_pass,
+        })
+    }
+
     /// `peer_refresh`, parsed.
     pub fn peer_refresh(&self) -> Result<Duration, String> {
         humantime::parse_duration(&self.peer_refresh).map_err(|e| {
@@ -192,6 +250,12 @@ pub struct Federation {
     schedule: Vec<Duration>,
     /// Verbs being looked up at a peer, and when a refused one was last tried.
     discovery: modules::Discovery,
+    /// Anti-entropy's settings.
+    pub sync: reconcile::SyncSettings,
+    /// Where staged sync ranges spill.
+    pub staging: std::path::PathBuf,
+    /// The reconcile loop's state.
+    pub reconciler: reconcile::Reconciler,
     /// Flips to true when the node stops; every worker watches it.
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -201,6 +265,10 @@ impl Federation {
         let schedule = settings.schedule()?;
         let window = settings.window()?;
         let published_ahead = settings.published_max_ahead()?;
+        let sync = settings.sync()?;
+        let staging = settings.staging_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("weft-staging-{}", std::process::id()))
+        });
         if settings.jitter_percent > 1000 {
             return Err("federation.jitter_percent must be at most 1000".into());
         }
@@ -224,6 +292,9 @@ impl Federation {
             http_keys: signatures::KeyCache::default(),
             schedule,
             discovery: modules::Discovery::default(),
+            sync,
+            staging,
+            reconciler: reconcile::Reconciler::default(),
             stop: tokio::sync::watch::Sender::new(false),
         }))
     }
@@ -269,6 +340,12 @@ impl Federation {
             backfill::spawn(self.clone(), job);
         }
         self.resume_parked()?;
+        // Half-staged ranges of an earlier run are discarded; the loop
+        // fetches them again.
+        if let Err(e) = stage::clear(&self.staging) {
+            tracing::warn!(dir = %self.staging.display(), error = %e, "cannot empty the staging folder");
+        }
+        reconcile::spawn(self.clone());
         let federation = Arc::downgrade(self);
         let stopped = self.stopped();
         tokio::spawn(async move {

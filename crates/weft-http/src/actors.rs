@@ -68,6 +68,50 @@ pub async fn document(
     Ok(activity_json(document.to_string()))
 }
 
+/// `GET /actors/{name}/head`: where the actor's log ends as the caller may
+/// see it (the owner: every activity; anyone else: the public ones), so a
+/// peer can tell whether it lacks anything before fetching a page.
+pub async fn head(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    let reader = state.kernel.store().read()?;
+    let actor = find(&reader, &name)?;
+    let (seq, total_items) = if caller.owns(&actor.id)? {
+        (actor.tip_seq, actor.tip_seq)
+    } else {
+        let count = actor.public_count;
+        let seq = reader
+            .public_range(&actor.id, count, count)?
+            .first()
+            .copied()
+            .unwrap_or(0);
+        (seq, count)
+    };
+    let id = if seq == 0 {
+        None
+    } else {
+        reader
+            .activity_at(&actor.id, seq)?
+            .map(|cid| weft_core::model::cid::activity_url(&actor.id, &cid))
+    };
+    let head = weft_core::wire::sync::Head {
+        actor: actor.id.clone(),
+        seq,
+        id,
+        total_items,
+    };
+    Ok(activity_json(serde_json::to_string(&head).map_err(
+        |e| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("writing the head failed: {e}"),
+            )
+        },
+    )?))
+}
+
 /// `GET /actors/{name}/outbox`: the collection, `?page=N` (newest first), or
 /// `?since=<id>&limit=N` (the activities after `id`, oldest first).
 pub async fn outbox(

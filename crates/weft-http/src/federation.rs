@@ -331,9 +331,30 @@ fn job_json(job: &Job) -> Value {
 }
 
 /// `GET /admin/dead-letter`: deliveries that gave up.
+/// A dead letter carries `healed` (and when) once anti-entropy found the
+/// recipient's node holding its activity: it no longer matters.
 pub async fn dead_letters(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
-    let jobs = state.kernel.store().read()?.dead_letters()?;
-    Ok(listing(jobs.iter().map(job_json).collect()))
+    let reader = state.kernel.store().read()?;
+    let healed = reader.healed()?;
+    let items = reader
+        .dead_letters()?
+        .iter()
+        .map(|job| {
+            let mut item = job_json(job);
+            let at = healed.get(&job.id);
+            item["healed"] = json!(at.is_some());
+            if let Some(ms) = at {
+                item["healedAt"] = json!(rfc3339_ms(*ms));
+            }
+            item
+        })
+        .collect();
+    Ok(listing(items))
+}
+
+fn rfc3339_ms(ms: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .to_string()
 }
 
 /// `GET /admin/deliveries`: deliveries still queued.

@@ -15,6 +15,7 @@ mod paging;
 pub mod problem;
 pub mod ratelimit;
 pub mod server;
+pub mod sync;
 pub mod tls;
 
 use std::sync::Arc;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
                 .post(federation::receive)
                 .route_layer(per_ip()),
         )
+        .route("/actors/{name}/head", get(actors::head))
         .route("/actors/{name}/objects/{seq}", get(activities::object))
         .route("/actors/{name}/followers", get(federation::followers))
         .route("/actors/{name}/following", get(federation::following))
@@ -88,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/dead-letter/{id}/retry", post(federation::retry))
         .route("/admin/deliveries", get(federation::deliveries))
         .route("/admin/forks", get(federation::forks))
+        .route("/admin/sync", get(sync::view).post(sync::run))
         .route("/artifacts", post(modules::upload))
         .route("/artifacts/{id}", get(modules::download))
         .route("/projections/define-registry", get(modules::describe))

@@ -108,6 +108,7 @@ impl From<KernelError> for Problem {
             KernelError::NotFound(what) => Self::not_found(format!("{what} not found")),
             KernelError::Conflict(message) => Self::new(StatusCode::CONFLICT, message),
             KernelError::Quota(m) => Self::new(StatusCode::INSUFFICIENT_STORAGE, m),
+            e @ KernelError::BatchRefused { .. } => Self::unprocessable(None, e.to_string()),
             KernelError::Unavailable(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, m),
             KernelError::Busy(busy) => Self::new(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()),
             KernelError::ShuttingDown => Self::new(

@@ -42,6 +42,11 @@ pub enum KernelError {
     /// being built).
     #[error("{0}")]
     Unavailable(String),
+    /// A staged batch was refused as a whole because of one of its
+    /// activities (the peer that served it is at fault); nothing of it
+    /// was stored.
+    #[error("the batch was refused because of {id}: {reason}; nothing of it was stored")]
+    BatchRefused { id: String, reason: String },
     /// The module-call pool is full (503, retry).
     #[error("{0}")]
     Busy(#[from] super::workers::Busy),

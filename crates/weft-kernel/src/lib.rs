@@ -37,8 +37,8 @@ use weft_core::model::Signed;
 use weft_runtime::host::Source;
 use weft_runtime::{Limits, Runtime};
 use weft_store::{ActivityRecord, BackfillJob, Role, Store};
-use writer::{Append, Command, Ingest, Writer};
-pub use writer::{FederationWrite, IngestLimits, Ingested, Outbound, now_ms};
+use writer::{Append, BatchItem, Command, Ingest, IngestBatch, Writer};
+pub use writer::{BatchReport, FederationWrite, IngestLimits, Ingested, Outbound, now_ms};
 
 /// Where the kernel keeps its files and how it batches.
 #[derive(Debug, Clone)]
@@ -359,6 +359,97 @@ impl Kernel {
         }
         self.ingest_checked(signed, recipients, backfilled, backfill)
             .await
+    }
+
+    /// Stores a staged batch of verified activities from a peer (a sync
+    /// range, a backfill) all together in one transaction, or none of it
+    /// (docs/architecture.md §10): every activity passes its verb's
+    /// `validate`, then the writer appends them in order and refuses the
+    /// whole batch at the first fork, unlinked `prev` or quota overrun.
+    /// Already-stored activities are counted as duplicates. Each item
+    /// names the local actors whose inboxes get it. The caller has
+    /// verified every signature. An empty batch stores nothing.
+    pub async fn ingest_batch(
+        &self,
+        items: Vec<(Signed, Vec<String>)>,
+        backfilled: bool,
+    ) -> Result<BatchReport, KernelError> {
+        if items.is_empty() {
+            return Ok(BatchReport::default());
+        }
+        let modules = self.vocabulary.modules();
+        let local: Vec<bool> = items
+            .iter()
+            .map(|(signed, _)| !backfilled && self.names_local_recipients(signed))
+            .collect();
+        let checked = self
+            .workers
+            .run(move || {
+                items
+                    .into_iter()
+                    .map(|(signed, recipients)| {
+                        let json = signed.to_json_string();
+                        let answer = if matches!(
+                            signed.header.kind.as_str(),
+                            registry::DEFINE_ACTIVITY | registry::DEFINE_PROJECTION
+                        ) {
+                            Err("module definitions do not come in batches: a node fetches a verb's definition itself when it meets the verb".to_owned())
+                        } else {
+                            modules.validate(&signed, &json).map_err(|e| e.to_string())
+                        };
+                        (signed, json, recipients, answer)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+        let mut kept = Vec::with_capacity(checked.len());
+        for ((signed, json, recipients, answer), reacts) in checked.into_iter().zip(local) {
+            if let Err(reason) = answer {
+                // What is stored already is not refused again (its verb
+                // may have changed since): the batch is resent whole.
+                if self.store.read()?.activity(&signed.id)?.is_some() {
+                    continue;
+                }
+                self.metrics
+                    .rejected
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Err(KernelError::BatchRefused {
+                    id: signed.id,
+                    reason,
+                });
+            }
+            kept.push(((signed, json, recipients), reacts));
+        }
+        let items = kept
+            .into_iter()
+            .map(|((signed, json, recipients), reacts)| {
+                let public = signed.is_addressed_public()
+                    || weft_core::identity::Lifecycle::of(&signed.json).always_public();
+                let record = ActivityRecord {
+                    id: signed.id.clone(),
+                    json,
+                    actor: signed.header.actor.clone(),
+                    seq: signed.header.seq,
+                    public,
+                    backfilled,
+                };
+                BatchItem {
+                    signed,
+                    record,
+                    recipients,
+                    reacts,
+                }
+            })
+            .collect();
+        let result = self
+            .call(|reply| Command::IngestBatch(Box::new(IngestBatch { items, reply })))
+            .await;
+        if result.is_err() {
+            self.metrics
+                .rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
     }
 
     /// Stores a peer's `DefineActivity` (verified, its artifact stored) that

@@ -77,6 +77,9 @@ pub(super) enum Command {
     },
     /// Store a verified activity received from a peer (or pulled by backfill).
     Ingest(Box<Ingest>),
+    /// Store a staged batch of verified activities all together or not at
+    /// all: it runs in a transaction of its own.
+    IngestBatch(Box<IngestBatch>),
     /// Bookkeeping of federation: peers, delivery jobs, backfills.
     Federation {
         writes: Vec<FederationWrite>,
@@ -96,6 +99,35 @@ pub(super) struct Ingest {
     /// Local recipients react to it.
     pub reacts: bool,
     pub reply: oneshot::Sender<Result<Ingested, KernelError>>,
+}
+
+/// A staged batch on its way into the log (docs/architecture.md §10):
+/// every item is stored, or none is.
+#[derive(Debug)]
+pub(super) struct IngestBatch {
+    /// Each with `reply` unused (the batch answers once).
+    pub items: Vec<BatchItem>,
+    pub reply: oneshot::Sender<Result<BatchReport, KernelError>>,
+}
+
+/// One activity of a staged batch.
+#[derive(Debug)]
+pub(super) struct BatchItem {
+    pub signed: Signed,
+    pub record: ActivityRecord,
+    pub recipients: Vec<String>,
+    pub reacts: bool,
+}
+
+/// What a committed batch changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Activities appended.
+    pub stored: u64,
+    /// Activities that were already here (nothing changed for them).
+    pub duplicates: u64,
+    /// Global positions of the first and last activity appended.
+    pub positions: Option<(u64, u64)>,
 }
 
 /// What became of a received activity.
@@ -167,6 +199,13 @@ pub enum FederationWrite {
         now_ms: u64,
     },
     BackfillDone(String),
+    /// Anti-entropy found the dead letter's activity at its recipient's node.
+    Healed {
+        id: u64,
+        at_ms: u64,
+    },
+    /// Where anti-entropy stands with a remote actor.
+    SyncState(weft_store::SyncState),
     /// The reaction to the activity at this position needed no intents.
     ReactionDone(u64),
     /// Keep an activity whose verb is unknown until its module is admitted.
@@ -240,6 +279,8 @@ enum Outcome {
     Appended(Held<()>),
     Rebuilt(Held<u64>),
     Ingested(Held<Ingested>),
+    /// A staged batch; an error means nothing of it may be committed.
+    Batch(Held<BatchReport>),
     /// An artifact or federation records stored (not an activity).
     Stored(Held<()>),
     Stopped,
@@ -252,6 +293,7 @@ impl Outcome {
             Self::Created(held) => held.result.is_ok(),
             Self::Appended(held) => held.result.is_ok(),
             Self::Ingested(held) => matches!(held.result, Ok(Ingested::Stored(_))),
+            Self::Batch(held) => held.result.is_ok(),
             Self::Rebuilt(_) | Self::Stored(_) | Self::Stopped => false,
         }
     }
@@ -262,7 +304,19 @@ impl Outcome {
             Self::Appended(held) | Self::Stored(held) => held.failed_on_storage(),
             Self::Rebuilt(held) => held.failed_on_storage(),
             Self::Ingested(held) => held.failed_on_storage(),
+            Self::Batch(held) => held.failed_on_storage(),
             Self::Stopped => false,
+        }
+    }
+
+    /// Why the transaction holding this outcome must not commit, other
+    /// than storage: a staged batch with a refused item.
+    fn aborts(&self) -> Option<String> {
+        match self {
+            Self::Batch(Held { result: Err(e), .. }) => {
+                Some(format!("a staged batch was refused: {e}"))
+            }
+            _ => None,
         }
     }
 
@@ -272,6 +326,9 @@ impl Outcome {
             Self::Appended(held) | Self::Stored(held) => held.answer(fault),
             Self::Rebuilt(held) => held.answer(fault),
             Self::Ingested(held) => held.answer(fault),
+            // A refused batch is answered with its own reason.
+            Self::Batch(held) if held.result.is_err() => held.answer(None),
+            Self::Batch(held) => held.answer(fault),
             Self::Stopped => {}
         }
     }
@@ -341,21 +398,32 @@ impl Writer {
                     None => break,
                 }
             };
+            // A staged batch commits in a transaction of its own, so that
+            // refusing it takes nothing else with it.
+            let mut alone = None;
             match first {
                 Command::Stop => break,
+                cmd @ Command::IngestBatch(_) => alone = Some(cmd),
                 cmd => batch.push(cmd),
             }
-            while batch.len() < self.max_batch {
+            while alone.is_none() && batch.len() < self.max_batch {
                 match rx.try_recv() {
                     Ok(Command::Stop) => {
                         stopping = true;
                         break;
                     }
+                    Ok(cmd @ Command::IngestBatch(_)) => alone = Some(cmd),
                     Ok(cmd) => batch.push(cmd),
                     Err(_) => break,
                 }
             }
-            self.commit_batch(&mut batch);
+            if !batch.is_empty() {
+                self.commit_batch(&mut batch);
+            }
+            if let Some(cmd) = alone {
+                batch.push(cmd);
+                self.commit_batch(&mut batch);
+            }
             if stopping {
                 break;
             }
@@ -465,7 +533,8 @@ impl Writer {
             .iter()
             .any(Outcome::failed_on_storage)
             .then(|| "a storage error occurred while writing".to_owned())
-            .or(table_fault);
+            .or(table_fault)
+            .or_else(|| outcomes.iter().find_map(Outcome::aborts));
         self.metrics.spent(Phase::Append, started);
         let started = Instant::now();
         let mut txn = Some(txn);
@@ -624,6 +693,11 @@ impl Writer {
                     ingest.reacts,
                 );
                 Outcome::Ingested(Held::new(ingest.reply, result))
+            }
+            Command::IngestBatch(batch) => {
+                let batch = *batch;
+                let result = Self::ingest_batch(cx, batch.items);
+                Outcome::Batch(Held::new(batch.reply, result))
             }
             Command::Federation { writes, reply } => {
                 let result = writes.into_iter().try_for_each(|w| Self::federation(cx, w));
@@ -816,6 +890,60 @@ impl Writer {
         Ok(Ingested::Stored(position))
     }
 
+    /// Stores every item of a staged batch, in order, or refuses the
+    /// batch at its first item that would not be stored as it is: a fork,
+    /// an activity that does not link with its stored neighbours, or one
+    /// past its origin's quota. Duplicates change nothing and are fine.
+    /// The caller aborts the transaction when this fails.
+    fn ingest_batch(
+        cx: &mut Cx<'_, '_>,
+        items: Vec<BatchItem>,
+    ) -> Result<BatchReport, KernelError> {
+        let mut report = BatchReport::default();
+        for item in items {
+            let id = item.signed.id.clone();
+            let refused = |reason: String| KernelError::BatchRefused {
+                id: id.clone(),
+                reason,
+            };
+            match Self::ingest(
+                cx,
+                item.signed,
+                item.record,
+                &item.recipients,
+                None,
+                item.reacts,
+            ) {
+                Ok(Ingested::Stored(position)) => {
+                    report.stored += 1;
+                    report.positions = Some(match report.positions {
+                        Some((first, _)) => (first, position),
+                        None => (position, position),
+                    });
+                }
+                Ok(Ingested::Duplicate) => report.duplicates += 1,
+                Ok(Ingested::Fork { seq, kept, .. }) => {
+                    return Err(refused(format!(
+                        "a fork: this node holds {kept} at its author's seq {seq}"
+                    )));
+                }
+                Ok(Ingested::Unlinked {
+                    seq,
+                    neighbour_seq,
+                    neighbour,
+                    ..
+                }) => {
+                    return Err(refused(format!(
+                        "seq {seq} does not link through `prev` with {neighbour} at seq {neighbour_seq}"
+                    )));
+                }
+                Err(e @ (KernelError::Store(_) | KernelError::Quota(_))) => return Err(e),
+                Err(e) => return Err(refused(e.to_string())),
+            }
+        }
+        Ok(report)
+    }
+
     /// The stored neighbour `signed` does not link with, if any: the
     /// activity at `seq − 1` when `prev` is not its id, or the activity at
     /// `seq + 1` when its `prev` is not `signed`'s id. Gaps are fine.
@@ -872,6 +1000,11 @@ impl Writer {
                 cx.woken.push(Outbound::Job(job));
             }
             FederationWrite::BackfillDone(follow) => cx.tables.delete_backfill(&follow)?,
+            // A dead letter retried or gone since is nothing to heal.
+            FederationWrite::Healed { id, at_ms } => {
+                cx.tables.put_healed(id, at_ms)?;
+            }
+            FederationWrite::SyncState(state) => cx.tables.put_sync_state(&state)?,
             FederationWrite::ReactionDone(position) => cx.tables.delete_reaction(position)?,
             FederationWrite::Park(parked) => cx.tables.put_parked(&parked)?,
             FederationWrite::Unpark { verb, id } => cx.tables.delete_parked(&verb, &id)?,
@@ -1055,6 +1188,7 @@ fn refuse(batch: &mut Vec<Command>, fault: &str) {
             }
             Command::Rebuild { reply, .. } => Outcome::Rebuilt(Held::unrun(reply)),
             Command::Ingest(ingest) => Outcome::Ingested(Held::unrun(ingest.reply)),
+            Command::IngestBatch(batch) => Outcome::Batch(Held::unrun(batch.reply)),
             Command::Stop => Outcome::Stopped,
         };
         outcome.answer(Some(fault));

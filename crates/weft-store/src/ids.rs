@@ -248,6 +248,38 @@ impl RecentIds {
         Ok(None)
     }
 
+    /// The held (seq, id) of `actor` with the highest seq above `above`,
+    /// among the remote positions held here and confirmed against
+    /// `records` (so uncommitted appends are not seen). A snapshot older
+    /// than the latest flush may miss one the flush moved to the table;
+    /// callers use this to find what to fetch, where missing one only
+    /// fetches a duplicate.
+    pub fn newest_slot(
+        &self,
+        actor: &str,
+        above: u64,
+        records: &impl ReadableTable<u64, &'static [u8]>,
+    ) -> Result<Option<(u64, String)>, StorageError> {
+        let mut candidates: Vec<(u64, u64, Box<str>)> = {
+            let tail = self.read();
+            tail.slots
+                .iter()
+                .filter(|((a, seq), _)| &**a == actor && *seq > above)
+                .map(|((_, seq), (p, id))| (*seq, *p, id.clone()))
+                .collect()
+        };
+        candidates.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        for (seq, position, id) in candidates {
+            if records
+                .get(position)?
+                .is_some_and(|r| record_id(r.value()) == Some(&*id))
+            {
+                return Ok(Some((seq, id.into())));
+            }
+        }
+        Ok(None)
+    }
+
     /// The position of `id` as seen by a transaction whose `records` and
     /// `ids` tables are given and whose `meta` says the table is complete
     /// through `indexed_through` (read lazily: only a miss needs it).

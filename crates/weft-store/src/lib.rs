@@ -102,6 +102,31 @@ pub struct Job {
     pub last_error: Option<String>,
 }
 
+/// Where anti-entropy (docs/architecture.md §10) stands with one remote
+/// actor's log: what its origin last said its head is, when this node last
+/// compared, and what went wrong. Times are ms since the Unix epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncState {
+    pub actor: String,
+    /// The head the origin last showed: (seq, id) of its newest public
+    /// activity.
+    pub head: Option<(u64, String)>,
+    /// When a round last finished without error.
+    pub last_sync_ms: Option<u64>,
+    /// When a round was last tried.
+    pub last_try_ms: Option<u64>,
+    pub last_error: Option<String>,
+    /// Rounds that failed in a row (the backoff grows with them).
+    pub failures: u32,
+    /// No round before this.
+    pub next_at_ms: u64,
+    /// Batches refused because the peer served something wrong.
+    pub offences: u64,
+    pub last_offence: Option<String>,
+    /// Activities sync stored (ever).
+    pub stored: u64,
+}
+
 /// How a [`Job::recipient`] that is a shared inbox, not an actor, starts.
 pub const SHARED_INBOX: &str = "shared-inbox:";
 
@@ -388,6 +413,8 @@ impl Store {
         txn.open_table(DELIVERIES)?;
         txn.open_table(DEAD_LETTERS)?;
         txn.open_table(BACKFILLS)?;
+        txn.open_table(HEALED)?;
+        txn.open_table(SYNC_STATE)?;
         txn.open_table(REACTIONS)?;
         txn.open_table(PARKED)?;
         index_parked_by_origin(&txn)?;
@@ -873,6 +900,50 @@ impl Reader {
         Ok(out)
     }
 
+    /// Dead letters found healed, with when: id → ms.
+    pub fn healed(&self) -> Result<HashMap<u64, u64>, StoreError> {
+        let table = self.txn.open_table(HEALED)?;
+        let mut out = HashMap::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.insert(k.value(), v.value());
+        }
+        Ok(out)
+    }
+
+    /// Where anti-entropy stands with each remote actor it has tried.
+    pub fn sync_states(&self) -> Result<Vec<SyncState>, StoreError> {
+        let table = self.txn.open_table(SYNC_STATE)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(postcard::from_bytes(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn sync_state(&self, actor: &str) -> Result<Option<SyncState>, StoreError> {
+        let table = self.txn.open_table(SYNC_STATE)?;
+        table
+            .get(actor)?
+            .map(|v| Ok(postcard::from_bytes(v.value())?))
+            .transpose()
+    }
+
+    /// The newest activity of `actor` this node holds: (seq, id).
+    pub fn held_tip(&self, actor: &str) -> Result<Option<(u64, String)>, StoreError> {
+        let log = self.txn.open_table(LOG)?;
+        let stored = log
+            .range((actor.as_bytes(), 0)..=(actor.as_bytes(), u64::MAX))?
+            .next_back()
+            .transpose()?
+            .map(|(k, v)| (k.value().1, v.value().to_owned()));
+        let records = self.txn.open_table(RECORDS)?;
+        let recent = self
+            .ids
+            .newest_slot(actor, stored.as_ref().map_or(0, |s| s.0), &records)?;
+        Ok(recent.or(stored))
+    }
+
     pub fn dead_letter(&self, id: u64) -> Result<Option<Job>, StoreError> {
         let table = self.txn.open_table(DEAD_LETTERS)?;
         table
@@ -1289,8 +1360,26 @@ impl<'t> Batch<'t> {
         Ok(())
     }
 
+    /// Marks a dead letter healed (at `at_ms`); false if there is none.
+    pub fn put_healed(&mut self, id: u64, at_ms: u64) -> Result<bool, StoreError> {
+        if self.dead_letters.get(id)?.is_none() {
+            return Ok(false);
+        }
+        self.txn.open_table(HEALED)?.insert(id, at_ms)?;
+        Ok(true)
+    }
+
+    pub fn put_sync_state(&mut self, state: &SyncState) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(state)?;
+        self.txn
+            .open_table(SYNC_STATE)?
+            .insert(state.actor.as_str(), bytes.as_slice())?;
+        Ok(())
+    }
+
     /// Takes a job out of the dead letters.
     pub fn take_dead_letter(&mut self, id: u64) -> Result<Option<Job>, StoreError> {
+        self.txn.open_table(HEALED)?.remove(id)?;
         let removed = self.dead_letters.remove(id)?;
         removed
             .map(|v| Ok(postcard::from_bytes(v.value())?))

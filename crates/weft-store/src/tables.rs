@@ -82,6 +82,13 @@ pub const ORIGIN_USAGE: TableDefinition<&str, &[u8]> = TableDefinition::new("ori
 pub const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("deliveries");
 /// Job id → postcard [`super::Job`]: deliveries that gave up.
 pub const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
+/// Dead letter id → when (ms since the Unix epoch) anti-entropy found the
+/// recipient's node holding the activity: a dead letter that no longer
+/// matters. Removed with the dead letter.
+pub const HEALED: TableDefinition<u64, u64> = TableDefinition::new("healed");
+/// Remote actor URL → postcard [`super::SyncState`]: where anti-entropy
+/// stands with that actor's log.
+pub const SYNC_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_state");
 /// Follow id → postcard [`super::BackfillJob`]: backfills accepted but not
 /// yet finished.
 pub const BACKFILLS: TableDefinition<&str, &[u8]> = TableDefinition::new("backfills");

@@ -174,9 +174,10 @@ impl Node {
     /// (deliveries, backfills); the CLI's in-process transport
     /// ([`super::client`]) leaves it stopped.
     pub fn app(&self) -> anyhow::Result<(AppState, Arc<weft_federation::Federation>)> {
-        let federation =
-            weft_federation::Federation::new(self.kernel.clone(), self.config.federation.clone())
-                .map_err(|e| anyhow::anyhow!("weft.toml [federation]: {e}"))?;
+        let mut settings = self.config.federation.clone();
+        settings.staging_dir = Some(self.data.path.join("staging"));
+        let federation = weft_federation::Federation::new(self.kernel.clone(), settings)
+            .map_err(|e| anyhow::anyhow!("weft.toml [federation]: {e}"))?;
         let state = AppState {
             kernel: self.kernel.clone(),
             config: Arc::new(http::Settings {

@@ -14,6 +14,7 @@ mod publish;
 mod ratelimit;
 mod server;
 mod support;
+mod sync;
 mod visibility;
 
 use support::{TestNode, id_of, note, url_id};

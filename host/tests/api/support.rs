@@ -89,8 +89,19 @@ impl TestNode {
 
     /// Stops the node cleanly and opens the same data folder again, served
     /// on the same address (actor ids contain it).
-    pub async fn restart(mut self) -> anyhow::Result<Self> {
+    pub async fn restart(self) -> anyhow::Result<Self> {
+        self.restart_after(async { Ok(()) }).await
+    }
+
+    /// Stops the node cleanly, runs `while_down` (the node is unreachable
+    /// meanwhile), then opens the same data folder again on the same
+    /// address.
+    pub async fn restart_after(
+        mut self,
+        while_down: impl std::future::Future<Output = anyhow::Result<()>>,
+    ) -> anyhow::Result<Self> {
         self.shutdown().await?;
+        while_down.await?;
         let Self {
             admin,
             kernel,

@@ -1,0 +1,208 @@
+//! Anti-entropy (docs/architecture.md §10) between real nodes: a follower
+//! that missed deliveries catches up through its reconcile pass, dead
+//! letters that sync covered are marked healed, an actor's head is served
+//! for peers to compare, and a staged batch commits all or nothing.
+
+use serde_json::{Value, json};
+use weft_federation::inbox::parse;
+
+use crate::peer::FakePeer;
+use crate::support::{TestNode, eventually, note};
+
+fn follow(target: &str) -> Value {
+    json!({"type": "Follow", "object": target, "backfill": {"mode": "none"}, "to": [target]})
+}
+
+async fn inbox_ids(node: &TestNode, name: &str, token: &str) -> anyhow::Result<Vec<Value>> {
+    let page = node
+        .get_ok(
+            &format!("/actors/{name}/inbox?page=1&limit=200"),
+            Some(token),
+        )
+        .await?;
+    Ok(page["orderedItems"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|i| i["id"].clone())
+        .collect())
+}
+
+#[tokio::test]
+async fn a_follower_down_past_the_retry_schedule_catches_up_and_heals_the_dead_letters()
+-> anyhow::Result<()> {
+    let a = TestNode::start().await?;
+    let b = TestNode::start().await?;
+    let (alice, alice_token) = a.actor("alice").await?;
+    let (bob, bob_token) = b.actor("bob").await?;
+    a.publish_ok(&alice_token, &follow(&bob)).await?;
+    eventually(10, "alice to follow bob", || async {
+        let page = a.get_ok("/actors/alice/following", None).await?;
+        Ok((page["orderedItems"] == json!([bob])).then_some(()))
+    })
+    .await?;
+
+    // alice's node is down while bob publishes: every delivery to it runs
+    // out of retries (300 ms, 600 ms in tests) and is dead-lettered.
+    let mut missed = Vec::new();
+    let a = a
+        .restart_after(async {
+            for i in 0..5 {
+                missed.push(
+                    b.publish_ok(&bob_token, &note(&format!("missed {i}")))
+                        .await?,
+                );
+            }
+            eventually(20, "the deliveries to be dead-lettered", || async {
+                let dead = b.get_ok("/admin/dead-letter", Some(&b.admin)).await?;
+                Ok((dead["totalItems"].as_u64() >= Some(5)).then_some(()))
+            })
+            .await
+        })
+        .await?;
+    let before = inbox_ids(&a, "alice", &alice_token).await?;
+    assert!(
+        missed.iter().all(|m| !before.contains(&m["id"])),
+        "a missed note arrived without sync"
+    );
+    let dead = b.get_ok("/admin/dead-letter", Some(&b.admin)).await?;
+    assert!(
+        dead["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().all(|i| i["healed"] == false)),
+        "{dead}"
+    );
+
+    // bob's head says what alice's node lacks.
+    let head = b.get_ok("/actors/bob/head", None).await?;
+    assert_eq!(head["actor"], bob.as_str());
+    assert_eq!(head["id"], missed[4]["id"]);
+    assert_eq!(head["seq"], missed[4]["seq"]);
+
+    // One reconcile pass on alice's node fetches the five as one range.
+    let pass = a
+        .api()
+        .post_json("/admin/sync", &a.admin, &json!({}))
+        .await?;
+    assert_eq!(pass.0, 200, "{}", pass.1);
+    assert_eq!(pass.1["stored"], 5, "{}", pass.1);
+    let after = inbox_ids(&a, "alice", &alice_token).await?;
+    for m in &missed {
+        assert!(
+            after.contains(&m["id"]),
+            "{} is not in alice's inbox",
+            m["id"]
+        );
+    }
+    let view = a.get_ok("/admin/sync", Some(&a.admin)).await?;
+    let entry = &view["actors"][0];
+    assert_eq!(entry["actor"], bob.as_str(), "{view}");
+    assert_eq!(entry["lag"], 0, "{view}");
+    assert_eq!(entry["held"]["id"], missed[4]["id"], "{view}");
+    assert_eq!(entry["stored"], 5, "{view}");
+    assert_eq!(entry["offences"], 0, "{view}");
+
+    // A second pass finds nothing to do.
+    let again = a
+        .api()
+        .post_json("/admin/sync", &a.admin, &json!({}))
+        .await?;
+    assert_eq!(again.1["stored"], 0, "{}", again.1);
+
+    // bob's node sees alice's node holding them: its dead letters healed.
+    let heal = b
+        .api()
+        .post_json("/admin/sync", &b.admin, &json!({}))
+        .await?;
+    assert_eq!(heal.1["healed"], 5, "{}", heal.1);
+    let dead = b.get_ok("/admin/dead-letter", Some(&b.admin)).await?;
+    assert!(
+        dead["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().all(|i| i["healed"] == true)),
+        "{dead}"
+    );
+    let _ = alice;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_head_shows_the_public_part_to_anyone_and_everything_to_the_owner() -> anyhow::Result<()>
+{
+    let node = TestNode::start().await?;
+    let (alice, token) = node.actor("alice").await?;
+    let public = node.publish_ok(&token, &note("public")).await?;
+    let private = node
+        .publish_ok(&token, &crate::support::private_note("private"))
+        .await?;
+    let anyone = node.get_ok("/actors/alice/head", None).await?;
+    assert_eq!(anyone["actor"], alice.as_str());
+    assert_eq!(anyone["id"], public["id"]);
+    assert_eq!(anyone["seq"], public["seq"]);
+    let owner = node.get_ok("/actors/alice/head", Some(&token)).await?;
+    assert_eq!(owner["id"], private["id"]);
+    assert_eq!(owner["totalItems"], private["seq"]);
+    let (status, _) = node.get("/actors/nobody/head", None).await?;
+    assert_eq!(status, 404);
+    node.stop().await
+}
+
+#[tokio::test]
+async fn a_staged_batch_with_one_fork_stores_nothing() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (alice, _) = node.actor("alice").await?;
+    let peer = FakePeer::start().await?;
+    peer.actor("carol")?;
+    let to_alice = |text: &str| json!({"type": "Create", "object": {"type": "Note", "content": text}, "to": [alice]});
+    let first = parse(peer.sign("carol", to_alice("one"))?)?;
+    let fork = parse(peer.sign_detached("carol", to_alice("two, forked"))?)?;
+    let second = parse(peer.sign("carol", to_alice("two"))?)?;
+    let third = parse(peer.sign("carol", to_alice("three"))?)?;
+    let recipients = vec![alice.clone()];
+    let before = node.snapshot()?;
+    let refused = node
+        .kernel
+        .ingest_batch(
+            vec![
+                (first.clone(), recipients.clone()),
+                (fork.clone(), recipients.clone()),
+                (second.clone(), recipients.clone()),
+            ],
+            false,
+        )
+        .await;
+    let Err(e) = refused else {
+        anyhow::bail!("a batch with a fork was stored: {refused:?}");
+    };
+    assert!(
+        matches!(e, weft_kernel::KernelError::BatchRefused { ref id, .. } if *id == second.id),
+        "{e}"
+    );
+    assert_eq!(node.snapshot()?, before, "a refused batch changed the node");
+    assert!(node.kernel.store().read()?.activity(&first.id)?.is_none());
+
+    // Without the fork the same range is stored whole, and sending it
+    // again changes nothing.
+    let batch = vec![
+        (first.clone(), recipients.clone()),
+        (second.clone(), recipients.clone()),
+        (third.clone(), recipients.clone()),
+    ];
+    let report = node.kernel.ingest_batch(batch, false).await?;
+    assert_eq!((report.stored, report.duplicates), (3, 0));
+    let stored = node.snapshot()?;
+    let again = node
+        .kernel
+        .ingest_batch(
+            vec![
+                (second.clone(), recipients.clone()),
+                (third.clone(), recipients.clone()),
+            ],
+            false,
+        )
+        .await?;
+    assert_eq!((again.stored, again.duplicates), (0, 2));
+    assert_eq!(node.snapshot()?, stored);
+    node.stop().await
+}
