@@ -26,7 +26,7 @@ use super::origin::Origin;
 use weft_core::model::PUBLIC;
 
 /// Creates a local actor through the admin API; answers (id, token).
-async fn create_actor(
+pub(super) async fn create_actor(
     http: &reqwest::Client,
     base: &str,
     admin: &str,

@@ -1,7 +1,8 @@
 //! `weft-bench` (run as `weft bench …`): a load tool that drives a running
 //! node over HTTP with many concurrent publishers spread over many actors,
 //! then checks that every log is complete, and prints throughput and latency
-//! percentiles; `--inbox` and `--fanout` measure federation, `--fold` one
+//! percentiles; `--inbox` and `--fanout` measure federation, `--sync`
+//! anti-entropy catching up, `--fold` one
 //! projection fold in-process.
 //!
 //! It measures; it asserts nothing about speed. It is a binary of its own,
@@ -15,6 +16,7 @@ use serde_json::{Value, json};
 
 mod federation;
 mod origin;
+mod sync;
 
 use clap::Parser;
 use weft::cli::node::DataDir;
@@ -76,6 +78,10 @@ pub struct BenchArgs {
     /// request HTTP-signed (draft-cavage, RSA), as Mastodon delivers.
     #[arg(long, requires = "inbox")]
     pub foreign: bool,
+    /// Measure anti-entropy: the node follows a stand-in actor it missed
+    /// `--count` activities of, and one reconcile pass catches up.
+    #[arg(long, conflicts_with_all = ["fold", "inbox", "fanout"])]
+    pub sync: bool,
     /// Measure delivery fan-out: `--followers` remote followers on `--peers`
     /// stand-in origins, `--rounds` rounds of `--notes` public notes.
     #[arg(long, conflicts_with_all = ["fold", "inbox"])]
@@ -116,6 +122,9 @@ pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
             args.foreign,
         )
         .await;
+    }
+    if args.sync {
+        return sync::sync(&base, &admin, args.count).await;
     }
     if args.fanout {
         return federation::fanout(

@@ -112,7 +112,7 @@ async fn shared_inbox(State(served): State<Arc<Served>>) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-fn genesis(base: &str, name: &str) -> anyhow::Result<FakeActor> {
+pub(super) fn genesis(base: &str, name: &str) -> anyhow::Result<FakeActor> {
     let id = format!("{base}/actors/{name}");
     let secret = SigningKey::generate(&mut rand::rngs::OsRng);
     let key_id = format!("{id}#key-1");
