@@ -265,3 +265,94 @@ async fn weft_and_a_fedify_server_follow_each_other_and_deliver() -> anyhow::Res
     }
     weft.stop()
 }
+
+#[tokio::test]
+async fn weft_reads_back_a_fedify_outbox_for_what_it_missed_while_down() -> anyhow::Result<()> {
+    let mut weft = Weft::init()?;
+    weft.start().await?;
+    let (alice, token) = weft.create_actor_http("alice").await?;
+    let peer = Peer::start(weft.tmp()).await?;
+    publish(
+        &weft,
+        &token,
+        json!({"type": "Follow", "object": peer.actor(), "to": [peer.actor()]}),
+    )
+    .await?;
+    eventually(30, "alice to follow the peer", || async {
+        Ok(collection(&weft, "alice", "following")
+            .await?
+            .contains(&json!(peer.actor())))
+        .map(|yes| yes.then_some(()))
+    })
+    .await
+    .with_context(|| explain(&peer, &weft, "alice does not follow the peer"))?;
+    // One note while weft is up, so weft holds something of the peer's.
+    peer.control("note", json!({"content": "<p>before</p>", "to": "public"}))
+        .await?;
+    eventually(30, "the first note in alice's feed", || async {
+        Ok(feed_has(&weft, &alice, &token, "<p>before</p>")
+            .await?
+            .then_some(()))
+    })
+    .await
+    .with_context(|| explain(&peer, &weft, "the first note never arrived"))?;
+
+    // weft is down while the peer posts: Fedify's delivery fails (and
+    // without a queue it does not retry).
+    weft.stop()?;
+    let _ = peer
+        .control("note", json!({"content": "<p>missed</p>", "to": "public"}))
+        .await;
+    weft.start().await?;
+    assert!(
+        !feed_has(&weft, &alice, &token, "<p>missed</p>").await?,
+        "{}",
+        explain(&peer, &weft, "the missed note arrived without sync")
+    );
+
+    // A reconcile pass reads the peer's outbox back to the first note.
+    let (status, pass) = weft
+        .api()
+        .post_json("/admin/sync", &weft.admin, &json!({}))
+        .await?;
+    assert_eq!(status, 200, "{pass}");
+    assert_eq!(
+        pass["stored"],
+        1,
+        "{}",
+        explain(&peer, &weft, &pass.to_string())
+    );
+    assert!(
+        feed_has(&weft, &alice, &token, "<p>missed</p>").await?,
+        "{}",
+        explain(
+            &peer,
+            &weft,
+            "the missed note is not in alice's feed after sync"
+        )
+    );
+    let view = weft.get_ok("/admin/sync", Some(&weft.admin)).await?;
+    assert_eq!(view["actors"][0]["actor"], peer.actor().as_str(), "{view}");
+    assert_eq!(view["actors"][0]["offences"], 0, "{view}");
+    weft.stop()
+}
+
+fn explain(peer: &Peer, weft: &Weft, what: &str) -> String {
+    format!(
+        "{what}\npeer log:\n{}\nweft log:\n{}",
+        peer.log(),
+        weft.stderr()
+    )
+}
+
+/// Whether alice's feed shows a note with `content`.
+async fn feed_has(weft: &Weft, alice: &str, token: &str, content: &str) -> anyhow::Result<bool> {
+    let feed = weft
+        .get_ok(&format!("/projections/feed?actor={alice}"), Some(token))
+        .await?;
+    Ok(feed["items"].as_array().is_some_and(|items| {
+        items
+            .iter()
+            .any(|i| i["activity"]["object"]["content"] == content)
+    }))
+}

@@ -12,6 +12,8 @@
 //! This module does not decide *which* actors to sync or when (the
 //! reconcile loop, [`crate::reconcile`], does), nor what an activity means.
 
+mod fediverse;
+
 use std::sync::Arc;
 
 use super::stage::{Stage, StageError};
@@ -125,7 +127,17 @@ async fn run(
     followers: &[String],
 ) -> Result<Round, SyncError> {
     let settings = &federation.sync;
-    let budget = Budget::new(settings.pages_per_round.saturating_add(2));
+    let budget = Budget::new(settings.pages_per_round.saturating_add(3));
+    let peer = federation
+        .peers
+        .document(actor, &budget)
+        .await
+        .map_err(|e| SyncError::Transient(format!("{actor}'s document: {e}")))?;
+    // An ActivityPub actor that is not weft's lists no log keys: it has no
+    // head and no chain, only an outbox to read back.
+    if peer.keys.is_empty() {
+        return fediverse::run(federation, actor, &peer.document, followers, &budget).await;
+    }
     let head = fetch_head(federation, actor, &budget).await?;
     let mut round = Round {
         head: head.id.clone().map(|id| (head.seq, id)),
@@ -203,11 +215,22 @@ async fn run(
         }
         batch.push((signed, recipients));
     }
+    commit(federation, batch, &mut round).await?;
+    Ok(round)
+}
+
+/// Commits a verified range, mapping the kernel's refusal to the peer's
+/// offence.
+async fn commit(
+    federation: &Federation,
+    batch: Vec<(Signed, Vec<String>)>,
+    round: &mut Round,
+) -> Result<(), SyncError> {
     match federation.kernel.ingest_batch(batch, false).await {
         Ok(report) => {
             round.stored = report.stored;
             round.duplicates = report.duplicates;
-            Ok(round)
+            Ok(())
         }
         Err(e @ KernelError::BatchRefused { .. }) => Err(SyncError::Offence(e.to_string())),
         Err(e) => Err(SyncError::Transient(e.to_string())),
@@ -293,7 +316,7 @@ async fn verify_one(
 /// The local actors whose inboxes get `signed` had it been pushed: its
 /// author's local followers when it is public or for the author's
 /// followers, and any local actor it names.
-fn recipients(
+pub(crate) fn recipients(
     federation: &Federation,
     author: &str,
     followers: &[String],
