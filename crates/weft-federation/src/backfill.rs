@@ -5,9 +5,12 @@
 //! each verified like an inbound activity, consecutive entries checked to
 //! link through `prev`, kept with their original ids and marked backfilled.
 //!
-//! A pending backfill is a row written with the Accept, removed when done,
-//! so a restart resumes it; ingesting is idempotent, so a resumed backfill
-//! repeats nothing. Network failures are retried on the delivery schedule.
+//! What is pulled is staged (`stage`, on disk past its memory bound) and
+//! committed in ranges of `sync_max_range`: each range verified whole and
+//! stored in one transaction through `Kernel::ingest_batch`, or not at all
+//! (docs/architecture.md §10). A pending backfill is a row written with the
+//! Accept, removed when done, so a restart resumes it; ingesting is
+//! idempotent, so a resumed backfill repeats nothing. Network failures are retried on the delivery schedule.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -17,6 +20,8 @@ use serde_json::Value;
 use super::Federation;
 use super::fetch::Budget;
 use super::inbox::parse;
+use super::stage::{Stage, StageError};
+use super::sync::{self, SyncError};
 use weft_core::model::Signed;
 use weft_core::wire::collection::{self, ordered_items};
 use weft_kernel::FederationWrite;
@@ -137,43 +142,53 @@ async fn run(federation: &Arc<Federation>, job: &BackfillJob) -> Result<u64, Sto
         })
         .filter(|o| weft_kernel::audience_origin(o) == weft_kernel::audience_origin(&job.target))
         .unwrap_or_else(|| format!("{}/outbox", job.target));
-    let items = match mode {
-        Mode::Full => pull_forward(federation, &outbox, &budget).await?,
-        Mode::LastN(n) => pull_back(federation, &outbox, &budget, |count, _| count < n).await?,
+    // Pulled into a stage (on disk past its memory bound), read back as
+    // the target's chain, then committed range by range: each range is
+    // verified whole and stored in one transaction, or not at all.
+    let mut stage = Stage::new(&federation.staging, federation.sync.stage_memory_bytes);
+    match mode {
+        Mode::Full => pull_forward(federation, &outbox, &budget, &mut stage).await?,
+        Mode::LastN(n) => {
+            pull_back(federation, &outbox, &budget, &mut stage, |count, _| {
+                count < n
+            })
+            .await?;
+        }
         Mode::Since(since) => {
-            pull_back(federation, &outbox, &budget, |_, published| {
+            pull_back(federation, &outbox, &budget, &mut stage, |_, published| {
                 humantime::parse_rfc3339_weak(published).is_ok_and(|p| p >= since)
             })
-            .await?
+            .await?;
         }
-    };
-    let activities =
-        chain(items, &job.target).map_err(|e| Stop::Permanent(format!("{outbox}: {e}")))?;
+    }
+    let activities = stage.into_chain(&job.target, None).map_err(|e| match e {
+        StageError::Io(e) => Stop::Transient(format!("staging failed: {e}")),
+        StageError::Served(m) => Stop::Permanent(format!("{outbox}: {m}")),
+    })?;
     let mut stored = 0;
-    for signed in activities {
-        federation
-            .verify(&signed, &budget)
+    let range = usize::try_from(federation.sync.max_range).unwrap_or(usize::MAX);
+    for chunk in activities.chunks(range.max(1)) {
+        let verified = sync::verify_all(federation, chunk.to_vec(), &budget)
             .await
             .map_err(|e| match e {
-                super::InboxError::Unavailable(m) => Stop::Transient(m),
-                other => Stop::Permanent(format!("{}: {other}", signed.id)),
+                SyncError::Transient(m) => Stop::Transient(m),
+                SyncError::Offence(m) => Stop::Permanent(m),
             })?;
-        if federation.must_park(&signed) {
-            federation
-                .park(&signed, vec![job.follower.clone()], true)
-                .await
-                .map_err(|e| Stop::Transient(e.to_string()))?;
-            continue;
+        let mut batch = Vec::with_capacity(verified.len());
+        for signed in verified {
+            if federation.must_park(&signed) {
+                federation
+                    .park(&signed, vec![job.follower.clone()], true)
+                    .await
+                    .map_err(|e| Stop::Transient(e.to_string()))?;
+                continue;
+            }
+            batch.push((signed, vec![job.follower.clone()]));
         }
-        let result = federation
-            .kernel
-            .ingest(signed, vec![job.follower.clone()], true, None)
-            .await;
-        match result {
-            Ok(weft_kernel::Ingested::Stored(_)) => stored += 1,
-            Ok(_) => {}
-            Err(e @ weft_kernel::KernelError::Rejected(_)) => {
-                tracing::info!(follow = %job.follow, error = %e, "a backfilled activity was refused");
+        match federation.kernel.ingest_batch(batch, true).await {
+            Ok(report) => stored += report.stored,
+            Err(e @ weft_kernel::KernelError::BatchRefused { .. }) => {
+                return Err(Stop::Permanent(format!("{outbox}: {e}")));
             }
             Err(e) => return Err(Stop::Transient(e.to_string())),
         }
@@ -229,14 +244,16 @@ async fn pull_forward(
     federation: &Federation,
     outbox: &str,
     budget: &Budget,
-) -> Result<Vec<Value>, Stop> {
+    out: &mut Stage,
+) -> Result<(), Stop> {
     let mut url = collection::since_url(outbox, None, PAGE);
-    let mut out = Vec::new();
     loop {
         let page = fetch(federation, &url, budget).await?;
         let items = ordered_items(&page);
         let empty = items.is_empty();
-        out.extend(items);
+        for item in &items {
+            out.push(item).map_err(staging)?;
+        }
         if out.len() as u64 >= MAX_ITEMS || empty {
             break;
         }
@@ -245,7 +262,7 @@ async fn pull_forward(
             _ => break,
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The newest entries while `want(count so far, published)` holds, walking
@@ -254,9 +271,9 @@ async fn pull_back(
     federation: &Federation,
     outbox: &str,
     budget: &Budget,
+    out: &mut Stage,
     want: impl Fn(u64, &str) -> bool,
-) -> Result<Vec<Value>, Stop> {
-    let mut out = Vec::new();
+) -> Result<(), Stop> {
     let mut page_no = 1u64;
     'pages: loop {
         let page = fetch(
@@ -274,14 +291,18 @@ async fn pull_back(
             if !want(out.len() as u64, published) {
                 break 'pages;
             }
-            out.push(item);
+            out.push(&item).map_err(staging)?;
         }
         if page.get("next").is_none() || out.len() as u64 >= MAX_ITEMS {
             break;
         }
         page_no += 1;
     }
-    Ok(out)
+    Ok(())
+}
+
+fn staging(e: StageError) -> Stop {
+    Stop::Transient(format!("staging failed: {e}"))
 }
 
 async fn fetch(federation: &Federation, url: &str, budget: &Budget) -> Result<Value, Stop> {

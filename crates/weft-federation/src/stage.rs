@@ -172,3 +172,72 @@ impl Drop for Stage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The signed chain of the envelope test vectors, seq 1 to 4.
+    fn vectors() -> (String, Vec<Value>) {
+        let data: Value =
+            serde_json::from_str(include_str!("../../../host/tests/data/envelope.json"))
+                .expect("the test vectors are JSON");
+        let actor = data["key"]["actor"].as_str().expect("an actor").to_owned();
+        let valid = data["valid"].as_array().expect("valid vectors");
+        (actor, valid.iter().map(|v| v["signed"].clone()).collect())
+    }
+
+    #[test]
+    fn a_large_range_spills_to_disk_reads_back_as_the_chain_and_leaves_no_file()
+    -> Result<(), StageError> {
+        let dir = tempfile::tempdir()?;
+        let (actor, items) = vectors();
+        let mut stage = Stage::new(dir.path(), 10);
+        for item in items.iter().rev() {
+            stage.push(item)?;
+        }
+        assert!(stage.spilled());
+        assert_eq!(stage.len(), 4);
+        let id = items[3]["id"].as_str().expect("an id");
+        assert!(stage.contains(id));
+        let chain = stage.into_chain(&actor, None)?;
+        let seqs: Vec<u64> = chain.iter().map(|s| s.header.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 4]);
+        assert_eq!(
+            std::fs::read_dir(dir.path())?.count(),
+            0,
+            "a staged file was left"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_range_that_does_not_follow_what_is_held_is_refused() -> Result<(), StageError> {
+        let dir = tempfile::tempdir()?;
+        let (actor, items) = vectors();
+        let mut stage = Stage::new(dir.path(), 1 << 20);
+        for item in &items[2..] {
+            stage.push(item)?;
+        }
+        assert!(!stage.spilled());
+        let held = (2, "bagaaihra-not-the-one".to_owned());
+        let refused = stage.into_chain(&actor, Some(&held));
+        assert!(
+            matches!(&refused, Err(StageError::Served(m)) if m.contains("does not link")),
+            "{refused:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn clearing_empties_what_an_earlier_run_left() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let staging = dir.path().join("staging");
+        std::fs::create_dir_all(&staging)?;
+        std::fs::write(staging.join("1-0.jsonl"), "{}\n")?;
+        clear(&staging)?;
+        assert!(staging.is_dir());
+        assert_eq!(std::fs::read_dir(&staging)?.count(), 0);
+        Ok(())
+    }
+}

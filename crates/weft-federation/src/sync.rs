@@ -266,7 +266,7 @@ fn fetch_error(e: FetchError) -> SyncError {
 /// Verifies every activity's proof against its author's key history (the
 /// checks run together, so the verifier batches them) and its `published`
 /// against this node's clock; the first failure refuses the whole range.
-async fn verify_all(
+pub(crate) async fn verify_all(
     federation: &Arc<Federation>,
     activities: Vec<Signed>,
     budget: &Budget,

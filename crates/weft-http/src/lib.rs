@@ -172,6 +172,10 @@ async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.kernel.metrics().render(),
+        format!(
+            "{}{}",
+            state.kernel.metrics().render(),
+            sync::metrics(&state)
+        ),
     )
 }

@@ -53,6 +53,37 @@ pub async fn run(State(state): State<AppState>, _: Admin) -> Result<Response, Pr
     .into_response())
 }
 
+/// Prometheus gauges of anti-entropy, appended to `GET /metrics`: each
+/// synced actor's lag (seqs between its head and what is held) and offences,
+/// and the dead letters no sync has healed yet.
+pub fn metrics(state: &AppState) -> String {
+    let Ok(reader) = state.kernel.store().read() else {
+        return String::new();
+    };
+    let mut out = String::new();
+    out.push_str("# HELP weft_sync_lag Seqs between a followed remote actor's head and the newest of its activities held here.\n# TYPE weft_sync_lag gauge\n");
+    let mut offences = String::new();
+    for s in reader.sync_states().unwrap_or_default() {
+        let held = reader.held_tip(&s.actor).ok().flatten().map_or(0, |h| h.0);
+        let lag = s.head.as_ref().map_or(0, |h| h.0.saturating_sub(held));
+        let actor = s.actor.replace('\\', "\\\\").replace('"', "\\\"");
+        out.push_str(&format!("weft_sync_lag{{actor=\"{actor}\"}} {lag}\n"));
+        offences.push_str(&format!(
+            "weft_sync_offences{{actor=\"{actor}\"}} {}\n",
+            s.offences
+        ));
+    }
+    out.push_str("# HELP weft_sync_offences Sync ranges refused because the peer served something wrong.\n# TYPE weft_sync_offences gauge\n");
+    out.push_str(&offences);
+    let dead = reader.dead_letters().map(|d| d.len()).unwrap_or(0);
+    let healed = reader.healed().map(|h| h.len()).unwrap_or(0);
+    out.push_str(&format!(
+        "# HELP weft_dead_letters_unhealed Dead letters no sync has found delivered.\n# TYPE weft_dead_letters_unhealed gauge\nweft_dead_letters_unhealed {}\n",
+        dead.saturating_sub(healed)
+    ));
+    out
+}
+
 fn rfc3339_ms(ms: u64) -> String {
     humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
         .to_string()

@@ -102,6 +102,11 @@ async fn a_follower_down_past_the_retry_schedule_catches_up_and_heals_the_dead_l
     assert_eq!(entry["held"]["id"], missed[4]["id"], "{view}");
     assert_eq!(entry["stored"], 5, "{view}");
     assert_eq!(entry["offences"], 0, "{view}");
+    let metrics = a.http.get(a.url("/metrics")).send().await?.text().await?;
+    assert!(
+        metrics.contains(&format!("weft_sync_lag{{actor=\"{bob}\"}} 0")),
+        "{metrics}"
+    );
 
     // A second pass finds nothing to do.
     let again = a
@@ -122,6 +127,11 @@ async fn a_follower_down_past_the_retry_schedule_catches_up_and_heals_the_dead_l
             .as_array()
             .is_some_and(|items| items.iter().all(|i| i["healed"] == true)),
         "{dead}"
+    );
+    let metrics = b.http.get(b.url("/metrics")).send().await?.text().await?;
+    assert!(
+        metrics.contains("weft_dead_letters_unhealed 0"),
+        "{metrics}"
     );
     let _ = alice;
     Ok(())
