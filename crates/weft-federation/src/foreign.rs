@@ -70,6 +70,9 @@ impl Federation {
                 signed.id
             )));
         }
+        if let Some(origin) = &origin {
+            self.reconciler.heard_from(origin);
+        }
         if self.kernel.is_local_url(&actor) {
             return Err(InboxError::Rejected {
                 field: Some("actor".into()),

@@ -169,10 +169,11 @@ impl Federation {
             };
         }
         self.verify(&signed, budget).await?;
-        if signed_by.is_none()
-            && let Some(origin) = audience_origin(&author)
-        {
-            gate(&origin)?;
+        if let Some(origin) = audience_origin(&author) {
+            if signed_by.is_none() {
+                gate(&origin)?;
+            }
+            self.reconciler.heard_from(&origin);
         }
         let recipients = self.local_recipients(&signed, recipient.as_deref())?;
         if signed.header.kind == "Announce"

@@ -6,11 +6,13 @@
 //! rounds per hour); runs those rounds ([`crate::sync`]); and marks dead
 //! letters healed once the recipient's node shows it holds the activity.
 //!
+//! A peer coming back (a verified activity from an origin whose actors sync
+//! had backed off) wakes the loop and lifts their backoff for the next pass.
 //! One pass runs at a time. This module does not fetch or verify anything
 //! itself (sync does), and it never retries a delivery: a healed dead
 //! letter needs none.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,12 +43,29 @@ pub struct Reconciler {
     wake: tokio::sync::Notify,
     /// Rounds per actor in the current hour: actor → (hour, count).
     rounds: Mutex<HashMap<String, (u64, u32)>>,
+    /// Origins with an actor backed off after failed rounds.
+    backed_off: Mutex<HashSet<String>>,
+    /// Origins heard from since they were backed off: the next pass
+    /// tries their actors at once.
+    back: Mutex<HashSet<String>>,
 }
 
 impl Reconciler {
     /// Asks the loop for a pass now (a new policy, a peer back).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// A verified activity came from `origin`: if sync had backed off its
+    /// actors, the peer is back, so a pass tries them now.
+    pub fn heard_from(&self, origin: &str) {
+        let was = self.backed_off.lock().is_ok_and(|mut b| b.remove(origin));
+        if was {
+            if let Ok(mut back) = self.back.lock() {
+                back.insert(origin.to_owned());
+            }
+            self.wake();
+        }
     }
 
     /// Counts a round with `actor` if the hour's budget allows it.
@@ -128,9 +147,16 @@ pub async fn pass(federation: &Arc<Federation>) -> Pass {
     // Evaluate and act: every followed actor not backed off, within its
     // budget, until it has nothing more to fetch.
     let settings = &federation.sync;
+    let back: HashSet<String> = federation
+        .reconciler
+        .back
+        .lock()
+        .map(|mut b| std::mem::take(&mut *b))
+        .unwrap_or_default();
     for (actor, followers) in &followed {
         let now = now_ms();
-        if states.get(actor).is_some_and(|s| s.next_at_ms > now) {
+        let origin = weft_kernel::audience_origin(actor).unwrap_or_default();
+        if states.get(actor).is_some_and(|s| s.next_at_ms > now) && !back.contains(&origin) {
             continue;
         }
         loop {
@@ -156,6 +182,21 @@ pub async fn pass(federation: &Arc<Federation>) -> Pass {
         }
     }
     report.healed = heal(federation).await;
+    // Which origins are backed off now, for `heard_from`.
+    let now = now_ms();
+    let backed_off: HashSet<String> = federation
+        .kernel
+        .store()
+        .read()
+        .and_then(|r| r.sync_states())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s.failures > 0 && s.next_at_ms > now)
+        .filter_map(|s| weft_kernel::audience_origin(&s.actor))
+        .collect();
+    if let Ok(mut b) = federation.reconciler.backed_off.lock() {
+        *b = backed_off;
+    }
     report
 }
 
