@@ -100,7 +100,8 @@ pub struct Settings {
     /// How often the reconcile loop compares followed actors' heads with
     /// what this node holds and fetches what it lacks (a human duration).
     pub sync_interval: String,
-    /// Most activities one sync range stages and commits in one transaction.
+    /// Most activities one sync range stages and commits in one transaction
+    /// (a round reads the next range while it commits one).
     pub sync_max_range: u64,
     /// Most outbox pages one round reads.
     pub sync_pages_per_round: u32,
@@ -148,9 +149,9 @@ impl Default for Settings {
             max_forks_per_position: weft_kernel::IngestLimits::default().max_forks_per_position,
             max_forks_per_origin: weft_kernel::IngestLimits::default().max_forks_per_origin,
             sync_interval: "5m".to_owned(),
-            sync_max_range: 10_000,
-            sync_pages_per_round: 100,
-            sync_bytes_per_round: 16 << 20,
+            sync_max_range: 5_000,
+            sync_pages_per_round: 1_000,
+            sync_bytes_per_round: 128 << 20,
             sync_stage_memory_bytes: 4 << 20,
             sync_rounds_per_hour: 60,
             sync_heal_checks_per_pass: 100,

@@ -167,56 +167,131 @@ async fn run(
     let Some(held) = held else {
         return Ok(round);
     };
+    // One task reads pages into stages of at most `max_range` activities
+    // while this one verifies and commits the stage before: a range is
+    // fetched while the previous one is checked and written.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let reader_task = tokio::spawn(read_ranges(
+        federation.clone(),
+        actor.to_owned(),
+        collection::since_url(
+            &format!("{actor}/outbox"),
+            Some(&held.1),
+            PAGE.min(federation.sync.max_range),
+        ),
+        head_id,
+        tx,
+    ));
+    let mut held = held;
+    while let Some(next) = rx.recv().await {
+        let (stage, more) = next?;
+        round.more = more;
+        let started = std::time::Instant::now();
+        let activities = stage.into_chain(actor, Some(&held))?;
+        let Some(last) = activities.last() else {
+            continue;
+        };
+        let last = (last.header.seq, last.id.clone());
+        let chained = started.elapsed();
+        let verified = verify_all(federation, activities, &budget).await?;
+        let checked = started.elapsed();
+        let mut batch = Vec::with_capacity(verified.len());
+        for signed in verified {
+            let recipients = recipients(federation, actor, followers, &signed);
+            if federation.must_park(&signed) {
+                federation
+                    .park(&signed, recipients, false)
+                    .await
+                    .map_err(|e| SyncError::Transient(e.to_string()))?;
+                round.parked += 1;
+                continue;
+            }
+            batch.push((signed, recipients));
+        }
+        let mut range = Round::default();
+        commit(federation, batch, &mut range).await?;
+        round.stored += range.stored;
+        round.duplicates += range.duplicates;
+        tracing::debug!(
+            %actor,
+            stored = range.stored,
+            chain_ms = chained.as_millis() as u64,
+            verify_ms = (checked - chained).as_millis() as u64,
+            commit_ms = (started.elapsed() - checked).as_millis() as u64,
+            "a sync range"
+        );
+        held = last;
+    }
+    reader_task
+        .await
+        .map_err(|e| SyncError::Transient(format!("the page reader failed: {e}")))?;
+    Ok(round)
+}
+
+/// What [`read_ranges`] hands over: a full stage, and whether the round's
+/// budget stopped it with more to read.
+type Range = Result<(Stage, bool), SyncError>;
+
+/// Reads `actor`'s outbox from `url` until its head (`head_id`), an empty
+/// page or the round's budget, sending each stage of `max_range`
+/// activities as it fills. Stops early when the receiver is gone (a range
+/// was refused).
+async fn read_ranges(
+    federation: Arc<Federation>,
+    actor: String,
+    mut url: String,
+    head_id: String,
+    tx: tokio::sync::mpsc::Sender<Range>,
+) {
+    let settings = &federation.sync;
+    let budget = Budget::new(settings.pages_per_round.saturating_add(1));
     let outbox = format!("{actor}/outbox");
-    let mut url = collection::since_url(&outbox, Some(&held.1), PAGE);
     let mut stage = Stage::new(&federation.staging, settings.stage_memory_bytes);
     let mut pages = 0u32;
+    let mut bytes = 0u64;
+    let mut more = false;
     loop {
-        let page = federation
-            .fetcher
-            .get_json(&url, &budget)
-            .await
-            .map_err(fetch_error)?;
+        let page = match federation.fetcher.get_json(&url, &budget).await {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = tx.send(Err(fetch_error(e))).await;
+                return;
+            }
+        };
         pages += 1;
         let items = ordered_items(&page);
         let empty = items.is_empty();
         for item in items {
-            stage.push(&item)?;
+            if let Err(e) = stage.push(&item) {
+                let _ = tx.send(Err(e.into())).await;
+                return;
+            }
         }
         let reached = stage.contains(&head_id);
         if empty || reached {
             break;
         }
-        if stage.len() as u64 >= settings.max_range || stage.bytes() >= settings.bytes_per_round {
-            round.more = true;
+        if bytes + stage.bytes() >= settings.bytes_per_round || pages >= settings.pages_per_round {
+            more = true;
             break;
         }
-        if pages >= settings.pages_per_round {
-            round.more = true;
-            break;
-        }
-        match collection::next(&page) {
-            Some(next) if next.starts_with(&outbox) => url = next.to_owned(),
+        let next = match collection::next(&page) {
+            Some(next) if next.starts_with(&outbox) => next.to_owned(),
             _ => break,
+        };
+        if stage.len() as u64 >= settings.max_range {
+            bytes += stage.bytes();
+            let full = std::mem::replace(
+                &mut stage,
+                Stage::new(&federation.staging, settings.stage_memory_bytes),
+            );
+            if tx.send(Ok((full, true))).await.is_err() {
+                return;
+            }
         }
+        url = next;
     }
-    let activities = stage.into_chain(actor, Some(&held))?;
-    let verified = verify_all(federation, activities, &budget).await?;
-    let mut batch = Vec::with_capacity(verified.len());
-    for signed in verified {
-        let recipients = recipients(federation, actor, followers, &signed);
-        if federation.must_park(&signed) {
-            federation
-                .park(&signed, recipients, false)
-                .await
-                .map_err(|e| SyncError::Transient(e.to_string()))?;
-            round.parked += 1;
-            continue;
-        }
-        batch.push((signed, recipients));
-    }
-    commit(federation, batch, &mut round).await?;
-    Ok(round)
+    let _ = tx.send(Ok((stage, more))).await;
 }
 
 /// Commits a verified range, mapping the kernel's refusal to the peer's

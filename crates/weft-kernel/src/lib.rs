@@ -382,26 +382,50 @@ impl Kernel {
             .iter()
             .map(|(signed, _)| !backfilled && self.names_local_recipients(signed))
             .collect();
-        let checked = self
-            .workers
-            .run(move || {
-                items
-                    .into_iter()
-                    .map(|(signed, recipients)| {
-                        let json = signed.to_json_string();
-                        let answer = if matches!(
-                            signed.header.kind.as_str(),
-                            registry::DEFINE_ACTIVITY | registry::DEFINE_PROJECTION
-                        ) {
-                            Err("module definitions do not come in batches: a node fetches a verb's definition itself when it meets the verb".to_owned())
-                        } else {
-                            modules.validate(&signed, &json).map_err(|e| e.to_string())
-                        };
-                        (signed, json, recipients, answer)
+        // Validation runs on every pool thread at once, a slice each.
+        let threads = self.workers.threads().max(1);
+        let per = items.len().div_ceil(threads).max(1);
+        let mut slices = Vec::with_capacity(threads);
+        let mut items = items;
+        while !items.is_empty() {
+            let rest = items.split_off(per.min(items.len()));
+            slices.push(std::mem::replace(&mut items, rest));
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, slice) in slices.into_iter().enumerate() {
+            let modules = modules.clone();
+            let workers = self.workers.clone();
+            tasks.spawn(async move {
+                let checked = workers
+                    .run(move || {
+                        slice
+                            .into_iter()
+                            .map(|(signed, recipients)| {
+                                let json = signed.to_json_string();
+                                let answer = if matches!(
+                                    signed.header.kind.as_str(),
+                                    registry::DEFINE_ACTIVITY | registry::DEFINE_PROJECTION
+                                ) {
+                                    Err("module definitions do not come in batches: a node fetches a verb's definition itself when it meets the verb".to_owned())
+                                } else {
+                                    modules.validate(&signed, &json).map_err(|e| e.to_string())
+                                };
+                                (signed, json, recipients, answer)
+                            })
+                            .collect::<Vec<_>>()
                     })
-                    .collect::<Vec<_>>()
-            })
-            .await?;
+                    .await;
+                (index, checked)
+            });
+        }
+        let mut done = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (index, checked) = joined
+                .map_err(|e| KernelError::NotCommitted(format!("a validation task failed: {e}")))?;
+            done.push((index, checked?));
+        }
+        done.sort_by_key(|(index, _)| *index);
+        let checked: Vec<_> = done.into_iter().flat_map(|(_, c)| c).collect();
         let mut kept = Vec::with_capacity(checked.len());
         for ((signed, json, recipients, answer), reacts) in checked.into_iter().zip(local) {
             if let Err(reason) = answer {

@@ -60,6 +60,11 @@ impl Workers {
         }
     }
 
+    /// How many calls run at once.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// Runs `call` on a pool thread, or refuses it when the pool is full.
     pub async fn run<T: Send + 'static>(
         &self,

@@ -33,6 +33,8 @@ pub struct TestNode {
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     addr: SocketAddr,
+    /// The configuration it runs with (kept across restarts).
+    config: Config,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -51,8 +53,8 @@ impl TestNode {
         let data = DataDir::new(dir.path().join("data"));
         let mut config = config(addr);
         edit(&mut config);
-        let (node, admin) = Node::init(&data, config).await?;
-        Ok(Self::serve(node, listener, admin, dir))
+        let (node, admin) = Node::init(&data, config.clone()).await?;
+        Ok(Self::serve(node, listener, admin, dir, config))
     }
 
     fn serve(
@@ -60,6 +62,7 @@ impl TestNode {
         listener: tokio::net::TcpListener,
         admin: String,
         dir: tempfile::TempDir,
+        config: Config,
     ) -> Self {
         let addr = node.config.listen;
         let kernel = node.kernel.clone();
@@ -77,6 +80,7 @@ impl TestNode {
             http: weft_test_support::http::client(),
             dir,
             addr,
+            config,
             stop: Some(stop),
             task: Some(task),
         }
@@ -107,6 +111,7 @@ impl TestNode {
             kernel,
             dir,
             addr,
+            config: kept,
             ..
         } = self;
         drop(kernel);
@@ -119,7 +124,7 @@ impl TestNode {
         // is gone, and the port may linger briefly: retry both for a while.
         let mut attempts = 0;
         let node = loop {
-            match Node::open(&data, config(addr)) {
+            match Node::open(&data, kept.clone()) {
                 Ok(node) => break node,
                 Err(OpenError::Running) if attempts < 100 => {
                     attempts += 1;
@@ -139,7 +144,7 @@ impl TestNode {
                 Err(e) => return Err(e).with_context(|| format!("binding {addr} again")),
             }
         };
-        Ok(Self::serve(node, listener, admin, dir))
+        Ok(Self::serve(node, listener, admin, dir, kept))
     }
 
     /// Creates an actor through the admin API; returns (id, token).

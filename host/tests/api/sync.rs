@@ -32,7 +32,9 @@ async fn inbox_ids(node: &TestNode, name: &str, token: &str) -> anyhow::Result<V
 #[tokio::test]
 async fn a_follower_down_past_the_retry_schedule_catches_up_and_heals_the_dead_letters()
 -> anyhow::Result<()> {
-    let a = TestNode::start().await?;
+    // Ranges of two: the five missed notes come in three, each committed
+    // on its own while the next is read.
+    let a = TestNode::start_with(|c| c.federation.sync_max_range = 2).await?;
     let b = TestNode::start().await?;
     let (alice, alice_token) = a.actor("alice").await?;
     let (bob, bob_token) = b.actor("bob").await?;
