@@ -167,7 +167,7 @@ pub async fn pass(federation: &Arc<Federation>) -> Pass {
                 break;
             }
             report.rounds += 1;
-            match sync::round(federation, actor, followers).await {
+            match sync::round(federation, actor, followers, false).await {
                 Ok(round) => {
                     report.stored += round.stored;
                     if !round.more {

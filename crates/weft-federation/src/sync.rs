@@ -66,12 +66,15 @@ impl From<StageError> for SyncError {
 /// Runs one round with the remote actor `actor`, delivering what it
 /// stores to the inboxes of `followers` (local actors following it) as
 /// push delivery would have, and records the outcome in its sync state.
+/// With `whole`, an actor of which nothing is held yet is read from the
+/// start of its log (a mirror); without, such an actor is left to backfill.
 pub async fn round(
     federation: &Arc<Federation>,
     actor: &str,
     followers: &[String],
+    whole: bool,
 ) -> Result<Round, SyncError> {
-    let result = run(federation, actor, followers).await;
+    let result = run(federation, actor, followers, whole).await;
     let mut state = federation
         .kernel
         .store()
@@ -125,6 +128,7 @@ async fn run(
     federation: &Arc<Federation>,
     actor: &str,
     followers: &[String],
+    whole: bool,
 ) -> Result<Round, SyncError> {
     let settings = &federation.sync;
     let budget = Budget::new(settings.pages_per_round.saturating_add(3));
@@ -162,11 +166,12 @@ async fn run(
         .held_tip(actor)
         .map_err(|e| SyncError::Transient(e.to_string()))?;
     drop(reader);
-    // Nothing of this actor is held: there is nothing to repair from (a
-    // backfill or a replication policy decides how much history to pull).
-    let Some(held) = held else {
+    // Nothing of this actor is held: there is nothing to repair from,
+    // unless the whole log is wanted (a replication policy mirrors it);
+    // otherwise a backfill decides how much history to pull.
+    if held.is_none() && !whole {
         return Ok(round);
-    };
+    }
     // One task reads pages into stages of at most `max_range` activities
     // while this one verifies and commits the stage before: a range is
     // fetched while the previous one is checked and written.
@@ -176,7 +181,7 @@ async fn run(
         actor.to_owned(),
         collection::since_url(
             &format!("{actor}/outbox"),
-            Some(&held.1),
+            held.as_ref().map(|h| h.1.as_str()),
             PAGE.min(federation.sync.max_range),
         ),
         head_id,
@@ -187,7 +192,7 @@ async fn run(
         let (stage, more) = next?;
         round.more = more;
         let started = std::time::Instant::now();
-        let activities = stage.into_chain(actor, Some(&held))?;
+        let activities = stage.into_chain(actor, held.as_ref())?;
         let Some(last) = activities.last() else {
             continue;
         };
@@ -220,7 +225,7 @@ async fn run(
             commit_ms = (started.elapsed() - checked).as_millis() as u64,
             "a sync range"
         );
-        held = last;
+        held = Some(last);
     }
     reader_task
         .await
@@ -420,4 +425,18 @@ pub(crate) fn recipients(
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_ms;
+
+    #[test]
+    fn backoff_doubles_from_thirty_seconds_to_an_hour() {
+        assert_eq!(backoff_ms(1), 30_000);
+        assert_eq!(backoff_ms(2), 60_000);
+        assert_eq!(backoff_ms(5), 480_000);
+        assert_eq!(backoff_ms(8), 3_600_000);
+        assert_eq!(backoff_ms(u32::MAX), 3_600_000);
+    }
 }
