@@ -11,6 +11,7 @@ mod draft;
 mod error;
 pub mod metrics;
 pub mod modules;
+pub mod policy;
 pub mod registry;
 mod sequencer;
 pub mod workers;
@@ -119,6 +120,8 @@ pub struct Kernel {
     shared_inboxes: RwLock<std::collections::HashMap<String, Option<String>>>,
     /// Threads for `validate` and `query` calls.
     workers: Arc<workers::Workers>,
+    /// Each policy's status, as the reconcile loop last set it.
+    policy_statuses: policy::PolicyStatuses,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -202,6 +205,7 @@ impl Kernel {
             http_keys: Mutex::new(std::collections::HashMap::new()),
             shared_inboxes: RwLock::new(std::collections::HashMap::new()),
             workers: Arc::new(workers::Workers::new(limits.workers, limits.worker_queue)),
+            policy_statuses: policy::PolicyStatuses::default(),
         })
     }
 
@@ -347,6 +351,14 @@ impl Kernel {
         backfilled: bool,
         backfill: Option<BackfillJob>,
     ) -> Result<Ingested, KernelError> {
+        if signed.header.kind == registry::DEFINE_POLICY
+            && self.store.read()?.activity(&signed.id)?.is_none()
+        {
+            return Err(KernelError::field(
+                "type",
+                "policies are not accepted in an inbox: a policy is its node's own and never travels",
+            ));
+        }
         if matches!(
             signed.header.kind.as_str(),
             registry::DEFINE_ACTIVITY | registry::DEFINE_PROJECTION
@@ -466,6 +478,63 @@ impl Kernel {
     pub fn service_actor(&self) -> Result<String, KernelError> {
         self.store.read()?.meta("service_actor")?.ok_or_else(|| {
             KernelError::NotFound("the node's service actor (run `weft init`)".into())
+        })
+    }
+
+    /// Every policy's current version, by name (docs/architecture.md §10):
+    /// what the reconcile loop evaluates.
+    pub fn policies(&self) -> Result<Vec<policy::Policy>, KernelError> {
+        Ok(self
+            .store
+            .read()?
+            .policies()?
+            .iter()
+            .filter_map(|record| {
+                policy::Policy::from_version(&record.name, record.versions.last()?)
+            })
+            .collect())
+    }
+
+    /// Policy `name`'s current version.
+    pub fn policy(&self, name: &str) -> Result<Option<policy::Policy>, KernelError> {
+        Ok(self
+            .store
+            .read()?
+            .policy(name)?
+            .and_then(|record| policy::Policy::from_version(&record.name, record.versions.last()?)))
+    }
+
+    /// The newest `modules` policy in the log (the highest position), which
+    /// overrides `[federation] module_policy` and `module_allow`; `None`
+    /// while the log has none and the configuration decides.
+    pub fn module_policy(&self) -> Result<Option<policy::ModulesSpec>, KernelError> {
+        Ok(self
+            .policies()?
+            .into_iter()
+            .filter(|p| p.kind == policy::Kind::Modules)
+            .max_by_key(|p| p.position)
+            .and_then(|p| match p.spec {
+                policy::Spec::Modules(spec) => Some(spec),
+                _ => None,
+            }))
+    }
+
+    /// The statuses the reconcile loop sets (`set(name, status)`) and the
+    /// operator's endpoints read.
+    pub fn policy_statuses(&self) -> &policy::PolicyStatuses {
+        &self.policy_statuses
+    }
+
+    /// Policy `name`'s status: as the reconcile loop last set it for its
+    /// current version, or else not evaluated (both conditions `Unknown`).
+    /// Not found when there is no such policy.
+    pub fn policy_status(&self, name: &str) -> Result<policy::PolicyStatus, KernelError> {
+        let current = self
+            .policy(name)?
+            .ok_or_else(|| KernelError::NotFound(format!("policy `{name}`")))?;
+        Ok(match self.policy_statuses.get(name) {
+            Some(status) if status.version == current.version => status,
+            _ => policy::PolicyStatus::not_evaluated(&current, &current.published),
         })
     }
 
@@ -781,6 +850,17 @@ impl Kernel {
         let kind = match draft.get("type").and_then(Value::as_str) {
             Some(registry::DEFINE_ACTIVITY) => weft_store::ModuleKind::Verb,
             Some(registry::DEFINE_PROJECTION) => weft_store::ModuleKind::Projection,
+            Some(registry::DEFINE_POLICY) => {
+                if !by_admin && actor != self.service_actor()? {
+                    return Err(KernelError::field(
+                        "actor",
+                        "policies are defined by the node's operator: use `weft policy define` (admin token)",
+                    ));
+                }
+                return policy::check_draft(draft)
+                    .map(|_| ())
+                    .map_err(|e| KernelError::field(e.field, e.message));
+            }
             _ => return Ok(()),
         };
         let registry =
