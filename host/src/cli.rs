@@ -13,6 +13,7 @@ pub mod actor;
 pub mod client;
 pub mod componentize;
 pub mod dead_letter;
+pub mod follow;
 pub mod init;
 pub mod module;
 pub mod node;
@@ -122,6 +123,25 @@ pub enum Command {
     /// The node's policies (replication, modules, follows, sync).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Follows a `follows` policy holds for the operator's answer.
+    #[command(subcommand)]
+    Follow(FollowCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FollowCommand {
+    /// List the Follows of local actors waiting for an answer.
+    Pending,
+    /// Accept one: the followed actor publishes what its Follow verb answers.
+    Approve {
+        /// The Follow's id (as `weft follow pending` lists it).
+        id: String,
+    },
+    /// Reject one: the followed actor publishes a Reject of it.
+    Reject {
+        /// The Follow's id (as `weft follow pending` lists it).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -401,6 +421,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(PolicyCommand::Status { name }) => {
             with_client(&data, &target, |client| async move {
                 policy::status(&client, &name, out).await
+            })
+            .await
+        }
+        Command::Follow(command) => {
+            with_client(&data, &target, |client| async move {
+                follow::run(&client, command, out).await
             })
             .await
         }

@@ -102,6 +102,15 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/policies", get(policies::list))
         .route("/admin/policies/{name}", get(policies::get))
         .route("/admin/policies/{name}/status", get(policies::status))
+        .route("/admin/follows/pending", get(policies::pending_follows))
+        .route(
+            "/admin/follows/pending/{id}/approve",
+            post(policies::approve_follow),
+        )
+        .route(
+            "/admin/follows/pending/{id}/reject",
+            post(policies::reject_follow),
+        )
         .route(
             "/admin/modules/pending/{verb}",
             axum::routing::delete(modules::discard),

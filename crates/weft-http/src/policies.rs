@@ -2,14 +2,16 @@
 //! `GET /admin/policies` (each policy's current version and history),
 //! `GET /admin/policies/{name}` and `GET /admin/policies/{name}/status`
 //! (conditions and obligations). Policies are defined by publishing a
-//! `DefinePolicy` activity (`POST /actors/{name}/outbox`), not here.
+//! `DefinePolicy` activity (`POST /actors/{name}/outbox`), not here. Also
+//! the Follows a `follows` policy holds: `GET /admin/follows/pending`,
+//! `POST /admin/follows/pending/{id}/approve|reject`.
 //!
 //! The JSON shapes are `weft_core::wire::policy`'s; what a policy means is
 //! the kernel's.
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::auth::Admin;
 use super::extract::Path;
@@ -80,4 +82,50 @@ pub async fn status(
         return Err(unknown(&name));
     }
     Ok(Json(state.kernel.policy_status(&name)?.to_wire()))
+}
+
+/// `GET /admin/follows/pending`: Follows of local actors a `follows`
+/// policy holds for the operator.
+pub async fn pending_follows(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<wire::PendingFollows>, Problem> {
+    Ok(Json(wire::PendingFollows {
+        items: state
+            .kernel
+            .pending_follows()?
+            .iter()
+            .map(|p| p.to_wire())
+            .collect(),
+    }))
+}
+
+/// `POST /admin/follows/pending/{id}/approve`: the followed actor
+/// publishes what its Follow verb answers (the Accept); answers the
+/// published activities.
+pub async fn approve_follow(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let published = state.kernel.approve_follow(&id).await?;
+    Ok(Json(json!({
+        "published": published
+            .iter()
+            .map(|p| serde_json::from_str::<Value>(&p.json).unwrap_or(Value::Null))
+            .collect::<Vec<_>>(),
+    })))
+}
+
+/// `POST /admin/follows/pending/{id}/reject`: the followed actor
+/// publishes a Reject of it; answers the Reject.
+pub async fn reject_follow(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let published = state.kernel.reject_follow(&id).await?;
+    Ok(Json(json!({
+        "published": [serde_json::from_str::<Value>(&published.json).unwrap_or(Value::Null)],
+    })))
 }

@@ -41,6 +41,9 @@ use weft_store::{ActivityRecord, BackfillJob, Role, Store};
 use writer::{Append, Command, Ingest, Writer};
 pub use writer::{FederationWrite, IngestLimits, Ingested, Outbound, now_ms};
 
+/// The activity type a `follows` policy is about.
+const FOLLOW: &str = "Follow";
+
 /// Where the kernel keeps its files and how it batches.
 #[derive(Debug, Clone)]
 pub struct KernelOptions {
@@ -519,6 +522,111 @@ impl Kernel {
             }))
     }
 
+    /// How Follows of local actors are answered: the newest `follows`
+    /// policy's `accept`, or `auto` (by the Follow verb) without one.
+    pub fn follows_policy(&self) -> Result<policy::Accept, KernelError> {
+        Ok(self
+            .policies()?
+            .into_iter()
+            .filter(|p| p.kind == policy::Kind::Follows)
+            .max_by_key(|p| p.position)
+            .and_then(|p| match p.spec {
+                policy::Spec::Follows(spec) => Some(spec.accept),
+                _ => None,
+            })
+            .unwrap_or(policy::Accept::Auto))
+    }
+
+    /// Follows of local actors that wait for the operator's answer (a
+    /// `follows` policy held them), oldest first.
+    pub fn pending_follows(&self) -> Result<Vec<policy::PendingFollow>, KernelError> {
+        Ok(self
+            .follow_reactions()?
+            .into_iter()
+            .map(|r| policy::PendingFollow::of(&r.signed))
+            .collect())
+    }
+
+    /// The reactions to Follows not yet answered.
+    fn follow_reactions(&self) -> Result<Vec<Reaction>, KernelError> {
+        let pending = self.store.read()?.pending_reactions()?;
+        Ok(pending
+            .into_iter()
+            .filter_map(|(position, record)| {
+                let signed = serde_json::from_str(&record.json)
+                    .ok()
+                    .and_then(|v| Signed::parse(v).ok())?;
+                (signed.header.kind == FOLLOW).then_some(Reaction {
+                    position,
+                    signed,
+                    json: record.json,
+                    intents: None,
+                })
+            })
+            .collect())
+    }
+
+    /// The pending Follow `id` (its content id or URL).
+    fn pending_follow(&self, id: &str) -> Result<Reaction, KernelError> {
+        let wanted = weft_core::model::cid::internal(id);
+        self.follow_reactions()?
+            .into_iter()
+            .find(|r| weft_core::model::cid::internal(&r.signed.id) == wanted)
+            .ok_or_else(|| KernelError::NotFound(format!("a pending Follow {id}")))
+    }
+
+    /// Answers the pending Follow `id` as its verb would have: publishes
+    /// the intents its `react` asks for now (the Accept), the last one
+    /// with the removal of the Follow's pending row, in one transaction.
+    pub async fn approve_follow(&self, id: &str) -> Result<Vec<Published>, KernelError> {
+        let reaction = self.pending_follow(id)?;
+        let mut intents = self.react(&reaction);
+        let Some((actor, draft)) = intents.pop() else {
+            self.federation_write(vec![FederationWrite::ReactionDone(reaction.position)])
+                .await?;
+            return Err(KernelError::Conflict(format!(
+                "the Follow {id} asks nothing of its verb any more (its actor is gone?); it is no longer pending"
+            )));
+        };
+        let mut published = Vec::new();
+        for (actor, draft) in intents {
+            published.push(
+                self.publish_inner_checked(&actor, draft, None, false)
+                    .await?,
+            );
+        }
+        published.push(
+            self.publish_inner_checked(&actor, draft, Some(reaction.position), false)
+                .await?,
+        );
+        Ok(published)
+    }
+
+    /// Rejects the pending Follow `id`: its followed actor publishes a
+    /// `Reject` of it, to the follower, which removes the Follow's pending
+    /// row in the same transaction.
+    pub async fn reject_follow(&self, id: &str) -> Result<Published, KernelError> {
+        let reaction = self.pending_follow(id)?;
+        let pending = policy::PendingFollow::of(&reaction.signed);
+        if !self.is_local_url(&pending.followed)
+            || !self.store.read()?.has_actor(&pending.followed)?
+        {
+            return Err(KernelError::Conflict(format!(
+                "the Follow {id} is not of an actor of this node"
+            )));
+        }
+        let draft = serde_json::json!({
+            "type": "Reject",
+            "object": reaction.signed.id,
+            "to": [pending.follower],
+        });
+        let Value::Object(draft) = draft else {
+            unreachable!("json! of an object is an object")
+        };
+        self.publish_inner_checked(&pending.followed, draft, Some(reaction.position), false)
+            .await
+    }
+
     /// The statuses the reconcile loop sets (`set(name, status)`) and the
     /// operator's endpoints read.
     pub fn policy_statuses(&self) -> &policy::PolicyStatuses {
@@ -684,12 +792,40 @@ impl Kernel {
         });
     }
 
+    /// Whether the Follow `signed` waits for the operator (`weft follow
+    /// approve|reject`) rather than being answered by its verb's intents,
+    /// as the newest `follows` policy says: `manual`, every Follow;
+    /// `followed`, a Follow from an actor no local actor follows (or when
+    /// that cannot be told now); `auto` or no policy, none.
+    fn holds_follow(&self, signed: &Signed) -> bool {
+        if signed.header.kind != FOLLOW {
+            return false;
+        }
+        match self.follows_policy() {
+            Ok(policy::Accept::Auto) => false,
+            Ok(policy::Accept::Manual) => true,
+            Ok(policy::Accept::Followed) => !self
+                .followers(&signed.header.actor)
+                .is_ok_and(|f| f.iter().any(|f| self.is_local_url(f))),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the follows policy; the Follow waits for approval");
+                true
+            }
+        }
+    }
+
     /// Publishes the intents of one reaction; the last one removes the
     /// reaction's row in the same transaction. With no intents (or one
     /// refused for good) answers the position whose row the caller removes.
     /// A storage failure leaves the row, so the reaction runs again at the
     /// next start.
     async fn run_reaction(&self, reaction: &Reaction) -> Option<u64> {
+        if self.holds_follow(&reaction.signed) {
+            // Its row stays, so the hold outlives a restart; the operator's
+            // answer removes it.
+            tracing::info!(follow = %reaction.signed.id, follower = %reaction.signed.header.actor, "a Follow waits for `weft follow approve|reject` (follows policy)");
+            return None;
+        }
         let mut intents = match &reaction.intents {
             Some(intents) => intents.clone(),
             None => self.react(reaction),

@@ -403,6 +403,44 @@ pub fn set_condition(conditions: &mut Vec<Condition>, mut next: Condition) {
     }
 }
 
+/// A Follow of a local actor that waits for the operator (`weft follow
+/// approve|reject`) because a `follows` policy held it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingFollow {
+    /// The Follow's content id.
+    pub id: String,
+    pub follower: String,
+    /// The local actor it asks to follow.
+    pub followed: String,
+    pub published: String,
+}
+
+impl PendingFollow {
+    pub fn of(follow: &Signed) -> Self {
+        Self {
+            id: weft_core::model::cid::internal(&follow.id).to_owned(),
+            follower: follow.header.actor.clone(),
+            followed: follow
+                .json
+                .get("object")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            published: follow.header.published.clone(),
+        }
+    }
+
+    /// The wire form (`GET /admin/follows/pending`).
+    pub fn to_wire(&self) -> weft_core::wire::policy::PendingFollow {
+        weft_core::wire::policy::PendingFollow {
+            id: self.id.clone(),
+            follower: self.follower.clone(),
+            followed: self.followed.clone(),
+            published: self.published.clone(),
+        }
+    }
+}
+
 /// The statuses the reconcile loop reports, by policy name, shared by the
 /// kernel and the HTTP layer.
 #[derive(Debug, Default)]

@@ -317,3 +317,169 @@ async fn a_policy_is_refused_in_an_inbox() -> anyhow::Result<()> {
     assert_eq!(list["policies"], json!([]));
     node.stop().await
 }
+
+/// Publishes a `follows` policy (admin token, as the service actor).
+async fn follows_policy(node: &TestNode, accept: &str) -> anyhow::Result<()> {
+    let reply = publish_admin(
+        node,
+        &define("followers", "follows", json!({"accept": accept})),
+    )
+    .await?;
+    anyhow::ensure!(reply.status == 201, "{}", reply.text);
+    Ok(())
+}
+
+async fn pending_follows(node: &TestNode) -> anyhow::Result<Vec<Value>> {
+    let list = node
+        .get_ok("/admin/follows/pending", Some(&node.admin))
+        .await?;
+    Ok(list["items"].as_array().cloned().unwrap_or_default())
+}
+
+/// The content id of an activity or an id.
+fn cid_of(id: &Value) -> String {
+    weft_core::model::cid::internal(id.as_str().unwrap_or_default()).to_owned()
+}
+
+/// Posts a Follow of `alice` signed by the peer's `name`; answers its
+/// content id once the node has taken it.
+async fn follow_from(
+    node: &TestNode,
+    peer: &FakePeer,
+    name: &str,
+    alice: &str,
+) -> anyhow::Result<String> {
+    let follow = peer.sign(
+        name,
+        json!({"type": "Follow", "object": alice, "to": [alice]}),
+    )?;
+    let reply = node
+        .send(Req::post("/actors/alice/inbox").json(&follow))
+        .await?;
+    anyhow::ensure!(reply.status == 202, "{}", reply.text);
+    Ok(cid_of(&follow["id"]))
+}
+
+/// Whether alice's log holds an activity of `kind` whose object is `follow`.
+fn answered(node: &TestNode, alice: &str, kind: &str, follow: &str) -> anyhow::Result<bool> {
+    Ok(node
+        .log(alice)?
+        .iter()
+        .any(|a| a["type"] == kind && cid_of(&a["object"]) == follow))
+}
+
+#[tokio::test]
+async fn under_a_manual_follows_policy_a_follow_waits_for_the_operator() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (alice, token) = node.actor("alice").await?;
+    follows_policy(&node, "manual").await?;
+    let peer = FakePeer::start().await?;
+    let eve = peer.actor("eve")?;
+    peer.actor("fay")?;
+
+    let from_eve = follow_from(&node, &peer, "eve", &alice).await?;
+    let items = weft_test_support::eventually(5, "eve's Follow to be pending", || async {
+        let items = pending_follows(&node).await?;
+        Ok((!items.is_empty()).then_some(items))
+    })
+    .await?;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["id"], from_eve.as_str());
+    assert_eq!(items[0]["follower"], eve.as_str());
+    assert_eq!(items[0]["followed"], alice.as_str());
+    assert!(
+        !answered(&node, &alice, "Accept", &from_eve)?,
+        "held, not accepted"
+    );
+
+    // The hold outlives a restart.
+    let node = node.restart().await?;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(pending_follows(&node).await?.len(), 1);
+    assert!(!answered(&node, &alice, "Accept", &from_eve)?);
+
+    // Only the operator answers; an unknown Follow is 404.
+    let approve = format!("/admin/follows/pending/{from_eve}/approve");
+    assert_problem(&node.send(Req::post(&approve).bearer(&token)).await?, 403)?;
+    assert_problem(
+        &node
+            .send(Req::post("/admin/follows/pending/bnope/approve").bearer(&node.admin))
+            .await?,
+        404,
+    )?;
+    let reply = node.send(Req::post(&approve).bearer(&node.admin)).await?;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let published = reply.json()?;
+    assert_eq!(published["published"][0]["type"], "Accept", "{published}");
+    assert!(answered(&node, &alice, "Accept", &from_eve)?);
+    assert!(pending_follows(&node).await?.is_empty());
+    let followers = node.get_ok("/actors/alice/followers", None).await?;
+    assert_eq!(followers["orderedItems"], json!([eve]), "{followers}");
+
+    // Rejecting: alice publishes a Reject of fay's Follow.
+    let from_fay = follow_from(&node, &peer, "fay", &alice).await?;
+    weft_test_support::eventually(5, "fay's Follow to be pending", || async {
+        Ok(pending_follows(&node)
+            .await?
+            .iter()
+            .any(|i| i["id"] == from_fay.as_str())
+            .then_some(()))
+    })
+    .await?;
+    let reply = node
+        .send(Req::post(format!("/admin/follows/pending/{from_fay}/reject")).bearer(&node.admin))
+        .await?;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(answered(&node, &alice, "Reject", &from_fay)?);
+    assert!(!answered(&node, &alice, "Accept", &from_fay)?);
+    assert!(pending_follows(&node).await?.is_empty());
+    let followers = node.get_ok("/actors/alice/followers", None).await?;
+    assert_eq!(
+        followers["orderedItems"],
+        json!([eve]),
+        "fay is not a follower: {followers}"
+    );
+    node.stop().await
+}
+
+#[tokio::test]
+async fn under_a_followed_follows_policy_only_actors_followed_here_are_accepted_at_once()
+-> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (alice, token) = node.actor("alice").await?;
+    follows_policy(&node, "followed").await?;
+    let peer = FakePeer::start().await?;
+    let eve = peer.actor("eve")?;
+    peer.actor("fay")?;
+    // alice follows eve, and eve accepts.
+    let follow = node
+        .publish_ok(
+            &token,
+            &json!({"type": "Follow", "object": eve, "to": [eve]}),
+        )
+        .await?;
+    let accept = peer.sign(
+        "eve",
+        json!({"type": "Accept", "object": follow["id"], "to": [alice]}),
+    )?;
+    let reply = node
+        .send(Req::post("/actors/alice/inbox").json(&accept))
+        .await?;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+
+    let from_eve = follow_from(&node, &peer, "eve", &alice).await?;
+    weft_test_support::eventually(5, "eve's Follow to be accepted", || async {
+        Ok(answered(&node, &alice, "Accept", &from_eve)?.then_some(()))
+    })
+    .await?;
+    let from_fay = follow_from(&node, &peer, "fay", &alice).await?;
+    let items = weft_test_support::eventually(5, "fay's Follow to be pending", || async {
+        let items = pending_follows(&node).await?;
+        Ok((!items.is_empty()).then_some(items))
+    })
+    .await?;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["id"], from_fay.as_str());
+    assert!(!answered(&node, &alice, "Accept", &from_fay)?);
+    node.stop().await
+}

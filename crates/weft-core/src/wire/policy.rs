@@ -3,7 +3,9 @@
 //! `GET /admin/policies/{name}` (one of them) and
 //! `GET /admin/policies/{name}/status` (its conditions, Kubernetes-style,
 //! and what it obliges the node to do, with each obligation's lag).
-//! `weft policy list|status` read them back with these types.
+//! `weft policy list|status` read them back with these types. Also the
+//! Follows a `follows` policy holds for the operator
+//! (`GET /admin/follows/pending`, `weft follow pending`).
 //!
 //! The format only: what a spec may say and what it obliges are the
 //! kernel's (`weft_kernel::policy`), who may read it is the HTTP layer's.
@@ -93,6 +95,24 @@ pub struct Status {
     pub version: u32,
     pub conditions: Vec<Condition>,
     pub obligations: Vec<ObligationLag>,
+}
+
+/// A Follow of a local actor waiting for the operator's answer (a
+/// `follows` policy held it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingFollow {
+    /// The Follow's content id.
+    pub id: String,
+    pub follower: String,
+    pub followed: String,
+    pub published: String,
+}
+
+/// `GET /admin/follows/pending`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingFollows {
+    pub items: Vec<PendingFollow>,
 }
 
 #[cfg(test)]
