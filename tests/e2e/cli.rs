@@ -1,10 +1,9 @@
 //! `weft init`, `weft run`, `weft actor create`, `weft publish` and `weft
 //! policy`, with the node stopped and running: either way the CLI goes
-//! through the node's
-//! HTTP API with the admin token — in-process (the data folder opened, the
-//! same router without a socket) when the node is stopped, over HTTP when
-//! it runs or when `--node URL --token T` names it. `--json` prints the
-//! node's answer.
+//! through the node's HTTP API with the admin token — in-process (the data
+//! folder opened, the same router without a socket) when the node is
+//! stopped, over HTTP when it runs or when `--node URL --token T` names it.
+//! `--json` prints the node's answer.
 
 use serde_json::{Value, json};
 

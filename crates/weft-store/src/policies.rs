@@ -86,3 +86,53 @@ impl Reader {
             .transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    fn version(version: u32, spec: &str) -> PolicyVersion {
+        PolicyVersion {
+            version,
+            kind: "sync".into(),
+            spec: spec.into(),
+            activity: format!("bdefine{version}"),
+            actor: "https://n.example/actors/node".into(),
+            published: "2026-01-01T00:00:00.000Z".into(),
+            position: u64::from(version) + 1,
+        }
+    }
+
+    /// A record written in a committed transaction reads back whole, in
+    /// the digest too; an aborted one leaves nothing.
+    #[test]
+    fn policies_read_back_as_written_and_only_once_committed() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("weft.redb"))?;
+        assert!(store.read()?.policies()?.is_empty());
+        let empty = store.read()?.digest()?;
+        assert_eq!(empty.modules["policies"].entries, 0);
+
+        let record = PolicyRecord {
+            name: "catch-up".into(),
+            versions: vec![version(1, "{}"), version(2, r#"{"interval":"1m"}"#)],
+        };
+        let txn = store.begin_write()?;
+        txn.put_policy(&record)?;
+        assert_eq!(txn.policy("catch-up")?, Some(record.clone()));
+        txn.abort()?;
+        assert!(store.read()?.policy("catch-up")?.is_none());
+        assert_eq!(store.read()?.digest()?, empty);
+
+        let txn = store.begin_write()?;
+        txn.put_policy(&record)?;
+        txn.commit()?;
+        let reader = store.read()?;
+        assert_eq!(reader.policies()?, vec![record.clone()]);
+        assert_eq!(reader.policy("catch-up")?, Some(record));
+        assert_eq!(reader.policy("other")?, None);
+        assert_eq!(reader.digest()?.modules["policies"].entries, 1);
+        Ok(())
+    }
+}
