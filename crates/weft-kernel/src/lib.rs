@@ -537,14 +537,36 @@ impl Kernel {
             .unwrap_or(policy::Accept::Auto))
     }
 
-    /// Follows of local actors that wait for the operator's answer (a
-    /// `follows` policy held them), oldest first.
+    /// Follows of local actors that wait for the operator's answer (the
+    /// `follows` policy holds them), oldest first.
     pub fn pending_follows(&self) -> Result<Vec<policy::PendingFollow>, KernelError> {
         Ok(self
             .follow_reactions()?
             .into_iter()
+            .filter(|r| self.holds_follow(&r.signed))
             .map(|r| policy::PendingFollow::of(&r.signed))
             .collect())
+    }
+
+    /// Hands the held Follows that the `follows` policy no longer holds (it
+    /// was just redefined) back to the reactions task, which answers them
+    /// as their verb asks: a new policy applies to them without a restart.
+    fn release_follows(&self) {
+        let Some(registry) = self.vocabulary.registry() else {
+            return;
+        };
+        match self.follow_reactions() {
+            Ok(reactions) => {
+                for reaction in reactions {
+                    if !self.holds_follow(&reaction.signed) {
+                        registry.requeue(reaction);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the held Follows; they are answered at the next start");
+            }
+        }
     }
 
     /// The reactions to Follows not yet answered.
@@ -566,12 +588,16 @@ impl Kernel {
             .collect())
     }
 
-    /// The pending Follow `id` (its content id or URL).
+    /// The pending Follow `id` (its content id or URL), held by the
+    /// `follows` policy.
     fn pending_follow(&self, id: &str) -> Result<Reaction, KernelError> {
         let wanted = weft_core::model::cid::internal(id);
         self.follow_reactions()?
             .into_iter()
-            .find(|r| weft_core::model::cid::internal(&r.signed.id) == wanted)
+            .find(|r| {
+                weft_core::model::cid::internal(&r.signed.id) == wanted
+                    && self.holds_follow(&r.signed)
+            })
             .ok_or_else(|| KernelError::NotFound(format!("a pending Follow {id}")))
     }
 
@@ -960,10 +986,16 @@ impl Kernel {
         completes: Option<u64>,
         by_admin: bool,
     ) -> Result<Published, KernelError> {
+        let follows_policy = draft.get("type").and_then(Value::as_str)
+            == Some(registry::DEFINE_POLICY)
+            && draft.get("kind").and_then(Value::as_str) == Some(policy::Kind::Follows.as_str());
         let result = match self.check_definition(actor, &draft, by_admin).await {
             Ok(()) => self.publish_inner(actor, draft, completes).await,
             Err(e) => Err(e),
         };
+        if follows_policy && result.is_ok() {
+            self.release_follows();
+        }
         if result.is_err() {
             self.metrics
                 .rejected

@@ -240,6 +240,16 @@ impl Registry {
         }
     }
 
+    /// Queues `reaction` for the reactions task again: a Follow the
+    /// `follows` policy held and now lets through.
+    pub fn requeue(&self, reaction: Reaction) {
+        if let Ok(slot) = self.reactions.lock()
+            && let Some(tx) = slot.as_ref()
+        {
+            let _ = tx.send(reaction);
+        }
+    }
+
     /// Rebuilds the in-memory registry from the `modules` table.
     fn reload(&self) -> Result<(), StoreError> {
         let reader = self.store.read()?;

@@ -439,6 +439,21 @@ async fn under_a_manual_follows_policy_a_follow_waits_for_the_operator() -> anyh
         json!([eve]),
         "fay is not a follower: {followers}"
     );
+
+    // A Follow held under `manual` is answered by its verb once the policy
+    // says `auto`, without a restart.
+    peer.actor("gus")?;
+    let from_gus = follow_from(&node, &peer, "gus", &alice).await?;
+    weft_test_support::eventually(5, "gus's Follow to be pending", || async {
+        Ok((!pending_follows(&node).await?.is_empty()).then_some(()))
+    })
+    .await?;
+    follows_policy(&node, "auto").await?;
+    weft_test_support::eventually(5, "gus's Follow to be accepted", || async {
+        Ok(answered(&node, &alice, "Accept", &from_gus)?.then_some(()))
+    })
+    .await?;
+    assert!(pending_follows(&node).await?.is_empty());
     node.stop().await
 }
 
