@@ -1007,7 +1007,9 @@ impl Kernel {
     /// A Define activity must come from the service actor (or another local
     /// actor on the operator's behalf: `weft module add --as`), name a valid
     /// module, and point at an artifact that compiles as that kind of module
-    /// and imports nothing outside the contract. Compiling happens here, off
+    /// and imports nothing outside the contract. A `DefinePolicy` comes from
+    /// the same actors, and its spec must pass its kind's schema
+    /// ([`policy::check_draft`]). Compiling happens here, off
     /// the async threads, before the actor's position is taken.
     async fn check_definition(
         &self,

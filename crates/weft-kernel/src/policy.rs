@@ -14,10 +14,11 @@
 //!   [`Observed`] state (the time included: nothing here reads a clock),
 //!   giving sorted, deduplicated [`Obligation`]s — the same on every node
 //!   for the same inputs, whatever their order.
-//! - **Status** ([`PolicyStatus`], [`PolicyStatuses`]): each policy's
-//!   conditions (`Compliant`, `InSync`) and obligations with their lag, kept
-//!   in memory for the reconcile loop to fill; until it does, both
-//!   conditions are `Unknown` with reason `NotEvaluated`.
+//! - **Status** ([`status`], [`PolicyStatus`], [`PolicyStatuses`]): each
+//!   policy's conditions (`Compliant`, `InSync`) and obligations with their
+//!   lag, computed purely by [`status`] and kept in memory for the reconcile
+//!   loop to fill; until it does, both conditions are `Unknown` with reason
+//!   `NotEvaluated`.
 //!
 //! What it is not: the reconcile loop (observing and acting lives above the
 //! kernel, in federation), and the admission decisions themselves (module
@@ -386,6 +387,126 @@ impl PolicyStatus {
                 .collect(),
         }
     }
+}
+
+/// A policy's status after evaluating it in `observed` at `now` (RFC
+/// 3339), carried on from `previous` (its last status, if any), so that a
+/// condition's `lastTransitionTime` moves only when its status does. Pure:
+/// the reconcile loop calls it each round and stores the result with
+/// [`PolicyStatuses::set`].
+///
+/// - `Compliant`: `True` when the policy obliges nothing now, else `False`
+///   (reason `ObligationsOutstanding`).
+/// - `InSync`: for `sync`, `True` when every `Sync` obligation's lag is
+///   within `maxLag` (reason `WithinMaxLag`), else `False` (`Lagging`); for
+///   `replication`, `True` when no mirrored actor is behind (`CaughtUp`),
+///   else `False` (`Behind`).
+/// - `modules` and `follows` are admission rules, applied when a module or
+///   a Follow arrives: both conditions `True`, reason `AdmissionRule`.
+pub fn status(
+    policy: &Policy,
+    observed: &Observed,
+    now: &str,
+    previous: Option<&PolicyStatus>,
+) -> PolicyStatus {
+    let mut status = match previous {
+        Some(previous) if previous.name == policy.name => PolicyStatus {
+            version: policy.version,
+            ..previous.clone()
+        },
+        _ => PolicyStatus::not_evaluated(policy, now),
+    };
+    let obligations = obligations(policy, observed);
+    let condition = |kind: &str, ok: bool, reason: &str, message: String| Condition {
+        kind: kind.to_owned(),
+        status: if ok {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        },
+        reason: reason.to_owned(),
+        message,
+        last_transition_time: now.to_owned(),
+    };
+    let lags: Vec<u64> = obligations.iter().filter_map(Obligation::lag_ms).collect();
+    let worst = lags.iter().copied().max();
+    let (compliant, in_sync) = match &policy.spec {
+        Spec::Modules(_) | Spec::Follows(_) => {
+            let message = "an admission rule, applied when a module or a Follow arrives".to_owned();
+            (
+                condition(COMPLIANT, true, "AdmissionRule", message.clone()),
+                condition(IN_SYNC, true, "AdmissionRule", message),
+            )
+        }
+        spec => {
+            let compliant = if obligations.is_empty() {
+                condition(
+                    COMPLIANT,
+                    true,
+                    "NothingOutstanding",
+                    "the policy obliges nothing now".into(),
+                )
+            } else {
+                condition(
+                    COMPLIANT,
+                    false,
+                    "ObligationsOutstanding",
+                    format!("{} obligations outstanding", obligations.len()),
+                )
+            };
+            let in_sync = match (spec, worst) {
+                (Spec::Sync(sync), Some(worst)) if worst > millis(sync.max_lag) => condition(
+                    IN_SYNC,
+                    false,
+                    "Lagging",
+                    format!(
+                        "{} actors behind, the furthest for {worst} ms (maxLag {} ms)",
+                        lags.len(),
+                        millis(sync.max_lag)
+                    ),
+                ),
+                (Spec::Sync(sync), _) => condition(
+                    IN_SYNC,
+                    true,
+                    "WithinMaxLag",
+                    format!(
+                        "every followed actor is within maxLag ({} ms)",
+                        millis(sync.max_lag)
+                    ),
+                ),
+                (_, Some(worst)) => condition(
+                    IN_SYNC,
+                    false,
+                    "Behind",
+                    format!(
+                        "{} mirrored actors behind, the furthest for {worst} ms",
+                        lags.len()
+                    ),
+                ),
+                (_, None) => condition(
+                    IN_SYNC,
+                    true,
+                    "CaughtUp",
+                    "no mirrored actor is behind".into(),
+                ),
+            };
+            (compliant, in_sync)
+        }
+    };
+    status.set_condition(compliant);
+    status.set_condition(in_sync);
+    status.obligations = obligations
+        .into_iter()
+        .map(|obligation| ObligationLag {
+            lag_ms: obligation.lag_ms(),
+            obligation,
+        })
+        .collect();
+    status
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Sets `next` in `conditions` (replacing the one of its type, or added

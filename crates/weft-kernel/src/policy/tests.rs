@@ -235,6 +235,11 @@ fn sync_keeps_followed_actors_and_redelivers_dead_letters() {
         ]
     );
     assert_eq!(got[0].lag_ms(), Some(60_000));
+    // As the status shows it: tagged by type, fields in camelCase.
+    let json = serde_json::to_value(&got[0]).expect("serialises");
+    assert_eq!(json["type"], "Sync");
+    assert_eq!(json["fromSeq"], 4);
+    assert_eq!(json["lagMs"], 60_000);
     // Admission rules oblige nothing.
     let rules = [
         policy("m", "modules", json!({"policy": "manual"}), 2),
@@ -284,6 +289,59 @@ fn a_condition_moves_its_transition_time_only_when_its_status_changes() {
     assert_eq!(statuses.get("s"), Some(status));
     let wire = statuses.get("s").map(|s| s.to_wire()).expect("a status");
     assert_eq!(wire.conditions.len(), 2);
+}
+
+#[test]
+fn a_status_follows_evaluation_and_keeps_transition_times() {
+    let p = policy("s", "sync", json!({"maxLag": "1m"}), 1);
+    let mut observed = Observed {
+        now_ms: NOW,
+        actors: vec![actor(
+            "https://a.example/actors/amy",
+            true,
+            Some(4),
+            Some(4),
+        )],
+        ..Observed::default()
+    };
+    let condition = |s: &PolicyStatus, kind: &str| {
+        s.conditions
+            .iter()
+            .find(|c| c.kind == kind)
+            .cloned()
+            .expect("the condition")
+    };
+    let first = status(&p, &observed, "t1", None);
+    assert_eq!(condition(&first, COMPLIANT).status, ConditionStatus::True);
+    assert_eq!(condition(&first, IN_SYNC).reason, "WithinMaxLag");
+    assert_eq!(condition(&first, IN_SYNC).last_transition_time, "t1");
+    assert!(first.obligations.is_empty());
+
+    // Behind by one, seen 2 minutes ago: past maxLag.
+    observed.actors[0].remote = Some(RemoteHead {
+        head: head(5),
+        seen_ms: NOW - 120_000,
+    });
+    let second = status(&p, &observed, "t2", Some(&first));
+    assert_eq!(condition(&second, COMPLIANT).status, ConditionStatus::False);
+    assert_eq!(condition(&second, IN_SYNC).reason, "Lagging");
+    assert_eq!(condition(&second, IN_SYNC).last_transition_time, "t2");
+    assert_eq!(second.obligations.len(), 1);
+    assert_eq!(second.obligations[0].lag_ms, Some(120_000));
+
+    // Still behind: the transition time stays.
+    let third = status(&p, &observed, "t3", Some(&second));
+    assert_eq!(condition(&third, IN_SYNC).last_transition_time, "t2");
+    assert_eq!(third, status(&p, &observed, "t3", Some(&second)), "pure");
+
+    let rule = policy("m", "modules", json!({"policy": "manual"}), 2);
+    let admission = status(&rule, &observed, "t4", None);
+    assert!(
+        admission
+            .conditions
+            .iter()
+            .all(|c| c.status == ConditionStatus::True && c.reason == "AdmissionRule")
+    );
 }
 
 // Property tests: evaluation depends on its inputs, not their order.
