@@ -32,6 +32,7 @@ fn view(record: &PolicyRecord) -> Option<wire::Policy> {
             id: v.activity.clone(),
             actor: v.actor.clone(),
             published: v.published.clone(),
+            description: v.description.clone(),
         })
         .collect();
     Some(wire::Policy {

@@ -120,6 +120,10 @@ pub fn record(txn: &WriteTxn, signed: &Signed, position: u64) -> Result<(), Stor
         actor: signed.header.actor.clone(),
         published: signed.header.published.clone(),
         position,
+        description: json
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     });
     txn.put_policy(&record)
 }

@@ -30,6 +30,8 @@ pub struct PolicyVersion {
     pub published: String,
     /// Its global position in this node's log.
     pub position: u64,
+    /// Its `description`, if it has one.
+    pub description: Option<String>,
 }
 
 /// A policy name and every version it has had (newest last).
@@ -101,6 +103,7 @@ mod tests {
             actor: "https://n.example/actors/node".into(),
             published: "2026-01-01T00:00:00.000Z".into(),
             position: u64::from(version) + 1,
+            description: None,
         }
     }
 

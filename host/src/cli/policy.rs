@@ -89,6 +89,9 @@ pub async fn list(client: &Client, out: Output) -> anyhow::Result<()> {
                 p["published"].as_str().unwrap_or_default(),
                 p["actor"].as_str().unwrap_or_default(),
             );
+            if let Some(d) = p["description"].as_str() {
+                println!("  {d}");
+            }
             println!("  {}", p["spec"]);
         }
     })

@@ -33,15 +33,13 @@ async fn digest(node: &TestNode) -> anyhow::Result<Value> {
 #[tokio::test]
 async fn a_policy_is_versioned_listed_and_shows_a_status() -> anyhow::Result<()> {
     let node = TestNode::start().await?;
-    let reply = publish_admin(
-        &node,
-        &define(
-            "catch-up",
-            "sync",
-            json!({"interval": "5m", "maxLag": "1h"}),
-        ),
-    )
-    .await?;
+    let mut draft = define(
+        "catch-up",
+        "sync",
+        json!({"interval": "5m", "maxLag": "1h"}),
+    );
+    draft["description"] = "catch followed actors up".into();
+    let reply = publish_admin(&node, &draft).await?;
     assert_eq!(reply.status, 201, "{}", reply.text);
     let first = reply.json()?;
     let reply = publish_admin(
@@ -88,6 +86,8 @@ async fn a_policy_is_versioned_listed_and_shows_a_status() -> anyhow::Result<()>
     assert_eq!(history[0]["version"], 1);
     assert_eq!(history[0]["id"], cid(&first));
     assert_eq!(history[0]["spec"]["maxLag"], "1h");
+    assert_eq!(history[0]["description"], "catch followed actors up");
+    assert!(catch_up.get("description").is_none(), "{catch_up}");
     assert_eq!(policies[1]["name"], "mirror-a");
 
     // No reconcile loop has run: both conditions are Unknown.

@@ -24,6 +24,8 @@ pub struct Version {
     pub id: String,
     pub actor: String,
     pub published: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// A policy: its current version's fields and every version (`history`,
@@ -128,6 +130,7 @@ mod tests {
             id: "bid".into(),
             actor: "https://n.example/actors/node".into(),
             published: "2026-01-01T00:00:00.000Z".into(),
+            description: None,
         };
         let policy = Policy {
             name: "catch-up".into(),
