@@ -13,9 +13,11 @@ pub mod actor;
 pub mod client;
 pub mod componentize;
 pub mod dead_letter;
+pub mod follow;
 pub mod init;
 pub mod module;
 pub mod node;
+pub mod policy;
 pub mod projection;
 pub mod publish;
 pub mod resolve;
@@ -118,6 +120,53 @@ pub enum Command {
     /// Deliveries that gave up.
     #[command(subcommand, name = "dead-letter")]
     DeadLetter(DeadLetterCommand),
+    /// The node's policies (replication, modules, follows, sync).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Follows a `follows` policy holds for the operator's answer.
+    #[command(subcommand)]
+    Follow(FollowCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FollowCommand {
+    /// List the Follows of local actors waiting for an answer.
+    Pending,
+    /// Accept one: the followed actor publishes what its Follow verb answers.
+    Approve {
+        /// The Follow's id (as `weft follow pending` lists it).
+        id: String,
+    },
+    /// Reject one: the followed actor publishes a Reject of it.
+    Reject {
+        /// The Follow's id (as `weft follow pending` lists it).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Define a policy (again: a new version), as a `DefinePolicy` activity.
+    Define {
+        /// The policy's name (a letter, then letters, digits, `_`, `-`).
+        name: String,
+        /// `replication`, `modules`, `follows` or `sync`.
+        #[arg(long)]
+        kind: String,
+        /// The spec: JSON, or `@FILE` holding JSON.
+        #[arg(long)]
+        spec: String,
+        /// What the policy is for.
+        #[arg(long)]
+        description: Option<String>,
+        /// Define it as this local actor instead of the node's service actor.
+        #[arg(long = "as", value_name = "ACTOR")]
+        definer: Option<String>,
+    },
+    /// List every policy's current version.
+    List,
+    /// A policy's conditions (`Compliant`, `InSync`) and obligations.
+    Status { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -338,6 +387,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projection(ProjectionCommand::Rebuild { name }) => {
             with_client(&data, &target, |client| async move {
                 projection::rebuild(&client, &name, out).await
+            })
+            .await
+        }
+        Command::Policy(PolicyCommand::Define {
+            name,
+            kind,
+            spec,
+            description,
+            definer,
+        }) => {
+            let policy = policy::Definition {
+                name,
+                kind,
+                spec,
+                description,
+                definer: match definer {
+                    Some(actor) => actor,
+                    None => data.config()?.service_actor,
+                },
+            };
+            with_client(&data, &target, |client| async move {
+                policy::define(&client, policy, out).await
+            })
+            .await
+        }
+        Command::Policy(PolicyCommand::List) => {
+            with_client(&data, &target, |client| async move {
+                policy::list(&client, out).await
+            })
+            .await
+        }
+        Command::Policy(PolicyCommand::Status { name }) => {
+            with_client(&data, &target, |client| async move {
+                policy::status(&client, &name, out).await
+            })
+            .await
+        }
+        Command::Follow(command) => {
+            with_client(&data, &target, |client| async move {
+                follow::run(&client, command, out).await
             })
             .await
         }

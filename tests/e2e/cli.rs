@@ -1,9 +1,9 @@
-//! `weft init`, `weft run`, `weft actor create` and `weft publish`, with the
-//! node stopped and running: either way the CLI goes through the node's
-//! HTTP API with the admin token — in-process (the data folder opened, the
-//! same router without a socket) when the node is stopped, over HTTP when
-//! it runs or when `--node URL --token T` names it. `--json` prints the
-//! node's answer.
+//! `weft init`, `weft run`, `weft actor create`, `weft publish` and `weft
+//! policy`, with the node stopped and running: either way the CLI goes
+//! through the node's HTTP API with the admin token — in-process (the data
+//! folder opened, the same router without a socket) when the node is
+//! stopped, over HTTP when it runs or when `--node URL --token T` names it.
+//! `--json` prints the node's answer.
 
 use serde_json::{Value, json};
 
@@ -669,6 +669,81 @@ async fn node_over_https_trusts_the_ca_file() -> anyhow::Result<()> {
     // Without the CA the node's certificate is not trusted.
     let err = elsewhere.fails(&args)?;
     assert!(err.contains("cannot reach"), "{err}");
+    weft.stop()?;
+    Ok(())
+}
+
+/// `weft policy define|list|status` and `weft follow pending`, with the
+/// node stopped (in-process) and running (over HTTP): versions, a spec
+/// refused naming its field, a spec from a file, the status before any
+/// reconcile loop, an unknown policy.
+#[tokio::test]
+async fn policy_commands_work_stopped_and_running() -> anyhow::Result<()> {
+    let mut weft = Weft::init()?;
+    let out = weft.ok(&[
+        "policy",
+        "define",
+        "catch-up",
+        "--kind",
+        "sync",
+        "--spec",
+        r#"{"interval": "5m"}"#,
+    ])?;
+    assert!(out.contains("sync policy `catch-up` v1"), "{out}");
+    let err = weft.fails(&[
+        "policy",
+        "define",
+        "catch-up",
+        "--kind",
+        "sync",
+        "--spec",
+        r#"{"interval": "soon"}"#,
+    ])?;
+    assert!(err.contains("spec.interval"), "{err}");
+    let spec = weft.data.join("spec.json");
+    std::fs::write(&spec, r#"{"interval": "1m", "maxLag": "30m"}"#)?;
+    let from_file = format!("@{}", spec.display());
+    let out = weft.ok(&[
+        "policy", "define", "catch-up", "--kind", "sync", "--spec", &from_file,
+    ])?;
+    assert!(out.contains("v2"), "{out}");
+    let err = weft.fails(&["policy", "status", "nope"])?;
+    assert!(err.contains("nope"), "{err}");
+
+    for running in [false, true] {
+        if running {
+            weft.start().await?;
+        }
+        let list: Value = serde_json::from_str(&weft.ok(&["--json", "policy", "list"])?)?;
+        assert_eq!(list["policies"][0]["version"], 2, "{list}");
+        assert_eq!(list["policies"][0]["spec"]["maxLag"], "30m", "{list}");
+        assert_eq!(
+            list["policies"][0]["history"].as_array().map(Vec::len),
+            Some(2)
+        );
+        let out = weft.ok(&["policy", "list"])?;
+        assert!(out.contains("catch-up") && out.contains("v2"), "{out}");
+        let out = weft.ok(&["policy", "status", "catch-up"])?;
+        assert!(
+            out.contains("InSync") && out.contains("NotEvaluated"),
+            "{out}"
+        );
+        let status: Value =
+            serde_json::from_str(&weft.ok(&["--json", "policy", "status", "catch-up"])?)?;
+        assert_eq!(status["conditions"][0]["status"], "Unknown", "{status}");
+        let pending: Value = serde_json::from_str(&weft.ok(&["--json", "follow", "pending"])?)?;
+        assert_eq!(pending["items"], json!([]), "{pending}");
+    }
+    let out = weft.ok(&[
+        "policy",
+        "define",
+        "verbs",
+        "--kind",
+        "modules",
+        "--spec",
+        r#"{"policy": "manual"}"#,
+    ])?;
+    assert!(out.contains("modules policy `verbs` v1"), "{out}");
     weft.stop()?;
     Ok(())
 }

@@ -4,8 +4,9 @@
 //! document and an actor's first activity (`actor`), ordered collections,
 //! their pages and page links (`collection`), the object a `Create` makes
 //! as it is served (`object`), the registry view of a node's modules
-//! (`registry`), WebFinger (`webfinger`), NodeInfo (`nodeinfo`) and
-//! anti-entropy's heads and sync view (`sync`).
+//! (`registry`), the operator's view of policies (`policy`), WebFinger
+//! (`webfinger`), NodeInfo (`nodeinfo`) and anti-entropy's heads and sync
+//! view (`sync`).
 //!
 //! What is here is the format, not the transport or the policy: no HTTP
 //! types, no I/O, and no decision about whom to trust (identity's key
@@ -15,6 +16,7 @@ pub mod actor;
 pub mod collection;
 pub mod nodeinfo;
 pub mod object;
+pub mod policy;
 pub mod registry;
 pub mod sync;
 pub mod webfinger;

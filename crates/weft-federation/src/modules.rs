@@ -28,11 +28,13 @@ use super::fetch::Budget;
 use super::inbox::parse;
 use weft_core::model::Signed;
 use weft_core::wire::registry;
+use weft_kernel::policy::ModulePolicy;
 use weft_kernel::registry::DEFINE_ACTIVITY;
 use weft_kernel::{FederationWrite, Ingested, Kernel, KernelError, audience_origin};
 use weft_store::{Parked, PendingModule, PendingState};
 
-/// Which peers' verbs are admitted (`[federation] module_policy`).
+/// Which peers' verbs are admitted (`[federation] module_policy`, unless
+/// a `modules` policy in the log says otherwise: [`Federation::module_policy`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
@@ -447,11 +449,11 @@ impl Federation {
     /// Whether the module policy admits `found` (and why), or what approval
     /// it waits for.
     fn allows(&self, found: &Found) -> Result<String, String> {
-        let allow = &self.settings.module_allow;
+        let (policy, allow) = self.module_policy();
         if allow.contains(&found.module) || allow.contains(&found.definer) {
             return Ok("it is on the allow list".into());
         }
-        match self.settings.module_policy {
+        match policy {
             Policy::Manual => Err("the module policy is `manual`: run `weft module approve`".into()),
             Policy::Allow => Err(
                 "neither the module nor its definer is on the allow list: run `weft module approve`"
@@ -471,6 +473,33 @@ impl Federation {
                         found.definer
                     )),
                 }
+            }
+        }
+    }
+}
+
+impl Federation {
+    /// The module policy in force: the newest `modules` policy in the log
+    /// (`DefinePolicy`), or else `[federation] module_policy` and
+    /// `module_allow`, the bootstrap default. Read at each admission, so a
+    /// new policy applies without a restart.
+    pub fn module_policy(&self) -> (Policy, Vec<String>) {
+        match self.kernel.module_policy() {
+            Ok(Some(spec)) => (
+                match spec.policy {
+                    ModulePolicy::Followed => Policy::Followed,
+                    ModulePolicy::Manual => Policy::Manual,
+                    ModulePolicy::Allow => Policy::Allow,
+                },
+                spec.allow,
+            ),
+            Ok(None) => (
+                self.settings.module_policy,
+                self.settings.module_allow.clone(),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the module policy; waiting for approval");
+                (Policy::Manual, Vec::new())
             }
         }
     }

@@ -2,7 +2,8 @@
 //! and the kernel; they hold no state of their own. The JSON shapes of
 //! ActivityPub (actor documents, collections, WebFinger, NodeInfo) are
 //! `weft_core::wire`'s; the operator's JSON (module listings, delivery
-//! jobs) is built here, in the handlers' modules.
+//! jobs) is built here, in the handlers' modules; the policies' is
+//! `weft_core::wire::policy`'s.
 
 pub mod activities;
 pub mod actors;
@@ -12,6 +13,7 @@ pub mod extract;
 pub mod federation;
 pub mod modules;
 mod paging;
+pub mod policies;
 pub mod problem;
 pub mod ratelimit;
 pub mod server;
@@ -100,6 +102,18 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/projections/{name}/rebuild", post(modules::rebuild))
         .route("/admin/modules/pending", get(modules::pending))
         .route("/admin/digest", get(modules::digest))
+        .route("/admin/policies", get(policies::list))
+        .route("/admin/policies/{name}", get(policies::get))
+        .route("/admin/policies/{name}/status", get(policies::status))
+        .route("/admin/follows/pending", get(policies::pending_follows))
+        .route(
+            "/admin/follows/pending/{id}/approve",
+            post(policies::approve_follow),
+        )
+        .route(
+            "/admin/follows/pending/{id}/reject",
+            post(policies::reject_follow),
+        )
         .route(
             "/admin/modules/pending/{verb}",
             axum::routing::delete(modules::discard),

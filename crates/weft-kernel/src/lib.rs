@@ -11,6 +11,7 @@ mod draft;
 mod error;
 pub mod metrics;
 pub mod modules;
+pub mod policy;
 pub mod registry;
 mod sequencer;
 pub mod workers;
@@ -39,6 +40,9 @@ use weft_runtime::{Limits, Runtime};
 use weft_store::{ActivityRecord, BackfillJob, Role, Store};
 use writer::{Append, BatchItem, Command, Ingest, IngestBatch, Writer};
 pub use writer::{BatchReport, FederationWrite, IngestLimits, Ingested, Outbound, now_ms};
+
+/// The activity type a `follows` policy is about.
+const FOLLOW: &str = "Follow";
 
 /// Where the kernel keeps its files and how it batches.
 #[derive(Debug, Clone)]
@@ -119,6 +123,8 @@ pub struct Kernel {
     shared_inboxes: RwLock<std::collections::HashMap<String, Option<String>>>,
     /// Threads for `validate` and `query` calls.
     workers: Arc<workers::Workers>,
+    /// Each policy's status, as the reconcile loop last set it.
+    policy_statuses: policy::PolicyStatuses,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -202,6 +208,7 @@ impl Kernel {
             http_keys: Mutex::new(std::collections::HashMap::new()),
             shared_inboxes: RwLock::new(std::collections::HashMap::new()),
             workers: Arc::new(workers::Workers::new(limits.workers, limits.worker_queue)),
+            policy_statuses: policy::PolicyStatuses::default(),
         })
     }
 
@@ -347,6 +354,14 @@ impl Kernel {
         backfilled: bool,
         backfill: Option<BackfillJob>,
     ) -> Result<Ingested, KernelError> {
+        if signed.header.kind == registry::DEFINE_POLICY
+            && self.store.read()?.activity(&signed.id)?.is_none()
+        {
+            return Err(KernelError::field(
+                "type",
+                "policies are not accepted in an inbox: a policy is its node's own and never travels",
+            ));
+        }
         if matches!(
             signed.header.kind.as_str(),
             registry::DEFINE_ACTIVITY | registry::DEFINE_PROJECTION
@@ -584,6 +599,194 @@ impl Kernel {
         })
     }
 
+    /// Every policy's current version, by name (docs/architecture.md §10):
+    /// what the reconcile loop evaluates.
+    pub fn policies(&self) -> Result<Vec<policy::Policy>, KernelError> {
+        Ok(self
+            .store
+            .read()?
+            .policies()?
+            .iter()
+            .filter_map(|record| {
+                policy::Policy::from_version(&record.name, record.versions.last()?)
+            })
+            .collect())
+    }
+
+    /// Policy `name`'s current version.
+    pub fn policy(&self, name: &str) -> Result<Option<policy::Policy>, KernelError> {
+        Ok(self
+            .store
+            .read()?
+            .policy(name)?
+            .and_then(|record| policy::Policy::from_version(&record.name, record.versions.last()?)))
+    }
+
+    /// The newest `modules` policy in the log (the highest position), which
+    /// overrides `[federation] module_policy` and `module_allow`; `None`
+    /// while the log has none and the configuration decides.
+    pub fn module_policy(&self) -> Result<Option<policy::ModulesSpec>, KernelError> {
+        Ok(self
+            .policies()?
+            .into_iter()
+            .filter(|p| p.kind == policy::Kind::Modules)
+            .max_by_key(|p| p.position)
+            .and_then(|p| match p.spec {
+                policy::Spec::Modules(spec) => Some(spec),
+                _ => None,
+            }))
+    }
+
+    /// How Follows of local actors are answered: the newest `follows`
+    /// policy's `accept`, or `auto` (by the Follow verb) without one.
+    pub fn follows_policy(&self) -> Result<policy::Accept, KernelError> {
+        Ok(self
+            .policies()?
+            .into_iter()
+            .filter(|p| p.kind == policy::Kind::Follows)
+            .max_by_key(|p| p.position)
+            .and_then(|p| match p.spec {
+                policy::Spec::Follows(spec) => Some(spec.accept),
+                _ => None,
+            })
+            .unwrap_or(policy::Accept::Auto))
+    }
+
+    /// Follows of local actors that wait for the operator's answer (the
+    /// `follows` policy holds them), oldest first.
+    pub fn pending_follows(&self) -> Result<Vec<policy::PendingFollow>, KernelError> {
+        Ok(self
+            .follow_reactions()?
+            .into_iter()
+            .filter(|r| self.holds_follow(&r.signed))
+            .map(|r| policy::PendingFollow::of(&r.signed))
+            .collect())
+    }
+
+    /// Hands the held Follows that the `follows` policy no longer holds (it
+    /// was just redefined) back to the reactions task, which answers them
+    /// as their verb asks: a new policy applies to them without a restart.
+    fn release_follows(&self) {
+        let Some(registry) = self.vocabulary.registry() else {
+            return;
+        };
+        match self.follow_reactions() {
+            Ok(reactions) => {
+                for reaction in reactions {
+                    if !self.holds_follow(&reaction.signed) {
+                        registry.requeue(reaction);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the held Follows; they are answered at the next start");
+            }
+        }
+    }
+
+    /// The reactions to Follows not yet answered.
+    fn follow_reactions(&self) -> Result<Vec<Reaction>, KernelError> {
+        let pending = self.store.read()?.pending_reactions()?;
+        Ok(pending
+            .into_iter()
+            .filter_map(|(position, record)| {
+                let signed = serde_json::from_str(&record.json)
+                    .ok()
+                    .and_then(|v| Signed::parse(v).ok())?;
+                (signed.header.kind == FOLLOW).then_some(Reaction {
+                    position,
+                    signed,
+                    json: record.json,
+                    intents: None,
+                })
+            })
+            .collect())
+    }
+
+    /// The pending Follow `id` (its content id or URL), held by the
+    /// `follows` policy.
+    fn pending_follow(&self, id: &str) -> Result<Reaction, KernelError> {
+        let wanted = weft_core::model::cid::internal(id);
+        self.follow_reactions()?
+            .into_iter()
+            .find(|r| {
+                weft_core::model::cid::internal(&r.signed.id) == wanted
+                    && self.holds_follow(&r.signed)
+            })
+            .ok_or_else(|| KernelError::NotFound(format!("a pending Follow {id}")))
+    }
+
+    /// Answers the pending Follow `id` as its verb would have: publishes
+    /// the intents its `react` asks for now (the Accept), the last one
+    /// with the removal of the Follow's pending row, in one transaction.
+    pub async fn approve_follow(&self, id: &str) -> Result<Vec<Published>, KernelError> {
+        let reaction = self.pending_follow(id)?;
+        let mut intents = self.react(&reaction);
+        let Some((actor, draft)) = intents.pop() else {
+            self.federation_write(vec![FederationWrite::ReactionDone(reaction.position)])
+                .await?;
+            return Err(KernelError::Conflict(format!(
+                "the Follow {id} asks nothing of its verb any more (its actor is gone?); it is no longer pending"
+            )));
+        };
+        let mut published = Vec::new();
+        for (actor, draft) in intents {
+            published.push(
+                self.publish_inner_checked(&actor, draft, None, false)
+                    .await?,
+            );
+        }
+        published.push(
+            self.publish_inner_checked(&actor, draft, Some(reaction.position), false)
+                .await?,
+        );
+        Ok(published)
+    }
+
+    /// Rejects the pending Follow `id`: its followed actor publishes a
+    /// `Reject` of it, to the follower, which removes the Follow's pending
+    /// row in the same transaction.
+    pub async fn reject_follow(&self, id: &str) -> Result<Published, KernelError> {
+        let reaction = self.pending_follow(id)?;
+        let pending = policy::PendingFollow::of(&reaction.signed);
+        if !self.is_local_url(&pending.followed)
+            || !self.store.read()?.has_actor(&pending.followed)?
+        {
+            return Err(KernelError::Conflict(format!(
+                "the Follow {id} is not of an actor of this node"
+            )));
+        }
+        let draft = serde_json::json!({
+            "type": "Reject",
+            "object": reaction.signed.id,
+            "to": [pending.follower],
+        });
+        let Value::Object(draft) = draft else {
+            unreachable!("json! of an object is an object")
+        };
+        self.publish_inner_checked(&pending.followed, draft, Some(reaction.position), false)
+            .await
+    }
+
+    /// The statuses the reconcile loop sets (`set(name, status)`) and the
+    /// operator's endpoints read.
+    pub fn policy_statuses(&self) -> &policy::PolicyStatuses {
+        &self.policy_statuses
+    }
+
+    /// Policy `name`'s status: as the reconcile loop last set it for its
+    /// current version, or else not evaluated (both conditions `Unknown`).
+    /// Not found when there is no such policy.
+    pub fn policy_status(&self, name: &str) -> Result<policy::PolicyStatus, KernelError> {
+        let current = self
+            .policy(name)?
+            .ok_or_else(|| KernelError::NotFound(format!("policy `{name}`")))?;
+        Ok(match self.policy_statuses.get(name) {
+            Some(status) if status.version == current.version => status,
+            _ => policy::PolicyStatus::not_evaluated(&current, &current.published),
+        })
+    }
+
     /// Stores an artifact (a WASM component) under its BLAKE3 content
     /// address, after checking that it compiles. Returns its id.
     pub async fn put_artifact(&self, bytes: Vec<u8>) -> Result<String, KernelError> {
@@ -730,12 +933,40 @@ impl Kernel {
         });
     }
 
+    /// Whether the Follow `signed` waits for the operator (`weft follow
+    /// approve|reject`) rather than being answered by its verb's intents,
+    /// as the newest `follows` policy says: `manual`, every Follow;
+    /// `followed`, a Follow from an actor no local actor follows (or when
+    /// that cannot be told now); `auto` or no policy, none.
+    fn holds_follow(&self, signed: &Signed) -> bool {
+        if signed.header.kind != FOLLOW {
+            return false;
+        }
+        match self.follows_policy() {
+            Ok(policy::Accept::Auto) => false,
+            Ok(policy::Accept::Manual) => true,
+            Ok(policy::Accept::Followed) => !self
+                .followers(&signed.header.actor)
+                .is_ok_and(|f| f.iter().any(|f| self.is_local_url(f))),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the follows policy; the Follow waits for approval");
+                true
+            }
+        }
+    }
+
     /// Publishes the intents of one reaction; the last one removes the
     /// reaction's row in the same transaction. With no intents (or one
     /// refused for good) answers the position whose row the caller removes.
     /// A storage failure leaves the row, so the reaction runs again at the
     /// next start.
     async fn run_reaction(&self, reaction: &Reaction) -> Option<u64> {
+        if self.holds_follow(&reaction.signed) {
+            // Its row stays, so the hold outlives a restart; the operator's
+            // answer removes it.
+            tracing::info!(follow = %reaction.signed.id, follower = %reaction.signed.header.actor, "a Follow waits for `weft follow approve|reject` (follows policy)");
+            return None;
+        }
         let mut intents = match &reaction.intents {
             Some(intents) => intents.clone(),
             None => self.react(reaction),
@@ -870,10 +1101,16 @@ impl Kernel {
         completes: Option<u64>,
         by_admin: bool,
     ) -> Result<Published, KernelError> {
+        let follows_policy = draft.get("type").and_then(Value::as_str)
+            == Some(registry::DEFINE_POLICY)
+            && draft.get("kind").and_then(Value::as_str) == Some(policy::Kind::Follows.as_str());
         let result = match self.check_definition(actor, &draft, by_admin).await {
             Ok(()) => self.publish_inner(actor, draft, completes).await,
             Err(e) => Err(e),
         };
+        if follows_policy && result.is_ok() {
+            self.release_follows();
+        }
         if result.is_err() {
             self.metrics
                 .rejected
@@ -885,7 +1122,9 @@ impl Kernel {
     /// A Define activity must come from the service actor (or another local
     /// actor on the operator's behalf: `weft module add --as`), name a valid
     /// module, and point at an artifact that compiles as that kind of module
-    /// and imports nothing outside the contract. Compiling happens here, off
+    /// and imports nothing outside the contract. A `DefinePolicy` comes from
+    /// the same actors, and its spec must pass its kind's schema
+    /// ([`policy::check_draft`]). Compiling happens here, off
     /// the async threads, before the actor's position is taken.
     async fn check_definition(
         &self,
@@ -896,6 +1135,17 @@ impl Kernel {
         let kind = match draft.get("type").and_then(Value::as_str) {
             Some(registry::DEFINE_ACTIVITY) => weft_store::ModuleKind::Verb,
             Some(registry::DEFINE_PROJECTION) => weft_store::ModuleKind::Projection,
+            Some(registry::DEFINE_POLICY) => {
+                if !by_admin && actor != self.service_actor()? {
+                    return Err(KernelError::field(
+                        "actor",
+                        "policies are defined by the node's operator: use `weft policy define` (admin token)",
+                    ));
+                }
+                return policy::check_draft(draft)
+                    .map(|_| ())
+                    .map_err(|e| KernelError::field(e.field, e.message));
+            }
             _ => return Ok(()),
         };
         let registry =

@@ -37,6 +37,8 @@ use weft_store::{
 /// Activity types the kernel interprets itself.
 pub const DEFINE_ACTIVITY: &str = "DefineActivity";
 pub const DEFINE_PROJECTION: &str = "DefineProjection";
+/// A policy of this node (docs/architecture.md §10; [`crate::policy`]).
+pub const DEFINE_POLICY: &str = "DefinePolicy";
 
 /// Most intents one `react` call may ask for (an accept, an answer, a
 /// follow-up: a handful).
@@ -47,7 +49,7 @@ pub fn kernel_native(signed: &Signed) -> bool {
     !matches!(Lifecycle::of(&signed.json), Lifecycle::Other)
         || matches!(
             signed.header.kind.as_str(),
-            DEFINE_ACTIVITY | DEFINE_PROJECTION
+            DEFINE_ACTIVITY | DEFINE_PROJECTION | DEFINE_POLICY
         )
 }
 
@@ -65,7 +67,13 @@ pub fn check_module_name(name: &str) -> Result<(), String> {
     }
     if matches!(
         name,
-        "Person" | "Service" | "Group" | "Move" | DEFINE_ACTIVITY | DEFINE_PROJECTION
+        "Person"
+            | "Service"
+            | "Group"
+            | "Move"
+            | DEFINE_ACTIVITY
+            | DEFINE_PROJECTION
+            | DEFINE_POLICY
     ) {
         return Err(format!(
             "`{name}` is interpreted by the kernel and cannot be redefined"
@@ -229,6 +237,16 @@ impl Registry {
     pub fn set_reactions(&self, tx: mpsc::UnboundedSender<Reaction>) {
         if let Ok(mut slot) = self.reactions.lock() {
             *slot = Some(tx);
+        }
+    }
+
+    /// Queues `reaction` for the reactions task again: a Follow the
+    /// `follows` policy held and now lets through.
+    pub fn requeue(&self, reaction: Reaction) {
+        if let Ok(slot) = self.reactions.lock()
+            && let Some(tx) = slot.as_ref()
+        {
+            let _ = tx.send(reaction);
         }
     }
 

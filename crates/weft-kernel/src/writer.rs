@@ -535,6 +535,14 @@ impl Writer {
             .then(|| "a storage error occurred while writing".to_owned())
             .or(table_fault)
             .or_else(|| outcomes.iter().find_map(Outcome::aborts));
+        // Policies take effect in the transaction that appends them.
+        if fault.is_none()
+            && let Err(e) = appended
+                .iter()
+                .try_for_each(|item| crate::policy::record(&txn, &item.signed, item.position))
+        {
+            fault = Some(format!("recording a policy failed: {e}"));
+        }
         self.metrics.spent(Phase::Append, started);
         let started = Instant::now();
         let mut txn = Some(txn);

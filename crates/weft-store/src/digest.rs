@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::tables::{
     ACTIVITY_IDS, ARTIFACTS, DELIVERIES, FORKS, INBOX, LOG, MODULES, PARKED, PENDING_MODULES,
-    PROJECTION_STATE, PUBLIC_LOG, RECORDS, split_state_key,
+    POLICIES, PROJECTION_STATE, PUBLIC_LOG, RECORDS, split_state_key,
 };
 use super::{Reader, StoreError};
 
@@ -34,7 +34,8 @@ pub struct Digest {
     pub log: BTreeMap<&'static str, Part>,
     /// Each projection's key-value state.
     pub projections: BTreeMap<String, Part>,
-    /// Artifacts, module definitions, parked activities and pending modules.
+    /// Artifacts, module definitions, policies, parked activities and
+    /// pending modules.
     pub modules: BTreeMap<&'static str, Part>,
     /// Delivery jobs and fork evidence.
     pub federation: BTreeMap<&'static str, Part>,
@@ -89,6 +90,7 @@ impl Reader {
             self.part(ARTIFACTS, |k| k.as_bytes().to_vec())?,
         );
         modules.insert("modules", self.part(MODULES, |k| k.as_bytes().to_vec())?);
+        modules.insert("policies", self.part(POLICIES, |k| k.as_bytes().to_vec())?);
         modules.insert(
             "parked",
             self.part(PARKED, |(a, b)| [a, "\0", b].concat().into_bytes())?,

@@ -9,11 +9,13 @@
 mod digest;
 pub mod ids;
 mod modules;
+mod policies;
 mod projections;
 pub mod tables;
 mod txn;
 
 pub use digest::{Digest, Part};
+pub use policies::{PolicyRecord, PolicyVersion};
 pub use projections::FoldTxn;
 pub use txn::WriteTxn;
 
@@ -401,6 +403,7 @@ impl Store {
         txn.open_table(META)?;
         txn.open_table(ARTIFACTS)?;
         txn.open_table(MODULES)?;
+        txn.open_table(POLICIES)?;
         migrate_projection_kv(&txn)?;
         txn.open_table(PROJECTION_STATUS)?;
         txn.open_table(PROJECTION_BUILDS)?;

@@ -29,6 +29,9 @@ pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 pub const ARTIFACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("artifacts");
 /// Verb or projection name → postcard [`super::ModuleRecord`] with its history.
 pub const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
+/// Policy name → postcard [`super::PolicyRecord`] with its history: the
+/// `DefinePolicy` activities of the log, by name, written with each one.
+pub const POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("policies");
 /// [`state_key`]`(projection, key)` → value: each projection's private
 /// key-value store. Names never contain NUL, so one projection's entries
 /// are contiguous and ordered by the bytes of their keys, which is the

@@ -10,6 +10,7 @@ mod keys;
 mod lifecycle;
 mod logs;
 mod outbox;
+mod policies;
 mod publish;
 mod ratelimit;
 mod server;

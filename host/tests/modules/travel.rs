@@ -324,3 +324,46 @@ async fn an_artifact_fetched_for_a_verb_that_is_then_refused_is_removed() -> any
     assert_eq!(node.snapshot()?, before);
     Ok(())
 }
+
+/// Publishes a `modules` policy as the service actor (admin token).
+async fn modules_policy(node: &TestNode, spec: Value) -> anyhow::Result<()> {
+    let reply = node
+        .send(Req::post("/actors/node/outbox").bearer(&node.admin).json(
+            &json!({"type": "DefinePolicy", "name": "verbs", "kind": "modules", "spec": spec}),
+        ))
+        .await?;
+    anyhow::ensure!(reply.status == 201, "{}", reply.text);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_modules_policy_in_the_log_overrides_the_configuration_without_a_restart()
+-> anyhow::Result<()> {
+    // weft.toml says `manual`; the log's policy says eve's verbs are allowed.
+    let (node, alice, token, peer) = manual_node_and_eve().await?;
+    let eve = format!("{}/actors/eve", peer.base);
+    modules_policy(&node, json!({"policy": "allow", "allow": [eve]})).await?;
+    peer.define_verb("eve", "Shout", &test_guest("weft-test-misbehave")?, None)?;
+    let shouted = peer.sign("eve", shout("hi", &alice))?;
+    assert_eq!(posted(&node, "alice", &shouted).await?, "pending");
+    let path = format!("/activities/{}", id(&shouted)?);
+    eventually(10, "the Shout to be admitted under the policy", || async {
+        Ok((node.get(&path, Some(&token)).await?.0 == 200).then_some(()))
+    })
+    .await?;
+
+    // A new version of the policy applies to the next verb at once.
+    modules_policy(&node, json!({"policy": "manual"})).await?;
+    peer.define_verb("eve", "Yell", &test_guest("weft-test-misbehave")?, None)?;
+    let yelled = peer.sign(
+        "eve",
+        json!({"type": "Yell", "object": {"type": "Note", "content": "hey"}, "to": [alice]}),
+    )?;
+    assert_eq!(posted(&node, "alice", &yelled).await?, "pending");
+    let module = wait_state(&node, "Yell", "awaiting-approval").await?;
+    assert!(
+        module["reason"].as_str().unwrap_or("").contains("manual"),
+        "{module}"
+    );
+    Ok(())
+}
