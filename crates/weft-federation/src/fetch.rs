@@ -315,6 +315,14 @@ impl Fetcher {
         })
     }
 
+    /// Forgets the failed fetches of URLs on `origin`, so that they are
+    /// tried at once: the peer was heard from, or the operator asked.
+    pub fn forget_failures(&self, origin: &str) {
+        if let Ok(mut failed) = self.failed.lock() {
+            failed.retain(|url, _| weft_core::model::origin(url).as_deref() != Some(origin));
+        }
+    }
+
     /// Remembers (or, on success, forgets) the outcome of fetching `url`.
     fn remember<T>(&self, url: &str, result: &Result<T, FetchError>) {
         let Ok(mut failed) = self.failed.lock() else {

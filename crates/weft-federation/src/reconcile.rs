@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Budget, Federation, sync};
+use weft_kernel::policy;
 use weft_kernel::{FederationWrite, now_ms};
 
 /// What one pass did.
@@ -32,6 +33,8 @@ pub struct Pass {
     pub failed: usize,
     /// Dead letters found healed.
     pub healed: usize,
+    /// Obligations of the policies still outstanding after the pass.
+    pub outstanding: usize,
 }
 
 /// The loop's shared state.
@@ -98,7 +101,7 @@ pub fn spawn(federation: Arc<Federation>) {
                 () = tokio::time::sleep(interval) => {}
                 () = federation.reconciler.wake.notified() => {}
             }
-            let pass = pass(&federation).await;
+            let pass = pass(&federation, false).await;
             if pass.rounds > 0 || pass.healed > 0 {
                 tracing::info!(?pass, "reconcile pass");
             }
@@ -130,13 +133,20 @@ fn followed(federation: &Federation) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// One observe → evaluate → act pass.
-pub async fn pass(federation: &Arc<Federation>) -> Pass {
+/// One observe → evaluate → act pass, then each policy's status. A
+/// `forced` pass (the operator's `POST /admin/sync`) also tries actors
+/// that are backed off.
+pub async fn pass(federation: &Arc<Federation>, forced: bool) -> Pass {
     let _running = federation.reconciler.running.lock().await;
     let mut report = Pass::default();
     // Observe.
     let followed = followed(federation);
     report.actors = followed.len();
+    let policies = federation.kernel.policies().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the policies; reconciling followed actors only");
+        Vec::new()
+    });
+    let observed = observe(federation, &followed, &policies);
     let states: HashMap<String, weft_store::SyncState> = federation
         .kernel
         .store()
@@ -144,8 +154,21 @@ pub async fn pass(federation: &Arc<Federation>) -> Pass {
         .and_then(|r| r.sync_states())
         .map(|all| all.into_iter().map(|s| (s.actor.clone(), s)).collect())
         .unwrap_or_default();
-    // Evaluate and act: every followed actor not backed off, within its
-    // budget, until it has nothing more to fetch.
+    // Evaluate: every followed actor is kept up (the repair path), and
+    // every actor a policy obliges this node to hold in full.
+    let obligations = policy::evaluate(&policies, &observed);
+    let mut due: BTreeMap<String, bool> = followed.keys().map(|a| (a.clone(), false)).collect();
+    for obligation in &obligations {
+        if let policy::Obligation::Sync { actor, .. } = obligation {
+            let whole = !followed.contains_key(actor);
+            due.entry(actor.clone()).or_insert(whole);
+        }
+    }
+    for actor in policy_actors(&policies) {
+        due.entry(actor).or_insert(true);
+    }
+    // Act: a round with each due actor not backed off, within its budget,
+    // until it has nothing more to fetch.
     let settings = &federation.sync;
     let back: HashSet<String> = federation
         .reconciler
@@ -153,12 +176,22 @@ pub async fn pass(federation: &Arc<Federation>) -> Pass {
         .lock()
         .map(|mut b| std::mem::take(&mut *b))
         .unwrap_or_default();
-    for (actor, followers) in &followed {
+    let none = Vec::new();
+    for (actor, whole) in &due {
         let now = now_ms();
         let origin = weft_kernel::audience_origin(actor).unwrap_or_default();
-        if states.get(actor).is_some_and(|s| s.next_at_ms > now) && !back.contains(&origin) {
+        if !forced
+            && states.get(actor).is_some_and(|s| s.next_at_ms > now)
+            && !back.contains(&origin)
+        {
             continue;
         }
+        // A peer heard from, or an operator's pass, is tried at once, not
+        // refused from memory of a recent failure.
+        if forced || back.contains(&origin) {
+            federation.fetcher.forget_failures(&origin);
+        }
+        let followers = followed.get(actor).unwrap_or(&none);
         loop {
             if !federation
                 .reconciler
@@ -167,7 +200,7 @@ pub async fn pass(federation: &Arc<Federation>) -> Pass {
                 break;
             }
             report.rounds += 1;
-            match sync::round(federation, actor, followers, false).await {
+            match sync::round(federation, actor, followers, *whole).await {
                 Ok(round) => {
                     report.stored += round.stored;
                     if !round.more {
@@ -197,7 +230,115 @@ pub async fn pass(federation: &Arc<Federation>) -> Pass {
     if let Ok(mut b) = federation.reconciler.backed_off.lock() {
         *b = backed_off;
     }
+    // Each policy's status, as things stand after acting.
+    let after = observe(federation, &followed, &policies);
+    let at = humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(after.now_ms),
+    )
+    .to_string();
+    let statuses = federation.kernel.policy_statuses();
+    for p in &policies {
+        let previous = statuses.get(&p.name);
+        let status = policy::status(p, &after, &at, previous.as_ref());
+        report.outstanding += status.obligations.len();
+        statuses.set(&p.name, status);
+    }
     report
+}
+
+/// The actor URLs policies name (mirrored or kept): observed like the
+/// followed ones, so that evaluation sees them.
+fn policy_actors(policies: &[policy::Policy]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in policies {
+        if let policy::Spec::Replication(r) = &p.spec {
+            out.extend(
+                r.mirror
+                    .iter()
+                    .chain(r.keep.iter().flat_map(|k| k.actors.iter()))
+                    .filter(|t| !policy::is_origin(t))
+                    .cloned(),
+            );
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// What evaluation reads: the followed actors and those policies name
+/// (what is held of each, the head its origin last showed), and the dead
+/// letters no sync has healed. An actor whose head was never read counts
+/// as behind by one, so that a policy is not reported met before its
+/// origin was asked.
+fn observe(
+    federation: &Federation,
+    followed: &BTreeMap<String, Vec<String>>,
+    policies: &[policy::Policy],
+) -> policy::Observed {
+    let now = now_ms();
+    let mut observed = policy::Observed {
+        now_ms: now,
+        ..policy::Observed::default()
+    };
+    let Ok(reader) = federation.kernel.store().read() else {
+        return observed;
+    };
+    let states: HashMap<String, weft_store::SyncState> = reader
+        .sync_states()
+        .map(|all| all.into_iter().map(|s| (s.actor.clone(), s)).collect())
+        .unwrap_or_default();
+    let mut actors: BTreeMap<String, bool> = followed.keys().map(|a| (a.clone(), true)).collect();
+    for actor in policy_actors(policies)
+        .into_iter()
+        .chain(states.keys().cloned())
+    {
+        actors.entry(actor).or_insert(false);
+    }
+    for (actor, is_followed) in actors {
+        let held = reader
+            .held_tip(&actor)
+            .ok()
+            .flatten()
+            .map(|(seq, id)| policy::Head { seq, id });
+        let state = states.get(&actor);
+        let remote = match state.and_then(|s| s.head.clone()) {
+            Some((seq, id)) => Some(policy::RemoteHead {
+                head: policy::Head { seq, id },
+                seen_ms: state
+                    .and_then(|s| s.last_sync_ms.or(s.last_try_ms))
+                    .unwrap_or(now),
+            }),
+            None => Some(policy::RemoteHead {
+                head: policy::Head {
+                    seq: held.as_ref().map_or(0, |h| h.seq) + 1,
+                    id: String::new(),
+                },
+                seen_ms: state.and_then(|s| s.last_try_ms).unwrap_or(now),
+            }),
+        };
+        observed.actors.push(policy::RemoteActor {
+            actor,
+            followed: is_followed,
+            held,
+            remote,
+            oldest_held_ms: None,
+        });
+    }
+    let healed = reader.healed().unwrap_or_default();
+    observed.dead_letters = reader
+        .dead_letters()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|j| !healed.contains_key(&j.id))
+        .map(|j| policy::DeadLetter {
+            id: j.id,
+            activity: j.activity,
+            recipient: j.recipient,
+            origin: j.origin,
+        })
+        .collect();
+    observed
 }
 
 /// Marks dead letters healed whose public activity the recipient's node

@@ -40,15 +40,16 @@ pub async fn view(State(state): State<AppState>, _: Admin) -> Result<Response, P
     Ok(axum::Json(SyncView { actors }).into_response())
 }
 
-/// `POST /admin/sync`: one pass now.
+/// `POST /admin/sync`: one pass now, backoffs set aside.
 pub async fn run(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
-    let pass = weft_federation::reconcile::pass(&state.federation).await;
+    let pass = weft_federation::reconcile::pass(&state.federation, true).await;
     Ok(axum::Json(json!({
         "actors": pass.actors,
         "rounds": pass.rounds,
         "stored": pass.stored,
         "failed": pass.failed,
         "healed": pass.healed,
+        "outstanding": pass.outstanding,
     }))
     .into_response())
 }
@@ -75,6 +76,16 @@ pub fn metrics(state: &AppState) -> String {
     }
     out.push_str("# HELP weft_sync_offences Sync ranges refused because the peer served something wrong.\n# TYPE weft_sync_offences gauge\n");
     out.push_str(&offences);
+    out.push_str("# HELP weft_policy_obligations Obligations of a policy not met at the last reconcile pass.\n# TYPE weft_policy_obligations gauge\n");
+    for p in state.kernel.policies().unwrap_or_default() {
+        if let Some(status) = state.kernel.policy_statuses().get(&p.name) {
+            out.push_str(&format!(
+                "weft_policy_obligations{{policy=\"{}\"}} {}\n",
+                p.name,
+                status.obligations.len()
+            ));
+        }
+    }
     let dead = reader.dead_letters().map(|d| d.len()).unwrap_or(0);
     let healed = reader.healed().map(|h| h.len()).unwrap_or(0);
     out.push_str(&format!(

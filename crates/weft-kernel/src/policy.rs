@@ -37,7 +37,7 @@ use serde_json::Value;
 
 pub use spec::{
     Accept, Budget, FollowsSpec, Keep, Kind, ModulePolicy, ModulesSpec, ReplicationSpec, Spec,
-    SpecError, SyncSpec, check, check_draft,
+    SpecError, SyncSpec, check, check_draft, is_origin,
 };
 use weft_core::model::Signed;
 pub use weft_core::wire::policy::{Condition, ConditionStatus};

@@ -218,3 +218,89 @@ async fn a_staged_batch_with_one_fork_stores_nothing() -> anyhow::Result<()> {
     assert_eq!(node.snapshot()?, stored);
     node.stop().await
 }
+
+#[tokio::test]
+async fn a_replication_policy_defined_while_its_target_is_down_is_met_once_it_is_back()
+-> anyhow::Result<()> {
+    let a = TestNode::start().await?;
+    let b = TestNode::start().await?;
+    let (bob, bob_token) = b.actor("bob").await?;
+    let mut notes = Vec::new();
+    for i in 0..3 {
+        notes.push(
+            b.publish_ok(&bob_token, &note(&format!("mirrored {i}")))
+                .await?,
+        );
+    }
+    let define = |spec: Value| json!({"type": "DefinePolicy", "name": "mirror-bob", "kind": "replication", "spec": spec});
+    let status = |node: &TestNode| {
+        let admin = node.admin.clone();
+        let api = node.api();
+        async move {
+            api.get_ok("/admin/policies/mirror-bob/status", Some(&admin))
+                .await
+        }
+    };
+    let condition = |status: &Value, kind: &str| -> Value {
+        status["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == kind))
+            .map(|c| c["status"].clone())
+            .unwrap_or(Value::Null)
+    };
+
+    // Defined while bob's node is down: the pass cannot meet it.
+    let b = b
+        .restart_after(async {
+            let (code, defined) = a
+                .api()
+                .post_json(
+                    "/actors/node/outbox",
+                    &a.admin,
+                    &define(json!({"mirror": [bob]})),
+                )
+                .await?;
+            anyhow::ensure!(code == 201, "{defined}");
+            let before = status(&a).await?;
+            anyhow::ensure!(condition(&before, "Compliant") == "Unknown", "{before}");
+            let (_, pass) = a
+                .api()
+                .post_json("/admin/sync", &a.admin, &json!({}))
+                .await?;
+            anyhow::ensure!(pass["failed"] == 1 && pass["stored"] == 0, "{pass}");
+            let down = status(&a).await?;
+            anyhow::ensure!(condition(&down, "Compliant") == "False", "{down}");
+            anyhow::ensure!(condition(&down, "InSync") == "False", "{down}");
+            Ok(())
+        })
+        .await?;
+
+    // bob's node is back; the operator's pass tries it at once (the loop's
+    // own would once the backoff ends, or when bob's node is heard from).
+    let (_, pass) = a
+        .api()
+        .post_json("/admin/sync", &a.admin, &json!({}))
+        .await?;
+    let view = a.get_ok("/admin/sync", Some(&a.admin)).await?;
+    assert_eq!(pass["failed"], 0, "{pass} {view}");
+    assert_eq!(pass["outstanding"], 0, "{pass} {view}");
+    // bob's whole log: his Create and the three notes, as bob signed them.
+    let entry = &view["actors"][0];
+    assert_eq!(entry["actor"], bob.as_str(), "{view}");
+    let view = a.get_ok("/admin/sync", Some(&a.admin)).await?;
+    let entry = &view["actors"][0];
+    assert_eq!(entry["held"]["seq"], 4, "{view}");
+    assert_eq!(entry["stored"], 4, "{view}");
+    for n in &notes {
+        let stored = a
+            .get_ok(&format!("/activities/{}", crate::support::id_of(n)?), None)
+            .await?;
+        assert_eq!(&stored, n);
+    }
+    let met = status(&a).await?;
+    assert_eq!(condition(&met, "Compliant"), "True", "{met}");
+    assert_eq!(condition(&met, "InSync"), "True", "{met}");
+    assert_eq!(met["obligations"], json!([]), "{met}");
+    b.stop().await?;
+    a.stop().await
+}

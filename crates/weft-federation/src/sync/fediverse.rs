@@ -42,7 +42,11 @@ pub(super) async fn run(
         .ok_or_else(|| {
             SyncError::Transient(format!("{actor} has no outbox on its own origin to read"))
         })?;
-    let mut round = Round::default();
+    // No chain, so no seq: the head is the outbox as read, at seq 0.
+    let mut round = Round {
+        head: Some((0, String::new())),
+        ..Round::default()
+    };
     let mut fetched: Vec<Signed> = Vec::new();
     let mut page = get(federation, &outbox, budget).await?;
     let mut page_url = outbox.clone();

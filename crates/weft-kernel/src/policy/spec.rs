@@ -226,7 +226,7 @@ fn only(spec: &Map<String, Value>, kind: Kind, fields: &[&str]) -> Result<(), Sp
 
 /// Whether `text` is an origin: `http(s)://host[:port]`, nothing after
 /// (a trailing `/` aside).
-pub(crate) fn is_origin(text: &str) -> bool {
+pub fn is_origin(text: &str) -> bool {
     let trimmed = text.strip_suffix('/').unwrap_or(text);
     weft_core::model::origin(trimmed)
         .is_some_and(|o| o.eq_ignore_ascii_case(trimmed) && !trimmed.ends_with(':'))
