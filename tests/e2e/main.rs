@@ -20,6 +20,9 @@
 //! - `fediverse`: weft and a Fedify server (a real ActivityPub
 //!   implementation, from the npm registry) following each other;
 //! - `languages`: modules in Python and JavaScript built from the examples;
+//! - `skew`: nodes started with clocks apart (the test-only
+//!   `WEFT_TEST_CLOCK_OFFSET`): twenty minutes apart they federate, two
+//!   hours ahead their activities are refused for `published`;
 //! - `travel`: a verb defined on one node reaching its peers under the
 //!   `followed` and `manual` module policies.
 //!
@@ -34,6 +37,7 @@ mod hostile;
 mod languages;
 mod ops;
 mod rotate;
+mod skew;
 mod support;
 mod travel;
 mod verify;

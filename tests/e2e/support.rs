@@ -98,6 +98,19 @@ impl Weft {
         Ok(weft)
     }
 
+    /// Initialises this node (stopped) with a `weft.toml` holding its
+    /// `listen` address and then `toml` (for example a `public_url` and a
+    /// `[federation]` table), which `weft init` keeps.
+    pub fn initialise_with(&mut self, toml: &str) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.data)?;
+        let toml = format!("listen = \"{}\"\n{toml}", self.listen());
+        std::fs::write(self.data.join("weft.toml"), toml)?;
+        let out = self.cli(&["init"])?;
+        let out = success(out, "weft init")?;
+        self.admin = admin_token_from(&out)?;
+        Ok(())
+    }
+
     /// A node initialised with `weft init --listen 127.0.0.1:PORT` (stopped).
     pub fn init() -> anyhow::Result<Self> {
         let mut weft = Self::uninitialised()?;
@@ -136,6 +149,7 @@ impl Weft {
             "WEFT_TLS_KEY",
             "WEFT_CA_FILE",
             "WEFT_ALLOW_PRIVATE_ADDRESSES",
+            "WEFT_TEST_CLOCK_OFFSET",
         ] {
             cmd.env_remove(var);
         }
