@@ -4,11 +4,14 @@
 //!
 //! The child is killed on drop, so a failing test never leaves a process
 //! behind; its stdout and stderr go to files in the temp folder so a failure
-//! can show what the node said.
+//! can show what the node said. Several nodes, each behind a
+//! fault-injecting proxy, for the partition suite: [`cluster`].
 //!
 //! Not the HTTP helpers, chain checks, fixtures and polling: those are
 //! `weft-test-support`'s, shared with the API and module tests, and
 //! re-exported here under the names these tests import.
+
+pub mod cluster;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
