@@ -38,7 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// The seed of [`Proxy::start`]'s generator for [`Proxy::drop_rate`].
-pub const DEFAULT_SEED: u64 = 0x5eed_0f_a11;
+pub const DEFAULT_SEED: u64 = 0x5eed_fa11;
 
 /// Bytes read from one side before they are passed on.
 const CHUNK: usize = 16 * 1024;
