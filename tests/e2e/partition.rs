@@ -190,6 +190,38 @@ async fn converge(seconds: u64, nodes: &[Node], talk: &Talk, sync: bool) -> anyh
     Ok(())
 }
 
+/// `name` on the stand-in peer accepts `follow`: its Accept, signed as the
+/// next activity of its log, posted to the follower's inbox as the peer
+/// would deliver it (an unsigned request; the envelope is the proof).
+async fn accept(
+    peer: &FakePeer,
+    name: &str,
+    follower: &Node,
+    follow: &Value,
+) -> anyhow::Result<()> {
+    let accept = peer.sign(
+        name,
+        json!({"type": "Accept", "object": follow["id"], "to": [follower.actor]}),
+    )?;
+    let mut request =
+        weft_test_support::Req::post(format!("/actors/{}/inbox", follower.name)).json(&accept);
+    request.content_type = Some("application/activity+json".into());
+    let reply = follower.weft.api().send(request).await?;
+    ensure!(
+        reply.status == 202,
+        "the Accept: {} {}",
+        reply.status,
+        reply.text
+    );
+    eventually(30, "the follow to be accepted", || async {
+        Ok(collection(&follower.weft, &follower.name, "following")
+            .await?
+            .contains(&follow["object"])
+            .then_some(()))
+    })
+    .await
+}
+
 /// The `status` of condition `kind` in a policy status document
 /// (`{"conditions": [{"type", "status", "reason", "message",
 /// "lastTransitionTime"}]}`), if it has one.
@@ -252,6 +284,40 @@ async fn a_cut_during_a_conversation_heals_by_redelivery() -> anyhow::Result<()>
         let dead = node.admin_get("/admin/dead-letter").await?;
         assert_eq!(dead["totalItems"], 0, "{}: {dead}", node.name);
     }
+    Ok(())
+}
+
+/// The stand-in peer of scenario (c) serves an outbox that a node reads as
+/// it reads a node's: a follower asking for the whole log gets every one of
+/// its activities, verified, across more than one page. Checked today by a
+/// backfill, which walks the outbox the way a sync does.
+#[tokio::test]
+async fn a_follower_backfills_the_stand_in_peers_whole_outbox() -> anyhow::Result<()> {
+    let peer = FakePeer::start().await?;
+    let mallory = peer.actor("mallory")?;
+    let frank = Node::start("frank", REDELIVERY).await?;
+    // More than one page of 200, the most a node asks for.
+    let mut log = Vec::new();
+    for i in 0..210 {
+        log.push(peer.publish("mallory", note(&format!("mallory {i}")))?);
+    }
+    let follow = frank
+        .publish(json!({"type": "Follow", "object": mallory, "to": [mallory], "backfill": {"mode": "full"}}))
+        .await?;
+    accept(&peer, "mallory", &frank, &follow).await?;
+    let last = log.last().context("no log")?.clone();
+    eventually(60, "the backfill of mallory's whole outbox", || async {
+        Ok(missing_on(&frank.weft, std::slice::from_ref(&last))
+            .await?
+            .is_empty()
+            .then_some(()))
+    })
+    .await?;
+    assert_eq!(missing_on(&frank.weft, &log).await?, Vec::<String>::new());
+    assert!(
+        peer.outbox_requests() >= 2,
+        "the outbox was read in one page"
+    );
     Ok(())
 }
 
@@ -417,24 +483,11 @@ async fn a_tampered_activity_in_a_sync_batch_refuses_the_whole_batch() -> anyhow
     let nodes = cluster::start(&["frank", "hank"], SYNC).await?;
     let (frank, hank) = (&nodes[0], &nodes[1]);
 
-    // frank follows mallory, who accepts (the Accept posted as the peer
-    // would deliver it), and hank.
+    // frank follows mallory, who accepts, and hank.
     let follow = frank
         .publish(json!({"type": "Follow", "object": mallory, "to": [mallory]}))
         .await?;
-    let accept = peer.sign(
-        "mallory",
-        json!({"type": "Accept", "object": follow["id"], "to": [frank.actor]}),
-    )?;
-    let mut request = weft_test_support::Req::post("/actors/frank/inbox").json(&accept);
-    request.content_type = Some("application/activity+json".into());
-    let reply = frank.weft.api().send(request).await?;
-    ensure!(
-        reply.status == 202,
-        "the Accept: {} {}",
-        reply.status,
-        reply.text
-    );
+    accept(&peer, "mallory", frank, &follow).await?;
     cluster::follow(frank, hank).await?;
 
     // frank's link is cut while both publish, so nothing is pushed to him.
