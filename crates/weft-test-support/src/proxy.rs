@@ -56,6 +56,9 @@ enum Link {
 #[derive(Debug)]
 struct Controls {
     link: watch::Sender<Link>,
+    /// How many times the link was cut: a connection opened before a cut
+    /// is severed by it even when the link is healed at once.
+    cuts: AtomicU64,
     /// Fraction of new connections closed at once, and the generator that
     /// decides which.
     drop: Mutex<(f64, StdRng)>,
@@ -109,6 +112,7 @@ impl Proxy {
         let (link, _) = watch::channel(Link::Up);
         let controls = Arc::new(Controls {
             link,
+            cuts: AtomicU64::new(0),
             drop: Mutex::new((0.0, StdRng::seed_from_u64(seed))),
             delay: Mutex::new(Duration::ZERO),
             accepted: AtomicU64::new(0),
@@ -155,9 +159,11 @@ impl Proxy {
         self.target
     }
 
-    /// Cuts the link: live connections are severed and new ones closed as
-    /// soon as they are accepted, until [`Proxy::heal`].
+    /// Cuts the link: every connection open now is severed (even if the
+    /// link is healed at once) and new ones are closed as soon as they are
+    /// accepted, until [`Proxy::heal`].
     pub fn cut(&self) {
+        self.controls.cuts.fetch_add(1, Ordering::SeqCst);
         self.controls.link.send_if_modified(|link| {
             let was = *link;
             if was == Link::Up {
@@ -259,6 +265,7 @@ async fn serve(listener: TcpListener, target: SocketAddr, controls: Arc<Controls
 /// is cut; then both sockets are closed.
 async fn forward(client: TcpStream, target: SocketAddr, controls: Arc<Controls>) {
     let mut link = controls.link.subscribe();
+    let cuts = controls.cuts.load(Ordering::SeqCst);
     let Ok(server) = TcpStream::connect(target).await else {
         // The target is down: the client sees its connection closed, as it
         // would see a refused one.
@@ -276,7 +283,7 @@ async fn forward(client: TcpStream, target: SocketAddr, controls: Arc<Controls>)
     };
     tokio::select! {
         _ = both => {}
-        _ = link.wait_for(|l| *l != Link::Up) => {}
+        _ = link.wait_for(|l| *l != Link::Up || controls.cuts.load(Ordering::SeqCst) != cuts) => {}
     }
 }
 
@@ -397,6 +404,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cut_healed_at_once_still_severs_what_was_open() -> anyhow::Result<()> {
+        let proxy = Proxy::start(echo().await?)?;
+        let mut live = TcpStream::connect(proxy.addr()).await?;
+        assert_eq!(round_trip(&mut live, b"before").await?, b"before");
+        proxy.cut();
+        proxy.heal();
+        closed(&mut live).await?;
+        assert!(echoes(&proxy).await?, "the healed link carries nothing");
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn a_delay_holds_back_every_chunk() -> anyhow::Result<()> {
         let proxy = Proxy::start(echo().await?)?;
         let mut stream = TcpStream::connect(proxy.addr()).await?;
@@ -459,6 +478,16 @@ mod tests {
             "{:?}",
             runs[0]
         );
+        Ok(())
+    }
+
+    /// What the partition suite counts on: at rate 0.5 the default seed's
+    /// first draw drops, so any new connection after a cut meets a drop.
+    #[tokio::test]
+    async fn the_default_seed_drops_the_first_connection_at_one_half() -> anyhow::Result<()> {
+        let proxy = Proxy::start(echo().await?)?;
+        proxy.drop_rate(0.5);
+        assert!(!echoes(&proxy).await?, "the first connection was kept");
         Ok(())
     }
 
