@@ -10,7 +10,8 @@
 //! - [`fixtures`]: drafts tests publish (notes);
 //! - [`poll`]: waiting for an effect ([`eventually`]);
 //! - [`sign`]: a weft actor whose keys the test holds, signing its log;
-//! - [`peer`]: a stand-in weft peer on a loopback port ([`FakePeer`]);
+//! - [`peer`]: a stand-in weft peer on a loopback port ([`FakePeer`]), whose
+//!   outbox can serve an activity altered after signing;
 //! - [`proxy`]: a fault-injecting TCP proxy in front of a node ([`Proxy`]:
 //!   cut, heal, drop, delay);
 //! - [`state`]: reading a node's store (logs, projections, a snapshot).

@@ -17,6 +17,12 @@
 //! and is never cut off. Cutting node A's proxy partitions A from every
 //! peer inbound; A's own requests out to others go through their proxies.
 //!
+//! A link is therefore one node's inbound side, not a pair of nodes: all
+//! peers share a node's public URL and reach it from the same address, so
+//! the proxy cannot tell them apart. Cutting A's proxy makes a one-way
+//! partition (no one reaches A; A still reaches everyone whose link is
+//! up); cutting A's and B's cuts both ways for both, from everyone.
+//!
 //! The proxy runs on a thread of its own with its own async runtime, so a
 //! test that blocks its thread (running a CLI command, waiting for a
 //! process) does not stall the traffic it forwards.
