@@ -4,7 +4,8 @@
 //! federate as if their clocks agreed, because both windows that look at
 //! time (`published_max_ahead`, 1 h, and the HTTP signatures', 12 h back and
 //! 1 h ahead) take that; a node two hours ahead has its activities refused
-//! with 422 naming `published`.
+//! with 422 naming `published`, or already at its HTTP signature (401) by a
+//! node with the default signature window.
 //!
 //! Not the partition suite (`partition.rs`), and not a test of the windows'
 //! edges: those are the API tests' (`host/tests/api`), with times set in the
@@ -182,6 +183,42 @@ async fn a_node_two_hours_ahead_is_refused_for_published() -> anyhow::Result<()>
     assert!(detail(&problem).contains("`published`"), "{problem}");
     assert!(detail(&problem).contains("ahead"), "{problem}");
 
+    Ok(())
+}
+
+/// The skewed node's HTTP signatures carry its clock too: a node with the
+/// default window (1 h ahead) refuses its deliveries at the signature,
+/// with 401, before it reads the activity.
+#[tokio::test]
+async fn a_node_two_hours_ahead_signs_its_requests_from_the_future() -> anyhow::Result<()> {
+    let strict = node(0, "").await?;
+    let future = node(7200, "").await?;
+    let (nat, _) = strict.create_actor_http("nat").await?;
+    let (_, sam_token) = future.create_actor_http("sam").await?;
+    let sent = publish(
+        &future,
+        &sam_token,
+        json!({"type": "Create", "object": {"type": "Note", "content": "signed 2 h on"}, "to": [nat]}),
+    )
+    .await?;
+    let dead = eventually(30, "the refused delivery in the dead letters", || async {
+        let dead = future
+            .get_ok("/admin/dead-letter", Some(&future.admin))
+            .await?;
+        Ok(dead["items"]
+            .as_array()
+            .and_then(|items| {
+                items.iter().find(|i| {
+                    i["activity"]
+                        .as_str()
+                        .is_some_and(|a| a.ends_with(&cid(&sent)))
+                })
+            })
+            .cloned())
+    })
+    .await?;
+    let error = dead["lastError"].as_str().unwrap_or_default();
+    assert!(error.contains("401"), "{dead}");
     Ok(())
 }
 
