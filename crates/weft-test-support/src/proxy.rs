@@ -252,8 +252,9 @@ async fn serve(listener: TcpListener, target: SocketAddr, controls: Arc<Controls
             _ = link.wait_for(|l| *l == Link::Closed) => return,
         };
         let Ok((client, _)) = accepted else {
-            // A connection that failed before it was accepted; the
-            // listener itself goes on.
+            // A connection that failed before it was accepted, or no file
+            // descriptor to spare: the listener goes on, without spinning.
+            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         controls.accepted.fetch_add(1, Ordering::Relaxed);
