@@ -5,14 +5,19 @@
 pub mod cli;
 pub mod config;
 
-/// What both binaries (`weft`, `weft-bench`) do around their command: TLS
-/// crypto, logging to stderr (`RUST_LOG`, else `default_log`), a
-/// multi-threaded async runtime, and an error printed as `error: …` with a
-/// failing exit code.
+/// What both binaries (`weft`, `weft-bench`) do around their command: the
+/// node's clock (`WEFT_TEST_CLOCK_OFFSET`, test-only, read once and
+/// checked here), TLS crypto, logging to stderr (`RUST_LOG`, else
+/// `default_log`), a multi-threaded async runtime, and an error printed as
+/// `error: …` with a failing exit code.
 pub fn main_with<F>(default_log: &str, command: F) -> std::process::ExitCode
 where
     F: std::future::Future<Output = anyhow::Result<()>>,
 {
+    if let Err(e) = weft_core::clock::init() {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     weft_federation::install_crypto();
     tracing_subscriber::fmt()
         .with_env_filter(

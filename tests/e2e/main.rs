@@ -20,6 +20,13 @@
 //! - `fediverse`: weft and a Fedify server (a real ActivityPub
 //!   implementation, from the npm registry) following each other;
 //! - `languages`: modules in Python and JavaScript built from the examples;
+//! - `partition`: three nodes, each behind a fault-injecting proxy, cut
+//!   and healed while they talk, and a follower down past its retry
+//!   schedule; every node converges (the scenarios that need sync and
+//!   replication policies are ignored until those land);
+//! - `skew`: nodes started with clocks apart (the test-only
+//!   `WEFT_TEST_CLOCK_OFFSET`): twenty minutes apart they federate, two
+//!   hours ahead their activities are refused for `published`;
 //! - `travel`: a verb defined on one node reaching its peers under the
 //!   `followed` and `manual` module policies.
 //!
@@ -33,7 +40,9 @@ mod fediverse;
 mod hostile;
 mod languages;
 mod ops;
+mod partition;
 mod rotate;
+mod skew;
 mod support;
 mod travel;
 mod verify;

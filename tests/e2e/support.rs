@@ -4,11 +4,14 @@
 //!
 //! The child is killed on drop, so a failing test never leaves a process
 //! behind; its stdout and stderr go to files in the temp folder so a failure
-//! can show what the node said.
+//! can show what the node said. Several nodes, each behind a
+//! fault-injecting proxy, for the partition suite: [`cluster`].
 //!
 //! Not the HTTP helpers, chain checks, fixtures and polling: those are
 //! `weft-test-support`'s, shared with the API and module tests, and
 //! re-exported here under the names these tests import.
+
+pub mod cluster;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -98,6 +101,19 @@ impl Weft {
         Ok(weft)
     }
 
+    /// Initialises this node (stopped) with a `weft.toml` holding its
+    /// `listen` address and then `toml` (for example a `public_url` and a
+    /// `[federation]` table), which `weft init` keeps.
+    pub fn initialise_with(&mut self, toml: &str) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.data)?;
+        let toml = format!("listen = \"{}\"\n{toml}", self.listen());
+        std::fs::write(self.data.join("weft.toml"), toml)?;
+        let out = self.cli(&["init"])?;
+        let out = success(out, "weft init")?;
+        self.admin = admin_token_from(&out)?;
+        Ok(())
+    }
+
     /// A node initialised with `weft init --listen 127.0.0.1:PORT` (stopped).
     pub fn init() -> anyhow::Result<Self> {
         let mut weft = Self::uninitialised()?;
@@ -136,6 +152,7 @@ impl Weft {
             "WEFT_TLS_KEY",
             "WEFT_CA_FILE",
             "WEFT_ALLOW_PRIVATE_ADDRESSES",
+            "WEFT_TEST_CLOCK_OFFSET",
         ] {
             cmd.env_remove(var);
         }

@@ -240,7 +240,7 @@ impl Fetcher {
                 body,
                 &key_id,
                 httpsig::Signer::Rsa(&key),
-                std::time::SystemTime::now(),
+                weft_core::clock::now(),
             )
             .map_err(|e| FetchError::Network {
                 url: url.to_owned(),
@@ -508,9 +508,7 @@ pub fn parse_retry_after(value: &str) -> Option<u64> {
         return Some(value.parse::<u64>().unwrap_or(u64::MAX));
     }
     let at = super::httpsig::parse_http_date(value)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = weft_core::clock::now_ms() / 1000;
     Some(at.saturating_sub(now))
 }
 
@@ -532,10 +530,9 @@ mod tests {
         assert_eq!(parse_retry_after("120"), Some(120));
         assert_eq!(parse_retry_after(" 7 "), Some(7));
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(0));
-        let at = humantime::format_rfc3339_seconds(
-            std::time::SystemTime::now() + Duration::from_secs(3600),
-        )
-        .to_string();
+        let at =
+            humantime::format_rfc3339_seconds(weft_core::clock::now() + Duration::from_secs(3600))
+                .to_string();
         // 2026-11-21T12:00:00Z → Sat, 21 Nov 2026 12:00:00 GMT
         let (date, time) = at.trim_end_matches('Z').split_once('T').expect("rfc3339");
         let ymd: Vec<&str> = date.split('-').collect();

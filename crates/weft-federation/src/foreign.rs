@@ -51,7 +51,7 @@ impl Federation {
             signature: signed_by.evidence.signature.clone(),
             created: signed_by.evidence.created,
         };
-        let received = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let received = humantime::format_rfc3339_millis(weft_core::clock::now()).to_string();
         let signed = Signed::foreign(body, evidence, &received).map_err(|e| {
             InboxError::Malformed(format!("not a usable ActivityPub activity: {e}"))
         })?;

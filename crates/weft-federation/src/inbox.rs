@@ -281,7 +281,7 @@ impl Federation {
         let Ok(published) = humantime::parse_rfc3339(&signed.header.published) else {
             return Ok(());
         };
-        let now = std::time::SystemTime::now();
+        let now = weft_core::clock::now();
         if published
             .duration_since(now)
             .is_ok_and(|ahead| ahead > self.published_ahead)
@@ -452,7 +452,7 @@ impl Federation {
             follower: follow.actor,
             target: signed.header.actor.clone(),
             request: request.map(Value::to_string).unwrap_or_default(),
-            accepted_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            accepted_at: humantime::format_rfc3339_millis(weft_core::clock::now()).to_string(),
         }))
     }
 

@@ -140,7 +140,7 @@ impl Federation {
             json: signed.to_json_string(),
             recipients,
             backfilled,
-            received_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            received_at: humantime::format_rfc3339_millis(weft_core::clock::now()).to_string(),
         };
         self.kernel
             .federation_write(vec![FederationWrite::Park(parked)])
@@ -238,7 +238,7 @@ impl Federation {
             return;
         }
         let origin = audience_origin(author).unwrap_or_default();
-        let now = || humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let now = || humantime::format_rfc3339_millis(weft_core::clock::now()).to_string();
         let mut pending = PendingModule {
             verb: verb.to_owned(),
             origin: origin.clone(),

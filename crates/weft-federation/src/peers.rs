@@ -73,7 +73,7 @@ impl Kept {
 
     /// Older than `refresh`; never when the clock went back.
     fn stale(&self, refresh: Duration) -> bool {
-        SystemTime::now()
+        weft_core::clock::now()
             .duration_since(self.fetched)
             .is_ok_and(|age| age > refresh)
     }
@@ -260,6 +260,6 @@ pub fn parse(url: &str, doc: &Value) -> Result<Peer, PeerError> {
         inbox: inbox.to_owned(),
         document: doc.to_string(),
         keys,
-        fetched_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        fetched_at: humantime::format_rfc3339_millis(weft_core::clock::now()).to_string(),
     })
 }

@@ -96,7 +96,7 @@ impl Federation {
             request.body,
             request.scheme,
             self.window,
-            std::time::SystemTime::now(),
+            weft_core::clock::now(),
         )
         .map_err(unauthorized)?;
         let key_id = pending.key_id.clone();

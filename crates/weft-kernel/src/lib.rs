@@ -19,7 +19,6 @@ mod writer;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -1356,7 +1355,7 @@ pub fn check_name(name: &str) -> Result<(), KernelError> {
 /// Now, as `published` is written, but never before `last` (the actor's
 /// previous activity), so a log's timestamps never go backwards.
 fn now_after(last: &str) -> String {
-    let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let now = humantime::format_rfc3339_millis(weft_core::clock::now()).to_string();
     if now.as_str() < last {
         last.to_owned()
     } else {

@@ -37,11 +37,10 @@ pub enum Outbound {
     Backfill(BackfillJob),
 }
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch, on the node's clock
+/// (`weft_core::clock`).
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    weft_core::clock::now_ms()
 }
 
 /// A request to the writer.

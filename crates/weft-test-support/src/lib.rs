@@ -10,7 +10,10 @@
 //! - [`fixtures`]: drafts tests publish (notes);
 //! - [`poll`]: waiting for an effect ([`eventually`]);
 //! - [`sign`]: a weft actor whose keys the test holds, signing its log;
-//! - [`peer`]: a stand-in weft peer on a loopback port ([`FakePeer`]);
+//! - [`peer`]: a stand-in weft peer on a loopback port ([`FakePeer`]), whose
+//!   outbox can serve an activity altered after signing;
+//! - [`proxy`]: a fault-injecting TCP proxy in front of a node ([`Proxy`]:
+//!   cut, heal, drop, delay);
 //! - [`state`]: reading a node's store (logs, projections, a snapshot).
 //!
 //! Not here: starting a node. The API and module tests run one in process
@@ -23,6 +26,7 @@ pub mod fixtures;
 pub mod http;
 pub mod peer;
 pub mod poll;
+pub mod proxy;
 pub mod sign;
 pub mod state;
 
@@ -33,6 +37,7 @@ pub use fixtures::{PUBLIC, note, private_note};
 pub use http::{Api, Auth, Reply, Req, assert_problem, detail};
 pub use peer::{Answer, FakePeer};
 pub use poll::{eventually, eventually_every};
+pub use proxy::Proxy;
 
 /// The name of the compiled-module cache every test node shares, in
 /// cargo's `CARGO_TARGET_TMPDIR` (see [`module_cache!`]).

@@ -5,11 +5,15 @@
 //! tells it to (202, 410, 500, 503 with Retry-After). It can also publish
 //! verbs the way a weft node does: a registry view, signed
 //! `DefineActivity`s and artifacts by id. An actor can rotate its key, and
-//! the actor documents can be made unavailable.
+//! the actor documents can be made unavailable. Each actor has a public
+//! outbox, paged as a weft node pages it (`?page=N`, `?since=<id>&limit=N`),
+//! holding its `Create` and what the test [`FakePeer::publish`]es; a served
+//! copy can be altered after signing ([`FakePeer::tamper`]), as a dishonest
+//! peer would serve it.
 //!
-//! Not a weft node (no log of its own, no outbox, no verification of what
-//! it is sent) and not an ActivityPub server: the fediverse tests have
-//! their own stand-in, with RSA keys and HTTP signatures.
+//! Not a weft node (no store, no verification of what it is sent, no
+//! private view of an outbox) and not an ActivityPub server: the fediverse
+//! tests have their own stand-in, with RSA keys and HTTP signatures.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -57,6 +61,13 @@ struct Inner {
     documents_down: bool,
     /// Requests for actor documents, answered or not.
     document_requests: usize,
+    /// Each actor's public outbox as served, oldest first.
+    outboxes: HashMap<String, Vec<Value>>,
+    /// Requests for outboxes and their pages.
+    outbox_requests: usize,
+    /// The seq of every activity the peer signed, by content id, so an
+    /// outbox page can start after one that is not public.
+    seqs: HashMap<String, u64>,
 }
 
 /// The running fake peer.
@@ -75,6 +86,7 @@ impl FakePeer {
         let app = axum::Router::new()
             .route("/actors/{name}", axum::routing::get(document))
             .route("/actors/{name}/inbox", axum::routing::post(inbox))
+            .route("/actors/{name}/outbox", axum::routing::get(outbox))
             .route("/projections/define-registry", axum::routing::get(registry))
             .route("/activities/{id}", axum::routing::get(activity))
             .route("/artifacts/{id}", axum::routing::get(artifact))
@@ -90,7 +102,11 @@ impl FakePeer {
     pub fn actor(&self, name: &str) -> anyhow::Result<String> {
         let id = format!("{}/actors/{name}", self.base);
         let log = TestActor::create(&id, name)?;
-        self.inner.lock().expect("lock").actors.insert(
+        let mut inner = self.inner.lock().expect("lock");
+        inner
+            .outboxes
+            .insert(name.to_owned(), vec![log.create_activity().clone()]);
+        inner.actors.insert(
             name.to_owned(),
             Actor {
                 log,
@@ -100,9 +116,60 @@ impl FakePeer {
         Ok(id)
     }
 
+    /// Signs `draft` as the next activity of `name`'s log and adds it to
+    /// the actor's public outbox (and `/activities/{id}`), without sending
+    /// it anywhere: what a peer's follower finds when it syncs.
+    pub fn publish(&self, name: &str, draft: Value) -> anyhow::Result<Value> {
+        let signed = self.sign(name, draft)?;
+        let mut inner = self.inner.lock().expect("lock");
+        inner
+            .outboxes
+            .entry(name.to_owned())
+            .or_default()
+            .push(signed.clone());
+        inner
+            .activities
+            .insert(crate::activity::cid(&signed), signed.clone());
+        Ok(signed)
+    }
+
+    /// Alters the copy of activity `id` (a content id or URL) that `name`'s
+    /// outbox and `/activities/{id}` serve, after it was signed: its bytes
+    /// no longer hash to its id nor match its proof.
+    pub fn tamper(
+        &self,
+        name: &str,
+        id: &str,
+        alter: impl FnOnce(&mut Value),
+    ) -> anyhow::Result<()> {
+        let cid = crate::activity::cid_of(id).to_owned();
+        let mut inner = self.inner.lock().expect("lock");
+        let served = inner
+            .outboxes
+            .get_mut(name)
+            .and_then(|items| items.iter_mut().find(|a| crate::activity::cid(a) == cid))
+            .context("no such activity in the outbox")?;
+        alter(served);
+        let altered = served.clone();
+        inner.activities.insert(cid, altered);
+        Ok(())
+    }
+
+    /// How many times an outbox or one of its pages was asked for.
+    pub fn outbox_requests(&self) -> usize {
+        self.inner.lock().expect("lock").outbox_requests
+    }
+
     /// Signs `draft` as the next activity of `name`'s log.
     pub fn sign(&self, name: &str, draft: Value) -> anyhow::Result<Value> {
-        self.with_actor(name, |actor| actor.log.sign(draft))
+        let signed = self.with_actor(name, |actor| actor.log.sign(draft))?;
+        let seq = signed["seq"].as_u64().unwrap_or_default();
+        self.inner
+            .lock()
+            .expect("lock")
+            .seqs
+            .insert(crate::activity::cid(&signed), seq);
+        Ok(signed)
     }
 
     /// Signs `draft` at the next position without advancing the log, so
@@ -214,6 +281,110 @@ async fn document(State(inner): State<Arc<Mutex<Inner>>>, Path(name): Path<Strin
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// `GET /actors/{name}/outbox`: the collection, `?page=N` (page 1 the
+/// newest) or `?since=<id>&limit=N` (oldest first after `id`), shaped by
+/// `weft_core::wire::collection` as a node shapes them.
+async fn outbox(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(name): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    use weft_core::wire::collection;
+    let mut inner = inner.lock().expect("lock");
+    inner.outbox_requests += 1;
+    let base = format!("{}/actors/{name}/outbox", peer_base(&inner, &name));
+    let Some(items) = inner.outboxes.get(&name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let total = items.len() as u64;
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<u64>().ok())
+        .unwrap_or(20)
+        .clamp(1, 200);
+    let body = if let Some(page) = query.get("page").and_then(|p| p.parse::<u64>().ok()) {
+        let window = collection::window(total, page, limit);
+        let served: Vec<Value> = window
+            .map(|(oldest, newest)| {
+                items[(oldest - 1) as usize..newest as usize]
+                    .iter()
+                    .rev()
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let pages = collection::page_count(total, limit);
+        collection::Page {
+            id: collection::page_url(&base, page, Some(limit)),
+            part_of: &base,
+            total: Some(total),
+            items: served,
+            next: (page < pages).then(|| collection::page_url(&base, page + 1, Some(limit))),
+            prev: (page > 1).then(|| collection::page_url(&base, page - 1, Some(limit))),
+        }
+        .to_json()
+    } else if query.contains_key("since") || query.contains_key("limit") {
+        let since = query.get("since").map(String::as_str).unwrap_or_default();
+        // After the activity `since` names, public or not, as a node
+        // pages its public view.
+        let after_seq = if since.is_empty() {
+            0
+        } else {
+            let cid = crate::activity::cid_of(since);
+            let create = items
+                .first()
+                .filter(|a| crate::activity::cid(a) == cid)
+                .map(|_| 1);
+            match create.or_else(|| inner.seqs.get(cid).copied()) {
+                Some(seq) => seq,
+                None => return StatusCode::BAD_REQUEST.into_response(),
+            }
+        };
+        let from = items
+            .iter()
+            .position(|a| a["seq"].as_u64().unwrap_or_default() > after_seq)
+            .unwrap_or(items.len());
+        let to = (from + limit as usize).min(items.len());
+        let served = items[from..to].to_vec();
+        let next = (to < items.len())
+            .then(|| served.last().map(crate::activity::cid))
+            .flatten()
+            .map(|last| collection::since_url(&base, Some(&last), limit));
+        collection::Page {
+            id: collection::since_url(&base, Some(since), limit),
+            part_of: &base,
+            total: None,
+            items: served,
+            next,
+            prev: None,
+        }
+        .to_json()
+    } else {
+        let pages = collection::page_count(total, 20);
+        collection::paged(
+            &base,
+            total,
+            collection::page_url(&base, 1, None),
+            collection::page_url(&base, pages, None),
+        )
+    };
+    (
+        [("content-type", "application/activity+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The base URL actor `name`'s id starts with (`http://127.0.0.1:PORT`).
+fn peer_base(inner: &Inner, name: &str) -> String {
+    inner
+        .actors
+        .get(name)
+        .and_then(|a| a.log.state().id.strip_suffix(&format!("/actors/{name}")))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 async fn registry(State(inner): State<Arc<Mutex<Inner>>>) -> Response {

@@ -54,6 +54,8 @@ pub struct TestActor {
     /// The id of the key `secret` is.
     key_id: String,
     state: ActorState,
+    /// The signed `Create` at seq 1.
+    create: Value,
 }
 
 impl TestActor {
@@ -78,7 +80,13 @@ impl TestActor {
             secret,
             key_id,
             state,
+            create: Value::Object(signed.json),
         })
+    }
+
+    /// The actor's signed `Create`, seq 1 of its log.
+    pub fn create_activity(&self) -> &Value {
+        &self.create
     }
 
     /// The actor's state: its id, keys and tip.

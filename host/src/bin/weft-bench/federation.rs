@@ -118,7 +118,7 @@ fn signed_inbox_request(
         Some(body.as_bytes()),
         key_id,
         Signer::Rsa(key),
-        std::time::SystemTime::now(),
+        weft_core::clock::now(),
     )?;
     let mut head = format!(
         "POST /actors/{name}/inbox HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/activity+json\r\nContent-Length: {}\r\n",
