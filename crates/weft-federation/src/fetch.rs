@@ -348,12 +348,27 @@ impl Fetcher {
 
     /// `GET url` as JSON, charged to `budget`.
     pub async fn get_json(&self, url: &str, budget: &Budget) -> Result<Value, FetchError> {
+        self.json(url, budget, true).await
+    }
+
+    /// [`Fetcher::get_json`] for a probe repeated on a schedule (is the
+    /// activity there yet?): neither refused by nor remembered among the
+    /// recent failures.
+    pub async fn probe_json(&self, url: &str, budget: &Budget) -> Result<Value, FetchError> {
+        self.json(url, budget, false).await
+    }
+
+    async fn json(&self, url: &str, budget: &Budget, remember: bool) -> Result<Value, FetchError> {
         let make = || {
             self.client
                 .get(url)
                 .header(reqwest::header::ACCEPT, ACCEPT_ACTIVITY)
         };
-        let bytes = self.get(url, make, budget, self.max_bytes).await?;
+        let bytes = if remember {
+            self.get(url, make, budget, self.max_bytes).await?
+        } else {
+            self.send_get(url, make, budget, self.max_bytes).await?
+        };
         serde_json::from_slice::<Value>(&bytes)
             // Where it broke, not what the peer wrote: a peer's text is
             // never echoed to whoever caused the fetch.
@@ -392,25 +407,33 @@ impl Fetcher {
         budget: &Budget,
         limit: usize,
     ) -> Result<Vec<u8>, FetchError> {
-        self.check(url)?;
         if let Some(e) = self.failed_recently(url) {
             return Err(e);
         }
-        budget.take()?;
-        let result = async {
-            let response = self.send_signed(make, url, None, None).await?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(FetchError::Status {
-                    url: url.to_owned(),
-                    status,
-                });
-            }
-            read_capped(url, response, limit).await
-        }
-        .await;
+        let result = self.send_get(url, make, budget, limit).await;
         self.remember(url, &result);
         result
+    }
+
+    /// The GET itself: checked, charged, sent signed, read capped.
+    async fn send_get(
+        &self,
+        url: &str,
+        make: impl Fn() -> reqwest::RequestBuilder,
+        budget: &Budget,
+        limit: usize,
+    ) -> Result<Vec<u8>, FetchError> {
+        self.check(url)?;
+        budget.take()?;
+        let response = self.send_signed(make, url, None, None).await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                url: url.to_owned(),
+                status,
+            });
+        }
+        read_capped(url, response, limit).await
     }
 
     /// `POST body` (an activity's JSON) to an inbox, signed as `author`

@@ -110,7 +110,8 @@ pub struct Settings {
     /// A range larger than this is staged on disk (`staging/` in the data
     /// folder) rather than in memory.
     pub sync_stage_memory_bytes: u64,
-    /// Most rounds with one remote actor per hour.
+    /// Most rounds that fetch from one remote actor per hour (comparing
+    /// heads is not counted).
     pub sync_rounds_per_hour: u32,
     /// Most dead letters one pass asks their recipients' nodes about.
     pub sync_heal_checks_per_pass: u32,

@@ -35,6 +35,9 @@ pub struct Pass {
     pub healed: usize,
     /// Obligations of the policies still outstanding after the pass.
     pub outstanding: usize,
+    /// Rounds that found something to fetch but had spent the actor's
+    /// fetching rounds for the hour.
+    pub deferred: usize,
 }
 
 /// The loop's shared state.
@@ -71,7 +74,8 @@ impl Reconciler {
         }
     }
 
-    /// Counts a round with `actor` if the hour's budget allows it.
+    /// Counts a fetching round with `actor` if the hour's budget allows it
+    /// (comparing heads is not counted).
     fn take_round(&self, actor: &str, per_hour: u32, now: u64) -> bool {
         let hour = now / 3_600_000;
         let Ok(mut rounds) = self.rounds.lock() else {
@@ -186,24 +190,24 @@ pub async fn pass(federation: &Arc<Federation>, forced: bool) -> Pass {
         {
             continue;
         }
-        // A peer heard from, or an operator's pass, is tried at once, not
-        // refused from memory of a recent failure.
-        if forced || back.contains(&origin) {
-            federation.fetcher.forget_failures(&origin);
-        }
+        // A due actor is tried: its own backoff, not the fetcher's memory
+        // of a recent failure, decides when.
+        federation.fetcher.forget_failures(&origin);
         let followers = followed.get(actor).unwrap_or(&none);
-        loop {
-            if !federation
+        let may_fetch = || {
+            federation
                 .reconciler
                 .take_round(actor, settings.rounds_per_hour, now_ms())
-            {
-                break;
-            }
+        };
+        loop {
             report.rounds += 1;
-            match sync::round(federation, actor, followers, *whole).await {
+            match sync::round(federation, actor, followers, *whole, &may_fetch).await {
                 Ok(round) => {
                     report.stored += round.stored;
-                    if !round.more {
+                    if round.deferred {
+                        report.deferred += 1;
+                    }
+                    if !round.more || round.deferred {
                         break;
                     }
                 }
@@ -354,7 +358,12 @@ async fn heal(federation: &Arc<Federation>) -> usize {
     };
     let mut writes = Vec::new();
     let budget = Budget::new(federation.sync.heal_checks_per_pass);
+    // An origin that cannot be reached is asked once a pass.
+    let mut unreachable: HashSet<String> = HashSet::new();
     for job in dead.iter().filter(|j| !healed.contains_key(&j.id)) {
+        if unreachable.contains(&job.origin) {
+            continue;
+        }
         let public = reader
             .activity(&job.activity)
             .ok()
@@ -364,7 +373,7 @@ async fn heal(federation: &Arc<Federation>) -> usize {
             continue;
         }
         let url = format!("{}/activities/{}", job.origin, job.activity);
-        match federation.fetcher.get_json(&url, &budget).await {
+        match federation.fetcher.probe_json(&url, &budget).await {
             Ok(value)
                 if value
                     .get("id")
@@ -378,7 +387,11 @@ async fn heal(federation: &Arc<Federation>) -> usize {
                 });
             }
             Err(super::FetchError::Budget(_)) => break,
-            _ => {}
+            Err(e) if e.is_absent() => {}
+            Err(_) => {
+                unreachable.insert(job.origin.clone());
+            }
+            Ok(_) => {}
         }
     }
     let count = writes.len();

@@ -40,6 +40,12 @@ pub struct Round {
     pub head: Option<(u64, String)>,
     /// The round stopped at its budget with more to fetch.
     pub more: bool,
+    /// The actor's head differs from what is held, but the hour's budget
+    /// of fetching rounds is spent: nothing was fetched.
+    pub deferred: bool,
+    /// Holes in the held log up to this seq are settled (filled, or not
+    /// public at the origin).
+    pub checked_through: Option<u64>,
 }
 
 /// Why a round failed.
@@ -73,8 +79,9 @@ pub async fn round(
     actor: &str,
     followers: &[String],
     whole: bool,
+    may_fetch: &(dyn Fn() -> bool + Sync),
 ) -> Result<Round, SyncError> {
-    let result = run(federation, actor, followers, whole).await;
+    let result = run(federation, actor, followers, whole, may_fetch).await;
     let mut state = federation
         .kernel
         .store()
@@ -95,11 +102,14 @@ pub async fn round(
             state.failures = 0;
             state.stored += round.stored;
             state.next_at_ms = now;
+            if let Some(seq) = round.checked_through {
+                state.checked_through = state.checked_through.max(seq);
+            }
         }
         Err(e) => {
             state.failures = state.failures.saturating_add(1);
             state.last_error = Some(e.to_string());
-            state.next_at_ms = now + backoff_ms(state.failures);
+            state.next_at_ms = now + backoff_ms(federation.sync.interval, state.failures);
             if let SyncError::Offence(m) = e {
                 state.offences += 1;
                 state.last_offence = Some(m.clone());
@@ -117,10 +127,13 @@ pub async fn round(
     result
 }
 
-/// The wait after `failures` failed rounds in a row: 30 s doubling, at
-/// most an hour.
-pub fn backoff_ms(failures: u32) -> u64 {
-    let doubled = 30_000u64.saturating_mul(1u64 << failures.saturating_sub(1).min(16));
+/// The wait after `failures` failed rounds in a row: the loop's
+/// `interval`, doubling, at most an hour.
+pub fn backoff_ms(interval: std::time::Duration, failures: u32) -> u64 {
+    let base = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let doubled = base.saturating_mul(1u64 << failures.saturating_sub(1).min(16));
     doubled.min(3_600_000)
 }
 
@@ -129,6 +142,7 @@ async fn run(
     actor: &str,
     followers: &[String],
     whole: bool,
+    may_fetch: &(dyn Fn() -> bool + Sync),
 ) -> Result<Round, SyncError> {
     let settings = &federation.sync;
     let budget = Budget::new(settings.pages_per_round.saturating_add(3));
@@ -140,6 +154,12 @@ async fn run(
     // An ActivityPub actor that is not weft's lists no log keys: it has no
     // head and no chain, only an outbox to read back.
     if peer.keys.is_empty() {
+        if !may_fetch() {
+            return Ok(Round {
+                deferred: true,
+                ..Round::default()
+            });
+        }
         return fediverse::run(federation, actor, &peer.document, followers, &budget).await;
     }
     let head = fetch_head(federation, actor, &budget).await?;
@@ -147,29 +167,52 @@ async fn run(
         head: head.id.clone().map(|id| (head.seq, id)),
         ..Round::default()
     };
-    let Some(head_id) = head.id else {
-        return Ok(round);
-    };
     let reader = federation
         .kernel
         .store()
         .read()
         .map_err(|e| SyncError::Transient(e.to_string()))?;
-    if reader
-        .activity(&head_id)
-        .map_err(|e| SyncError::Transient(e.to_string()))?
-        .is_some()
-    {
+    let transient = |e: weft_store::StoreError| SyncError::Transient(e.to_string());
+    let head_held = match &head.id {
+        Some(id) => reader.activity(id).map_err(transient)?.is_some(),
+        None => true,
+    };
+    let held = reader.held_tip(actor).map_err(transient)?;
+    let checked = reader
+        .sync_state(actor)
+        .map_err(transient)?
+        .map_or(0, |s| s.checked_through);
+    let hole = reader
+        .first_hole(actor, checked, HOLE_SCAN)
+        .map_err(transient)?;
+    drop(reader);
+    // A hole first: activities missing between held ones (pushes lost
+    // while later ones arrived). The tail waits for the next round.
+    if let Some((missing, before)) = hole {
+        if !may_fetch() {
+            round.deferred = true;
+            return Ok(round);
+        }
+        fill_hole(federation, actor, followers, before, &budget, &mut round).await?;
+        // Nothing shown before the next held one, or nothing at all: the
+        // hole is settled at least up to its first missing seq.
+        round.checked_through = round.checked_through.max(Some(missing));
+        round.more = true;
         return Ok(round);
     }
-    let held = reader
-        .held_tip(actor)
-        .map_err(|e| SyncError::Transient(e.to_string()))?;
-    drop(reader);
+    round.checked_through = held.as_ref().map(|h| h.0);
+    let Some(head_id) = head.id.filter(|_| !head_held) else {
+        return Ok(round);
+    };
     // Nothing of this actor is held: there is nothing to repair from,
     // unless the whole log is wanted (a replication policy mirrors it);
     // otherwise a backfill decides how much history to pull.
     if held.is_none() && !whole {
+        return Ok(round);
+    }
+    // Comparing heads is free; fetching counts against the hour's budget.
+    if !may_fetch() {
+        round.deferred = true;
         return Ok(round);
     }
     // One task reads pages into stages of at most `max_range` activities
@@ -297,6 +340,92 @@ async fn read_ranges(
         url = next;
     }
     let _ = tx.send(Ok((stage, more))).await;
+}
+
+/// Held log entries a round looks through for a hole.
+const HOLE_SCAN: usize = 100_000;
+
+/// Fills the hole after `before` (the held activity just below it): reads
+/// the outbox after it until an activity already held (or a range's
+/// worth), verifies what it read as one range that must link to `before`,
+/// and commits it. The held activity met settles the hole up to its seq:
+/// whatever the outbox did not show before it is not public.
+async fn fill_hole(
+    federation: &Arc<Federation>,
+    actor: &str,
+    followers: &[String],
+    before: (u64, String),
+    budget: &Budget,
+    round: &mut Round,
+) -> Result<(), SyncError> {
+    let settings = &federation.sync;
+    let outbox = format!("{actor}/outbox");
+    let mut url = collection::since_url(&outbox, Some(&before.1), PAGE.min(settings.max_range));
+    let mut stage = Stage::new(&federation.staging, settings.stage_memory_bytes);
+    let mut met = None;
+    let mut pages = 0u32;
+    'pages: loop {
+        let page = federation
+            .fetcher
+            .get_json(&url, budget)
+            .await
+            .map_err(fetch_error)?;
+        pages += 1;
+        let items = ordered_items(&page);
+        if items.is_empty() {
+            break;
+        }
+        {
+            let reader = federation
+                .kernel
+                .store()
+                .read()
+                .map_err(|e| SyncError::Transient(e.to_string()))?;
+            for item in items {
+                let held = item
+                    .get("id")
+                    .and_then(serde_json::Value::as_str)
+                    .map(|id| reader.activity(id).map(|r| r.map(|r| r.seq)))
+                    .transpose()
+                    .map_err(|e| SyncError::Transient(e.to_string()))?
+                    .flatten();
+                if let Some(seq) = held {
+                    met = Some(seq);
+                    break 'pages;
+                }
+                stage.push(&item)?;
+            }
+        }
+        if stage.len() as u64 >= settings.max_range || pages >= settings.pages_per_round {
+            break;
+        }
+        match collection::next(&page) {
+            Some(next) if next.starts_with(&outbox) => url = next.to_owned(),
+            _ => break,
+        }
+    }
+    let activities = stage.into_chain(actor, Some(&before))?;
+    let last = activities.last().map(|a| a.header.seq);
+    let verified = verify_all(federation, activities, budget).await?;
+    let mut batch = Vec::with_capacity(verified.len());
+    for signed in verified {
+        let recipients = recipients(federation, actor, followers, &signed);
+        if federation.must_park(&signed) {
+            federation
+                .park(&signed, recipients, false)
+                .await
+                .map_err(|e| SyncError::Transient(e.to_string()))?;
+            round.parked += 1;
+            continue;
+        }
+        batch.push((signed, recipients));
+    }
+    let mut range = Round::default();
+    commit(federation, batch, &mut range).await?;
+    round.stored += range.stored;
+    round.duplicates += range.duplicates;
+    round.checked_through = met.or(last).or(Some(before.0));
+    Ok(())
 }
 
 /// Commits a verified range, mapping the kernel's refusal to the peer's
@@ -432,11 +561,15 @@ mod tests {
     use super::backoff_ms;
 
     #[test]
-    fn backoff_doubles_from_thirty_seconds_to_an_hour() {
-        assert_eq!(backoff_ms(1), 30_000);
-        assert_eq!(backoff_ms(2), 60_000);
-        assert_eq!(backoff_ms(5), 480_000);
-        assert_eq!(backoff_ms(8), 3_600_000);
-        assert_eq!(backoff_ms(u32::MAX), 3_600_000);
+    fn backoff_doubles_from_the_interval_to_an_hour() {
+        let five = std::time::Duration::from_secs(300);
+        assert_eq!(backoff_ms(five, 1), 300_000);
+        assert_eq!(backoff_ms(five, 2), 600_000);
+        assert_eq!(backoff_ms(five, 4), 2_400_000);
+        assert_eq!(backoff_ms(five, 5), 3_600_000);
+        assert_eq!(backoff_ms(five, u32::MAX), 3_600_000);
+        let second = std::time::Duration::from_secs(1);
+        assert_eq!(backoff_ms(second, 1), 1_000);
+        assert_eq!(backoff_ms(second, 3), 4_000);
     }
 }

@@ -50,6 +50,7 @@ pub async fn run(State(state): State<AppState>, _: Admin) -> Result<Response, Pr
         "failed": pass.failed,
         "healed": pass.healed,
         "outstanding": pass.outstanding,
+        "deferred": pass.deferred,
     }))
     .into_response())
 }

@@ -280,6 +280,36 @@ impl RecentIds {
         Ok(None)
     }
 
+    /// The held (seq, id) of `actor` at seqs `from..=to` among the remote
+    /// positions held here, confirmed against `records`, in seq order.
+    pub fn slots_of(
+        &self,
+        actor: &str,
+        from: u64,
+        to: u64,
+        records: &impl ReadableTable<u64, &'static [u8]>,
+    ) -> Result<Vec<(u64, String)>, StorageError> {
+        let mut candidates: Vec<(u64, u64, Box<str>)> = {
+            let tail = self.read();
+            tail.slots
+                .iter()
+                .filter(|((a, seq), _)| &**a == actor && (from..=to).contains(seq))
+                .map(|((_, seq), (p, id))| (*seq, *p, id.clone()))
+                .collect()
+        };
+        candidates.sort_unstable_by_key(|c| c.0);
+        let mut out = Vec::with_capacity(candidates.len());
+        for (seq, position, id) in candidates {
+            if records
+                .get(position)?
+                .is_some_and(|r| record_id(r.value()) == Some(&*id))
+            {
+                out.push((seq, id.into()));
+            }
+        }
+        Ok(out)
+    }
+
     /// The position of `id` as seen by a transaction whose `records` and
     /// `ids` tables are given and whose `meta` says the table is complete
     /// through `indexed_through` (read lazily: only a miss needs it).

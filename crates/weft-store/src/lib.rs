@@ -127,6 +127,10 @@ pub struct SyncState {
     pub last_offence: Option<String>,
     /// Activities sync stored (ever).
     pub stored: u64,
+    /// Up to this seq, the holes left in the actor's log were found to be
+    /// activities its public outbox does not show (not public): not
+    /// looked for again.
+    pub checked_through: u64,
 }
 
 /// How a [`Job::recipient`] that is a shared inbox, not an actor, starts.
@@ -930,6 +934,36 @@ impl Reader {
             .get(actor)?
             .map(|v| Ok(postcard::from_bytes(v.value())?))
             .transpose()
+    }
+
+    /// The first seq of `actor`'s log above `after` that this node lacks
+    /// while holding a later one (a hole, not the tail), and the held
+    /// (seq, id) just before it; looked for among at most `limit` held
+    /// entries. `None`: no hole there.
+    pub fn first_hole(
+        &self,
+        actor: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Option<(u64, (u64, String))>, StoreError> {
+        let log = self.txn.open_table(LOG)?;
+        let mut held: Vec<(u64, String)> = Vec::new();
+        for entry in log.range((actor.as_bytes(), after)..=(actor.as_bytes(), u64::MAX))? {
+            let (k, v) = entry?;
+            held.push((k.value().1, v.value().to_owned()));
+            if held.len() >= limit {
+                break;
+            }
+        }
+        let upto = held.last().map_or(u64::MAX, |h| h.0);
+        let records = self.txn.open_table(RECORDS)?;
+        held.extend(self.ids.slots_of(actor, after, upto, &records)?);
+        held.sort_unstable_by_key(|h| h.0);
+        held.dedup_by_key(|h| h.0);
+        Ok(held
+            .windows(2)
+            .find(|pair| pair[1].0 > pair[0].0 + 1)
+            .map(|pair| (pair[0].0 + 1, pair[0].clone())))
     }
 
     /// The newest activity of `actor` this node holds: (seq, id).

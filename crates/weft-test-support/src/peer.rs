@@ -87,6 +87,7 @@ impl FakePeer {
             .route("/actors/{name}", axum::routing::get(document))
             .route("/actors/{name}/inbox", axum::routing::post(inbox))
             .route("/actors/{name}/outbox", axum::routing::get(outbox))
+            .route("/actors/{name}/head", axum::routing::get(head))
             .route("/projections/define-registry", axum::routing::get(registry))
             .route("/activities/{id}", axum::routing::get(activity))
             .route("/artifacts/{id}", axum::routing::get(artifact))
@@ -281,6 +282,29 @@ async fn document(State(inner): State<Arc<Mutex<Inner>>>, Path(name): Path<Strin
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// `GET /actors/{name}/head`: the newest activity of the public outbox, as
+/// a node serves it (`weft_core::wire::sync::Head`), tampered or not.
+async fn head(State(inner): State<Arc<Mutex<Inner>>>, Path(name): Path<String>) -> Response {
+    let inner = inner.lock().expect("lock");
+    let Some(actor) = inner.actors.get(&name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let id = actor.log.state().id.clone();
+    let items = inner.outboxes.get(&name).cloned().unwrap_or_default();
+    let newest = items.last();
+    let head = weft_core::wire::sync::Head {
+        actor: id,
+        seq: newest.and_then(|a| a["seq"].as_u64()).unwrap_or(0),
+        id: newest.and_then(|a| a["id"].as_str().map(str::to_owned)),
+        total_items: items.len() as u64,
+    };
+    (
+        [("content-type", weft_core::wire::ACTIVITY_JSON)],
+        serde_json::to_string(&head).unwrap_or_default(),
+    )
+        .into_response()
 }
 
 /// `GET /actors/{name}/outbox`: the collection, `?page=N` (page 1 the

@@ -140,7 +140,7 @@ fn read_back(
     page: &str,
     map: serde_json::Map<String, Value>,
 ) -> Result<Signed, SyncError> {
-    let now = std::time::SystemTime::now();
+    let now = weft_core::clock::now();
     let evidence = HttpEvidence {
         scheme: READ_FROM_ORIGIN.to_owned(),
         key_id: page.to_owned(),
