@@ -407,6 +407,9 @@ impl Fetcher {
         budget: &Budget,
         limit: usize,
     ) -> Result<Vec<u8>, FetchError> {
+        // A URL refused on its face is refused as such, before any memory
+        // of failures (which would make it look worth a retry).
+        self.check(url)?;
         if let Some(e) = self.failed_recently(url) {
             return Err(e);
         }

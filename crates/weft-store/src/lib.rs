@@ -133,6 +133,10 @@ pub struct SyncState {
     pub checked_through: u64,
 }
 
+/// A hole in a remote actor's held log: the first missing seq, and the
+/// held (seq, id) just before it.
+pub type Hole = (u64, (u64, String));
+
 /// How a [`Job::recipient`] that is a shared inbox, not an actor, starts.
 pub const SHARED_INBOX: &str = "shared-inbox:";
 
@@ -945,7 +949,7 @@ impl Reader {
         actor: &str,
         after: u64,
         limit: usize,
-    ) -> Result<Option<(u64, (u64, String))>, StoreError> {
+    ) -> Result<Option<Hole>, StoreError> {
         let log = self.txn.open_table(LOG)?;
         let mut held: Vec<(u64, String)> = Vec::new();
         for entry in log.range((actor.as_bytes(), after)..=(actor.as_bytes(), u64::MAX))? {
