@@ -133,13 +133,25 @@ impl Api {
     /// actor: the status and body of the definition, or of the upload if
     /// that was refused.
     async fn define(self, kind: &str, name: &str, bytes: Vec<u8>) -> anyhow::Result<(u16, Value)> {
-        let response = self
-            .http
-            .post(format!("{}/artifacts", self.base))
-            .bearer_auth(&self.admin)
-            .body(bytes)
-            .send()
-            .await?;
+        // The node answers an over-size upload with 413 before reading it
+        // all and closes the connection; on a loaded machine the client may
+        // still be writing then and see the close instead of the answer.
+        // Such an upload is sent again (it changes nothing either way).
+        let mut tries = 0;
+        let response = loop {
+            let sent = self
+                .http
+                .post(format!("{}/artifacts", self.base))
+                .bearer_auth(&self.admin)
+                .body(bytes.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(response) => break response,
+                Err(e) if tries < 5 && bytes.len() > ARTIFACT && e.is_request() => tries += 1,
+                Err(e) => return Err(e.into()),
+            }
+        };
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status != 201 {
