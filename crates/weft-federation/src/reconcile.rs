@@ -3,8 +3,10 @@
 //! (`POST /admin/sync`). It observes which remote actors local actors
 //! follow, where sync stands with each and the dead letters; decides which
 //! actors are due a round (not backed off, within the per-actor budget of
-//! rounds per hour); runs those rounds ([`crate::sync`]); and marks dead
-//! letters healed once the recipient's node shows it holds the activity.
+//! rounds per hour); runs those rounds ([`crate::sync`]); reconciles the
+//! set of what each of their origins addressed here
+//! ([`crate::setsync`]); and marks dead letters healed once the
+//! recipient's node shows it holds the activity.
 //!
 //! One pass runs at a time. This module does not fetch or verify anything
 //! itself (sync does), and it never retries a delivery: a healed dead
@@ -14,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Budget, Federation, sync};
+use super::{Budget, Federation, setsync, sync};
 use weft_kernel::{FederationWrite, now_ms};
 
 /// What one pass did.
@@ -30,6 +32,12 @@ pub struct Pass {
     pub failed: usize,
     /// Dead letters found healed.
     pub healed: usize,
+    /// Peer origins (of the followed actors) reconciled with as sets.
+    pub origins: usize,
+    /// Set-reconciliation rounds run.
+    pub set_rounds: usize,
+    /// Activities set reconciliation stored (addressed here, missed).
+    pub set_stored: u64,
 }
 
 /// The loop's shared state.
@@ -80,7 +88,7 @@ pub fn spawn(federation: Arc<Federation>) {
                 () = federation.reconciler.wake.notified() => {}
             }
             let pass = pass(&federation).await;
-            if pass.rounds > 0 || pass.healed > 0 {
+            if pass.rounds > 0 || pass.healed > 0 || pass.set_stored > 0 {
                 tracing::info!(?pass, "reconcile pass");
             }
         }
@@ -155,6 +163,40 @@ pub async fn pass(federation: &Arc<Federation>) -> Pass {
             }
         }
     }
+    // Set reconciliation with each origin of the followed actors: what
+    // its actors addressed here that no chain covers.
+    let origins: std::collections::BTreeSet<String> = followed
+        .keys()
+        .filter_map(|actor| weft_core::model::origin(actor))
+        .collect();
+    report.origins = origins.len();
+    for origin in &origins {
+        if states.get(origin).is_some_and(|s| s.next_at_ms > now_ms()) {
+            continue;
+        }
+        loop {
+            if !federation
+                .reconciler
+                .take_round(origin, settings.rounds_per_hour, now_ms())
+            {
+                break;
+            }
+            report.set_rounds += 1;
+            match setsync::reconcile_origin(federation, origin).await {
+                Ok(round) => {
+                    report.set_stored += round.stored;
+                    tracing::debug!(%origin, ?round, "set reconciliation round");
+                    if !round.more || round.stored + round.parked == 0 {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    report.failed += 1;
+                    break;
+                }
+            }
+        }
+    }
     report.healed = heal(federation).await;
     report
 }
@@ -217,4 +259,6 @@ pub struct SyncSettings {
     pub stage_memory_bytes: u64,
     pub rounds_per_hour: u32,
     pub heal_checks_per_pass: u32,
+    pub frame_bytes: u64,
+    pub set_messages: u32,
 }
