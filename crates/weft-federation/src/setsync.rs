@@ -45,9 +45,12 @@ pub const FETCH_CHUNK: usize = 100;
 /// left out (and asked for again next round), so an answer stays under
 /// the default `max_fetch_bytes` (1 MiB) of the node that asked.
 pub const FETCH_ANSWER_BYTES: usize = 768 << 10;
-/// How long the responder keeps a built set for the next message of the
-/// same exchange, if nothing was appended since.
+/// How long the responder answers from a built set while the log grows:
+/// at most one build per origin in this time, however busy the node or
+/// the asking peer (an activity addressed since is found next exchange).
 const CACHE_FOR: Duration = Duration::from_secs(5);
+/// How long a built set is kept while nothing is appended.
+const KEEP_UNCHANGED: Duration = Duration::from_secs(60);
 /// Most origins whose built sets are kept at once.
 const CACHED_ORIGINS: usize = 8;
 
@@ -166,19 +169,20 @@ struct Cached {
 
 impl Responder {
     /// The set of what this node's actors addressed to `origin`, built
-    /// from `reader` unless one built at the same last position is fresh.
+    /// from `reader` unless a kept one is still good: built at the same
+    /// last position (within a minute), or within the last 5 s.
     fn addressed(&self, reader: &Reader, origin: &str) -> Result<Arc<SetStorage>, SetError> {
         let last_position = reader.last_position()?;
         if let Ok(cache) = self.cache.lock()
             && let Some(kept) = cache.get(origin)
-            && kept.last_position == last_position
-            && kept.built.elapsed() < CACHE_FOR
+            && kept.built.elapsed() < KEEP_UNCHANGED
+            && (kept.last_position == last_position || kept.built.elapsed() < CACHE_FOR)
         {
             return Ok(kept.storage.clone());
         }
         let storage = Arc::new(storage(reader, SetIndex::Addressed, origin)?);
         if let Ok(mut cache) = self.cache.lock() {
-            cache.retain(|_, c| c.built.elapsed() < CACHE_FOR);
+            cache.retain(|_, c| c.built.elapsed() < KEEP_UNCHANGED);
             if cache.len() >= CACHED_ORIGINS {
                 cache.clear();
             }
