@@ -155,9 +155,9 @@ async fn signed_origin(
 }
 
 /// A JSON body of type `T`, or 400 saying what is wrong.
-fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8], shape: &str) -> Result<T, Response> {
+fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8], shape: &str) -> Result<T, Problem> {
     serde_json::from_slice(bytes)
-        .map_err(|e| Problem::bad_request(format!("the body must be {shape}: {e}")).into_response())
+        .map_err(|e| Problem::bad_request(format!("the body must be {shape}: {e}")))
 }
 
 /// `POST /sync/negentropy`: `{"msg": "<hex>"}`, one negentropy (NIP-77
@@ -176,7 +176,7 @@ pub async fn negentropy(
     };
     let message: SetMessage = match parse_body(&bytes, r#"{"msg": "<hex>"}"#) {
         Ok(message) => message,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let Ok(msg) = HEXLOWER_PERMISSIVE.decode(message.msg.as_bytes()) else {
         return Problem::bad_request("`msg` must be a negentropy message in hex").into_response();
@@ -206,7 +206,7 @@ pub async fn fetch(
     };
     let request: SetFetch = match parse_body(&bytes, r#"{"ids": ["<64 hex digits>", …]}"#) {
         Ok(request) => request,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     if request.ids.len() > MAX_FETCH_IDS {
         return Problem::bad_request(format!(

@@ -268,7 +268,7 @@ impl RecentIds {
                 .map(|((_, seq), (p, id))| (*seq, *p, id.clone()))
                 .collect()
         };
-        candidates.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        candidates.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
         for (seq, position, id) in candidates {
             if records
                 .get(position)?

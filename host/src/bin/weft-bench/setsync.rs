@@ -49,7 +49,7 @@ fn key(i: u64) -> SetKey {
 /// Which side lacks item `i`, if one does: every `stride`-th item is
 /// missing, alternately on the responder and on the initiator.
 fn missing(i: u64, stride: u64) -> Option<bool> {
-    (stride > 0 && i % stride == 0).then_some((i / stride) % 2 == 0)
+    (stride > 0 && i.is_multiple_of(stride)).then(|| (i / stride).is_multiple_of(2))
 }
 
 /// Writes the rows of one side.
@@ -91,11 +91,7 @@ pub fn reconcile(items: usize, diff: f64, frame: u64) -> anyhow::Result<()> {
     );
     let items = items as u64;
     let differences = (items as f64 * diff).round() as u64;
-    let stride = if differences == 0 {
-        0
-    } else {
-        (items / differences).max(1)
-    };
+    let stride = items.checked_div(differences).map_or(0, |s| s.max(1));
     let dir = tempfile_dir()?;
     let responder_store = Store::open(&dir.join("responder.redb"))?;
     let initiator_store = Store::open(&dir.join("initiator.redb"))?;
