@@ -4,6 +4,7 @@
 pub mod cid;
 pub mod envelope;
 pub mod jcs;
+pub mod setkey;
 
 pub use envelope::{EnvelopeError, Header, PUBLIC, Signed};
 

@@ -471,6 +471,46 @@ impl Fetcher {
     }
 }
 
+impl Fetcher {
+    /// `POST body` (JSON) to `url`, signed as this node's service actor,
+    /// charged to `budget`; answers the response, a JSON object of at most
+    /// `max_fetch_bytes`. For node-to-node requests (set reconciliation),
+    /// where the signature proves which node asks.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        budget: &Budget,
+    ) -> Result<Value, FetchError> {
+        self.check(url)?;
+        budget.take()?;
+        let body = bytes::Bytes::from(body);
+        let make = || {
+            self.client
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::ACCEPT, "application/json")
+                .body(body.clone())
+        };
+        let response = self.send_signed(make, url, Some(&body), None).await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                url: url.to_owned(),
+                status,
+            });
+        }
+        let bytes = read_capped(url, response, self.max_bytes).await?;
+        serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or_else(|| FetchError::NotJson {
+                url: url.to_owned(),
+                message: "not a JSON object".into(),
+            })
+    }
+}
+
 /// Reads a response body of at most `limit` bytes.
 async fn read_capped(
     url: &str,

@@ -18,6 +18,7 @@ pub mod inbox;
 pub mod modules;
 pub mod peers;
 pub mod reconcile;
+pub mod setsync;
 pub mod signatures;
 pub mod stage;
 pub mod sync;
@@ -115,6 +116,13 @@ pub struct Settings {
     pub sync_rounds_per_hour: u32,
     /// Most dead letters one pass asks their recipients' nodes about.
     pub sync_heal_checks_per_pass: u32,
+    /// Largest negentropy message of set reconciliation, either way, in
+    /// bytes (at least 4096); a larger difference takes more messages.
+    pub sync_frame_bytes: u64,
+    /// Most negentropy messages one set-reconciliation round with an
+    /// origin sends (its bytes and fetched activities are bounded by
+    /// `sync_bytes_per_round` too).
+    pub sync_set_messages: u32,
     /// Where staged ranges spill: set by the node to `staging/` in its
     /// data folder (not configurable); a temporary folder when unset.
     #[serde(skip)]
@@ -156,6 +164,8 @@ impl Default for Settings {
             sync_stage_memory_bytes: 4 << 20,
             sync_rounds_per_hour: 60,
             sync_heal_checks_per_pass: 100,
+            sync_frame_bytes: 64 << 10,
+            sync_set_messages: 64,
             staging_dir: None,
         }
     }
@@ -208,6 +218,15 @@ impl Settings {
         if interval.is_zero() {
             return Err("federation.sync_interval must be longer than zero".into());
         }
+        if self.sync_frame_bytes < 4096 {
+            return Err(format!(
+                "federation.sync_frame_bytes is {}; negentropy needs frames of at least 4096 bytes",
+                self.sync_frame_bytes
+            ));
+        }
+        if self.sync_set_messages == 0 {
+            return Err("federation.sync_set_messages must be at least 1".into());
+        }
         if self.sync_max_range == 0 || self.sync_pages_per_round == 0 {
             return Err(
                 "federation.sync_max_range and sync_pages_per_round must be at least 1".into(),
@@ -221,6 +240,8 @@ impl Settings {
             stage_memory_bytes: self.sync_stage_memory_bytes,
             rounds_per_hour: self.sync_rounds_per_hour,
             heal_checks_per_pass: self.sync_heal_checks_per_pass,
+            frame_bytes: self.sync_frame_bytes,
+            set_messages: self.sync_set_messages,
         })
     }
 
@@ -258,6 +279,8 @@ pub struct Federation {
     pub staging: std::path::PathBuf,
     /// The reconcile loop's state.
     pub reconciler: reconcile::Reconciler,
+    /// Set reconciliation's answering side (its storage cache).
+    pub responder: setsync::Responder,
     /// Flips to true when the node stops; every worker watches it.
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -297,6 +320,7 @@ impl Federation {
             sync,
             staging,
             reconciler: reconcile::Reconciler::default(),
+            responder: setsync::Responder::default(),
             stop: tokio::sync::watch::Sender::new(false),
         }))
     }

@@ -3,8 +3,10 @@
 //! (`POST /admin/sync`). It observes which remote actors local actors
 //! follow, where sync stands with each and the dead letters; decides which
 //! actors are due a round (not backed off, within the per-actor budget of
-//! rounds per hour); runs those rounds ([`crate::sync`]); and marks dead
-//! letters healed once the recipient's node shows it holds the activity.
+//! rounds per hour); runs those rounds ([`crate::sync`]); reconciles the
+//! set of what each of their origins addressed here
+//! ([`crate::setsync`]); and marks dead letters healed once the
+//! recipient's node shows it holds the activity.
 //!
 //! A peer coming back (a verified activity from an origin whose actors sync
 //! had backed off) wakes the loop and lifts their backoff for the next pass.
@@ -16,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Budget, Federation, sync};
+use super::{Budget, Federation, setsync, sync};
 use weft_kernel::policy;
 use weft_kernel::{FederationWrite, now_ms};
 
@@ -38,6 +40,12 @@ pub struct Pass {
     /// Rounds that found something to fetch but had spent the actor's
     /// fetching rounds for the hour.
     pub deferred: usize,
+    /// Peer origins (of the followed actors) reconciled with as sets.
+    pub origins: usize,
+    /// Set-reconciliation rounds run.
+    pub set_rounds: usize,
+    /// Activities set reconciliation stored (addressed here, missed).
+    pub set_stored: u64,
 }
 
 /// The loop's shared state.
@@ -106,7 +114,7 @@ pub fn spawn(federation: Arc<Federation>) {
                 () = federation.reconciler.wake.notified() => {}
             }
             let pass = pass(&federation, false).await;
-            if pass.rounds > 0 || pass.healed > 0 {
+            if pass.rounds > 0 || pass.healed > 0 || pass.set_stored > 0 {
                 tracing::info!(?pass, "reconcile pass");
             }
         }
@@ -218,6 +226,50 @@ pub async fn pass(federation: &Arc<Federation>, forced: bool) -> Pass {
             }
         }
     }
+    // Set reconciliation with each origin of the followed actors: what
+    // its actors addressed here that no chain covers.
+    // Only weft origins serve the set endpoints: an ActivityPub server's
+    // actors list no log keys.
+    let origins: std::collections::BTreeSet<String> = followed
+        .keys()
+        .filter(|actor| {
+            federation
+                .peers
+                .kept(actor)
+                .ok()
+                .flatten()
+                .is_some_and(|peer| !peer.keys.is_empty())
+        })
+        .filter_map(|actor| weft_core::model::origin(actor))
+        .collect();
+    report.origins = origins.len();
+    for origin in &origins {
+        if !forced && states.get(origin).is_some_and(|s| s.next_at_ms > now_ms()) {
+            continue;
+        }
+        loop {
+            if !federation
+                .reconciler
+                .take_round(origin, settings.rounds_per_hour, now_ms())
+            {
+                break;
+            }
+            report.set_rounds += 1;
+            match setsync::reconcile_origin(federation, origin).await {
+                Ok(round) => {
+                    report.set_stored += round.stored;
+                    tracing::debug!(%origin, ?round, "set reconciliation round");
+                    if !round.more || round.stored + round.parked == 0 {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    report.failed += 1;
+                    break;
+                }
+            }
+        }
+    }
     report.healed = heal(federation).await;
     // Which origins are backed off now, for `heard_from`.
     let now = now_ms();
@@ -295,7 +347,8 @@ fn observe(
     let mut actors: BTreeMap<String, bool> = followed.keys().map(|a| (a.clone(), true)).collect();
     for actor in policy_actors(policies)
         .into_iter()
-        .chain(states.keys().cloned())
+        // Set reconciliation keeps its state under origins: not actors.
+        .chain(states.keys().filter(|k| !policy::is_origin(k)).cloned())
     {
         actors.entry(actor).or_insert(false);
     }
@@ -412,4 +465,6 @@ pub struct SyncSettings {
     pub stage_memory_bytes: u64,
     pub rounds_per_hour: u32,
     pub heal_checks_per_pass: u32,
+    pub frame_bytes: u64,
+    pub set_messages: u32,
 }

@@ -82,40 +82,69 @@ pub async fn round(
     may_fetch: &(dyn Fn() -> bool + Sync),
 ) -> Result<Round, SyncError> {
     let result = run(federation, actor, followers, whole, may_fetch).await;
+    let (stored, head, checked) = match &result {
+        Ok(round) => (round.stored, round.head.clone(), round.checked_through),
+        Err(_) => (0, None, None),
+    };
+    record(
+        federation,
+        actor,
+        stored,
+        head,
+        checked,
+        result.as_ref().err(),
+    )
+    .await?;
+    result
+}
+
+/// Records how a round with `key` (a remote actor, or an origin for set
+/// reconciliation) ended in its sync state: `stored` activities, the
+/// `head` it showed, how far its holes are settled (`checked_through`),
+/// and on `error` a failure (and an offence when it is one) that backs it
+/// off.
+pub(crate) async fn record(
+    federation: &Federation,
+    key: &str,
+    stored: u64,
+    head: Option<(u64, String)>,
+    checked_through: Option<u64>,
+    error: Option<&SyncError>,
+) -> Result<(), SyncError> {
     let mut state = federation
         .kernel
         .store()
         .read()
-        .and_then(|r| r.sync_state(actor))
+        .and_then(|r| r.sync_state(key))
         .map_err(|e| SyncError::Transient(e.to_string()))?
         .unwrap_or_else(|| SyncState {
-            actor: actor.to_owned(),
+            actor: key.to_owned(),
             ..SyncState::default()
         });
     let now = now_ms();
     state.last_try_ms = Some(now);
-    match &result {
-        Ok(round) => {
-            state.head = round.head.clone().or(state.head.take());
+    state.stored += stored;
+    match error {
+        None => {
+            state.head = head.or(state.head.take());
             state.last_sync_ms = Some(now);
             state.last_error = None;
             state.failures = 0;
-            state.stored += round.stored;
             state.next_at_ms = now;
-            if let Some(seq) = round.checked_through {
+            if let Some(seq) = checked_through {
                 state.checked_through = state.checked_through.max(seq);
             }
         }
-        Err(e) => {
+        Some(e) => {
             state.failures = state.failures.saturating_add(1);
             state.last_error = Some(e.to_string());
             state.next_at_ms = now + backoff_ms(federation.sync.interval, state.failures);
             if let SyncError::Offence(m) = e {
                 state.offences += 1;
                 state.last_offence = Some(m.clone());
-                tracing::warn!(%actor, offence = %m, "a peer served a sync range that was refused whole");
+                tracing::warn!(%key, offence = %m, "a peer served a sync range that was refused whole");
             } else {
-                tracing::info!(%actor, error = %e, "a sync round failed; backing off");
+                tracing::info!(%key, error = %e, "a sync round failed; backing off");
             }
         }
     }
@@ -123,8 +152,7 @@ pub async fn round(
         .kernel
         .federation_write(vec![FederationWrite::SyncState(state)])
         .await
-        .map_err(|e| SyncError::Transient(e.to_string()))?;
-    result
+        .map_err(|e| SyncError::Transient(e.to_string()))
 }
 
 /// The wait after `failures` failed rounds in a row: the loop's

@@ -93,6 +93,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/deliveries", get(federation::deliveries))
         .route("/admin/forks", get(federation::forks))
         .route("/admin/sync", get(sync::view).post(sync::run))
+        .route("/sync/negentropy", post(sync::negentropy))
+        .route("/sync/fetch", post(sync::fetch))
         .route("/artifacts", post(modules::upload))
         .route("/artifacts/{id}", get(modules::download))
         .route("/projections/define-registry", get(modules::describe))

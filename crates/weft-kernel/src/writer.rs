@@ -27,6 +27,7 @@ use super::{Created, KernelError};
 use weft_core::identity::actor::{self, Signature};
 use weft_core::identity::{ActorKind, ActorState, KeyStore, token};
 use weft_core::model::Signed;
+use weft_core::model::setkey::SetKey;
 use weft_core::wire::actor::NewActor;
 use weft_store::{ActivityRecord, BackfillJob, Batch, Job, OriginUsage, Peer, Role, Store};
 
@@ -779,9 +780,19 @@ impl Writer {
         if remote.is_empty() {
             return Ok(());
         }
-        let Some(activity) = cx.appended.last().map(|a| a.signed.id.clone()) else {
+        let Some((activity, key)) = cx.appended.last().map(|a| {
+            let key = SetKey::of(&a.signed.id, &a.signed.header.published);
+            (a.signed.id.clone(), key)
+        }) else {
             return Ok(());
         };
+        // Set reconciliation's index: one row per origin it goes to.
+        let mut origins: Vec<&str> = remote.iter().map(|(_, o)| o.as_str()).collect();
+        origins.sort_unstable();
+        origins.dedup();
+        for origin in origins {
+            cx.tables.put_addressed(origin, &key, position)?;
+        }
         let now = now_ms();
         for (recipient, origin) in remote {
             let job = Job {
@@ -873,6 +884,10 @@ impl Writer {
         }
         let position = cx.position()?;
         cx.tables.append_remote(position, &record)?;
+        if let Some(origin) = &origin {
+            let key = SetKey::of(&signed.id, &signed.header.published);
+            cx.tables.put_held_from(origin, &key, position)?;
+        }
         if let Some(evidence) = &signed.foreign {
             cx.tables.put_evidence(&signed.id, evidence)?;
         }

@@ -348,6 +348,16 @@ pub const FILE_NAME: &str = "weft.redb";
 /// default).
 pub const DEFAULT_CACHE_MB: usize = 1024;
 
+/// The two set-reconciliation indexes (docs/architecture.md §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetIndex {
+    /// What local actors addressed to a remote origin ([`tables::ADDRESSED`]).
+    Addressed,
+    /// What this node holds from a remote origin's authors
+    /// ([`tables::HELD_FROM`]).
+    HeldFrom,
+}
+
 /// The database.
 #[derive(Debug)]
 pub struct Store {
@@ -430,6 +440,8 @@ impl Store {
         txn.open_table(PARKED)?;
         index_parked_by_origin(&txn)?;
         txn.open_table(PENDING_MODULES)?;
+        txn.open_table(ADDRESSED)?;
+        txn.open_table(HELD_FROM)?;
         let ids = {
             let records = txn.open_table(RECORDS)?;
             let mut meta = txn.open_table(META)?;
@@ -970,6 +982,44 @@ impl Reader {
             .map(|pair| (pair[0].0 + 1, pair[0].clone())))
     }
 
+    /// Every row of `origin` in the set index `index`, in (published, id)
+    /// order, handed to `each` with its position; how many there were.
+    pub fn set_rows(
+        &self,
+        index: SetIndex,
+        origin: &str,
+        mut each: impl FnMut(weft_core::model::setkey::SetKey, u64),
+    ) -> Result<u64, StoreError> {
+        let table = self.txn.open_table(match index {
+            SetIndex::Addressed => ADDRESSED,
+            SetIndex::HeldFrom => HELD_FROM,
+        })?;
+        let (start, end) = set_row_range(origin);
+        let mut count = 0;
+        for entry in table.range(start.as_slice()..end.as_slice())? {
+            let (k, v) = entry?;
+            let key = split_set_row_key(k.value()).ok_or_else(|| StoreError::Corrupt {
+                what: "a set index row whose key is not (origin, published, id)".into(),
+            })?;
+            each(key, v.value());
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// The position of the activity with set key `key` delivered to
+    /// `origin`, if there is one.
+    pub fn addressed(
+        &self,
+        origin: &str,
+        key: &weft_core::model::setkey::SetKey,
+    ) -> Result<Option<u64>, StoreError> {
+        let table = self.txn.open_table(ADDRESSED)?;
+        Ok(table
+            .get(set_row_key(origin, key).as_slice())?
+            .map(|v| v.value()))
+    }
+
     /// The newest activity of `actor` this node holds: (seq, id).
     pub fn held_tip(&self, actor: &str) -> Result<Option<(u64, String)>, StoreError> {
         let log = self.txn.open_table(LOG)?;
@@ -1123,6 +1173,8 @@ pub struct Batch<'t> {
     dead_letters: redb::Table<'t, u64, &'static [u8]>,
     backfills: redb::Table<'t, &'static str, &'static [u8]>,
     reactions: redb::Table<'t, u64, ()>,
+    addressed: redb::Table<'t, &'static [u8], u64>,
+    held_from: redb::Table<'t, &'static [u8], u64>,
     recent: &'t RecentIds,
     /// Each inbox's last number as this batch has written it, so that a
     /// batch for one recipient looks its inbox's end up once.
@@ -1159,6 +1211,8 @@ impl<'t> Batch<'t> {
             dead_letters: txn.open_table(DEAD_LETTERS)?,
             backfills: txn.open_table(BACKFILLS)?,
             reactions: txn.open_table(REACTIONS)?,
+            addressed: txn.open_table(ADDRESSED)?,
+            held_from: txn.open_table(HELD_FROM)?,
             inbox_ends: HashMap::new(),
         })
     }
@@ -1294,6 +1348,33 @@ impl<'t> Batch<'t> {
         self.txn
             .open_table(EVIDENCE)?
             .insert(id, bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Records that the local activity at `position`, with set key `key`,
+    /// was delivered to the remote `origin` (set reconciliation's index;
+    /// once per origin).
+    pub fn put_addressed(
+        &mut self,
+        origin: &str,
+        key: &weft_core::model::setkey::SetKey,
+        position: u64,
+    ) -> Result<(), StoreError> {
+        self.addressed
+            .insert(set_row_key(origin, key).as_slice(), position)?;
+        Ok(())
+    }
+
+    /// Records that the activity at `position`, with set key `key`, by an
+    /// author of the remote `origin`, is stored here.
+    pub fn put_held_from(
+        &mut self,
+        origin: &str,
+        key: &weft_core::model::setkey::SetKey,
+        position: u64,
+    ) -> Result<(), StoreError> {
+        self.held_from
+            .insert(set_row_key(origin, key).as_slice(), position)?;
         Ok(())
     }
 

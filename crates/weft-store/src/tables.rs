@@ -120,6 +120,58 @@ pub const PARKED_BY_ORIGIN: TableDefinition<(&str, &str, &str), ()> =
 /// this node lacks, found at the author's origin, awaiting admission.
 pub const PENDING_MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("pending_modules");
 
+/// [`set_row_key`]`(recipient origin, key)` → position in [`RECORDS`]: the
+/// activities of local actors delivered to a remote origin (one row per
+/// origin, however many recipients there), by (published, id) within the
+/// origin: the set a peer reconciles with (docs/architecture.md §10).
+/// Written with the append; read by nothing but set reconciliation.
+pub const ADDRESSED: TableDefinition<&[u8], u64> = TableDefinition::new("addressed");
+/// [`set_row_key`]`(author origin, key)` → position in [`RECORDS`]: every
+/// activity stored here from a remote author, by (published, id) within
+/// the author's origin: this node's side of set reconciliation with that
+/// origin. Written with the activity; read by nothing else.
+pub const HELD_FROM: TableDefinition<&[u8], u64> = TableDefinition::new("held_from");
+
+/// Length of the part of a set row's key after the origin and its NUL:
+/// `published` (8 bytes, big-endian) and the 32-byte id.
+pub const SET_KEY_TAIL: usize = 8 + 32;
+
+/// The key of a row of [`ADDRESSED`] or [`HELD_FROM`]: the origin's bytes,
+/// NUL (never in an origin), `published` in ms big-endian, the id. Byte
+/// order is (origin, published, id) order, so one origin's rows are one
+/// range, sorted as negentropy sorts them.
+pub fn set_row_key(origin: &str, key: &weft_core::model::setkey::SetKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(origin.len() + 1 + SET_KEY_TAIL);
+    out.extend_from_slice(origin.as_bytes());
+    out.push(0);
+    out.extend_from_slice(&key.published_ms.to_be_bytes());
+    out.extend_from_slice(&key.id);
+    out
+}
+
+/// The range of `origin`'s rows: from `origin` NUL up to `origin` 0x01.
+pub fn set_row_range(origin: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut start = origin.as_bytes().to_vec();
+    let mut end = start.clone();
+    start.push(0);
+    end.push(1);
+    (start, end)
+}
+
+/// The (published, id) of a stored set row's key; `None` if it is not one.
+pub fn split_set_row_key(stored: &[u8]) -> Option<weft_core::model::setkey::SetKey> {
+    let tail = stored.len().checked_sub(SET_KEY_TAIL)?;
+    let (head, rest) = stored.split_at(tail);
+    if head.last() != Some(&0) {
+        return None;
+    }
+    let (published, id) = rest.split_at(8);
+    Some(weft_core::model::setkey::SetKey {
+        published_ms: u64::from_be_bytes(published.try_into().ok()?),
+        id: id.try_into().ok()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +200,27 @@ mod tests {
         assert_eq!(back, keys);
         assert_eq!(split_state_key(b"no separator"), None);
         assert_eq!(split_state_key(b"p\0\xff"), None);
+    }
+
+    /// Set rows of one origin are one range, ordered by (published, id),
+    /// and never mix with another origin's (even one it is a prefix of).
+    #[test]
+    fn set_rows() {
+        use weft_core::model::setkey::SetKey;
+        let key = |ms: u64, b: u8| SetKey {
+            published_ms: ms,
+            id: [b; 32],
+        };
+        let a = set_row_key("http://a", &key(5, 9));
+        assert_eq!(split_set_row_key(&a), Some(key(5, 9)));
+        assert!(set_row_key("http://a", &key(5, 9)) < set_row_key("http://a", &key(6, 0)));
+        assert!(set_row_key("http://a", &key(5, 1)) < set_row_key("http://a", &key(5, 2)));
+        let (start, end) = set_row_range("http://a");
+        let longer = set_row_key("http://a:8", &key(0, 0));
+        assert!(longer >= end || longer < start);
+        assert!(start <= a && a < end);
+        assert!(start <= set_row_key("http://a", &key(u64::MAX, 255)));
+        assert!(set_row_key("http://a", &key(u64::MAX, 255)) < end);
+        assert_eq!(split_set_row_key(b"short"), None);
     }
 }

@@ -1,7 +1,9 @@
 //! Anti-entropy (docs/architecture.md §10) between real nodes: a follower
 //! that missed deliveries catches up through its reconcile pass, dead
 //! letters that sync covered are marked healed, an actor's head is served
-//! for peers to compare, and a staged batch commits all or nothing.
+//! for peers to compare, and a staged batch commits all or nothing; a
+//! non-public activity addressed here and missed is found by set
+//! reconciliation, and the sync endpoints serve only the signer's origin.
 
 use serde_json::{Value, json};
 use weft_federation::inbox::parse;
@@ -303,4 +305,166 @@ async fn a_replication_policy_defined_while_its_target_is_down_is_met_once_it_is
     assert_eq!(met["obligations"], json!([]), "{met}");
     b.stop().await?;
     a.stop().await
+}
+
+/// A POST of `body` to `url` signed (RFC 9421) as `node`'s service actor,
+/// as its own `Fetcher` would sign it; (status, body).
+async fn signed_post(node: &TestNode, url: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+    use axum::http::Method;
+    use weft_federation::httpsig::{self, Scheme, Signer};
+    let service = node.kernel.service_actor()?;
+    let (key_id, key) = node.kernel.http_key(&service)?;
+    let bytes = serde_json::to_vec(body)?;
+    let mut request = node
+        .http
+        .post(url)
+        .header("content-type", "application/json");
+    for (name, value) in httpsig::sign(
+        Scheme::Rfc9421,
+        &Method::POST,
+        url,
+        Some(&bytes),
+        &key_id,
+        Signer::Rsa(&key),
+        std::time::SystemTime::now(),
+    )? {
+        request = request.header(name, value);
+    }
+    let response = request.body(bytes).send().await?;
+    let status = response.status().as_u16();
+    Ok((status, response.json().await.unwrap_or(Value::Null)))
+}
+
+/// The set id (hex) of the activity `activity` (its JSON).
+fn set_id(activity: &Value) -> anyhow::Result<String> {
+    let id = activity["id"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no id in {activity}"))?;
+    Ok(data_encoding::HEXLOWER.encode(&weft_core::model::setkey::id32(id)))
+}
+
+#[tokio::test]
+async fn a_missed_activity_addressed_here_that_no_chain_covers_is_found_by_set_reconciliation()
+-> anyhow::Result<()> {
+    let a = TestNode::start().await?;
+    let b = TestNode::start().await?;
+    let (alice, alice_token) = a.actor("alice").await?;
+    let (_bob, bob_token) = b.actor("bob").await?;
+    let (carol, _) = b.actor("carol").await?;
+    // alice follows carol, not bob: b's origin is one alice's node syncs
+    // with, but no chain of bob's is.
+    a.publish_ok(&alice_token, &follow(&carol)).await?;
+    eventually(10, "alice to follow carol", || async {
+        let page = a.get_ok("/actors/alice/following", None).await?;
+        Ok((page["orderedItems"] == json!([carol])).then_some(()))
+    })
+    .await?;
+
+    // While alice's node is down bob writes to alice alone (not public,
+    // not to his followers); the delivery is dead-lettered.
+    let mut missed = Value::Null;
+    let a = a
+        .restart_after(async {
+            let draft = json!({"type": "Create", "object": {"type": "Note", "content": "for alice only"}, "to": [alice]});
+            missed = b.publish_ok(&bob_token, &draft).await?;
+            let id = missed["id"].clone();
+            eventually(20, "the delivery to be dead-lettered", || async {
+                let dead = b.get_ok("/admin/dead-letter", Some(&b.admin)).await?;
+                let found = dead["items"].as_array().is_some_and(|items| {
+                    items.iter().any(|i| {
+                        i["activity"] == id
+                            || i["activity"].as_str().map(weft_core::model::cid::internal)
+                                == id.as_str().map(weft_core::model::cid::internal)
+                    })
+                });
+                Ok(found.then_some(()))
+            })
+            .await
+        })
+        .await?;
+    assert!(
+        !inbox_ids(&a, "alice", &alice_token)
+            .await?
+            .contains(&missed["id"]),
+        "the note arrived without sync"
+    );
+
+    let pass = a
+        .api()
+        .post_json("/admin/sync", &a.admin, &json!({}))
+        .await?;
+    assert_eq!(pass.0, 200, "{}", pass.1);
+    assert_eq!(pass.1["origins"], 1, "{}", pass.1);
+    assert_eq!(pass.1["setStored"], 1, "{}", pass.1);
+    assert_eq!(pass.1["failed"], 0, "{}", pass.1);
+    assert!(
+        inbox_ids(&a, "alice", &alice_token)
+            .await?
+            .contains(&missed["id"]),
+        "set reconciliation did not put the note in alice's inbox"
+    );
+    let view = a.get_ok("/admin/sync", Some(&a.admin)).await?;
+    let origin = b.base.as_str();
+    let entry = view["origins"]
+        .as_array()
+        .and_then(|all| all.iter().find(|e| e["origin"] == origin))
+        .ok_or_else(|| anyhow::anyhow!("no sync state for {origin}: {view}"))?;
+    assert_eq!(entry["stored"], 1, "{view}");
+    assert_eq!(entry["offences"], 0, "{view}");
+
+    // Nothing is left to find.
+    let again = a
+        .api()
+        .post_json("/admin/sync", &a.admin, &json!({}))
+        .await?;
+    assert_eq!(again.1["setStored"], 0, "{}", again.1);
+    assert_eq!(again.1["failed"], 0, "{}", again.1);
+    a.stop().await?;
+    b.stop().await
+}
+
+#[tokio::test]
+async fn the_sync_endpoints_need_a_signature_and_serve_only_the_signers_origin()
+-> anyhow::Result<()> {
+    let a = TestNode::start().await?;
+    let b = TestNode::start().await?;
+    let c = TestNode::start().await?;
+    let (alice, _) = a.actor("alice").await?;
+    let (_bob, bob_token) = b.actor("bob").await?;
+    let draft = json!({"type": "Create", "object": {"type": "Note", "content": "for alice only"}, "to": [alice]});
+    let note = b.publish_ok(&bob_token, &draft).await?;
+    let ids = json!({"ids": [set_id(&note)?, "00".repeat(32)]});
+    let fetch = b.url("/sync/fetch");
+
+    // Unsigned: 401, for both endpoints.
+    for path in ["/sync/fetch", "/sync/negentropy"] {
+        let reply = b.send(crate::support::Req::post(path).json(&ids)).await?;
+        crate::support::assert_problem(&reply, 401)?;
+    }
+    // Signed by a node the note is not addressed to: nothing.
+    let (status, body) = signed_post(&c, &fetch, &ids).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"items": []}));
+    // Signed by alice's node: the note, and nothing for the unknown id.
+    let (status, body) = signed_post(&a, &fetch, &ids).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"], json!([note]));
+    // Malformed requests are 400 with a reason, not a failure.
+    let (status, body) = signed_post(&a, &fetch, &json!({"ids": ["xyz"]})).await?;
+    assert_eq!(status, 400, "{body}");
+    let too_many: Vec<String> = (0..501).map(|_| "00".repeat(32)).collect();
+    let (status, body) = signed_post(&a, &fetch, &json!({"ids": too_many})).await?;
+    assert_eq!(status, 400, "{body}");
+    let negentropy = b.url("/sync/negentropy");
+    for bad in [
+        json!({"msg": "zz"}),
+        json!({"msg": "00"}),
+        json!({"message": "61"}),
+    ] {
+        let (status, body) = signed_post(&a, &negentropy, &bad).await?;
+        assert_eq!(status, 400, "{bad} → {body}");
+    }
+    a.stop().await?;
+    b.stop().await?;
+    c.stop().await
 }

@@ -3,8 +3,12 @@
 //! before fetching anything, and the node's view of where sync stands with
 //! each remote actor (`GET /admin/sync`).
 //!
+//! And the bodies of set reconciliation between nodes (`POST
+//! /sync/negentropy`, `POST /sync/fetch`).
+//!
 //! This is the format only: what to fetch and when is
-//! `weft_federation::sync`'s, and how sync state is kept is the store's.
+//! `weft_federation::sync`'s and `weft_federation::setsync`'s, and how
+//! sync state is kept is the store's.
 
 use serde::{Deserialize, Serialize};
 
@@ -56,10 +60,46 @@ pub struct ActorSync {
     pub stored: u64,
 }
 
+/// Where set reconciliation stands with one peer origin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OriginSync {
+    pub origin: String,
+    pub last_sync_at: Option<String>,
+    pub last_error: Option<String>,
+    pub offences: u64,
+    pub last_offence: Option<String>,
+    /// Activities set reconciliation has stored from this origin.
+    pub stored: u64,
+}
+
 /// `GET /admin/sync`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncView {
     pub actors: Vec<ActorSync>,
+    /// Origins set reconciliation has tried.
+    #[serde(default)]
+    pub origins: Vec<OriginSync>,
+}
+
+/// Most ids one `POST /sync/fetch` may ask for.
+pub const MAX_FETCH_IDS: usize = 500;
+
+/// The body both ways of `POST /sync/negentropy`: one negentropy (NIP-77
+/// protocol v1) message, lower-case hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetMessage {
+    pub msg: String,
+}
+
+/// The body of `POST /sync/fetch`: the 32-byte set ids (lower-case hex) of
+/// the activities wanted, at most [`MAX_FETCH_IDS`]. The answer is
+/// `{"items": [activity…]}`, unknown ids left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetFetch {
+    pub ids: Vec<String>,
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! node over HTTP with many concurrent publishers spread over many actors,
 //! then checks that every log is complete, and prints throughput and latency
 //! percentiles; `--inbox` and `--fanout` measure federation, `--sync`
-//! anti-entropy catching up, `--fold` one
-//! projection fold in-process.
+//! anti-entropy catching up, `--fold` one projection fold in-process,
+//! `--reconcile` set reconciliation between two store files in-process.
 //!
 //! It measures; it asserts nothing about speed. It is a binary of its own,
 //! not part of the node's `weft` binary.
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 mod federation;
 mod origin;
+mod setsync;
 mod sync;
 
 use clap::Parser;
@@ -95,11 +96,31 @@ pub struct BenchArgs {
     /// Public notes published per `--fanout` round.
     #[arg(long, default_value_t = 1)]
     pub notes: usize,
+    /// Measure set reconciliation (negentropy) between two store files of
+    /// `--items` activities each that differ by `--diff`, in-process (no
+    /// node needed).
+    #[arg(long, conflicts_with_all = ["fold", "inbox", "fanout"])]
+    pub reconcile: bool,
+    /// Activities on each side in `--reconcile` mode.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub items: usize,
+    /// The fraction of them that differs (half missing on each side).
+    #[arg(long, default_value_t = 0.01)]
+    pub diff: f64,
+    /// Largest negentropy message, in bytes (`[federation] sync_frame_bytes`).
+    #[arg(long, default_value_t = 64 << 10)]
+    pub frame: u64,
 }
 
 pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
     if args.fold {
         return tokio::task::spawn_blocking(move || fold_bench(args.iterations)).await?;
+    }
+    if args.reconcile {
+        return tokio::task::spawn_blocking(move || {
+            setsync::reconcile(args.items, args.diff, args.frame)
+        })
+        .await?;
     }
     if args.publishers == 0 || args.actors == 0 {
         bail!("--publishers and --actors must be at least 1");
