@@ -101,17 +101,21 @@ impl Reconciler {
     }
 }
 
-/// Runs passes until the node stops.
+/// Runs passes until the node stops: every `sync_interval` (or the
+/// newest `sync` policy's `interval`), when woken (a peer back), and when
+/// a new policy version is published.
 pub fn spawn(federation: Arc<Federation>) {
     let stopped = federation.stopped();
-    let interval = federation.sync.interval;
     tokio::spawn(async move {
         tokio::pin!(stopped);
         loop {
+            let interval = sync_policy(&federation.kernel.policies().unwrap_or_default())
+                .map_or(federation.sync.interval, |spec| spec.interval);
             tokio::select! {
                 () = &mut stopped => break,
                 () = tokio::time::sleep(interval) => {}
                 () = federation.reconciler.wake.notified() => {}
+                () = federation.kernel.policy_changed() => {}
             }
             let pass = pass(&federation, false).await;
             if pass.rounds > 0 || pass.healed > 0 || pass.set_stored > 0 {
@@ -119,6 +123,18 @@ pub fn spawn(federation: Arc<Federation>) {
             }
         }
     });
+}
+
+/// The newest `sync` policy's spec, if there is one.
+fn sync_policy(policies: &[policy::Policy]) -> Option<policy::SyncSpec> {
+    policies
+        .iter()
+        .filter(|p| p.kind == policy::Kind::Sync)
+        .max_by_key(|p| p.position)
+        .and_then(|p| match &p.spec {
+            policy::Spec::Sync(spec) => Some(spec.clone()),
+            _ => None,
+        })
 }
 
 /// The local followers of every remote actor some local actor follows.
@@ -179,9 +195,15 @@ pub async fn pass(federation: &Arc<Federation>, forced: bool) -> Pass {
     for actor in policy_actors(&policies) {
         due.entry(actor).or_insert(true);
     }
-    // Act: a round with each due actor not backed off, within its budget,
-    // until it has nothing more to fetch.
+    // Act: a round with each due actor not backed off, within its budget
+    // (the newest `sync` policy's, else the configuration's), until it has
+    // nothing more to fetch.
     let settings = &federation.sync;
+    let rounds_per_hour = sync_policy(&policies)
+        .and_then(|spec| spec.budget?.rounds_per_hour)
+        .map_or(settings.rounds_per_hour, |n| {
+            u32::try_from(n).unwrap_or(u32::MAX)
+        });
     let back: HashSet<String> = federation
         .reconciler
         .back
@@ -205,7 +227,7 @@ pub async fn pass(federation: &Arc<Federation>, forced: bool) -> Pass {
         let may_fetch = || {
             federation
                 .reconciler
-                .take_round(actor, settings.rounds_per_hour, now_ms())
+                .take_round(actor, rounds_per_hour, now_ms())
         };
         loop {
             report.rounds += 1;
@@ -250,7 +272,7 @@ pub async fn pass(federation: &Arc<Federation>, forced: bool) -> Pass {
         loop {
             if !federation
                 .reconciler
-                .take_round(origin, settings.rounds_per_hour, now_ms())
+                .take_round(origin, rounds_per_hour, now_ms())
             {
                 break;
             }

@@ -124,6 +124,8 @@ pub struct Kernel {
     workers: Arc<workers::Workers>,
     /// Each policy's status, as the reconcile loop last set it.
     policy_statuses: policy::PolicyStatuses,
+    /// Woken when a new policy version is published.
+    policy_changed: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -208,6 +210,7 @@ impl Kernel {
             shared_inboxes: RwLock::new(std::collections::HashMap::new()),
             workers: Arc::new(workers::Workers::new(limits.workers, limits.worker_queue)),
             policy_statuses: policy::PolicyStatuses::default(),
+            policy_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -1078,7 +1081,20 @@ impl Kernel {
         actor: &str,
         draft: Map<String, Value>,
     ) -> Result<Published, KernelError> {
-        self.publish_inner_checked(actor, draft, None, false).await
+        let policy = is_policy(&draft);
+        let published = self
+            .publish_inner_checked(actor, draft, None, false)
+            .await?;
+        if policy {
+            self.policy_changed.notify_waiters();
+        }
+        Ok(published)
+    }
+
+    /// Resolves when a new policy version is published next (the
+    /// reconcile loop evaluates at once).
+    pub fn policy_changed(&self) -> impl std::future::Future<Output = ()> + '_ {
+        self.policy_changed.notified()
     }
 
     /// Publishes as `actor` on the operator's behalf (the admin token or
@@ -1089,7 +1105,12 @@ impl Kernel {
         actor: &str,
         draft: Map<String, Value>,
     ) -> Result<Published, KernelError> {
-        self.publish_inner_checked(actor, draft, None, true).await
+        let policy = is_policy(&draft);
+        let published = self.publish_inner_checked(actor, draft, None, true).await?;
+        if policy {
+            self.policy_changed.notify_waiters();
+        }
+        Ok(published)
     }
 
     /// Publishes; `completes` names the reaction whose last intent this is.
@@ -1333,6 +1354,11 @@ impl Drop for Kernel {
 }
 
 /// Local usernames: 1–64 of `a-z 0-9 _ -`, starting with a letter or digit.
+/// Whether `draft` defines a policy.
+fn is_policy(draft: &Map<String, Value>) -> bool {
+    draft.get("type").and_then(Value::as_str) == Some(registry::DEFINE_POLICY)
+}
+
 pub fn check_name(name: &str) -> Result<(), KernelError> {
     let ok = !name.is_empty()
         && name.len() <= 64

@@ -468,3 +468,46 @@ async fn the_sync_endpoints_need_a_signature_and_serve_only_the_signers_origin()
     b.stop().await?;
     c.stop().await
 }
+
+#[tokio::test]
+async fn a_new_policy_wakes_the_reconcile_loop() -> anyhow::Result<()> {
+    // The loop's timer is minutes away (the default interval): only the
+    // new policy version can start this pass.
+    let a = TestNode::start().await?;
+    let b = TestNode::start().await?;
+    let (bob, bob_token) = b.actor("bob").await?;
+    let last = b.publish_ok(&bob_token, &note("to mirror")).await?;
+    let (code, defined) = a
+        .api()
+        .post_json(
+            "/actors/node/outbox",
+            &a.admin,
+            &json!({"type": "DefinePolicy", "name": "mirror", "kind": "replication", "spec": {"mirror": [bob]}}),
+        )
+        .await?;
+    assert_eq!(code, 201, "{defined}");
+    eventually(
+        20,
+        "the mirror policy to be met without a manual pass",
+        || async {
+            let status = a
+                .get_ok("/admin/policies/mirror/status", Some(&a.admin))
+                .await?;
+            let compliant = status["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == "Compliant"))
+                .is_some_and(|c| c["status"] == "True");
+            Ok(compliant.then_some(()))
+        },
+    )
+    .await?;
+    let held = a
+        .get_ok(
+            &format!("/activities/{}", crate::support::id_of(&last)?),
+            None,
+        )
+        .await?;
+    assert_eq!(held, last);
+    b.stop().await?;
+    a.stop().await
+}
