@@ -132,7 +132,7 @@ fn sync_policy(policies: &[policy::Policy]) -> Option<policy::SyncSpec> {
         .filter(|p| p.kind == policy::Kind::Sync)
         .max_by_key(|p| p.position)
         .and_then(|p| match &p.spec {
-            policy::Spec::Sync(spec) => Some(spec.clone()),
+            policy::Spec::Sync(spec) => Some(*spec),
             _ => None,
         })
 }
