@@ -62,6 +62,9 @@ pub struct Reconciler {
     /// Origins heard from since they were backed off: the next pass
     /// tries their actors at once.
     back: Mutex<HashSet<String>>,
+    /// The newest `sync` policy's `budget.bytesPerRound` (0: none, the
+    /// configuration's `sync_bytes_per_round` holds).
+    bytes_per_round: std::sync::atomic::AtomicU64,
 }
 
 impl Reconciler {
@@ -79,6 +82,18 @@ impl Reconciler {
                 back.insert(origin.to_owned());
             }
             self.wake();
+        }
+    }
+
+    /// Most bytes one round reads: the newest `sync` policy's budget, else
+    /// `configured`.
+    pub fn bytes_per_round(&self, configured: u64) -> u64 {
+        match self
+            .bytes_per_round
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            0 => configured,
+            set => set,
         }
     }
 
@@ -199,6 +214,11 @@ pub async fn pass(federation: &Arc<Federation>, forced: bool) -> Pass {
     // (the newest `sync` policy's, else the configuration's), until it has
     // nothing more to fetch.
     let settings = &federation.sync;
+    let budget = sync_policy(&policies).and_then(|spec| spec.budget);
+    federation.reconciler.bytes_per_round.store(
+        budget.and_then(|b| b.bytes_per_round).unwrap_or(0),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let rounds_per_hour = sync_policy(&policies)
         .and_then(|spec| spec.budget?.rounds_per_hour)
         .map_or(settings.rounds_per_hour, |n| {

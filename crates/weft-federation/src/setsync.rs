@@ -369,7 +369,10 @@ async fn run(
         };
         msg = next;
         if round.messages >= settings.set_messages
-            || round.bytes_sent + round.bytes_received >= settings.bytes_per_round
+            || round.bytes_sent + round.bytes_received
+                >= federation
+                    .reconciler
+                    .bytes_per_round(settings.bytes_per_round)
         {
             round.more = true;
             break;
@@ -390,7 +393,11 @@ async fn run(
         round.fetched += signed.len() as u64;
         fetched_bytes += bytes;
         commit(federation, signed, &budget, round).await?;
-        if round.bytes_sent + round.bytes_received + fetched_bytes >= settings.bytes_per_round {
+        if round.bytes_sent + round.bytes_received + fetched_bytes
+            >= federation
+                .reconciler
+                .bytes_per_round(settings.bytes_per_round)
+        {
             round.more = true;
             break;
         }

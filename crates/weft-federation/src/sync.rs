@@ -347,7 +347,12 @@ async fn read_ranges(
         if empty || reached {
             break;
         }
-        if bytes + stage.bytes() >= settings.bytes_per_round || pages >= settings.pages_per_round {
+        if bytes + stage.bytes()
+            >= federation
+                .reconciler
+                .bytes_per_round(settings.bytes_per_round)
+            || pages >= settings.pages_per_round
+        {
             more = true;
             break;
         }

@@ -511,3 +511,49 @@ async fn a_new_policy_wakes_the_reconcile_loop() -> anyhow::Result<()> {
     b.stop().await?;
     a.stop().await
 }
+
+#[tokio::test]
+async fn a_sync_policy_budget_bounds_each_round() -> anyhow::Result<()> {
+    // Pages of two; a budget of one byte a round: each round reads one
+    // page, so the five missed notes take three rounds of one pass.
+    let a = TestNode::start_with(|c| c.federation.sync_max_range = 2).await?;
+    let b = TestNode::start().await?;
+    let (_, alice_token) = a.actor("alice").await?;
+    let (bob, bob_token) = b.actor("bob").await?;
+    a.publish_ok(&alice_token, &follow(&bob)).await?;
+    eventually(10, "alice to follow bob", || async {
+        let page = a.get_ok("/actors/alice/following", None).await?;
+        Ok((page["orderedItems"] == json!([bob])).then_some(()))
+    })
+    .await?;
+    let (code, defined) = a
+        .api()
+        .post_json(
+            "/actors/node/outbox",
+            &a.admin,
+            &json!({"type": "DefinePolicy", "name": "thrifty", "kind": "sync", "spec": {"budget": {"bytesPerRound": 1}}}),
+        )
+        .await?;
+    assert_eq!(code, 201, "{defined}");
+    let a = a
+        .restart_after(async {
+            for i in 0..5 {
+                b.publish_ok(&bob_token, &note(&format!("thrifty {i}")))
+                    .await?;
+            }
+            eventually(20, "the deliveries to be dead-lettered", || async {
+                let dead = b.get_ok("/admin/dead-letter", Some(&b.admin)).await?;
+                Ok((dead["totalItems"].as_u64() >= Some(5)).then_some(()))
+            })
+            .await
+        })
+        .await?;
+    let (_, pass) = a
+        .api()
+        .post_json("/admin/sync", &a.admin, &json!({}))
+        .await?;
+    assert_eq!(pass["stored"], 5, "{pass}");
+    assert!(pass["rounds"].as_u64() >= Some(3), "{pass}");
+    b.stop().await?;
+    a.stop().await
+}
