@@ -174,17 +174,14 @@ async fn run(federation: &Arc<Federation>, job: &BackfillJob) -> Result<u64, Sto
                 SyncError::Transient(m) => Stop::Transient(m),
                 SyncError::Offence(m) => Stop::Permanent(m),
             })?;
-        let mut batch = Vec::with_capacity(verified.len());
-        for signed in verified {
-            if federation.must_park(&signed) {
-                federation
-                    .park(&signed, vec![job.follower.clone()], true)
-                    .await
-                    .map_err(|e| Stop::Transient(e.to_string()))?;
-                continue;
-            }
-            batch.push((signed, vec![job.follower.clone()]));
-        }
+        let addressed = verified
+            .into_iter()
+            .map(|signed| (signed, vec![job.follower.clone()]))
+            .collect();
+        let mut parked = 0;
+        let batch = sync::park_unknown(federation, addressed, true, &mut parked)
+            .await
+            .map_err(|e| Stop::Transient(e.to_string()))?;
         match federation.kernel.ingest_batch(batch, true).await {
             Ok(report) => stored += report.stored,
             Err(e @ weft_kernel::KernelError::BatchRefused { .. }) => {

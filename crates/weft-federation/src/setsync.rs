@@ -481,16 +481,9 @@ async fn commit(
             }
             Err(e) => return Err(SyncError::Transient(e.to_string())),
         };
-        if federation.must_park(&signed) {
-            federation
-                .park(&signed, recipients, false)
-                .await
-                .map_err(|e| SyncError::Transient(e.to_string()))?;
-            round.parked += 1;
-            continue;
-        }
         batch.push((signed, recipients));
     }
+    let mut batch = sync::park_unknown(federation, batch, false, &mut round.parked).await?;
     // Each author's activities in log order, so the writer checks their
     // links as it meets them.
     batch.sort_by(|(a, _), (b, _)| {

@@ -271,19 +271,14 @@ async fn run(
         let chained = started.elapsed();
         let verified = verify_all(federation, activities, &budget).await?;
         let checked = started.elapsed();
-        let mut batch = Vec::with_capacity(verified.len());
-        for signed in verified {
-            let recipients = recipients(federation, actor, followers, &signed);
-            if federation.must_park(&signed) {
-                federation
-                    .park(&signed, recipients, false)
-                    .await
-                    .map_err(|e| SyncError::Transient(e.to_string()))?;
-                round.parked += 1;
-                continue;
-            }
-            batch.push((signed, recipients));
-        }
+        let addressed = verified
+            .into_iter()
+            .map(|signed| {
+                let to = recipients(federation, actor, followers, &signed);
+                (signed, to)
+            })
+            .collect();
+        let batch = park_unknown(federation, addressed, false, &mut round.parked).await?;
         let mut range = Round::default();
         commit(federation, batch, &mut range).await?;
         round.stored += range.stored;
@@ -440,25 +435,44 @@ async fn fill_hole(
     let activities = stage.into_chain(actor, Some(&before))?;
     let last = activities.last().map(|a| a.header.seq);
     let verified = verify_all(federation, activities, budget).await?;
-    let mut batch = Vec::with_capacity(verified.len());
-    for signed in verified {
-        let recipients = recipients(federation, actor, followers, &signed);
-        if federation.must_park(&signed) {
-            federation
-                .park(&signed, recipients, false)
-                .await
-                .map_err(|e| SyncError::Transient(e.to_string()))?;
-            round.parked += 1;
-            continue;
-        }
-        batch.push((signed, recipients));
-    }
+    let addressed = verified
+        .into_iter()
+        .map(|signed| {
+            let to = recipients(federation, actor, followers, &signed);
+            (signed, to)
+        })
+        .collect();
+    let batch = park_unknown(federation, addressed, false, &mut round.parked).await?;
     let mut range = Round::default();
     commit(federation, batch, &mut range).await?;
     round.stored += range.stored;
     round.duplicates += range.duplicates;
     round.checked_through = met.or(last).or(Some(before.0));
     Ok(())
+}
+
+/// The activities of a verified range whose verbs this node knows; the
+/// others are parked for their recipients until a module for them is
+/// admitted (counted in `parked`), as the inbox parks them.
+pub(crate) async fn park_unknown(
+    federation: &Arc<Federation>,
+    addressed: Vec<(Signed, Vec<String>)>,
+    backfilled: bool,
+    parked: &mut u64,
+) -> Result<Vec<(Signed, Vec<String>)>, SyncError> {
+    let mut batch = Vec::with_capacity(addressed.len());
+    for (signed, recipients) in addressed {
+        if federation.must_park(&signed) {
+            federation
+                .park(&signed, recipients, backfilled)
+                .await
+                .map_err(|e| SyncError::Transient(e.to_string()))?;
+            *parked += 1;
+            continue;
+        }
+        batch.push((signed, recipients));
+    }
+    Ok(batch)
 }
 
 /// Commits a verified range, mapping the kernel's refusal to the peer's

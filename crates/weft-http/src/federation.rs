@@ -149,22 +149,7 @@ async fn deliver(
             })
     };
     let signed_by = if is_signed(headers) {
-        let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-        let scheme = if state.public_url.starts_with("https://") {
-            "https"
-        } else {
-            "http"
-        };
-        let request = SignedRequest {
-            method,
-            target,
-            headers,
-            body: &bytes,
-            scheme,
-        };
-        let signed_by = state
-            .federation
-            .check_signature(&request, &budget)
+        let signed_by = request_signer(state, method, uri, headers, &bytes, &budget)
             .await
             .map_err(refusal)?;
         if let Some(origin) = weft_core::model::origin(&signed_by.actor) {
@@ -328,6 +313,32 @@ fn job_json(job: &Job) -> Value {
         "created": humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(job.created_ms)).to_string(),
         "lastError": job.last_error,
     })
+}
+
+/// The verified signer of a signed request to this node (the request's
+/// target and the node's own scheme make the signed string).
+pub(crate) async fn request_signer(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    budget: &weft_federation::Budget,
+) -> Result<weft_federation::signatures::SignedBy, InboxError> {
+    let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let scheme = if state.public_url.starts_with("https://") {
+        "https"
+    } else {
+        "http"
+    };
+    let request = SignedRequest {
+        method,
+        target,
+        headers,
+        body,
+        scheme,
+    };
+    state.federation.check_signature(&request, budget).await
 }
 
 /// `GET /admin/dead-letter`: deliveries that gave up.

@@ -23,7 +23,7 @@ use weft_core::wire::sync::{
     ActorSync, MAX_FETCH_IDS, OriginSync, Position, SetFetch, SetMessage, SyncView,
 };
 use weft_federation::setsync::SetError;
-use weft_federation::signatures::{Request as SignedRequest, is_signed};
+use weft_federation::signatures::is_signed;
 
 /// `GET /admin/sync`.
 pub async fn view(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
@@ -160,23 +160,8 @@ async fn signed_origin(
         )
         .into_response());
     }
-    let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let scheme = if state.public_url.starts_with("https://") {
-        "https"
-    } else {
-        "http"
-    };
-    let request = SignedRequest {
-        method,
-        target,
-        headers,
-        body: &bytes,
-        scheme,
-    };
     let budget = state.federation.budget();
-    let signed_by = state
-        .federation
-        .check_signature(&request, &budget)
+    let signed_by = super::federation::request_signer(state, method, uri, headers, &bytes, &budget)
         .await
         .map_err(|e| Problem::from(e).into_response())?;
     let Some(origin) = weft_core::model::origin(&signed_by.actor) else {
