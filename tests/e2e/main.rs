@@ -24,6 +24,9 @@
 //!   and healed while they talk, and a follower down past its retry
 //!   schedule; every node converges (the scenarios that need sync and
 //!   replication policies are ignored until those land);
+//! - `retention`: a replication policy's `keep` rule pruning a followed
+//!   actor's old activities (nodes started days ahead), sparing what names
+//!   a local actor, and sync not fetching them again;
 //! - `skew`: nodes started with clocks apart (the test-only
 //!   `WEFT_TEST_CLOCK_OFFSET`): twenty minutes apart they federate, two
 //!   hours ahead their activities are refused for `published`;
@@ -41,6 +44,7 @@ mod hostile;
 mod languages;
 mod ops;
 mod partition;
+mod retention;
 mod rotate;
 mod skew;
 mod support;

@@ -46,6 +46,10 @@ pub struct Pass {
     pub set_rounds: usize,
     /// Activities set reconciliation stored (addressed here, missed).
     pub set_stored: u64,
+    /// Activities a `keep` rule pruned.
+    pub pruned: u64,
+    /// Actors learnt from mirrored origins' directories.
+    pub discovered: usize,
 }
 
 /// The loop's shared state.
@@ -65,6 +69,8 @@ pub struct Reconciler {
     /// The newest `sync` policy's `budget.bytesPerRound` (0: none, the
     /// configuration's `sync_bytes_per_round` holds).
     bytes_per_round: std::sync::atomic::AtomicU64,
+    /// Mirrored origins: when their directory was last read (ms).
+    listed: Mutex<HashMap<String, u64>>,
 }
 
 impl Reconciler {
@@ -133,7 +139,12 @@ pub fn spawn(federation: Arc<Federation>) {
                 () = federation.kernel.policy_changed() => {}
             }
             let pass = pass(&federation, false).await;
-            if pass.rounds > 0 || pass.healed > 0 || pass.set_stored > 0 {
+            if pass.rounds > 0
+                || pass.healed > 0
+                || pass.set_stored > 0
+                || pass.pruned > 0
+                || pass.discovered > 0
+            {
                 tracing::info!(?pass, "reconcile pass");
             }
         }
@@ -189,7 +200,13 @@ pub async fn pass(federation: &Arc<Federation>, forced: bool) -> Pass {
         tracing::warn!(error = %e, "cannot read the policies; reconciling followed actors only");
         Vec::new()
     });
-    let observed = observe(federation, &followed, &policies);
+    let mut observed = observe(federation, &followed, &policies);
+    // Learn the actors of mirrored origins (an obligation while nothing is
+    // known of one; their directory again hourly), then look again.
+    report.discovered = discover(federation, &policies, &observed).await;
+    if report.discovered > 0 {
+        observed = observe(federation, &followed, &policies);
+    }
     let states: HashMap<String, weft_store::SyncState> = federation
         .kernel
         .store()
@@ -207,7 +224,9 @@ pub async fn pass(federation: &Arc<Federation>, forced: bool) -> Pass {
             due.entry(actor.clone()).or_insert(whole);
         }
     }
-    for actor in policy_actors(&policies) {
+    // Mirrored actors in full (a kept one is only observed: what push and
+    // its followers' sync bring is kept for its days).
+    for actor in policy_actors(&policies, false) {
         due.entry(actor).or_insert(true);
     }
     // Act: a round with each due actor not backed off, within its budget
@@ -312,6 +331,25 @@ pub async fn pass(federation: &Arc<Federation>, forced: bool) -> Pass {
             }
         }
     }
+    // Prune what `keep` rules no longer keep: every kept actor at once,
+    // when one of them is due, so that one rebuild covers them all.
+    if obligations
+        .iter()
+        .any(|o| matches!(o, policy::Obligation::Prune { .. }))
+    {
+        let prunes = policy::prunes(&policies, &observed);
+        match federation.kernel.prune(prunes).await {
+            Ok(pruned) => {
+                report.pruned = pruned.activities;
+                tracing::info!(
+                    activities = pruned.activities,
+                    bytes = pruned.bytes,
+                    "pruned what replication policies keep no longer; rebuilding the projections"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot prune"),
+        }
+    }
     report.healed = heal(federation).await;
     // Which origins are backed off now, for `heard_from`.
     let now = now_ms();
@@ -344,16 +382,17 @@ pub async fn pass(federation: &Arc<Federation>, forced: bool) -> Pass {
     report
 }
 
-/// The actor URLs policies name (mirrored or kept): observed like the
-/// followed ones, so that evaluation sees them.
-fn policy_actors(policies: &[policy::Policy]) -> Vec<String> {
+/// The actor URLs policies name as mirrored (and as kept, with `kept`):
+/// observed like the followed ones, so that evaluation sees them.
+fn policy_actors(policies: &[policy::Policy], kept: bool) -> Vec<String> {
     let mut out = Vec::new();
     for p in policies {
         if let policy::Spec::Replication(r) = &p.spec {
+            let keep = r.keep.iter().filter(|_| kept).flat_map(|k| k.actors.iter());
             out.extend(
                 r.mirror
                     .iter()
-                    .chain(r.keep.iter().flat_map(|k| k.actors.iter()))
+                    .chain(keep)
                     .filter(|t| !policy::is_origin(t))
                     .cloned(),
             );
@@ -361,6 +400,140 @@ fn policy_actors(policies: &[policy::Policy]) -> Vec<String> {
     }
     out.sort();
     out.dedup();
+    out
+}
+
+/// Most actors of one mirrored origin learnt, and observed.
+const MIRROR_ACTORS: usize = 1000;
+/// How often a mirrored origin's directory is read again for new actors.
+const RELIST_MS: u64 = 3_600_000;
+
+/// The origins `mirror` targets name (`scheme://host[:port]`, lower case).
+fn mirrored_origins(policies: &[policy::Policy]) -> Vec<String> {
+    let mut out: Vec<String> = policies
+        .iter()
+        .filter_map(|p| match &p.spec {
+            policy::Spec::Replication(r) => Some(r.mirror.iter()),
+            _ => None,
+        })
+        .flatten()
+        .filter(|t| policy::is_origin(t))
+        .map(|t| t.trim_end_matches('/').to_ascii_lowercase())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Reads the directory (`GET {origin}/actors`, a collection of actor ids)
+/// of each mirrored origin nothing is known of (a `Mirror` obligation), and
+/// of the others once an hour, and keeps the document of each actor listed
+/// there (at most [`MIRROR_ACTORS`]), so that evaluation sees them and
+/// obliges syncing them in full. How many actors were new. An origin
+/// without a directory (an ActivityPub server that is not weft) leaves its
+/// obligation outstanding: name its actors instead.
+async fn discover(
+    federation: &Arc<Federation>,
+    policies: &[policy::Policy],
+    observed: &policy::Observed,
+) -> usize {
+    let now = now_ms();
+    let unknown: HashSet<String> = policy::evaluate(policies, observed)
+        .into_iter()
+        .filter_map(|o| match o {
+            policy::Obligation::Mirror { origin } => Some(origin),
+            _ => None,
+        })
+        .collect();
+    let mut learnt = 0;
+    for origin in mirrored_origins(policies) {
+        let due = unknown.contains(&origin)
+            || federation
+                .reconciler
+                .listed
+                .lock()
+                .map(|l| {
+                    l.get(&origin)
+                        .is_none_or(|at| now.saturating_sub(*at) >= RELIST_MS)
+                })
+                .unwrap_or(false);
+        if !due {
+            continue;
+        }
+        if let Ok(mut listed) = federation.reconciler.listed.lock() {
+            listed.insert(origin.clone(), now);
+        }
+        match list(federation, &origin).await {
+            Ok(n) => learnt += n,
+            Err(e) => {
+                tracing::info!(%origin, error = %e, "cannot read a mirrored origin's directory")
+            }
+        }
+    }
+    learnt
+}
+
+/// Keeps the documents of the actors `origin`'s directory lists that are
+/// not known yet; how many.
+async fn list(federation: &Arc<Federation>, origin: &str) -> Result<usize, String> {
+    let budget = Budget::new(u32::try_from(MIRROR_ACTORS).unwrap_or(u32::MAX) + 1);
+    let page = federation
+        .fetcher
+        .get_json(&format!("{origin}/actors"), &budget)
+        .await
+        .map_err(|e| e.to_string())?;
+    let items = match page.get("orderedItems").or_else(|| page.get("items")) {
+        Some(serde_json::Value::Array(items)) => items.clone(),
+        _ => return Err(format!("{origin}/actors is not a collection of actors")),
+    };
+    let known: HashSet<String> = federation
+        .kernel
+        .store()
+        .read()
+        .and_then(|r| r.peers_under(origin, MIRROR_ACTORS))
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .collect();
+    let mut learnt = 0;
+    for actor in items
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        // Only the origin's own actors: a directory vouches for no one
+        // else.
+        .filter(|a| weft_core::model::origin(a).as_deref() == Some(origin))
+        .filter(|a| !known.contains(*a))
+        .take(MIRROR_ACTORS.saturating_sub(known.len()))
+    {
+        match federation.peers.document(actor, &budget).await {
+            Ok(_) => learnt += 1,
+            Err(e) => tracing::info!(%actor, error = %e, "cannot fetch a mirrored origin's actor"),
+        }
+    }
+    Ok(learnt)
+}
+
+/// The origins `keep` rules name (an actor's origin for an actor), each
+/// with the shortest keep (days) naming it or one of its actors.
+fn kept_origins(policies: &[policy::Policy]) -> BTreeMap<String, u64> {
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    for p in policies {
+        let policy::Spec::Replication(r) = &p.spec else {
+            continue;
+        };
+        for rule in &r.keep {
+            for target in &rule.actors {
+                let origin = if policy::is_origin(target) {
+                    Some(target.trim_end_matches('/').to_ascii_lowercase())
+                } else {
+                    weft_core::model::origin(target)
+                };
+                if let Some(origin) = origin {
+                    let days = out.entry(origin).or_insert(rule.days);
+                    *days = (*days).min(rule.days);
+                }
+            }
+        }
+    }
     out
 }
 
@@ -387,7 +560,35 @@ fn observe(
         .map(|all| all.into_iter().map(|s| (s.actor.clone(), s)).collect())
         .unwrap_or_default();
     let mut actors: BTreeMap<String, bool> = followed.keys().map(|a| (a.clone(), true)).collect();
-    for actor in policy_actors(policies)
+    // What `keep` rules may prune: each kept origin's authors holding
+    // something older than the shortest keep naming that origin.
+    let mut oldest: HashMap<String, u64> = HashMap::new();
+    for (origin, days) in kept_origins(policies) {
+        let before = now.saturating_sub(days.saturating_mul(86_400_000));
+        match federation.kernel.held_before(&origin, before) {
+            Ok(held) => oldest.extend(held),
+            Err(e) => {
+                tracing::warn!(%origin, error = %e, "cannot read what is held from a kept origin")
+            }
+        }
+    }
+    for actor in oldest.keys() {
+        actors.entry(actor.clone()).or_insert(false);
+    }
+    // Mirrored origins' actors known here (their documents kept).
+    for origin in mirrored_origins(policies) {
+        let known = reader
+            .peers_under(&origin, MIRROR_ACTORS)
+            .unwrap_or_default();
+        for actor in &known {
+            actors.entry(actor.clone()).or_insert(false);
+        }
+        observed.peers.push(policy::PeerOrigin {
+            origin,
+            actors: known,
+        });
+    }
+    for actor in policy_actors(policies, true)
         .into_iter()
         // Set reconciliation keeps its state under origins: not actors.
         .chain(states.keys().filter(|k| !policy::is_origin(k)).cloned())
@@ -416,12 +617,13 @@ fn observe(
                 seen_ms: state.and_then(|s| s.last_try_ms).unwrap_or(now),
             }),
         };
+        let oldest_held_ms = oldest.get(&actor).copied();
         observed.actors.push(policy::RemoteActor {
             actor,
             followed: is_followed,
             held,
             remote,
-            oldest_held_ms: None,
+            oldest_held_ms,
         });
     }
     let healed = reader.healed().unwrap_or_default();

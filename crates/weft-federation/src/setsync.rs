@@ -78,17 +78,23 @@ pub type SetStorage = NegentropyStorageVector;
 /// The sealed set of `origin`'s rows in `index`: for the responder, what
 /// its actors addressed to `origin` ([`SetIndex::Addressed`]); for the
 /// initiator, what it holds from `origin`'s authors
-/// ([`SetIndex::HeldFrom`]). Linear in the rows, plus a sort.
+/// ([`SetIndex::HeldFrom`], with what a `keep` rule pruned of them,
+/// [`SetIndex::Pruned`]). Linear in the rows, plus a sort.
 pub fn storage(reader: &Reader, index: SetIndex, origin: &str) -> Result<SetStorage, SetError> {
     let mut storage = NegentropyStorageVector::new();
     let mut failed = None;
-    reader.set_rows(index, origin, |key, _| {
+    let mut add = |key: weft_core::model::setkey::SetKey, _| {
         if failed.is_none()
             && let Err(e) = storage.insert(key.published_ms, Id::from_byte_array(key.id))
         {
             failed = Some(e);
         }
-    })?;
+    };
+    reader.set_rows(index, origin, &mut add)?;
+    // What a `keep` rule pruned counts as held: it is not fetched again.
+    if index == SetIndex::HeldFrom {
+        reader.set_rows(SetIndex::Pruned, origin, &mut add)?;
+    }
     if let Some(e) = failed {
         return Err(internal(e));
     }

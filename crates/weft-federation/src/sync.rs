@@ -201,15 +201,17 @@ async fn run(
         .read()
         .map_err(|e| SyncError::Transient(e.to_string()))?;
     let transient = |e: weft_store::StoreError| SyncError::Transient(e.to_string());
-    let head_held = match &head.id {
-        Some(id) => reader.activity(id).map_err(transient)?.is_some(),
-        None => true,
-    };
-    let held = reader.held_tip(actor).map_err(transient)?;
     let checked = reader
         .sync_state(actor)
         .map_err(transient)?
         .map_or(0, |s| s.checked_through);
+    // At or below `checked_through` is settled: held, not public, or
+    // pruned by a `keep` rule.
+    let head_held = match &head.id {
+        Some(id) => head.seq <= checked || reader.activity(id).map_err(transient)?.is_some(),
+        None => true,
+    };
+    let held = reader.held_tip(actor).map_err(transient)?;
     let hole = reader
         .first_hole(actor, checked, HOLE_SCAN)
         .map_err(transient)?;
@@ -482,6 +484,10 @@ async fn commit(
     batch: Vec<(Signed, Vec<String>)>,
     round: &mut Round,
 ) -> Result<(), SyncError> {
+    let batch = drop_pruned(federation, batch)?;
+    if batch.is_empty() {
+        return Ok(());
+    }
     match federation.kernel.ingest_batch(batch, false).await {
         Ok(report) => {
             round.stored = report.stored;
@@ -491,6 +497,33 @@ async fn commit(
         Err(e @ KernelError::BatchRefused { .. }) => Err(SyncError::Offence(e.to_string())),
         Err(e) => Err(SyncError::Transient(e.to_string())),
     }
+}
+
+/// `batch` without what a `keep` rule pruned here before (verified with
+/// the rest, so that the chain is checked whole, but not stored again).
+fn drop_pruned(
+    federation: &Federation,
+    batch: Vec<(Signed, Vec<String>)>,
+) -> Result<Vec<(Signed, Vec<String>)>, SyncError> {
+    let reader = federation
+        .kernel
+        .store()
+        .read()
+        .map_err(|e| SyncError::Transient(e.to_string()))?;
+    let mut out = Vec::with_capacity(batch.len());
+    for (signed, to) in batch {
+        let key = weft_core::model::setkey::SetKey::of(&signed.id, &signed.header.published);
+        let pruned = match weft_core::model::origin(&signed.header.actor) {
+            Some(origin) => reader
+                .was_pruned(&origin, &key)
+                .map_err(|e| SyncError::Transient(e.to_string()))?,
+            None => false,
+        };
+        if !pruned {
+            out.push((signed, to));
+        }
+    }
+    Ok(out)
 }
 
 /// `actor`'s head, read from its origin.

@@ -57,6 +57,27 @@ pub async fn create(
         .into_response())
 }
 
+/// `GET /actors`: the node's directory, an ActivityStreams collection of
+/// its local actors' ids (public, like their documents): how a peer's
+/// `replication` policy that mirrors this origin learns its actors. The
+/// node's service actor is not listed: its log is the node's machinery
+/// (module definitions travel on their own), not content to mirror.
+pub async fn directory(State(state): State<AppState>) -> Result<Response, Problem> {
+    let base = state.kernel.public_url()?.trim_end_matches('/').to_owned();
+    let service = state.kernel.service_actor().ok();
+    let ids: Vec<String> = state
+        .kernel
+        .store()
+        .read()?
+        .local_names()?
+        .into_iter()
+        .map(|name| format!("{base}/actors/{name}"))
+        .filter(|id| Some(id) != service.as_ref())
+        .collect();
+    let body = weft_core::wire::collection::whole(&format!("{base}/actors"), &ids);
+    Ok(crate::activity_json(body.to_string()))
+}
+
 /// `GET /actors/{name}`: the ActivityPub actor document with the key history.
 pub async fn document(
     State(state): State<AppState>,

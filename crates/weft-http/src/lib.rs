@@ -63,7 +63,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/activity", post(activities::publish).route_layer(per_ip()))
         .route("/activities/{id}", get(activities::get))
-        .route("/actors", post(actors::create))
+        .route("/actors", get(actors::directory).post(actors::create))
         .route("/actors/{name}", get(actors::document))
         .route(
             "/actors/{name}/outbox",

@@ -81,6 +81,8 @@ pub async fn run(State(state): State<AppState>, _: Admin) -> Result<Response, Pr
         "origins": pass.origins,
         "setRounds": pass.set_rounds,
         "setStored": pass.set_stored,
+        "pruned": pass.pruned,
+        "discovered": pass.discovered,
     }))
     .into_response())
 }

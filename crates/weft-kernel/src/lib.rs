@@ -589,6 +589,92 @@ impl Kernel {
             .await
     }
 
+    /// Whether a stored activity stays whatever a `keep` rule says: one
+    /// that names a local actor in its audience (`to`, `cc`, `bto`, `bcc`,
+    /// `audience`) or as its `object` — a mention, a direct message, a
+    /// Follow of a local actor or the Accept of a local actor's Follow.
+    /// Pruning takes what an author published to its followers or the
+    /// public, never the conversation with this node's actors.
+    fn spare_predicate(&self) -> Box<dyn Fn(&ActivityRecord) -> bool + Send> {
+        let Ok(base) = self
+            .public_url()
+            .map(|b| format!("{}/actors/", b.trim_end_matches('/')))
+        else {
+            // No public URL: nothing can be told apart, so nothing goes.
+            return Box::new(|_| true);
+        };
+        Box::new(move |record: &ActivityRecord| {
+            let Ok(json) = serde_json::from_str::<Value>(&record.json) else {
+                return true;
+            };
+            let local = |v: &Value| v.as_str().is_some_and(|s| s.starts_with(&base));
+            ["to", "cc", "bto", "bcc", "audience", "object"]
+                .iter()
+                .filter_map(|field| json.get(field))
+                .any(|v| match v {
+                    Value::Array(items) => items.iter().any(local),
+                    v => local(v),
+                })
+        })
+    }
+
+    /// The remote authors of `origin` with activities here published
+    /// before `before_ms` that a prune would take (not spared), each with
+    /// the oldest such `published`.
+    pub fn held_before(
+        &self,
+        origin: &str,
+        before_ms: u64,
+    ) -> Result<std::collections::BTreeMap<String, u64>, KernelError> {
+        let spare = self.spare_predicate();
+        let mut held = self.store.read()?.held_before(origin, before_ms, &*spare)?;
+        held.retain(|actor, _| !self.is_local_url(actor));
+        Ok(held)
+    }
+
+    /// Deletes each remote author's activities published before its time
+    /// (`(author, before_ms)`), except those that name a local actor, and
+    /// rebuilds every projection from what stays (docs/architecture.md
+    /// §10, a `replication` policy's `keep`). Local actors' logs are never
+    /// pruned: naming one is refused.
+    pub async fn prune(
+        &self,
+        prunes: Vec<(String, u64)>,
+    ) -> Result<weft_store::Pruned, KernelError> {
+        let mut with_origin = Vec::with_capacity(prunes.len());
+        for (actor, before_ms) in prunes {
+            if self.is_local_url(&actor) {
+                return Err(KernelError::Conflict(format!(
+                    "{actor} is a local actor: its log is never pruned"
+                )));
+            }
+            let origin = weft_core::model::origin(&actor)
+                .ok_or_else(|| KernelError::NotFound(format!("{actor} is not an actor URL")))?;
+            with_origin.push((origin, actor, before_ms));
+        }
+        if with_origin.is_empty() {
+            return Ok(weft_store::Pruned::default());
+        }
+        let base = self.public_url()?.trim_end_matches('/').to_owned();
+        let inboxes = self
+            .store
+            .read()?
+            .local_names()?
+            .into_iter()
+            .map(|name| format!("{base}/actors/{name}"))
+            .collect();
+        let spare = self.spare_predicate();
+        self.call(|reply| {
+            Command::Prune(Box::new(writer::Prune {
+                prunes: with_origin,
+                inboxes,
+                spare,
+                reply,
+            }))
+        })
+        .await
+    }
+
     /// The verb and projection registry, when the WASM runtime is on.
     pub fn registry(&self) -> Option<&Arc<Registry>> {
         self.vocabulary.registry()

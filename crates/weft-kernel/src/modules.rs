@@ -111,6 +111,13 @@ pub trait Modules: Send + Sync + 'static {
         Ok((txn, Err(format!("projection `{name}`"))))
     }
 
+    /// Starts rebuilding every projection from the whole log inside `txn`
+    /// (the log lost activities: a prune); the builds go on in
+    /// [`Modules::build_step`]s.
+    fn restart_builds(&self, txn: WriteTxn) -> Result<WriteTxn, StoreError> {
+        Ok(txn)
+    }
+
     /// Whether a projection is being built (the writer then takes
     /// [`Modules::build_step`]s between its batches).
     fn building(&self) -> bool {

@@ -291,35 +291,77 @@ fn replicate(replication: &ReplicationSpec, observed: &Observed, out: &mut BTree
             });
         }
     }
-    // The longest keep of each actor (mirrored ones are kept in full).
-    let mut keep: BTreeMap<&str, u64> = BTreeMap::new();
+    for actor in observed.actors.iter().filter(|a| mirrored(&a.actor)) {
+        out.extend(behind(actor, observed.now_ms));
+    }
+    for (actor, before_ms) in kept(std::slice::from_ref(replication), observed) {
+        let due = observed.actors.iter().any(|a| {
+            a.actor == actor
+                && a.oldest_held_ms
+                    .is_some_and(|oldest| oldest.saturating_add(PRUNE_GRACE_MS) < before_ms)
+        });
+        if due {
+            out.insert(Obligation::Prune { actor, before_ms });
+        }
+    }
+}
+
+/// How far past its keep an activity may get before a prune is due:
+/// pruning rebuilds every projection, so it happens about once a day,
+/// not each time an activity ages out.
+pub const PRUNE_GRACE_MS: u64 = DAY_MS;
+
+/// Each observed actor a `keep` rule of `replications` names and no
+/// `mirror` does, with the time (ms) before which its activities go: now
+/// less the longest keep naming it.
+fn kept(replications: &[ReplicationSpec], observed: &Observed) -> BTreeMap<String, u64> {
+    let mirrored = |actor: &str| {
+        replications
+            .iter()
+            .any(|r| r.mirror.iter().any(|t| names(t, actor)))
+    };
+    let mut days: BTreeMap<String, u64> = BTreeMap::new();
     for actor in &observed.actors {
         if mirrored(&actor.actor) {
-            out.extend(behind(actor, observed.now_ms));
             continue;
         }
-        for rule in &replication.keep {
+        for rule in replications.iter().flat_map(|r| r.keep.iter()) {
             if rule.actors.iter().any(|t| names(t, &actor.actor)) {
-                let days = keep.entry(actor.actor.as_str()).or_insert(0);
-                *days = (*days).max(rule.days);
+                let d = days.entry(actor.actor.clone()).or_insert(0);
+                *d = (*d).max(rule.days);
             }
         }
     }
-    for actor in &observed.actors {
-        let Some(days) = keep.get(actor.actor.as_str()) else {
-            continue;
-        };
-        let before_ms = observed.now_ms.saturating_sub(days.saturating_mul(DAY_MS));
-        if actor
-            .oldest_held_ms
-            .is_some_and(|oldest| oldest < before_ms)
-        {
-            out.insert(Obligation::Prune {
-                actor: actor.actor.clone(),
-                before_ms,
-            });
-        }
-    }
+    days.into_iter()
+        .map(|(actor, days)| {
+            let before = observed.now_ms.saturating_sub(days.saturating_mul(DAY_MS));
+            (actor, before)
+        })
+        .collect()
+}
+
+/// What acting on `Prune` obligations deletes: for every observed actor
+/// that some `keep` rule of `policies` names and no `mirror` does, and
+/// that holds something older than the longest such keep, that time
+/// (ms). Taken all at once, not only for the actors whose obligation is
+/// due, so that one prune (and one rebuild of the projections) brings
+/// every kept actor back within its window. Pure, like [`evaluate`].
+pub fn prunes(policies: &[Policy], observed: &Observed) -> Vec<(String, u64)> {
+    let replications: Vec<ReplicationSpec> = policies
+        .iter()
+        .filter_map(|p| match &p.spec {
+            Spec::Replication(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    kept(&replications, observed)
+        .into_iter()
+        .filter(|(actor, before_ms)| {
+            observed.actors.iter().any(|a| {
+                &a.actor == actor && a.oldest_held_ms.is_some_and(|oldest| oldest < *before_ms)
+            })
+        })
+        .collect()
 }
 
 /// A Sync obligation if `actor`'s origin showed more than is held.

@@ -809,6 +809,18 @@ impl Modules for Registry {
         Ok((txn, Ok(done)))
     }
 
+    fn restart_builds(&self, txn: WriteTxn) -> Result<WriteTxn, StoreError> {
+        let names: Vec<String> = self
+            .projections
+            .read()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        for name in names {
+            self.start_build(&txn, &name)?;
+        }
+        Ok(txn)
+    }
+
     fn building(&self) -> bool {
         self.building.read().is_ok_and(|b| !b.is_empty())
     }

@@ -80,6 +80,10 @@ pub(super) enum Command {
     /// Store a staged batch of verified activities all together or not at
     /// all: it runs in a transaction of its own.
     IngestBatch(Box<IngestBatch>),
+    /// Delete remote authors' old activities (a `replication` policy's
+    /// `keep`) and rebuild every projection from what stays, in a
+    /// transaction of its own.
+    Prune(Box<Prune>),
     /// Bookkeeping of federation: peers, delivery jobs, backfills.
     Federation {
         writes: Vec<FederationWrite>,
@@ -99,6 +103,26 @@ pub(super) struct Ingest {
     /// Local recipients react to it.
     pub reacts: bool,
     pub reply: oneshot::Sender<Result<Ingested, KernelError>>,
+}
+
+/// Which remote authors' activities to delete, and what must stay.
+pub(super) struct Prune {
+    /// (author's origin, author, delete what was published before this,
+    /// in ms since the Unix epoch).
+    pub prunes: Vec<(String, String, u64)>,
+    /// The local actors, whose inboxes lose the deleted activities.
+    pub inboxes: Vec<String>,
+    /// Activities that stay whatever their age.
+    pub spare: Box<dyn Fn(&ActivityRecord) -> bool + Send>,
+    pub reply: oneshot::Sender<Result<weft_store::Pruned, KernelError>>,
+}
+
+impl std::fmt::Debug for Prune {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prune")
+            .field("prunes", &self.prunes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A staged batch on its way into the log (docs/architecture.md §10):
@@ -403,7 +427,7 @@ impl Writer {
             let mut alone = None;
             match first {
                 Command::Stop => break,
-                cmd @ Command::IngestBatch(_) => alone = Some(cmd),
+                cmd @ (Command::IngestBatch(_) | Command::Prune(_)) => alone = Some(cmd),
                 cmd => batch.push(cmd),
             }
             while alone.is_none() && batch.len() < self.max_batch {
@@ -412,7 +436,7 @@ impl Writer {
                         stopping = true;
                         break;
                     }
-                    Ok(cmd @ Command::IngestBatch(_)) => alone = Some(cmd),
+                    Ok(cmd @ (Command::IngestBatch(_) | Command::Prune(_))) => alone = Some(cmd),
                     Ok(cmd) => batch.push(cmd),
                     Err(_) => break,
                 }
@@ -420,9 +444,13 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit_batch(&mut batch);
             }
-            if let Some(cmd) = alone {
-                batch.push(cmd);
-                self.commit_batch(&mut batch);
+            match alone {
+                Some(Command::Prune(prune)) => self.prune(*prune),
+                Some(cmd) => {
+                    batch.push(cmd);
+                    self.commit_batch(&mut batch);
+                }
+                None => {}
             }
             if stopping {
                 break;
@@ -432,6 +460,41 @@ impl Writer {
             }
         }
         tracing::debug!("writer stopped");
+    }
+
+    /// Deletes what `prune` names and starts rebuilding every projection,
+    /// in one transaction: the projections never show a state that folds
+    /// activities the log no longer holds, once their builds catch up.
+    fn prune(&mut self, prune: Prune) {
+        let recent = self.store.recent_ids().clone();
+        let result = (|| {
+            let txn = self.store.begin_write()?;
+            let mut all = weft_store::Pruned::default();
+            for (origin, actor, before_ms) in &prune.prunes {
+                let one = txn.prune(origin, actor, *before_ms, &prune.inboxes, &*prune.spare)?;
+                all.activities += one.activities;
+                all.bytes += one.bytes;
+                all.forgotten.extend(one.forgotten);
+            }
+            let txn = if all.activities > 0 {
+                self.modules.restart_builds(txn)?
+            } else {
+                txn
+            };
+            txn.commit()?;
+            Ok::<_, weft_store::StoreError>(all)
+        })();
+        match &result {
+            Ok(pruned) => {
+                recent.forget(&pruned.forgotten);
+                self.modules.committed(Vec::new(), true);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "pruning failed; nothing was deleted");
+                self.modules.committed(Vec::new(), false);
+            }
+        }
+        let _ = prune.reply.send(result.map_err(KernelError::from));
     }
 
     /// Takes one step of building a projection, in its own transaction,
@@ -717,6 +780,12 @@ impl Writer {
                     "rebuilds run after the batch".into(),
                 )),
             )),
+            Command::Prune(prune) => {
+                let _ = prune.reply.send(Err(KernelError::NotCommitted(
+                    "pruning runs in a transaction of its own".into(),
+                )));
+                Outcome::Stopped
+            }
             Command::Stop => Outcome::Stopped,
         }
     }
@@ -1211,6 +1280,12 @@ fn refuse(batch: &mut Vec<Command>, fault: &str) {
             Command::Rebuild { reply, .. } => Outcome::Rebuilt(Held::unrun(reply)),
             Command::Ingest(ingest) => Outcome::Ingested(Held::unrun(ingest.reply)),
             Command::IngestBatch(batch) => Outcome::Batch(Held::unrun(batch.reply)),
+            Command::Prune(prune) => {
+                let _ = prune
+                    .reply
+                    .send(Err(KernelError::NotCommitted(fault.to_owned())));
+                continue;
+            }
             Command::Stop => Outcome::Stopped,
         };
         outcome.answer(Some(fault));

@@ -444,6 +444,40 @@ impl RecentIds {
         Ok(ends)
     }
 
+    /// Forgets ids (and remote positions) whose records a committed
+    /// transaction deleted ([`crate::WriteTxn::prune`]), here and in the
+    /// part of a merge not yet written, so that no later merge writes them
+    /// into the tables again. Call it on the writer's thread, between
+    /// batches (a merge's written part is then committed, and the deleting
+    /// transaction removed those rows from the tables itself).
+    pub fn forget(&self, gone: &[(String, Option<(String, u64)>)]) {
+        let mut tail = self.write();
+        let ids: std::collections::HashSet<&str> = gone.iter().map(|(id, _)| id.as_str()).collect();
+        let slots: std::collections::HashSet<(&str, u64)> = gone
+            .iter()
+            .filter_map(|(_, slot)| slot.as_ref().map(|(a, s)| (a.as_str(), *s)))
+            .collect();
+        tail.map.retain(|id, _| !ids.contains(&**id));
+        tail.slots
+            .retain(|(actor, seq), _| !slots.contains(&(&**actor, *seq)));
+        if let Some(merge) = tail.merge.as_mut() {
+            let done = merge.done;
+            let mut i = 0;
+            merge.sorted.retain(|(id, _)| {
+                i += 1;
+                i <= done || !ids.contains(&**id)
+            });
+            merge.writing = merge.done;
+            let done = merge.slots_done;
+            let mut i = 0;
+            merge.slots.retain(|((actor, seq), _)| {
+                i += 1;
+                i <= done || !slots.contains(&(&**actor, *seq))
+            });
+            merge.slots_writing = merge.slots_done;
+        }
+    }
+
     /// The running batch committed (`true`) or was dropped.
     pub fn settle(&self, committed: bool) {
         let mut tail = self.write();
@@ -592,6 +626,59 @@ mod tests {
             2,
             "the merged positions leave memory"
         );
+        Ok(())
+    }
+
+    /// An id forgotten while a merge is under way (its record deleted, as
+    /// a prune does) is not written into the tables by the rest of the
+    /// merge, and lookups find it nowhere; the others are unaffected.
+    #[test]
+    fn a_forgotten_id_stays_out_of_a_merge() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let db = redb::Database::create(dir.path().join("t.redb"))?;
+        let tail = RecentIds::new(0, [], [], 2).with_min_step(1);
+        let write = |ids: &[(&str, u64)]| -> anyhow::Result<Option<u64>> {
+            let txn = db.begin_write()?;
+            let ended = {
+                let mut records = txn.open_table(RECORDS)?;
+                let mut table = txn.open_table(ACTIVITY_IDS)?;
+                let mut log = txn.open_table(LOG)?;
+                for (id, p) in ids {
+                    records.insert(*p, record(id, p + 10).as_slice())?;
+                    tail.stage(id, *p);
+                    tail.stage_slot("r", p + 10, id, *p);
+                }
+                tail.flush(&mut table, &mut log, ids.last().map_or(0, |l| l.1))?
+            };
+            txn.commit()?;
+            tail.settle(true);
+            Ok(ended)
+        };
+        assert_eq!(write(&[("a", 1), ("b", 2)])?, Some(0));
+        // A merge of a and b starts; a is written.
+        assert_eq!(write(&[("c", 3)])?, None);
+        // b's record goes, then b is forgotten.
+        let txn = db.begin_write()?;
+        txn.open_table(RECORDS)?.remove(2)?;
+        txn.commit()?;
+        tail.forget(&[("b".into(), Some(("r".into(), 12)))]);
+        // The merge ends without b.
+        assert_eq!(write(&[("d", 4)])?, Some(2));
+        let txn = db.begin_read()?;
+        let ids = txn.open_table(ACTIVITY_IDS)?;
+        let log = txn.open_table(LOG)?;
+        let records = txn.open_table(RECORDS)?;
+        assert!(ids.get("b".as_bytes())?.is_none());
+        assert!(log.get(("r".as_bytes(), 12))?.is_none());
+        assert_eq!(tail.position("b", &ids, &records, || Ok(2))?, None);
+        assert_eq!(tail.slot("r", 12, &log, &records, || Ok(2))?, None);
+        for (id, p) in [("a", 1), ("c", 3), ("d", 4)] {
+            assert_eq!(
+                tail.position(id, &ids, &records, || Ok(2))?,
+                Some(p),
+                "{id}"
+            );
+        }
         Ok(())
     }
 }

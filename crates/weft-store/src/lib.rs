@@ -11,12 +11,14 @@ pub mod ids;
 mod modules;
 mod policies;
 mod projections;
+mod prune;
 pub mod tables;
 mod txn;
 
 pub use digest::{Digest, Part};
 pub use policies::{PolicyRecord, PolicyVersion};
 pub use projections::FoldTxn;
+pub use prune::Pruned;
 pub use txn::WriteTxn;
 
 use std::collections::HashMap;
@@ -356,6 +358,9 @@ pub enum SetIndex {
     /// What this node holds from a remote origin's authors
     /// ([`tables::HELD_FROM`]).
     HeldFrom,
+    /// What a `replication` policy pruned of a remote origin's authors
+    /// ([`tables::PRUNED`]): held, as far as reconciliation goes.
+    Pruned,
 }
 
 /// The database.
@@ -442,6 +447,7 @@ impl Store {
         txn.open_table(PENDING_MODULES)?;
         txn.open_table(ADDRESSED)?;
         txn.open_table(HELD_FROM)?;
+        txn.open_table(PRUNED)?;
         let ids = {
             let records = txn.open_table(RECORDS)?;
             let mut meta = txn.open_table(META)?;
@@ -870,6 +876,23 @@ impl Reader {
             .transpose()
     }
 
+    /// The ids of the remote actors kept as peers under `origin`
+    /// (`scheme://host[:port]`), at most `limit`, in id order.
+    pub fn peers_under(&self, origin: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let table = self.txn.open_table(PEERS)?;
+        let start = format!("{}/", origin.trim_end_matches('/'));
+        let mut out = Vec::new();
+        for entry in table.range(start.as_str()..)? {
+            let (k, _) = entry?;
+            let id = k.value();
+            if !id.starts_with(&start) || out.len() >= limit {
+                break;
+            }
+            out.push(id.to_owned());
+        }
+        Ok(out)
+    }
+
     pub fn peer(&self, id: &str) -> Result<Option<Peer>, StoreError> {
         let table = self.txn.open_table(PEERS)?;
         table
@@ -983,28 +1006,48 @@ impl Reader {
     }
 
     /// Every row of `origin` in the set index `index`, in (published, id)
-    /// order, handed to `each` with its position; how many there were.
+    /// order, handed to `each` with its position (0 for
+    /// [`SetIndex::Pruned`]: it holds none); how many there were.
     pub fn set_rows(
         &self,
         index: SetIndex,
         origin: &str,
         mut each: impl FnMut(weft_core::model::setkey::SetKey, u64),
     ) -> Result<u64, StoreError> {
-        let table = self.txn.open_table(match index {
-            SetIndex::Addressed => ADDRESSED,
-            SetIndex::HeldFrom => HELD_FROM,
-        })?;
-        let (start, end) = set_row_range(origin);
-        let mut count = 0;
-        for entry in table.range(start.as_slice()..end.as_slice())? {
-            let (k, v) = entry?;
-            let key = split_set_row_key(k.value()).ok_or_else(|| StoreError::Corrupt {
-                what: "a set index row whose key is not (origin, published, id)".into(),
-            })?;
-            each(key, v.value());
-            count += 1;
+        fn rows<V: redb::Value + 'static>(
+            table: &impl ReadableTable<&'static [u8], V>,
+            origin: &str,
+            each: &mut impl FnMut(weft_core::model::setkey::SetKey, u64),
+            position: impl Fn(V::SelfType<'_>) -> u64,
+        ) -> Result<u64, StoreError> {
+            let (start, end) = set_row_range(origin);
+            let mut count = 0;
+            for entry in table.range(start.as_slice()..end.as_slice())? {
+                let (k, v) = entry?;
+                let key = split_set_row_key(k.value()).ok_or_else(|| StoreError::Corrupt {
+                    what: "a set index row whose key is not (origin, published, id)".into(),
+                })?;
+                each(key, position(v.value()));
+                count += 1;
+            }
+            Ok(count)
         }
-        Ok(count)
+        match index {
+            SetIndex::Addressed => rows(&self.txn.open_table(ADDRESSED)?, origin, &mut each, |p| p),
+            SetIndex::HeldFrom => rows(&self.txn.open_table(HELD_FROM)?, origin, &mut each, |p| p),
+            SetIndex::Pruned => rows(&self.txn.open_table(PRUNED)?, origin, &mut each, |()| 0),
+        }
+    }
+
+    /// Whether a `replication` policy pruned the activity with set key
+    /// `key` by an author of `origin`.
+    pub fn was_pruned(
+        &self,
+        origin: &str,
+        key: &weft_core::model::setkey::SetKey,
+    ) -> Result<bool, StoreError> {
+        let table = self.txn.open_table(PRUNED)?;
+        Ok(table.get(set_row_key(origin, key).as_slice())?.is_some())
     }
 
     /// The position of the activity with set key `key` delivered to

@@ -132,6 +132,12 @@ pub const ADDRESSED: TableDefinition<&[u8], u64> = TableDefinition::new("address
 /// origin. Written with the activity; read by nothing else.
 pub const HELD_FROM: TableDefinition<&[u8], u64> = TableDefinition::new("held_from");
 
+/// [`set_row_key`]`(author origin, key)` → nothing: activities of remote
+/// authors that a `replication` policy's `keep` rule pruned (their
+/// [`HELD_FROM`] rows move here). Set reconciliation counts them as held,
+/// so that it does not fetch again what a policy dropped.
+pub const PRUNED: TableDefinition<&[u8], ()> = TableDefinition::new("pruned");
+
 /// Length of the part of a set row's key after the origin and its NUL:
 /// `published` (8 bytes, big-endian) and the 32-byte id.
 pub const SET_KEY_TAIL: usize = 8 + 32;

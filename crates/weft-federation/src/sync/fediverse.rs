@@ -95,7 +95,18 @@ pub(super) async fn run(
                 round.more = true;
                 break 'pages;
             }
-            fetched.push(read_back(federation, actor, &page_url, map)?);
+            let signed = read_back(federation, actor, &page_url, map)?;
+            let key = weft_core::model::setkey::SetKey::of(&signed.id, &signed.header.published);
+            if let Some(author_origin) = weft_core::model::origin(actor)
+                && reader
+                    .was_pruned(&author_origin, &key)
+                    .map_err(|e| SyncError::Transient(e.to_string()))?
+            {
+                // Held once, dropped by a `keep` rule: as far back as
+                // this node keeps.
+                break 'pages;
+            }
+            fetched.push(signed);
         }
         if pages >= settings.pages_per_round {
             round.more = true;

@@ -469,3 +469,85 @@ proptest! {
         prop_assert_eq!(&once, &evaluate(&doubled, &observed));
     }
 }
+
+#[test]
+fn a_prune_is_due_a_day_past_the_keep_and_takes_every_kept_actor_at_once() {
+    let keep = policy(
+        "k",
+        "replication",
+        json!({"keep": [{"actors": ["https://c.example"], "days": 7}]}),
+        1,
+    );
+    let with_oldest = |name: &str, days_ago_ms: u64| {
+        let mut a = actor(
+            &format!("https://c.example/actors/{name}"),
+            false,
+            Some(5),
+            Some(5),
+        );
+        a.oldest_held_ms = Some(NOW - days_ago_ms);
+        a
+    };
+    let observed = Observed {
+        now_ms: NOW,
+        actors: vec![
+            // Nine days back: a day and more past the keep.
+            with_oldest("dave", 9 * DAY_MS),
+            // Seven and a half: past the keep, within the grace.
+            with_oldest("ed", 7 * DAY_MS + DAY_MS / 2),
+            // Six: within the keep.
+            with_oldest("flo", 6 * DAY_MS),
+        ],
+        peers: vec![],
+        dead_letters: vec![],
+    };
+    let week = NOW - 7 * DAY_MS;
+    assert_eq!(
+        evaluate(std::slice::from_ref(&keep), &observed),
+        vec![Obligation::Prune {
+            actor: "https://c.example/actors/dave".into(),
+            before_ms: week
+        }]
+    );
+    // Acting prunes ed too (past his keep), so both are pruned by one
+    // rebuild; flo has nothing to lose.
+    assert_eq!(
+        prunes(std::slice::from_ref(&keep), &observed),
+        vec![
+            ("https://c.example/actors/dave".to_owned(), week),
+            ("https://c.example/actors/ed".to_owned(), week),
+        ]
+    );
+    // Another policy keeping dave longer, and one mirroring ed: the
+    // longest keep wins, and a mirror wins over any keep.
+    let longer = policy(
+        "l",
+        "replication",
+        json!({"keep": [{"actors": ["https://c.example/actors/dave"], "days": 30}]}),
+        2,
+    );
+    let mirror = policy(
+        "m",
+        "replication",
+        json!({"mirror": ["https://c.example/actors/ed"]}),
+        3,
+    );
+    assert!(prunes(&[keep, longer, mirror], &observed).is_empty());
+    // Nothing held long ago, nothing to do.
+    let fresh = Observed {
+        actors: vec![with_oldest("dave", DAY_MS)],
+        ..observed
+    };
+    assert!(
+        prunes(
+            &[policy(
+                "k",
+                "replication",
+                json!({"keep": [{"actors": ["https://c.example"], "days": 7}]}),
+                1
+            )],
+            &fresh
+        )
+        .is_empty()
+    );
+}

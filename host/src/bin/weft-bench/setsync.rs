@@ -70,7 +70,9 @@ fn fill(store: &Store, index: SetIndex, items: u64, stride: u64) -> anyhow::Resu
                 let key = key(n);
                 match index {
                     SetIndex::Addressed => batch.put_addressed(INITIATOR, &key, n + 1)?,
-                    SetIndex::HeldFrom => batch.put_held_from(RESPONDER, &key, n + 1)?,
+                    SetIndex::HeldFrom | SetIndex::Pruned => {
+                        batch.put_held_from(RESPONDER, &key, n + 1)?;
+                    }
                 }
                 written += 1;
             }
