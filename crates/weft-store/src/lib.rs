@@ -248,6 +248,56 @@ fn index_parked_by_origin(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Fills [`HELD_FROM`] once in a store made before it existed: a row for
+/// every record whose author is not a local actor, keyed as the writer
+/// keys it (the author's origin, `published`, the id), so that set
+/// reconciliation does not take what is held for missing. (What local
+/// actors delivered before [`ADDRESSED`] existed is not known any more:
+/// their delivery jobs are gone, so those activities are not offered.)
+fn index_held_from(txn: &WriteTransaction) -> Result<(), StoreError> {
+    use redb::ReadableTableMetadata;
+    const INDEXED: &str = "held_from_indexed";
+    #[derive(Deserialize)]
+    struct Published {
+        #[serde(default)]
+        published: String,
+    }
+    let mut meta = txn.open_table(META)?;
+    if meta.get(INDEXED)?.is_some() {
+        return Ok(());
+    }
+    let records = txn.open_table(RECORDS)?;
+    let mut held = txn.open_table(HELD_FROM)?;
+    if !records.is_empty()? && held.is_empty()? {
+        let actors = txn.open_table(ACTORS)?;
+        let mut rows = 0u64;
+        for entry in records.iter()? {
+            let (position, v) = entry?;
+            let record: ActivityRecord = postcard::from_bytes(v.value())?;
+            if actors.get(record.actor.as_str())?.is_some() {
+                continue;
+            }
+            let Some(origin) = weft_core::model::origin(&record.actor) else {
+                continue;
+            };
+            let published = serde_json::from_str::<Published>(&record.json)
+                .map(|p| p.published)
+                .unwrap_or_default();
+            let key = weft_core::model::setkey::SetKey::of(&record.id, &published);
+            held.insert(set_row_key(&origin, &key).as_slice(), position.value())?;
+            rows += 1;
+        }
+        if rows > 0 {
+            tracing::info!(
+                rows,
+                "indexed what this node holds from peers for set reconciliation"
+            );
+        }
+    }
+    meta.insert(INDEXED, "1")?;
+    Ok(())
+}
+
 /// What one peer origin's authors hold here: their activities (count, and
 /// bytes of JSON text) and fork evidence against them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -448,6 +498,7 @@ impl Store {
         txn.open_table(ADDRESSED)?;
         txn.open_table(HELD_FROM)?;
         txn.open_table(PRUNED)?;
+        index_held_from(&txn)?;
         let ids = {
             let records = txn.open_table(RECORDS)?;
             let mut meta = txn.open_table(META)?;
@@ -1845,6 +1896,55 @@ mod tests {
         assert_eq!(reader.parked_from(a, 10)?, 1);
         assert_eq!(reader.parked_from("https://b.test", 10)?, 1);
         assert_eq!(reader.parked_count()?, 2);
+        Ok(())
+    }
+
+    /// A data folder from before the `held_from` index gets it when opened:
+    /// a row per remote author's activity, keyed by its origin, published
+    /// time and id, and none for a local actor's; and only once.
+    #[test]
+    fn an_older_data_folder_gets_its_held_from_index() -> anyhow::Result<()> {
+        use weft_core::model::setkey::SetKey;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("weft.redb");
+        let published = "2026-11-22T00:00:00.000Z";
+        {
+            let store = Store::open(&path)?;
+            let txn = store.begin_write()?;
+            {
+                let mut batch = Batch::open(&txn, store.recent_ids())?;
+                let mut remote = record(1);
+                remote.json = serde_json::json!({"published": published}).to_string();
+                batch.append_remote(1, &remote)?;
+                let local = ActivityRecord {
+                    actor: "http://127.0.0.1:8/actors/me".into(),
+                    ..record(2)
+                };
+                batch.append_remote(2, &local)?;
+                batch.flush_ids()?;
+            }
+            // The index asks only whether an author is a local actor.
+            txn.txn
+                .open_table(ACTORS)?
+                .insert("http://127.0.0.1:8/actors/me", &[][..])?;
+            txn.commit()?;
+            store.recent_ids().settle(true);
+            // As an older data folder would be: records, no index.
+            let txn = store.begin_write()?;
+            txn.txn.open_table(META)?.remove("held_from_indexed")?;
+            txn.commit()?;
+        }
+        let store = Store::open(&path)?;
+        let reader = store.read()?;
+        let mut rows = Vec::new();
+        reader.set_rows(SetIndex::HeldFrom, "http://127.0.0.1:9", |key, p| {
+            rows.push((key, p));
+        })?;
+        assert_eq!(rows, vec![(SetKey::of("bid1", published), 1)]);
+        let mut local = 0;
+        reader.set_rows(SetIndex::HeldFrom, "http://127.0.0.1:8", |_, _| local += 1)?;
+        assert_eq!(local, 0, "a local actor's activity is not held from a peer");
+        assert_eq!(reader.meta("held_from_indexed")?.as_deref(), Some("1"));
         Ok(())
     }
 
