@@ -9,6 +9,15 @@
 //! about a node's API and work as they always did. With `--json` a command
 //! prints the node's JSON answer instead of text.
 
+/// `println!` for what a command prints: a reader that goes away early
+/// (`weft resolve … | head -1`) ends the command quietly, as it ends
+/// other Unix tools, instead of a panic with a backtrace.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::say(format_args!($($arg)*))
+    };
+}
+
 pub mod actor;
 pub mod client;
 pub mod componentize;
@@ -22,6 +31,7 @@ pub mod projection;
 pub mod publish;
 pub mod resolve;
 pub mod serve;
+pub mod status;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -57,6 +67,17 @@ pub struct Cli {
     /// Print the node's JSON answer (pretty) instead of text, for scripts.
     #[arg(long, global = true)]
     pub json: bool,
+    /// How log lines are written (to standard error): `text` (coloured
+    /// only on a terminal) or `json` (one object per line). The level is
+    /// `RUST_LOG`'s (default `info`).
+    #[arg(
+        long,
+        global = true,
+        env = "WEFT_LOG_FORMAT",
+        value_enum,
+        default_value_t = crate::LogFormat::Text
+    )]
+    pub log_format: crate::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -126,6 +147,10 @@ pub enum Command {
     /// Follows a `follows` policy holds for the operator's answer.
     #[command(subcommand)]
     Follow(FollowCommand),
+    /// The node at a glance: readiness, actors, activities and their rate,
+    /// deliveries, dead letters, parked activities, forks, projections and
+    /// policies.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +212,11 @@ pub enum ActorCommand {
     },
     /// Rotate an actor's keys: add a fresh key and supersede the current ones.
     Rotate { name: String },
+    /// List the local actors: name, type, activities, id.
+    List,
+    /// Issue a new bearer token for an actor (shown once); every token it
+    /// had stops working. For a token lost or leaked.
+    Token { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,8 +262,11 @@ pub enum ModuleCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectionCommand {
-    /// Refold a projection from the whole log.
+    /// Refold a projection from the whole log, showing its progress.
     Rebuild { name: String },
+    /// Each projection's state (ready, building and how far, failing), or
+    /// one projection's with its latest fold errors.
+    Status { name: Option<String> },
 }
 
 /// Module kinds on the command line.
@@ -290,11 +323,24 @@ impl Output {
     /// Prints `value` with `--json`, else runs `text`.
     pub fn print(self, value: &Value, text: impl FnOnce()) -> anyhow::Result<()> {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+            say!("{}", serde_json::to_string_pretty(value)?);
         } else {
             text();
         }
         Ok(())
+    }
+}
+
+/// Writes one line of a command's output (see `say!`).
+pub fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(1);
     }
 }
 
@@ -381,6 +427,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Module(ModuleCommand::Discard { verb }) => {
             with_client(&data, &target, |client| async move {
                 module::discard(&client, &verb, out).await
+            })
+            .await
+        }
+        Command::Projection(ProjectionCommand::Status { name }) => {
+            with_client(&data, &target, |client| async move {
+                projection::status(&client, name.as_deref(), out).await
+            })
+            .await
+        }
+        Command::Status => {
+            with_client(&data, &target, |client| async move {
+                status::run(&client, out).await
             })
             .await
         }

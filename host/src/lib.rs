@@ -10,7 +10,19 @@ pub mod config;
 /// checked here), TLS crypto, logging to stderr (`RUST_LOG`, else
 /// `default_log`), a multi-threaded async runtime, and an error printed as
 /// `error: …` with a failing exit code.
-pub fn main_with<F>(default_log: &str, command: F) -> std::process::ExitCode
+/// How log lines are written to standard error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured only when standard error is a
+    /// terminal (a file or a pipe gets no ANSI escapes).
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`),
+    /// for log collectors.
+    Json,
+}
+
+pub fn main_with<F>(default_log: &str, format: LogFormat, command: F) -> std::process::ExitCode
 where
     F: std::future::Future<Output = anyhow::Result<()>>,
 {
@@ -19,13 +31,19 @@ where
         return std::process::ExitCode::FAILURE;
     }
     weft_federation::install_crypto();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            logs.with_ansi(std::io::stderr().is_terminal()).init();
+        }
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -9,5 +9,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = weft::cli::Cli::parse();
-    weft::main_with("info", weft::cli::run(cli))
+    let format = cli.log_format;
+    weft::main_with("info", format, weft::cli::run(cli))
 }

@@ -15,6 +15,12 @@
 //!   call storms, compile bombs, state kept in globals — each stopped
 //!   within bounded time and memory, changing nothing;
 //! - `ops`: the `bench` load tool;
+//! - `operator`: what an operator runs into: a first start that cannot
+//!   listen leaves nothing half-made, `public_url` cannot move under
+//!   existing ids, commands reach the node that owns the folder, `weft
+//!   status`, `actor list`, `actor token`, `projection status`, `/readyz`,
+//!   output to a closed pipe, logs without colour off a terminal and as
+//!   JSON;
 //! - `federation`: two nodes following, delivering and backfilling through
 //!   restarts and a crash, over HTTP and over HTTPS;
 //! - `fediverse`: weft and a Fedify server (a real ActivityPub
@@ -42,6 +48,7 @@ mod federation;
 mod fediverse;
 mod hostile;
 mod languages;
+mod operator;
 mod ops;
 mod partition;
 mod retention;

@@ -153,6 +153,7 @@ impl Weft {
             "WEFT_CA_FILE",
             "WEFT_ALLOW_PRIVATE_ADDRESSES",
             "WEFT_TEST_CLOCK_OFFSET",
+            "WEFT_LOG_FORMAT",
         ] {
             cmd.env_remove(var);
         }

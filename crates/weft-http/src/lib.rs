@@ -17,6 +17,7 @@ pub mod policies;
 pub mod problem;
 pub mod ratelimit;
 pub mod server;
+pub mod status;
 pub mod sync;
 pub mod tls;
 
@@ -53,6 +54,8 @@ pub struct AppState {
     pub federation: Arc<weft_federation::Federation>,
     /// The token buckets of the endpoints that write.
     pub rate: Arc<ratelimit::Limiter>,
+    /// The last hour of the node's counters ([`status::spawn_sampler`]).
+    pub history: Arc<status::History>,
 }
 
 /// The node's routes.
@@ -125,6 +128,11 @@ pub fn router(state: AppState) -> Router {
             post(modules::approve),
         )
         .route("/health", get(|| async { "ok" }))
+        .route("/readyz", get(status::ready))
+        .route("/admin/status", get(status::view))
+        .route("/admin/status/history", get(status::history))
+        .route("/admin/actors", get(status::actors))
+        .route("/admin/actors/{name}/token", post(status::token))
         .route("/metrics", get(metrics))
         .fallback(|| async { Problem::not_found("no such resource on this node") })
         .method_not_allowed_fallback(|| async {

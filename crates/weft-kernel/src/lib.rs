@@ -1125,6 +1125,33 @@ impl Kernel {
     }
 
     /// Whether `weft init` has run on this database.
+    /// Whether the node can serve: its store answers a read, and its
+    /// writer thread is running and taking commands. Why not, otherwise.
+    pub fn readiness(&self) -> Result<(), String> {
+        let reader = self
+            .store
+            .read()
+            .map_err(|e| format!("the store cannot be read: {e}"))?;
+        reader
+            .meta("service_actor")
+            .map_err(|e| format!("the store cannot be read: {e}"))?
+            .ok_or("the node is not initialised (run `weft init`)")?;
+        let alive = self
+            .writer
+            .lock()
+            .map_err(|_| "the writer's handle is poisoned".to_owned())?
+            .as_ref()
+            .is_some_and(|handle| !handle.is_finished());
+        if !alive {
+            return Err("the writer has stopped: nothing can be written".into());
+        }
+        let open = self.sender().is_ok_and(|tx| !tx.is_closed());
+        if !open {
+            return Err("the node is shutting down".into());
+        }
+        Ok(())
+    }
+
     pub fn is_initialised(&self) -> Result<bool, KernelError> {
         Ok(self.store.read()?.meta("service_actor")?.is_some())
     }
@@ -1158,6 +1185,24 @@ impl Kernel {
             reply,
         })
         .await
+    }
+
+    /// Issues a new bearer token for the local actor `name` and revokes
+    /// every token it had (a lost or leaked one): answers the actor's id
+    /// and the token, which is shown once and kept only as its hash.
+    pub async fn reissue_token(&self, name: &str) -> Result<(String, String), KernelError> {
+        let actor = self.store.read()?.actor_id_by_name(name)?.ok_or_else(|| {
+            KernelError::NotFound(format!("no actor named `{name}` on this node"))
+        })?;
+        let token = token::generate();
+        let hash = token::hash(&token);
+        self.call(|reply| Command::ReissueToken {
+            actor: actor.clone(),
+            hash,
+            reply,
+        })
+        .await?;
+        Ok((actor, token))
     }
 
     /// Signs and appends a draft as `actor` (an actor id). Answers once the

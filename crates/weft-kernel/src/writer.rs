@@ -61,6 +61,12 @@ pub(super) enum Command {
     },
     /// Append a signed activity; `state` is the actor after it.
     Append(Box<Append>),
+    /// Revoke a local actor's tokens and keep a new one (its hash).
+    ReissueToken {
+        actor: String,
+        hash: [u8; 32],
+        reply: oneshot::Sender<Result<(), KernelError>>,
+    },
     /// Keep an artifact's bytes under its id.
     PutArtifact {
         id: String,
@@ -774,6 +780,14 @@ impl Writer {
                 let result = writes.into_iter().try_for_each(|w| Self::federation(cx, w));
                 Outcome::Stored(Held::new(reply, result))
             }
+            Command::ReissueToken { actor, hash, reply } => {
+                let result = cx
+                    .tables
+                    .replace_actor_tokens(&actor, &hash)
+                    .map(|_| ())
+                    .map_err(KernelError::from);
+                Outcome::Stored(Held::new(reply, result))
+            }
             Command::Rebuild { reply, .. } => Outcome::Rebuilt(Held::new(
                 reply,
                 Err(KernelError::NotCommitted(
@@ -1274,9 +1288,9 @@ fn refuse(batch: &mut Vec<Command>, fault: &str) {
                 Outcome::Created(Held::unrun(reply))
             }
             Command::Append(append) => Outcome::Appended(Held::unrun(append.reply)),
-            Command::PutArtifact { reply, .. } | Command::Federation { reply, .. } => {
-                Outcome::Stored(Held::unrun(reply))
-            }
+            Command::PutArtifact { reply, .. }
+            | Command::Federation { reply, .. }
+            | Command::ReissueToken { reply, .. } => Outcome::Stored(Held::unrun(reply)),
             Command::Rebuild { reply, .. } => Outcome::Rebuilt(Held::unrun(reply)),
             Command::Ingest(ingest) => Outcome::Ingested(Held::unrun(ingest.reply)),
             Command::IngestBatch(batch) => Outcome::Batch(Held::unrun(batch.reply)),

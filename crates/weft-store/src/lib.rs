@@ -1129,6 +1129,15 @@ impl Reader {
         Ok(recent.or(stored))
     }
 
+    /// How many deliveries are queued and how many gave up (without
+    /// reading them).
+    pub fn job_counts(&self) -> Result<(u64, u64), StoreError> {
+        use redb::ReadableTableMetadata;
+        let queued = self.txn.open_table(DELIVERIES)?.len()?;
+        let dead = self.txn.open_table(DEAD_LETTERS)?.len()?;
+        Ok((queued, dead))
+    }
+
     pub fn dead_letter(&self, id: u64) -> Result<Option<Job>, StoreError> {
         let table = self.txn.open_table(DEAD_LETTERS)?;
         table
@@ -1337,6 +1346,28 @@ impl<'t> Batch<'t> {
         let bytes = postcard::to_stdvec(role)?;
         self.tokens.insert(hash.as_slice(), bytes.as_slice())?;
         Ok(())
+    }
+
+    /// Revokes every token of the actor `actor` and keeps `hash` as its
+    /// one token; how many were revoked.
+    pub fn replace_actor_tokens(
+        &mut self,
+        actor: &str,
+        hash: &[u8; 32],
+    ) -> Result<u64, StoreError> {
+        let role = Role::Actor(actor.to_owned());
+        let mut old = Vec::new();
+        for entry in self.tokens.iter()? {
+            let (k, v) = entry?;
+            if postcard::from_bytes::<Role>(v.value())? == role {
+                old.push(k.value().to_vec());
+            }
+        }
+        for key in &old {
+            self.tokens.remove(key.as_slice())?;
+        }
+        self.put_token(hash, &role)?;
+        Ok(old.len() as u64)
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -125,6 +125,12 @@ impl Client {
             }
             Err(OpenError::Running) => {
                 let (token, token_from) = token(data)?;
+                // The address the running node recorded, not a configured
+                // port something else may answer on.
+                let mut config = config;
+                if let Some(at) = data.serving_addr() {
+                    config.listen = at;
+                }
                 let mut client = Self::for_node(&config, &token)?;
                 client.token_from = token_from;
                 Ok(client)

@@ -17,10 +17,10 @@ async fn list(client: &Client, out: Output) -> anyhow::Result<()> {
     out.print(&answer, || {
         let items = answer["items"].as_array().cloned().unwrap_or_default();
         if items.is_empty() {
-            println!("no dead letters");
+            say!("no dead letters");
         }
         for item in items {
-            println!(
+            say!(
                 "{:>6}  {}  → {}  after {} attempts: {}",
                 item["id"],
                 item["activity"].as_str().unwrap_or_default(),
@@ -40,9 +40,9 @@ async fn retry(client: &Client, id: u64, out: Output) -> anyhow::Result<()> {
     out.print(&answer, || {
         if client.in_process_node() {
             // The node is stopped: its deliveries resume when it runs.
-            println!("dead letter {id} queued; it is sent when the node runs");
+            say!("dead letter {id} queued; it is sent when the node runs");
         } else {
-            println!("dead letter {id} queued");
+            say!("dead letter {id} queued");
         }
     })
 }

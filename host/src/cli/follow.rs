@@ -22,10 +22,10 @@ async fn pending(client: &Client, out: Output) -> anyhow::Result<()> {
     out.print(&answer, || {
         let items = answer["items"].as_array().cloned().unwrap_or_default();
         if items.is_empty() {
-            println!("no Follows wait for an answer");
+            say!("no Follows wait for an answer");
         }
         for item in items {
-            println!(
+            say!(
                 "{}  {} → {}  {}",
                 item["id"].as_str().unwrap_or_default(),
                 item["follower"].as_str().unwrap_or_default(),
@@ -46,7 +46,7 @@ async fn answer(client: &Client, id: &str, action: &str, out: Output) -> anyhow:
         .json;
     out.print(&answer, || {
         for activity in answer["published"].as_array().into_iter().flatten() {
-            println!(
+            say!(
                 "{} published {} {}",
                 activity["actor"].as_str().unwrap_or_default(),
                 activity["type"].as_str().unwrap_or_default(),

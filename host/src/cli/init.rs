@@ -36,12 +36,12 @@ pub fn print(node: &Node, admin: &str, out: Output) -> anyhow::Result<()> {
         "adminTokenFile": node.data.admin_token_file(),
     });
     out.print(&answer, || {
-        println!(
+        say!(
             "initialised {} (public URL {})",
             node.data.path.display(),
             node.config.public_url()
         );
-        println!(
+        say!(
             "admin token (shown once; also kept in {}): {admin}",
             node.data.admin_token_file().display()
         );

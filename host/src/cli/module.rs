@@ -72,8 +72,8 @@ pub async fn add(
     .await?;
     let answer = json!({"artifact": uploaded, "activity": published.json});
     out.print(&answer, || {
-        println!("uploaded {artifact}");
-        println!(
+        say!("uploaded {artifact}");
+        say!(
             "defined {define} `{}` in {}",
             module.name,
             published.json["id"].as_str().unwrap_or_default()
@@ -86,9 +86,9 @@ pub async fn list(client: &Client, out: Output) -> anyhow::Result<()> {
     let registry = client.get("/projections/define-registry").await?.json;
     out.print(&registry, || {
         for (title, key) in [("verbs", "verbs"), ("projections", "projections")] {
-            println!("{title}:");
+            say!("{title}:");
             for m in registry[key].as_array().into_iter().flatten() {
-                println!(
+                say!(
                     "  {:<20} v{:<3} {}  {}{}",
                     m["name"].as_str().unwrap_or_default(),
                     m["version"],
@@ -99,7 +99,7 @@ pub async fn list(client: &Client, out: Output) -> anyhow::Result<()> {
                         .unwrap_or_default(),
                     m["description"].as_str().unwrap_or_default(),
                 );
-                println!(
+                say!(
                     "  {:<20} wit {}, fuel {} per call, memory {} bytes, defined by {}",
                     "",
                     m["wit"].as_str().unwrap_or("?"),
@@ -129,7 +129,7 @@ pub async fn approve(client: &Client, verb: &str, out: Output) -> anyhow::Result
         .await?
         .json;
     out.print(&answer, || {
-        println!(
+        say!(
             "admitted verb `{verb}`; {} parked activities ingested",
             answer["released"].as_u64().unwrap_or(0)
         );
@@ -143,7 +143,7 @@ pub async fn discard(client: &Client, verb: &str, out: Output) -> anyhow::Result
         .await?
         .json;
     out.print(&answer, || {
-        println!(
+        say!(
             "discarded verb `{verb}` and its {} parked activities",
             answer["discarded"].as_u64().unwrap_or(0)
         );
@@ -158,12 +158,12 @@ fn print_pending(pending: &Value) {
         .cloned()
         .unwrap_or_default();
     if modules.is_empty() && activities.is_empty() {
-        println!("no pending modules and no parked activities");
+        say!("no pending modules and no parked activities");
         return;
     }
-    println!("pending modules:");
+    say!("pending modules:");
     for m in &modules {
-        println!(
+        say!(
             "  {:<20} {:<18} {} parked  module {}  by {}",
             m["verb"].as_str().unwrap_or_default(),
             m["state"].as_str().unwrap_or_default(),
@@ -171,11 +171,11 @@ fn print_pending(pending: &Value) {
             m["module"].as_str().unwrap_or("?"),
             m["definer"].as_str().unwrap_or("?"),
         );
-        println!("    {}", m["reason"].as_str().unwrap_or_default());
+        say!("    {}", m["reason"].as_str().unwrap_or_default());
     }
-    println!("parked activities:");
+    say!("parked activities:");
     for a in &activities {
-        println!(
+        say!(
             "  {:<20} {}  from {}  received {}",
             a["verb"].as_str().unwrap_or_default(),
             a["id"].as_str().unwrap_or_default(),

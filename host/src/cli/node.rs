@@ -46,6 +46,23 @@ impl DataDir {
         self.path.join("admin.token")
     }
 
+    /// Where the running node listens, written when it starts serving, so
+    /// that commands reach the node that owns this folder (`weft run
+    /// --listen` may differ from `weft.toml`), never whatever else
+    /// answers at a configured port.
+    pub fn serving_file(&self) -> PathBuf {
+        self.path.join("serving.addr")
+    }
+
+    /// The address the running node recorded, if it did.
+    pub fn serving_addr(&self) -> Option<std::net::SocketAddr> {
+        fs::read_to_string(self.serving_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// The admin token `weft init` wrote.
     pub fn admin_token(&self) -> anyhow::Result<String> {
         let path = self.admin_token_file();
@@ -109,6 +126,24 @@ impl Node {
         match opened {
             Ok(kernel) => {
                 let kernel = Arc::new(kernel);
+                let mut config = config;
+                // Actor ids were fixed under the public URL at init.
+                if kernel.is_initialised().unwrap_or(false)
+                    && let Ok(stored) = kernel.public_url()
+                {
+                    match &config.public_url {
+                        Some(url) if url.trim_end_matches('/') != stored => {
+                            kernel.close();
+                            return Err(OpenError::Other(anyhow::anyhow!(
+                                "weft.toml sets public_url = \"{url}\", but this node's actor ids were fixed under {stored} when it was initialised, and ids cannot move: put public_url = \"{stored}\" back in {} (`listen` may change freely), or initialise a new data folder for the new address",
+                                data.config_file().display()
+                            )));
+                        }
+                        Some(_) => {}
+                        // Unset: the node's own URL, whatever `listen` is now.
+                        None => config.public_url = Some(stored.to_owned()),
+                    }
+                }
                 kernel.start_reactions();
                 Ok(Self {
                     kernel,
@@ -190,6 +225,7 @@ impl Node {
             rate: Arc::new(http::ratelimit::Limiter::new(
                 &self.config.server.rate_limit,
             )),
+            history: Arc::default(),
         };
         Ok((state, federation))
     }
@@ -211,6 +247,7 @@ impl Node {
             .check()
             .map_err(|e| anyhow::anyhow!("weft.toml [server]: {e}"))?;
         let (state, federation) = self.app()?;
+        http::status::spawn_sampler(state.clone());
         let added = self
             .kernel
             .install_missing_builtins()

@@ -62,7 +62,7 @@ pub async fn define(client: &Client, policy: Definition, out: Output) -> anyhow:
         .await?
         .json;
     out.print(&published.json, || {
-        println!(
+        say!(
             "defined {} policy `{}` v{} in {}",
             policy.kind,
             policy.name,
@@ -78,10 +78,10 @@ pub async fn list(client: &Client, out: Output) -> anyhow::Result<()> {
     out.print(&answer, || {
         let policies = answer["policies"].as_array().cloned().unwrap_or_default();
         if policies.is_empty() {
-            println!("no policies (the configuration's defaults apply)");
+            say!("no policies (the configuration's defaults apply)");
         }
         for p in policies {
-            println!(
+            say!(
                 "{:<24} {:<12} v{:<3} {}  by {}",
                 p["name"].as_str().unwrap_or_default(),
                 p["kind"].as_str().unwrap_or_default(),
@@ -90,9 +90,9 @@ pub async fn list(client: &Client, out: Output) -> anyhow::Result<()> {
                 p["actor"].as_str().unwrap_or_default(),
             );
             if let Some(d) = p["description"].as_str() {
-                println!("  {d}");
+                say!("  {d}");
             }
-            println!("  {}", p["spec"]);
+            say!("  {}", p["spec"]);
         }
     })
 }
@@ -104,13 +104,13 @@ pub async fn status(client: &Client, name: &str, out: Output) -> anyhow::Result<
         .await?
         .json;
     out.print(&answer, || {
-        println!(
+        say!(
             "policy `{}` v{}",
             answer["name"].as_str().unwrap_or_default(),
             answer["version"]
         );
         for c in answer["conditions"].as_array().into_iter().flatten() {
-            println!(
+            say!(
                 "  {:<10} {:<8} {:<16} since {}  {}",
                 c["type"].as_str().unwrap_or_default(),
                 c["status"].as_str().unwrap_or_default(),
@@ -124,12 +124,12 @@ pub async fn status(client: &Client, name: &str, out: Output) -> anyhow::Result<
             .cloned()
             .unwrap_or_default();
         if obligations.is_empty() {
-            println!("  no outstanding obligations");
+            say!("  no outstanding obligations");
         }
         for o in obligations {
             match o["lagMs"].as_u64() {
-                Some(lag) => println!("  {}  (lag {lag} ms)", o["obligation"]),
-                None => println!("  {}", o["obligation"]),
+                Some(lag) => say!("  {}  (lag {lag} ms)", o["obligation"]),
+                None => say!("  {}", o["obligation"]),
             }
         }
     })

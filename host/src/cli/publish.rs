@@ -41,7 +41,5 @@ pub async fn publish(
 /// Prints a published activity: as the node signed it (one line of JSON),
 /// or pretty with `--json`.
 pub fn print(published: &Answer, out: Output) -> anyhow::Result<()> {
-    out.print(&published.json, || {
-        println!("{}", published.text.trim_end())
-    })
+    out.print(&published.json, || say!("{}", published.text.trim_end()))
 }

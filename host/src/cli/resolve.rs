@@ -13,8 +13,8 @@ pub async fn run(data: &DataDir, account: &str, out: Output) -> anyhow::Result<(
     let ca_file = data.config().ok().and_then(|c| c.federation.ca_file);
     let (url, document) = resolve(account, ca_file.as_deref()).await?;
     out.print(&json!({"url": url, "document": document}), || {
-        println!("{url}");
-        println!(
+        say!("{url}");
+        say!(
             "{}",
             serde_json::to_string_pretty(&document).unwrap_or_default()
         );

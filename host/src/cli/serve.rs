@@ -17,23 +17,33 @@ pub async fn run(
     if let Some(listen) = listen {
         config.listen = listen;
     }
-    let node = if data.db().exists() {
-        match Node::open_as(data, config, kernel_only) {
+    let listen = config.listen;
+    let bind = || async move {
+        tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))
+    };
+    let (node, listener) = if data.db().exists() {
+        let node = match Node::open_as(data, config, kernel_only) {
             Ok(node) => node,
             Err(OpenError::Running) => {
                 bail!("a node is already running on {}", data.path.display())
             }
             Err(OpenError::Other(e)) => return Err(e),
-        }
+        };
+        (node, bind().await?)
     } else if kernel_only {
         bail!(
             "--kernel-only serves an initialised node: run `weft init` first ({} has none)",
             data.path.display()
         );
     } else {
+        // The address first: a first start that cannot listen leaves no
+        // half-made node behind (no data folder, no ids under that port).
+        let listener = bind().await?;
         let (node, admin) = Node::init(data, config).await?;
         super::init::print(&node, &admin, out)?;
-        node
+        (node, listener)
     };
     if !node.kernel.is_initialised()? {
         bail!(
@@ -42,9 +52,11 @@ pub async fn run(
         );
     }
     let shutdown = node::shutdown_signal()?;
-    let listener = tokio::net::TcpListener::bind(node.config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", node.config.listen))?;
-    tracing::info!(listen = %node.config.listen, public_url = %node.config.public_url(), "weft is serving");
-    node.serve(listener, shutdown).await
+    let bound = listener.local_addr().unwrap_or(listen);
+    std::fs::write(data.serving_file(), bound.to_string())
+        .with_context(|| format!("cannot write {}", data.serving_file().display()))?;
+    tracing::info!(listen = %bound, public_url = %node.config.public_url(), "weft is serving");
+    let served = node.serve(listener, shutdown).await;
+    let _ = std::fs::remove_file(data.serving_file());
+    served
 }

@@ -62,9 +62,12 @@ pub async fn run(data: &DataDir, args: VerifyArgs, out: Output) -> anyhow::Resul
         "key": signed.key_id,
     });
     out.print(&answer, || {
-        println!(
+        say!(
             "valid: {} is seq {} of {}, signed with {}",
-            signed.id, header.seq, header.actor, signed.key_id
+            signed.id,
+            header.seq,
+            header.actor,
+            signed.key_id
         );
     })
 }

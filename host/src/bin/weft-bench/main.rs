@@ -41,7 +41,9 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let data = DataDir::new(cli.data);
-    weft::main_with("warn", async move { run(&data, cli.args).await })
+    weft::main_with("warn", weft::LogFormat::Text, async move {
+        run(&data, cli.args).await
+    })
 }
 
 #[derive(Debug, Clone, clap::Args)]

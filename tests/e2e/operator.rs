@@ -1,0 +1,213 @@
+//! What an operator runs into (issue 24): start-up that leaves nothing
+//! half-made (a busy port on the first start, a `public_url` that would move
+//! the ids, commands that must reach the node owning the data folder), the
+//! everyday commands (`weft status`, `actor list`, `actor token`,
+//! `projection status`), `/readyz`, a reader that closes the pipe early,
+//! and logs written for files and log collectors.
+//!
+//! Not here: the other CLI journeys (`cli.rs`) and the dashboard.
+
+use std::io::Read;
+use std::process::Stdio;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::support::{Weft, admin_token_from, note, publish};
+
+/// A busy port on the first start: nothing is initialised, so a start on
+/// a free port makes ids under that one.
+#[tokio::test]
+async fn a_first_start_that_cannot_listen_leaves_nothing_behind() -> anyhow::Result<()> {
+    let mut weft = Weft::uninitialised()?;
+    let squatter = std::net::TcpListener::bind(weft.listen())?;
+    let err = weft.fails(&["run", "--listen", &weft.listen()])?;
+    assert!(err.contains("cannot listen on"), "{err}");
+    assert!(
+        !weft.data.join("weft.redb").exists() && !weft.data.join("admin.token").exists(),
+        "a failed first start made a node"
+    );
+    assert!(!err.contains("admin token"), "printed a token: {err}");
+    drop(squatter);
+    weft.start().await?;
+    weft.admin = admin_token_from(&weft.stdout())?;
+    let node = weft.get_ok("/actors/node", None).await?;
+    assert_eq!(node["id"], format!("{}/actors/node", weft.base));
+    weft.stop()?;
+    Ok(())
+}
+
+/// Actor ids are fixed under the URL the node was initialised with: a
+/// `public_url` that differs is refused with the one to put back.
+#[tokio::test]
+async fn public_url_cannot_move_under_existing_ids() -> anyhow::Result<()> {
+    let mut weft = Weft::init()?;
+    let toml = weft.data.join("weft.toml");
+    let kept = std::fs::read_to_string(&toml)?;
+    std::fs::write(
+        &toml,
+        format!("public_url = \"https://elsewhere.example\"\n{kept}"),
+    )?;
+    let err = weft.fails(&["run", "--listen", &weft.listen()])?;
+    assert!(
+        err.contains("https://elsewhere.example")
+            && err.contains(&weft.base)
+            && err.contains("cannot move"),
+        "the refusal names both URLs: {err}"
+    );
+    let err = weft.fails(&["actor", "list"])?;
+    assert!(err.contains("cannot move"), "the CLI refuses it too: {err}");
+    std::fs::write(&toml, &kept)?;
+    weft.start().await?;
+    let node = weft.get_ok("/actors/node", None).await?;
+    assert_eq!(node["id"], format!("{}/actors/node", weft.base));
+    weft.stop()?;
+    Ok(())
+}
+
+/// `weft actor create` goes to the address the running node recorded,
+/// not to a port `weft.toml` names where something else listens.
+#[tokio::test]
+async fn commands_reach_the_node_that_owns_the_folder() -> anyhow::Result<()> {
+    let mut weft = Weft::init()?;
+    weft.start().await?;
+    let impostor = std::net::TcpListener::bind("127.0.0.1:0")?;
+    impostor.set_nonblocking(true)?;
+    let toml = weft.data.join("weft.toml");
+    let kept = std::fs::read_to_string(&toml)?;
+    std::fs::write(
+        &toml,
+        kept.replace(&weft.listen(), &impostor.local_addr()?.to_string()),
+    )?;
+    let (id, _) = weft.create_actor("bob")?;
+    assert_eq!(id, format!("{}/actors/bob", weft.base));
+    assert!(
+        impostor.accept().is_err(),
+        "the command connected to what listens at weft.toml's address"
+    );
+    weft.get_ok("/actors/bob", None).await?;
+    weft.stop()?;
+    std::fs::write(&toml, &kept)?;
+    assert!(
+        !weft.data.join("serving.addr").exists(),
+        "a stopped node leaves no address behind"
+    );
+    Ok(())
+}
+
+/// The everyday commands and endpoints: status, actors, a new token that
+/// revokes the old, projection status, readiness.
+#[tokio::test]
+async fn status_actors_tokens_and_readiness() -> anyhow::Result<()> {
+    let mut weft = Weft::init()?;
+    weft.start().await?;
+    let (alice, old_token) = weft.create_actor("alice")?;
+    publish(&weft, &old_token, note("hello")).await?;
+
+    let (status, body) = weft.get("/readyz", None).await?;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = weft.get("/admin/status", None).await?;
+    assert_eq!(status, 401, "the status is the operator's");
+
+    let status: Value = serde_json::from_str(&weft.ok(&["status", "--json"])?)?;
+    assert_eq!(status["ready"], true, "{status}");
+    assert_eq!(status["actors"], 2, "node and alice: {status}");
+    assert!(
+        status["activities"].as_u64().unwrap_or_default() >= 2,
+        "{status}"
+    );
+    let feed = status["projections"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "feed"))
+        .context("no feed projection in the status")?;
+    assert_eq!(feed["state"], "ready", "{feed}");
+    let text = weft.ok(&["status"])?;
+    assert!(
+        text.contains("ready") && text.contains("actors 2"),
+        "{text}"
+    );
+    assert!(text.contains("projection feed"), "{text}");
+
+    let list = weft.ok(&["actor", "list"])?;
+    assert!(list.contains("alice") && list.contains(&alice), "{list}");
+    assert!(list.contains("node"), "{list}");
+
+    let out = weft.ok(&["actor", "token", "alice"])?;
+    let new_token = out
+        .rsplit(' ')
+        .next()
+        .map(str::trim)
+        .context("no token printed")?
+        .to_owned();
+    assert!(out.contains("revoked"), "{out}");
+    let (status, _) = weft
+        .post_activity(&old_token, &note("with the old token"))
+        .await?;
+    assert_eq!(status, 401, "the old token still works");
+    let (status, body) = weft
+        .post_activity(&new_token, &note("with the new one"))
+        .await?;
+    assert_eq!(status, 201, "{body}");
+    let err = weft.fails(&["actor", "token", "nobody"])?;
+    assert!(err.contains("nobody"), "{err}");
+
+    let projections = weft.ok(&["projection", "status"])?;
+    assert!(
+        projections.contains("feed") && projections.contains("ready"),
+        "{projections}"
+    );
+    let feed = weft.ok(&["projection", "status", "feed"])?;
+    assert!(feed.contains("feed:") && feed.contains("folded"), "{feed}");
+    weft.stop()?;
+    Ok(())
+}
+
+/// A reader that goes away before the output (`weft … | head -0`) ends
+/// the command quietly: no panic, no backtrace.
+#[tokio::test]
+async fn output_to_a_closed_pipe_ends_quietly() -> anyhow::Result<()> {
+    let weft = Weft::init()?;
+    let mut child = weft
+        .command(&["actor", "list"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .context("no stderr")?
+        .read_to_string(&mut stderr)?;
+    let status = child.wait()?;
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(status.success(), "{status}: {stderr}");
+    Ok(())
+}
+
+/// Logs to a file carry no colour codes; `--log-format json` writes one
+/// JSON object per line.
+#[tokio::test]
+async fn logs_are_plain_off_a_terminal_and_json_on_request() -> anyhow::Result<()> {
+    let mut weft = Weft::init()?;
+    weft.start().await?;
+    weft.stop()?;
+    let log = weft.stderr();
+    assert!(log.contains("weft is serving"), "{log}");
+    assert!(!log.contains('\u{1b}'), "ANSI escapes in a log file: {log}");
+
+    weft.run_args = vec!["--log-format".into(), "json".into()];
+    weft.start().await?;
+    weft.stop()?;
+    let log = weft.stderr();
+    let mut serving = false;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let entry: Value =
+            serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))?;
+        assert!(entry["level"].is_string(), "{entry}");
+        serving |= entry["fields"]["message"] == "weft is serving";
+    }
+    assert!(serving, "no `weft is serving` entry: {log}");
+    Ok(())
+}
