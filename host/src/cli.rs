@@ -246,9 +246,26 @@ pub enum ModuleCommand {
         /// Linear memory in bytes the module asks for (capped by the node's limit).
         #[arg(long)]
         memory: Option<u64>,
+        /// Replace a built-in verb or projection of that name (without it,
+        /// defining a built-in's name is refused).
+        #[arg(long)]
+        replace: bool,
+        /// Define a projection even if every fold of its dry run over the
+        /// newest 100 activities fails.
+        #[arg(long)]
+        force: bool,
     },
-    /// List every verb and projection with its module id, version and metadata.
+    /// List every verb and projection with its module id, version and
+    /// metadata, and every earlier version.
     List,
+    /// Define a module again as one of its earlier versions (by default the
+    /// one before the current): a new version with that version's module
+    /// and metadata.
+    Rollback {
+        name: String,
+        /// The version to go back to (`weft module list` shows them).
+        version: Option<u32>,
+    },
     /// Peers' verbs waiting for admission, and the activities parked for them.
     Pending,
     /// Admit a peer's verb that awaits approval; its parked activities are
@@ -384,9 +401,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             definer,
             fuel,
             memory,
+            replace,
+            force,
         }) => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            if !bytes.starts_with(b"\0asm") {
+                bail!(
+                    "{} is not a WebAssembly file (it does not start with `\\0asm`): give the .wasm your build produced (e.g. target/wasm32-unknown-unknown/release/NAME.wasm)",
+                    file.display()
+                );
+            }
             let bytes = componentize::componentize(bytes, kind.world())
                 .with_context(|| format!("{} is not a usable module", file.display()))?;
             let module = module::Definition {
@@ -400,9 +425,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 fuel,
                 memory,
+                replace,
+                force,
             };
             with_client(&data, &target, |client| async move {
                 module::add(&client, bytes, module, out).await
+            })
+            .await
+        }
+        Command::Module(ModuleCommand::Rollback { name, version }) => {
+            let definer = data
+                .config()
+                .map_or_else(|_| "node".to_owned(), |c| c.service_actor);
+            with_client(&data, &target, |client| async move {
+                module::rollback(&client, &name, version, definer, out).await
             })
             .await
         }

@@ -211,3 +211,108 @@ async fn logs_are_plain_off_a_terminal_and_json_on_request() -> anyhow::Result<(
     assert!(serving, "no `weft is serving` entry: {log}");
     Ok(())
 }
+
+/// `weft module add` against a built-in asks for `--replace`, `module
+/// rollback` goes back, `module list` shows the history, metadata carries
+/// over, a projection failing every fold of its dry run needs `--force`,
+/// and a file that is not WebAssembly is named as such.
+#[tokio::test]
+async fn module_management_is_safe_and_reversible() -> anyhow::Result<()> {
+    let mut weft = Weft::init()?;
+    weft.start().await?;
+    let verb = format!("{}/weft-test-misbehave.wasm", weft_test_guests::DIR);
+    let projection = format!("{}/weft-test-flaky.wasm", weft_test_guests::DIR);
+
+    let err = weft.fails(&["module", "add", "verb", "Note", &verb])?;
+    assert!(
+        err.contains("built-in") && err.contains("--replace"),
+        "{err}"
+    );
+    let err = weft.fails(&["module", "add", "verb", "Create", &verb])?;
+    assert!(err.contains("interpreted by the kernel"), "{err}");
+    let err = weft.fails(&["module", "add", "projection", "Note", &projection])?;
+    assert!(err.contains("is a verb"), "{err}");
+    let readme = weft.write_file("README.md", "# not a module\n")?;
+    let err = weft.fails(&["module", "add", "verb", "Poll", &readme.to_string_lossy()])?;
+    assert!(err.contains("not a WebAssembly file"), "{err}");
+    assert!(err.lines().count() <= 2, "a short message: {err}");
+
+    weft.ok(&["module", "add", "verb", "Note", &verb, "--replace"])?;
+    let list = weft.ok(&["module", "list"])?;
+    assert!(list.contains("earlier v1"), "the history is listed: {list}");
+    let out = weft.ok(&["module", "rollback", "Note"])?;
+    assert!(out.contains("rolled back to version 1"), "{out}");
+    let registry: Value = serde_json::from_str(&weft.ok(&["module", "list", "--json"])?)?;
+    let note_verb = registry["verbs"]
+        .as_array()
+        .and_then(|v| v.iter().find(|m| m["name"] == "Note"))
+        .cloned()
+        .context("no Note verb")?;
+    assert_eq!(note_verb["version"], 3, "{note_verb}");
+    assert_eq!(
+        note_verb["module"], note_verb["history"][0]["module"],
+        "{note_verb}"
+    );
+    assert_eq!(
+        note_verb["description"], note_verb["history"][0]["description"],
+        "{note_verb}"
+    );
+
+    // A new version keeps what it does not give.
+    weft.ok(&[
+        "module",
+        "add",
+        "verb",
+        "Poll",
+        &verb,
+        "--language",
+        "rust",
+        "--description",
+        "polls",
+    ])?;
+    weft.ok(&["module", "add", "verb", "Poll", &verb])?;
+    let registry: Value = serde_json::from_str(&weft.ok(&["module", "list", "--json"])?)?;
+    let poll = registry["verbs"]
+        .as_array()
+        .and_then(|v| v.iter().find(|m| m["name"] == "Poll"))
+        .cloned()
+        .context("no Poll verb")?;
+    assert_eq!(
+        (poll["version"].clone(), poll["language"].clone()),
+        (2.into(), "rust".into()),
+        "{poll}"
+    );
+    assert_eq!(poll["description"], "polls", "{poll}");
+
+    // Every fold of the dry run fails: refused, unless --force.
+    let (_, token) = weft.create_actor("alice")?;
+    for _ in 0..100 {
+        publish(&weft, &token, note("fail")).await?;
+    }
+    let err = weft.fails(&["module", "add", "projection", "flaky", &projection])?;
+    assert!(
+        err.contains("failed every fold")
+            && err.contains("failed on purpose")
+            && err.contains("--force"),
+        "{err}"
+    );
+    let (status, _) = weft.get("/projections/flaky/status", None).await?;
+    assert_eq!(status, 404, "a refused projection was defined");
+    let out = weft.cli(&[
+        "module",
+        "add",
+        "projection",
+        "flaky",
+        &projection,
+        "--force",
+    ])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("defined anyway"));
+    weft.get_ok("/projections/flaky/status", None).await?;
+    weft.stop()?;
+    Ok(())
+}

@@ -104,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/projections/{name}", get(modules::query))
         .route("/projections/{name}/status", get(modules::status))
         .route("/projections/{name}/{*path}", get(modules::query))
+        .route("/admin/projections/dry-run", post(modules::dry_run))
         .route("/admin/projections/{name}/rebuild", post(modules::rebuild))
         .route("/admin/modules/pending", get(modules::pending))
         .route("/admin/digest", get(modules::digest))

@@ -201,6 +201,48 @@ pub async fn rebuild(
     Ok(axum::Json(json!({"name": name, "folded": folded})).into_response())
 }
 
+/// How many of the newest activities a dry run folds, and for how long.
+const DRY_RUN_ACTIVITIES: u64 = 100;
+const DRY_RUN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `POST /admin/projections/dry-run` (admin), `{"module": artifact id}`:
+/// folds the uploaded projection over the newest 100 activities in a
+/// scratch store (nothing is written here) and answers `{tried, folded,
+/// failed, firstError, timedOut}`, what `weft module add projection`
+/// checks before it defines one.
+pub async fn dry_run(
+    State(state): State<AppState>,
+    _: Admin,
+    axum::Json(body): axum::Json<Value>,
+) -> Result<Response, Problem> {
+    let artifact = body
+        .get("module")
+        .and_then(Value::as_str)
+        .filter(|m| weft_core::model::cid::is_artifact_id(m))
+        .ok_or_else(|| {
+            Problem::unprocessable(
+                Some("module".into()),
+                "`module` must be the id of an uploaded artifact (POST /artifacts)",
+            )
+        })?
+        .to_owned();
+    let registry = registry(&state)?.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        registry.dry_run(&artifact, DRY_RUN_ACTIVITIES, DRY_RUN_TIME)
+    })
+    .await
+    .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|m| Problem::unprocessable(Some("module".into()), m))?;
+    Ok(axum::Json(json!({
+        "tried": run.tried,
+        "folded": run.folded,
+        "failed": run.tried - run.folded,
+        "firstError": run.first_error,
+        "timedOut": run.timed_out,
+    }))
+    .into_response())
+}
+
 /// `GET /admin/modules/pending` (admin): peers' verbs waiting for
 /// admission and the activities parked for them.
 pub async fn pending(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {

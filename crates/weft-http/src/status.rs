@@ -114,26 +114,29 @@ impl History {
     }
 }
 
-/// Samples the counters every [`SAMPLE_EVERY`] until the runtime ends.
-pub fn spawn_sampler(state: AppState) {
+/// Samples the counters every [`SAMPLE_EVERY`] while the node's kernel
+/// lives (the task holds it weakly, so it never keeps a stopped node's
+/// store open).
+pub fn spawn_sampler(state: &AppState) {
+    let kernel = std::sync::Arc::downgrade(&state.kernel);
+    let history = state.history.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SAMPLE_EVERY);
         loop {
             tick.tick().await;
-            let (queued, dead) = state
-                .kernel
+            let Some(kernel) = kernel.upgrade() else {
+                break;
+            };
+            let (queued, dead) = kernel
                 .store()
                 .read()
                 .and_then(|r| r.job_counts())
                 .unwrap_or_default();
-            let appended = state
-                .kernel
+            let appended = kernel
                 .metrics()
                 .appended
                 .load(std::sync::atomic::Ordering::Relaxed);
-            state
-                .history
-                .record(weft_kernel::now_ms(), appended, queued, dead);
+            history.record(weft_kernel::now_ms(), appended, queued, dead);
         }
     });
 }

@@ -63,7 +63,7 @@ pub fn prepare(
             return Err(KernelError::field(
                 "seq",
                 format!(
-                    "the next position of {}'s log is {next_seq}; leave `seq` out to let the node assign it",
+                    "must be {next_seq}, the next position of {}'s log; leave `seq` out to let the node assign it",
                     actor.username
                 ),
             ));

@@ -1314,6 +1314,19 @@ impl Kernel {
         })?;
         registry::check_module_name(name).map_err(|m| KernelError::field("name", m))?;
         registry::check_metadata(draft).map_err(|(field, m)| KernelError::field(field, m))?;
+        let replaces = match draft.get("replaces") {
+            None => None,
+            Some(Value::String(r)) => Some(r.as_str()),
+            Some(_) => {
+                return Err(KernelError::field(
+                    "replaces",
+                    "must be the module id (artifact) of the version it replaces",
+                ));
+            }
+        };
+        registry
+            .check_redefinition(kind, name, replaces)
+            .map_err(|(field, m)| KernelError::field(field, m))?;
         let artifact = draft
             .get("module")
             .and_then(Value::as_str)

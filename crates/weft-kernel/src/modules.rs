@@ -13,8 +13,7 @@ use weft_core::model::Signed;
 use weft_store::StoreError;
 
 /// Why a verb refused an activity; the message reaches the client.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("verb `{verb}` rejected the activity: {message}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pub verb: String,
     pub message: String,
@@ -24,6 +23,24 @@ pub struct Rejection {
     /// is parked rather than refused.
     pub unknown_verb: bool,
 }
+
+/// "verb `Note` rejected the activity: …", or only the message when no
+/// verb of that name is registered (there is no verb to have rejected it).
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.unknown_verb {
+            f.write_str(&self.message)
+        } else {
+            write!(
+                f,
+                "verb `{}` rejected the activity: {}",
+                self.verb, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
 
 impl Rejection {
     pub fn new(verb: impl Into<String>, message: impl Into<String>) -> Self {

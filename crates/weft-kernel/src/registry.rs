@@ -67,10 +67,15 @@ pub fn check_module_name(name: &str) -> Result<(), String> {
     }
     if matches!(
         name,
-        "Person"
+        "Create"
+            | "Update"
+            | "Move"
+            | "Person"
             | "Service"
             | "Group"
-            | "Move"
+            | "Application"
+            | "Organization"
+            | "Tombstone"
             | DEFINE_ACTIVITY
             | DEFINE_PROJECTION
             | DEFINE_POLICY
@@ -431,6 +436,148 @@ impl Registry {
         .map(Arc::new)
     }
 
+    /// Whether defining `name` as `kind` is allowed as things stand: the
+    /// name must not belong to the other kind, and a built-in module is
+    /// replaced only on purpose — `replaces` must then name the artifact it
+    /// replaces (`weft module add --replace`). A `replaces` that is not the
+    /// current artifact is refused too (someone defined it meanwhile).
+    /// `Err((field, message))`.
+    pub fn check_redefinition(
+        &self,
+        kind: ModuleKind,
+        name: &str,
+        replaces: Option<&str>,
+    ) -> Result<(), (&'static str, String)> {
+        let current = self
+            .store
+            .read()
+            .and_then(|r| r.module(name))
+            .map_err(|e| ("name", e.to_string()))?;
+        let Some(record) = current else {
+            return match replaces {
+                Some(_) => Err((
+                    "replaces",
+                    format!("there is no `{name}` to replace: leave `replaces` (--replace) out"),
+                )),
+                None => Ok(()),
+            };
+        };
+        if record.kind != kind {
+            return Err((
+                "name",
+                format!(
+                    "`{name}` is a {} on this node; a {} cannot take its name",
+                    record.kind.as_str(),
+                    kind.as_str()
+                ),
+            ));
+        }
+        let Some(version) = record.versions.last() else {
+            return Ok(());
+        };
+        match replaces {
+            Some(replaced) if replaced != version.artifact => Err((
+                "replaces",
+                format!(
+                    "`{name}` is now module {} (version {}), not {replaced}: it changed meanwhile; look again with `weft module list`",
+                    version.artifact, version.version
+                ),
+            )),
+            Some(_) => Ok(()),
+            None if weft_genesis::is_builtin_artifact(&version.artifact) => Err((
+                "name",
+                format!(
+                    "`{name}` is a built-in {} (module {}): defining it again replaces it for everything this node does with it; add --replace (`\"replaces\": \"{}\"`) if that is what you mean, or choose another name",
+                    kind.as_str(),
+                    version.artifact,
+                    version.artifact
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Folds the projection `artifact` over the newest `limit` activities
+    /// of the log in a scratch store (nothing of this node is written, and
+    /// the log is only read), for at most `time`: what `weft module add` of
+    /// a projection checks before it defines one. A fold that looks up
+    /// other activities sees none here.
+    pub fn dry_run(
+        &self,
+        artifact: &str,
+        limit: u64,
+        time: std::time::Duration,
+    ) -> Result<DryRun, String> {
+        let bytes = self
+            .store
+            .read()
+            .and_then(|r| r.artifact(artifact))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no artifact {artifact} on this node; upload it first"))?;
+        let version = ModuleVersion {
+            version: 1,
+            artifact: artifact.to_owned(),
+            defined_by: String::new(),
+            defined_at: String::new(),
+            metadata: "{}".into(),
+        };
+        let module: Arc<ProjectionModule> = self
+            .runnable(ModuleKind::Projection, "dry-run", &version, &bytes)
+            .map_err(|e| e.to_string())?;
+        let reader = self.store.read().map_err(|e| e.to_string())?;
+        let last = reader.last_position().map_err(|e| e.to_string())?;
+        let from = last.saturating_sub(limit.saturating_sub(1)).max(1);
+        let records = reader
+            .records_between(from, last)
+            .map_err(|e| e.to_string())?;
+        drop(reader);
+        let dir = std::env::temp_dir().join(format!(
+            "weft-dry-run-{}-{}",
+            std::process::id(),
+            DRY_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let result = (|| {
+            let scratch =
+                weft_store::Store::open(&dir.join("scratch.redb")).map_err(|e| e.to_string())?;
+            let txn = scratch.begin_write().map_err(|e| e.to_string())?;
+            let mut session = module
+                .session(txn, scratch.recent_ids().clone())
+                .map_err(|e| e.to_string())?;
+            let started = std::time::Instant::now();
+            let mut run = DryRun::default();
+            for (_, record) in records {
+                if started.elapsed() > time {
+                    run.timed_out = true;
+                    break;
+                }
+                let Some(signed) = serde_json::from_str(&record.json)
+                    .ok()
+                    .and_then(|v| Signed::parse(v).ok())
+                else {
+                    continue;
+                };
+                let folded = session
+                    .fold(&fold_activity(&signed, &record.json, record.backfilled))
+                    .map_err(|e| e.to_string())?;
+                run.tried += 1;
+                match folded {
+                    Folded::Applied => run.folded += 1,
+                    Folded::Refused(message) => {
+                        run.first_error.get_or_insert(message);
+                    }
+                    Folded::Fault(fault) => {
+                        run.first_error.get_or_insert(fault.to_string());
+                    }
+                }
+            }
+            drop(session);
+            Ok(run)
+        })();
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
     /// Compiles an artifact as `kind` without activating it: the check a
     /// Define activity must pass before it is published.
     pub fn check_artifact(&self, kind: ModuleKind, artifact: &str) -> Result<(), String> {
@@ -442,10 +589,25 @@ impl Registry {
             .ok_or_else(|| {
                 format!("no artifact {artifact} on this node; upload it with POST /artifacts first")
             })?;
-        self.runtime
-            .compile(kind, artifact, &bytes)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        match self.runtime.compile(kind, artifact, &bytes) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // A component of the other kind says so, not what it lacks.
+                let other = match kind {
+                    ModuleKind::Verb => ModuleKind::Projection,
+                    ModuleKind::Projection => ModuleKind::Verb,
+                };
+                if self.runtime.compile(other, artifact, &bytes).is_ok() {
+                    return Err(format!(
+                        "this component is a {}, not a {}: add it with `weft module add {} NAME FILE`",
+                        other.as_str(),
+                        kind.as_str(),
+                        other.as_str()
+                    ));
+                }
+                Err(e.to_string())
+            }
+        }
     }
 
     pub fn verb(&self, name: &str) -> Option<Arc<VerbModule>> {
@@ -837,6 +999,22 @@ impl Modules for Registry {
         let (txn, done) = self.build(txn, &name)?;
         Ok((txn, done.map(|count| (name, count))))
     }
+}
+
+/// Scratch stores of dry runs, numbered within the process.
+static DRY_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// What a dry run of a projection found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DryRun {
+    /// Activities offered to the fold.
+    pub tried: u64,
+    /// Folds that succeeded.
+    pub folded: u64,
+    /// The first failure's message.
+    pub first_error: Option<String>,
+    /// The time ran out before every activity was tried.
+    pub timed_out: bool,
 }
 
 /// Notes one fold's outcome on its projection's status.

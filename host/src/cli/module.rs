@@ -1,9 +1,17 @@
-//! `weft module add|list|pending|approve|discard`: verbs and projections.
+//! `weft module add|list|rollback|pending|approve|discard`: verbs and
+//! projections.
 //!
-//! - `add` uploads the component (`POST /artifacts`) and defines it
-//!   (`DefineActivity` / `DefineProjection`, published as the service
-//!   actor or `--as` another local actor);
-//! - `list` reads the registry (`GET /projections/define-registry`);
+//! - `add` uploads the component (`POST /artifacts`), dry-runs a
+//!   projection over the newest activities (`POST
+//!   /admin/projections/dry-run`; every fold failing stops it unless
+//!   `--force`), and defines it (`DefineActivity` / `DefineProjection`,
+//!   published as the service actor or `--as` another local actor). What
+//!   a new version does not give (description, language, budget) is
+//!   carried over from the current one; a built-in is replaced only with
+//!   `--replace` (the definition then names the module it replaces);
+//! - `list` reads the registry (`GET /projections/define-registry`), with
+//!   every version;
+//! - `rollback` defines a module again as an earlier version;
 //! - `pending`, `approve`, `discard`: peers' verbs awaiting admission
 //!   (`/admin/modules/pending…`). Approving fetches the verb's artifact
 //!   from its peer now, also with the node stopped.
@@ -24,7 +32,23 @@ pub struct Definition {
     pub definer: String,
     pub fuel: Option<u64>,
     pub memory: Option<u64>,
+    /// Replace a built-in of that name.
+    pub replace: bool,
+    /// Define a projection whose dry run failed every fold.
+    pub force: bool,
 }
+
+/// The registry's entry for `name` (newest version's fields, `history`).
+async fn current(client: &Client, name: &str) -> anyhow::Result<Option<Value>> {
+    let registry = client.get("/projections/define-registry").await?.json;
+    Ok(["verbs", "projections"]
+        .iter()
+        .flat_map(|k| registry[*k].as_array().cloned().unwrap_or_default())
+        .find(|m| m["name"] == name))
+}
+
+/// The fields of a version that a new definition carries over.
+const CARRIED: [&str; 5] = ["description", "language", "wit", "fuel", "memory"];
 
 /// Uploads `component` and defines it as `module` says.
 pub async fn add(
@@ -52,6 +76,22 @@ pub async fn add(
         "wit": weft_runtime::PACKAGE,
         "to": [weft_core::model::PUBLIC],
     });
+    let existing = current(client, &module.name).await?;
+    if let Some(existing) = &existing {
+        for field in CARRIED {
+            if field != "wit" && !existing[field].is_null() {
+                draft[field] = existing[field].clone();
+            }
+        }
+        if module.replace {
+            draft["replaces"] = existing["module"].clone();
+        }
+    } else if module.replace {
+        anyhow::bail!(
+            "there is no module `{}` to replace: leave --replace out",
+            module.name
+        );
+    }
     if let Some(d) = module.description {
         draft["description"] = d.into();
     }
@@ -63,6 +103,34 @@ pub async fn add(
     }
     if let Some(m) = module.memory {
         draft["memory"] = m.into();
+    }
+    if matches!(module.kind, super::ModuleKindArg::Projection) {
+        let run = client
+            .post(
+                "/admin/projections/dry-run",
+                Body::Json(json!({"module": artifact})),
+            )
+            .await?
+            .json;
+        let (tried, folded) = (
+            run["tried"].as_u64().unwrap_or_default(),
+            run["folded"].as_u64().unwrap_or_default(),
+        );
+        if tried > 0 && folded == 0 {
+            let error = run["firstError"].as_str().unwrap_or("?");
+            if !module.force {
+                anyhow::bail!(
+                    "`{}` failed every fold of its dry run over the newest {tried} activities, so its queries would answer nothing; the first error: {error}\n(fix the module, or add --force to define it anyway)",
+                    module.name
+                );
+            }
+            eprintln!(
+                "warning: `{}` failed every fold of its dry run over the newest {tried} activities (first error: {error}); defined anyway (--force)",
+                module.name
+            );
+        } else if !out.json {
+            eprintln!("dry run: {folded} of {tried} folds succeeded");
+        }
     }
     let published = publish::publish(
         client,
@@ -77,6 +145,73 @@ pub async fn add(
             "defined {define} `{}` in {}",
             module.name,
             published.json["id"].as_str().unwrap_or_default()
+        );
+    })
+}
+
+/// Defines `name` again as its version `version` (by default the one
+/// before the current), as `definer`: its module and metadata.
+pub async fn rollback(
+    client: &Client,
+    name: &str,
+    version: Option<u32>,
+    definer: String,
+    out: Output,
+) -> anyhow::Result<()> {
+    let Some(existing) = current(client, name).await? else {
+        anyhow::bail!(
+            "no verb or projection `{name}` on this node (`weft module list` shows them)"
+        );
+    };
+    let history = existing["history"].as_array().cloned().unwrap_or_default();
+    let now = existing["version"].as_u64().unwrap_or_default();
+    let wanted = match version {
+        Some(v) => u64::from(v),
+        None if now > 1 => now - 1,
+        None => anyhow::bail!("`{name}` has one version only: there is nothing to roll back to"),
+    };
+    if wanted == now {
+        anyhow::bail!("`{name}` is at version {now} already");
+    }
+    let Some(target) = history
+        .iter()
+        .find(|v| v["version"].as_u64() == Some(wanted))
+    else {
+        anyhow::bail!(
+            "`{name}` has no version {wanted}; its versions are 1 to {now} (`weft module list`)"
+        );
+    };
+    let define = if client.get("/projections/define-registry").await?.json["projections"]
+        .as_array()
+        .is_some_and(|p| p.iter().any(|m| m["name"] == name))
+    {
+        super::ModuleKindArg::Projection.define()
+    } else {
+        super::ModuleKindArg::Verb.define()
+    };
+    let mut draft = json!({
+        "type": define,
+        "name": name,
+        "module": target["module"],
+        "replaces": existing["module"],
+        "to": [weft_core::model::PUBLIC],
+    });
+    for field in CARRIED {
+        if !target[field].is_null() {
+            draft[field] = target[field].clone();
+        }
+    }
+    let published = publish::publish(
+        client,
+        &definer,
+        draft.as_object().cloned().unwrap_or_default(),
+    )
+    .await?;
+    out.print(&published.json, || {
+        say!(
+            "`{name}` rolled back to version {wanted} (module {}) as version {}",
+            target["module"].as_str().unwrap_or_default(),
+            now + 1
         );
     })
 }
@@ -107,6 +242,16 @@ pub async fn list(client: &Client, out: Output) -> anyhow::Result<()> {
                     m["budget"]["memory"],
                     m["definedBy"].as_str().unwrap_or_default(),
                 );
+                let history = m["history"].as_array().cloned().unwrap_or_default();
+                for v in history.iter().rev().skip(1) {
+                    say!(
+                        "  {:<20} earlier v{:<3} {}  {}",
+                        "",
+                        v["version"],
+                        v["module"].as_str().unwrap_or_default(),
+                        v["defined"].as_str().unwrap_or_default(),
+                    );
+                }
             }
         }
     })

@@ -247,7 +247,7 @@ impl Node {
             .check()
             .map_err(|e| anyhow::anyhow!("weft.toml [server]: {e}"))?;
         let (state, federation) = self.app()?;
-        http::status::spawn_sampler(state.clone());
+        http::status::spawn_sampler(&state);
         let added = self
             .kernel
             .install_missing_builtins()

@@ -17,6 +17,9 @@ pub async fn run(
     if let Some(listen) = listen {
         config.listen = listen;
     }
+    // Signals are caught from before the port accepts: a SIGTERM as soon
+    // as it does stops the node cleanly, even while it initialises.
+    let shutdown = node::shutdown_signal()?;
     let listen = config.listen;
     let bind = || async move {
         tokio::net::TcpListener::bind(listen)
@@ -51,7 +54,6 @@ pub async fn run(
             data.path.display()
         );
     }
-    let shutdown = node::shutdown_signal()?;
     let bound = listener.local_addr().unwrap_or(listen);
     std::fs::write(data.serving_file(), bound.to_string())
         .with_context(|| format!("cannot write {}", data.serving_file().display()))?;

@@ -82,7 +82,8 @@ async fn bad_artifacts_are_refused_with_the_right_status() -> anyhow::Result<()>
             .contains("wasi:cli/environment@0.2.0"),
         "{body}"
     );
-    // A verb component defined as a projection lacks `fold`.
+    // A verb component defined as a projection is named for what it is,
+    // and so is a projection defined as a verb.
     let (status, body) = define(
         &node,
         "DefineProjection",
@@ -92,7 +93,25 @@ async fn bad_artifacts_are_refused_with_the_right_status() -> anyhow::Result<()>
     .await?;
     assert_eq!(status, 422, "{body}");
     assert!(
-        body["detail"].as_str().unwrap_or_default().contains("fold"),
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("this component is a verb, not a projection"),
+        "{body}"
+    );
+    let (status, body) = define(
+        &node,
+        "DefineActivity",
+        "WrongKind",
+        test_guest("weft-test-flaky")?,
+    )
+    .await?;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("this component is a projection, not a verb"),
         "{body}"
     );
     // Only the admin uploads.
@@ -214,5 +233,173 @@ async fn compiled_modules_are_cached_on_disk_and_reused_after_restart() -> anyho
         .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
         .count();
     assert!(cached_after >= cached, "cache entries disappeared");
+    node.stop().await
+}
+
+/// Kernel-native names cannot be defined; a built-in is replaced only on
+/// purpose (`replaces` naming its current module), never by a stale
+/// `replaces`; a name keeps its kind; and each refusal changes nothing.
+#[tokio::test]
+async fn built_ins_and_kernel_names_are_not_replaced_by_accident() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    async fn registry(node: &TestNode) -> anyhow::Result<serde_json::Value> {
+        Ok(node.get("/projections/define-registry", None).await?.1)
+    }
+    let before = registry(&node).await?;
+    for name in ["Create", "Update", "Person", "DefineActivity"] {
+        let (status, body) = define(
+            &node,
+            "DefineActivity",
+            name,
+            test_guest("weft-test-misbehave")?,
+        )
+        .await?;
+        assert_eq!(status, 422, "{name}: {body}");
+        assert_eq!(body["field"], "name", "{body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("interpreted by the kernel"),
+            "{body}"
+        );
+    }
+    // A built-in verb: refused, naming what it would replace.
+    let note_module = before["verbs"]
+        .as_array()
+        .and_then(|v| v.iter().find(|m| m["name"] == "Note"))
+        .and_then(|m| m["module"].as_str())
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let (status, body) = define(
+        &node,
+        "DefineActivity",
+        "Note",
+        test_guest("weft-test-misbehave")?,
+    )
+    .await?;
+    assert_eq!(status, 422, "{body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("built-in")
+            && detail.contains(&note_module)
+            && detail.contains("--replace"),
+        "{body}"
+    );
+    // A projection cannot take a verb's name.
+    let (status, body) = define(
+        &node,
+        "DefineProjection",
+        "Note",
+        test_guest("weft-test-flaky")?,
+    )
+    .await?;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is a verb"),
+        "{body}"
+    );
+    assert_eq!(
+        registry(&node).await?,
+        before,
+        "a refusal changed the registry"
+    );
+
+    // With `replaces` naming the current module, it is replaced; a stale
+    // one is refused.
+    let (status, uploaded) = upload(&node, test_guest("weft-test-misbehave")?).await?;
+    assert_eq!(status, 201, "{uploaded}");
+    let draft = |replaces: &str| {
+        serde_json::json!({"type": "DefineActivity", "name": "Note", "module": uploaded["id"],
+            "replaces": replaces, "to": [weft_test_support::PUBLIC]})
+    };
+    let (status, body) = node
+        .api()
+        .post_json(
+            "/actors/node/outbox",
+            &node.admin,
+            &draft("bnotthecurrentone"),
+        )
+        .await?;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "replaces", "{body}");
+    let (status, body) = node
+        .api()
+        .post_json("/actors/node/outbox", &node.admin, &draft(&note_module))
+        .await?;
+    assert_eq!(status, 201, "{body}");
+    let after = registry(&node).await?;
+    let note = after["verbs"]
+        .as_array()
+        .and_then(|v| v.iter().find(|m| m["name"] == "Note"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(note["version"], 2, "{note}");
+    assert_eq!(note["module"], uploaded["id"], "{note}");
+    // Now it is not a built-in: a new version needs no `replaces`.
+    let (status, body) = define(
+        &node,
+        "DefineActivity",
+        "Note",
+        test_guest("weft-test-misbehave")?,
+    )
+    .await?;
+    assert_eq!(status, 201, "{body}");
+    node.stop().await
+}
+
+/// A dry run folds an uploaded projection over the newest activities in a
+/// scratch store: it reports the folds that failed, and writes nothing.
+#[tokio::test]
+async fn a_dry_run_reports_failing_folds_and_writes_nothing() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (_, token) = node.actor("alice").await?;
+    for _ in 0..5 {
+        node.publish(&token, &note("fail")).await?;
+    }
+    let (status, uploaded) = upload(&node, test_guest("weft-test-flaky")?).await?;
+    assert_eq!(status, 201, "{uploaded}");
+    let state_before = projection_state(&node)?;
+    let (status, run) = node
+        .api()
+        .post_json(
+            "/admin/projections/dry-run",
+            &node.admin,
+            &serde_json::json!({"module": uploaded["id"]}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{run}");
+    assert!(run["tried"].as_u64().unwrap_or_default() >= 5, "{run}");
+    assert!(run["failed"].as_u64().unwrap_or_default() >= 5, "{run}");
+    assert!(
+        run["folded"].as_u64().unwrap_or_default() > 0,
+        "the genesis definitions fold: {run}"
+    );
+    assert!(
+        run["firstError"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("failed on purpose"),
+        "{run}"
+    );
+    assert_eq!(
+        projection_state(&node)?,
+        state_before,
+        "a dry run wrote state"
+    );
+    let (status, _) = node.get("/projections/flaky/status", None).await?;
+    assert_eq!(status, 404, "a dry run defined the projection");
+    let (status, body) = node
+        .api()
+        .post_json(
+            "/admin/projections/dry-run",
+            "not-the-admin",
+            &serde_json::json!({"module": uploaded["id"]}),
+        )
+        .await?;
+    assert_eq!(status, 401, "{body}");
     node.stop().await
 }
