@@ -8,6 +8,10 @@
 //! - `verify`: `weft verify` against published activities, tampered copies
 //!   and the shared envelope test vectors;
 //! - `rotate`: `weft actor rotate` with the node stopped and running;
+//! - `dashboard`: the operator's dashboard in headless Chromium over
+//!   WebDriver (`tests/browser/install.sh` installs Debian's chromium and
+//!   chromium-driver): log in, a peer and a dead letter, retry it, roll a
+//!   module back, with screenshots;
 //! - `durability`: acknowledged activities survive SIGTERM and SIGKILL;
 //! - `crash`: the crash loop — a node killed at random moments under load,
 //!   restarted, and checked each time (`WEFT_CRASH_KILLS`);
@@ -43,6 +47,7 @@
 
 mod cli;
 mod crash;
+mod dashboard;
 mod durability;
 mod federation;
 mod fediverse;

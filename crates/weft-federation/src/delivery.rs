@@ -28,6 +28,46 @@ use super::peers::PeerError;
 use weft_kernel::{FederationWrite, now_ms};
 use weft_store::Job;
 
+/// What one peer origin's delivery worker did last and is doing now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginStats {
+    /// Deliveries to it that succeeded since the node started.
+    pub delivered: u64,
+    /// When one last succeeded (ms since the Unix epoch).
+    pub last_success_ms: Option<u64>,
+    /// When one last failed, and why.
+    pub last_failure_ms: Option<u64>,
+    pub last_error: Option<String>,
+    /// Requests under way now.
+    pub in_flight: usize,
+    /// Jobs the worker holds (waiting for their time).
+    pub waiting: usize,
+    /// The peer asked (Retry-After) for nothing before this.
+    pub paused_until_ms: Option<u64>,
+}
+
+/// Every peer origin's [`OriginStats`], kept in memory by the workers.
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    map: Mutex<BTreeMap<String, OriginStats>>,
+}
+
+impl PeerStats {
+    /// Every origin a worker has run for since the node started.
+    pub fn all(&self) -> Vec<(String, OriginStats)> {
+        self.map
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    fn update(&self, origin: &str, f: impl FnOnce(&mut OriginStats)) {
+        if let Ok(mut map) = self.map.lock() {
+            f(map.entry(origin.to_owned()).or_default());
+        }
+    }
+}
+
 /// Hands jobs to their peer's worker, starting workers on demand.
 #[derive(Debug)]
 pub struct Dispatcher {
@@ -96,6 +136,11 @@ async fn worker(federation: Arc<Federation>, origin: String, mut rx: mpsc::Unbou
             let job = entry.remove();
             in_flight.spawn(run(federation.clone(), job));
         }
+        federation.deliveries.update(&origin, |s| {
+            s.in_flight = in_flight.len();
+            s.waiting = queue.len();
+            s.paused_until_ms = (paused_until > now).then_some(paused_until);
+        });
         if !open && queue.is_empty() && in_flight.is_empty() {
             break;
         }
@@ -181,6 +226,16 @@ async fn run(federation: Arc<Federation>, mut job: Job) -> Option<Again> {
         }
     };
     let again = matches!(write, FederationWrite::JobRetry(_));
+    let now = now_ms();
+    federation.deliveries.update(&job.origin, |s| {
+        if matches!(write, FederationWrite::JobDone(_)) {
+            s.delivered += 1;
+            s.last_success_ms = Some(now);
+        } else {
+            s.last_failure_ms = Some(now);
+            s.last_error.clone_from(&job.last_error);
+        }
+    });
     if let Err(e) = federation.kernel.federation_write(vec![write]).await {
         // Not written: the job stays as it was in the table and resumes
         // after a restart.

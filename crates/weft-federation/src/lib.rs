@@ -281,6 +281,9 @@ pub struct Federation {
     pub reconciler: reconcile::Reconciler,
     /// Set reconciliation's answering side (its storage cache).
     pub responder: setsync::Responder,
+    /// What each peer origin's delivery worker is doing (the dashboard's
+    /// peers page).
+    pub deliveries: delivery::PeerStats,
     /// Flips to true when the node stops; every worker watches it.
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -321,6 +324,7 @@ impl Federation {
             staging,
             reconciler: reconcile::Reconciler::default(),
             responder: setsync::Responder::default(),
+            deliveries: delivery::PeerStats::default(),
             stop: tokio::sync::watch::Sender::new(false),
         }))
     }

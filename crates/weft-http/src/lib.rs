@@ -9,6 +9,7 @@ pub mod activities;
 pub mod actors;
 pub mod auth;
 mod body;
+pub mod dashboard;
 pub mod extract;
 pub mod federation;
 pub mod modules;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub rate: Arc<ratelimit::Limiter>,
     /// The last hour of the node's counters ([`status::spawn_sampler`]).
     pub history: Arc<status::History>,
+    /// The dashboard's logins.
+    pub sessions: Arc<dashboard::Sessions>,
 }
 
 /// The node's routes.
@@ -135,6 +138,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/actors", get(status::actors))
         .route("/admin/actors/{name}/token", post(status::token))
         .route("/metrics", get(metrics))
+        .merge(dashboard::routes())
         .fallback(|| async { Problem::not_found("no such resource on this node") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

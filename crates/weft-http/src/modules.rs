@@ -73,7 +73,7 @@ pub async fn describe(State(state): State<AppState>) -> Result<Response, Problem
 }
 
 /// The registry's modules as the registry view lists them.
-fn registry_view(modules: &[Described]) -> Value {
+pub(crate) fn registry_view(modules: &[Described]) -> Value {
     let (mut verbs, mut projections) = (Vec::new(), Vec::new());
     for described in modules {
         let record = &described.record;
@@ -273,7 +273,7 @@ pub async fn discard(
 
 /// The pending modules and parked activities, as `GET
 /// /admin/modules/pending` (and so `weft module pending`) shows them.
-fn describe_pending(kernel: &Kernel) -> Result<Value, KernelError> {
+pub(crate) fn describe_pending(kernel: &Kernel) -> Result<Value, KernelError> {
     let reader = kernel.store().read()?;
     let parked = reader.parked(None)?;
     let mut counts: HashMap<&str, usize> = HashMap::new();

@@ -226,6 +226,7 @@ impl Node {
                 &self.config.server.rate_limit,
             )),
             history: Arc::default(),
+            sessions: Arc::default(),
         };
         Ok((state, federation))
     }
