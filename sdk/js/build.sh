@@ -24,7 +24,9 @@ if [ ! -x "$QJS" ] || ! cmp -s "$HERE/package-lock.json" "$TOOLS/package-lock.js
     command -v npm >/dev/null || { echo "npm (Node.js 18 or newer) is needed to install componentize-qjs" >&2; exit 3; }
     mkdir -p "$TOOLS"
     cp "$HERE/package.json" "$HERE/package-lock.json" "$TOOLS/"
+    echo "installing componentize-qjs into $TOOLS (the first build only; needs the npm registry)…" >&2
     (cd "$TOOLS" && npm ci --silent --no-audit --no-fund)
+    echo "installed componentize-qjs" >&2
 fi
 
 # --sync: the node's wasmtime has no component-model async ABI.

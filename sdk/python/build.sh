@@ -27,9 +27,12 @@ if [ ! -x "$CPY" ] || [ "$("$CPY" --version 2>/dev/null)" != "componentize-py $V
     PYTHON="${PYTHON:-python3}"
     "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
         || { echo "componentize-py needs Python 3.10 or newer to run ($PYTHON is older)" >&2; exit 3; }
+    echo "installing componentize-py $VERSION into $VENV (the first build only; needs PyPI)…" >&2
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$VERSION"
+    echo "installed componentize-py $VERSION" >&2
 fi
+echo "building $MODULE ($WORLD) from $SRC with componentize-py (takes a few seconds)…" >&2
 
 # --stub-wasi: the Python runtime's WASI imports become stubs that trap, so
 # print(), time and files are unavailable, as the contract intends.

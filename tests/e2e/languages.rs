@@ -83,6 +83,50 @@ async fn a_python_projection_counts_words() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A Python projection that calls print() in its fold (modules have no
+/// standard output) is refused by `module add`'s dry run with a message
+/// that names the print, not a wasm backtrace.
+#[tokio::test]
+async fn a_python_print_in_a_fold_is_named_as_such() -> anyhow::Result<()> {
+    let mut weft = Weft::init()?;
+    let src = weft.tmp().join("printing");
+    std::fs::create_dir_all(&src)?;
+    let original = std::fs::read_to_string(root().join("examples/python-wordcount/wordcount.py"))?;
+    let printing = original.replacen(
+        "        try:\n            self._fold(activity)",
+        "        print(\"folding\", activity.id)\n        try:\n            self._fold(activity)",
+        1,
+    );
+    ensure!(
+        printing != original,
+        "the example's fold changed: update this test"
+    );
+    std::fs::write(src.join("wordcount.py"), printing)?;
+    let wasm = weft.tmp().join("printing.wasm");
+    let (src_arg, wasm_arg) = (
+        src.to_str().context("utf-8 path")?,
+        wasm.to_str().context("utf-8 path")?,
+    );
+    if build(
+        "sdk/python/build.sh",
+        &["projection", src_arg, "wordcount", wasm_arg],
+    )?
+    .is_none()
+    {
+        return Ok(());
+    }
+    weft.start().await?;
+    let (_, token) = weft.create_actor_http("alice").await?;
+    publish(&weft, &token, note("hello")).await?;
+    let err = weft.fails(&["module", "add", "projection", "printing", wasm_arg])?;
+    assert!(
+        err.contains("print()") && err.contains("no standard output"),
+        "{err}"
+    );
+    assert!(!err.contains("wasm backtrace"), "{err}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_javascript_verb_and_projection_run_a_poll() -> anyhow::Result<()> {
     let mut weft = Weft::init()?;

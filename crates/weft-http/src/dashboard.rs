@@ -506,9 +506,9 @@ async fn define(
             let registry = state.kernel.registry().cloned().ok_or_else(|| {
                 KernelError::NotFound("this node runs without a WASM runtime".into())
             })?;
-            let id = artifact.clone();
+            let (id, name) = (artifact.clone(), form.name.clone());
             let run = tokio::task::spawn_blocking(move || {
-                registry.dry_run(&id, 100, std::time::Duration::from_secs(10))
+                registry.dry_run(&name, &id, 100, std::time::Duration::from_secs(10))
             })
             .await
             .map_err(|e| KernelError::NotCommitted(e.to_string()))?

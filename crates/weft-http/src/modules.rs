@@ -205,7 +205,8 @@ pub async fn rebuild(
 const DRY_RUN_ACTIVITIES: u64 = 100;
 const DRY_RUN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// `POST /admin/projections/dry-run` (admin), `{"module": artifact id}`:
+/// `POST /admin/projections/dry-run` (admin), `{"module": artifact id,
+/// "name": the projection's name (for messages)}`:
 /// folds the uploaded projection over the newest 100 activities in a
 /// scratch store (nothing is written here) and answers `{tried, folded,
 /// failed, firstError, timedOut}`, what `weft module add projection`
@@ -226,9 +227,14 @@ pub async fn dry_run(
             )
         })?
         .to_owned();
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("dry-run")
+        .to_owned();
     let registry = registry(&state)?.clone();
     let run = tokio::task::spawn_blocking(move || {
-        registry.dry_run(&artifact, DRY_RUN_ACTIVITIES, DRY_RUN_TIME)
+        registry.dry_run(&name, &artifact, DRY_RUN_ACTIVITIES, DRY_RUN_TIME)
     })
     .await
     .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

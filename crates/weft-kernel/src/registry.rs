@@ -497,13 +497,14 @@ impl Registry {
         }
     }
 
-    /// Folds the projection `artifact` over the newest `limit` activities
+    /// Folds the projection `artifact` (to be `name`) over the newest `limit` activities
     /// of the log in a scratch store (nothing of this node is written, and
     /// the log is only read), for at most `time`: what `weft module add` of
     /// a projection checks before it defines one. A fold that looks up
     /// other activities sees none here.
     pub fn dry_run(
         &self,
+        name: &str,
         artifact: &str,
         limit: u64,
         time: std::time::Duration,
@@ -522,7 +523,7 @@ impl Registry {
             metadata: "{}".into(),
         };
         let module: Arc<ProjectionModule> = self
-            .runnable(ModuleKind::Projection, "dry-run", &version, &bytes)
+            .runnable(ModuleKind::Projection, name, &version, &bytes)
             .map_err(|e| e.to_string())?;
         let reader = self.store.read().map_err(|e| e.to_string())?;
         let last = reader.last_position().map_err(|e| e.to_string())?;

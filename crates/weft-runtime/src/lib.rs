@@ -403,14 +403,49 @@ impl Runtime {
             },
             _ => {
                 // The cause, not the wasm backtrace wrapped around it (which
-                // goes to the log for the module's author).
-                tracing::debug!(module, error = format!("{error:?}"), "module call failed");
+                // goes to the log for the module's author), and what the
+                // backtrace shows the module was trying to do, when that
+                // is something modules cannot.
+                let trace = format!("{error:?}");
+                tracing::debug!(module, error = %trace, "module call failed");
+                let mut message = error.root_cause().to_string();
+                if let Some(why) = explain_trap(&trace) {
+                    message = format!("{message}: {why}");
+                }
                 RuntimeError::Trap {
                     module: module.to_owned(),
-                    message: error.root_cause().to_string(),
+                    message,
                 }
             }
         }
+    }
+}
+
+/// What a trap's backtrace (`trace`, the error's debug text) shows the
+/// module was doing, when it is something modules cannot do: their WASI
+/// imports are stubs that trap (no output, files, clock or randomness).
+pub fn explain_trap(trace: &str) -> Option<&'static str> {
+    let has = |needles: &[&str]| needles.iter().any(|n| trace.contains(n));
+    if has(&["builtin_print"]) {
+        Some(
+            "the module called print(), and modules have no standard output; remove the print, or put the text in the error it returns",
+        )
+    } else if has(&["stdout", "stderr", "fd_write"]) {
+        Some(
+            "the module wrote to standard output or error, which modules do not have; remove the write, or put the text in the error it returns",
+        )
+    } else if has(&["path_open", "fopen", "open_at"]) {
+        Some("the module opened a file, and modules have no files")
+    } else if has(&["clock_time_get", "wall_clock", "monotonic_clock"]) {
+        Some(
+            "the module read a clock, and modules have none (the same log must fold to the same state anywhere)",
+        )
+    } else if has(&["random_get", "get_random", "getentropy"]) {
+        Some(
+            "the module asked for randomness, and modules have none (the same log must fold to the same state anywhere)",
+        )
+    } else {
+        None
     }
 }
 
@@ -823,5 +858,23 @@ impl ProjectionModule {
         data.kv.buffer.clear();
         let result = warm.bindings.call_query(&mut warm.store, path, params);
         self.finish("query", warm, result)
+    }
+}
+
+#[cfg(test)]
+mod trap_tests {
+    use super::explain_trap;
+
+    /// The backtrace of a componentize-py projection whose fold called
+    /// print() (abridged from a real one) is explained; a plain trap is not.
+    #[test]
+    fn a_print_in_a_fold_is_named() {
+        let trace = "error while executing at wasm backtrace:\n    2: 0xad6b15 - libc.so!stdout_get_stdout\n    4: 0xace56c - libc.so!write\n   14: 0xd866c9 - libpython3.14.so!builtin_print\n\nCaused by:\n    wasm trap: wasm `unreachable` instruction executed";
+        assert!(explain_trap(trace).is_some_and(|w| w.contains("print()")));
+        assert!(explain_trap("0: 0x1 - mod!clock_time_get").is_some_and(|w| w.contains("clock")));
+        assert_eq!(
+            explain_trap("0: 0x1 - mod!my_function\nCaused by: unreachable"),
+            None
+        );
     }
 }

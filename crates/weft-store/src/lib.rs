@@ -220,12 +220,29 @@ fn migrate_projection_kv(txn: &WriteTransaction) -> Result<(), StoreError> {
         return Ok(());
     }
     {
+        use redb::ReadableTableMetadata;
         let old = txn.open_table(LEGACY_PROJECTION_KV)?;
-        for entry in old.iter()? {
+        let total = old.len()?;
+        tracing::info!(
+            entries = total,
+            "moving the projections' state to the current layout (once)"
+        );
+        let started = std::time::Instant::now();
+        let mut last_said = started;
+        for (moved, entry) in old.iter()?.enumerate() {
             let (k, v) = entry?;
             let (projection, key) = k.value();
             state.insert(state_key(projection, key).as_slice(), v.value())?;
+            if last_said.elapsed() >= std::time::Duration::from_secs(5) {
+                last_said = std::time::Instant::now();
+                tracing::info!(moved, of = total, "moving the projections' state");
+            }
         }
+        tracing::info!(
+            entries = total,
+            ms = started.elapsed().as_millis() as u64,
+            "moved the projections' state"
+        );
     }
     txn.delete_table(LEGACY_PROJECTION_KV)?;
     Ok(())

@@ -57,6 +57,12 @@ pub async fn add(
     module: Definition,
     out: Output,
 ) -> anyhow::Result<()> {
+    if !out.json {
+        eprintln!(
+            "uploading the component ({:.1} MB)…",
+            component.len() as f64 / 1e6
+        );
+    }
     let uploaded = client
         .post(
             "/artifacts",
@@ -105,10 +111,13 @@ pub async fn add(
         draft["memory"] = m.into();
     }
     if matches!(module.kind, super::ModuleKindArg::Projection) {
+        if !out.json {
+            eprintln!("dry run: folding it over the newest activities (nothing is written)…");
+        }
         let run = client
             .post(
                 "/admin/projections/dry-run",
-                Body::Json(json!({"module": artifact})),
+                Body::Json(json!({"module": artifact, "name": module.name})),
             )
             .await?
             .json;
@@ -131,6 +140,9 @@ pub async fn add(
         } else if !out.json {
             eprintln!("dry run: {folded} of {tried} folds succeeded");
         }
+    }
+    if !out.json {
+        eprintln!("defining it (the node compiles it first: a large component takes a while)…");
     }
     let published = publish::publish(
         client,
