@@ -197,6 +197,18 @@ async fn the_operator_logs_in_sees_a_peer_and_a_dead_letter_retries_it_and_rolls
     let browser = driver.browser(alice.weft.tmp()).await?;
     let base = &alice.weft.base;
     let result = async {
+        // The node's address shows what it is, and the way in.
+        browser.goto(base).await?;
+        let home = text(&browser, "main").await?;
+        ensure!(
+            home.contains("A weft node") && home.contains(&alice.actor),
+            "the home page: {home}"
+        );
+        browser
+            .find(Locator::Css("a[href=\"/admin\"]"))
+            .await?
+            .click()
+            .await?;
         // Not logged in: the login form, and a wrong token is refused.
         browser.goto(&format!("{base}/admin")).await?;
         ensure!(

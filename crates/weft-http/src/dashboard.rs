@@ -40,6 +40,7 @@ pub use session::Sessions;
 /// The dashboard's routes (merged into the node's router).
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/", get(home))
         .route("/admin", get(overview))
         .route("/admin/login", get(login_form).post(login))
         .route("/admin/logout", post(logout))
@@ -168,6 +169,24 @@ async fn js() -> Response {
         assets::JS,
     )
         .into_response()
+}
+
+/// `GET /`: what anyone who opens the node's address sees: what it is,
+/// its public actors, where the machine-readable descriptions are, and
+/// the way to the operator's dashboard.
+async fn home(State(state): State<AppState>) -> Result<Response, Problem> {
+    let base = state.kernel.public_url()?.trim_end_matches('/').to_owned();
+    let service = state.kernel.service_actor().ok();
+    let actors: Vec<String> = state
+        .kernel
+        .store()
+        .read()?
+        .local_names()?
+        .into_iter()
+        .map(|name| format!("{base}/actors/{name}"))
+        .filter(|id| Some(id) != service.as_ref())
+        .collect();
+    Ok(page(pages::home(&base, &actors)))
 }
 
 async fn login_form(Query(flash): Query<Flash>) -> Response {

@@ -84,6 +84,37 @@ fn s(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
 
+/// `GET /`.
+pub fn home(base: &str, actors: &[String]) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "weft node · " (base) }
+                link rel="stylesheet" href="/admin/ui/assets/app.css";
+            }
+            body {
+                main {
+                    h1 { "A weft node at " code { (base) } }
+                    p { "weft is a federated activity-log node: each actor's log is signed and hash-chained, and what its activities mean is defined by WebAssembly modules published in the log. It federates over ActivityPub." }
+                    h2 { "Actors here (" (actors.len()) ")" }
+                    @if actors.is_empty() { p.muted { "None yet." } }
+                    ul #actors { @for a in actors { li { a href=(a) { code { (a) } } } } }
+                    h2 { "For machines" }
+                    ul {
+                        li { a href="/actors" { code { "/actors" } } " — the directory of actors" }
+                        li { a href="/.well-known/nodeinfo" { code { "/.well-known/nodeinfo" } } " — what this node runs" }
+                        li { a href="/projections/define-registry" { code { "/projections/define-registry" } } " — its verbs and projections" }
+                    }
+                    p { "Operating this node? " a href="/admin" { "Open the dashboard" } "." }
+                }
+            }
+        }
+    }
+}
+
 /// `GET /admin/login`.
 pub fn login(error: Option<&str>) -> Markup {
     html! {
