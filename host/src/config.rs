@@ -40,10 +40,12 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Most activities group-committed in one durable write (`WEFT_MAX_BATCH`).
     pub max_batch: usize,
-    /// Memory for the store's page cache, in MiB (`WEFT_CACHE_MB`). Pages
-    /// not in it are read from the file on every use; a node whose indexes
-    /// outgrow it slows down.
-    pub cache_mb: usize,
+    /// Memory for the store's page cache, in MiB (`WEFT_CACHE_MB`); unset,
+    /// sized from the machine at each start
+    /// ([`weft_store::default_cache_mb`]). Pages not in it are read from
+    /// the file (the operating system's file cache) on every use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_mb: Option<usize>,
     /// Activities per outbox page.
     pub page_size: usize,
     /// What modules may use per call (`[runtime]`).
@@ -71,7 +73,7 @@ impl Default for Config {
             service_actor: "node".into(),
             max_body_bytes: 256 * 1024,
             max_batch: 1024,
-            cache_mb: weft_store::DEFAULT_CACHE_MB,
+            cache_mb: None,
             page_size: 20,
             runtime: weft_runtime::Limits::default(),
             module_cache: None,
@@ -122,7 +124,7 @@ impl Config {
             self.max_body_bytes = parse("WEFT_MAX_BODY_BYTES", v)?;
         }
         if let Some(v) = var("WEFT_CACHE_MB") {
-            self.cache_mb = parse("WEFT_CACHE_MB", v)?;
+            self.cache_mb = Some(parse("WEFT_CACHE_MB", v)?);
         }
         if let Some(v) = var("WEFT_MODULE_CACHE") {
             self.module_cache = Some(v.into());
@@ -208,11 +210,11 @@ mod tests {
             .apply_env(|n| (n == "WEFT_LISTEN").then(|| "127.0.0.1:9100".to_owned()))
             .expect("env");
         assert_eq!(config.public_url(), "http://127.0.0.1:9100");
-        assert_eq!(config.cache_mb, weft_store::DEFAULT_CACHE_MB);
+        assert_eq!(config.cache_mb, None, "sized from the machine");
         config
             .apply_env(|n| (n == "WEFT_CACHE_MB").then(|| "4096".to_owned()))
             .expect("env");
-        assert_eq!(config.cache_mb, 4096);
+        assert_eq!(config.cache_mb, Some(4096));
         let bad = config.apply_env(|n| (n == "WEFT_MAX_BATCH").then(|| "many".to_owned()));
         assert!(matches!(
             bad,

@@ -121,10 +121,29 @@ async fn status_actors_tokens_and_readiness() -> anyhow::Result<()> {
         .and_then(|p| p.iter().find(|p| p["name"] == "feed"))
         .context("no feed projection in the status")?;
     assert_eq!(feed["state"], "ready", "{feed}");
+    let memory = &status["memory"];
+    assert!(
+        memory["residentBytes"].as_u64().unwrap_or_default() > 1 << 20
+            && memory["peakResidentBytes"].as_u64() >= memory["residentBytes"].as_u64()
+            && memory["pageCacheBytes"].as_u64().unwrap_or_default() >= 16 << 20,
+        "{memory}"
+    );
     let text = weft.ok(&["status"])?;
     assert!(
         text.contains("ready") && text.contains("actors 2"),
         "{text}"
+    );
+    assert!(text.contains("MiB resident"), "{text}");
+    let metrics = weft
+        .http
+        .get(format!("{}/metrics", weft.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains("process_resident_memory_bytes "),
+        "{metrics}"
     );
     assert!(text.contains("projection feed"), "{text}");
 

@@ -202,9 +202,12 @@ async fn metrics(
             "text/plain; version=0.0.4",
         )],
         format!(
-            "{}{}",
+            "{}{}{}",
             state.kernel.metrics().render(),
-            sync::metrics(&state)
+            sync::metrics(&state),
+            status::memory().map_or_else(String::new, |(rss, peak)| format!(
+                "# HELP process_resident_memory_bytes Resident memory of the node's process.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}\n# HELP weft_peak_resident_memory_bytes The most resident memory the node's process has had.\n# TYPE weft_peak_resident_memory_bytes gauge\nweft_peak_resident_memory_bytes {peak}\n"
+            ))
         ),
     )
 }

@@ -141,6 +141,22 @@ pub fn spawn_sampler(state: &AppState) {
     });
 }
 
+/// The process's resident memory now and at its peak, in bytes (Linux:
+/// `VmRSS` and `VmHWM` of `/proc/self/status`); `None` where that cannot
+/// be read.
+pub fn memory() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
 /// `GET /readyz`: 200 `ready` when the store answers and the writer runs,
 /// else 503 saying which.
 pub async fn ready(State(state): State<AppState>) -> Response {
@@ -228,6 +244,11 @@ pub fn summary(state: &AppState) -> Result<Value, Problem> {
         "actors": actors,
         "activities": activities,
         "activitiesPerSecond": (state.history.recent_rate() * 10.0).round() / 10.0,
+        "memory": memory().map(|(rss, peak)| json!({
+            "residentBytes": rss,
+            "peakResidentBytes": peak,
+            "pageCacheBytes": kernel.cache_bytes(),
+        })),
         "deliveries": {"queued": queued, "deadLetters": dead, "healed": healed},
         "parked": reader.parked_count()?,
         "pendingModules": reader.pending_modules()?.len(),

@@ -1125,6 +1125,11 @@ impl Kernel {
     }
 
     /// Whether `weft init` has run on this database.
+    /// The store's page cache, in bytes.
+    pub fn cache_bytes(&self) -> usize {
+        self.store.cache_bytes()
+    }
+
     /// Whether the node can serve: its store answers a read, and its
     /// writer thread is running and taking commands. Why not, otherwise.
     pub fn readiness(&self) -> Result<(), String> {

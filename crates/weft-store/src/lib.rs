@@ -413,9 +413,27 @@ pub enum Role {
 /// The store's file in a node's data folder.
 pub const FILE_NAME: &str = "weft.redb";
 
-/// The page cache, in MiB, unless `cache_mb` says otherwise (redb's own
-/// default).
-pub const DEFAULT_CACHE_MB: usize = 1024;
+/// The page cache, in MiB, where the machine's memory cannot be read
+/// (see [`default_cache_mb`]).
+pub const DEFAULT_CACHE_MB: usize = 64;
+
+/// The page cache a node gets unless `cache_mb` says otherwise: a 128th of
+/// the machine's memory, between 16 and 64 MiB (16 on a 2 GB board, 64 from
+/// 8 GB up). The store's reads past it come from the operating system's
+/// file cache, which the node's resident memory does not count, so a small
+/// node stays small; a larger cache buys fewer system calls.
+pub fn default_cache_mb() -> usize {
+    let total_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<usize>().ok())
+    });
+    match total_kb {
+        Some(kb) => (kb / 1024 / 128).clamp(16, 64),
+        None => DEFAULT_CACHE_MB,
+    }
+}
 
 /// The two set-reconciliation indexes (docs/architecture.md §10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -434,6 +452,8 @@ pub enum SetIndex {
 #[derive(Debug)]
 pub struct Store {
     db: Database,
+    /// The page cache's size, in bytes.
+    cache_bytes: usize,
     /// The id index's newest entries (see [`ids`]).
     ids: Arc<RecentIds>,
     /// Whether opening needed redb's full repair.
@@ -443,7 +463,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database file and its tables.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(path, DEFAULT_CACHE_MB, ids::FLUSH_AT)
+        Self::open_with(path, default_cache_mb(), ids::FLUSH_AT)
     }
 
     /// [`Store::open`] with a page cache of `cache_mb` MiB, merging held
@@ -564,9 +584,15 @@ impl Store {
         );
         Ok(Self {
             db,
+            cache_bytes: cache_mb.max(1).saturating_mul(1 << 20),
             ids: Arc::new(ids),
             repaired,
         })
+    }
+
+    /// The page cache's size, in bytes.
+    pub fn cache_bytes(&self) -> usize {
+        self.cache_bytes
     }
 
     /// Whether opening needed redb's full repair: the file was left open

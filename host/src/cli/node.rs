@@ -112,7 +112,7 @@ impl Node {
             db_path: data.db(),
             keys_path: data.keys(),
             max_batch: config.max_batch,
-            cache_mb: config.cache_mb,
+            cache_mb: config.cache_mb.unwrap_or_else(weft_store::default_cache_mb),
         };
         let cache = config
             .module_cache

@@ -29,6 +29,16 @@ fn print(s: &Value) {
         s["activitiesPerSecond"],
         n(&s["syncedActors"])
     );
+    let m = &s["memory"];
+    if m.is_object() {
+        let mib = |v: &Value| n(v) / (1 << 20);
+        say!(
+            "memory {} MiB resident (peak {} MiB), page cache {} MiB",
+            mib(&m["residentBytes"]),
+            mib(&m["peakResidentBytes"]),
+            mib(&m["pageCacheBytes"])
+        );
+    }
     let d = &s["deliveries"];
     say!(
         "deliveries queued {}   dead letters {} ({} healed)   parked {}   pending verbs {}   forks {}",

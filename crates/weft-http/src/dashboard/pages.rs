@@ -153,7 +153,9 @@ pub fn overview(flash: &Flash, summary: &Value, samples: &[Sample], now: u64) ->
         .iter()
         .map(|x| (ago_s(x.at_ms), x.queued as f64))
         .collect();
-    let tiles: [(&str, String); 9] = [
+    let mib = |v: &Value| n(v) / (1 << 20);
+    let memory = &summary["memory"];
+    let tiles: [(&str, String); 10] = [
         ("Version", s(&summary["version"]).to_owned()),
         (
             "Up for",
@@ -175,6 +177,18 @@ pub fn overview(flash: &Flash, summary: &Value, samples: &[Sample], now: u64) ->
         ),
         ("Parked activities", n(&summary["parked"]).to_string()),
         ("Forks", n(&summary["forks"]).to_string()),
+        (
+            "Memory",
+            if memory.is_object() {
+                format!(
+                    "{} MiB (peak {})",
+                    mib(&memory["residentBytes"]),
+                    mib(&memory["peakResidentBytes"])
+                )
+            } else {
+                "—".to_owned()
+            },
+        ),
     ];
     layout(
         "/admin",

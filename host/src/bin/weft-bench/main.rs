@@ -38,6 +38,36 @@ struct Cli {
     args: BenchArgs,
 }
 
+/// Prints the node's resident memory now and at its peak (from `GET
+/// /admin/status`), with the activities it holds.
+async fn print_node_memory(base: &str, admin: &str) {
+    let status: Option<Value> = async {
+        reqwest::Client::new()
+            .get(format!("{base}/admin/status"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    }
+    .await;
+    let Some(status) = status else {
+        println!("node memory: unknown (GET /admin/status did not answer)");
+        return;
+    };
+    let mib = |v: &Value| v.as_u64().unwrap_or_default() as f64 / (1 << 20) as f64;
+    let memory = &status["memory"];
+    println!(
+        "node memory: {:.0} MiB resident, peak {:.0} MiB, page cache {:.0} MiB, holding {} activities",
+        mib(&memory["residentBytes"]),
+        mib(&memory["peakResidentBytes"]),
+        mib(&memory["pageCacheBytes"]),
+        status["activities"]
+    );
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let data = DataDir::new(cli.data);
@@ -136,7 +166,7 @@ pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
         None => data.admin_token()?,
     };
     if args.inbox {
-        return federation::inbox(
+        let run = federation::inbox(
             &base,
             &admin,
             args.publishers,
@@ -145,12 +175,16 @@ pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
             args.foreign,
         )
         .await;
+        print_node_memory(&base, &admin).await;
+        return run;
     }
     if args.sync {
-        return sync::sync(&base, &admin, args.count).await;
+        let run = sync::sync(&base, &admin, args.count).await;
+        print_node_memory(&base, &admin).await;
+        return run;
     }
     if args.fanout {
-        return federation::fanout(
+        let run = federation::fanout(
             &base,
             &admin,
             args.peers,
@@ -159,6 +193,8 @@ pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
             args.notes,
         )
         .await;
+        print_node_memory(&base, &admin).await;
+        return run;
     }
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.publishers)
@@ -238,6 +274,7 @@ pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
     rate_limit_hint();
     print_latency(&mut latencies);
     print_writer(&http, &base, before, count).await;
+    print_node_memory(&base, &admin).await;
 
     // Every acknowledged activity must be in its actor's log, without gaps.
     for ((name, token), published) in actors.iter().zip(&per_actor) {
