@@ -38,8 +38,9 @@ use serde::Deserialize;
 /// `meta` key: every id at a position at or below this is in the table.
 pub const INDEXED_THROUGH: &str = "ids_indexed_through";
 
-/// How many ids are held before a merge into the table starts.
-pub const FLUSH_AT: usize = 200_000;
+/// How many ids are held before a merge into the table starts: about
+/// 15 MB of memory, twice that while a merge copies them.
+pub const FLUSH_AT: usize = 100_000;
 
 /// A merge is spread over about this many batches…
 pub const STEPS: usize = 64;
