@@ -36,8 +36,8 @@ use serde_json::{Value, json};
 use weft_test_support::FakePeer;
 
 use crate::support::cluster::{
-    self, Node, REDELIVERY, SYNC, dead_letters_to, endorsements, feed, missing_on, notes, origin,
-    position, public_head, public_log, queued_to, sync_entry, sync_now,
+    self, Node, REDELIVERY, SYNC, condition, dead_letters_to, endorsements, feed, missing_on,
+    notes, origin, position, public_head, public_log, queued_to, sync_entry, sync_now,
 };
 use crate::support::{PUBLIC, cid, collection, eventually, note};
 
@@ -227,18 +227,6 @@ async fn accept(
             .then_some(()))
     })
     .await
-}
-
-/// The `status` of condition `kind` in a policy status document
-/// (`{"conditions": [{"type", "status", "reason", "message",
-/// "lastTransitionTime"}]}`), if it has one.
-fn condition(status: &Value, kind: &str) -> Option<String> {
-    status["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == kind)
-        .and_then(|c| c["status"].as_str())
-        .map(str::to_owned)
 }
 
 /// Every activity of the conversation reaches every node and counts the

@@ -20,7 +20,9 @@ use std::collections::BTreeSet;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::support::cluster::{self, Node, SYNC, feed, missing_on, origin, public_log, sync_now};
+use crate::support::cluster::{
+    self, Node, SYNC, condition, feed, missing_on, origin, public_log, sync_now,
+};
 use crate::support::{PUBLIC, cid, collection, eventually, note};
 
 /// Three days, in seconds.
@@ -49,16 +51,6 @@ async fn holds(node: &Node, activity: &Value) -> anyhow::Result<bool> {
 /// The content ids of `node`'s actor's feed (every page).
 async fn feed_ids(node: &Node) -> anyhow::Result<BTreeSet<String>> {
     Ok(feed(node).await?.iter().map(cid).collect())
-}
-
-/// The `status` of condition `kind` in a policy status document.
-fn condition(status: &Value, kind: &str) -> Option<String> {
-    status["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == kind)
-        .and_then(|c| c["status"].as_str())
-        .map(str::to_owned)
 }
 
 #[tokio::test]

@@ -167,14 +167,10 @@ fn sync_policy(policies: &[policy::Policy]) -> Option<policy::SyncSpec> {
 fn followed(federation: &Federation) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let kernel = &federation.kernel;
-    let Ok(names) = kernel.store().read().and_then(|r| r.local_names()) else {
+    let Ok(locals) = kernel.local_actors() else {
         return out;
     };
-    let Ok(base) = kernel.public_url() else {
-        return out;
-    };
-    for name in names {
-        let local = format!("{}/actors/{name}", base.trim_end_matches('/'));
+    for local in locals {
         let Ok(following) = kernel.following(&local) else {
             continue;
         };

@@ -273,18 +273,7 @@ async fn run(
         let chained = started.elapsed();
         let verified = verify_all(federation, activities, &budget).await?;
         let checked = started.elapsed();
-        let addressed = verified
-            .into_iter()
-            .map(|signed| {
-                let to = recipients(federation, actor, followers, &signed);
-                (signed, to)
-            })
-            .collect();
-        let batch = park_unknown(federation, addressed, false, &mut round.parked).await?;
-        let mut range = Round::default();
-        commit(federation, batch, &mut range).await?;
-        round.stored += range.stored;
-        round.duplicates += range.duplicates;
+        let range = store_range(federation, actor, followers, verified, &mut round).await?;
         tracing::debug!(
             %actor,
             stored = range.stored,
@@ -437,6 +426,21 @@ async fn fill_hole(
     let activities = stage.into_chain(actor, Some(&before))?;
     let last = activities.last().map(|a| a.header.seq);
     let verified = verify_all(federation, activities, budget).await?;
+    store_range(federation, actor, followers, verified, round).await?;
+    round.checked_through = met.or(last).or(Some(before.0));
+    Ok(())
+}
+
+/// Addresses a verified range of `actor`'s log to its local `followers`,
+/// parks what needs an unknown verb, and commits the rest as one batch,
+/// counted into `round`; answers the range's own counts.
+async fn store_range(
+    federation: &Arc<Federation>,
+    actor: &str,
+    followers: &[String],
+    verified: Vec<Signed>,
+    round: &mut Round,
+) -> Result<Round, SyncError> {
     let addressed = verified
         .into_iter()
         .map(|signed| {
@@ -449,8 +453,7 @@ async fn fill_hole(
     commit(federation, batch, &mut range).await?;
     round.stored += range.stored;
     round.duplicates += range.duplicates;
-    round.checked_through = met.or(last).or(Some(before.0));
-    Ok(())
+    Ok(range)
 }
 
 /// The activities of a verified range whose verbs this node knows; the

@@ -64,18 +64,17 @@ pub async fn create(
 /// (module definitions travel on their own), not content to mirror.
 pub async fn directory(State(state): State<AppState>) -> Result<Response, Problem> {
     let base = state.kernel.public_url()?.trim_end_matches('/').to_owned();
-    let service = state.kernel.service_actor().ok();
-    let ids: Vec<String> = state
-        .kernel
-        .store()
-        .read()?
-        .local_names()?
-        .into_iter()
-        .map(|name| format!("{base}/actors/{name}"))
-        .filter(|id| Some(id) != service.as_ref())
-        .collect();
-    let body = weft_core::wire::collection::whole(&format!("{base}/actors"), &ids);
+    let body = weft_core::wire::collection::whole(&format!("{base}/actors"), &listed(&state)?);
     Ok(crate::activity_json(body.to_string()))
+}
+
+/// The local actors anyone may be shown (the directory, the home page):
+/// all but the node's service actor.
+pub(crate) fn listed(state: &AppState) -> Result<Vec<String>, Problem> {
+    let service = state.kernel.service_actor().ok();
+    let mut ids = state.kernel.local_actors()?;
+    ids.retain(|id| Some(id) != service.as_ref());
+    Ok(ids)
 }
 
 /// `GET /actors/{name}`: the ActivityPub actor document with the key history.

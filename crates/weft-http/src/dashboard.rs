@@ -176,17 +176,7 @@ async fn js() -> Response {
 /// the way to the operator's dashboard.
 async fn home(State(state): State<AppState>) -> Result<Response, Problem> {
     let base = state.kernel.public_url()?.trim_end_matches('/').to_owned();
-    let service = state.kernel.service_actor().ok();
-    let actors: Vec<String> = state
-        .kernel
-        .store()
-        .read()?
-        .local_names()?
-        .into_iter()
-        .map(|name| format!("{base}/actors/{name}"))
-        .filter(|id| Some(id) != service.as_ref())
-        .collect();
-    Ok(page(pages::home(&base, &actors)))
+    Ok(page(pages::home(&base, &crate::actors::listed(&state)?)))
 }
 
 async fn login_form(Query(flash): Query<Flash>) -> Response {

@@ -655,14 +655,7 @@ impl Kernel {
         if with_origin.is_empty() {
             return Ok(weft_store::Pruned::default());
         }
-        let base = self.public_url()?.trim_end_matches('/').to_owned();
-        let inboxes = self
-            .store
-            .read()?
-            .local_names()?
-            .into_iter()
-            .map(|name| format!("{base}/actors/{name}"))
-            .collect();
+        let inboxes = self.local_actors()?;
         let spare = self.spare_predicate();
         self.call(|reply| {
             Command::Prune(Box::new(writer::Prune {
@@ -1125,6 +1118,19 @@ impl Kernel {
     }
 
     /// Whether `weft init` has run on this database.
+    /// The ids of this node's local actors (the service actor included),
+    /// in name order.
+    pub fn local_actors(&self) -> Result<Vec<String>, KernelError> {
+        let base = self.public_url()?.trim_end_matches('/').to_owned();
+        Ok(self
+            .store
+            .read()?
+            .local_names()?
+            .into_iter()
+            .map(|name| format!("{base}/actors/{name}"))
+            .collect())
+    }
+
     /// The store's page cache, in bytes.
     pub fn cache_bytes(&self) -> usize {
         self.store.cache_bytes()

@@ -306,3 +306,15 @@ pub fn notes(activities: &[Value]) -> BTreeSet<String> {
 pub fn origin(node: &Node) -> String {
     node.proxy.url()
 }
+
+/// The `status` of condition `kind` in a policy status document
+/// (`{"conditions": [{"type", "status", "reason", "message",
+/// "lastTransitionTime"}]}`), if it has one.
+pub fn condition(status: &Value, kind: &str) -> Option<String> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+        .and_then(|c| c["status"].as_str())
+        .map(str::to_owned)
+}
