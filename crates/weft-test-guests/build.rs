@@ -10,6 +10,10 @@ const TEST_GUESTS: &[(&str, &str)] = &[
     ("verb", "weft-test-misbehave"),
     ("projection", "weft-test-flaky"),
     ("verb", "weft-example-rsvp"),
+    // The built-in endorsements projection as a 0.1.0 module.
+    ("projection", "weft-test-endorsements-v0-1"),
+    // A 0.2.0 projection that fails on request.
+    ("projection", "weft-test-batch"),
 ];
 
 fn main() {

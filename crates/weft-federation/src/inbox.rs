@@ -67,7 +67,7 @@ impl From<KernelError> for InboxError {
     fn from(e: KernelError) -> Self {
         match e {
             KernelError::Rejected(r) if !r.transient => Self::Rejected {
-                field: None,
+                field: r.field.clone(),
                 message: r.to_string(),
             },
             KernelError::Field { field, message } => Self::Rejected {

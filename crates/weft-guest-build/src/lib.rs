@@ -40,7 +40,13 @@ pub fn guest_target_dir(root: &Path) -> PathBuf {
 /// What every guest depends on besides its own source (relative to the
 /// workspace root): the SDK, the WIT, and the `guest` profile and the
 /// guests' locked dependencies.
-const SHARED_SOURCES: &[&str] = &["sdk/rust", "sdk/wit", "Cargo.toml", "Cargo.lock"];
+const SHARED_SOURCES: &[&str] = &[
+    "sdk/rust",
+    "sdk/rust-v0.1",
+    "sdk/wit",
+    "Cargo.toml",
+    "Cargo.lock",
+];
 
 /// The whole build script of a crate that embeds guests: it runs again
 /// when `sources` (the guests' own source, relative to the workspace root)

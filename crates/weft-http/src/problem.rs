@@ -95,7 +95,7 @@ impl From<KernelError> for Problem {
             KernelError::Rejected(e) if e.transient => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }
-            KernelError::Rejected(e) => Self::unprocessable(None, e.to_string()),
+            KernelError::Rejected(e) => Self::unprocessable(e.field.clone(), e.to_string()),
             KernelError::Module(e) => {
                 use weft_runtime::RuntimeError as R;
                 let status = match &e {

@@ -1266,8 +1266,18 @@ impl Kernel {
         let follows_policy = draft.get("type").and_then(Value::as_str)
             == Some(registry::DEFINE_POLICY)
             && draft.get("kind").and_then(Value::as_str) == Some(policy::Kind::Follows.as_str());
+        let mut draft = draft;
         let result = match self.check_definition(actor, &draft, by_admin).await {
-            Ok(()) => self.publish_inner(actor, draft, completes).await,
+            Ok(contract) => {
+                // A definition says which contract its module is built
+                // against: what the node found, when the draft does not say.
+                if let Some(contract) = contract {
+                    draft
+                        .entry("wit")
+                        .or_insert_with(|| contract.package().into());
+                }
+                self.publish_inner(actor, draft, completes).await
+            }
             Err(e) => Err(e),
         };
         if follows_policy && result.is_ok() {
@@ -1288,12 +1298,13 @@ impl Kernel {
     /// the same actors, and its spec must pass its kind's schema
     /// ([`policy::check_draft`]). Compiling happens here, off
     /// the async threads, before the actor's position is taken.
+    /// Answers the contract version of a verb's or projection's module.
     async fn check_definition(
         &self,
         actor: &str,
         draft: &Map<String, Value>,
         by_admin: bool,
-    ) -> Result<(), KernelError> {
+    ) -> Result<Option<weft_runtime::Contract>, KernelError> {
         let kind = match draft.get("type").and_then(Value::as_str) {
             Some(registry::DEFINE_ACTIVITY) => weft_store::ModuleKind::Verb,
             Some(registry::DEFINE_PROJECTION) => weft_store::ModuleKind::Projection,
@@ -1305,10 +1316,10 @@ impl Kernel {
                     ));
                 }
                 return policy::check_draft(draft)
-                    .map(|_| ())
+                    .map(|_| None)
                     .map_err(|e| KernelError::field(e.field, e.message));
             }
-            _ => return Ok(()),
+            _ => return Ok(None),
         };
         let registry =
             self.vocabulary.registry().cloned().ok_or_else(|| {
@@ -1352,7 +1363,18 @@ impl Kernel {
         let checked = tokio::task::spawn_blocking(move || registry.check_artifact(kind, &artifact))
             .await
             .map_err(|e| KernelError::NotCommitted(e.to_string()))?;
-        checked.map_err(|m| KernelError::field("module", m))
+        let contract = checked.map_err(|m| KernelError::field("module", m))?;
+        match draft.get("wit").and_then(Value::as_str) {
+            Some(declared) if declared != contract.package() => Err(KernelError::field(
+                "wit",
+                format!(
+                    "says {declared}, but the module is built against {}: leave `wit` out, or say {}",
+                    contract.package(),
+                    contract.package()
+                ),
+            )),
+            _ => Ok(Some(contract)),
+        }
     }
 
     async fn publish_inner(

@@ -22,6 +22,9 @@ pub struct Rejection {
     /// No module interprets the verb on this node (yet): a peer's activity
     /// is parked rather than refused.
     pub unknown_verb: bool,
+    /// The field at fault, as a path into the activity (`object.content`),
+    /// when the verb names one.
+    pub field: Option<String>,
 }
 
 /// "verb `Note` rejected the activity: …", or only the message when no
@@ -49,6 +52,7 @@ impl Rejection {
             message: message.into(),
             transient: false,
             unknown_verb: false,
+            field: None,
         }
     }
 

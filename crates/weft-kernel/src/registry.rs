@@ -26,8 +26,8 @@ use weft_core::identity::Lifecycle;
 use weft_core::model::Signed;
 use weft_runtime::host::{Source, WriteState};
 use weft_runtime::{
-    Bindings, Budget, FoldActivity, Folded, Module, ProjectionModule, QueryError, Reuse, Runtime,
-    RuntimeError, VerbModule, fold_activity,
+    Activities, Budget, Folded, ProjectionModule, QueryError, Reuse, Runtime, RuntimeError,
+    VerbModule,
 };
 use weft_store::{
     FoldError, ModuleKind, ModuleRecord, ModuleVersion, ProjectionStatus, Store, StoreError,
@@ -88,7 +88,7 @@ pub fn check_module_name(name: &str) -> Result<(), String> {
 }
 
 /// The WIT packages this node runs modules against.
-pub const WIT_VERSIONS: &[&str] = &[weft_runtime::PACKAGE];
+pub const WIT_VERSIONS: &[&str] = &weft_runtime::PACKAGES;
 
 /// Checks a Define draft's descriptive fields: `description` and
 /// `language` are short text, `wit` a package this node supports, `fuel`
@@ -366,10 +366,13 @@ impl Registry {
                     })
                 })
                 .collect();
-            let mut session = module.session(txn, self.store.recent_ids().clone())?;
+            let mut run = Activities::new();
             for item in &items {
-                let folded =
-                    session.fold(&fold_activity(&item.signed, &item.json, item.backfilled))?;
+                run.push(&item.signed, &item.json, item.backfilled);
+            }
+            let mut session = module.session(txn, self.store.recent_ids().clone())?;
+            let folded = session.fold(&run)?;
+            for (item, folded) in items.iter().zip(folded) {
                 record(&mut status, &module.name, item, folded);
             }
             txn = session.finish()?;
@@ -402,21 +405,6 @@ impl Registry {
         version: &ModuleVersion,
         bytes: &[u8],
     ) -> Result<Active, RuntimeError> {
-        Ok(match kind {
-            ModuleKind::Verb => Active::Verb(self.runnable(kind, name, version, bytes)?),
-            ModuleKind::Projection => {
-                Active::Projection(self.runnable(kind, name, version, bytes)?)
-            }
-        })
-    }
-
-    fn runnable<B: Bindings>(
-        &self,
-        kind: ModuleKind,
-        name: &str,
-        version: &ModuleVersion,
-        bytes: &[u8],
-    ) -> Result<Arc<Module<B>>, RuntimeError> {
         let artifact = version.artifact.as_str();
         let component = self.runtime.compile(kind, artifact, bytes)?;
         let reuse = if weft_genesis::is_builtin_artifact(artifact) {
@@ -425,15 +413,15 @@ impl Registry {
             Reuse::Fresh
         };
         let budget = self.budget(Some(version));
-        Module::new(
-            self.runtime.clone(),
-            name,
-            artifact,
-            &component,
-            budget,
-            reuse,
-        )
-        .map(Arc::new)
+        let runtime = self.runtime.clone();
+        Ok(match kind {
+            ModuleKind::Verb => Active::Verb(Arc::new(VerbModule::new(
+                runtime, name, artifact, &component, budget, reuse,
+            )?)),
+            ModuleKind::Projection => Active::Projection(Arc::new(ProjectionModule::new(
+                runtime, name, artifact, &component, budget, reuse,
+            )?)),
+        })
     }
 
     /// Whether defining `name` as `kind` is allowed as things stand: the
@@ -522,9 +510,12 @@ impl Registry {
             defined_at: String::new(),
             metadata: "{}".into(),
         };
-        let module: Arc<ProjectionModule> = self
-            .runnable(ModuleKind::Projection, name, &version, &bytes)
-            .map_err(|e| e.to_string())?;
+        let Active::Projection(module) = self
+            .activate(ModuleKind::Projection, name, &version, &bytes)
+            .map_err(|e| e.to_string())?
+        else {
+            return Err(format!("{artifact} is not a projection"));
+        };
         let reader = self.store.read().map_err(|e| e.to_string())?;
         let last = reader.last_position().map_err(|e| e.to_string())?;
         let from = last.saturating_sub(limit.saturating_sub(1)).max(1);
@@ -547,28 +538,35 @@ impl Registry {
                 .map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
             let mut run = DryRun::default();
-            for (_, record) in records {
+            let parsed: Vec<(Signed, String, bool)> = records
+                .into_iter()
+                .filter_map(|(_, record)| {
+                    let signed = Signed::parse(serde_json::from_str(&record.json).ok()?).ok()?;
+                    Some((signed, record.json, record.backfilled))
+                })
+                .collect();
+            // A few at a time, to stop on time.
+            for chunk in parsed.chunks(10) {
                 if started.elapsed() > time {
                     run.timed_out = true;
                     break;
                 }
-                let Some(signed) = serde_json::from_str(&record.json)
-                    .ok()
-                    .and_then(|v| Signed::parse(v).ok())
-                else {
-                    continue;
-                };
-                let folded = session
-                    .fold(&fold_activity(&signed, &record.json, record.backfilled))
-                    .map_err(|e| e.to_string())?;
-                run.tried += 1;
-                match folded {
-                    Folded::Applied => run.folded += 1,
-                    Folded::Refused(message) => {
-                        run.first_error.get_or_insert(message);
-                    }
-                    Folded::Fault(fault) => {
-                        run.first_error.get_or_insert(fault.to_string());
+                let mut activities = Activities::new();
+                for (signed, json, backfilled) in chunk {
+                    activities.push(signed, json, *backfilled);
+                }
+                session.with_texts(&activities);
+                let folded = session.fold(&activities).map_err(|e| e.to_string())?;
+                for folded in folded {
+                    run.tried += 1;
+                    match folded {
+                        Folded::Applied => run.folded += 1,
+                        Folded::Refused(message) => {
+                            run.first_error.get_or_insert(message);
+                        }
+                        Folded::Fault(fault) => {
+                            run.first_error.get_or_insert(fault.to_string());
+                        }
                     }
                 }
             }
@@ -581,7 +579,12 @@ impl Registry {
 
     /// Compiles an artifact as `kind` without activating it: the check a
     /// Define activity must pass before it is published.
-    pub fn check_artifact(&self, kind: ModuleKind, artifact: &str) -> Result<(), String> {
+    /// Answers the contract version the module is built against.
+    pub fn check_artifact(
+        &self,
+        kind: ModuleKind,
+        artifact: &str,
+    ) -> Result<weft_runtime::Contract, String> {
         let bytes = self
             .store
             .read()
@@ -590,8 +593,12 @@ impl Registry {
             .ok_or_else(|| {
                 format!("no artifact {artifact} on this node; upload it with POST /artifacts first")
             })?;
-        match self.runtime.compile(kind, artifact, &bytes) {
-            Ok(_) => Ok(()),
+        match self
+            .runtime
+            .compile(kind, artifact, &bytes)
+            .and_then(|component| self.runtime.contract(kind, &component))
+        {
+            Ok(contract) => Ok(contract),
             Err(e) => {
                 // A component of the other kind says so, not what it lacks.
                 let other = match kind {
@@ -681,10 +688,10 @@ impl Registry {
         if projections.is_empty() {
             return Ok(txn);
         }
-        let activities: Vec<FoldActivity> = run
-            .iter()
-            .map(|item| fold_activity(&item.signed, &item.json, item.backfilled))
-            .collect();
+        let mut activities = Activities::new();
+        for item in run {
+            activities.push(&item.signed, &item.json, item.backfilled);
+        }
         for module in projections {
             if !statuses.contains_key(&module.name) {
                 let stored = txn.projection_status(&module.name)?;
@@ -694,8 +701,8 @@ impl Registry {
                 continue;
             };
             let mut session = module.session(txn, self.store.recent_ids().clone())?;
-            for (item, activity) in run.iter().zip(&activities) {
-                let folded = session.fold(activity)?;
+            let folded = session.fold(&activities)?;
+            for (item, folded) in run.iter().zip(folded) {
                 record(status, &module.name, item, folded);
             }
             txn = session.finish()?;
@@ -848,7 +855,10 @@ impl Modules for Registry {
         let module = self.verb(verb).ok_or_else(|| Rejection::unknown(verb))?;
         match module.validate(activity, json, Source::Later(self.store.clone())) {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(Rejection::new(verb, message)),
+            Ok(Err(refusal)) => Err(Rejection {
+                field: refusal.field,
+                ..Rejection::new(verb, refusal.message)
+            }),
             Err(fault) => Err(Rejection {
                 transient: fault.is_transient(),
                 ..Rejection::new(verb, fault.to_string())

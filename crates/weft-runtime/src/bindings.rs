@@ -1,68 +1,130 @@
-//! The one place the host generates bindings from the WIT: the published
-//! version of the contract under `sdk/wit/` that this node implements.
-//! Imports are trappable so that a host fault (a storage error, a module
-//! exceeding its write budget) stops the call instead of lying to it.
+//! The one place the host generates bindings from the WIT: every published
+//! version of the contract under `sdk/wit/` that this node runs, each in a
+//! module of its own (`v0_1`, `v0_2`). Imports are trappable so that a host
+//! fault (a storage error, a module exceeding its write budget) stops the
+//! call instead of lying to it.
 
-/// The WIT package the bindings below are generated from; its directory
-/// under `sdk/wit/` is named after it (`weft-module@0.1.0`).
-pub const PACKAGE: &str = "weft:module@0.1.0";
+/// The WIT packages the bindings below are generated from, oldest first;
+/// each one's directory under `sdk/wit/` is named after it
+/// (`weft-module@0.1.0`).
+pub const PACKAGES: [&str; 2] = [v0_1::PACKAGE, v0_2::PACKAGE];
 
-/// The contract's text, as the node was built with it.
-pub const WIT: &str = include_str!("../../../sdk/wit/weft-module@0.1.0/weft.wit");
+/// The newest contract: what the SDKs and the built-in modules target.
+pub const PACKAGE: &str = v0_2::PACKAGE;
 
-/// The full name of one of [`PACKAGE`]'s interfaces, as a component
-/// imports it: `weft:module/log@0.1.0`.
-pub fn interface(name: &str) -> String {
-    let (package, version) = PACKAGE.split_once('@').unwrap_or((PACKAGE, ""));
+/// The full name of one of `package`'s interfaces, as a component imports
+/// it: `weft:module/log@0.1.0`.
+pub fn interface(package: &str, name: &str) -> String {
+    let (package, version) = package.split_once('@').unwrap_or((package, ""));
     format!("{package}/{name}@{version}")
 }
 
-/// The interfaces both worlds use, generated once so that both worlds'
-/// `Activity` (and the host's `log` implementation) are one.
-mod shared {
-    wasmtime::component::bindgen!({
-        path: "../../sdk/wit/weft-module@0.1.0",
-        interfaces: "
-            import weft:module/types@0.1.0;
-            import weft:module/log@0.1.0;
-        ",
-        imports: { default: trappable },
-    });
-}
-pub use shared::weft::module::{log, types};
+/// Version 0.1.0: the activity with its JSON text, one host call per write.
+pub mod v0_1 {
+    pub const PACKAGE: &str = "weft:module@0.1.0";
+    pub const WIT: &str = include_str!("../../../sdk/wit/weft-module@0.1.0/weft.wit");
 
-/// The `verb` world.
-pub mod verb {
-    wasmtime::component::bindgen!({
-        path: "../../sdk/wit/weft-module@0.1.0",
-        world: "verb",
-        imports: { default: trappable },
-        with: {
-            "weft:module/types": super::types,
-            "weft:module/log": super::log,
-        },
-    });
+    /// The interfaces both worlds use, generated once so that both worlds'
+    /// `Activity` (and the host's `log` implementation) are one.
+    mod shared {
+        wasmtime::component::bindgen!({
+            path: "../../sdk/wit/weft-module@0.1.0",
+            interfaces: "
+                import weft:module/types@0.1.0;
+                import weft:module/log@0.1.0;
+            ",
+            imports: { default: trappable },
+        });
+    }
+    pub use shared::weft::module::{log, types};
+
+    /// The `verb` world.
+    pub mod verb {
+        wasmtime::component::bindgen!({
+            path: "../../sdk/wit/weft-module@0.1.0",
+            world: "verb",
+            imports: { default: trappable },
+            with: {
+                "weft:module/types": super::types,
+                "weft:module/log": super::log,
+            },
+        });
+    }
+
+    /// The `projection` world.
+    pub mod projection {
+        wasmtime::component::bindgen!({
+            path: "../../sdk/wit/weft-module@0.1.0",
+            world: "projection",
+            imports: { default: trappable },
+            with: {
+                "weft:module/types": super::types,
+                "weft:module/log": super::log,
+            },
+        });
+    }
 }
 
-/// The `projection` world.
-pub mod projection {
-    wasmtime::component::bindgen!({
-        path: "../../sdk/wit/weft-module@0.1.0",
-        world: "projection",
-        imports: { default: trappable },
-        with: {
-            "weft:module/types": super::types,
-            "weft:module/log": super::log,
-        },
-    });
+/// Version 0.2.0: the activity's fields parsed, writes in one call per
+/// fold, `fold-batch`, a rejection's `field`.
+pub mod v0_2 {
+    pub const PACKAGE: &str = "weft:module@0.2.0";
+    pub const WIT: &str = include_str!("../../../sdk/wit/weft-module@0.2.0/weft.wit");
+
+    mod shared {
+        wasmtime::component::bindgen!({
+            path: "../../sdk/wit/weft-module@0.2.0",
+            interfaces: "
+                import weft:module/types@0.2.0;
+                import weft:module/log@0.2.0;
+            ",
+            imports: { default: trappable },
+        });
+    }
+    pub use shared::weft::module::{log, types};
+
+    /// The `verb` world.
+    pub mod verb {
+        wasmtime::component::bindgen!({
+            path: "../../sdk/wit/weft-module@0.2.0",
+            world: "verb",
+            imports: { default: trappable },
+            with: {
+                "weft:module/types": super::types,
+                "weft:module/log": super::log,
+            },
+        });
+    }
+
+    /// The `projection` world.
+    pub mod projection {
+        wasmtime::component::bindgen!({
+            path: "../../sdk/wit/weft-module@0.2.0",
+            world: "projection",
+            imports: { default: trappable },
+            with: {
+                "weft:module/types": super::types,
+                "weft:module/log": super::log,
+            },
+        });
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn package_is_the_wit_package() {
-        let line = format!("\npackage {};\n", super::PACKAGE);
-        assert!(super::WIT.contains(&line), "{line:?}");
-        assert_eq!(super::interface("kv"), super::PACKAGE.replace('@', "/kv@"));
+    fn packages_are_their_wit_packages() {
+        for (package, wit) in [
+            (super::v0_1::PACKAGE, super::v0_1::WIT),
+            (super::v0_2::PACKAGE, super::v0_2::WIT),
+        ] {
+            let line = format!("\npackage {package};\n");
+            assert!(wit.contains(&line), "{line:?}");
+            assert_eq!(
+                super::interface(package, "kv"),
+                package.replace('@', "/kv@")
+            );
+        }
+        assert_eq!(super::PACKAGES.last(), Some(&super::PACKAGE));
     }
 }

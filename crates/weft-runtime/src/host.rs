@@ -1,13 +1,14 @@
 //! What a module can reach while it runs: the read-only log and, for a
-//! projection, its own key-value store. Writes made during a fold are
-//! buffered here and applied by the caller only if the fold succeeds.
+//! projection, its own key-value store, under every contract version. Writes
+//! made during a fold are buffered here and applied by the caller only if
+//! the fold succeeds.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
 use std::sync::Arc;
 
-use super::bindings::{log, projection, types};
+use super::bindings::{v0_1, v0_2};
 use super::limiter::Meter;
 use weft_store::{FoldTxn, RecentIds, Snapshot, Store, StoreError, WriteTxn};
 
@@ -119,7 +120,15 @@ pub struct HostState {
     /// cannot make the host work without bound with few instructions of
     /// its own.
     pub host_fuel: u64,
+    /// The JSON text of the activities the running call is about, by id,
+    /// when they may not be in `source` (a `validate` before the activity
+    /// is stored, a dry run's folds): what a 0.2.0 module's `log.get` of
+    /// them answers.
+    pub current: Option<Arc<Current>>,
 }
+
+/// Activities' JSON text by id: [`HostState::current`].
+pub type Current = HashMap<String, Arc<str>>;
 
 impl std::fmt::Debug for HostState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,7 +151,8 @@ const MAX_SCAN: u32 = 1000;
 mod cost {
     /// A read of the log or the module's store.
     pub const READ: u64 = 3_000;
-    /// A buffered write.
+    /// A buffered write (0.1.0), or a call with a fold's writes (0.2.0),
+    /// plus [`ENTRY`] for each write it carries.
     pub const WRITE: u64 = 3_000;
     /// A scan, plus [`ENTRY`] for each entry it returns.
     pub const SCAN: u64 = 20_000;
@@ -177,6 +187,11 @@ impl HostState {
         // A weft activity is found by its URL id as by its content id.
         let id = weft_core::model::cid::internal(id);
         self.charge(cost::READ + id.len() as u64)?;
+        if let Some(json) = self.current.as_ref().and_then(|c| c.get(id)) {
+            let json = json.to_string();
+            self.charge(json.len() as u64)?;
+            return Ok(Some(json));
+        }
         self.resolve()?;
         let found = match &self.source {
             Source::None | Source::Later(_) => None,
@@ -216,7 +231,26 @@ impl HostState {
         })
     }
 
+    /// A 0.2.0 fold's writes, in one call.
+    fn kv_write(&mut self, writes: Vec<v0_2::types::Change>) -> wasmtime::Result<()> {
+        self.charge(cost::WRITE + cost::ENTRY * writes.len() as u64)?;
+        for write in writes {
+            let (key, value) = match write {
+                v0_2::types::Change::Set((key, value)) => (key, Some(value)),
+                v0_2::types::Change::Delete(key) => (key, None),
+            };
+            self.kv_buffer(key, value)?;
+        }
+        Ok(())
+    }
+
+    /// A 0.1.0 write.
     fn kv_put(&mut self, key: String, value: Option<String>) -> wasmtime::Result<()> {
+        self.charge(cost::WRITE)?;
+        self.kv_buffer(key, value)
+    }
+
+    fn kv_buffer(&mut self, key: String, value: Option<String>) -> wasmtime::Result<()> {
         if !self.kv.writable {
             wasmtime::bail!("the key-value store is read-only during a query");
         }
@@ -226,7 +260,7 @@ impl HostState {
                 key.len()
             );
         }
-        self.charge(cost::WRITE + (key.len() + value.as_ref().map_or(0, String::len)) as u64)?;
+        self.charge((key.len() + value.as_ref().map_or(0, String::len)) as u64)?;
         self.kv.buffered_bytes += key.len() + value.as_ref().map_or(0, String::len);
         if self.kv.buffered_bytes > self.max_write_bytes {
             wasmtime::bail!(
@@ -304,15 +338,15 @@ impl HostState {
     }
 }
 
-impl types::Host for HostState {}
+impl v0_1::types::Host for HostState {}
 
-impl log::Host for HostState {
+impl v0_1::log::Host for HostState {
     fn get(&mut self, id: String) -> wasmtime::Result<Option<String>> {
         self.log_get(&id)
     }
 }
 
-impl projection::weft::module::kv::Host for HostState {
+impl v0_1::projection::weft::module::kv::Host for HostState {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         self.kv_get(&key)
     }
@@ -335,6 +369,33 @@ impl projection::weft::module::kv::Host for HostState {
     }
 }
 
+impl v0_2::types::Host for HostState {}
+
+impl v0_2::log::Host for HostState {
+    fn get(&mut self, id: String) -> wasmtime::Result<Option<String>> {
+        self.log_get(&id)
+    }
+}
+
+impl v0_2::projection::weft::module::kv::Host for HostState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        self.kv_get(&key)
+    }
+
+    fn scan(
+        &mut self,
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> wasmtime::Result<Vec<(String, String)>> {
+        self.kv_scan(&prefix, after.as_deref(), limit)
+    }
+
+    fn write(&mut self, writes: Vec<v0_2::types::Change>) -> wasmtime::Result<()> {
+        self.kv_write(writes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +412,7 @@ mod tests {
             },
             max_write_bytes: 1 << 20,
             host_fuel: u64::MAX,
+            current: None,
         }
     }
 

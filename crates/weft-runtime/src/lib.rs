@@ -5,28 +5,32 @@
 //! It knows how to call a module, not which modules exist or when to call
 //! them: that is the kernel's registry.
 
+mod activity;
 mod bindings;
 mod cache;
 mod compile;
 pub mod host;
 mod limiter;
+mod module;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
-use bindings::{projection, types, verb};
-use host::{HostState, Kv, Source, WriteState};
+use bindings::{v0_1, v0_2};
+use host::{HostState, Kv, Source};
 use limiter::Meter;
-use weft_core::model::Signed;
-use weft_store::{ModuleKind, RecentIds, Snapshot, StoreError, WriteTxn};
+use weft_store::ModuleKind;
 
-pub use bindings::types::{Intent, QueryError};
+pub use activity::Activities;
+pub use module::{
+    FoldSession, Folded, Intent, ProjectionModule, QueryError, Refusal, Reuse, VerbModule,
+};
 
 /// How much a module may use per call. Configured in `weft.toml` under
 /// `[runtime]`. The defaults end a hostile call (a loop, a memory hog, a
@@ -137,6 +141,12 @@ pub enum RuntimeError {
     Cache(String),
     #[error("module `{module}` cannot run now: every instance slot is in use (transient; retry)")]
     Busy { module: String },
+    #[error("module `{module}` answered {answered} results for a batch of {asked} activities")]
+    BatchLength {
+        module: String,
+        asked: usize,
+        answered: usize,
+    },
 }
 
 impl RuntimeError {
@@ -149,11 +159,94 @@ impl RuntimeError {
     }
 }
 
+/// A published version of the contract (`sdk/wit/`) a module is built
+/// against. A node runs modules of every version side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Contract {
+    /// `weft:module@0.1.0`.
+    V0_1,
+    /// `weft:module@0.2.0`.
+    V0_2,
+}
+
+impl Contract {
+    /// Newest first: the order in which a component is tried.
+    pub const ALL: [Contract; 2] = [Contract::V0_2, Contract::V0_1];
+
+    /// The WIT package: `weft:module@0.2.0`.
+    pub fn package(self) -> &'static str {
+        match self {
+            Self::V0_1 => v0_1::PACKAGE,
+            Self::V0_2 => v0_2::PACKAGE,
+        }
+    }
+
+    /// The contract's WIT text, as the node was built with it.
+    pub fn wit(self) -> &'static str {
+        match self {
+            Self::V0_1 => v0_1::WIT,
+            Self::V0_2 => v0_2::WIT,
+        }
+    }
+
+    /// The contract whose package is `package`.
+    pub fn from_package(package: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.package() == package)
+    }
+
+    /// The exports a module of `kind` must have under this contract.
+    fn exports(self, kind: ModuleKind) -> &'static [&'static str] {
+        match (self, kind) {
+            (_, ModuleKind::Verb) => &["validate", "react"],
+            (Self::V0_1, ModuleKind::Projection) => &["fold", "query"],
+            (Self::V0_2, ModuleKind::Projection) => &["fold", "fold-batch", "query"],
+        }
+    }
+}
+
+impl std::fmt::Display for Contract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.package())
+    }
+}
+
+/// A linker per world of every contract version.
+struct Linkers {
+    verb: [Linker<HostState>; 2],
+    projection: [Linker<HostState>; 2],
+}
+
+impl Linkers {
+    fn new(engine: &Engine) -> wasmtime::Result<Self> {
+        let linker = || Linker::<HostState>::new(engine);
+        let (mut verb1, mut verb2, mut projection1, mut projection2) =
+            (linker(), linker(), linker(), linker());
+        v0_1::verb::Verb::add_to_linker::<_, HasSelf<_>>(&mut verb1, |s| s)?;
+        v0_2::verb::Verb::add_to_linker::<_, HasSelf<_>>(&mut verb2, |s| s)?;
+        v0_1::projection::Projection::add_to_linker::<_, HasSelf<_>>(&mut projection1, |s| s)?;
+        v0_2::projection::Projection::add_to_linker::<_, HasSelf<_>>(&mut projection2, |s| s)?;
+        Ok(Self {
+            verb: [verb1, verb2],
+            projection: [projection1, projection2],
+        })
+    }
+
+    fn get(&self, kind: ModuleKind, contract: Contract) -> &Linker<HostState> {
+        let at = match contract {
+            Contract::V0_1 => 0,
+            Contract::V0_2 => 1,
+        };
+        match kind {
+            ModuleKind::Verb => &self.verb[at],
+            ModuleKind::Projection => &self.projection[at],
+        }
+    }
+}
+
 /// The engine, its linkers and the epoch ticker.
 pub struct Runtime {
     engine: Engine,
-    verb_linker: Linker<HostState>,
-    projection_linker: Linker<HostState>,
+    linkers: Linkers,
     cache: cache::Cache,
     compiler: compile::Compiler,
     limits: Limits,
@@ -168,7 +261,7 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-pub use bindings::{PACKAGE, WIT};
+pub use bindings::{PACKAGE, PACKAGES};
 
 /// Virtual address space reserved for each linear memory, so that bounds
 /// checks are done by guard pages rather than by code. Reserved, not
@@ -201,12 +294,7 @@ impl Runtime {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        let mut verb_linker = Linker::new(&engine);
-        verb::Verb::add_to_linker::<_, HasSelf<_>>(&mut verb_linker, |s| s)
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        let mut projection_linker = Linker::new(&engine);
-        projection::Projection::add_to_linker::<_, HasSelf<_>>(&mut projection_linker, |s| s)
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let linkers = Linkers::new(&engine).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
         let stop = Arc::new(AtomicBool::new(false));
         let (ticker_engine, ticker_stop) = (engine.clone(), stop.clone());
         std::thread::Builder::new()
@@ -223,8 +311,7 @@ impl Runtime {
             compile::Compiler::new(Duration::from_millis(limits.compile_timeout_ms.max(1)));
         Ok(Self {
             engine,
-            verb_linker,
-            projection_linker,
+            linkers,
             cache,
             compiler,
             limits,
@@ -298,47 +385,111 @@ impl Runtime {
         self.compiler.compile(&self.engine, bytes)
     }
 
-    fn check_contract(&self, kind: ModuleKind, component: &Component) -> Result<(), RuntimeError> {
+    /// The contract version `component` is a module of `kind` of: what it
+    /// imports names the version (only the contract's interfaces, of one
+    /// version); one that imports nothing is tried against each version's
+    /// exports, newest first.
+    pub fn contract(
+        &self,
+        kind: ModuleKind,
+        component: &Component,
+    ) -> Result<Contract, RuntimeError> {
         let ty = component.component_type();
         let allowed: &[&str] = match kind {
             ModuleKind::Verb => &["types", "log"],
             ModuleKind::Projection => &["types", "log", "kv"],
         };
+        let mut named: Option<Contract> = None;
         for (name, _) in ty.imports(&self.engine) {
-            if !allowed.iter().any(|i| bindings::interface(i) == name) {
-                return Err(RuntimeError::ForbiddenImport(name.to_owned()));
+            let version = Contract::ALL.into_iter().find(|c| {
+                allowed
+                    .iter()
+                    .any(|i| bindings::interface(c.package(), i) == name)
+            });
+            match (version, named) {
+                (None, _) => return Err(RuntimeError::ForbiddenImport(name.to_owned())),
+                (Some(v), Some(n)) if v != n => {
+                    return Err(RuntimeError::Invalid(format!(
+                        "it imports interfaces of two contract versions ({n} and {v}); build it against one"
+                    )));
+                }
+                (Some(v), _) => named = Some(v),
             }
         }
-        let required: &[&str] = match kind {
-            ModuleKind::Verb => &["validate", "react"],
-            ModuleKind::Projection => &["fold", "query"],
+        let candidates: Vec<Contract> = match named {
+            Some(c) => vec![c],
+            None => Contract::ALL.to_vec(),
         };
-        for export in required {
-            if ty.get_export(&self.engine, export).is_none() {
-                return Err(RuntimeError::MissingExport(
+        let mut first_error = None;
+        for contract in candidates {
+            let missing = contract
+                .exports(kind)
+                .iter()
+                .find(|e| ty.get_export(&self.engine, e).is_none());
+            let checked = match missing {
+                Some(export) => Err(RuntimeError::MissingExport(
                     (*export).to_owned(),
                     kind.as_str(),
-                ));
+                )),
+                None => self.typecheck(kind, contract, component),
+            };
+            match checked {
+                Ok(()) => return Ok(contract),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        let linker = match kind {
-            ModuleKind::Verb => &self.verb_linker,
-            ModuleKind::Projection => &self.projection_linker,
-        };
-        linker
+        Err(first_error
+            .unwrap_or_else(|| RuntimeError::Invalid("it fits no contract version".into())))
+    }
+
+    /// Whether `component`'s exports have the types `contract`'s world of
+    /// `kind` says.
+    fn typecheck(
+        &self,
+        kind: ModuleKind,
+        contract: Contract,
+        component: &Component,
+    ) -> Result<(), RuntimeError> {
+        let pre = self
+            .linkers
+            .get(kind, contract)
             .instantiate_pre(component)
             .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+        let typed = match (kind, contract) {
+            (ModuleKind::Verb, Contract::V0_1) => v0_1::verb::VerbPre::new(pre).map(drop),
+            (ModuleKind::Verb, Contract::V0_2) => v0_2::verb::VerbPre::new(pre).map(drop),
+            (ModuleKind::Projection, Contract::V0_1) => {
+                v0_1::projection::ProjectionPre::new(pre).map(drop)
+            }
+            (ModuleKind::Projection, Contract::V0_2) => {
+                v0_2::projection::ProjectionPre::new(pre).map(drop)
+            }
+        };
+        typed.map_err(|e| {
+            RuntimeError::Invalid(format!(
+                "its exports do not have the types {contract} gives them: {e:#}"
+            ))
+        })
+    }
+
+    fn check_contract(&self, kind: ModuleKind, component: &Component) -> Result<(), RuntimeError> {
+        let contract = self.contract(kind, component)?;
         // Instantiate it once, within the node's limits, so a component that
         // needs more instances or memory than a store allows is refused when
         // it is defined rather than failing on every call.
         let budget = self.limits.budget(None, None);
         let mut store = self.new_store("", budget);
         self.arm(&mut store, budget)?;
-        linker.instantiate(&mut store, component).map_err(|e| {
-            RuntimeError::Invalid(format!(
-                "it cannot be instantiated within the node's limits: {e:#}"
-            ))
-        })?;
+        self.linkers
+            .get(kind, contract)
+            .instantiate(&mut store, component)
+            .map_err(|e| {
+                RuntimeError::Invalid(format!(
+                    "it cannot be instantiated within the node's limits: {e:#}"
+                ))
+            })?;
         Ok(())
     }
 
@@ -352,6 +503,7 @@ impl Runtime {
             },
             max_write_bytes: self.limits.max_write_bytes,
             host_fuel: budget.fuel,
+            current: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -488,376 +640,6 @@ fn pool(limits: &Limits) -> wasmtime::PoolingAllocationConfig {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// The activity as the WIT carries it (both worlds share the record).
-fn wit_activity(signed: &Signed, json: &str, backfilled: bool) -> types::Activity {
-    types::Activity {
-        id: signed.id.clone(),
-        kind: signed.header.kind.clone(),
-        verb: signed.verb().to_owned(),
-        actor: signed.header.actor.clone(),
-        seq: signed.header.seq,
-        published: signed.header.published.clone(),
-        json: json.to_owned(),
-        backfilled,
-    }
-}
-
-/// An instance and its store.
-///
-/// A module's instance is made for one call and dropped after it, so that
-/// no guest keeps state from one call to the next: what a module answers
-/// depends only on its arguments and the store it reads, and a rebuild
-/// folds to what incremental folding did even for a module that tries to
-/// remember. The exception is [`Reuse::Warm`]: the node's own built-in
-/// modules (this binary's genesis bundle, whose source is ours and keeps no
-/// state), whose instances are kept between calls, because a fresh instance
-/// costs ~50 µs where their folds take ~8 (slots reset by the pooling
-/// allocator: a memory's dirty pages put back, its heap limit lowered).
-struct Warm<B> {
-    store: Store<HostState>,
-    bindings: B,
-}
-
-/// Whether a module's instances live for one call or are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reuse {
-    /// A fresh instance per call: every module but the built-in ones.
-    Fresh,
-    /// Instances kept between calls: the node's own built-in modules.
-    Warm,
-}
-
-/// A world's bindings: how a component of that world is made ready to
-/// instantiate, and what its instances keep. Implemented by the verb and
-/// projection bindings only.
-pub trait Bindings: Sized {
-    type Pre: Send + Sync;
-    /// Most idle instances kept for [`Reuse::Warm`].
-    const KEEP: usize;
-    /// Whether its stores' `kv` is the module's own (a projection's state).
-    const KV: bool;
-    fn prepare(runtime: &Runtime, component: &Component) -> wasmtime::Result<Self::Pre>;
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self>;
-}
-
-impl Bindings for verb::Verb {
-    type Pre = verb::VerbPre<HostState>;
-    // Verbs validate on many threads at once: keep what they leave.
-    const KEEP: usize = usize::MAX;
-    const KV: bool = false;
-
-    fn prepare(runtime: &Runtime, component: &Component) -> wasmtime::Result<Self::Pre> {
-        verb::VerbPre::new(runtime.verb_linker.instantiate_pre(component)?)
-    }
-
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-}
-
-impl Bindings for projection::Projection {
-    type Pre = projection::ProjectionPre<HostState>;
-    // Folds run one at a time, on the writer.
-    const KEEP: usize = 1;
-    const KV: bool = true;
-
-    fn prepare(runtime: &Runtime, component: &Component) -> wasmtime::Result<Self::Pre> {
-        projection::ProjectionPre::new(runtime.projection_linker.instantiate_pre(component)?)
-    }
-
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-}
-
-/// A verb or a projection ready to run: the component ready to
-/// instantiate, the budget of every call, and the idle instances of a
-/// [`Reuse::Warm`] module.
-pub struct Module<B: Bindings> {
-    pub name: String,
-    pub artifact: String,
-    runtime: Arc<Runtime>,
-    budget: Budget,
-    pre: B::Pre,
-    /// Idle instances, for [`Reuse::Warm`] only.
-    idle: Option<Mutex<Vec<Warm<B>>>>,
-}
-
-/// A verb ready to run, from any thread.
-pub type VerbModule = Module<verb::Verb>;
-
-/// A projection ready to run: folds by the writer, queries from any thread.
-pub type ProjectionModule = Module<projection::Projection>;
-
-impl<B: Bindings> std::fmt::Debug for Module<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Module")
-            .field("name", &self.name)
-            .field("artifact", &self.artifact)
-            .finish()
-    }
-}
-
-impl<B: Bindings> Module<B> {
-    pub fn new(
-        runtime: Arc<Runtime>,
-        name: &str,
-        artifact: &str,
-        component: &Component,
-        budget: Budget,
-        reuse: Reuse,
-    ) -> Result<Self, RuntimeError> {
-        let pre =
-            B::prepare(&runtime, component).map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
-        Ok(Self {
-            name: name.to_owned(),
-            artifact: artifact.to_owned(),
-            runtime,
-            budget,
-            pre,
-            idle: (reuse == Reuse::Warm).then(|| Mutex::new(Vec::new())),
-        })
-    }
-
-    /// An instance armed for one call: an idle one, or a new one.
-    fn take(&self) -> Result<Warm<B>, RuntimeError> {
-        let kept = self
-            .idle
-            .as_ref()
-            .and_then(|idle| idle.lock().ok().and_then(|mut idle| idle.pop()));
-        if let Some(mut warm) = kept {
-            self.runtime.arm(&mut warm.store, self.budget)?;
-            return Ok(warm);
-        }
-        let kv = if B::KV { self.name.as_str() } else { "" };
-        let mut store = self.runtime.new_store(kv, self.budget);
-        self.runtime.arm(&mut store, self.budget)?;
-        let bindings = B::instantiate(&self.pre, &mut store)
-            .map_err(|e| self.runtime.fault(&self.name, self.budget, &e))?;
-        Ok(Warm { store, bindings })
-    }
-
-    /// Keeps an instance that answered, for [`Reuse::Warm`].
-    fn give_back(&self, mut warm: Warm<B>) {
-        if let Some(idle) = &self.idle {
-            let data = warm.store.data_mut();
-            data.source = Source::None;
-            data.kv.buffer.clear();
-            data.kv.buffered_bytes = 0;
-            if let Ok(mut idle) = idle.lock() {
-                if idle.len() >= B::KEEP {
-                    idle.pop();
-                }
-                idle.push(warm);
-            }
-        }
-    }
-
-    /// Ends the call `call` made on `warm`: logs what it used, and keeps
-    /// the instance if it answered. A trapped instance is never reused.
-    fn finish<T>(
-        &self,
-        call: &str,
-        warm: Warm<B>,
-        result: wasmtime::Result<T>,
-    ) -> Result<T, RuntimeError> {
-        self.runtime
-            .spent(&self.name, call, self.budget, &warm.store);
-        match result {
-            Ok(answer) => {
-                self.give_back(warm);
-                Ok(answer)
-            }
-            Err(e) => Err(self.runtime.fault(&self.name, self.budget, &e)),
-        }
-    }
-}
-
-impl VerbModule {
-    /// Is the activity allowed? `Ok(Err(message))` is the verb's refusal.
-    pub fn validate(
-        &self,
-        signed: &Signed,
-        json: &str,
-        source: Source,
-    ) -> Result<Result<(), String>, RuntimeError> {
-        let mut warm = self.take()?;
-        warm.store.data_mut().source = source;
-        let activity = wit_activity(signed, json, false);
-        let result = warm.bindings.call_validate(&mut warm.store, &activity);
-        let answer = self.finish("validate", warm, result)?;
-        Ok(answer.map_err(|r| r.message))
-    }
-
-    /// What `recipient` (a local actor) does about the activity, reading
-    /// the log from `source` (a committed snapshot, or the writer's
-    /// transaction), which is handed back in place whatever happens.
-    pub fn react(
-        &self,
-        signed: &Signed,
-        json: &str,
-        recipient: &str,
-        source: &mut Source,
-    ) -> Result<Vec<Intent>, RuntimeError> {
-        let mut warm = self.take()?;
-        warm.store.data_mut().source = std::mem::take(source);
-        let activity = wit_activity(signed, json, false);
-        let context = types::Context {
-            recipient: recipient.to_owned(),
-        };
-        let result = warm
-            .bindings
-            .call_react(&mut warm.store, &activity, &context);
-        *source = std::mem::take(&mut warm.store.data_mut().source);
-        self.finish("react", warm, result)
-    }
-}
-
-/// An activity as a projection's `fold` receives it. Build it once with
-/// [`fold_activity`] and fold it into every projection.
-pub type FoldActivity = types::Activity;
-
-/// The WIT record of an activity for folding.
-pub fn fold_activity(signed: &Signed, json: &str, backfilled: bool) -> FoldActivity {
-    wit_activity(signed, json, backfilled)
-}
-
-/// What one fold did.
-#[derive(Debug)]
-pub enum Folded {
-    /// The fold succeeded; its writes are kept.
-    Applied,
-    /// The projection returned an error; nothing it wrote is kept.
-    Refused(String),
-    /// The module trapped, ran out of fuel or hit its deadline; nothing it
-    /// wrote is kept and its instance is discarded.
-    Fault(RuntimeError),
-}
-
-/// A projection folding a run of activities in the writer's transaction.
-/// Only successful folds' writes reach the store. [`FoldSession::finish`]
-/// gives the transaction back.
-pub struct FoldSession<'m> {
-    module: &'m ProjectionModule,
-    /// The session's instance, kept between folds for [`Reuse::Warm`].
-    warm: Option<Warm<projection::Projection>>,
-    /// `None` only while a call runs (the store holds it).
-    source: Option<WriteState>,
-}
-
-impl std::fmt::Debug for FoldSession<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FoldSession")
-            .field("projection", &self.module.name)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A session's transaction went missing: a bug in the session, never the
-/// module's doing; the batch must not commit.
-fn lost_transaction() -> StoreError {
-    StoreError::Internal("a fold session lost its transaction")
-}
-
-impl FoldSession<'_> {
-    /// Folds one activity; later folds of the session see its writes.
-    /// `Err` is a storage failure: the transaction must not be committed.
-    pub fn fold(&mut self, activity: &FoldActivity) -> Result<Folded, StoreError> {
-        let module = self.module;
-        let kept = self.warm.take();
-        let mut warm = match kept {
-            Some(mut warm) => match module.runtime.arm(&mut warm.store, module.budget) {
-                Ok(()) => warm,
-                Err(e) => return Ok(Folded::Fault(e)),
-            },
-            None => match module.take() {
-                Ok(warm) => warm,
-                Err(e) => return Ok(Folded::Fault(e)),
-            },
-        };
-        let Some(source) = self.source.take() else {
-            return Err(lost_transaction());
-        };
-        let data = warm.store.data_mut();
-        data.source = Source::Write(source);
-        data.kv.writable = true;
-        data.kv.buffer.clear();
-        data.kv.buffered_bytes = 0;
-        let result = warm.bindings.call_fold(&mut warm.store, activity);
-        module
-            .runtime
-            .spent(&module.name, "fold", module.budget, &warm.store);
-        let data = warm.store.data_mut();
-        let Source::Write(mut source) = std::mem::take(&mut data.source) else {
-            return Err(lost_transaction());
-        };
-        let mut writes = std::mem::take(&mut data.kv.buffer);
-        let answered = result.is_ok();
-        let folded = match result {
-            Ok(Ok(())) => {
-                source.keep(&mut writes);
-                Folded::Applied
-            }
-            Ok(Err(message)) => Folded::Refused(message),
-            // A trapped instance is never reused.
-            Err(e) => Folded::Fault(module.runtime.fault(&module.name, module.budget, &e)),
-        };
-        if answered && module.idle.is_some() {
-            self.warm = Some(warm);
-        }
-        self.source = Some(source);
-        Ok(folded)
-    }
-
-    /// Ends the session: the successful folds' writes go to the store, the
-    /// instance back to the pool and the transaction to the caller. `Err`
-    /// is a storage failure: the transaction is dropped (aborted).
-    pub fn finish(mut self) -> Result<WriteTxn, StoreError> {
-        if let Some(warm) = self.warm.take() {
-            self.module.give_back(warm);
-        }
-        match self.source.take() {
-            Some(state) => state.finish(&self.module.name),
-            None => Err(lost_transaction()),
-        }
-    }
-}
-
-impl ProjectionModule {
-    /// Lends `txn` to this projection for a run of folds, opening the
-    /// tables the folds use once; `ids` is the store's
-    /// [`weft_store::Store::recent_ids`]. On failure `txn` is dropped
-    /// (aborted).
-    pub fn session(
-        &self,
-        txn: WriteTxn,
-        ids: Arc<RecentIds>,
-    ) -> Result<FoldSession<'_>, StoreError> {
-        let source = WriteState::open(txn, ids)?;
-        Ok(FoldSession {
-            module: self,
-            warm: None,
-            source: Some(source),
-        })
-    }
-
-    /// Answers a query from a committed snapshot.
-    pub fn query(
-        &self,
-        snapshot: Snapshot,
-        path: &str,
-        params: &[(String, String)],
-    ) -> Result<Result<String, QueryError>, RuntimeError> {
-        let mut warm = self.take()?;
-        let data = warm.store.data_mut();
-        data.source = Source::Read(snapshot);
-        data.kv.writable = false;
-        data.kv.buffer.clear();
-        let result = warm.bindings.call_query(&mut warm.store, path, params);
-        self.finish("query", warm, result)
     }
 }
 

@@ -1,7 +1,10 @@
 //! The WebAssembly guests only tests load, built from source by this crate's
 //! build script: `weft-test-misbehave` (a verb that loops, grows, overflows
 //! and panics on request), `weft-test-flaky` (a projection that fails on
-//! request) and `weft-example-rsvp` (the Rust example verb).
+//! request), both `weft:module@0.1.0`; `weft-test-batch` (the same for
+//! 0.2.0's `fold-batch`), `weft-test-endorsements-v0-1` (the built-in
+//! endorsements projection as a 0.1.0 module) and `weft-example-rsvp` (the
+//! Rust example verb).
 //!
 //! A dev-dependency only: nothing the node ships depends on it.
 

@@ -32,7 +32,7 @@ struct Rsvp;
 
 impl Guest for Rsvp {
     fn validate(activity: Activity) -> Result<(), Rejection> {
-        let json = Json::parse(&activity)?;
+        let json = Json::of(&activity.id)?;
         check(&json).map_err(reject)?;
         let invitation = json.str("object").unwrap_or_default();
         if log::get(invitation).is_none() {

@@ -32,18 +32,27 @@ pub fn componentize(bytes: Vec<u8>, world: &str) -> anyhow::Result<Vec<u8>> {
     let component = match first {
         Ok(component) => component,
         Err(first) => {
-            let mut resolve = wit_parser::Resolve::default();
-            let package = resolve.push_str("weft.wit", weft_runtime::WIT)?;
-            let world = resolve.select_world(&[package], Some(world))?;
-            let mut core = bytes.clone();
-            wit_component::embed_component_metadata(
-                &mut core,
-                &resolve,
-                world,
-                wit_component::StringEncoding::UTF8,
-            )?;
-            encode(&core).map_err(|_| first).context(
-                "it is a core WebAssembly module that does not fit the weft WIT world: build it \
+            // Each contract version's world, newest first: the first the
+            // module fits.
+            let mut made = None;
+            for contract in weft_runtime::Contract::ALL {
+                let mut resolve = wit_parser::Resolve::default();
+                let package = resolve.push_str("weft.wit", contract.wit())?;
+                let world = resolve.select_world(&[package], Some(world))?;
+                let mut core = bytes.clone();
+                wit_component::embed_component_metadata(
+                    &mut core,
+                    &resolve,
+                    world,
+                    wit_component::StringEncoding::UTF8,
+                )?;
+                if let Ok(component) = encode(&core) {
+                    made = Some(component);
+                    break;
+                }
+            }
+            made.ok_or(first).context(
+                "it is a core WebAssembly module that fits no weft WIT world: build it \
                  with an SDK (sdk/), or make a component with `wasm-tools component new`",
             )?
         }

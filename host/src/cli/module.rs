@@ -79,7 +79,6 @@ pub async fn add(
         "type": define,
         "name": module.name,
         "module": artifact,
-        "wit": weft_runtime::PACKAGE,
         "to": [weft_core::model::PUBLIC],
     });
     let existing = current(client, &module.name).await?;

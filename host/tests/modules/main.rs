@@ -18,6 +18,7 @@ mod support;
 
 use weft_test_support::peer;
 
+mod contracts;
 mod genesis;
 mod sandbox;
 mod travel;

@@ -19,8 +19,9 @@
 //!
 //! Query: path `counts`, `id=<target>` → `{"id", "like", "share"}`.
 
+use weft_guest::Projection;
 use weft_guest::kv;
-use weft_guest::projection::{Activity, Guest, QueryError, log};
+use weft_guest::projection::{Activity, QueryError, log};
 use weft_guest::serde::Deserialize;
 use weft_guest::serde_json::{self, json};
 use weft_guest::text::{content_id, is_safe, key};
@@ -47,15 +48,17 @@ struct Fields<'a> {
     kind: Str<'a>,
 }
 
-impl Guest for Endorsements {
-    fn fold(activity: Activity) -> Result<(), String> {
+impl Projection for Endorsements {
+    fn fold(activity: &Activity) -> Result<(), String> {
         if !matches!(activity.kind.as_str(), "Endorse" | "Like" | "Undo") {
             return Ok(());
         }
-        let fields: Fields = weft_guest::fields(&activity).map_err(|e| e.to_string())?;
         let actor = activity.actor.as_str();
         match activity.kind.as_str() {
             "Endorse" | "Like" => {
+                // An Endorse's `kind` is not among the parsed fields.
+                let text = weft_guest::activity_text(&activity.id).map_err(|e| e.to_string())?;
+                let fields: Fields = weft_guest::fields_in(&text).map_err(|e| e.to_string())?;
                 let Some((target, kind)) = endorsement(&fields) else {
                     return Ok(());
                 };
@@ -67,7 +70,7 @@ impl Guest for Endorsements {
                 }
             }
             "Undo" => {
-                let Some(undone) = fields.object.as_deref() else {
+                let Some(undone) = activity.object_id.as_deref() else {
                     return Ok(());
                 };
                 if !is_safe(undone) {
@@ -138,7 +141,7 @@ fn id_param(params: &[(String, String)]) -> Result<&str, String> {
     }
 }
 
-weft_guest::projection::export_projection!(Endorsements);
+weft_guest::export_projection!(Endorsements);
 
 #[cfg(test)]
 mod tests {

@@ -46,12 +46,11 @@
 use std::collections::BTreeSet;
 
 use weft_guest::Json;
+use weft_guest::Projection;
 use weft_guest::kv;
-use weft_guest::projection::{Activity, Guest, QueryError, log};
-use weft_guest::serde::Deserialize;
+use weft_guest::projection::{Activity, QueryError, log};
 use weft_guest::serde_json::{self, Value, json};
 use weft_guest::text::{is_http_url as is_actor, is_safe, key};
-use weft_guest::view::{Str, Strings};
 use weft_verb_rules::follow_edge;
 
 /// Page size when `limit` is not given.
@@ -67,24 +66,11 @@ const PUBLIC: [&str; 3] = [
 
 struct Feed;
 
-/// The fields a fold reads; the rest of the activity is skipped unparsed.
-#[derive(Deserialize)]
-#[serde(crate = "weft_guest::serde")]
-struct Fields<'a> {
-    #[serde(borrow, default)]
-    to: Strings<'a>,
-    #[serde(borrow, default)]
-    cc: Strings<'a>,
-    #[serde(borrow, default)]
-    object: Str<'a>,
-}
-
-impl Guest for Feed {
-    fn fold(activity: Activity) -> Result<(), String> {
+impl Projection for Feed {
+    fn fold(activity: &Activity) -> Result<(), String> {
         if !is_safe(&activity.id) {
             return Ok(());
         }
-        let fields: Fields = weft_guest::fields(&activity).map_err(|e| e.to_string())?;
         let author = activity.actor.as_str();
         let home = home(author);
         let local = |a: &str| is_actor(a) && home.is_some() && origin(a) == home;
@@ -96,10 +82,11 @@ impl Guest for Feed {
         } else {
             Vec::new()
         };
-        let mut readers: BTreeSet<&str> = fields
+        let mut readers: BTreeSet<&str> = activity
             .to
             .iter()
-            .chain(fields.cc.iter())
+            .chain(&activity.cc)
+            .map(String::as_str)
             .filter(|a| !is_collection(a) && local(a))
             .collect();
         if local(author) {
@@ -113,7 +100,7 @@ impl Guest for Feed {
 
         // A Delete or Update of an object (not of an actor) changes how
         // the activity that made it shows; it is no entry of its own.
-        let changed = match (activity.kind.as_str(), fields.object.as_deref()) {
+        let changed = match (activity.kind.as_str(), activity.object_id.as_deref()) {
             (kind @ ("Delete" | "Update"), Some(object)) if is_safe(object) && object != author => {
                 let mark = if kind == "Delete" {
                     "deleted"
@@ -134,8 +121,8 @@ impl Guest for Feed {
         }
         kv::set("count", &(n.saturating_add(1)).to_string());
 
-        if let Some(object) = fields.object.as_deref() {
-            track_follows(&activity, object, &local);
+        if let Some(object) = activity.object_id.as_deref() {
+            track_follows(activity, object, &local);
         }
         Ok(())
     }
@@ -344,7 +331,7 @@ fn is_collection(entry: &str) -> bool {
     matches!(last, "followers" | "following")
 }
 
-weft_guest::projection::export_projection!(Feed);
+weft_guest::export_projection!(Feed);
 
 #[cfg(test)]
 mod tests {

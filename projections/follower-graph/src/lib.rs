@@ -31,12 +31,11 @@
 //! `actor=<url>`, answer `{"actor", "items": [urls, sorted], "totalItems"}`.
 
 use weft_guest::Json;
+use weft_guest::Projection;
 use weft_guest::kv;
-use weft_guest::projection::{Activity, Guest, QueryError, log};
-use weft_guest::serde::Deserialize;
+use weft_guest::projection::{Activity, QueryError, log};
 use weft_guest::serde_json::json;
 use weft_guest::text::{is_http_url as is_actor, is_safe, key};
-use weft_guest::view::Str;
 use weft_verb_rules::follow_edge;
 
 /// The four lists, each a key namespace and a query path.
@@ -44,24 +43,15 @@ const LISTS: [&str; 4] = ["followers", "following", "pending-in", "pending-out"]
 
 struct FollowerGraph;
 
-/// The one field a fold reads beyond the envelope; the rest is skipped.
-#[derive(Deserialize)]
-#[serde(crate = "weft_guest::serde")]
-struct Fields<'a> {
-    #[serde(borrow, default)]
-    object: Str<'a>,
-}
-
-impl Guest for FollowerGraph {
-    fn fold(activity: Activity) -> Result<(), String> {
+impl Projection for FollowerGraph {
+    fn fold(activity: &Activity) -> Result<(), String> {
         if !matches!(
             activity.kind.as_str(),
             "Follow" | "Accept" | "Reject" | "Undo"
         ) {
             return Ok(());
         }
-        let fields: Fields = weft_guest::fields(&activity).map_err(|e| e.to_string())?;
-        let Some(object) = fields.object.as_deref() else {
+        let Some(object) = activity.object_id.as_deref() else {
             return Ok(());
         };
         let actor = activity.actor.as_str();
@@ -166,7 +156,7 @@ fn unknown_path(path: &str) -> String {
     )
 }
 
-weft_guest::projection::export_projection!(FollowerGraph);
+weft_guest::export_projection!(FollowerGraph);
 
 #[cfg(test)]
 mod tests {

@@ -1,20 +1,28 @@
-//! The Rust guest SDK for weft modules: a thin layer over wit-bindgen.
+//! The Rust guest SDK for weft modules: a thin layer over wit-bindgen, for
+//! the newest contract, `weft:module@0.2.0` (`sdk/wit/weft-module@0.2.0`).
+//! Modules of 0.1.0 use the crate `weft-guest-v0-1` (`sdk/rust-v0.1`).
 //!
 //! A verb enables the `verb` feature, implements [`verb::Guest`] and calls
-//! `verb::export_verb!`; a projection enables `projection`, implements
-//! [`projection::Guest`] and calls `projection::export_projection!`. [`Json`] gives a
-//! typed view of the activity JSON; [`fields`] with [`view`] types reads
-//! just the fields a module needs, much faster; [`kv`] helpers wrap the
-//! projection's store. This crate adds no behaviour of its own: what the WIT in
-//! `sdk/wit/weft-module@0.1.0/weft.wit` says is what a module can do.
+//! `verb::export_verb!`. A projection enables `projection`, implements
+//! [`Projection`] (a `fold` of one activity and a `query`) and calls
+//! [`export_projection!`], which makes its `fold-batch` and hands each
+//! successful fold's writes to the node in one call: [`kv`] buffers them
+//! and lets the fold read them back. The activity arrives with its most-read
+//! fields parsed (`object_type`, `object_id`, `in_reply_to`, `to`, `cc`);
+//! [`activity_text`] fetches its whole JSON, which [`Json`] views typed and
+//! [`fields_in`] with [`view`] types reads just the fields a module needs.
+//! This crate adds no behaviour of its own: what the WIT says is what a
+//! module can do.
 //!
 //! ```ignore
 //! use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection};
 //! struct Note;
 //! impl Guest for Note {
 //!     fn validate(a: Activity) -> Result<(), Rejection> {
-//!         let json = weft_guest::Json::parse(&a)?;
-//!         json.object_str("content").map(|_| ()).ok_or_else(|| weft_guest::reject("a Note needs `object.content`"))
+//!         let json = weft_guest::Json::from_text(&weft_guest::activity_text(&a.id)?)?;
+//!         json.object_str("content")
+//!             .map(|_| ())
+//!             .ok_or_else(|| weft_guest::reject_field("object.content", "a Note needs `object.content`"))
 //!     }
 //!     fn react(_: Activity, _: Context) -> Vec<Intent> { Vec::new() }
 //! }
@@ -48,7 +56,7 @@ use serde_json::{Map, Value};
 pub mod verb {
     wit_bindgen::generate!({
         world: "verb",
-        path: "../wit/weft-module@0.1.0",
+        path: "../wit/weft-module@0.2.0",
         pub_export_macro: true,
         export_macro_name: "export_verb",
         default_bindings_module: "weft_guest::verb",
@@ -57,6 +65,8 @@ pub mod verb {
 }
 
 /// The `projection` world: fold and query over a private key-value store.
+/// Implement [`crate::Projection`] and call [`crate::export_projection!`]
+/// rather than this world's `Guest` and export macro.
 #[cfg(feature = "projection")]
 #[allow(
     clippy::too_many_arguments,
@@ -65,9 +75,9 @@ pub mod verb {
 pub mod projection {
     wit_bindgen::generate!({
         world: "projection",
-        path: "../wit/weft-module@0.1.0",
+        path: "../wit/weft-module@0.2.0",
         pub_export_macro: true,
-        export_macro_name: "export_projection",
+        export_macro_name: "export_projection_world",
         default_bindings_module: "weft_guest::projection",
     });
     pub use self::weft::module::{kv, log};
@@ -76,23 +86,21 @@ pub mod projection {
 #[cfg(feature = "verb")]
 use verb::Rejection;
 
-/// Anything that carries an activity's JSON text: both worlds' `activity`.
+/// Anything that carries an activity's JSON text (a 0.1.0 activity, in
+/// `weft-guest-v0-1`).
 pub trait ActivityJson {
     fn json_text(&self) -> &str;
 }
 
-#[cfg(feature = "verb")]
-impl ActivityJson for verb::Activity {
-    fn json_text(&self) -> &str {
-        &self.json
-    }
-}
-
-#[cfg(feature = "projection")]
-impl ActivityJson for projection::Activity {
-    fn json_text(&self) -> &str {
-        &self.json
-    }
+/// The JSON text of the activity `id` (the one a call is about, or any
+/// stored one), from the node's log.
+#[cfg(any(feature = "verb", feature = "projection"))]
+pub fn activity_text(id: &str) -> Result<String, JsonError> {
+    #[cfg(feature = "verb")]
+    let text = verb::log::get(id);
+    #[cfg(not(feature = "verb"))]
+    let text = projection::log::get(id);
+    text.ok_or(JsonError)
 }
 
 /// A rejection with `message`.
@@ -100,7 +108,76 @@ impl ActivityJson for projection::Activity {
 pub fn reject(message: impl Into<String>) -> Rejection {
     Rejection {
         message: message.into(),
+        field: None,
     }
+}
+
+/// A rejection with `message` naming the `field` at fault, as a path into
+/// the activity (`object.content`); the publisher's 422 carries it.
+#[cfg(feature = "verb")]
+pub fn reject_field(field: impl Into<String>, message: impl Into<String>) -> Rejection {
+    Rejection {
+        message: message.into(),
+        field: Some(field.into()),
+    }
+}
+
+/// A projection: folds one activity into its store (through [`kv`]) and
+/// answers queries from it. [`export_projection!`] exports it.
+#[cfg(feature = "projection")]
+pub trait Projection {
+    /// Folds one activity. Its [`kv`] writes reach the store only if it
+    /// returns `Ok`; it reads them back meanwhile.
+    fn fold(activity: &projection::Activity) -> Result<(), String>;
+    /// Serves `GET /projections/{name}/{path}?{params}` with JSON text.
+    fn query(path: String, params: Vec<(String, String)>)
+    -> Result<String, projection::QueryError>;
+}
+
+/// Folds one activity with `P`, handing its writes to the node in one call
+/// if it succeeds and dropping them if not. What [`export_projection!`]'s
+/// `fold` and `fold-batch` run for each activity.
+#[cfg(feature = "projection")]
+pub fn fold_one<P: Projection>(activity: &projection::Activity) -> Result<(), String> {
+    kv::discard();
+    let result = P::fold(activity);
+    match result {
+        Ok(()) => kv::flush(),
+        Err(_) => kv::discard(),
+    }
+    result
+}
+
+/// Exports a type implementing [`Projection`] as the component's
+/// `projection` world: `fold`, `fold-batch` (each activity in turn, as
+/// `fold`) and `query`.
+#[cfg(feature = "projection")]
+#[macro_export]
+macro_rules! export_projection {
+    ($ty:ident) => {
+        const _: () = {
+            struct WeftProjectionExport;
+            impl $crate::projection::Guest for WeftProjectionExport {
+                fn fold(
+                    activity: $crate::projection::Activity,
+                ) -> ::core::result::Result<(), String> {
+                    $crate::fold_one::<$ty>(&activity)
+                }
+                fn fold_batch(
+                    activities: Vec<$crate::projection::Activity>,
+                ) -> Vec<::core::result::Result<(), String>> {
+                    activities.iter().map($crate::fold_one::<$ty>).collect()
+                }
+                fn query(
+                    path: String,
+                    params: Vec<(String, String)>,
+                ) -> ::core::result::Result<String, $crate::projection::QueryError> {
+                    <$ty as $crate::Projection>::query(path, params)
+                }
+            }
+            $crate::projection::export_projection_world!(WeftProjectionExport);
+        };
+    };
 }
 
 /// Small checks and helpers that verbs and projections share.
@@ -326,6 +403,13 @@ impl Json {
         Self::from_text(activity.json_text())
     }
 
+    /// Parses the JSON text of activity `id` ([`activity_text`]): the
+    /// activity a call is about, or any stored one.
+    #[cfg(any(feature = "verb", feature = "projection"))]
+    pub fn of(id: &str) -> Result<Self, JsonError> {
+        Self::from_text(&activity_text(id)?)
+    }
+
     /// Parses JSON text that must be an object.
     pub fn from_text(text: &str) -> Result<Self, JsonError> {
         match serde_json::from_str(text) {
@@ -400,7 +484,12 @@ impl From<JsonError> for Rejection {
 pub fn fields<'a, T: serde::Deserialize<'a>>(
     activity: &'a impl ActivityJson,
 ) -> Result<T, JsonError> {
-    serde_json::from_str(activity.json_text()).map_err(|_| JsonError)
+    fields_in(activity.json_text())
+}
+
+/// [`fields`] of an activity's JSON text ([`activity_text`]).
+pub fn fields_in<'a, T: serde::Deserialize<'a>>(text: &'a str) -> Result<T, JsonError> {
+    serde_json::from_str(text).map_err(|_| JsonError)
 }
 
 /// Field types for [`fields`] structs that borrow from the activity text
@@ -634,10 +723,91 @@ pub mod view {
     }
 }
 
-/// Helpers over the projection's key-value store.
+/// The projection's key-value store, as a fold sees it: writes are
+/// buffered in the module, read back by the fold that made them, and handed
+/// to the node in one `kv.write` call when the fold succeeds
+/// ([`crate::fold_one`]).
 #[cfg(feature = "projection")]
 pub mod kv {
-    pub use crate::projection::kv::{delete, get, scan, set};
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::ops::Bound;
+
+    use crate::projection::kv as host;
+    use crate::projection::weft::module::types::Change;
+
+    thread_local! {
+        /// The running fold's writes: `None` is a delete.
+        static PENDING: RefCell<BTreeMap<String, Option<String>>> =
+            const { RefCell::new(BTreeMap::new()) };
+    }
+
+    /// The value of `key`: the running fold's write, or the stored one.
+    pub fn get(key: &str) -> Option<String> {
+        match PENDING.with_borrow(|p| p.get(key).cloned()) {
+            Some(pending) => pending,
+            None => host::get(key),
+        }
+    }
+
+    pub fn set(key: &str, value: &str) {
+        PENDING.with_borrow_mut(|p| p.insert(key.to_owned(), Some(value.to_owned())));
+    }
+
+    pub fn delete(key: &str) {
+        PENDING.with_borrow_mut(|p| p.insert(key.to_owned(), None));
+    }
+
+    /// Up to `limit` entries whose keys start with `prefix`, in key order,
+    /// after `after` when given: the stored ones with the running fold's
+    /// writes over them.
+    pub fn scan(prefix: &str, after: Option<&str>, limit: u32) -> Vec<(String, String)> {
+        let lower = match after.filter(|a| *a >= prefix) {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Included(prefix),
+        };
+        let pending: Vec<(String, Option<String>)> = PENDING.with_borrow(|p| {
+            p.range::<str, _>((lower, Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        });
+        if pending.is_empty() {
+            return host::scan(prefix, after, limit);
+        }
+        let deletes = pending.iter().filter(|(_, v)| v.is_none()).count() as u32;
+        let mut merged: BTreeMap<String, String> = host::scan(prefix, after, limit + deletes)
+            .into_iter()
+            .collect();
+        for (key, value) in pending {
+            match value {
+                Some(v) => merged.insert(key, v),
+                None => merged.remove(&key),
+            };
+        }
+        merged.into_iter().take(limit as usize).collect()
+    }
+
+    /// Hands the running fold's writes to the node in one call.
+    pub(crate) fn flush() {
+        let changes: Vec<Change> = PENDING.with_borrow_mut(|p| {
+            std::mem::take(p)
+                .into_iter()
+                .map(|(k, v)| match v {
+                    Some(v) => Change::Set((k, v)),
+                    None => Change::Delete(k),
+                })
+                .collect()
+        });
+        if !changes.is_empty() {
+            host::write(&changes);
+        }
+    }
+
+    /// Drops the running fold's writes.
+    pub(crate) fn discard() {
+        PENDING.with_borrow_mut(BTreeMap::clear);
+    }
 
     /// Reads a counter (0 when absent).
     pub fn counter(key: &str) -> u64 {
@@ -658,7 +828,7 @@ pub mod kv {
     /// Every entry under `prefix`, page by page.
     pub fn scan_all(prefix: &str) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        let mut after = None;
+        let mut after: Option<String> = None;
         loop {
             let page = scan(prefix, after.as_deref(), 256);
             let done = page.len() < 256;

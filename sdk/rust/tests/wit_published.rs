@@ -5,10 +5,16 @@
 use std::path::{Path, PathBuf};
 
 /// BLAKE3 of each published version directory, as [`digest`] computes it.
-const PUBLISHED: &[(&str, &str)] = &[(
-    "weft-module@0.1.0",
-    "c9f4331db831a26ea288bbf3a2598217df1d225a36957fdfa7221fca808f68c0",
-)];
+const PUBLISHED: &[(&str, &str)] = &[
+    (
+        "weft-module@0.1.0",
+        "c9f4331db831a26ea288bbf3a2598217df1d225a36957fdfa7221fca808f68c0",
+    ),
+    (
+        "weft-module@0.2.0",
+        "96dbe6fddfc05b73065c16ab96a9e2582e02ee7e60ccf1743b7b390abd8c6c42",
+    ),
+];
 
 fn wit_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit")

@@ -15,7 +15,7 @@ struct Accept;
 impl Guest for Accept {
     fn validate(activity: Activity) -> Result<(), Rejection> {
         own_type(&activity.kind, "Accept").map_err(reject)?;
-        let json = Json::parse(&activity)?;
+        let json = Json::of(&activity.id)?;
         let id =
             object_activity_id(&json, "Accept", "the Follow being accepted").map_err(reject)?;
         match log::get(id).and_then(|text| Json::from_text(&text).ok()) {

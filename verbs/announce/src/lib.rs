@@ -18,7 +18,7 @@ impl Guest for Announce {
                 activity.kind
             )));
         }
-        let json = Json::parse(&activity)?;
+        let json = Json::of(&activity.id)?;
         check(json.get("object")).map_err(reject)
     }
 

@@ -18,7 +18,7 @@ struct Delete;
 impl Guest for Delete {
     fn validate(activity: Activity) -> Result<(), Rejection> {
         own_type(&activity.kind, "Delete").map_err(reject)?;
-        let json = Json::parse(&activity)?;
+        let json = Json::of(&activity.id)?;
         let id = object_activity_id(&json, "Delete", "what it deletes").map_err(reject)?;
         match log::get(id).and_then(|text| Json::from_text(&text).ok()) {
             Some(held) => own_activity(&held, &activity.actor).map_err(reject),

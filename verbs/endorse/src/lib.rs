@@ -23,7 +23,7 @@ impl Guest for Endorse {
                 activity.kind
             )));
         }
-        let json = Json::parse(&activity)?;
+        let json = Json::of(&activity.id)?;
         check(json.get("object"), json.get("kind")).map_err(reject)
     }
 

@@ -28,7 +28,7 @@ impl Guest for Follow {
                 activity.kind
             )));
         }
-        let json = Json::parse(&activity)?;
+        let json = Json::of(&activity.id)?;
         check_object(json.get("object"), &activity.actor).map_err(reject)?;
         match json.get("backfill") {
             None => Ok(()),
@@ -40,7 +40,7 @@ impl Guest for Follow {
     }
 
     fn react(activity: Activity, context: Context) -> Vec<Intent> {
-        let Ok(json) = Json::parse(&activity) else {
+        let Ok(json) = Json::of(&activity.id) else {
             return Vec::new();
         };
         match accept_draft(&json, &activity.id, &activity.actor, &context.recipient) {

@@ -15,7 +15,7 @@ struct Reject;
 impl Guest for Reject {
     fn validate(activity: Activity) -> Result<(), Rejection> {
         own_type(&activity.kind, "Reject").map_err(reject)?;
-        let json = Json::parse(&activity)?;
+        let json = Json::of(&activity.id)?;
         let id =
             object_activity_id(&json, "Reject", "the Follow being rejected").map_err(reject)?;
         match log::get(id).and_then(|text| Json::from_text(&text).ok()) {

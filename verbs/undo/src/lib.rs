@@ -15,7 +15,7 @@ struct Undo;
 impl Guest for Undo {
     fn validate(activity: Activity) -> Result<(), Rejection> {
         own_type(&activity.kind, "Undo").map_err(reject)?;
-        let json = Json::parse(&activity)?;
+        let json = Json::of(&activity.id)?;
         let id = object_activity_id(&json, "Undo", "the activity being undone").map_err(reject)?;
         match log::get(id).and_then(|text| Json::from_text(&text).ok()) {
             Some(undone) => own_activity(&undone, &activity.actor).map_err(reject),

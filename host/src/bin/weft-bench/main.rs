@@ -306,7 +306,7 @@ pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
 /// The transactions are aborted, so every round starts from the same state.
 fn fold_bench(iterations: usize) -> anyhow::Result<()> {
     use weft_core::model::Signed;
-    use weft_runtime::{Folded, Limits, ProjectionModule, Runtime, fold_activity};
+    use weft_runtime::{Activities, Folded, Limits, ProjectionModule, Runtime};
     use weft_store::{ModuleKind, Store};
 
     const BATCH: usize = 100;
@@ -367,17 +367,18 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
                 runtime.limits().budget(None, None),
                 weft_runtime::Reuse::Warm,
             )?;
-            let records: Vec<_> = activities
-                .iter()
-                .map(|a| fold_activity(a, &a.to_json_string(), false))
-                .collect();
+            let texts: Vec<String> = activities.iter().map(Signed::to_json_string).collect();
+            let mut run = Activities::new();
+            for (activity, json) in activities.iter().zip(&texts) {
+                run.push(activity, json, false);
+            }
             // (whole fold, of which applying the writes at session end)
             let round = || -> anyhow::Result<(Duration, Duration)> {
                 let txn = store.begin_write()?;
                 let started = Instant::now();
                 let mut session = module.session(txn, store.recent_ids().clone())?;
-                for record in &records {
-                    match session.fold(record)? {
+                for folded in session.fold(&run)? {
+                    match folded {
                         Folded::Applied => {}
                         Folded::Refused(e) => bail!("{name}: {e}"),
                         Folded::Fault(e) => bail!("{name}: {e}"),
@@ -388,7 +389,7 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
                 let applied = folded.elapsed();
                 let elapsed = started.elapsed();
                 txn.abort()?;
-                let n = records.len() as u32;
+                let n = run.len() as u32;
                 Ok((elapsed / n, applied / n))
             };
             round()?;

@@ -16,7 +16,7 @@ impl Guest for Checkin {
     /// Accept the activity (`Ok`) or refuse it with a message saying what
     /// to fix; the publisher gets it as a 422.
     fn validate(activity: Activity) -> Result<(), Rejection> {
-        let json = Json::parse(&activity)?;
+        let json = Json::of(&activity.id)?;
         match json.str("place") {
             Some(place) if !place.trim().is_empty() && place.chars().count() <= 200 => Ok(()),
             _ => Err(reject(

@@ -14,8 +14,8 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use weft_guest::projection::{Activity, Guest, QueryError};
-use weft_guest::{Json, kv};
+use weft_guest_v0_1::projection::{Activity, Guest, QueryError};
+use weft_guest_v0_1::{Json, kv};
 
 struct Flaky;
 
@@ -79,4 +79,4 @@ impl Guest for Flaky {
     }
 }
 
-weft_guest::projection::export_projection!(Flaky);
+weft_guest_v0_1::projection::export_projection!(Flaky);

@@ -12,8 +12,8 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection};
-use weft_guest::{Json, reject};
+use weft_guest_v0_1::verb::{Activity, Context, Guest, Intent, Rejection};
+use weft_guest_v0_1::{Json, reject};
 
 struct Misbehave;
 
@@ -88,4 +88,4 @@ impl Guest for Misbehave {
     }
 }
 
-weft_guest::verb::export_verb!(Misbehave);
+weft_guest_v0_1::verb::export_verb!(Misbehave);

@@ -1,0 +1,185 @@
+//! Modules of both published contract versions on one node: a 0.1.0 and a
+//! 0.2.0 build of the same projection fold a log to the same state; a
+//! 0.2.0 `fold-batch` with a bad activity in it folds the rest as single
+//! folds would; a 0.2.0 verb's rejection names the field at fault.
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use super::support::{TestNode, note};
+use super::{define, projection_state, test_guest};
+
+/// The entries of projection `name`, as (key, value).
+fn state_of(node: &TestNode, name: &str) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(projection_state(node)?
+        .into_iter()
+        .filter(|(projection, _, _)| projection == name)
+        .map(|(_, key, value)| (key, value))
+        .collect())
+}
+
+async fn endorse(node: &TestNode, token: &str, body: Value) -> anyhow::Result<String> {
+    let (status, answer) = node.publish(token, &body).await?;
+    anyhow::ensure!(status == 201, "{body} was refused: {answer}");
+    answer["id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("the published id")
+}
+
+/// The built-in endorsements projection (0.2.0: parsed fields, one write
+/// call per fold, `fold-batch`) and its source as it was under 0.1.0 fold
+/// the same endorsements, likes and undos to the same entries: when the
+/// 0.1.0 one is built from the whole log, as both fold what comes after,
+/// and after the built-in one is rebuilt with `fold-batch`.
+#[tokio::test]
+async fn a_0_1_and_a_0_2_build_of_one_projection_fold_a_log_alike() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (_, alice) = node.actor("alice").await?;
+    let (_, bob) = node.actor("bob").await?;
+    let mut posts = Vec::new();
+    for i in 0..4 {
+        let (_, post) = node.publish(&alice, &note(&format!("post {i}"))).await?;
+        posts.push(post["id"].as_str().context("id")?.to_owned());
+    }
+    let mut undo = Vec::new();
+    for (i, post) in posts.iter().enumerate() {
+        for (token, kind) in [(&alice, "like"), (&bob, "share"), (&bob, "like")] {
+            let id = endorse(
+                &node,
+                token,
+                json!({"type": "Endorse", "object": post, "kind": kind}),
+            )
+            .await?;
+            if i % 2 == 0 && kind == "share" {
+                undo.push(id);
+            }
+        }
+    }
+    for id in &undo {
+        endorse(&node, &bob, json!({"type": "Undo", "object": id})).await?;
+    }
+    let builtin = state_of(&node, "endorsements")?;
+    assert!(
+        builtin
+            .iter()
+            .any(|(k, v)| k.starts_with("count") && v == "2"),
+        "the built-in counted: {builtin:?}"
+    );
+
+    let (status, body) = define(
+        &node,
+        "DefineProjection",
+        "endorsements-v01",
+        test_guest("weft-test-endorsements-v0-1")?,
+    )
+    .await?;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["wit"], "weft:module@0.1.0", "{body}");
+    assert_eq!(state_of(&node, "endorsements-v01")?, builtin);
+
+    // Both fold what comes next.
+    let later = endorse(
+        &node,
+        &alice,
+        json!({"type": "Endorse", "object": posts[1], "kind": "share"}),
+    )
+    .await?;
+    endorse(&node, &alice, json!({"type": "Undo", "object": later})).await?;
+    endorse(
+        &node,
+        &bob,
+        json!({"type": "Endorse", "object": posts[3], "kind": "share"}),
+    )
+    .await?;
+    let builtin = state_of(&node, "endorsements")?;
+    assert_eq!(state_of(&node, "endorsements-v01")?, builtin);
+
+    // A rebuild folds the whole log again with `fold-batch`.
+    let response = node
+        .http
+        .post(format!(
+            "{}/admin/projections/endorsements/rebuild",
+            node.base
+        ))
+        .bearer_auth(&node.admin)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(state_of(&node, "endorsements")?, builtin);
+    node.stop().await
+}
+
+/// A projection built over a log with a failing and a trapping activity in
+/// it: its build folds the log with `fold-batch`, which traps; the node
+/// folds the halves again, down to single folds, so every other activity
+/// is folded once, the two are recorded as failed, and nothing a failed
+/// fold wrote is kept. What is published after folds the same way. A fold
+/// reads the JSON of the activity it folds with `log.get` of its id.
+#[tokio::test]
+async fn a_fold_batch_with_a_bad_activity_folds_the_rest() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (_, token) = node.actor("alice").await?;
+    let contents = ["a", "b", "fail", "c", "d", "trap", "e", "f", "g", "echo"];
+    for content in contents {
+        let (status, body) = node.publish(&token, &note(content)).await?;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = define(
+        &node,
+        "DefineProjection",
+        "batch",
+        test_guest("weft-test-batch")?,
+    )
+    .await?;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["wit"], "weft:module@0.2.0", "{body}");
+    let (_, count) = node.get("/projections/batch/count?verb=Note", None).await?;
+    assert_eq!(count["count"], 8, "{count}");
+    let (_, marker) = node.get("/projections/batch/marker", None).await?;
+    assert_eq!(marker["marker"], false, "a failed fold's writes were kept");
+    let (_, echo) = node.get("/projections/batch/echo", None).await?;
+    assert_eq!(echo["echo"], "echo", "{echo}");
+    let (_, status_body) = node.get("/projections/batch/status", None).await?;
+    assert_eq!(status_body["failed"], 2, "{status_body}");
+    let messages: Vec<String> = status_body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["message"].as_str().map(str::to_owned))
+        .collect();
+    assert!(messages[0].contains("failed on purpose"), "{messages:?}");
+    assert!(messages[1].contains("trapped"), "{messages:?}");
+
+    for content in ["h", "trap", "spin", "i"] {
+        let (status, body) = node.publish(&token, &note(content)).await?;
+        assert_eq!(status, 201, "a failing fold must not block the log: {body}");
+    }
+    let (_, count) = node.get("/projections/batch/count?verb=Note", None).await?;
+    assert_eq!(count["count"], 10, "{count}");
+    let (_, status_body) = node.get("/projections/batch/status", None).await?;
+    assert_eq!(status_body["failed"], 4, "{status_body}");
+    node.stop().await
+}
+
+/// A 0.2.0 verb names the field at fault; the publisher's 422 carries it.
+#[tokio::test]
+async fn a_verb_rejection_names_its_field() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (_, token) = node.actor("alice").await?;
+    let (status, body) = node
+        .publish(
+            &token,
+            &json!({"type": "Create", "object": {"type": "Note"}, "to": ["https://www.w3.org/ns/activitystreams#Public"]}),
+        )
+        .await?;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "object.content", "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("needs `object.content`")),
+        "{body}"
+    );
+    node.stop().await
+}

@@ -1,0 +1,61 @@
+//! A `weft:module@0.2.0` projection for the tests of `fold-batch` (not a real
+//! projection): it counts activities per verb, but first writes a marker
+//! (deleted again by a fold that succeeds), and misbehaves when
+//! `object.content` asks it to, so a test can check that a batch with a bad
+//! activity in it folds the others as single folds would:
+//! - "fail" returns an error; "trap" panics; "spin" loops until its fuel
+//!   is spent;
+//! - "echo" keeps the activity's JSON text, read with `log.get` of its id.
+//!
+//! Query `count?verb=Note` → {"count": n}; `marker` → {"marker": bool};
+//! `echo` → the last echoed activity's content.
+
+use weft_guest::projection::{Activity, QueryError};
+use weft_guest::{Json, Projection, kv};
+
+struct Batch;
+
+impl Projection for Batch {
+    fn fold(activity: &Activity) -> Result<(), String> {
+        kv::set("marker", "written");
+        if activity.verb == "Note" {
+            let json = Json::of(&activity.id).map_err(|e| e.to_string())?;
+            match json.object_str("content").unwrap_or_default() {
+                "fail" => return Err("failed on purpose".into()),
+                "trap" => panic!("trapped on purpose"),
+                "spin" => loop {
+                    std::hint::black_box(0u8);
+                },
+                "echo" => kv::set("echo", json.object_str("content").unwrap_or_default()),
+                _ => {}
+            }
+        }
+        kv::delete("marker");
+        kv::add(&format!("count|{}", activity.verb), 1);
+        Ok(())
+    }
+
+    fn query(path: String, params: Vec<(String, String)>) -> Result<String, QueryError> {
+        match path.as_str() {
+            "count" => {
+                let verb = params
+                    .iter()
+                    .find(|(k, _)| k == "verb")
+                    .map(|(_, v)| v.clone())
+                    .ok_or_else(|| QueryError::BadRequest("`verb` is required".into()))?;
+                Ok(format!(
+                    "{{\"count\":{}}}",
+                    kv::counter(&format!("count|{verb}"))
+                ))
+            }
+            "marker" => Ok(format!("{{\"marker\":{}}}", kv::get("marker").is_some())),
+            "echo" => Ok(format!(
+                "{{\"echo\":{:?}}}",
+                kv::get("echo").unwrap_or_default()
+            )),
+            other => Err(QueryError::NotFound(format!("no query `{other}`"))),
+        }
+    }
+}
+
+weft_guest::export_projection!(Batch);
