@@ -1,16 +1,19 @@
 // hashtags: a weft projection written in C (world `projection` of
-// weft:module@0.1.0). Build with examples/c-hashtags/build.sh.
+// weft:module@0.2.0). Build with examples/c-hashtags/build.sh.
 //
 // fold: for a Create of a Note (kind `Create`, verb `Note`), read
-// `object.content` from the activity's JSON, find `#tag` words (ASCII
-// letters, digits, `_`; lower-cased) and, for each distinct tag, write
+// `object.content` from the activity's JSON (`log.get` of its id), find
+// `#tag` words (ASCII letters, digits, `_`; lower-cased) and, for each
+// distinct tag, write
 //
 //   tag␟{tag}␟{rank}  -> activity id   (rank = u64::MAX - n, 20 digits)
 //   tagcount␟{tag}    -> notes with that tag so far
 //   count             -> n, tagged notes folded so far
 //
 // so an ascending scan of `tag␟{tag}␟` is newest first. `␟` is U+001F.
-// Everything else is ignored (fold returns ok).
+// Everything else is ignored (fold returns ok). A fold collects its writes
+// and hands them to kv.write in one call, only when it succeeds; fold-batch
+// folds each activity of a run the same way, in order.
 //
 // query: `tag?tag=<name>[&limit=N]` (limit default 20, at most 100) ->
 //   {"tag": "...", "count": n, "items": ["activity id", ...]}
@@ -19,13 +22,14 @@
 // No state is kept between calls (no globals); everything lives in kv.
 //
 // Ownership (wit-bindgen C canonical ABI rules):
-//  * export arguments (the activity; path and params) are owned by us:
+//  * export arguments (the activities; path and params) are owned by us:
 //    free them with the generated *_free helpers before returning;
 //  * export results (the ok/err strings) must be heap memory (malloc): the
 //    generated post-return function frees them after the host has copied
 //    them, so never hand back a string literal;
-//  * import arguments (keys, values) stay ours: the host copies them;
-//  * import results (kv get / scan) become ours: free them.
+//  * import arguments (keys, values, the writes) stay ours: the host
+//    copies them;
+//  * import results (log get, kv get / scan) become ours: free them.
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -40,6 +44,8 @@
 typedef projection_string_t str_t;
 typedef projection_list_tuple2_string_string_t params_t;
 typedef projection_list_tuple2_string_string_t scan_t;  // kv.scan's result: the same generated type
+typedef weft_module_kv_change_t change_t;               // one write (set or delete)
+typedef weft_module_kv_list_change_t changes_t;         // kv.write's argument
 
 #define SEP "\x1f"
 #define DEFAULT_LIMIT 20u
@@ -420,11 +426,26 @@ static bool kv_counter(const buf_t *key, uint64_t *v) {
   return ok;
 }
 
-static void kv_set_u64(const buf_t *key, uint64_t v) {
+// One fold's writes, each key and value a heap copy, handed over in one
+// kv.write. Every key a fold writes is a different one, so its reads (of
+// the store as it was before the fold) need not look here.
+static void changes_set(changes_t *w, const buf_t *key, const uint8_t *value, size_t len) {
+  if (w->len % 16 == 0) {
+    if (w->len > SIZE_MAX / sizeof(change_t) - 16) abort();
+    change_t *p = realloc(w->ptr, (w->len + 16) * sizeof(change_t));
+    if (!p) abort();
+    w->ptr = p;
+  }
+  change_t *c = &w->ptr[w->len++];
+  c->tag = WEFT_MODULE_TYPES_CHANGE_SET;
+  projection_string_dup_n(&c->val.set.f0, key->p, key->len);
+  projection_string_dup_n(&c->val.set.f1, (const char *)value, len);
+}
+
+static void changes_set_u64(changes_t *w, const buf_t *key, uint64_t v) {
   buf_t val = {0};
   buf_put_u64(&val, v, 0);
-  str_t k = str_of(key), s = str_of(&val);
-  weft_module_kv_set(&k, &s);
+  changes_set(w, key, (const uint8_t *)val.p, val.len);
   buf_free(&val);
 }
 
@@ -443,14 +464,19 @@ static bool is_safe(const str_t *s) {
 
 // --- fold --------------------------------------------------------------------
 
-// Returns NULL on success, or an error message (a string literal).
-static const char *fold_note(const projection_activity_t *a) {
+// Collects the writes that fold `a` into `w`. Returns NULL on success, or
+// an error message (a string literal).
+static const char *fold_note(const projection_activity_t *a, changes_t *w) {
   if (!str_eq(&a->kind, "Create") || !str_eq(&a->verb, "Note")) return NULL;
   if (!is_safe(&a->id)) return NULL;
 
+  str_t id = a->id, json;
+  if (!weft_module_log_get(&id, &json)) return "hashtags: the activity is not in the log";
   static const char *const path[] = {"object", "content"};
   buf_t content = {0};
-  if (!json_string_at(a->json.ptr, a->json.len, path, 2, &content)) {
+  bool found = json_string_at(json.ptr, json.len, path, 2, &content);
+  projection_string_free(&json);  // import results are ours
+  if (!found) {
     buf_free(&content);
     return NULL;  // no content (or not a string): nothing to index
   }
@@ -470,15 +496,13 @@ static const char *fold_note(const projection_activity_t *a) {
   } else {
     buf_t rank = {0};
     buf_put_u64(&rank, UINT64_MAX - n, 20);
-    str_t id = a->id;
     for (size_t i = 0; i < tags.count && !err; i++) {
       key.len = 0;
       buf_puts(&key, "tag" SEP);
       buf_put(&key, tags.tag[i], tags.len[i]);
       buf_puts(&key, SEP);
       buf_put(&key, rank.p, rank.len);
-      str_t k = str_of(&key);
-      weft_module_kv_set(&k, &id);
+      changes_set(w, &key, a->id.ptr, a->id.len);
 
       key.len = 0;
       buf_puts(&key, "tagcount" SEP);
@@ -487,13 +511,13 @@ static const char *fold_note(const projection_activity_t *a) {
       if (!kv_counter(&key, &c) || c == UINT64_MAX)
         err = "hashtags: a `tagcount` entry is not a number";
       else
-        kv_set_u64(&key, c + 1);
+        changes_set_u64(w, &key, c + 1);
     }
     buf_free(&rank);
     if (!err) {
       key.len = 0;
       buf_puts(&key, "count");
-      kv_set_u64(&key, n + 1);
+      changes_set_u64(w, &key, n + 1);
     }
   }
   buf_free(&key);
@@ -501,14 +525,37 @@ static const char *fold_note(const projection_activity_t *a) {
   return err;
 }
 
+// Folds one activity: its writes go to kv.write in one call when it
+// succeeds, and nowhere when it fails. NULL, or an error message.
+static const char *fold_one(const projection_activity_t *a) {
+  changes_t w = {NULL, 0};
+  const char *message = fold_note(a, &w);
+  if (!message && w.len > 0) weft_module_kv_write(&w);
+  weft_module_kv_list_change_free(&w);  // import arguments stay ours
+  return message;
+}
+
 bool exports_projection_fold(projection_activity_t *activity, str_t *err) {
-  const char *message = fold_note(activity);
+  const char *message = fold_one(activity);
   projection_activity_free(activity);  // the arguments are ours
   if (message) {
     projection_string_dup(err, message);  // heap copy: post-return frees it
     return false;
   }
   return true;
+}
+
+void exports_projection_fold_batch(projection_list_activity_t *activities,
+                                   projection_list_result_void_string_t *ret) {
+  ret->len = activities->len;
+  ret->ptr = NULL;  // an empty list owns no memory
+  if (ret->len && !(ret->ptr = calloc(ret->len, sizeof *ret->ptr))) abort();
+  for (size_t i = 0; i < activities->len; i++) {
+    const char *message = fold_one(&activities->ptr[i]);
+    ret->ptr[i].is_err = message != NULL;
+    if (message) projection_string_dup(&ret->ptr[i].val.err, message);
+  }
+  projection_list_activity_free(activities);  // the arguments are ours
 }
 
 // --- query ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-// weft projection `tally`: world `projection` of weft:module@0.1.0, built
+// weft projection `tally`: world `projection` of weft:module@0.2.0, built
 // with componentize-qjs (see build.sh). Counts the votes of each Poll.
 //
 // kv is the only state (never module globals: the node keeps a warm
@@ -15,24 +15,47 @@
 // Poll folded again is ignored. Malformed or unknown votes are ignored (the
 // Vote verb rejects them at publication).
 //
+// A fold reads the activity's JSON with `log.get(activity.id)` (only for
+// the verbs it folds), collects its writes (reading through them) and hands
+// them to `kv.write` in one call, only when it succeeds; `foldBatch` folds
+// each activity of a run the same way, in order.
+//
 // Query: path `poll`, `?id=<poll id>` -> {"id","name","counts":{…},"voters"}.
 // fold's `result<_, string>` and query's `result<string, query-error>` are
 // return/throw: returning is ok; a thrown string (fold) or a thrown
 // {tag:"not-found"|"bad-request", val:message} (query) is the error.
-import kv from "weft:module/kv@0.1.0";
-import log from "weft:module/log@0.1.0";
+import kv from "weft:module/kv@0.2.0";
+import log from "weft:module/log@0.2.0";
 
 const SEP = "\u001f";
 const key = (...parts) => parts.join(SEP);
 const isSafe = (s) => typeof s === "string" && s !== "" && !/[\u0000-\u001f\u007f]/.test(s);
 
-function getNumber(k) {
-  const v = kv.get(k); // option<string> -> string | null
+function getNumber(store, k) {
+  const v = store.get(k); // option<string> -> string | null
   return v === null || v === undefined ? 0 : Number(v);
 }
 
-function add(k, n) {
-  kv.set(k, String(getNumber(k) + n));
+// One fold's writes: `get` reads through them, `commit` hands them to
+// kv.write in one call (in the order they were first made).
+class Writes {
+  constructor() {
+    this.pending = new Map();
+  }
+  get(k) {
+    return this.pending.has(k) ? this.pending.get(k) : kv.get(k);
+  }
+  set(k, v) {
+    this.pending.set(k, v);
+  }
+  commit() {
+    if (this.pending.size === 0) return;
+    kv.write([...this.pending].map(([k, v]) => ({ tag: "set", val: [k, v] })));
+  }
+}
+
+function add(w, k, n) {
+  w.set(k, String(getNumber(w, k) + n));
 }
 
 function parseObject(text) {
@@ -60,55 +83,70 @@ function pollOf(json) {
   return { name: o.name, options };
 }
 
-function recordPoll(id, poll) {
-  if (!isSafe(id) || kv.get(key("poll", id)) !== null) return;
-  kv.set(key("poll", id), JSON.stringify(poll));
-  kv.set(key("voters", id), "0");
-  for (const opt of poll.options) kv.set(key("count", id, opt), "0");
+function recordPoll(w, id, poll) {
+  if (!isSafe(id) || w.get(key("poll", id)) !== null) return;
+  w.set(key("poll", id), JSON.stringify(poll));
+  w.set(key("voters", id), "0");
+  for (const opt of poll.options) w.set(key("count", id, opt), "0");
 }
 
 // The recorded Poll, recording it from the log if its Create was not folded yet.
-function knownPoll(id) {
-  let text = kv.get(key("poll", id));
+function knownPoll(w, id) {
+  let text = w.get(key("poll", id));
   if (text === null) {
     const logged = log.get(id);
     const poll = logged === null ? null : pollOf(parseObject(logged));
     if (poll === null) return null;
-    recordPoll(id, poll);
+    recordPoll(w, id, poll);
     return poll;
   }
   return JSON.parse(text);
 }
 
-function foldVote(activity, json) {
+function foldVote(w, activity, json) {
   const pollId = json.object;
   const choice = json.choice;
   const actor = activity.actor;
   if (!isSafe(pollId) || typeof choice !== "string" || !isSafe(actor)) return;
-  const poll = knownPoll(pollId);
+  const poll = knownPoll(w, pollId);
   if (poll === null || !poll.options.includes(choice)) return;
   const voteKey = key("vote", pollId, actor);
-  const previous = kv.get(voteKey);
+  const previous = w.get(voteKey);
   if (previous === choice) return;
   if (previous === null) {
-    add(key("voters", pollId), 1);
+    add(w, key("voters", pollId), 1);
   } else {
-    add(key("count", pollId, previous), -1);
+    add(w, key("count", pollId, previous), -1);
   }
-  kv.set(voteKey, choice);
-  add(key("count", pollId, choice), 1);
+  w.set(voteKey, choice);
+  add(w, key("count", pollId, choice), 1);
 }
 
 export function fold(activity) {
   if (activity.verb !== "Poll" && activity.verb !== "Vote") return;
-  const json = parseObject(activity.json);
-  if (json === null) throw "the activity is not a JSON object";
+  const text = log.get(activity.id);
+  const json = text === null ? null : parseObject(text);
+  if (json === null) throw `activity ${activity.id} is not in the log, or not a JSON object`;
+  const w = new Writes();
   if (activity.verb === "Poll") {
     const poll = pollOf(json);
-    if (poll !== null) recordPoll(activity.id, poll);
+    if (poll !== null) recordPoll(w, activity.id, poll);
   } else if (activity.kind === "Vote") {
-    foldVote(activity, json);
+    foldVote(w, activity, json);
   }
+  w.commit();
+}
+
+export function foldBatch(activities) {
+  return activities.map((activity) => {
+    try {
+      fold(activity);
+      return { tag: "ok" };
+    } catch (e) {
+      if (typeof e !== "string") throw e; // anything but fold's error traps, as in fold
+      return { tag: "err", val: e };
+    }
+  });
 }
 
 export function query(path, params) {
@@ -129,6 +167,6 @@ export function query(path, params) {
   }
   const poll = JSON.parse(text);
   const counts = {};
-  for (const opt of poll.options) counts[opt] = getNumber(key("count", id, opt));
-  return JSON.stringify({ id, name: poll.name, counts, voters: getNumber(key("voters", id)) });
+  for (const opt of poll.options) counts[opt] = getNumber(kv, key("count", id, opt));
+  return JSON.stringify({ id, name: poll.name, counts, voters: getNumber(kv, key("voters", id)) });
 }

@@ -1,4 +1,5 @@
-"""wordcount: a weft projection, in Python, counting words per actor in Notes.
+"""wordcount: a weft projection, in Python, counting words per actor in Notes
+(world `projection` of weft:module@0.2.0).
 
 Key layout (U+001F separates parts, as in the Rust projections):
 
@@ -8,8 +9,11 @@ Key layout (U+001F separates parts, as in the Rust projections):
 | notes<US>{actor}         | notes counted                  |
 | word<US>{actor}<US>{w}   | occurrences of word w          |
 
-fold: a Create of a Note (`verb == "Note"`, `kind == "Create"`) by `actor`;
-everything else is ignored (ok).
+fold: a Create of a Note (`verb == "Note"`, `kind == "Create"`) by `actor`,
+whose `object.content` it reads from the activity's JSON (`log.get` of its
+id); everything else is ignored (ok). A fold hands its writes to `kv.write`
+in one call, and only when it succeeds; `fold_batch` folds each activity of a
+run the same way.
 
 query: path `actor`, `?actor=<url>` ->
   {"actor": ..., "notes": n, "words": n, "top": [[word, count], ...]}
@@ -23,11 +27,12 @@ import json
 import re
 from collections import Counter
 
-from componentize_py_types import Err
+from componentize_py_types import Err, Ok
 import wit_world
-from wit_world.imports import kv
+from wit_world.imports import kv, log
 from wit_world.imports.types import (
     Activity,
+    Change_Set,
     QueryError_BadRequest,
     QueryError_NotFound,
 )
@@ -60,8 +65,10 @@ def _int(value) -> int:
         return 0
 
 
-def _add(key: str, n: int) -> None:
-    kv.set(key, str(_int(kv.get(key)) + n))
+def _add(changes: list, key: str, n: int) -> None:
+    # Every key a fold adds to is a different one, so the store still holds
+    # its value from before the fold.
+    changes.append(Change_Set((key, str(_int(kv.get(key)) + n))))
 
 
 class WitWorld(wit_world.WitWorld):
@@ -77,11 +84,24 @@ class WitWorld(wit_world.WitWorld):
         except Exception as e:
             raise Err(f"{type(e).__name__}: {e}")
 
+    def fold_batch(self, activities: list) -> list:
+        results = []
+        for activity in activities:
+            try:
+                self.fold(activity)
+                results.append(Ok(None))
+            except Err as e:
+                results.append(e)
+        return results
+
     def _fold(self, activity: Activity) -> None:
         if activity.verb != "Note" or activity.kind != "Create":
             return
+        text = log.get(activity.id)
+        if text is None:
+            raise Err(f"activity {activity.id} is not in the log")
         try:
-            doc = json.loads(activity.json)
+            doc = json.loads(text)
         except ValueError as e:
             # `result<_, string>`: raising Err(str) returns err(str).
             raise Err(f"activity {activity.id} is not JSON: {e}")
@@ -96,16 +116,18 @@ class WitWorld(wit_world.WitWorld):
 
         counts = Counter(words)  # counted in C: far less fuel than a Python loop
 
+        changes = []
         kept = 0
-        # Sorted so the order of kv calls never depends on anything but input.
+        # Sorted so the order of writes never depends on anything but input.
         for w in sorted(counts):
             key = _key("word", actor, w)
             if len(key.encode("utf-8")) > MAX_KEY:
                 continue  # a "word" this long would make the host trap
-            _add(key, counts[w])
+            _add(changes, key, counts[w])
             kept += counts[w]
-        _add(_key("words", actor), kept)
-        _add(_key("notes", actor), 1)
+        _add(changes, _key("words", actor), kept)
+        _add(changes, _key("notes", actor), 1)
+        kv.write(changes)
 
     def query(self, path: str, params: list) -> str:
         if path != "actor":

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Builds a weft module written in C into a core WebAssembly module that
-# imports nothing but the weft:module contract; `weft module add` makes
-# the component (it embeds the WIT world), e.g.
+# imports nothing but the weft:module contract and carries its WIT world
+# (the bindings' `*_component_type.o`); `weft module add` makes the
+# component, e.g.
 #
 #   sdk/c/build.sh projection my.c my.wasm
 #   weft module add projection my-projection my.wasm --language c
+#
+# The contract version is 0.2.0; with WEFT_WIT=0.1.0 in the environment it is
+# 0.1.0 (the bindings of each are in bindings/VERSION/).
 #
 # Toolchain: clang 19, lld 19 and its wasm32 runtime, and wasi-libc, from
 # Debian's packages (pinned below). When they are missing and this runs as
@@ -20,6 +24,13 @@ WORLD="$1"; shift
 OUT="${*: -1}"
 SOURCES=("${@:1:$#-1}")
 case "$WORLD" in verb|projection) ;; *) echo "the world is verb or projection, not $WORLD" >&2; exit 2;; esac
+# The contract version (published versions never change, nor their bindings).
+WIT_VERSION="${WEFT_WIT:-0.2.0}"
+case "$WIT_VERSION" in
+    0.1.0|0.2.0) ;;
+    *) echo "WEFT_WIT is the contract version to build for, 0.2.0 (the default) or 0.1.0, not \`$WIT_VERSION\`" >&2; exit 2;;
+esac
+BINDINGS="$HERE/bindings/$WIT_VERSION"
 
 CLANG=clang-19
 RT=/usr/lib/llvm-19/lib/clang/19/lib/wasi/libclang_rt.builtins-wasm32.a
@@ -40,8 +51,10 @@ fi
 
 FLAGS=(--target=wasm32-wasi -O2 -Wall -Wextra
        -nostdinc -isystem /usr/lib/llvm-19/lib/clang/19/include
-       -isystem /usr/include/wasm32-wasi -I"$HERE/bindings")
+       -isystem /usr/include/wasm32-wasi -I"$BINDINGS")
+# {verb,projection}_component_type.o holds the world in a custom section that the link
+# keeps (--strip-all drops names, not custom sections).
 "$CLANG" "${FLAGS[@]}" -Wno-unused-parameter \
     -nostartfiles -Wl,--no-entry -Wl,--strip-all \
-    "${SOURCES[@]}" "$HERE/bindings/$WORLD.c" "$HERE/weft_world.c" -o "$OUT"
-echo "built $OUT ($(stat -c %s "$OUT") bytes; \`weft module add\` makes it a component)"
+    "${SOURCES[@]}" "$BINDINGS/$WORLD.c" "$BINDINGS/${WORLD}_component_type.o" -o "$OUT"
+echo "built $OUT for weft:module@$WIT_VERSION ($(stat -c %s "$OUT") bytes; \`weft module add\` makes it a component)"

@@ -29,7 +29,8 @@
 //!   restarts and a crash, over HTTP and over HTTPS;
 //! - `fediverse`: weft and a Fedify server (a real ActivityPub
 //!   implementation, from the npm registry) following each other;
-//! - `languages`: modules in Python and JavaScript built from the examples;
+//! - `languages`: modules in Python, JavaScript and C built from the examples
+//!   and the SDK templates, for both contract versions;
 //! - `partition`: three nodes, each behind a fault-injecting proxy, cut
 //!   and healed while they talk, and a follower down past its retry
 //!   schedule; every node converges (the scenarios that need sync and

@@ -4,6 +4,14 @@
 
 include!(concat!(env!("OUT_DIR"), "/genesis.rs"));
 
+/// The activity types each built-in projection that does not fold every
+/// activity folds (its definition's `folds`): the node passes it nothing
+/// else. Each list is what the projection's `fold` acts on.
+pub const FOLDS: &[(&str, &[&str])] = &[
+    ("follower-graph", &["Follow", "Accept", "Reject", "Undo"]),
+    ("endorsements", &["Endorse", "Like", "Undo"]),
+];
+
 /// Whether `artifact` is one of this binary's built-in modules, whose
 /// instances may be kept between calls (`runtime::Reuse::Warm`).
 pub fn is_builtin_artifact(artifact: &str) -> bool {

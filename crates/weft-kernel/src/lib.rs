@@ -944,7 +944,7 @@ impl Kernel {
             } else {
                 registry::DEFINE_PROJECTION
             };
-            let draft = serde_json::json!({
+            let mut draft = serde_json::json!({
                 "type": kind,
                 "name": name,
                 "module": artifact,
@@ -953,6 +953,9 @@ impl Kernel {
                 "language": "rust",
                 "to": [weft_core::model::PUBLIC],
             });
+            if let Some((_, folds)) = weft_genesis::FOLDS.iter().find(|(n, _)| n == name) {
+                draft["folds"] = (*folds).into();
+            }
             let Value::Object(draft) = draft else {
                 unreachable!("json! of an object is an object")
             };

@@ -34,6 +34,20 @@ use weft_store::{
     WriteTxn,
 };
 
+/// The activity types a projection's definition says it folds (`folds`);
+/// `None`: every one.
+fn folds(version: &ModuleVersion) -> Option<BTreeSet<String>> {
+    let metadata: Value = serde_json::from_str(&version.metadata).ok()?;
+    let kinds = metadata.get("folds")?.as_array()?;
+    Some(
+        kinds
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
 /// Activity types the kernel interprets itself.
 pub const DEFINE_ACTIVITY: &str = "DefineActivity";
 pub const DEFINE_PROJECTION: &str = "DefineProjection";
@@ -92,7 +106,8 @@ pub const WIT_VERSIONS: &[&str] = &weft_runtime::PACKAGES;
 
 /// Checks a Define draft's descriptive fields: `description` and
 /// `language` are short text, `wit` a package this node supports, `fuel`
-/// and `memory` (the budget the author asks for) positive integers.
+/// and `memory` (the budget the author asks for) positive integers, `folds`
+/// (a projection's: the activity types it is passed) a short list of types.
 /// Answers the offending field and what to fix.
 pub fn check_metadata(draft: &Map<String, Value>) -> Result<(), (&'static str, String)> {
     for (field, longest) in [("description", 1000), ("language", 40)] {
@@ -117,6 +132,22 @@ pub fn check_metadata(draft: &Map<String, Value>) -> Result<(), (&'static str, S
                     "{other} is not a WIT package this node runs; it supports {}",
                     WIT_VERSIONS.join(", ")
                 ),
+            ));
+        }
+    }
+    match draft.get("folds") {
+        None => {}
+        Some(Value::Array(kinds))
+            if (1..=64).contains(&kinds.len())
+                && kinds.iter().all(|k| {
+                    k.as_str().is_some_and(|k| {
+                        !k.is_empty() && k.len() <= 64 && !k.chars().any(char::is_control)
+                    })
+                }) => {}
+        Some(_) => {
+            return Err((
+                "folds",
+                "must be a list of 1 to 64 activity types (`[\"Follow\", \"Undo\"]`): the only ones the projection is passed".into(),
             ));
         }
     }
@@ -418,9 +449,10 @@ impl Registry {
             ModuleKind::Verb => Active::Verb(Arc::new(VerbModule::new(
                 runtime, name, artifact, &component, budget, reuse,
             )?)),
-            ModuleKind::Projection => Active::Projection(Arc::new(ProjectionModule::new(
-                runtime, name, artifact, &component, budget, reuse,
-            )?)),
+            ModuleKind::Projection => Active::Projection(Arc::new(
+                ProjectionModule::new(runtime, name, artifact, &component, budget, reuse)?
+                    .folding_only(folds(version)),
+            )),
         })
     }
 
@@ -741,7 +773,7 @@ impl Registry {
             .filter(|(k, _)| {
                 matches!(
                     k.as_str(),
-                    "description" | "wit" | "language" | "fuel" | "memory"
+                    "description" | "wit" | "language" | "fuel" | "memory" | "folds"
                 )
             })
             .map(|(k, v)| (k.clone(), v.clone()))

@@ -55,6 +55,13 @@ impl<'a> Activities<'a> {
         self.items.is_empty()
     }
 
+    /// The `type` of the activity at `at`.
+    pub(crate) fn kind(&self, at: usize) -> &str {
+        self.items
+            .get(at)
+            .map_or("", |i| i.signed.header.kind.as_str())
+    }
+
     /// The activities' ids and JSON texts, for a call whose source does not
     /// hold them (a dry run).
     pub(crate) fn texts(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {

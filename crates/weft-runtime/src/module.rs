@@ -7,7 +7,7 @@
 //! It runs a module it is given; which modules exist and when they are
 //! called is the kernel's registry's business.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use wasmtime::Store;
@@ -406,6 +406,9 @@ pub struct ProjectionModule {
     pub name: String,
     pub artifact: String,
     world: ProjectionWorld,
+    /// The activity types it folds, when its definition says (`folds`):
+    /// others are not passed to it, and count as folded.
+    folds: Option<BTreeSet<String>>,
 }
 
 enum ProjectionWorld {
@@ -446,6 +449,7 @@ impl ProjectionModule {
             name: name.to_owned(),
             artifact: artifact.to_owned(),
             world,
+            folds: None,
         })
     }
 
@@ -454,6 +458,18 @@ impl ProjectionModule {
             ProjectionWorld::V0_1(_) => Contract::V0_1,
             ProjectionWorld::V0_2(_) => Contract::V0_2,
         }
+    }
+
+    /// Passes only activities of these types to the module
+    /// (its definition's `folds`); `None`: every activity.
+    pub fn folding_only(mut self, kinds: Option<BTreeSet<String>>) -> Self {
+        self.folds = kinds;
+        self
+    }
+
+    /// Whether the module is passed activities of type `kind`.
+    pub fn folds(&self, kind: &str) -> bool {
+        self.folds.as_ref().is_none_or(|k| k.contains(kind))
     }
 
     /// Lends `txn` to this projection for a run of folds, opening the
@@ -592,17 +608,42 @@ impl FoldSession<'_> {
     /// to single `fold` calls, so the outcome is each activity's own
     /// `fold` under its own budget — as a 0.1.0 projection folds, one call
     /// per activity.
+    ///
+    /// Activities of a type the module does not fold (its definition's
+    /// `folds`) are not passed to it: they count as folded.
     pub fn fold(&mut self, run: &Activities<'_>) -> Result<Vec<Folded>, StoreError> {
         let mut out = Vec::with_capacity(run.len());
-        match self.module.world {
+        let module = self.module;
+        let wanted: Vec<bool> = (0..run.len()).map(|i| module.folds(run.kind(i))).collect();
+        if !wanted.iter().any(|w| *w) {
+            out.extend((0..run.len()).map(|_| Folded::Applied));
+            return Ok(out);
+        }
+        match module.world {
             ProjectionWorld::V0_1(_) => {
-                for activity in run.v0_1() {
-                    out.push(self.fold_one_v0_1(activity)?);
+                for (activity, wanted) in run.v0_1().iter().zip(&wanted) {
+                    out.push(match wanted {
+                        true => self.fold_one_v0_1(activity)?,
+                        false => Folded::Applied,
+                    });
                 }
             }
             ProjectionWorld::V0_2(_) => {
-                for slice in run.v0_2().chunks(BATCH) {
-                    self.fold_slice(slice, &mut out)?;
+                // Each stretch of wanted activities in `fold-batch` calls.
+                let records = run.v0_2();
+                let mut at = 0;
+                while at < records.len() {
+                    let end = (at..records.len())
+                        .find(|i| wanted[*i] != wanted[at])
+                        .unwrap_or(records.len());
+                    if wanted[at] {
+                        for slice in records[at..end].chunks(BATCH) {
+                            self.fold_slice(slice, &mut out)?;
+                        }
+                    } else {
+                        out.extend((at..end).map(|_| Folded::Applied));
+                    }
+                    at = end;
                 }
             }
         }

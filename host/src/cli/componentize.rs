@@ -32,10 +32,11 @@ pub fn componentize(bytes: Vec<u8>, world: &str) -> anyhow::Result<Vec<u8>> {
     let component = match first {
         Ok(component) => component,
         Err(first) => {
-            // Each contract version's world, newest first: the first the
-            // module fits.
+            // Each contract version's world, oldest first (a module with no
+            // world of its own was built before modules carried theirs, so
+            // against 0.1.0): the first the module fits.
             let mut made = None;
-            for contract in weft_runtime::Contract::ALL {
+            for contract in weft_runtime::Contract::ALL.into_iter().rev() {
                 let mut resolve = wit_parser::Resolve::default();
                 let package = resolve.push_str("weft.wit", contract.wit())?;
                 let world = resolve.select_world(&[package], Some(world))?;

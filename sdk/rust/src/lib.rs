@@ -134,9 +134,8 @@ pub trait Projection {
     -> Result<String, projection::QueryError>;
 }
 
-/// Folds one activity with `P`, handing its writes to the node in one call
-/// if it succeeds and dropping them if not. What [`export_projection!`]'s
-/// `fold` and `fold-batch` run for each activity.
+/// Folds one activity with `P` (the export `fold`), handing its writes to
+/// the node in one call if it succeeds and dropping them if not.
 #[cfg(feature = "projection")]
 pub fn fold_one<P: Projection>(activity: &projection::Activity) -> Result<(), String> {
     kv::discard();
@@ -146,6 +145,29 @@ pub fn fold_one<P: Projection>(activity: &projection::Activity) -> Result<(), St
         Err(_) => kv::discard(),
     }
     result
+}
+
+/// Folds a run of activities with `P` (the export `fold-batch`): each
+/// successful fold's writes are kept for the folds after it, every read of
+/// the node's store is made once per batch, and the writes reach the node
+/// in one call at the end.
+#[cfg(feature = "projection")]
+pub fn fold_batch<P: Projection>(activities: &[projection::Activity]) -> Vec<Result<(), String>> {
+    kv::begin_batch();
+    let results = activities
+        .iter()
+        .map(|activity| {
+            kv::discard();
+            let result = P::fold(activity);
+            match result {
+                Ok(()) => kv::keep(),
+                Err(_) => kv::discard(),
+            }
+            result
+        })
+        .collect();
+    kv::end_batch();
+    results
 }
 
 /// Exports a type implementing [`Projection`] as the component's
@@ -166,7 +188,7 @@ macro_rules! export_projection {
                 fn fold_batch(
                     activities: Vec<$crate::projection::Activity>,
                 ) -> Vec<::core::result::Result<(), String>> {
-                    activities.iter().map($crate::fold_one::<$ty>).collect()
+                    $crate::fold_batch::<$ty>(&activities)
                 }
                 fn query(
                     path: String,
@@ -726,59 +748,110 @@ pub mod view {
 /// The projection's key-value store, as a fold sees it: writes are
 /// buffered in the module, read back by the fold that made them, and handed
 /// to the node in one `kv.write` call when the fold succeeds
-/// ([`crate::fold_one`]).
+/// ([`crate::fold_one`]) or, in a `fold-batch`, once for the whole batch
+/// ([`crate::fold_batch`]), whose reads of the node's store are each made
+/// once: nothing else writes the store meanwhile.
 #[cfg(feature = "projection")]
 pub mod kv {
     use std::cell::RefCell;
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashMap};
     use std::ops::Bound;
 
     use crate::projection::kv as host;
     use crate::projection::weft::module::types::Change;
 
-    thread_local! {
-        /// The running fold's writes: `None` is a delete.
-        static PENDING: RefCell<BTreeMap<String, Option<String>>> =
-            const { RefCell::new(BTreeMap::new()) };
+    /// Writes not yet handed over: `None` is a delete.
+    type Writes = BTreeMap<String, Option<String>>;
+
+    /// A scan's (prefix, after, limit).
+    type ScanArgs = (String, Option<String>, u32);
+
+    /// A `fold-batch` under way: the writes of its successful folds, and
+    /// what it read from the node (which does not change until the batch
+    /// hands its writes over).
+    #[derive(Default)]
+    struct Batch {
+        kept: Writes,
+        gets: HashMap<String, Option<String>>,
+        scans: HashMap<ScanArgs, Vec<(String, String)>>,
     }
 
-    /// The value of `key`: the running fold's write, or the stored one.
+    thread_local! {
+        /// The running fold's writes.
+        static FOLD: RefCell<Writes> = const { RefCell::new(BTreeMap::new()) };
+        static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
+    }
+
+    /// The value of `key`: the running fold's write, an earlier fold's of
+    /// the batch, or the stored one.
     pub fn get(key: &str) -> Option<String> {
-        match PENDING.with_borrow(|p| p.get(key).cloned()) {
-            Some(pending) => pending,
-            None => host::get(key),
+        if let Some(pending) = FOLD.with_borrow(|f| f.get(key).cloned()) {
+            return pending;
         }
+        let batched = BATCH.with_borrow(|b| {
+            let b = b.as_ref()?;
+            b.kept.get(key).or_else(|| b.gets.get(key)).cloned()
+        });
+        if let Some(known) = batched {
+            return known;
+        }
+        let stored = host::get(key);
+        BATCH.with_borrow_mut(|b| {
+            if let Some(b) = b {
+                b.gets.insert(key.to_owned(), stored.clone());
+            }
+        });
+        stored
     }
 
     pub fn set(key: &str, value: &str) {
-        PENDING.with_borrow_mut(|p| p.insert(key.to_owned(), Some(value.to_owned())));
+        FOLD.with_borrow_mut(|f| f.insert(key.to_owned(), Some(value.to_owned())));
     }
 
     pub fn delete(key: &str) {
-        PENDING.with_borrow_mut(|p| p.insert(key.to_owned(), None));
+        FOLD.with_borrow_mut(|f| f.insert(key.to_owned(), None));
     }
 
     /// Up to `limit` entries whose keys start with `prefix`, in key order,
-    /// after `after` when given: the stored ones with the running fold's
-    /// writes over them.
+    /// after `after` when given: the stored ones with the batch's and the
+    /// running fold's writes over them.
     pub fn scan(prefix: &str, after: Option<&str>, limit: u32) -> Vec<(String, String)> {
         let lower = match after.filter(|a| *a >= prefix) {
             Some(a) => Bound::Excluded(a),
             None => Bound::Included(prefix),
         };
-        let pending: Vec<(String, Option<String>)> = PENDING.with_borrow(|p| {
-            p.range::<str, _>((lower, Bound::Unbounded))
+        let in_range = |layer: &Writes| -> Vec<(String, Option<String>)> {
+            layer
+                .range::<str, _>((lower, Bound::Unbounded))
                 .take_while(|(k, _)| k.starts_with(prefix))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
-        });
-        if pending.is_empty() {
-            return host::scan(prefix, after, limit);
-        }
+        };
+        let mut pending = BATCH.with_borrow(|b| b.as_ref().map(|b| in_range(&b.kept)));
+        let fold = FOLD.with_borrow(in_range);
+        pending.get_or_insert_with(Vec::new).extend(fold);
+        let pending = pending.unwrap_or_default();
         let deletes = pending.iter().filter(|(_, v)| v.is_none()).count() as u32;
-        let mut merged: BTreeMap<String, String> = host::scan(prefix, after, limit + deletes)
-            .into_iter()
-            .collect();
+        let asked = limit.saturating_add(deletes);
+        let cache_key = (prefix.to_owned(), after.map(str::to_owned), asked);
+        let cached =
+            BATCH.with_borrow(|b| b.as_ref().and_then(|b| b.scans.get(&cache_key).cloned()));
+        let stored = match cached {
+            Some(stored) => stored,
+            None => {
+                let stored = host::scan(prefix, after, asked);
+                BATCH.with_borrow_mut(|b| {
+                    if let Some(b) = b {
+                        b.scans.insert(cache_key, stored.clone());
+                    }
+                });
+                stored
+            }
+        };
+        if pending.is_empty() {
+            return stored.into_iter().take(limit as usize).collect();
+        }
+        let mut merged: BTreeMap<String, String> = stored.into_iter().collect();
         for (key, value) in pending {
             match value {
                 Some(v) => merged.insert(key, v),
@@ -788,25 +861,49 @@ pub mod kv {
         merged.into_iter().take(limit as usize).collect()
     }
 
+    fn hand_over(writes: Writes) {
+        if writes.is_empty() {
+            return;
+        }
+        let changes: Vec<Change> = writes
+            .into_iter()
+            .map(|(k, v)| match v {
+                Some(v) => Change::Set((k, v)),
+                None => Change::Delete(k),
+            })
+            .collect();
+        host::write(&changes);
+    }
+
     /// Hands the running fold's writes to the node in one call.
     pub(crate) fn flush() {
-        let changes: Vec<Change> = PENDING.with_borrow_mut(|p| {
-            std::mem::take(p)
-                .into_iter()
-                .map(|(k, v)| match v {
-                    Some(v) => Change::Set((k, v)),
-                    None => Change::Delete(k),
-                })
-                .collect()
-        });
-        if !changes.is_empty() {
-            host::write(&changes);
-        }
+        hand_over(FOLD.with_borrow_mut(std::mem::take));
     }
 
     /// Drops the running fold's writes.
     pub(crate) fn discard() {
-        PENDING.with_borrow_mut(BTreeMap::clear);
+        FOLD.with_borrow_mut(BTreeMap::clear);
+    }
+
+    /// Starts a `fold-batch`.
+    pub(crate) fn begin_batch() {
+        BATCH.with_borrow_mut(|b| *b = Some(Batch::default()));
+    }
+
+    /// Keeps the running fold's writes for the rest of the batch.
+    pub(crate) fn keep() {
+        let fold = FOLD.with_borrow_mut(std::mem::take);
+        BATCH.with_borrow_mut(|b| match b {
+            Some(b) => b.kept.extend(fold),
+            None => hand_over(fold),
+        });
+    }
+
+    /// Ends a `fold-batch`, handing its writes to the node in one call.
+    pub(crate) fn end_batch() {
+        if let Some(batch) = BATCH.with_borrow_mut(Option::take) {
+            hand_over(batch.kept);
+        }
     }
 
     /// Reads a counter (0 when absent).

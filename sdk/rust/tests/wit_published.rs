@@ -12,7 +12,7 @@ const PUBLISHED: &[(&str, &str)] = &[
     ),
     (
         "weft-module@0.2.0",
-        "96dbe6fddfc05b73065c16ab96a9e2582e02ee7e60ccf1743b7b390abd8c6c42",
+        "98d16167a79a39938c71ee886a31717cd08dd4afd2cfbb1b5fe070b8c856571f",
     ),
 ];
 
