@@ -133,6 +133,8 @@ pub async fn status(
         "failed": status.failed,
         "errors": errors,
         "building": building,
+        "generation": reader.projection_generation(&name)?,
+        "rebuilding": registry.is_rebuilding(&name),
     }))
     .into_response())
 }

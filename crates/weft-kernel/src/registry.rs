@@ -29,6 +29,7 @@ use weft_runtime::{
     Activities, Budget, Folded, ProjectionModule, QueryError, Reuse, Runtime, RuntimeError,
     VerbModule,
 };
+use weft_store::tables::namespace;
 use weft_store::{
     FoldError, ModuleKind, ModuleRecord, ModuleVersion, ProjectionStatus, Store, StoreError,
     WriteTxn,
@@ -182,10 +183,16 @@ pub struct Registry {
     /// Projections being built (as in `projection_builds`): they fold
     /// nothing new and answer no queries until they have caught up.
     building: RwLock<BTreeSet<String>>,
+    /// Projections being rebuilt into their next generation (as in
+    /// `projection_rebuilds`): they fold and answer queries from the
+    /// generation served meanwhile.
+    rebuilding: RwLock<BTreeSet<String>>,
     /// Builds that caught up in the transaction being written: they leave
     /// `building` once it commits, so that no query is answered from a
     /// snapshot the build's last step is not in yet.
     finishing: Mutex<BTreeSet<String>>,
+    /// Whether a replaced generation's keys are left to remove.
+    dropping: std::sync::atomic::AtomicBool,
     reactions: Mutex<Option<mpsc::UnboundedSender<Reaction>>>,
 }
 
@@ -204,7 +211,9 @@ impl Registry {
             verbs: RwLock::new(HashMap::new()),
             projections: RwLock::new(BTreeMap::new()),
             building: RwLock::new(BTreeSet::new()),
+            rebuilding: RwLock::new(BTreeSet::new()),
             finishing: Mutex::new(BTreeSet::new()),
+            dropping: std::sync::atomic::AtomicBool::new(false),
             reactions: Mutex::new(None),
         };
         registry.reload()?;
@@ -310,22 +319,60 @@ impl Registry {
                 }
             }
         }
-        let building: BTreeSet<String> = reader.projection_builds()?.into_keys().collect();
-        if let (Ok(mut v), Ok(mut p), Ok(mut b)) = (
+        let rebuilding: BTreeSet<String> = reader.projection_rebuilds()?.into_keys().collect();
+        let building: BTreeSet<String> = reader
+            .projection_builds()?
+            .into_keys()
+            .filter(|name| !rebuilding.contains(name))
+            .collect();
+        self.dropping.store(
+            reader.has_projection_drops()?,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        if let (Ok(mut v), Ok(mut p), Ok(mut b), Ok(mut r)) = (
             self.verbs.write(),
             self.projections.write(),
             self.building.write(),
+            self.rebuilding.write(),
         ) {
             *v = verbs;
             *p = projections;
             *b = building;
+            *r = rebuilding;
         }
         Ok(())
     }
 
-    /// Whether projection `name` is being built.
+    /// Whether projection `name` is being built with no state to serve
+    /// meanwhile (a new definition); a rebuild serves the generation built
+    /// before.
     pub fn is_building(&self, name: &str) -> bool {
         self.building.read().is_ok_and(|b| b.contains(name))
+    }
+
+    /// Whether projection `name` is being rebuilt beside the generation it
+    /// serves.
+    pub fn is_rebuilding(&self, name: &str) -> bool {
+        self.rebuilding.read().is_ok_and(|b| b.contains(name))
+    }
+
+    /// Starts rebuilding projection `name` into its next generation,
+    /// serving the one it has until the new one has caught up.
+    fn start_rebuild(&self, txn: &WriteTxn, name: &str) -> Result<(), StoreError> {
+        txn.start_rebuild(name)?;
+        if let Ok(mut rebuilding) = self.rebuilding.write() {
+            rebuilding.insert(name.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Removes part of a replaced generation's keys.
+    fn drop_step(&self, txn: &WriteTxn) -> Result<(), StoreError> {
+        let budget = self.runtime.limits().build_step.max(1) * 4;
+        let left = txn.drop_step(budget)? && txn.has_drops()?;
+        self.dropping
+            .store(left, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Starts building projection `name` from the whole log: its old state
@@ -343,21 +390,38 @@ impl Registry {
     /// how many activities it folded in all once it has caught up with the
     /// log, `None` while it has not (or is not being built).
     fn build(&self, mut txn: WriteTxn, name: &str) -> Result<(WriteTxn, Option<u64>), StoreError> {
+        let forget = || {
+            if let (Ok(mut building), Ok(mut rebuilding)) =
+                (self.building.write(), self.rebuilding.write())
+            {
+                building.remove(name);
+                rebuilding.remove(name);
+            }
+        };
         let Some(mut next) = txn.build_position(name)? else {
             // Not being built after all: memory follows the table, so the
             // writer does not keep stepping a build that is not there.
-            if let Ok(mut building) = self.building.write() {
-                building.remove(name);
-            }
+            forget();
             return Ok((txn, None));
         };
         let Some(module) = self.projection(name) else {
             // Its module can no longer run here: nothing to build.
             txn.end_build(name)?;
-            if let Ok(mut building) = self.building.write() {
-                building.remove(name);
-            }
+            forget();
             return Ok((txn, Some(0)));
+        };
+        // A rebuild builds the next generation beside the one served, with
+        // a status of its own; a new definition builds in place.
+        let target = txn.rebuild_target(name)?;
+        let (space, status_key) = match target {
+            Some(target) => {
+                let space = namespace(name, target);
+                (space.clone(), space)
+            }
+            None => (
+                namespace(name, txn.projection_generation(name)?),
+                name.to_owned(),
+            ),
         };
         // Deliveries are addressed from the follower graph: it is built in
         // one step, so there is never a moment when followers are unknown.
@@ -367,7 +431,7 @@ impl Registry {
             self.runtime.limits().build_step.max(1)
         };
         if next == 0 {
-            let cleared = txn.clear_projection_state(name, budget)?;
+            let cleared = txn.clear_projection_state(&space, budget)?;
             if cleared > budget {
                 return Ok((txn, None));
             }
@@ -375,7 +439,7 @@ impl Registry {
             next = 1;
         }
         let until = txn.last_position()?;
-        let mut status: ProjectionStatus = txn.projection_status(name)?.unwrap_or_default();
+        let mut status: ProjectionStatus = txn.projection_status(&status_key)?.unwrap_or_default();
         while budget > 0 && next <= until {
             let chunk =
                 txn.records(next, until, usize::try_from(budget.min(512)).unwrap_or(512))?;
@@ -401,7 +465,7 @@ impl Registry {
             for item in &items {
                 run.push(&item.signed, &item.json, item.backfilled);
             }
-            let mut session = module.session(txn, self.store.recent_ids().clone())?;
+            let mut session = module.session_in(txn, self.store.recent_ids().clone(), &space)?;
             let folded = session.fold(&run)?;
             for (item, folded) in items.iter().zip(folded) {
                 record(&mut status, &module.name, item, folded);
@@ -410,12 +474,19 @@ impl Registry {
             budget = budget.saturating_sub(items.len().max(1) as u64);
             next = last + 1;
         }
-        txn.put_projection_status(name, &status)?;
+        txn.put_projection_status(&status_key, &status)?;
         if next <= until {
             txn.set_build_position(name, next)?;
             return Ok((txn, None));
         }
-        txn.end_build(name)?;
+        match target {
+            Some(target) => {
+                txn.swap_generation(name, target)?;
+                self.dropping
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            None => txn.end_build(name)?,
+        }
         if let Ok(mut finishing) = self.finishing.lock() {
             finishing.insert(name.to_owned());
         }
@@ -689,8 +760,13 @@ impl Registry {
             .store
             .begin_read()
             .map_err(|e| QueryFault::Store(e.to_string()))?;
+        // The generation the snapshot serves: a rebuild's swap is one
+        // transaction, so a snapshot has one or the other, whole.
+        let generation = snapshot
+            .projection_generation(name)
+            .map_err(|e| QueryFault::Store(e.to_string()))?;
         module
-            .query(snapshot, path, params)
+            .query_in(snapshot, &namespace(name, generation), path, params)
             .map_err(QueryFault::Runtime)
     }
 
@@ -732,7 +808,8 @@ impl Registry {
             let Some(status) = statuses.get_mut(&module.name) else {
                 continue;
             };
-            let mut session = module.session(txn, self.store.recent_ids().clone())?;
+            let space = namespace(&module.name, txn.projection_generation(&module.name)?);
+            let mut session = module.session_in(txn, self.store.recent_ids().clone(), &space)?;
             let folded = session.fold(&activities)?;
             for (item, folded) in run.iter().zip(folded) {
                 record(status, &module.name, item, folded);
@@ -974,10 +1051,12 @@ impl Modules for Registry {
             .unwrap_or_default();
         if ok
             && !finished.is_empty()
-            && let Ok(mut building) = self.building.write()
+            && let (Ok(mut building), Ok(mut rebuilding)) =
+                (self.building.write(), self.rebuilding.write())
         {
             for name in &finished {
                 building.remove(name);
+                rebuilding.remove(name);
             }
         }
         if !ok {
@@ -1009,7 +1088,13 @@ impl Modules for Registry {
         if self.projection(name).is_none() {
             return Ok((txn, Err(format!("projection `{name}`"))));
         }
-        self.start_build(&txn, name)?;
+        // A projection still being built for a new definition has nothing
+        // to serve meanwhile: it starts again in place.
+        if self.is_building(name) {
+            self.start_build(&txn, name)?;
+        } else {
+            self.start_rebuild(&txn, name)?;
+        }
         let (txn, done) = self.build(txn, name)?;
         Ok((txn, Ok(done)))
     }
@@ -1020,23 +1105,28 @@ impl Modules for Registry {
             .read()
             .map(|p| p.keys().cloned().collect())
             .unwrap_or_default();
+        // Each serves what it has until its new generation has caught up.
         for name in names {
-            self.start_build(&txn, &name)?;
+            if self.is_building(&name) {
+                self.start_build(&txn, &name)?;
+            } else {
+                self.start_rebuild(&txn, &name)?;
+            }
         }
         Ok(txn)
     }
 
     fn building(&self) -> bool {
         self.building.read().is_ok_and(|b| !b.is_empty())
+            || self.rebuilding.read().is_ok_and(|b| !b.is_empty())
+            || self.dropping.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn build_step(&self, txn: WriteTxn) -> Result<(WriteTxn, Option<(String, u64)>), StoreError> {
-        let Some(name) = self
-            .building
-            .read()
-            .ok()
-            .and_then(|b| b.iter().next().cloned())
-        else {
+        let next =
+            |set: &RwLock<BTreeSet<String>>| set.read().ok().and_then(|b| b.iter().next().cloned());
+        let Some(name) = next(&self.building).or_else(|| next(&self.rebuilding)) else {
+            self.drop_step(&txn)?;
             return Ok((txn, None));
         };
         let (txn, done) = self.build(txn, &name)?;

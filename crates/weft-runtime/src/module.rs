@@ -472,14 +472,26 @@ impl ProjectionModule {
         self.folds.as_ref().is_none_or(|k| k.contains(kind))
     }
 
-    /// Lends `txn` to this projection for a run of folds, opening the
-    /// tables the folds use once; `ids` is the store's
-    /// [`weft_store::Store::recent_ids`]. On failure `txn` is dropped
-    /// (aborted).
+    /// Lends `txn` to this projection for a run of folds into its first
+    /// generation's state ([`ProjectionModule::session_in`]).
     pub fn session(
         &self,
         txn: WriteTxn,
         ids: Arc<RecentIds>,
+    ) -> Result<FoldSession<'_>, StoreError> {
+        self.session_in(txn, ids, &self.name)
+    }
+
+    /// Lends `txn` to this projection for a run of folds into the state
+    /// under `namespace` (a generation of it: [`weft_store::tables::namespace`]),
+    /// opening the tables the folds use once; `ids` is the store's
+    /// [`weft_store::Store::recent_ids`]. On failure `txn` is dropped
+    /// (aborted).
+    pub fn session_in(
+        &self,
+        txn: WriteTxn,
+        ids: Arc<RecentIds>,
+        namespace: &str,
     ) -> Result<FoldSession<'_>, StoreError> {
         let source = WriteState::open(txn, ids)?;
         let warm = match &self.world {
@@ -491,22 +503,38 @@ impl ProjectionModule {
             warm,
             source: Some(source),
             current: None,
+            namespace: namespace.to_owned(),
         })
     }
 
-    /// Answers a query from a committed snapshot.
+    /// Answers a query from a committed snapshot of its first generation's
+    /// state ([`ProjectionModule::query_in`]).
     pub fn query(
         &self,
         snapshot: Snapshot,
         path: &str,
         params: &[(String, String)],
     ) -> Result<Result<String, QueryError>, RuntimeError> {
-        fn ready(store: &mut Store<HostState>, snapshot: Snapshot) {
+        self.query_in(snapshot, &self.name, path, params)
+    }
+
+    /// Answers a query from a committed snapshot of the state under
+    /// `namespace` (the generation served).
+    pub fn query_in(
+        &self,
+        snapshot: Snapshot,
+        namespace: &str,
+        path: &str,
+        params: &[(String, String)],
+    ) -> Result<Result<String, QueryError>, RuntimeError> {
+        let ready = |store: &mut Store<HostState>, snapshot: Snapshot| {
             let data = store.data_mut();
             data.source = Source::Read(snapshot);
+            data.kv.projection.clear();
+            data.kv.projection.push_str(namespace);
             data.kv.writable = false;
             data.kv.buffer.clear();
-        }
+        };
         match &self.world {
             ProjectionWorld::V0_1(instances) => {
                 let mut warm = instances.take()?;
@@ -563,6 +591,8 @@ pub struct FoldSession<'m> {
     /// The JSON of the activities folded, when the transaction does not
     /// hold them (a dry run).
     current: Option<Arc<Current>>,
+    /// Where the state folded into lives (a generation of the projection).
+    namespace: String,
 }
 
 impl std::fmt::Debug for FoldSession<'_> {
@@ -657,6 +687,8 @@ impl FoldSession<'_> {
         let data = store.data_mut();
         data.source = Source::Write(source);
         data.current = self.current.clone();
+        data.kv.projection.clear();
+        data.kv.projection.push_str(&self.namespace);
         data.kv.writable = true;
         data.kv.buffer.clear();
         data.kv.buffered_bytes = 0;
@@ -828,7 +860,7 @@ impl FoldSession<'_> {
             _ => {}
         }
         match self.source.take() {
-            Some(state) => state.finish(&self.module.name),
+            Some(state) => state.finish(&self.namespace),
             None => Err(lost_transaction()),
         }
     }

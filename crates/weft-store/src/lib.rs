@@ -519,6 +519,9 @@ impl Store {
         migrate_projection_kv(&txn)?;
         txn.open_table(PROJECTION_STATUS)?;
         txn.open_table(PROJECTION_BUILDS)?;
+        txn.open_table(PROJECTION_GENERATIONS)?;
+        txn.open_table(PROJECTION_REBUILDS)?;
+        txn.open_table(PROJECTION_DROPS)?;
         txn.open_table(INBOX)?;
         txn.open_table(PEERS)?;
         txn.open_table(EVIDENCE)?;
@@ -1306,6 +1309,29 @@ impl Reader {
     /// The newest global position of the log (0 when empty).
     pub fn last_position(&self) -> Result<u64, StoreError> {
         last_position_in(&self.txn.open_table(RECORDS)?)
+    }
+
+    /// The generation of projection `name`'s state that is served.
+    pub fn projection_generation(&self, name: &str) -> Result<u64, StoreError> {
+        projections::generation_in(&self.txn.open_table(PROJECTION_GENERATIONS)?, name)
+    }
+
+    /// Whether a replaced generation's keys are left to remove.
+    pub fn has_projection_drops(&self) -> Result<bool, StoreError> {
+        Ok(self.txn.open_table(PROJECTION_DROPS)?.first()?.is_some())
+    }
+
+    /// Rebuilds under way: projection name → the generation it builds.
+    pub fn projection_rebuilds(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        let table = self.txn.open_table(PROJECTION_REBUILDS)?;
+        let mut out = std::collections::BTreeMap::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.insert(k.value().to_owned(), v.value());
+        }
+        Ok(out)
     }
 
     pub fn projection_status(&self, name: &str) -> Result<ProjectionStatus, StoreError> {

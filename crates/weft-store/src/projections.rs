@@ -3,9 +3,14 @@
 //! under way; and [`FoldTxn`], the writer's transaction lent to a run of
 //! folds with the tables they use opened once.
 //!
-//! A projection's keys live under `{projection}\0{key}` in one table, so a
-//! projection's state is one contiguous range. What a fold may write, and
-//! when its writes are kept, is the runtime's business, not this module's.
+//! A projection's keys live under `{namespace}\0{key}` in one table, so a
+//! projection's state is one contiguous range. The namespace is the
+//! projection's name for its first generation and `{name}#{n}` for the n-th
+//! ([`crate::tables::namespace`]): a rebuild builds the next generation
+//! beside the one served and swaps it in, in one transaction, when it has
+//! caught up; the old one's keys are then removed in steps. What a fold may
+//! write, and when its writes are kept, is the runtime's business, not this
+//! module's.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +18,8 @@ use std::sync::Arc;
 use redb::{ReadableTable, Table};
 
 use crate::tables::{
-    ACTIVITY_IDS, PROJECTION_BUILDS, PROJECTION_STATE, PROJECTION_STATUS, RECORDS, split_state_key,
+    ACTIVITY_IDS, PROJECTION_BUILDS, PROJECTION_DROPS, PROJECTION_GENERATIONS, PROJECTION_REBUILDS,
+    PROJECTION_STATE, PROJECTION_STATUS, RECORDS, namespace, split_namespace, split_state_key,
     state_key,
 };
 use crate::{ActivityRecord, ProjectionStatus, RecentIds, Snapshot, StoreError, WriteTxn};
@@ -58,14 +64,100 @@ impl WriteTxn {
         Ok(())
     }
 
-    /// Ends the build of `name` (done, or its module gone).
+    /// Ends the build of `name` (done, or its module gone), and the
+    /// rebuild it was, if any.
     pub fn end_build(&self, name: &str) -> Result<(), StoreError> {
         self.txn.open_table(PROJECTION_BUILDS)?.remove(name)?;
+        self.txn.open_table(PROJECTION_REBUILDS)?.remove(name)?;
         Ok(())
     }
 
-    /// Removes up to `most` of projection `name`'s keys. Answers how many
-    /// keys it found, up to `most + 1`: more than `most` means some are left.
+    /// The generation of projection `name`'s state that is served.
+    pub fn projection_generation(&self, name: &str) -> Result<u64, StoreError> {
+        generation_in(&self.txn.open_table(PROJECTION_GENERATIONS)?, name)
+    }
+
+    /// The generation a rebuild of `name` under way builds, if one is.
+    pub fn rebuild_target(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .txn
+            .open_table(PROJECTION_REBUILDS)?
+            .get(name)?
+            .map(|v| v.value()))
+    }
+
+    /// Starts rebuilding projection `name` from the whole log into its next
+    /// generation, beside the one served (which keeps its state and status
+    /// until [`WriteTxn::swap_generation`]). A rebuild under way starts
+    /// again. Answers the generation it builds.
+    pub fn start_rebuild(&self, name: &str) -> Result<u64, StoreError> {
+        let target = match self.rebuild_target(name)? {
+            Some(target) => target,
+            None => self.projection_generation(name)? + 1,
+        };
+        self.txn
+            .open_table(PROJECTION_REBUILDS)?
+            .insert(name, target)?;
+        self.txn.open_table(PROJECTION_BUILDS)?.insert(name, 0)?;
+        self.txn
+            .open_table(PROJECTION_STATUS)?
+            .remove(namespace(name, target).as_str())?;
+        Ok(target)
+    }
+
+    /// Serves generation `target` of `name`, which a rebuild has built:
+    /// its status becomes the projection's, the rebuild ends, and the
+    /// generation served until now is dropped (its keys in
+    /// [`WriteTxn::drop_step`]s).
+    pub fn swap_generation(&self, name: &str, target: u64) -> Result<(), StoreError> {
+        let old = self.projection_generation(name)?;
+        self.txn
+            .open_table(PROJECTION_GENERATIONS)?
+            .insert(name, target)?;
+        let mut status = self.txn.open_table(PROJECTION_STATUS)?;
+        let built = status
+            .remove(namespace(name, target).as_str())?
+            .map(|v| v.value().to_vec());
+        match built {
+            Some(built) => status.insert(name, built.as_slice())?,
+            None => status.remove(name)?,
+        };
+        drop(status);
+        if old != target {
+            self.txn
+                .open_table(PROJECTION_DROPS)?
+                .insert(namespace(name, old).as_str(), ())?;
+        }
+        self.end_build(name)
+    }
+
+    /// Removes up to `most` keys of a dropped generation. Answers whether
+    /// any dropped generation is left.
+    pub fn drop_step(&self, most: u64) -> Result<bool, StoreError> {
+        let first = self
+            .txn
+            .open_table(PROJECTION_DROPS)?
+            .first()?
+            .map(|(k, _)| k.value().to_owned());
+        let Some(dropped) = first else {
+            return Ok(false);
+        };
+        if self.clear_projection_state(&dropped, most)? <= most {
+            self.txn
+                .open_table(PROJECTION_DROPS)?
+                .remove(dropped.as_str())?;
+        }
+        Ok(true)
+    }
+
+    /// Whether a dropped generation's keys are left to remove.
+    pub fn has_drops(&self) -> Result<bool, StoreError> {
+        Ok(self.txn.open_table(PROJECTION_DROPS)?.first()?.is_some())
+    }
+
+    /// Removes up to `most` of the keys under namespace `name` (a
+    /// projection's generation). Answers how many keys it found, up to
+    /// `most + 1`: more than `most` means some are left.
     pub fn clear_projection_state(&self, name: &str, most: u64) -> Result<u64, StoreError> {
         let most = usize::try_from(most).unwrap_or(usize::MAX);
         let mut kv = self.txn.open_table(PROJECTION_STATE)?;
@@ -190,6 +282,11 @@ impl FoldTxn {
 }
 
 impl Snapshot {
+    /// The generation of projection `name`'s state that this snapshot serves.
+    pub fn projection_generation(&self, name: &str) -> Result<u64, StoreError> {
+        generation_in(&self.txn.open_table(PROJECTION_GENERATIONS)?, name)
+    }
+
     /// Projection `projection`'s value at `key`, as of this snapshot.
     pub fn kv_get(&self, projection: &str, key: &str) -> Result<Option<String>, StoreError> {
         get(&self.txn.open_table(PROJECTION_STATE)?, projection, key)
@@ -212,9 +309,11 @@ impl Snapshot {
     }
 
     /// Every projection's entries as (projection, key, value), in the
-    /// table's order (by projection, then key): the whole state at once,
-    /// for checks that compare it.
+    /// order of projection name, then key: the whole state served at
+    /// once (the generation of each projection that is served), for checks
+    /// that compare it.
     pub fn kv_entries(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let generations = self.txn.open_table(PROJECTION_GENERATIONS)?;
         let mut out = Vec::new();
         for entry in self.txn.open_table(PROJECTION_STATE)?.iter()? {
             let (k, v) = entry?;
@@ -223,10 +322,24 @@ impl Snapshot {
                     what: "a projection state key that is not `{projection}\\0{key}` in UTF-8"
                         .into(),
                 })?;
-            out.push((projection.to_owned(), key.to_owned(), v.value().to_owned()));
+            let (name, generation) = split_namespace(projection);
+            if generation != generation_in(&generations, name)? {
+                continue;
+            }
+            out.push((name.to_owned(), key.to_owned(), v.value().to_owned()));
         }
+        // By projection name, whatever the generations' namespaces.
+        out.sort();
         Ok(out)
     }
+}
+
+/// The generation of projection `name` served, in `table`.
+pub(crate) fn generation_in(
+    table: &impl ReadableTable<&'static str, u64>,
+    name: &str,
+) -> Result<u64, StoreError> {
+    Ok(table.get(name)?.map_or(0, |v| v.value()))
 }
 
 /// Projection `name`'s status in `table`.

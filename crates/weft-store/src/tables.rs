@@ -111,6 +111,40 @@ pub const PARKED: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("p
 /// batches; 0 while its old state is still being cleared. Absent once it
 /// has caught up with the log.
 pub const PROJECTION_BUILDS: TableDefinition<&str, u64> = TableDefinition::new("projection_builds");
+/// Projection name → the generation of its state that is served (absent:
+/// 0). A rebuild builds the next generation beside it and swaps it in
+/// when caught up; a generation's keys are under [`namespace`].
+pub const PROJECTION_GENERATIONS: TableDefinition<&str, u64> =
+    TableDefinition::new("projection_generations");
+/// Projection name → the generation a rebuild under way builds (its
+/// position in [`PROJECTION_BUILDS`]).
+pub const PROJECTION_REBUILDS: TableDefinition<&str, u64> =
+    TableDefinition::new("projection_rebuilds");
+/// Namespace ([`namespace`]) → nothing: a generation replaced by a
+/// rebuild, whose keys are removed in steps.
+pub const PROJECTION_DROPS: TableDefinition<&str, ()> = TableDefinition::new("projection_drops");
+
+/// Where generation `generation` of projection `name` keeps its keys in
+/// [`PROJECTION_STATE`] (and a rebuild its status): the name itself for
+/// generation 0, `{name}#{generation}` after (module names have no `#`).
+pub fn namespace(name: &str, generation: u64) -> String {
+    if generation == 0 {
+        name.to_owned()
+    } else {
+        format!("{name}#{generation}")
+    }
+}
+
+/// The projection name and generation of a namespace.
+pub fn split_namespace(namespace: &str) -> (&str, u64) {
+    match namespace.rsplit_once('#') {
+        Some((name, generation)) => match generation.parse() {
+            Ok(generation) => (name, generation),
+            Err(_) => (namespace, 0),
+        },
+        None => (namespace, 0),
+    }
+}
 /// (author's origin, verb, activity id) → nothing: the parked activities
 /// by where they come from, so one origin's share can be bounded
 /// (`federation.max_parked_per_origin`).

@@ -183,3 +183,103 @@ async fn a_verb_rejection_names_its_field() -> anyhow::Result<()> {
     );
     node.stop().await
 }
+
+/// A rebuild builds the projection's next generation beside the one it
+/// serves: meanwhile queries answer from the old generation (never 503,
+/// never a half-built state) and it folds what is published; a restart in
+/// the middle keeps serving the old generation and resumes the rebuild,
+/// which then swaps the new generation in, equal to the old.
+#[tokio::test]
+async fn a_rebuild_serves_the_old_generation_until_it_swaps() -> anyhow::Result<()> {
+    let node = TestNode::start_with(|c| c.runtime.build_step = 1).await?;
+    let (_, token) = node.actor("alice").await?;
+    let (status, body) = define(
+        &node,
+        "DefineProjection",
+        "batch",
+        test_guest("weft-test-batch")?,
+    )
+    .await?;
+    assert_eq!(status, 201, "{body}");
+    // Ten notes it counts; 150 it spends a call's fuel on (~10 ms each
+    // here), so a rebuild takes more than a second.
+    for i in 0..10 {
+        let (status, body) = node.publish(&token, &note(&format!("n{i}"))).await?;
+        assert_eq!(status, 201, "{body}");
+    }
+    for _ in 0..150 {
+        let (status, body) = node.publish(&token, &note("spin")).await?;
+        assert_eq!(status, 201, "{body}");
+    }
+    let count = async |node: &TestNode| -> anyhow::Result<(u16, Value)> {
+        let (status, body) = node.get("/projections/batch/count?verb=Note", None).await?;
+        Ok((status, body["count"].clone()))
+    };
+    // Defined with the log, it was built step by step between the publishes.
+    weft_test_support::eventually(30, "the first build", async || {
+        let (_, status) = node.get("/projections/batch/status", None).await?;
+        Ok(status["building"].is_null().then_some(()))
+    })
+    .await?;
+    assert_eq!(count(&node).await?, (200, json!(10)));
+    let before = state_of(&node, "batch")?;
+
+    // Asked of the kernel, not over HTTP: a clean stop waits for the
+    // requests it is answering, and this one is answered at the swap.
+    let rebuild = {
+        let kernel = node.kernel.clone();
+        tokio::spawn(async move { kernel.rebuild("batch").await })
+    };
+    let mut seen_rebuilding = false;
+    for _ in 0..200 {
+        let (_, status) = node.get("/projections/batch/status", None).await?;
+        if status["rebuilding"] == true {
+            seen_rebuilding = true;
+            assert_eq!(status["generation"], 0, "{status}");
+            assert!(!status["building"].is_null(), "{status}");
+            // The old generation answers, whole.
+            assert_eq!(count(&node).await?, (200, json!(10)));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(seen_rebuilding, "the rebuild was never seen under way");
+    // Published meanwhile: folded into the generation served, and by the
+    // rebuild when it gets there.
+    let (status, body) = node.publish(&token, &note("during")).await?;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(count(&node).await?, (200, json!(11)));
+
+    let node = node.restart().await?;
+    rebuild.abort();
+    let (_, status) = node.get("/projections/batch/status", None).await?;
+    assert_eq!(status["rebuilding"], true, "resumed: {status}");
+    assert_eq!(status["generation"], 0, "{status}");
+    assert_eq!(count(&node).await?, (200, json!(11)));
+    let status = weft_test_support::eventually(30, "the rebuild to swap", async || {
+        let (_, status) = node.get("/projections/batch/status", None).await?;
+        Ok((status["rebuilding"] == false && status["building"].is_null()).then_some(status))
+    })
+    .await?;
+    assert_eq!(status["generation"], 1, "{status}");
+    assert_eq!(count(&node).await?, (200, json!(11)));
+    let after = state_of(&node, "batch")?;
+    let mut expected = before;
+    expected.retain(|(k, _)| k != "count|Note");
+    expected.push(("count|Note".into(), "11".into()));
+    expected.sort();
+    assert_eq!(after, expected);
+    // The replaced generation's keys are removed.
+    let leftover = weft_test_support::eventually(10, "the old generation to go", async || {
+        let snapshot = node.kernel.store().begin_read()?;
+        let mut left = 0;
+        snapshot.kv_scan("batch", "", |_, _| {
+            left += 1;
+            true
+        })?;
+        Ok((left == 0).then_some(left))
+    })
+    .await?;
+    assert_eq!(leftover, 0);
+    node.stop().await
+}
