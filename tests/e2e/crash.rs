@@ -45,7 +45,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
-use redb::ReadableTable;
 use serde_json::{Value, json};
 
 use crate::support::{PUBLIC, Weft, cid, cid_of, collection, note};
@@ -1007,19 +1006,12 @@ fn differences(
 /// Every projection's stored entries, read from the (stopped) node's
 /// store: projection → key → value.
 fn projection_state(path: &Path) -> anyhow::Result<BTreeMap<String, BTreeMap<String, String>>> {
-    use weft_store::tables::{PROJECTION_STATE, split_state_key};
     let store =
         weft_store::Store::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let txn = store.begin_read()?;
-    let table = txn.open_table(PROJECTION_STATE)?;
+    // The generation of each projection that is served.
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for entry in table.iter()? {
-        let (key, value) = entry?;
-        let (projection, key) =
-            split_state_key(key.value()).context("a projection key without its name")?;
-        out.entry(projection.to_owned())
-            .or_default()
-            .insert(key.to_owned(), value.value().to_owned());
+    for (projection, key, value) in store.begin_read()?.kv_entries()? {
+        out.entry(projection).or_default().insert(key, value);
     }
     Ok(out)
 }

@@ -446,32 +446,19 @@ impl Registry {
             let Some(last) = chunk.last().map(|(p, _)| *p) else {
                 break;
             };
-            let items: Vec<Appended> = chunk
-                .into_iter()
-                .filter_map(|(position, record)| {
-                    let value = serde_json::from_str(&record.json).ok()?;
-                    let signed = Signed::parse(value).ok()?;
-                    Some(Appended {
-                        position,
-                        signed,
-                        json: record.json,
-                        backfilled: record.backfilled,
-                        reacts: false,
-                        intents: Vec::new(),
-                    })
-                })
-                .collect();
+            // Folded from the stored text, as the writer folds what it
+            // appends: no need to parse or check the activities again.
             let mut run = Activities::new();
-            for item in &items {
-                run.push(&item.signed, &item.json, item.backfilled);
+            for (_, record) in &chunk {
+                run.push(&record.id, &record.json, record.backfilled);
             }
             let mut session = module.session_in(txn, self.store.recent_ids().clone(), &space)?;
             let folded = session.fold(&run)?;
-            for (item, folded) in items.iter().zip(folded) {
-                record(&mut status, &module.name, item, folded);
+            for ((position, record), folded) in chunk.iter().zip(folded) {
+                note(&mut status, &module.name, *position, &record.id, folded);
             }
             txn = session.finish()?;
-            budget = budget.saturating_sub(items.len().max(1) as u64);
+            budget = budget.saturating_sub(chunk.len().max(1) as u64);
             next = last + 1;
         }
         txn.put_projection_status(&status_key, &status)?;
@@ -641,22 +628,15 @@ impl Registry {
                 .map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
             let mut run = DryRun::default();
-            let parsed: Vec<(Signed, String, bool)> = records
-                .into_iter()
-                .filter_map(|(_, record)| {
-                    let signed = Signed::parse(serde_json::from_str(&record.json).ok()?).ok()?;
-                    Some((signed, record.json, record.backfilled))
-                })
-                .collect();
             // A few at a time, to stop on time.
-            for chunk in parsed.chunks(10) {
+            for chunk in records.chunks(10) {
                 if started.elapsed() > time {
                     run.timed_out = true;
                     break;
                 }
                 let mut activities = Activities::new();
-                for (signed, json, backfilled) in chunk {
-                    activities.push(signed, json, *backfilled);
+                for (_, record) in chunk {
+                    activities.push(&record.id, &record.json, record.backfilled);
                 }
                 session.with_texts(&activities);
                 let folded = session.fold(&activities).map_err(|e| e.to_string())?;
@@ -798,7 +778,7 @@ impl Registry {
         }
         let mut activities = Activities::new();
         for item in run {
-            activities.push(&item.signed, &item.json, item.backfilled);
+            activities.push(&item.signed.id, &item.json, item.backfilled);
         }
         for module in projections {
             if !statuses.contains_key(&module.name) {
@@ -812,7 +792,7 @@ impl Registry {
             let mut session = module.session_in(txn, self.store.recent_ids().clone(), &space)?;
             let folded = session.fold(&activities)?;
             for (item, folded) in run.iter().zip(folded) {
-                record(status, &module.name, item, folded);
+                note(status, &module.name, item.position, &item.signed.id, folded);
             }
             txn = session.finish()?;
         }
@@ -1150,10 +1130,11 @@ pub struct DryRun {
     pub timed_out: bool,
 }
 
-/// Notes one fold's outcome on its projection's status.
-fn record(status: &mut ProjectionStatus, projection: &str, item: &Appended, folded: Folded) {
-    status.position = item.position;
-    status.last_activity = Some(item.signed.id.clone());
+/// Notes one fold's outcome (of the activity `id`, at `position`) on its
+/// projection's status.
+fn note(status: &mut ProjectionStatus, projection: &str, position: u64, id: &str, folded: Folded) {
+    status.position = position;
+    status.last_activity = Some(id.to_owned());
     let message = match folded {
         Folded::Applied => {
             status.folded += 1;
@@ -1162,11 +1143,11 @@ fn record(status: &mut ProjectionStatus, projection: &str, item: &Appended, fold
         Folded::Refused(message) => message,
         Folded::Fault(fault) => fault.to_string(),
     };
-    tracing::warn!(%projection, activity = %item.signed.id, %message, "fold failed");
+    tracing::warn!(%projection, activity = %id, %message, "fold failed");
     status.failed += 1;
     status.errors.push(FoldError {
-        position: item.position,
-        activity: item.signed.id.clone(),
+        position,
+        activity: id.to_owned(),
         message,
     });
     if status.errors.len() > 20 {

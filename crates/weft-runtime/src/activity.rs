@@ -8,25 +8,32 @@
 //! module's own.
 
 use std::cell::OnceCell;
+use std::collections::BTreeMap;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use weft_core::model::Signed;
 
 use super::bindings::{v0_1, v0_2};
 
-/// One activity of a run, as the writer holds it.
+/// One activity of a run: its id and its JSON text as stored.
 #[derive(Debug, Clone, Copy)]
 struct Item<'a> {
-    signed: &'a Signed,
+    id: &'a str,
     json: &'a str,
     backfilled: bool,
 }
 
 /// A run of activities to fold, in log order, with their records under
 /// each contract version made when first needed.
+///
+/// Records are made from the stored JSON text alone, whether the writer
+/// folds an activity it has just appended or a build reads it back from
+/// the log: the same text gives the same record, so a rebuild folds what
+/// incremental folding did.
 #[derive(Debug, Default)]
 pub struct Activities<'a> {
     items: Vec<Item<'a>>,
+    parsed: OnceCell<Vec<Fields>>,
     v0_1: OnceCell<Vec<v0_1::types::Activity>>,
     v0_2: OnceCell<Vec<v0_2::types::Activity>>,
 }
@@ -36,13 +43,14 @@ impl<'a> Activities<'a> {
         Self::default()
     }
 
-    /// Adds an activity (its signed form and JSON text) at the end of the run.
-    pub fn push(&mut self, signed: &'a Signed, json: &'a str, backfilled: bool) {
+    /// Adds an activity (its id and stored JSON text) at the end of the run.
+    pub fn push(&mut self, id: &'a str, json: &'a str, backfilled: bool) {
         self.items.push(Item {
-            signed,
+            id,
             json,
             backfilled,
         });
+        self.parsed = OnceCell::new();
         self.v0_1 = OnceCell::new();
         self.v0_2 = OnceCell::new();
     }
@@ -55,24 +63,37 @@ impl<'a> Activities<'a> {
         self.items.is_empty()
     }
 
+    fn parsed(&self) -> &[Fields] {
+        self.parsed
+            .get_or_init(|| self.items.iter().map(|i| Fields::parse(i.json)).collect())
+    }
+
     /// The `type` of the activity at `at`.
     pub(crate) fn kind(&self, at: usize) -> &str {
-        self.items
-            .get(at)
-            .map_or("", |i| i.signed.header.kind.as_str())
+        self.parsed().get(at).map_or("", |f| f.kind.as_str())
     }
 
     /// The activities' ids and JSON texts, for a call whose source does not
     /// hold them (a dry run).
     pub(crate) fn texts(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
-        self.items.iter().map(|i| (i.signed.id.as_str(), i.json))
+        self.items.iter().map(|i| (i.id, i.json))
     }
 
     pub(crate) fn v0_1(&self) -> &[v0_1::types::Activity] {
         self.v0_1.get_or_init(|| {
             self.items
                 .iter()
-                .map(|i| v0_1_record(i.signed, i.json, i.backfilled))
+                .zip(self.parsed())
+                .map(|(i, f)| v0_1::types::Activity {
+                    id: i.id.to_owned(),
+                    kind: f.kind.clone(),
+                    verb: f.verb.clone(),
+                    actor: f.actor.clone(),
+                    seq: f.seq,
+                    published: f.published.clone(),
+                    json: i.json.to_owned(),
+                    backfilled: i.backfilled,
+                })
                 .collect()
         })
     }
@@ -81,55 +102,141 @@ impl<'a> Activities<'a> {
         self.v0_2.get_or_init(|| {
             self.items
                 .iter()
-                .map(|i| v0_2_record(i.signed, i.backfilled))
+                .zip(self.parsed())
+                .map(|(i, f)| f.v0_2(i.id, i.backfilled))
                 .collect()
         })
     }
 }
 
-/// The 0.1.0 record of an activity.
-pub(crate) fn v0_1_record(signed: &Signed, json: &str, backfilled: bool) -> v0_1::types::Activity {
-    v0_1::types::Activity {
-        id: signed.id.clone(),
-        kind: signed.header.kind.clone(),
-        verb: signed.verb().to_owned(),
-        actor: signed.header.actor.clone(),
-        seq: signed.header.seq,
-        published: signed.header.published.clone(),
-        json: json.to_owned(),
-        backfilled,
-    }
+/// The 0.1.0 record of one activity.
+pub(crate) fn v0_1_record(id: &str, json: &str, backfilled: bool) -> v0_1::types::Activity {
+    let mut run = Activities::new();
+    run.push(id, json, backfilled);
+    run.v0_1()
+        .first()
+        .cloned()
+        .unwrap_or_else(|| v0_1::types::Activity {
+            id: id.to_owned(),
+            kind: String::new(),
+            verb: String::new(),
+            actor: String::new(),
+            seq: 0,
+            published: String::new(),
+            json: json.to_owned(),
+            backfilled,
+        })
 }
 
-/// The 0.2.0 record of an activity: its envelope, and its object's and
-/// addressing's fields as the WIT describes them. A field of another type
-/// than the one read (`to` a number, `object.inReplyTo` an array) is absent.
-pub(crate) fn v0_2_record(signed: &Signed, backfilled: bool) -> v0_2::types::Activity {
-    let json = &signed.json;
-    let object = json.get("object");
-    let embedded = object.and_then(Value::as_object);
-    let (object_type, object_id, in_reply_to) = match (object, embedded) {
-        (Some(Value::String(id)), _) => (None, Some(id.clone()), None),
-        (_, Some(embedded)) => (
-            text(embedded, "type"),
-            text(embedded, "id"),
-            embedded.get("inReplyTo").and_then(reference),
-        ),
-        _ => (None, None, None),
-    };
-    v0_2::types::Activity {
-        id: signed.id.clone(),
-        kind: signed.header.kind.clone(),
-        verb: signed.verb().to_owned(),
-        actor: signed.header.actor.clone(),
-        seq: signed.header.seq,
-        published: signed.header.published.clone(),
-        backfilled,
-        object_type,
-        object_id,
-        in_reply_to,
-        to: strings(json.get("to")),
-        cc: strings(json.get("cc")),
+/// The 0.2.0 record of one activity.
+pub(crate) fn v0_2_record(id: &str, json: &str, backfilled: bool) -> v0_2::types::Activity {
+    Fields::parse(json).v0_2(id, backfilled)
+}
+
+/// What the records carry of an activity's JSON. A field of another type
+/// than the one read (`to` a number, `object.inReplyTo` an array) is
+/// absent (empty, 0).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Fields {
+    kind: String,
+    verb: String,
+    /// `actor`, or an embedded actor's `id`.
+    actor: String,
+    seq: u64,
+    published: String,
+    object_type: Option<String>,
+    object_id: Option<String>,
+    in_reply_to: Option<String>,
+    to: Vec<String>,
+    cc: Vec<String>,
+}
+
+/// The top-level members the records read.
+const READ: [&str; 7] = ["type", "actor", "seq", "published", "object", "to", "cc"];
+/// The members of an embedded `object` they read.
+const READ_OF_OBJECT: [&str; 3] = ["type", "id", "inReplyTo"];
+
+impl Fields {
+    /// Parses only what the records read: the members named in [`READ`]
+    /// are taken from the text unparsed and only those are parsed (an
+    /// embedded object's too), so a long `content` is never built. Text
+    /// this quick reading cannot take (a key with an escape in it) is
+    /// parsed whole; both readings give the same fields.
+    fn parse(json: &str) -> Self {
+        match Self::read(json) {
+            Some(map) => Self::of(&map),
+            None => match serde_json::from_str::<Map<String, Value>>(json) {
+                Ok(map) => Self::of(&map),
+                Err(_) => Self::default(),
+            },
+        }
+    }
+
+    /// The members the records read, from the text's top level.
+    fn read(json: &str) -> Option<Map<String, Value>> {
+        let top: BTreeMap<&str, &RawValue> = serde_json::from_str(json).ok()?;
+        let mut map = Map::new();
+        for field in READ {
+            let Some(raw) = top.get(field) else {
+                continue;
+            };
+            let value = if field == "object" && raw.get().starts_with('{') {
+                let embedded: BTreeMap<&str, &RawValue> = serde_json::from_str(raw.get()).ok()?;
+                let mut object = Map::new();
+                for member in READ_OF_OBJECT {
+                    if let Some(raw) = embedded.get(member) {
+                        object.insert(member.to_owned(), serde_json::from_str(raw.get()).ok()?);
+                    }
+                }
+                Value::Object(object)
+            } else {
+                serde_json::from_str(raw.get()).ok()?
+            };
+            map.insert(field.to_owned(), value);
+        }
+        Some(map)
+    }
+
+    fn of(json: &Map<String, Value>) -> Self {
+        let object = json.get("object");
+        let (object_type, object_id, in_reply_to) = match object {
+            Some(Value::String(id)) => (None, Some(id.clone()), None),
+            Some(Value::Object(embedded)) => (
+                text(embedded, "type"),
+                text(embedded, "id"),
+                embedded.get("inReplyTo").and_then(reference),
+            ),
+            _ => (None, None, None),
+        };
+        Self {
+            kind: text(json, "type").unwrap_or_default(),
+            verb: weft_core::model::envelope::verb_of(json).to_owned(),
+            actor: json.get("actor").and_then(reference).unwrap_or_default(),
+            seq: json.get("seq").and_then(Value::as_u64).unwrap_or(0),
+            published: text(json, "published").unwrap_or_default(),
+            object_type,
+            object_id,
+            in_reply_to,
+            to: strings(json.get("to")),
+            cc: strings(json.get("cc")),
+        }
+    }
+
+    fn v0_2(&self, id: &str, backfilled: bool) -> v0_2::types::Activity {
+        v0_2::types::Activity {
+            id: id.to_owned(),
+            kind: self.kind.clone(),
+            verb: self.verb.clone(),
+            actor: self.actor.clone(),
+            seq: self.seq,
+            published: self.published.clone(),
+            backfilled,
+            object_type: self.object_type.clone(),
+            object_id: self.object_id.clone(),
+            in_reply_to: self.in_reply_to.clone(),
+            to: self.to.clone(),
+            cc: self.cc.clone(),
+        }
     }
 }
 
@@ -164,31 +271,21 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn signed(body: Value) -> Signed {
-        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
-        let mut json = body;
-        json["actor"] = "http://127.0.0.1:9/actors/a".into();
-        json["seq"] = 2.into();
-        json["prev"] = weft_core::model::cid::activity_id(b"p").into();
-        json["published"] = "2026-12-06T00:00:00.000Z".into();
-        let Value::Object(map) = json else {
-            panic!("an object")
-        };
-        Signed::sign(map, "http://127.0.0.1:9/actors/a#key-1", &key).expect("signs")
-    }
-
     /// The parsed fields of an embedded object, of a reference, and of
     /// addressing given as a string or an array with a non-string in it.
     #[test]
     fn fields_are_parsed_as_the_wit_says() {
-        let note = signed(json!({
-            "type": "Create",
+        let note = json!({
+            "type": "Create", "actor": "http://127.0.0.1:9/actors/a", "seq": 2,
+            "published": "2026-12-06T00:00:00.000Z",
             "to": "https://www.w3.org/ns/activitystreams#Public",
             "cc": ["http://127.0.0.1:9/actors/b", 7],
             "object": {"type": "Note", "id": "http://x/n", "content": "hi", "inReplyTo": {"id": "http://x/m"}},
-        }));
-        let record = v0_2_record(&note, true);
-        assert_eq!(record.verb, "Note");
+        })
+        .to_string();
+        let record = v0_2_record("b1", &note, true);
+        assert_eq!((record.id.as_str(), record.verb.as_str()), ("b1", "Note"));
+        assert_eq!((record.seq, record.kind.as_str()), (2, "Create"));
         assert_eq!(record.object_type.as_deref(), Some("Note"));
         assert_eq!(record.object_id.as_deref(), Some("http://x/n"));
         assert_eq!(record.in_reply_to.as_deref(), Some("http://x/m"));
@@ -196,8 +293,9 @@ mod tests {
         assert_eq!(record.cc, ["http://127.0.0.1:9/actors/b"]);
         assert!(record.backfilled);
 
-        let follow = signed(json!({"type": "Follow", "object": "http://127.0.0.1:9/actors/b"}));
-        let record = v0_2_record(&follow, false);
+        // A foreign activity: an embedded actor, no seq, no published.
+        let follow = json!({"type": "Follow", "actor": {"id": "https://m.example/u/x"}, "object": "http://127.0.0.1:9/actors/b"}).to_string();
+        let record = v0_2_record("https://m.example/f/1", &follow, false);
         assert_eq!(
             (
                 record.object_type,
@@ -206,13 +304,49 @@ mod tests {
             ),
             (None, Some("http://127.0.0.1:9/actors/b"), None)
         );
-        assert!(record.to.is_empty() && record.cc.is_empty());
+        assert_eq!(
+            (record.actor.as_str(), record.seq),
+            ("https://m.example/u/x", 0)
+        );
+        assert!(record.to.is_empty() && record.cc.is_empty() && record.published.is_empty());
 
         let mut run = Activities::new();
-        run.push(&note, "{}", false);
-        run.push(&follow, "{}", false);
+        run.push("b1", &note, false);
+        run.push("b2", &follow, false);
         assert_eq!(run.v0_2().len(), 2);
-        assert_eq!(run.v0_1()[1].json, "{}");
+        assert_eq!(run.v0_1()[1].json, follow);
+        assert_eq!(run.kind(1), "Follow");
         assert_eq!(run.texts().count(), 2);
+    }
+
+    /// The quick reading and the whole parse give the same fields, for
+    /// every shape of every member the records read (and a `Delete` of a
+    /// `Tombstone`, whose verb is `Delete`).
+    #[test]
+    fn the_quick_reading_equals_the_whole_parse() {
+        let shapes = [
+            json!(null),
+            json!(3),
+            json!("s"),
+            json!(["a", 1, {"id": "b"}]),
+            json!({"id": "i", "type": "Note", "inReplyTo": "r", "content": "long"}),
+            json!({"type": "Tombstone", "inReplyTo": {"id": "r"}}),
+            json!({"type": 4, "id": ["x"]}),
+        ];
+        for kind in ["Create", "Delete", "Follow"] {
+            for field in READ {
+                for shape in &shapes {
+                    let mut activity = json!({"type": kind, "actor": "a", "seq": 1, "object": {"type": "Tombstone"}});
+                    activity[field] = shape.clone();
+                    let text = activity.to_string();
+                    let map: Map<String, Value> = serde_json::from_str(&text).expect("an object");
+                    let quick = Fields::read(&text).map(|m| Fields::of(&m));
+                    assert_eq!(quick, Some(Fields::of(&map)), "{text}");
+                }
+            }
+        }
+        // A key with an escape cannot be read quickly: the whole parse reads it.
+        let escaped = r#"{"type":"Follow","actor":"a"}"#;
+        assert_eq!(Fields::parse(escaped).actor, "a");
     }
 }

@@ -320,7 +320,7 @@ impl VerbModule {
             VerbWorld::V0_1(instances) => {
                 let mut warm = instances.take()?;
                 warm.store.data_mut().source = source;
-                let activity = v0_1_record(signed, json, false);
+                let activity = v0_1_record(&signed.id, json, false);
                 let result = warm.bindings.call_validate(&mut warm.store, &activity);
                 let answer = instances.finish("validate", warm, result)?;
                 Ok(answer.map_err(|r| Refusal {
@@ -333,7 +333,7 @@ impl VerbModule {
                 let data = warm.store.data_mut();
                 data.source = source;
                 data.current = current(signed, json);
-                let activity = v0_2_record(signed, false);
+                let activity = v0_2_record(&signed.id, json, false);
                 let result = warm.bindings.call_validate(&mut warm.store, &activity);
                 let answer = instances.finish("validate", warm, result)?;
                 Ok(answer.map_err(|r| Refusal {
@@ -358,7 +358,7 @@ impl VerbModule {
             VerbWorld::V0_1(instances) => {
                 let mut warm = instances.take()?;
                 warm.store.data_mut().source = std::mem::take(source);
-                let activity = v0_1_record(signed, json, false);
+                let activity = v0_1_record(&signed.id, json, false);
                 let context = v0_1::types::Context {
                     recipient: recipient.to_owned(),
                 };
@@ -380,7 +380,7 @@ impl VerbModule {
                 let data = warm.store.data_mut();
                 data.source = std::mem::take(source);
                 data.current = current(signed, json);
-                let activity = v0_2_record(signed, false);
+                let activity = v0_2_record(&signed.id, json, false);
                 let context = v0_2::types::Context {
                     recipient: recipient.to_owned(),
                 };

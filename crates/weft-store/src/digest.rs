@@ -15,7 +15,8 @@ use serde::Serialize;
 
 use super::tables::{
     ACTIVITY_IDS, ARTIFACTS, DELIVERIES, FORKS, INBOX, LOG, MODULES, PARKED, PENDING_MODULES,
-    POLICIES, PROJECTION_STATE, PUBLIC_LOG, RECORDS, split_state_key,
+    POLICIES, PROJECTION_GENERATIONS, PROJECTION_STATE, PUBLIC_LOG, RECORDS, split_namespace,
+    split_state_key,
 };
 use super::{Reader, StoreError};
 
@@ -75,10 +76,17 @@ impl Reader {
         log.insert("log", self.part(LOG, pair)?);
         log.insert("public_log", self.part(PUBLIC_LOG, pair)?);
         log.insert("inbox", self.part(INBOX, pair)?);
+        // The generation of each projection that is served (a rebuild's, or
+        // a replaced one's keys, are not its state).
+        let generations = self.txn.open_table(PROJECTION_GENERATIONS)?;
         let mut projections: BTreeMap<String, Hasher> = BTreeMap::new();
         for entry in self.txn.open_table(PROJECTION_STATE)?.iter()? {
             let (k, v) = entry?;
-            let (name, key) = split_state_key(k.value()).unwrap_or(("", ""));
+            let (space, key) = split_state_key(k.value()).unwrap_or(("", ""));
+            let (name, generation) = split_namespace(space);
+            if generation != crate::projections::generation_in(&generations, name)? {
+                continue;
+            }
             projections
                 .entry(name.to_owned())
                 .or_default()

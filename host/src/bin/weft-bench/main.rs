@@ -385,7 +385,7 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
             let texts: Vec<String> = activities.iter().map(Signed::to_json_string).collect();
             let mut run = Activities::new();
             for (activity, json) in activities.iter().zip(&texts) {
-                run.push(activity, json, false);
+                run.push(&activity.id, json, false);
             }
             // (whole fold, of which applying the writes at session end)
             let round = |module: &ProjectionModule| -> anyhow::Result<(Duration, Duration)> {
