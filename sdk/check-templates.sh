@@ -6,7 +6,7 @@
 #
 #   sdk/check-templates.sh
 #
-# Templates: Python (template/app.py, a projection), JavaScript
+# Templates: Rust (rust/template, a verb), Python (template/app.py, a projection), JavaScript
 # (template/projection.js, template/verb.js) and C (template/projection.c;
 # its core module is made a component with `wasm-tools component new`, as
 # `weft module add` does). Each SDK's build script installs its pinned
@@ -112,6 +112,24 @@ if build c-projection "$HERE/c/build.sh" projection "$HERE/c/template/projection
         echo "FAILED c-projection: its core module does not make a component: $made" >&2
         failed+=(c-projection)
     fi
+fi
+
+# The Rust template (a verb), built as its README says: a copy of it next to
+# nothing, with its `path` pointed at sdk/rust and the workspace's versions.
+rust_template() {
+    local copy="$OUT/rust-template"
+    cp -r "$HERE/rust/template" "$copy"
+    sed -i "s#path = \"\.\.\"#path = \"$HERE/rust\"#" "$copy/Cargo.toml"
+    cp "$ROOT/Cargo.lock" "$copy/Cargo.lock"
+    command -v cargo >/dev/null || { echo "cargo is needed" >&2; return 3; }
+    CARGO_TARGET_DIR="$ROOT/target/sdk-templates" cargo build --quiet --release \
+        --target wasm32-unknown-unknown --manifest-path "$copy/Cargo.toml"
+    "$WASM_TOOLS" component new \
+        "$ROOT/target/sdk-templates/wasm32-unknown-unknown/release/my_verb.wasm" \
+        -o "$OUT/rust-verb.wasm"
+}
+if build rust-verb rust_template; then
+    check rust-verb verb
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -151,6 +151,16 @@ pub enum Command {
     /// deliveries, dead letters, parked activities, forks, projections and
     /// policies.
     Status,
+    /// The node's configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// The configuration in effect (`weft.toml` with the `WEFT_*`
+    /// environment over it), every key with its value and meaning.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -471,6 +481,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 projection::status(&client, name.as_deref(), out).await
             })
             .await
+        }
+        Command::Config(ConfigCommand::Show) => {
+            let config = data.config()?;
+            let json = serde_json::to_value(&config)?;
+            out.print(&json, || say!("{}", config.commented_toml().trim_end()))
         }
         Command::Status => {
             with_client(&data, &target, |client| async move {

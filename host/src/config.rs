@@ -1,5 +1,17 @@
 //! Node configuration: `weft.toml` in the data folder, overridden by
 //! `WEFT_*` environment variables. Defaults run a node on loopback.
+//!
+//! Every key can be set from the environment: `WEFT_` and its path in
+//! capitals, sections joined by `__` (`WEFT_MAX_BATCH`,
+//! `WEFT_RUNTIME__FUEL_PER_CALL`, `WEFT_SERVER__RATE_LIMIT__PER_IP_BURST`);
+//! the value is read as TOML (`8`, `true`, `["1s", "5s"]`) or else as text.
+//! A few named variables predate that rule and stay (`WEFT_FEDERATION_RETRY`,
+//! `WEFT_ALLOW_PRIVATE_ADDRESSES`, `WEFT_CA_FILE`, `WEFT_RATE_LIMIT`,
+//! `WEFT_MODULE_POLICY`). `weft init` writes the file with every key, its
+//! value and what it means ([`Config::commented_toml`]); `weft config show`
+//! prints the configuration in effect the same way.
+
+mod docs;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +30,7 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("environment variable {name}={value} is not valid: {message}")]
     Env {
-        name: &'static str,
+        name: String,
         value: String,
         message: String,
     },
@@ -90,15 +102,43 @@ impl Config {
     /// environment overrides.
     pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
         let path = data_dir.join("weft.toml");
-        let mut config = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                path: path.clone(),
-                message: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
-        config.apply_env(|name| std::env::var(name).ok())?;
+        Self::from_parts(&path, &text, std::env::vars())
+    }
+
+    /// The configuration of file `text` (read from `path`) with the
+    /// environment `vars` over it.
+    pub fn from_parts(
+        path: &Path,
+        text: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let mut config: Self =
+            Self::deserialize(table.clone()).map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+        for (name, value) in &vars {
+            let Some(key) = env_key(name) else {
+                continue;
+            };
+            config = set(&mut table, &key, value).map_err(|message| ConfigError::Env {
+                name: name.clone(),
+                value: value.clone(),
+                message,
+            })?;
+        }
+        let named = |name: &str| vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        config.apply_env(named)?;
         Ok(config)
     }
 
@@ -109,7 +149,7 @@ impl Config {
             T::Err: std::fmt::Display,
         {
             value.parse().map_err(|e: T::Err| ConfigError::Env {
-                name,
+                name: name.to_owned(),
                 message: e.to_string(),
                 value,
             })
@@ -137,7 +177,7 @@ impl Config {
             let mut settings = self.federation.clone();
             settings.retry = retry;
             settings.schedule().map_err(|message| ConfigError::Env {
-                name: "WEFT_FEDERATION_RETRY",
+                name: "WEFT_FEDERATION_RETRY".into(),
                 value: v.clone(),
                 message,
             })?;
@@ -161,7 +201,7 @@ impl Config {
                 "on" => {}
                 _ => {
                     return Err(ConfigError::Env {
-                        name: "WEFT_RATE_LIMIT",
+                        name: "WEFT_RATE_LIMIT".into(),
                         value: v,
                         message: "must be `off` (no rate limits, as `weft bench` wants) or `on` (those of weft.toml)".into(),
                     });
@@ -172,7 +212,7 @@ impl Config {
             self.federation.module_policy =
                 serde_json::from_value(serde_json::Value::String(v.clone())).map_err(|_| {
                     ConfigError::Env {
-                        name: "WEFT_MODULE_POLICY",
+                        name: "WEFT_MODULE_POLICY".into(),
                         value: v.clone(),
                         message: "must be `followed`, `manual` or `allow`".into(),
                     }
@@ -195,6 +235,95 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
     }
+
+    /// This configuration as `weft.toml` with every key, its value and
+    /// what it means, and the keys left unset as comments: what `weft
+    /// init` writes and `weft config show` prints. Reads back as itself.
+    pub fn commented_toml(&self) -> String {
+        let table = toml::Table::try_from(self).unwrap_or_default();
+        let mut out = String::from(
+            "# weft node configuration. Every key is shown with its value and what it means;\n\
+             # a commented-out key is unset (its default applies). Any key can also be set\n\
+             # from the environment: WEFT_ and its path in capitals, sections joined by __\n\
+             # (WEFT_MAX_BATCH=512, WEFT_RUNTIME__FUEL_PER_CALL=20000000).\n",
+        );
+        let mut section = String::new();
+        for (path, meaning) in docs::KEYS {
+            let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
+            if parent != section {
+                section = parent.to_owned();
+                out.push_str(&format!("\n[{section}]\n"));
+            }
+            let value = lookup(&table, path);
+            out.push_str(&format!("# {meaning}\n"));
+            match value {
+                Some(value) => out.push_str(&format!("{key} = {value}\n")),
+                None => out.push_str(&format!("# {key} = {}\n", docs::example(path))),
+            }
+        }
+        out
+    }
+}
+
+/// The key path an environment variable sets, if it names a key:
+/// `WEFT_RUNTIME__FUEL_PER_CALL` → `runtime.fuel_per_call`.
+fn env_key(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("WEFT_")?;
+    let path = rest
+        .split("__")
+        .map(str::to_ascii_lowercase)
+        .collect::<Vec<_>>()
+        .join(".");
+    docs::meaning(&path).map(|_| path)
+}
+
+/// The value at `path` in `table`.
+fn lookup<'t>(table: &'t toml::Table, path: &str) -> Option<&'t toml::Value> {
+    let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
+    let mut at = table;
+    if !parent.is_empty() {
+        for part in parent.split('.') {
+            at = at.get(part)?.as_table()?;
+        }
+    }
+    at.get(key)
+}
+
+/// Sets `path` in `table` to `value` read as TOML (or else as text) and
+/// answers the configuration it makes, or why it makes none.
+fn set(table: &mut toml::Table, path: &str, value: &str) -> Result<Config, String> {
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"));
+    let candidates = parsed
+        .into_iter()
+        .chain(std::iter::once(toml::Value::String(value.to_owned())));
+    let mut first_error = None;
+    for candidate in candidates {
+        let mut trial = table.clone();
+        let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
+        let mut at = &mut trial;
+        if !parent.is_empty() {
+            for part in parent.split('.') {
+                at = at
+                    .entry(part)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .ok_or_else(|| format!("`{part}` is not a section"))?;
+            }
+        }
+        at.insert(key.to_owned(), candidate);
+        match Config::deserialize(trial.clone()) {
+            Ok(config) => {
+                *table = trial;
+                return Ok(config);
+            }
+            Err(e) => {
+                first_error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    Err(first_error.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -216,13 +345,7 @@ mod tests {
             .expect("env");
         assert_eq!(config.cache_mb, Some(4096));
         let bad = config.apply_env(|n| (n == "WEFT_MAX_BATCH").then(|| "many".to_owned()));
-        assert!(matches!(
-            bad,
-            Err(ConfigError::Env {
-                name: "WEFT_MAX_BATCH",
-                ..
-            })
-        ));
+        assert!(matches!(bad, Err(ConfigError::Env { name, .. }) if name == "WEFT_MAX_BATCH"));
     }
 
     #[test]
@@ -240,13 +363,107 @@ mod tests {
             weft_http::ratelimit::RateLimits::off()
         );
         let bad = config.apply_env(|n| (n == "WEFT_RATE_LIMIT").then(|| "maybe".to_owned()));
-        assert!(matches!(
-            bad,
-            Err(ConfigError::Env {
-                name: "WEFT_RATE_LIMIT",
-                ..
-            })
-        ));
+        assert!(matches!(bad, Err(ConfigError::Env { name, .. }) if name == "WEFT_RATE_LIMIT"));
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// Any key, at any depth, from the environment: numbers, booleans,
+    /// lists and text; other WEFT_ variables are not keys and pass by; a
+    /// value the key cannot take names the variable.
+    #[test]
+    fn every_key_can_be_set_from_the_environment() {
+        let path = Path::new("weft.toml");
+        let config = Config::from_parts(
+            path,
+            "max_batch = 8\n[runtime]\nbuild_step = 5\n",
+            vars(&[
+                ("WEFT_RUNTIME__FUEL_PER_CALL", "1000"),
+                ("WEFT_SERVER__RATE_LIMIT__PER_IP_BURST", "7"),
+                ("WEFT_FEDERATION__RETRY", "[\"1s\", \"5s\"]"),
+                ("WEFT_FEDERATION__LIMIT_LOOPBACK", "true"),
+                ("WEFT_SERVER__RATE_LIMIT__LIMIT_LOOPBACK", "true"),
+                ("WEFT_SERVICE_ACTOR", "8"),
+                ("WEFT_PUBLIC_URL", "https://weft.example.org"),
+                ("WEFT_PERFMAP", "1"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .expect("a configuration");
+        assert_eq!(config.max_batch, 8);
+        assert_eq!(config.runtime.build_step, 5);
+        assert_eq!(config.runtime.fuel_per_call, 1000);
+        assert_eq!(config.server.rate_limit.per_ip_burst, 7);
+        assert!(config.server.rate_limit.limit_loopback);
+        assert_eq!(config.federation.retry, ["1s", "5s"]);
+        assert_eq!(
+            config.service_actor, "8",
+            "text when TOML reads another type"
+        );
+        assert_eq!(config.public_url(), "https://weft.example.org");
+        let bad = Config::from_parts(path, "", vars(&[("WEFT_RUNTIME__DEADLINE_MS", "soon")]));
+        assert!(
+            matches!(&bad, Err(ConfigError::Env { name, .. }) if name == "WEFT_RUNTIME__DEADLINE_MS"),
+            "{bad:?}"
+        );
+    }
+
+    /// Every key the configuration has, nested ones included, is
+    /// documented, and the commented file reads back as the configuration.
+    #[test]
+    fn the_commented_file_has_every_key_and_reads_back() {
+        fn leaves(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+            for (key, value) in table {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                match value {
+                    toml::Value::Table(inner) => leaves(&path, inner, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        let mut config = Config {
+            public_url: Some("https://weft.example.org".into()),
+            cache_mb: Some(24),
+            module_cache: Some("/cache".into()),
+            tls_cert: Some("/c.pem".into()),
+            tls_key: Some("/k.pem".into()),
+            ..Config::default()
+        };
+        config.federation.ca_file = Some("/etc/ca.pem".into());
+        let mut paths = Vec::new();
+        leaves(
+            "",
+            &toml::Table::try_from(&config).expect("a table"),
+            &mut paths,
+        );
+        for path in &paths {
+            assert!(
+                docs::meaning(path).is_some(),
+                "`{path}` is not in config/docs.rs"
+            );
+        }
+        assert_eq!(
+            paths.len(),
+            docs::KEYS.len(),
+            "a documented key the configuration lacks"
+        );
+        for config in [Config::default(), config] {
+            let text = config.commented_toml();
+            let read: Config = toml::from_str(&text).expect("the commented file parses");
+            assert_eq!(read, config, "{text}");
+        }
+        let text = Config::default().commented_toml();
+        assert!(text.contains("# fuel (about WebAssembly instructions) per module call"));
+        assert!(text.contains("# public_url = \"https://weft.example.org\""));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! the ids, commands that must reach the node owning the data folder), the
 //! everyday commands (`weft status`, `actor list`, `actor token`,
 //! `projection status`), `/readyz`, a reader that closes the pipe early,
-//! and logs written for files and log collectors.
+//! logs written for files and log collectors, and the configuration (the
+//! commented file, any key from the environment, `weft config show`).
 //!
 //! Not here: the other CLI journeys (`cli.rs`) and the dashboard.
 
@@ -333,5 +334,48 @@ async fn module_management_is_safe_and_reversible() -> anyhow::Result<()> {
     assert!(String::from_utf8_lossy(&out.stderr).contains("defined anyway"));
     weft.get_ok("/projections/flaky/status", None).await?;
     weft.stop()?;
+    Ok(())
+}
+
+/// `weft init` writes a commented `weft.toml` (every key with its value and
+/// meaning); any key can be set from the environment by its path; `weft
+/// config show` prints what is in effect, and a value a key cannot take
+/// stops a start naming the variable.
+#[tokio::test]
+async fn the_configuration_is_commented_overridable_and_shown() -> anyhow::Result<()> {
+    let weft = Weft::init()?;
+    let file = std::fs::read_to_string(weft.data.join("weft.toml"))?;
+    for line in [
+        "# fuel (about WebAssembly instructions) per module call",
+        "fuel_per_call = 40000000",
+        "[server.rate_limit]",
+        "# public_url = ",
+    ] {
+        assert!(
+            file.contains(line),
+            "{line:?} missing from weft.toml:\n{file}"
+        );
+    }
+    let shown = weft.ok(&["config", "show"])?;
+    assert!(shown.contains("build_step = 2000"), "{shown}");
+
+    let mut cmd = weft.command(&["config", "show", "--json"]);
+    cmd.env("WEFT_RUNTIME__BUILD_STEP", "7")
+        .env("WEFT_SERVER__RATE_LIMIT__PER_IP_BURST", "9");
+    let out = cmd.output()?;
+    anyhow::ensure!(out.status.success(), "{out:?}");
+    let json: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(json["runtime"]["build_step"], 7, "{json}");
+    assert_eq!(json["server"]["rate_limit"]["per_ip_burst"], 9, "{json}");
+
+    let mut run = weft.command(&["run"]);
+    run.env("WEFT_RUNTIME__DEADLINE_MS", "soon");
+    let out = run.output()?;
+    assert!(!out.status.success(), "a start with a bad value succeeded");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WEFT_RUNTIME__DEADLINE_MS=soon"),
+        "the error names the variable: {stderr}"
+    );
     Ok(())
 }

@@ -169,7 +169,7 @@ impl Node {
             .create(&data.path)
             .with_context(|| format!("cannot create the data folder {}", data.path.display()))?;
         if !data.config_file().exists() {
-            fs::write(data.config_file(), config.to_toml())
+            fs::write(data.config_file(), config.commented_toml())
                 .with_context(|| format!("cannot write {}", data.config_file().display()))?;
         }
         let node = match Self::open(data, config) {

@@ -8,18 +8,19 @@
 //! ```
 
 use weft_guest::verb::{Activity, Context, Guest, Intent, Rejection};
-use weft_guest::{Json, reject};
+use weft_guest::{Json, reject_field};
 
 struct Checkin;
 
 impl Guest for Checkin {
     /// Accept the activity (`Ok`) or refuse it with a message saying what
-    /// to fix; the publisher gets it as a 422.
+    /// to fix, naming the field at fault; the publisher gets both in a 422.
     fn validate(activity: Activity) -> Result<(), Rejection> {
         let json = Json::of(&activity.id)?;
         match json.str("place") {
             Some(place) if !place.trim().is_empty() && place.chars().count() <= 200 => Ok(()),
-            _ => Err(reject(
+            _ => Err(reject_field(
+                "place",
                 "a Checkin needs `place`: where you are, as text of at most 200 characters",
             )),
         }
