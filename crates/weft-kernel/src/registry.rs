@@ -638,7 +638,7 @@ impl Registry {
                 for (_, record) in chunk {
                     activities.push(&record.id, &record.json, record.backfilled);
                 }
-                session.with_texts(&activities);
+                session.with_texts(activities.texts());
                 let folded = session.fold(&activities).map_err(|e| e.to_string())?;
                 for folded in folded {
                     run.tried += 1;

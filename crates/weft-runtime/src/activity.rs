@@ -73,10 +73,15 @@ impl<'a> Activities<'a> {
         self.parsed().get(at).map_or("", |f| f.kind.as_str())
     }
 
-    /// The activities' ids and JSON texts, for a call whose source does not
-    /// hold them (a dry run).
-    pub(crate) fn texts(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
-        self.items.iter().map(|i| (i.id, i.json))
+    /// The activities' JSON texts by id, for folds whose transaction does
+    /// not hold them (a dry run): [`crate::FoldSession::with_texts`].
+    pub fn texts(&self) -> std::sync::Arc<crate::host::Current> {
+        std::sync::Arc::new(
+            self.items
+                .iter()
+                .map(|i| (i.id.to_owned(), std::sync::Arc::from(i.json)))
+                .collect(),
+        )
     }
 
     pub(crate) fn v0_1(&self) -> &[v0_1::types::Activity] {
@@ -316,7 +321,7 @@ mod tests {
         assert_eq!(run.v0_2().len(), 2);
         assert_eq!(run.v0_1()[1].json, follow);
         assert_eq!(run.kind(1), "Follow");
-        assert_eq!(run.texts().count(), 2);
+        assert_eq!(run.texts().len(), 2);
     }
 
     /// The quick reading and the whole parse give the same fields, for

@@ -618,14 +618,11 @@ enum Called<T> {
 }
 
 impl FoldSession<'_> {
-    /// Makes the activities' JSON text readable by the module's `log.get`
-    /// although the transaction does not hold them: a dry run's folds.
-    pub fn with_texts(&mut self, run: &Activities<'_>) {
-        self.current = Some(Arc::new(
-            run.texts()
-                .map(|(id, json)| (id.to_owned(), Arc::from(json)))
-                .collect(),
-        ));
+    /// Makes activities' JSON text ([`Activities::texts`]) readable by the
+    /// module's `log.get` although the transaction does not hold them: a
+    /// dry run's folds.
+    pub fn with_texts(&mut self, texts: Arc<Current>) {
+        self.current = Some(texts);
     }
 
     /// Folds a run of activities in order; later folds of the session see

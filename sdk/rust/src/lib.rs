@@ -148,7 +148,7 @@ pub fn fold_one<P: Projection>(activity: &projection::Activity) -> Result<(), St
 }
 
 /// Folds a run of activities with `P` (the export `fold-batch`): each
-/// successful fold's writes are kept for the folds after it, every read of
+/// successful fold's writes are kept for the folds after it, each scan of
 /// the node's store is made once per batch, and the writes reach the node
 /// in one call at the end.
 #[cfg(feature = "projection")]
@@ -749,7 +749,7 @@ pub mod view {
 /// buffered in the module, read back by the fold that made them, and handed
 /// to the node in one `kv.write` call when the fold succeeds
 /// ([`crate::fold_one`]) or, in a `fold-batch`, once for the whole batch
-/// ([`crate::fold_batch`]), whose reads of the node's store are each made
+/// ([`crate::fold_batch`]), whose scans of the node's store are each made
 /// once: nothing else writes the store meanwhile.
 #[cfg(feature = "projection")]
 pub mod kv {
@@ -767,12 +767,12 @@ pub mod kv {
     type ScanArgs = (String, Option<String>, u32);
 
     /// A `fold-batch` under way: the writes of its successful folds, and
-    /// what it read from the node (which does not change until the batch
-    /// hands its writes over).
+    /// the scans it made of the node's store (which does not change until
+    /// the batch hands its writes over). Single reads are not remembered:
+    /// the node answers them from its own cache about as fast.
     #[derive(Default)]
     struct Batch {
         kept: Writes,
-        gets: HashMap<String, Option<String>>,
         scans: HashMap<ScanArgs, Vec<(String, String)>>,
     }
 
@@ -788,20 +788,11 @@ pub mod kv {
         if let Some(pending) = FOLD.with_borrow(|f| f.get(key).cloned()) {
             return pending;
         }
-        let batched = BATCH.with_borrow(|b| {
-            let b = b.as_ref()?;
-            b.kept.get(key).or_else(|| b.gets.get(key)).cloned()
-        });
-        if let Some(known) = batched {
-            return known;
+        let kept = BATCH.with_borrow(|b| b.as_ref()?.kept.get(key).cloned());
+        match kept {
+            Some(kept) => kept,
+            None => host::get(key),
         }
-        let stored = host::get(key);
-        BATCH.with_borrow_mut(|b| {
-            if let Some(b) = b {
-                b.gets.insert(key.to_owned(), stored.clone());
-            }
-        });
-        stored
     }
 
     pub fn set(key: &str, value: &str) {

@@ -382,11 +382,12 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
                 weft_runtime::Reuse::Warm,
             )?
             .folding_only(filtered);
-            let texts: Vec<String> = activities.iter().map(Signed::to_json_string).collect();
+            let jsons: Vec<String> = activities.iter().map(Signed::to_json_string).collect();
             let mut run = Activities::new();
-            for (activity, json) in activities.iter().zip(&texts) {
+            for (activity, json) in activities.iter().zip(&jsons) {
                 run.push(&activity.id, json, false);
             }
+            let texts = run.texts();
             // (whole fold, of which applying the writes at session end)
             let round = |module: &ProjectionModule| -> anyhow::Result<(Duration, Duration)> {
                 let txn = store.begin_write()?;
@@ -394,7 +395,7 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
                 let mut session = module.session(txn, store.recent_ids().clone())?;
                 // The activities are not in this store: a fold that reads
                 // one's JSON gets it from the run.
-                session.with_texts(&run);
+                session.with_texts(texts.clone());
                 for folded in session.fold(&run)? {
                     match folded {
                         Folded::Applied => {}
