@@ -1,7 +1,8 @@
 //! Durability and clean shutdown: an activity the node acknowledged with 201
 //! is on disk. After SIGTERM the node exits 0 and every log holds exactly
 //! what was acknowledged; after SIGKILL every acknowledged activity is still
-//! there and every log is still a gap-free chain.
+//! there and every log is still a gap-free chain; a SIGKILL in the middle
+//! of a rebuild leaves the old generation serving, and the rebuild resumes.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -300,6 +301,72 @@ async fn sigterm_as_soon_as_the_port_accepts_is_a_clean_shutdown() -> anyhow::Re
         (0, 0),
         "of {TRIES} nodes sent SIGTERM as soon as their port accepted, {killed} were killed by it \
          and {ignored} ignored it (still running 5 s later)"
+    );
+    Ok(())
+}
+
+/// SIGKILL in the middle of a rebuild: the node starts again serving the
+/// generation it served before (alice's whole feed), still rebuilding;
+/// the rebuild resumes from its last step and swaps in an equal feed.
+#[tokio::test]
+async fn sigkill_during_a_rebuild_keeps_serving_the_old_generation() -> anyhow::Result<()> {
+    let mut weft = Weft::init()?;
+    // One activity per step: a rebuild of a few hundred takes a while.
+    weft.run_env("WEFT_RUNTIME__BUILD_STEP", "1");
+    weft.start().await?;
+    let (alice, token) = weft.create_actor_http("alice").await?;
+    for i in 0..400 {
+        let (status, body) = weft.post_activity(&token, &note(&format!("n{i}"))).await?;
+        anyhow::ensure!(status == 201, "{body}");
+    }
+    let feed = format!("/projections/feed?actor={alice}&limit=100");
+    let before = weft.get_ok(&feed, Some(&token)).await?;
+    anyhow::ensure!(
+        before["items"].as_array().is_some_and(|i| i.len() == 100),
+        "{before}"
+    );
+
+    let rebuild = {
+        let (http, url, admin) = (
+            weft.http.clone(),
+            format!("{}/admin/projections/feed/rebuild", weft.base),
+            weft.admin.clone(),
+        );
+        tokio::spawn(async move { http.post(url).bearer_auth(admin).send().await })
+    };
+    weft_test_support::poll::eventually_every(
+        Duration::from_millis(5),
+        10,
+        "the rebuild under way",
+        async || {
+            let status = weft.get_ok("/projections/feed/status", None).await?;
+            let folded = status["building"]["folded"].as_u64().unwrap_or(0);
+            Ok((status["rebuilding"] == true && folded > 20).then_some(()))
+        },
+    )
+    .await?;
+    weft.kill9()?;
+    rebuild.abort();
+
+    weft.start().await?;
+    let status = weft.get_ok("/projections/feed/status", None).await?;
+    anyhow::ensure!(
+        status["rebuilding"] == true && status["generation"] == 0,
+        "after the kill it still serves generation 0 and rebuilds: {status}"
+    );
+    anyhow::ensure!(
+        weft.get_ok(&feed, Some(&token)).await? == before,
+        "the feed served during the rebuild differs"
+    );
+    let status = weft_test_support::eventually(60, "the swap", async || {
+        let status = weft.get_ok("/projections/feed/status", None).await?;
+        Ok((status["rebuilding"] == false).then_some(status))
+    })
+    .await?;
+    anyhow::ensure!(status["generation"] == 1, "{status}");
+    anyhow::ensure!(
+        weft.get_ok(&feed, Some(&token)).await? == before,
+        "the rebuilt feed differs"
     );
     Ok(())
 }
