@@ -148,7 +148,12 @@ impl Api {
                 .await;
             match sent {
                 Ok(response) => break response,
-                Err(e) if tries < 5 && bytes.len() > ARTIFACT && e.is_request() => tries += 1,
+                // Whatever way the close shows (a request error, a broken
+                // pipe while writing the body), the answer is sent again.
+                Err(_) if tries < 20 && bytes.len() > ARTIFACT => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
                 Err(e) => return Err(e.into()),
             }
         };
