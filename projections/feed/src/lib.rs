@@ -73,7 +73,7 @@ impl Projection for Feed {
         }
         let author = activity.actor.as_str();
         let home = home(author);
-        let local = |a: &str| is_actor(a) && home.is_some() && origin(a) == home;
+        let local = |a: &str| is_actor(a) && home.as_deref().is_some_and(|h| at_origin(a, h));
 
         // Only local actors are ever recorded as followers.
         let follower_prefix = key(&["follower", author, ""]);
@@ -202,6 +202,25 @@ fn home(author: &str) -> Option<String> {
     let home = origin(author)?;
     kv::set("home", &home);
     Some(home)
+}
+
+/// Whether `url`'s scheme and authority are `origin` (lower-case, as
+/// [`origin`] makes it), compared without allocating.
+fn at_origin(url: &str, origin: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let at = scheme.len();
+    !authority.is_empty()
+        && origin.len() == at + 3 + authority.len()
+        && origin
+            .get(..at)
+            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+        && origin.get(at..at + 3) == Some("://")
+        && origin
+            .get(at + 3..)
+            .is_some_and(|a| a.eq_ignore_ascii_case(authority))
 }
 
 /// The origin of an actor URL: its scheme and authority, lower-cased.
@@ -431,6 +450,26 @@ mod tests {
         assert_ne!(origin(ALICE), origin("http://127.0.0.1:9998/actors/alice"));
         assert_eq!(origin("https:///x"), None);
         assert_eq!(origin("as:Public"), None);
+        // The comparison without allocating agrees with comparing origins.
+        let home = "http://127.0.0.1:9999";
+        for url in [
+            ALICE,
+            "HTTP://127.0.0.1:9999/actors/Bob",
+            "http://127.0.0.1:9998/actors/alice",
+            "http://127.0.0.1:99999/x",
+            "https://127.0.0.1:9999/x",
+            "http://127.0.0.1:9999",
+            "http:///x",
+            "as:Public",
+            "http://é.example/x",
+        ] {
+            assert_eq!(
+                at_origin(url, home),
+                origin(url).as_deref() == Some(home),
+                "{url}"
+            );
+        }
+        assert!(at_origin("http://É.example/x", "http://É.example"));
     }
 
     #[test]

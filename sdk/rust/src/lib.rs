@@ -766,15 +766,20 @@ pub mod kv {
     /// A scan's (prefix, after, limit).
     type ScanArgs = (String, Option<String>, u32);
 
-    /// A `fold-batch` under way: the writes of its successful folds, and
-    /// the scans it made of the node's store (which does not change until
-    /// the batch hands its writes over). Single reads are not remembered:
-    /// the node answers them from its own cache about as fast.
+    /// A `fold-batch` under way: the writes of its successful folds, the
+    /// scans it made of the node's store (which does not change until the
+    /// batch hands its writes over), and the last few keys it read (a
+    /// setting or a counter every fold reads is asked of the node once;
+    /// remembering every key would cost more than the node's own cache).
     #[derive(Default)]
     struct Batch {
         kept: Writes,
         scans: HashMap<ScanArgs, Vec<(String, String)>>,
+        recent: std::collections::VecDeque<(String, Option<String>)>,
     }
+
+    /// Keys a batch remembers the values of.
+    const RECENT: usize = 8;
 
     thread_local! {
         /// The running fold's writes.
@@ -788,11 +793,28 @@ pub mod kv {
         if let Some(pending) = FOLD.with_borrow(|f| f.get(key).cloned()) {
             return pending;
         }
-        let kept = BATCH.with_borrow(|b| b.as_ref()?.kept.get(key).cloned());
-        match kept {
-            Some(kept) => kept,
-            None => host::get(key),
+        let known = BATCH.with_borrow(|b| {
+            let b = b.as_ref()?;
+            b.kept.get(key).cloned().or_else(|| {
+                b.recent
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+            })
+        });
+        if let Some(known) = known {
+            return known;
         }
+        let stored = host::get(key);
+        BATCH.with_borrow_mut(|b| {
+            if let Some(b) = b {
+                if b.recent.len() == RECENT {
+                    b.recent.pop_front();
+                }
+                b.recent.push_back((key.to_owned(), stored.clone()));
+            }
+        });
+        stored
     }
 
     pub fn set(key: &str, value: &str) {
