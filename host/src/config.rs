@@ -5,9 +5,10 @@
 //! capitals, sections joined by `__` (`WEFT_MAX_BATCH`,
 //! `WEFT_RUNTIME__FUEL_PER_CALL`, `WEFT_SERVER__RATE_LIMIT__PER_IP_BURST`);
 //! the value is read as TOML (`8`, `true`, `["1s", "5s"]`) or else as text.
-//! A few named variables predate that rule and stay (`WEFT_FEDERATION_RETRY`,
-//! `WEFT_ALLOW_PRIVATE_ADDRESSES`, `WEFT_CA_FILE`, `WEFT_RATE_LIMIT`,
-//! `WEFT_MODULE_POLICY`). `weft init` writes the file with every key, its
+//! A few named variables predate that rule and stay: three are aliases of a
+//! key (`WEFT_ALLOW_PRIVATE_ADDRESSES`, `WEFT_CA_FILE`, `WEFT_MODULE_POLICY`),
+//! two are not a key's value (`WEFT_FEDERATION_RETRY`, a comma-separated
+//! schedule; `WEFT_RATE_LIMIT=off`). `weft init` writes the file with every key, its
 //! value and what it means ([`Config::commented_toml`]); `weft config show`
 //! prints the configuration in effect the same way.
 
@@ -138,40 +139,14 @@ impl Config {
             })?;
         }
         let named = |name: &str| vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-        config.apply_env(named)?;
+        config.apply_named(named)?;
         Ok(config)
     }
 
-    /// Applies `WEFT_*` overrides read through `var`.
-    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn parse<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            value.parse().map_err(|e: T::Err| ConfigError::Env {
-                name: name.to_owned(),
-                message: e.to_string(),
-                value,
-            })
-        }
-        if let Some(v) = var("WEFT_LISTEN") {
-            self.listen = parse("WEFT_LISTEN", v)?;
-        }
-        if let Some(v) = var("WEFT_PUBLIC_URL") {
-            self.public_url = Some(v);
-        }
-        if let Some(v) = var("WEFT_MAX_BODY_BYTES") {
-            self.max_body_bytes = parse("WEFT_MAX_BODY_BYTES", v)?;
-        }
-        if let Some(v) = var("WEFT_CACHE_MB") {
-            self.cache_mb = Some(parse("WEFT_CACHE_MB", v)?);
-        }
-        if let Some(v) = var("WEFT_MODULE_CACHE") {
-            self.module_cache = Some(v.into());
-        }
-        if let Some(v) = var("WEFT_MAX_BATCH") {
-            self.max_batch = parse("WEFT_MAX_BATCH", v)?;
-        }
+    /// Applies the two named variables that are not a key's value:
+    /// `WEFT_FEDERATION_RETRY` (a comma-separated schedule) and
+    /// `WEFT_RATE_LIMIT` (`off` or `on`), read through `var`.
+    fn apply_named(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("WEFT_FEDERATION_RETRY") {
             let retry: Vec<String> = v.split(',').map(|s| s.trim().to_owned()).collect();
             let mut settings = self.federation.clone();
@@ -182,18 +157,6 @@ impl Config {
                 message,
             })?;
             self.federation = settings;
-        }
-        if let Some(v) = var("WEFT_TLS_CERT") {
-            self.tls_cert = Some(v.into());
-        }
-        if let Some(v) = var("WEFT_TLS_KEY") {
-            self.tls_key = Some(v.into());
-        }
-        if let Some(v) = var("WEFT_ALLOW_PRIVATE_ADDRESSES") {
-            self.federation.allow_private_addresses = parse("WEFT_ALLOW_PRIVATE_ADDRESSES", v)?;
-        }
-        if let Some(v) = var("WEFT_CA_FILE") {
-            self.federation.ca_file = Some(v.into());
         }
         if let Some(v) = var("WEFT_RATE_LIMIT") {
             match v.as_str() {
@@ -207,16 +170,6 @@ impl Config {
                     });
                 }
             }
-        }
-        if let Some(v) = var("WEFT_MODULE_POLICY") {
-            self.federation.module_policy =
-                serde_json::from_value(serde_json::Value::String(v.clone())).map_err(|_| {
-                    ConfigError::Env {
-                        name: "WEFT_MODULE_POLICY".into(),
-                        value: v.clone(),
-                        message: "must be `followed`, `manual` or `allow`".into(),
-                    }
-                })?;
         }
         Ok(())
     }
@@ -265,9 +218,23 @@ impl Config {
     }
 }
 
+/// Variables named before keys could be set by their path, and the key
+/// each sets.
+const ALIASES: [(&str, &str); 3] = [
+    (
+        "WEFT_ALLOW_PRIVATE_ADDRESSES",
+        "federation.allow_private_addresses",
+    ),
+    ("WEFT_CA_FILE", "federation.ca_file"),
+    ("WEFT_MODULE_POLICY", "federation.module_policy"),
+];
+
 /// The key path an environment variable sets, if it names a key:
-/// `WEFT_RUNTIME__FUEL_PER_CALL` → `runtime.fuel_per_call`.
+/// `WEFT_RUNTIME__FUEL_PER_CALL` → `runtime.fuel_per_call`, or an alias.
 fn env_key(name: &str) -> Option<String> {
+    if let Some((_, path)) = ALIASES.iter().find(|(alias, _)| *alias == name) {
+        return Some((*path).to_owned());
+    }
     let rest = name.strip_prefix("WEFT_")?;
     let path = rest
         .split("__")
@@ -332,38 +299,70 @@ mod tests {
 
     #[test]
     fn env_overrides_file() {
-        let mut config: Config =
-            toml::from_str("listen = \"127.0.0.1:9000\"\nmax_batch = 8").expect("toml");
+        let path = Path::new("weft.toml");
+        let file = "listen = \"127.0.0.1:9000\"\nmax_batch = 8";
+        let config = Config::from_parts(path, file, vars(&[])).expect("a configuration");
         assert_eq!(config.max_batch, 8);
-        config
-            .apply_env(|n| (n == "WEFT_LISTEN").then(|| "127.0.0.1:9100".to_owned()))
-            .expect("env");
-        assert_eq!(config.public_url(), "http://127.0.0.1:9100");
         assert_eq!(config.cache_mb, None, "sized from the machine");
-        config
-            .apply_env(|n| (n == "WEFT_CACHE_MB").then(|| "4096".to_owned()))
-            .expect("env");
+        let config = Config::from_parts(
+            path,
+            file,
+            vars(&[
+                ("WEFT_LISTEN", "127.0.0.1:9100"),
+                ("WEFT_CACHE_MB", "4096"),
+                ("WEFT_ALLOW_PRIVATE_ADDRESSES", "true"),
+                ("WEFT_MODULE_POLICY", "manual"),
+            ]),
+        )
+        .expect("a configuration");
+        assert_eq!(config.public_url(), "http://127.0.0.1:9100");
         assert_eq!(config.cache_mb, Some(4096));
-        let bad = config.apply_env(|n| (n == "WEFT_MAX_BATCH").then(|| "many".to_owned()));
+        assert!(config.federation.allow_private_addresses);
+        assert_eq!(
+            config.federation.module_policy,
+            Config::from_parts(path, "[federation]\nmodule_policy = \"manual\"", vars(&[]))
+                .expect("a configuration")
+                .federation
+                .module_policy
+        );
+        let bad = Config::from_parts(path, file, vars(&[("WEFT_MAX_BATCH", "many")]));
         assert!(matches!(bad, Err(ConfigError::Env { name, .. }) if name == "WEFT_MAX_BATCH"));
+        let bad = Config::from_parts(path, file, vars(&[("WEFT_MODULE_POLICY", "maybe")]));
+        assert!(matches!(bad, Err(ConfigError::Env { name, .. }) if name == "WEFT_MODULE_POLICY"));
     }
 
     #[test]
-    fn rate_limits_can_be_turned_off_from_the_environment() {
-        let mut config = Config::default();
+    fn rate_limits_and_retries_have_named_variables() {
+        let path = Path::new("weft.toml");
+        let config = Config::from_parts(path, "", vars(&[])).expect("a configuration");
         assert_ne!(
             config.server.rate_limit,
             weft_http::ratelimit::RateLimits::off()
         );
-        config
-            .apply_env(|n| (n == "WEFT_RATE_LIMIT").then(|| "off".to_owned()))
-            .expect("env");
+        let config = Config::from_parts(
+            path,
+            "",
+            vars(&[
+                ("WEFT_RATE_LIMIT", "off"),
+                ("WEFT_FEDERATION_RETRY", "1s, 5s"),
+            ]),
+        )
+        .expect("a configuration");
         assert_eq!(
             config.server.rate_limit,
             weft_http::ratelimit::RateLimits::off()
         );
-        let bad = config.apply_env(|n| (n == "WEFT_RATE_LIMIT").then(|| "maybe".to_owned()));
-        assert!(matches!(bad, Err(ConfigError::Env { name, .. }) if name == "WEFT_RATE_LIMIT"));
+        assert_eq!(config.federation.retry, ["1s", "5s"]);
+        for (name, value) in [
+            ("WEFT_RATE_LIMIT", "maybe"),
+            ("WEFT_FEDERATION_RETRY", "soon"),
+        ] {
+            let bad = Config::from_parts(path, "", vars(&[(name, value)]));
+            assert!(
+                matches!(&bad, Err(ConfigError::Env { name: n, .. }) if n == name),
+                "{bad:?}"
+            );
+        }
     }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -369,7 +369,7 @@ impl Registry {
     /// Removes part of a replaced generation's keys.
     fn drop_step(&self, txn: &WriteTxn) -> Result<(), StoreError> {
         let budget = self.runtime.limits().build_step.max(1) * 4;
-        let left = txn.drop_step(budget)? && txn.has_drops()?;
+        let left = txn.drop_step(budget)?;
         self.dropping
             .store(left, std::sync::atomic::Ordering::Relaxed);
         Ok(())

@@ -89,16 +89,7 @@ impl<'a> Activities<'a> {
             self.items
                 .iter()
                 .zip(self.parsed())
-                .map(|(i, f)| v0_1::types::Activity {
-                    id: i.id.to_owned(),
-                    kind: f.kind.clone(),
-                    verb: f.verb.clone(),
-                    actor: f.actor.clone(),
-                    seq: f.seq,
-                    published: f.published.clone(),
-                    json: i.json.to_owned(),
-                    backfilled: i.backfilled,
-                })
+                .map(|(i, f)| f.v0_1(i.id, i.json, i.backfilled))
                 .collect()
         })
     }
@@ -116,21 +107,7 @@ impl<'a> Activities<'a> {
 
 /// The 0.1.0 record of one activity.
 pub(crate) fn v0_1_record(id: &str, json: &str, backfilled: bool) -> v0_1::types::Activity {
-    let mut run = Activities::new();
-    run.push(id, json, backfilled);
-    run.v0_1()
-        .first()
-        .cloned()
-        .unwrap_or_else(|| v0_1::types::Activity {
-            id: id.to_owned(),
-            kind: String::new(),
-            verb: String::new(),
-            actor: String::new(),
-            seq: 0,
-            published: String::new(),
-            json: json.to_owned(),
-            backfilled,
-        })
+    Fields::parse(json).v0_1(id, json, backfilled)
 }
 
 /// The 0.2.0 record of one activity.
@@ -224,6 +201,19 @@ impl Fields {
             in_reply_to,
             to: strings(json.get("to")),
             cc: strings(json.get("cc")),
+        }
+    }
+
+    fn v0_1(&self, id: &str, json: &str, backfilled: bool) -> v0_1::types::Activity {
+        v0_1::types::Activity {
+            id: id.to_owned(),
+            kind: self.kind.clone(),
+            verb: self.verb.clone(),
+            actor: self.actor.clone(),
+            seq: self.seq,
+            published: self.published.clone(),
+            json: json.to_owned(),
+            backfilled,
         }
     }
 

@@ -141,12 +141,6 @@ pub enum RuntimeError {
     Cache(String),
     #[error("module `{module}` cannot run now: every instance slot is in use (transient; retry)")]
     Busy { module: String },
-    #[error("module `{module}` answered {answered} results for a batch of {asked} activities")]
-    BatchLength {
-        module: String,
-        asked: usize,
-        answered: usize,
-    },
 }
 
 impl RuntimeError {

@@ -812,14 +812,7 @@ impl FoldSession<'_> {
                 Ok(())
             }
             Called::Answered(results) => {
-                tracing::debug!(
-                    "{}",
-                    RuntimeError::BatchLength {
-                        module: self.module.name.clone(),
-                        asked,
-                        answered: results.len(),
-                    }
-                );
+                tracing::debug!(projection = %self.module.name, asked, answered = results.len(), "a fold-batch answered for another number of activities; folding its halves");
                 self.halve(slice, out)
             }
             Called::Fault(e) => {

@@ -15,8 +15,7 @@ use serde::Serialize;
 
 use super::tables::{
     ACTIVITY_IDS, ARTIFACTS, DELIVERIES, FORKS, INBOX, LOG, MODULES, PARKED, PENDING_MODULES,
-    POLICIES, PROJECTION_GENERATIONS, PROJECTION_STATE, PUBLIC_LOG, RECORDS, split_namespace,
-    split_state_key,
+    POLICIES, PUBLIC_LOG, RECORDS,
 };
 use super::{Reader, StoreError};
 
@@ -76,22 +75,14 @@ impl Reader {
         log.insert("log", self.part(LOG, pair)?);
         log.insert("public_log", self.part(PUBLIC_LOG, pair)?);
         log.insert("inbox", self.part(INBOX, pair)?);
-        // The generation of each projection that is served (a rebuild's, or
-        // a replaced one's keys, are not its state).
-        let generations = self.txn.open_table(PROJECTION_GENERATIONS)?;
+        // The generation of each projection that is served.
         let mut projections: BTreeMap<String, Hasher> = BTreeMap::new();
-        for entry in self.txn.open_table(PROJECTION_STATE)?.iter()? {
-            let (k, v) = entry?;
-            let (space, key) = split_state_key(k.value()).unwrap_or(("", ""));
-            let (name, generation) = split_namespace(space);
-            if generation != crate::projections::generation_in(&generations, name)? {
-                continue;
-            }
+        crate::projections::served_state(&self.txn, |name, key, value| {
             projections
                 .entry(name.to_owned())
                 .or_default()
-                .entry(key.as_bytes(), v.value().as_bytes());
-        }
+                .entry(key.as_bytes(), value.as_bytes());
+        })?;
         let mut modules = BTreeMap::new();
         modules.insert(
             "artifacts",

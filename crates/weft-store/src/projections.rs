@@ -132,7 +132,7 @@ impl WriteTxn {
     }
 
     /// Removes up to `most` keys of a dropped generation. Answers whether
-    /// any dropped generation is left.
+    /// any dropped generation's keys are left after it.
     pub fn drop_step(&self, most: u64) -> Result<bool, StoreError> {
         let first = self
             .txn
@@ -147,7 +147,7 @@ impl WriteTxn {
                 .open_table(PROJECTION_DROPS)?
                 .remove(dropped.as_str())?;
         }
-        Ok(true)
+        self.has_drops()
     }
 
     /// Whether a dropped generation's keys are left to remove.
@@ -313,25 +313,36 @@ impl Snapshot {
     /// once (the generation of each projection that is served), for checks
     /// that compare it.
     pub fn kv_entries(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-        let generations = self.txn.open_table(PROJECTION_GENERATIONS)?;
         let mut out = Vec::new();
-        for entry in self.txn.open_table(PROJECTION_STATE)?.iter()? {
-            let (k, v) = entry?;
-            let (projection, key) =
-                split_state_key(k.value()).ok_or_else(|| StoreError::Corrupt {
-                    what: "a projection state key that is not `{projection}\\0{key}` in UTF-8"
-                        .into(),
-                })?;
-            let (name, generation) = split_namespace(projection);
-            if generation != generation_in(&generations, name)? {
-                continue;
-            }
-            out.push((name.to_owned(), key.to_owned(), v.value().to_owned()));
-        }
+        served_state(&self.txn, |name, key, value| {
+            out.push((name.to_owned(), key.to_owned(), value.to_owned()));
+        })?;
         // By projection name, whatever the generations' namespaces.
         out.sort();
         Ok(out)
     }
+}
+
+/// Every entry of the generation each projection serves, as (projection
+/// name, key, value), to `visit`, in the state table's order: a
+/// projection's entries come together, in key order. A rebuild's
+/// generation and a replaced one's keys are left out.
+pub(crate) fn served_state(
+    txn: &redb::ReadTransaction,
+    mut visit: impl FnMut(&str, &str, &str),
+) -> Result<(), StoreError> {
+    let generations = txn.open_table(PROJECTION_GENERATIONS)?;
+    for entry in txn.open_table(PROJECTION_STATE)?.iter()? {
+        let (k, v) = entry?;
+        let (space, key) = split_state_key(k.value()).ok_or_else(|| StoreError::Corrupt {
+            what: "a projection state key that is not `{projection}\\0{key}` in UTF-8".into(),
+        })?;
+        let (name, generation) = split_namespace(space);
+        if generation == generation_in(&generations, name)? {
+            visit(name, key, v.value());
+        }
+    }
+    Ok(())
 }
 
 /// The generation of projection `name` served, in `table`.
