@@ -283,3 +283,62 @@ async fn a_rebuild_serves_the_old_generation_until_it_swaps() -> anyhow::Result<
     assert_eq!(leftover, 0);
     node.stop().await
 }
+
+/// A definition whose `wit` is not its component's contract, or whose
+/// `folds` is not a list of activity types, is refused naming the field,
+/// and nothing of the node changes.
+#[tokio::test]
+async fn a_definition_with_a_wrong_wit_or_folds_changes_nothing() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let api = node.api();
+    let (status, uploaded) = api
+        .upload(&node.admin, test_guest("weft-test-batch")?)
+        .await?;
+    assert_eq!(status, 201, "{uploaded}");
+    let digest = async || -> anyhow::Result<Value> {
+        let (status, body) = node.get("/admin/digest", Some(&node.admin)).await?;
+        anyhow::ensure!(status == 200, "{body}");
+        Ok(body)
+    };
+    let before = digest().await?;
+    for (extra, field, says) in [
+        (
+            json!({"wit": "weft:module@0.1.0"}),
+            "wit",
+            "weft:module@0.2.0",
+        ),
+        (
+            json!({"folds": "Follow"}),
+            "folds",
+            "list of 1 to 64 activity types",
+        ),
+        (
+            json!({"folds": []}),
+            "folds",
+            "list of 1 to 64 activity types",
+        ),
+    ] {
+        let mut draft = json!({
+            "type": "DefineProjection",
+            "name": "batch",
+            "module": uploaded["id"],
+            "to": ["https://www.w3.org/ns/activitystreams#Public"],
+        });
+        for (k, v) in extra.as_object().context("an object")? {
+            draft[k] = v.clone();
+        }
+        let (status, body) = api
+            .post_json("/actors/node/outbox", &node.admin, &draft)
+            .await?;
+        assert_eq!(status, 422, "{draft}: {body}");
+        assert_eq!(body["field"], field, "{body}");
+        assert!(
+            body["detail"].as_str().is_some_and(|d| d.contains(says)),
+            "{body}"
+        );
+        assert_eq!(digest().await?, before, "{draft} changed the node");
+    }
+    let (status, _) = node.get("/projections/batch/count?verb=Note", None).await?;
+    assert_eq!(status, 404, "no projection was defined");
+    node.stop().await
+}
