@@ -7,8 +7,10 @@
 //! It is the boundary's shape only; what a module does with it is the
 //! module's own.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -33,6 +35,9 @@ struct Item<'a> {
 #[derive(Debug, Default)]
 pub struct Activities<'a> {
     items: Vec<Item<'a>>,
+    /// Each activity's `type` alone, for choosing what a projection is
+    /// passed without parsing the rest.
+    kinds: OnceCell<Vec<Cow<'a, str>>>,
     parsed: OnceCell<Vec<Fields>>,
     v0_1: OnceCell<Vec<v0_1::types::Activity>>,
     v0_2: OnceCell<Vec<v0_2::types::Activity>>,
@@ -50,6 +55,7 @@ impl<'a> Activities<'a> {
             json,
             backfilled,
         });
+        self.kinds = OnceCell::new();
         self.parsed = OnceCell::new();
         self.v0_1 = OnceCell::new();
         self.v0_2 = OnceCell::new();
@@ -68,9 +74,16 @@ impl<'a> Activities<'a> {
             .get_or_init(|| self.items.iter().map(|i| Fields::parse(i.json)).collect())
     }
 
-    /// The `type` of the activity at `at`.
+    /// The `type` of the activity at `at`: what [`Fields::parse`] reads,
+    /// taken from its fields when they are parsed already, else read alone.
     pub(crate) fn kind(&self, at: usize) -> &str {
-        self.parsed().get(at).map_or("", |f| f.kind.as_str())
+        if let Some(parsed) = self.parsed.get() {
+            return parsed.get(at).map_or("", |f| f.kind.as_str());
+        }
+        self.kinds
+            .get_or_init(|| self.items.iter().map(|i| kind_of(i.json)).collect())
+            .get(at)
+            .map_or("", |k| k.as_ref())
     }
 
     /// The activities' JSON texts by id, for folds whose transaction does
@@ -94,6 +107,49 @@ impl<'a> Activities<'a> {
         })
     }
 
+    /// Each activity's `type`, in order.
+    pub fn kinds(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|at| self.kind(at))
+    }
+
+    /// The 0.1.0 record of the activity at `at`: lent from the run's
+    /// records when they are made, else made for it alone (a projection
+    /// passed few of a run's activities does not make the rest).
+    pub(crate) fn v0_1_at(&self, at: usize) -> Cow<'_, v0_1::types::Activity> {
+        if let Some(record) = self.v0_1.get().and_then(|r| r.get(at)) {
+            return Cow::Borrowed(record);
+        }
+        let Some(item) = self.items.get(at) else {
+            return Cow::Owned(Fields::default().v0_1("", "", false));
+        };
+        Cow::Owned(match self.parsed.get().and_then(|p| p.get(at)) {
+            Some(fields) => fields.v0_1(item.id, item.json, item.backfilled),
+            None => v0_1_record(item.id, item.json, item.backfilled),
+        })
+    }
+
+    /// The 0.2.0 records of the activities at `range`: the run's records
+    /// when they are made or the range is the whole run, else made for
+    /// those alone.
+    pub(crate) fn v0_2_of(&self, range: Range<usize>) -> Cow<'_, [v0_2::types::Activity]> {
+        let range = range.start.min(self.len())..range.end.min(self.len());
+        if self.v0_2.get().is_some() || range.len() == self.len() {
+            return Cow::Borrowed(&self.v0_2()[range]);
+        }
+        let parsed = self.parsed.get();
+        Cow::Owned(
+            range
+                .map(|at| {
+                    let item = &self.items[at];
+                    match parsed.and_then(|p| p.get(at)) {
+                        Some(fields) => fields.v0_2(item.id, item.backfilled),
+                        None => v0_2_record(item.id, item.json, item.backfilled),
+                    }
+                })
+                .collect(),
+        )
+    }
+
     pub(crate) fn v0_2(&self) -> &[v0_2::types::Activity] {
         self.v0_2.get_or_init(|| {
             self.items
@@ -113,6 +169,43 @@ pub(crate) fn v0_1_record(id: &str, json: &str, backfilled: bool) -> v0_1::types
 /// The 0.2.0 record of one activity.
 pub(crate) fn v0_2_record(id: &str, json: &str, backfilled: bool) -> v0_2::types::Activity {
     Fields::parse(json).v0_2(id, backfilled)
+}
+
+/// An activity's `type`, as [`Fields::parse`] reads it: a text with one
+/// top-level `type` that is a string is read without building anything
+/// else; any other (no object, no or several `type`s, not a string) is
+/// parsed whole.
+fn kind_of(json: &str) -> Cow<'_, str> {
+    use serde::Deserializer as _;
+    use serde::de::{Error, IgnoredAny, MapAccess, Visitor};
+
+    /// The one `type` of an object, borrowed from the text.
+    struct Kind;
+    impl<'de> Visitor<'de> for Kind {
+        type Value = &'de str;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object with one string `type`")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<&'de str, A::Error> {
+            let mut kind = None;
+            while let Some(key) = map.next_key::<&'de str>()? {
+                if key != "type" {
+                    map.next_value::<IgnoredAny>()?;
+                } else if kind.replace(map.next_value::<&'de str>()?).is_some() {
+                    return Err(A::Error::duplicate_field("type"));
+                }
+            }
+            kind.ok_or_else(|| A::Error::missing_field("type"))
+        }
+    }
+    let mut reader = serde_json::Deserializer::from_str(json);
+    match reader
+        .deserialize_map(Kind)
+        .and_then(|k| reader.end().map(|()| k))
+    {
+        Ok(kind) => Cow::Borrowed(kind),
+        Err(_) => Cow::Owned(Fields::parse(json).kind),
+    }
 }
 
 /// What the records carry of an activity's JSON. A field of another type
@@ -337,11 +430,60 @@ mod tests {
                     let map: Map<String, Value> = serde_json::from_str(&text).expect("an object");
                     let quick = Fields::read(&text).map(|m| Fields::of(&m));
                     assert_eq!(quick, Some(Fields::of(&map)), "{text}");
+                    assert_eq!(kind_of(&text), Fields::of(&map).kind, "{text}");
                 }
             }
         }
         // A key with an escape cannot be read quickly: the whole parse reads it.
         let escaped = r#"{"type":"Follow","actor":"a"}"#;
         assert_eq!(Fields::parse(escaped).actor, "a");
+        // A type read alone is the type the fields read, whatever the text.
+        for text in [
+            escaped,
+            r#"{"type":"Fol\u006cow"}"#,
+            r#"{"type":"Note","type":"Follow"}"#,
+            r#"{"object":{"type":"Note"}}"#,
+            r#"["type"]"#,
+            "not json",
+        ] {
+            assert_eq!(kind_of(text), Fields::parse(text).kind, "{text}");
+        }
+    }
+
+    /// Records made for part of a run are the records the whole run makes.
+    #[test]
+    fn part_of_a_run_has_the_runs_records() {
+        let texts: Vec<String> = ["Create", "Follow", "Endorse", "Undo"]
+            .iter()
+            .enumerate()
+            .map(|(n, kind)| {
+                json!({"type": kind, "actor": "a", "seq": n + 1, "object": {"type": "Note", "id": format!("n{n}")}, "to": ["b"]})
+                    .to_string()
+            })
+            .collect();
+        let ids = ["i0", "i1", "i2", "i3"];
+        fn run<'a>(ids: &[&'a str], texts: &'a [String]) -> Activities<'a> {
+            let mut run = Activities::new();
+            for (id, text) in ids.iter().zip(texts) {
+                run.push(id, text, false);
+            }
+            run
+        }
+        let whole = run(&ids, &texts);
+        // The generated records have no `PartialEq`: compared as printed.
+        let shown = |records: &[v0_2::types::Activity]| format!("{records:?}");
+        let (all_0_1, all_0_2) = (whole.v0_1(), whole.v0_2());
+        let part = run(&ids, &texts);
+        assert_eq!(
+            part.kinds().collect::<Vec<_>>(),
+            ["Create", "Follow", "Endorse", "Undo"]
+        );
+        assert_eq!(shown(&part.v0_2_of(1..3)), shown(&all_0_2[1..3]));
+        assert_eq!(
+            format!("{:?}", part.v0_1_at(2)),
+            format!("{:?}", all_0_1[2])
+        );
+        assert!(part.v0_2.get().is_none() && part.v0_1.get().is_none());
+        assert_eq!(shown(&part.v0_2_of(0..9)), shown(all_0_2));
     }
 }

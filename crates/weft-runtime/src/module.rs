@@ -472,6 +472,15 @@ impl ProjectionModule {
         self.folds.as_ref().is_none_or(|k| k.contains(kind))
     }
 
+    /// Which activities of `run` the module is passed; without `folds`,
+    /// all of them, and no activity's type is read.
+    pub fn passed(&self, run: &Activities<'_>) -> Vec<bool> {
+        match self.folds {
+            None => vec![true; run.len()],
+            Some(_) => run.kinds().map(|kind| self.folds(kind)).collect(),
+        }
+    }
+
     /// Lends `txn` to this projection for a run of folds into its first
     /// generation's state ([`ProjectionModule::session_in`]).
     pub fn session(
@@ -641,30 +650,36 @@ impl FoldSession<'_> {
     pub fn fold(&mut self, run: &Activities<'_>) -> Result<Vec<Folded>, StoreError> {
         let mut out = Vec::with_capacity(run.len());
         let module = self.module;
-        let wanted: Vec<bool> = (0..run.len()).map(|i| module.folds(run.kind(i))).collect();
+        let wanted = module.passed(run);
         if !wanted.iter().any(|w| *w) {
             out.extend((0..run.len()).map(|_| Folded::Applied));
             return Ok(out);
         }
         match module.world {
+            // Passed the whole run, the records are made once for every
+            // projection of the version; else only those it is passed.
+            ProjectionWorld::V0_1(_) if wanted.iter().all(|w| *w) => {
+                for activity in run.v0_1() {
+                    out.push(self.fold_one_v0_1(activity)?);
+                }
+            }
             ProjectionWorld::V0_1(_) => {
-                for (activity, wanted) in run.v0_1().iter().zip(&wanted) {
+                for (at, wanted) in wanted.iter().enumerate() {
                     out.push(match wanted {
-                        true => self.fold_one_v0_1(activity)?,
+                        true => self.fold_one_v0_1(&run.v0_1_at(at))?,
                         false => Folded::Applied,
                     });
                 }
             }
             ProjectionWorld::V0_2(_) => {
                 // Each stretch of wanted activities in `fold-batch` calls.
-                let records = run.v0_2();
                 let mut at = 0;
-                while at < records.len() {
-                    let end = (at..records.len())
+                while at < run.len() {
+                    let end = (at..run.len())
                         .find(|i| wanted[*i] != wanted[at])
-                        .unwrap_or(records.len());
+                        .unwrap_or(run.len());
                     if wanted[at] {
-                        for slice in records[at..end].chunks(BATCH) {
+                        for slice in run.v0_2_of(at..end).chunks(BATCH) {
                             self.fold_slice(slice, &mut out)?;
                         }
                     } else {

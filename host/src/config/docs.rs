@@ -72,7 +72,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("runtime.max_write_bytes", "most bytes one fold may write"),
     (
         "runtime.build_step",
-        "activities folded per step when a projection is built or rebuilt; the writer takes one step between batches",
+        "activities folded per step when a projection is built or rebuilt (one a projection is not passed, by its `folds`, counts a sixteenth); the writer takes one step between batches",
     ),
     (
         "runtime.workers",
