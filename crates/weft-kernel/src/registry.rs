@@ -15,6 +15,8 @@
 //! follower graph is the exception: deliveries are addressed from it, so it
 //! is built in one step (the writer waits, as for any batch).
 
+mod readahead;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -26,8 +28,8 @@ use weft_core::identity::Lifecycle;
 use weft_core::model::Signed;
 use weft_runtime::host::{Source, WriteState};
 use weft_runtime::{
-    Activities, Budget, Folded, ProjectionModule, QueryError, Reuse, Runtime, RuntimeError,
-    VerbModule,
+    Activities, Budget, Contract, Folded, ProjectionModule, QueryError, Reuse, Runtime,
+    RuntimeError, VerbModule,
 };
 use weft_store::tables::namespace;
 use weft_store::{
@@ -54,6 +56,9 @@ pub const DEFINE_ACTIVITY: &str = "DefineActivity";
 pub const DEFINE_PROJECTION: &str = "DefineProjection";
 /// A policy of this node (docs/architecture.md §10; [`crate::policy`]).
 pub const DEFINE_POLICY: &str = "DefinePolicy";
+
+/// Most activities a build folds in one run (and reads ahead at once).
+const CHUNK: usize = 512;
 
 /// Most intents one `react` call may ask for (an accept, an answer, a
 /// follow-up: a handful).
@@ -194,6 +199,8 @@ pub struct Registry {
     /// Whether a replaced generation's keys are left to remove.
     dropping: std::sync::atomic::AtomicBool,
     reactions: Mutex<Option<mpsc::UnboundedSender<Reaction>>>,
+    /// Reads the log ahead of the build being stepped.
+    readahead: readahead::ReadAhead,
 }
 
 impl std::fmt::Debug for Registry {
@@ -207,6 +214,7 @@ impl Registry {
     pub fn load(runtime: Arc<Runtime>, store: Arc<Store>) -> Result<Self, StoreError> {
         let registry = Self {
             runtime,
+            readahead: readahead::ReadAhead::new(store.clone()),
             store,
             verbs: RwLock::new(HashMap::new()),
             projections: RwLock::new(BTreeMap::new()),
@@ -440,17 +448,34 @@ impl Registry {
         }
         let until = txn.last_position()?;
         let mut status: ProjectionStatus = txn.projection_status(&status_key)?.unwrap_or_default();
+        // A projection passed every activity folds a stretch in several
+        // times the time it takes to read and parse it: the next one is
+        // read ahead meanwhile. One passed some types reads for itself.
+        let ahead = match (module.folds_everything(), module.contract()) {
+            (false, _) => None,
+            (true, Contract::V0_1) => Some(readahead::Parse::Fields),
+            (true, Contract::V0_2) => Some(readahead::Parse::V0_2),
+        };
         while budget > 0 && next <= until {
-            let chunk =
-                txn.records(next, until, usize::try_from(budget.min(512)).unwrap_or(512))?;
+            let limit = usize::try_from(budget.min(CHUNK as u64)).unwrap_or(CHUNK);
+            let (chunk, parsed) = match self.readahead.take(next, until, limit) {
+                Some((chunk, parsed)) => (chunk, Some(parsed)),
+                None => (txn.records(next, until, limit)?, None),
+            };
             let Some(last) = chunk.last().map(|(p, _)| *p) else {
                 break;
             };
+            if let Some(parse) = ahead {
+                self.readahead.ask(last + 1, until, CHUNK, parse);
+            }
             // Folded from the stored text, as the writer folds what it
             // appends: no need to parse or check the activities again.
             let mut run = Activities::new();
             for (_, record) in &chunk {
                 run.push(&record.id, &record.json, record.backfilled);
+            }
+            if let Some(parsed) = parsed {
+                run.with_parsed(parsed);
             }
             let mut session = module.session_in(txn, self.store.recent_ids().clone(), &space)?;
             let folded = session.fold(&run)?;
@@ -1080,6 +1105,8 @@ impl Modules for Registry {
     }
 
     fn restart_builds(&self, txn: WriteTxn) -> Result<WriteTxn, StoreError> {
+        // The log is being pruned: what was read ahead of it may be gone.
+        self.readahead.pruned();
         let names: Vec<String> = self
             .projections
             .read()

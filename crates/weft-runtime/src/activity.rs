@@ -112,6 +112,40 @@ impl<'a> Activities<'a> {
         (0..self.len()).map(|at| self.kind(at))
     }
 
+    /// Takes the fields or records `parsed` made of this run's activities
+    /// elsewhere (a build reading the log ahead on another thread), so
+    /// they are not made again here. Parsed for a different run (another
+    /// length, another id at some place) they are not taken: `false`, and
+    /// this run's are made when needed, as without them.
+    pub fn with_parsed(&mut self, parsed: Parsed) -> bool {
+        let ours = || self.items.iter().map(|i| (i.id, i.backfilled));
+        match parsed {
+            Parsed::Fields(fields) => {
+                if !fields
+                    .iter()
+                    .map(|f| (f.id.as_str(), f.backfilled))
+                    .eq(ours())
+                {
+                    return false;
+                }
+                let _ = self
+                    .parsed
+                    .set(fields.into_iter().map(|f| f.fields).collect());
+            }
+            Parsed::V0_2(records) => {
+                if !records
+                    .iter()
+                    .map(|r| (r.id.as_str(), r.backfilled))
+                    .eq(ours())
+                {
+                    return false;
+                }
+                let _ = self.v0_2.set(records);
+            }
+        }
+        true
+    }
+
     /// The 0.1.0 record of the activity at `at`: lent from the run's
     /// records when they are made, else made for it alone (a projection
     /// passed few of a run's activities does not make the rest).
@@ -158,6 +192,77 @@ impl<'a> Activities<'a> {
                 .map(|(i, f)| f.v0_2(i.id, i.backfilled))
                 .collect()
         })
+    }
+}
+
+/// The fields of a run's activities, or their 0.2.0 records, made from
+/// their stored texts away from the run itself: a build parses the next
+/// stretch of the log on another thread while the writer folds this one
+/// ([`Activities::with_parsed`]). The same texts give the same fields
+/// wherever they are parsed.
+#[derive(Debug)]
+pub enum Parsed {
+    /// For a 0.1.0 module (whose records carry the text too).
+    Fields(Vec<ParsedFields>),
+    /// For a 0.2.0 module: the records alone, the fields they were made
+    /// of dropped where they were parsed.
+    V0_2(Vec<v0_2::types::Activity>),
+}
+
+impl Default for Parsed {
+    fn default() -> Self {
+        Self::Fields(Vec::new())
+    }
+}
+
+/// One activity's fields, with what says which activity it is.
+#[derive(Debug)]
+pub struct ParsedFields {
+    id: String,
+    backfilled: bool,
+    fields: Fields,
+}
+
+impl Parsed {
+    /// Parses each `(id, json, backfilled)`, and with `v0_2` makes their
+    /// 0.2.0 records of the fields.
+    pub fn of<'b>(items: impl IntoIterator<Item = (&'b str, &'b str, bool)>, v0_2: bool) -> Self {
+        let items = items.into_iter();
+        if v0_2 {
+            return Self::V0_2(
+                items
+                    .map(|(id, json, backfilled)| v0_2_record(id, json, backfilled))
+                    .collect(),
+            );
+        }
+        Self::Fields(
+            items
+                .map(|(id, json, backfilled)| ParsedFields {
+                    id: id.to_owned(),
+                    backfilled,
+                    fields: Fields::parse(json),
+                })
+                .collect(),
+        )
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Fields(fields) => fields.len(),
+            Self::V0_2(records) => records.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps the first `len` activities' fields or records.
+    pub fn truncate(&mut self, len: usize) {
+        match self {
+            Self::Fields(fields) => fields.truncate(len),
+            Self::V0_2(records) => records.truncate(len),
+        }
     }
 }
 
@@ -451,6 +556,53 @@ mod tests {
     }
 
     /// Records made for part of a run are the records the whole run makes.
+    #[test]
+    fn what_is_parsed_elsewhere_is_what_the_run_would_make() {
+        let texts = [
+            r#"{"type":"Create","actor":"https://a.example/u","seq":3,"published":"2026-01-01T00:00:00Z","object":{"type":"Note","id":"https://a.example/n","inReplyTo":"https://b.example/m"},"to":["https://b.example/v"],"cc":"https://c.example/w"}"#,
+            r#"{"type":"Follow","actor":{"id":"https://a.example/u"},"object":"https://b.example/v"}"#,
+            r#"not json"#,
+        ];
+        let ids = ["one", "two", "three"];
+        let run = || {
+            let mut run = Activities::new();
+            for (i, (id, text)) in ids.iter().zip(&texts).enumerate() {
+                run.push(id, text, i == 1);
+            }
+            run
+        };
+        let items = || {
+            ids.iter()
+                .zip(&texts)
+                .enumerate()
+                .map(|(i, (id, text))| (*id, *text, i == 1))
+        };
+        let here = run();
+        for v0_2 in [true, false] {
+            let mut elsewhere = run();
+            assert!(elsewhere.with_parsed(Parsed::of(items(), v0_2)));
+            // (The generated records have no `PartialEq`; their `Debug`
+            // shows every field.)
+            assert_eq!(
+                format!("{:?}", elsewhere.v0_2()),
+                format!("{:?}", here.v0_2())
+            );
+            assert_eq!(
+                format!("{:?}", elsewhere.v0_1()),
+                format!("{:?}", here.v0_1())
+            );
+            assert!(elsewhere.kinds().eq(here.kinds()));
+        }
+        // Parsed for another run (other ids, or fewer): not taken.
+        let mut other = run();
+        let shifted = items().map(|(_, text, b)| ("else", text, b));
+        assert!(!other.with_parsed(Parsed::of(shifted, true)));
+        let mut parsed = Parsed::of(items(), true);
+        parsed.truncate(2);
+        assert!(!other.with_parsed(parsed));
+        assert_eq!(format!("{:?}", other.v0_2()), format!("{:?}", here.v0_2()));
+    }
+
     #[test]
     fn part_of_a_run_has_the_runs_records() {
         let texts: Vec<String> = ["Create", "Follow", "Endorse", "Undo"]

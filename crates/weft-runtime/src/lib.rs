@@ -27,7 +27,7 @@ use host::{HostState, Kv, Source};
 use limiter::Meter;
 use weft_store::ModuleKind;
 
-pub use activity::Activities;
+pub use activity::{Activities, Parsed};
 pub use module::{
     FoldSession, Folded, Intent, ProjectionModule, QueryError, Refusal, Reuse, VerbModule,
 };

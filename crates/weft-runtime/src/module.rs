@@ -467,6 +467,12 @@ impl ProjectionModule {
         self
     }
 
+    /// Whether the module is passed every activity (its definition has no
+    /// `folds`).
+    pub fn folds_everything(&self) -> bool {
+        self.folds.is_none()
+    }
+
     /// Whether the module is passed activities of type `kind`.
     pub fn folds(&self, kind: &str) -> bool {
         self.folds.as_ref().is_none_or(|k| k.contains(kind))

@@ -1177,6 +1177,26 @@ impl Reader {
         Ok(recent.or(stored))
     }
 
+    /// At most `limit` records at positions `from..=to`, in log order (what
+    /// [`WriteTxn::records`] reads, from this snapshot).
+    pub fn records(
+        &self,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, ActivityRecord)>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let records = self.txn.open_table(RECORDS)?;
+        let mut found = Vec::with_capacity(limit.min(512));
+        for entry in records.range(from..=to)?.take(limit) {
+            let (k, v) = entry?;
+            found.push((k.value(), postcard::from_bytes(v.value())?));
+        }
+        Ok(found)
+    }
+
     /// The records at positions `from..=to`, in order.
     pub fn records_between(
         &self,

@@ -332,6 +332,76 @@ async fn a_rebuild_equals_the_incremental_state() -> anyhow::Result<()> {
     node.stop().await
 }
 
+/// A rebuild in small steps reads each next stretch of the log ahead, on a
+/// thread of its own, and takes from it only what the writer's own read
+/// would give: the state it builds is the incremental one, and activities
+/// appended between its steps are folded once.
+#[tokio::test]
+async fn a_rebuild_in_steps_read_ahead_equals_the_incremental_state() -> anyhow::Result<()> {
+    let node = TestNode::start_with(|c| c.runtime.build_step = 3).await?;
+    let (alice, alice_token) = node.actor("alice").await?;
+    let (bob, bob_token) = node.actor("bob").await?;
+    node.publish(
+        &alice_token,
+        &json!({"type": "Follow", "object": bob, "to": [bob]}),
+    )
+    .await?;
+    eventually(async || Ok((!graph(&node, "following", &alice).await?.is_empty()).then_some(())))
+        .await?;
+    for i in 0..12 {
+        let (_, post) = node
+            .publish(&bob_token, &note(&format!("post {i}")))
+            .await?;
+        node.publish(
+            &alice_token,
+            &json!({"type": "Endorse", "object": post["id"], "kind": "like"}),
+        )
+        .await?;
+        node.publish(&alice_token, &note(&format!("reply {i}")))
+            .await?;
+    }
+    let incremental = projection_state(&node)?;
+    assert!(incremental.len() > 30, "the projections hold state");
+    for name in ["feed", "endorsements", "follower-graph"] {
+        let rebuild = tokio::spawn(
+            node.http
+                .post(format!("{}/admin/projections/{name}/rebuild", node.base))
+                .bearer_auth(&node.admin)
+                .send(),
+        );
+        // Published while the rebuild steps (or just after): folded once.
+        let (status, late) = node
+            .publish(&bob_token, &note(&format!("during {name}")))
+            .await?;
+        assert_eq!(status, 201, "{late}");
+        let response = rebuild.await??;
+        assert_eq!(response.status(), 200, "{name}");
+    }
+    let rebuilt = projection_state(&node)?;
+    for name in ["feed", "follower-graph", "endorsements"] {
+        let rebuild = node
+            .http
+            .post(format!("{}/admin/projections/{name}/rebuild", node.base))
+            .bearer_auth(&node.admin)
+            .send()
+            .await?;
+        assert_eq!(rebuild.status(), 200, "{name}");
+    }
+    assert_eq!(projection_state(&node)?, rebuilt, "rebuilt twice alike");
+    assert!(
+        rebuilt.len() > incremental.len(),
+        "the late notes are in the feed"
+    );
+    for name in ["feed", "follower-graph", "endorsements"] {
+        let (status, body) = node
+            .get(&format!("/projections/{name}/status"), None)
+            .await?;
+        assert_eq!(status, 200);
+        assert_eq!(body["failed"], 0, "{body}");
+    }
+    node.stop().await
+}
+
 /// With `runtime.build_step = 1`, building a projection takes one step per
 /// activity between the writer's batches: a rebuild is answered once the
 /// projection has caught up, with the same state as before; a projection
