@@ -118,14 +118,9 @@ impl<'a> Activities<'a> {
     /// length, another id at some place) they are not taken: `false`, and
     /// this run's are made when needed, as without them.
     pub fn with_parsed(&mut self, parsed: Parsed) -> bool {
-        let ours = || self.items.iter().map(|i| (i.id, i.backfilled));
         match parsed {
             Parsed::Fields(fields) => {
-                if !fields
-                    .iter()
-                    .map(|f| (f.id.as_str(), f.backfilled))
-                    .eq(ours())
-                {
+                if !self.is_run_of(fields.iter().map(|f| (f.id.as_str(), f.backfilled))) {
                     return false;
                 }
                 let _ = self
@@ -133,17 +128,23 @@ impl<'a> Activities<'a> {
                     .set(fields.into_iter().map(|f| f.fields).collect());
             }
             Parsed::V0_2(records) => {
-                if !records
-                    .iter()
-                    .map(|r| (r.id.as_str(), r.backfilled))
-                    .eq(ours())
-                {
+                if !self.is_run_of(records.iter().map(|r| (r.id.as_str(), r.backfilled))) {
                     return false;
                 }
                 let _ = self.v0_2.set(records);
             }
         }
         true
+    }
+
+    /// Whether `made` names this run's activities, in order: (id,
+    /// backfilled) of each.
+    fn is_run_of<'b>(&self, mut made: impl Iterator<Item = (&'b str, bool)>) -> bool {
+        let mut ours = self.items.iter();
+        made.all(|(id, backfilled)| {
+            ours.next()
+                .is_some_and(|i| i.id == id && i.backfilled == backfilled)
+        }) && ours.next().is_none()
     }
 
     /// The 0.1.0 record of the activity at `at`: lent from the run's

@@ -705,6 +705,25 @@ fn last_position_in(records: &impl ReadableTable<u64, &'static [u8]>) -> Result<
     Ok(records.last()?.map_or(0, |(k, _)| k.value()))
 }
 
+/// At most `limit` records at positions `from..=to` of `records`, in log
+/// order.
+fn records_in(
+    records: &impl ReadableTable<u64, &'static [u8]>,
+    from: u64,
+    to: u64,
+    limit: usize,
+) -> Result<Vec<(u64, ActivityRecord)>, StoreError> {
+    if from > to {
+        return Ok(Vec::new());
+    }
+    let mut found = Vec::with_capacity(limit.min(512));
+    for entry in records.range(from..=to)?.take(limit) {
+        let (k, v) = entry?;
+        found.push((k.value(), postcard::from_bytes(v.value())?));
+    }
+    Ok(found)
+}
+
 /// Whether a module is a verb or a projection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ModuleKind {
@@ -1185,16 +1204,7 @@ impl Reader {
         to: u64,
         limit: usize,
     ) -> Result<Vec<(u64, ActivityRecord)>, StoreError> {
-        if from > to {
-            return Ok(Vec::new());
-        }
-        let records = self.txn.open_table(RECORDS)?;
-        let mut found = Vec::with_capacity(limit.min(512));
-        for entry in records.range(from..=to)?.take(limit) {
-            let (k, v) = entry?;
-            found.push((k.value(), postcard::from_bytes(v.value())?));
-        }
-        Ok(found)
+        records_in(&self.txn.open_table(RECORDS)?, from, to, limit)
     }
 
     /// The records at positions `from..=to`, in order.

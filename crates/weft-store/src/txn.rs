@@ -58,13 +58,7 @@ impl WriteTxn {
         to: u64,
         limit: usize,
     ) -> Result<Vec<(u64, ActivityRecord)>, StoreError> {
-        let records = self.txn.open_table(RECORDS)?;
-        let mut found = Vec::with_capacity(limit.min(512));
-        for entry in records.range(from..=to)?.take(limit) {
-            let (k, v) = entry?;
-            found.push((k.value(), postcard::from_bytes(v.value())?));
-        }
-        Ok(found)
+        crate::records_in(&self.txn.open_table(RECORDS)?, from, to, limit)
     }
 
     /// Marks the activities at `positions` as having reactions to deliver.

@@ -130,6 +130,29 @@ async fn unknown_verbs_and_invalid_notes_are_refused_and_change_nothing() -> any
     node.stop().await
 }
 
+/// alice and bob, alice following bob (accepted): alice's id, her token
+/// and bob's.
+async fn alice_following_bob(node: &TestNode) -> anyhow::Result<(String, String, String)> {
+    let (alice, alice_token) = node.actor("alice").await?;
+    let (bob, bob_token) = node.actor("bob").await?;
+    node.publish(
+        &alice_token,
+        &json!({"type": "Follow", "object": bob, "to": [bob]}),
+    )
+    .await?;
+    eventually(async || Ok((!graph(node, "following", &alice).await?.is_empty()).then_some(())))
+        .await?;
+    Ok((alice, alice_token, bob_token))
+}
+
+/// The admin's request to rebuild projection `name`, answered once it
+/// has caught up.
+fn rebuild(node: &TestNode, name: &str) -> reqwest::RequestBuilder {
+    node.http
+        .post(format!("{}/admin/projections/{name}/rebuild", node.base))
+        .bearer_auth(&node.admin)
+}
+
 async fn graph(node: &TestNode, query: &str, actor: &str) -> anyhow::Result<Vec<String>> {
     let (status, body) = node
         .get(
@@ -256,15 +279,7 @@ async fn endorsements_count_per_target_and_kind() -> anyhow::Result<()> {
 async fn the_feed_shows_followed_posts_newest_first_with_announced_originals() -> anyhow::Result<()>
 {
     let node = TestNode::start().await?;
-    let (alice, alice_token) = node.actor("alice").await?;
-    let (bob, bob_token) = node.actor("bob").await?;
-    node.publish(
-        &alice_token,
-        &json!({"type": "Follow", "object": bob, "to": [bob]}),
-    )
-    .await?;
-    eventually(async || Ok((!graph(&node, "following", &alice).await?.is_empty()).then_some(())))
-        .await?;
+    let (alice, _, bob_token) = alice_following_bob(&node).await?;
     let (_, first) = node.publish(&bob_token, &note("first")).await?;
     let (_, second) = node.publish(&bob_token, &note("second")).await?;
     let (status, announce) = node
@@ -295,15 +310,7 @@ async fn the_feed_shows_followed_posts_newest_first_with_announced_originals() -
 #[tokio::test]
 async fn a_rebuild_equals_the_incremental_state() -> anyhow::Result<()> {
     let node = TestNode::start().await?;
-    let (alice, alice_token) = node.actor("alice").await?;
-    let (bob, bob_token) = node.actor("bob").await?;
-    node.publish(
-        &alice_token,
-        &json!({"type": "Follow", "object": bob, "to": [bob]}),
-    )
-    .await?;
-    eventually(async || Ok((!graph(&node, "following", &alice).await?.is_empty()).then_some(())))
-        .await?;
+    let (_, alice_token, bob_token) = alice_following_bob(&node).await?;
     for i in 0..5 {
         let (_, post) = node
             .publish(&bob_token, &note(&format!("post {i}")))
@@ -317,12 +324,7 @@ async fn a_rebuild_equals_the_incremental_state() -> anyhow::Result<()> {
     let incremental = projection_state(&node)?;
     assert!(incremental.len() > 10, "the projections hold state");
     for name in ["feed", "follower-graph", "endorsements"] {
-        let response = node
-            .http
-            .post(format!("{}/admin/projections/{name}/rebuild", node.base))
-            .bearer_auth(&node.admin)
-            .send()
-            .await?;
+        let response = rebuild(&node, name).send().await?;
         assert_eq!(response.status(), 200, "{name}");
     }
     assert_eq!(projection_state(&node)?, incremental);
@@ -339,15 +341,7 @@ async fn a_rebuild_equals_the_incremental_state() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_rebuild_in_steps_read_ahead_equals_the_incremental_state() -> anyhow::Result<()> {
     let node = TestNode::start_with(|c| c.runtime.build_step = 3).await?;
-    let (alice, alice_token) = node.actor("alice").await?;
-    let (bob, bob_token) = node.actor("bob").await?;
-    node.publish(
-        &alice_token,
-        &json!({"type": "Follow", "object": bob, "to": [bob]}),
-    )
-    .await?;
-    eventually(async || Ok((!graph(&node, "following", &alice).await?.is_empty()).then_some(())))
-        .await?;
+    let (_, alice_token, bob_token) = alice_following_bob(&node).await?;
     for i in 0..12 {
         let (_, post) = node
             .publish(&bob_token, &note(&format!("post {i}")))
@@ -363,29 +357,19 @@ async fn a_rebuild_in_steps_read_ahead_equals_the_incremental_state() -> anyhow:
     let incremental = projection_state(&node)?;
     assert!(incremental.len() > 30, "the projections hold state");
     for name in ["feed", "endorsements", "follower-graph"] {
-        let rebuild = tokio::spawn(
-            node.http
-                .post(format!("{}/admin/projections/{name}/rebuild", node.base))
-                .bearer_auth(&node.admin)
-                .send(),
-        );
+        let rebuilt = tokio::spawn(rebuild(&node, name).send());
         // Published while the rebuild steps (or just after): folded once.
         let (status, late) = node
             .publish(&bob_token, &note(&format!("during {name}")))
             .await?;
         assert_eq!(status, 201, "{late}");
-        let response = rebuild.await??;
+        let response = rebuilt.await??;
         assert_eq!(response.status(), 200, "{name}");
     }
     let rebuilt = projection_state(&node)?;
     for name in ["feed", "follower-graph", "endorsements"] {
-        let rebuild = node
-            .http
-            .post(format!("{}/admin/projections/{name}/rebuild", node.base))
-            .bearer_auth(&node.admin)
-            .send()
-            .await?;
-        assert_eq!(rebuild.status(), 200, "{name}");
+        let response = rebuild(&node, name).send().await?;
+        assert_eq!(response.status(), 200, "{name}");
     }
     assert_eq!(projection_state(&node)?, rebuilt, "rebuilt twice alike");
     assert!(
@@ -438,12 +422,7 @@ async fn projections_are_built_in_steps_and_a_restart_resumes_the_build() -> any
         let records = txn.open_table(weft_store::tables::RECORDS)?;
         records.last()?.map(|(k, _)| k.value()).context("a log")?
     };
-    let response = node
-        .http
-        .post(format!("{}/admin/projections/feed/rebuild", node.base))
-        .bearer_auth(&node.admin)
-        .send()
-        .await?;
+    let response = rebuild(&node, "feed").send().await?;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await?;
     assert_eq!(body["folded"], last, "every activity folded once: {body}");
@@ -557,16 +536,7 @@ async fn publishing_to_followers_during_a_follower_graph_rebuild_misses_no_one()
         node.publish(&carol_token, &note(&format!("filler {i}")))
             .await?;
     }
-    let rebuild = {
-        let request = node
-            .http
-            .post(format!(
-                "{}/admin/projections/follower-graph/rebuild",
-                node.base
-            ))
-            .bearer_auth(&node.admin);
-        tokio::spawn(async move { request.send().await })
-    };
+    let rebuilt = tokio::spawn(rebuild(&node, "follower-graph").send());
     let mut accepted = Vec::new();
     let mut refused = 0;
     for i in 0..10 {
@@ -588,7 +558,7 @@ async fn publishing_to_followers_during_a_follower_graph_rebuild_misses_no_one()
             other => anyhow::bail!("publishing during the rebuild: {other} {body}"),
         }
     }
-    assert_eq!(rebuild.await??.status(), 200);
+    assert_eq!(rebuilt.await??.status(), 200);
     assert_eq!(accepted.len() + refused, 10);
     let inbox = node
         .walk("/actors/bob/inbox?page=1&limit=100", Some(&bob_token))

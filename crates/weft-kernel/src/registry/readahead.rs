@@ -165,8 +165,9 @@ impl ReadAhead {
     pub(super) fn take(&self, from: u64, until: u64, limit: usize) -> Option<Read> {
         let mut state = self.state.lock().ok()?;
         let ask = state.asked.take()?;
+        // One stretch is asked for at a time: this is its answer.
         let stretch = state.reader.as_ref()?.stretches.recv().ok().flatten()?;
-        if stretch.ask != ask || ask.epoch != state.epoch {
+        if ask.epoch != state.epoch {
             return None;
         }
         stretch.take(from, until, limit)
