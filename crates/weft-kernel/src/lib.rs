@@ -939,17 +939,23 @@ impl Kernel {
                 }
             }
             let artifact = self.put_artifact(bytes.to_vec()).await?;
-            let kind = if *world == "verb" {
-                registry::DEFINE_ACTIVITY
+            let (kind, contract) = if *world == "verb" {
+                (
+                    registry::DEFINE_ACTIVITY,
+                    weft_runtime::Contract::newest(weft_store::ModuleKind::Verb),
+                )
             } else {
-                registry::DEFINE_PROJECTION
+                (
+                    registry::DEFINE_PROJECTION,
+                    weft_runtime::Contract::newest(weft_store::ModuleKind::Projection),
+                )
             };
             let mut draft = serde_json::json!({
                 "type": kind,
                 "name": name,
                 "module": artifact,
                 "description": format!("built-in {world} `{name}` (genesis bundle)"),
-                "wit": weft_runtime::PACKAGE,
+                "wit": contract.package(),
                 "language": "rust",
                 "to": [weft_core::model::PUBLIC],
             });

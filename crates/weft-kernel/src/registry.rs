@@ -454,7 +454,8 @@ impl Registry {
         let ahead = match (module.folds_everything(), module.contract()) {
             (false, _) => None,
             (true, Contract::V0_1) => Some(readahead::Parse::Fields),
-            (true, Contract::V0_2) => Some(readahead::Parse::V0_2),
+            // A 0.3.0 run is packed from the 0.2.0 records per call.
+            (true, Contract::V0_2 | Contract::V0_3) => Some(readahead::Parse::V0_2),
         };
         while budget > 0 && next <= until {
             let limit = usize::try_from(budget.min(CHUNK as u64)).unwrap_or(CHUNK);

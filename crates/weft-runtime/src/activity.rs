@@ -1,8 +1,9 @@
 //! An activity as each contract version carries it across the boundary:
 //! 0.1.0 with its whole JSON text, 0.2.0 with its most-read fields parsed
-//! (`object-type`, `object-id`, `in-reply-to`, `to`, `cc`). The records of a
-//! run are made once, for the first projection of each version that folds
-//! the run, and lent to every other.
+//! (`object-type`, `object-id`, `in-reply-to`, `to`, `cc`), 0.3.0 with the
+//! same fields packed, a run's strings in one text ([`v0_3_run`]). The
+//! records of a run are made once, for the first projection of each
+//! version that folds the run, and lent to every other.
 //!
 //! It is the boundary's shape only; what a module does with it is the
 //! module's own.
@@ -15,7 +16,7 @@ use std::ops::Range;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::bindings::{v0_1, v0_2};
+use super::bindings::{v0_1, v0_2, v0_3};
 
 /// One activity of a run: its id and its JSON text as stored.
 #[derive(Debug, Clone, Copy)]
@@ -277,6 +278,77 @@ pub(crate) fn v0_2_record(id: &str, json: &str, backfilled: bool) -> v0_2::types
     Fields::parse(json).v0_2(id, backfilled)
 }
 
+/// The 0.3.0 run of `records` (0.2.0 records of the same activities):
+/// every string copied once into one text, each field a span of it, the
+/// `to` and `cc` entries spans in `addressees`. Made per call, since a
+/// call's run is a slice of the records and the copies are cheap next to
+/// the allocations they save the module.
+pub(crate) fn v0_3_run(records: &[v0_2::types::Activity]) -> v0_3::types::Run {
+    use v0_3::types::{Activity, Addressed, Run, Span};
+
+    let strings: usize = records
+        .iter()
+        .map(|r| {
+            r.id.len()
+                + r.kind.len()
+                + r.verb.len()
+                + r.actor.len()
+                + r.published.len()
+                + r.object_type.as_ref().map_or(0, String::len)
+                + r.object_id.as_ref().map_or(0, String::len)
+                + r.in_reply_to.as_ref().map_or(0, String::len)
+                + r.to.iter().chain(&r.cc).map(String::len).sum::<usize>()
+        })
+        .sum();
+    let mut text = String::with_capacity(strings);
+    let mut addressees = Vec::with_capacity(records.iter().map(|r| r.to.len() + r.cc.len()).sum());
+    // Offsets past u32::MAX (a run of over 4 GiB, which the node's limits
+    // on an activity's size rule out) read as empty spans in the module.
+    let offset = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let span = |text: &mut String, s: &str| {
+        let start = offset(text.len());
+        text.push_str(s);
+        Span {
+            start,
+            len: offset(s.len()),
+        }
+    };
+    let activities = records
+        .iter()
+        .map(|r| {
+            let mut addressed = |text: &mut String, list: &[String]| {
+                let first = offset(addressees.len());
+                addressees.extend(list.iter().map(|s| span(text, s)));
+                Addressed {
+                    first,
+                    len: offset(list.len()),
+                }
+            };
+            let to = addressed(&mut text, &r.to);
+            let cc = addressed(&mut text, &r.cc);
+            Activity {
+                id: span(&mut text, &r.id),
+                kind: span(&mut text, &r.kind),
+                verb: span(&mut text, &r.verb),
+                actor: span(&mut text, &r.actor),
+                seq: r.seq,
+                published: span(&mut text, &r.published),
+                backfilled: r.backfilled,
+                object_type: r.object_type.as_deref().map(|s| span(&mut text, s)),
+                object_id: r.object_id.as_deref().map(|s| span(&mut text, s)),
+                in_reply_to: r.in_reply_to.as_deref().map(|s| span(&mut text, s)),
+                to,
+                cc,
+            }
+        })
+        .collect();
+    Run {
+        text,
+        activities,
+        addressees,
+    }
+}
+
 /// An activity's `type`, as [`Fields::parse`] reads it: a text with one
 /// top-level `type` that is a string is read without building anything
 /// else; any other (no object, no or several `type`s, not a string) is
@@ -464,6 +536,62 @@ fn strings(value: Option<&Value>) -> Vec<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A 0.3.0 run holds every field of the 0.2.0 records it was made of,
+    /// each span naming exactly that string (multi-byte text included),
+    /// and each activity's `to`/`cc` naming its own entries in order.
+    #[test]
+    fn a_packed_run_names_every_field_of_its_records() {
+        let note = json!({"type": "Create", "actor": "https://m.example/u/é", "seq": 3,
+            "published": "2026-12-07T00:00:00Z",
+            "object": {"type": "Note", "id": "https://m.example/n/1", "inReplyTo": "https://x/ü"},
+            "to": ["https://a/1", "https://a/2"], "cc": "https://c/1"})
+        .to_string();
+        let follow =
+            json!({"type": "Follow", "actor": "https://b/u", "object": "https://b/v"}).to_string();
+        let records = vec![
+            v0_2_record("b1", &note, true),
+            v0_2_record("b2", &follow, false),
+            v0_2_record("b3", "not json", false),
+        ];
+        let run = v0_3_run(&records);
+        let text = |s: v0_3::types::Span| {
+            let start = s.start as usize;
+            run.text[start..start + s.len as usize].to_owned()
+        };
+        let entries = |a: v0_3::types::Addressed| -> Vec<String> {
+            let first = a.first as usize;
+            run.addressees[first..first + a.len as usize]
+                .iter()
+                .map(|s| text(*s))
+                .collect()
+        };
+        assert_eq!(run.activities.len(), records.len());
+        for (packed, record) in run.activities.iter().zip(&records) {
+            assert_eq!(text(packed.id), record.id);
+            assert_eq!(text(packed.kind), record.kind);
+            assert_eq!(text(packed.verb), record.verb);
+            assert_eq!(text(packed.actor), record.actor);
+            assert_eq!(text(packed.published), record.published);
+            assert_eq!(packed.seq, record.seq);
+            assert_eq!(packed.backfilled, record.backfilled);
+            assert_eq!(packed.object_type.map(text), record.object_type);
+            assert_eq!(packed.object_id.map(text), record.object_id);
+            assert_eq!(packed.in_reply_to.map(text), record.in_reply_to);
+            assert_eq!(entries(packed.to), record.to);
+            assert_eq!(entries(packed.cc), record.cc);
+        }
+        assert_eq!(
+            entries(run.activities[0].to),
+            ["https://a/1", "https://a/2"]
+        );
+        assert_eq!(text(run.activities[0].actor), "https://m.example/u/é");
+        assert!(run.activities[2].object_id.is_none());
+        let empty = v0_3_run(&[]);
+        assert!(
+            empty.text.is_empty() && empty.activities.is_empty() && empty.addressees.is_empty()
+        );
+    }
 
     /// The parsed fields of an embedded object, of a reference, and of
     /// addressing given as a string or an array with a non-string in it.

@@ -8,7 +8,7 @@ use std::ops::Bound;
 
 use std::sync::Arc;
 
-use super::bindings::{v0_1, v0_2};
+use super::bindings::{v0_1, v0_2, v0_3};
 use super::limiter::Meter;
 use weft_store::{FoldTxn, RecentIds, Snapshot, Store, StoreError, WriteTxn};
 
@@ -231,14 +231,15 @@ impl HostState {
         })
     }
 
-    /// A 0.2.0 fold's writes, in one call.
-    fn kv_write(&mut self, writes: Vec<v0_2::types::Change>) -> wasmtime::Result<()> {
-        self.charge(cost::WRITE + cost::ENTRY * writes.len() as u64)?;
-        for write in writes {
-            let (key, value) = match write {
-                v0_2::types::Change::Set((key, value)) => (key, Some(value)),
-                v0_2::types::Change::Delete(key) => (key, None),
-            };
+    /// A 0.2.0 or 0.3.0 fold's writes, in one call: (key, value or
+    /// `None` for a delete).
+    fn kv_write(
+        &mut self,
+        count: usize,
+        writes: impl Iterator<Item = (String, Option<String>)>,
+    ) -> wasmtime::Result<()> {
+        self.charge(cost::WRITE + cost::ENTRY * count as u64)?;
+        for (key, value) in writes {
             self.kv_buffer(key, value)?;
         }
         Ok(())
@@ -392,7 +393,48 @@ impl v0_2::projection::weft::module::kv::Host for HostState {
     }
 
     fn write(&mut self, writes: Vec<v0_2::types::Change>) -> wasmtime::Result<()> {
-        self.kv_write(writes)
+        let count = writes.len();
+        self.kv_write(
+            count,
+            writes.into_iter().map(|write| match write {
+                v0_2::types::Change::Set((key, value)) => (key, Some(value)),
+                v0_2::types::Change::Delete(key) => (key, None),
+            }),
+        )
+    }
+}
+
+impl v0_3::types::Host for HostState {}
+
+impl v0_3::log::Host for HostState {
+    fn get(&mut self, id: String) -> wasmtime::Result<Option<String>> {
+        self.log_get(&id)
+    }
+}
+
+impl v0_3::projection::weft::module::kv::Host for HostState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        self.kv_get(&key)
+    }
+
+    fn scan(
+        &mut self,
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> wasmtime::Result<Vec<(String, String)>> {
+        self.kv_scan(&prefix, after.as_deref(), limit)
+    }
+
+    fn write(&mut self, writes: Vec<v0_3::types::Change>) -> wasmtime::Result<()> {
+        let count = writes.len();
+        self.kv_write(
+            count,
+            writes.into_iter().map(|write| match write {
+                v0_3::types::Change::Set((key, value)) => (key, Some(value)),
+                v0_3::types::Change::Delete(key) => (key, None),
+            }),
+        )
     }
 }
 

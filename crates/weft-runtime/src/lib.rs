@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
-use bindings::{v0_1, v0_2};
+use bindings::{v0_1, v0_2, v0_3};
 use host::{HostState, Kv, Source};
 use limiter::Meter;
 use weft_store::ModuleKind;
@@ -161,17 +161,35 @@ pub enum Contract {
     V0_1,
     /// `weft:module@0.2.0`.
     V0_2,
+    /// `weft:module@0.3.0` (projections only).
+    V0_3,
 }
 
 impl Contract {
     /// Newest first: the order in which a component is tried.
-    pub const ALL: [Contract; 2] = [Contract::V0_2, Contract::V0_1];
+    pub const ALL: [Contract; 3] = [Contract::V0_3, Contract::V0_2, Contract::V0_1];
+
+    /// The newest contract with a world for modules of `kind`: what the
+    /// built-in modules and the Rust SDK target.
+    pub fn newest(kind: ModuleKind) -> Self {
+        match kind {
+            ModuleKind::Verb => Self::V0_2,
+            ModuleKind::Projection => Self::V0_3,
+        }
+    }
+
+    /// Whether the contract has a world for modules of `kind` (0.3.0 has
+    /// none for verbs).
+    pub fn has(self, kind: ModuleKind) -> bool {
+        !matches!((self, kind), (Self::V0_3, ModuleKind::Verb))
+    }
 
     /// The WIT package: `weft:module@0.2.0`.
     pub fn package(self) -> &'static str {
         match self {
             Self::V0_1 => v0_1::PACKAGE,
             Self::V0_2 => v0_2::PACKAGE,
+            Self::V0_3 => v0_3::PACKAGE,
         }
     }
 
@@ -180,6 +198,7 @@ impl Contract {
         match self {
             Self::V0_1 => v0_1::WIT,
             Self::V0_2 => v0_2::WIT,
+            Self::V0_3 => v0_3::WIT,
         }
     }
 
@@ -194,6 +213,7 @@ impl Contract {
             (_, ModuleKind::Verb) => &["validate", "react"],
             (Self::V0_1, ModuleKind::Projection) => &["fold", "query"],
             (Self::V0_2, ModuleKind::Projection) => &["fold", "fold-batch", "query"],
+            (Self::V0_3, ModuleKind::Projection) => &["fold", "query"],
         }
     }
 }
@@ -204,35 +224,52 @@ impl std::fmt::Display for Contract {
     }
 }
 
-/// A linker per world of every contract version.
+/// A linker per world of every contract version (0.3.0 has no verb world).
 struct Linkers {
     verb: [Linker<HostState>; 2],
-    projection: [Linker<HostState>; 2],
+    projection: [Linker<HostState>; 3],
 }
 
 impl Linkers {
     fn new(engine: &Engine) -> wasmtime::Result<Self> {
         let linker = || Linker::<HostState>::new(engine);
-        let (mut verb1, mut verb2, mut projection1, mut projection2) =
-            (linker(), linker(), linker(), linker());
+        let (mut verb1, mut verb2) = (linker(), linker());
+        let (mut projection1, mut projection2, mut projection3) = (linker(), linker(), linker());
         v0_1::verb::Verb::add_to_linker::<_, HasSelf<_>>(&mut verb1, |s| s)?;
         v0_2::verb::Verb::add_to_linker::<_, HasSelf<_>>(&mut verb2, |s| s)?;
         v0_1::projection::Projection::add_to_linker::<_, HasSelf<_>>(&mut projection1, |s| s)?;
         v0_2::projection::Projection::add_to_linker::<_, HasSelf<_>>(&mut projection2, |s| s)?;
+        v0_3::projection::Projection::add_to_linker::<_, HasSelf<_>>(&mut projection3, |s| s)?;
+        // Every version's `types` (no functions) in every linker, its own
+        // added with its world: [`Runtime::contract`] lets a module import
+        // another version's.
+        v0_2::types::add_to_linker::<_, HasSelf<_>>(&mut verb1, |s| s)?;
+        v0_3::types::add_to_linker::<_, HasSelf<_>>(&mut verb1, |s| s)?;
+        v0_1::types::add_to_linker::<_, HasSelf<_>>(&mut verb2, |s| s)?;
+        v0_3::types::add_to_linker::<_, HasSelf<_>>(&mut verb2, |s| s)?;
+        v0_2::types::add_to_linker::<_, HasSelf<_>>(&mut projection1, |s| s)?;
+        v0_3::types::add_to_linker::<_, HasSelf<_>>(&mut projection1, |s| s)?;
+        v0_1::types::add_to_linker::<_, HasSelf<_>>(&mut projection2, |s| s)?;
+        v0_3::types::add_to_linker::<_, HasSelf<_>>(&mut projection2, |s| s)?;
+        v0_1::types::add_to_linker::<_, HasSelf<_>>(&mut projection3, |s| s)?;
+        v0_2::types::add_to_linker::<_, HasSelf<_>>(&mut projection3, |s| s)?;
         Ok(Self {
             verb: [verb1, verb2],
-            projection: [projection1, projection2],
+            projection: [projection1, projection2, projection3],
         })
     }
 
-    fn get(&self, kind: ModuleKind, contract: Contract) -> &Linker<HostState> {
+    /// The linker of `contract`'s world for `kind`; `None` when the
+    /// contract has no such world.
+    fn get(&self, kind: ModuleKind, contract: Contract) -> Option<&Linker<HostState>> {
         let at = match contract {
             Contract::V0_1 => 0,
             Contract::V0_2 => 1,
+            Contract::V0_3 => 2,
         };
         match kind {
-            ModuleKind::Verb => &self.verb[at],
-            ModuleKind::Projection => &self.projection[at],
+            ModuleKind::Verb => self.verb.get(at),
+            ModuleKind::Projection => self.projection.get(at),
         }
     }
 }
@@ -400,8 +437,17 @@ impl Runtime {
                     .iter()
                     .any(|i| bindings::interface(c.package(), i) == name)
             });
+            let types_only = Contract::ALL
+                .into_iter()
+                .any(|c| bindings::interface(c.package(), "types") == name);
             match (version, named) {
                 (None, _) => return Err(RuntimeError::ForbiddenImport(name.to_owned())),
+                // An interface of types alone makes no call, so it says
+                // nothing of the module's version: a Rust crate building
+                // verbs (0.2.0) and projections (0.3.0) together leaves the
+                // other world's `types` among each component's imports.
+                // Every linker has every version's (empty) `types`.
+                _ if types_only => {}
                 (Some(v), Some(n)) if v != n => {
                     return Err(RuntimeError::Invalid(format!(
                         "it imports interfaces of two contract versions ({n} and {v}); build it against one"
@@ -411,8 +457,15 @@ impl Runtime {
             }
         }
         let candidates: Vec<Contract> = match named {
+            Some(c) if !c.has(kind) => {
+                return Err(RuntimeError::Invalid(format!(
+                    "it imports interfaces of {c}, which has no {} world: build it against {}",
+                    kind.as_str(),
+                    Contract::newest(kind)
+                )));
+            }
             Some(c) => vec![c],
-            None => Contract::ALL.to_vec(),
+            None => Contract::ALL.into_iter().filter(|c| c.has(kind)).collect(),
         };
         let mut first_error = None;
         for contract in candidates {
@@ -449,6 +502,9 @@ impl Runtime {
         let pre = self
             .linkers
             .get(kind, contract)
+            .ok_or_else(|| {
+                RuntimeError::Invalid(format!("{contract} has no {} world", kind.as_str()))
+            })?
             .instantiate_pre(component)
             .map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
         let typed = match (kind, contract) {
@@ -459,6 +515,14 @@ impl Runtime {
             }
             (ModuleKind::Projection, Contract::V0_2) => {
                 v0_2::projection::ProjectionPre::new(pre).map(drop)
+            }
+            (ModuleKind::Projection, Contract::V0_3) => {
+                v0_3::projection::ProjectionPre::new(pre).map(drop)
+            }
+            (ModuleKind::Verb, Contract::V0_3) => {
+                return Err(RuntimeError::Invalid(format!(
+                    "{contract} has no verb world"
+                )));
             }
         };
         typed.map_err(|e| {
@@ -478,6 +542,9 @@ impl Runtime {
         self.arm(&mut store, budget)?;
         self.linkers
             .get(kind, contract)
+            .ok_or_else(|| {
+                RuntimeError::Invalid(format!("{contract} has no {} world", kind.as_str()))
+            })?
             .instantiate(&mut store, component)
             .map_err(|e| {
                 RuntimeError::Invalid(format!(

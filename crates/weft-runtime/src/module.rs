@@ -15,8 +15,8 @@ use wasmtime::component::Component;
 use weft_core::model::Signed;
 use weft_store::{ModuleKind, RecentIds, Snapshot, StoreError, WriteTxn};
 
-use super::activity::{Activities, v0_1_record, v0_2_record};
-use super::bindings::{v0_1, v0_2};
+use super::activity::{Activities, v0_1_record, v0_2_record, v0_3_run};
+use super::bindings::{v0_1, v0_2, v0_3};
 use super::host::{Current, HostState, Source, WriteState};
 use super::{Budget, Contract, Runtime, RuntimeError};
 
@@ -98,6 +98,13 @@ macro_rules! bindings {
                     runtime
                         .linkers
                         .get(Self::KIND, Self::CONTRACT)
+                        .ok_or_else(|| {
+                            wasmtime::format_err!(
+                                "{} has no {} world",
+                                Self::CONTRACT,
+                                Self::KIND.as_str()
+                            )
+                        })?
                         .instantiate_pre(component)?,
                 )
             }
@@ -140,6 +147,13 @@ bindings!(
     v0_2::projection::ProjectionPre<HostState>,
     ModuleKind::Projection,
     Contract::V0_2,
+    1
+);
+bindings!(
+    v0_3::projection::Projection,
+    v0_3::projection::ProjectionPre<HostState>,
+    ModuleKind::Projection,
+    Contract::V0_3,
     1
 );
 
@@ -294,6 +308,12 @@ impl VerbModule {
             Contract::V0_2 => {
                 VerbWorld::V0_2(Instances::new(runtime, name, component, budget, reuse)?)
             }
+            contract @ Contract::V0_3 => {
+                return Err(RuntimeError::Invalid(format!(
+                    "{contract} has no verb world: build verbs against {}",
+                    Contract::newest(ModuleKind::Verb)
+                )));
+            }
         };
         Ok(Self {
             name: name.to_owned(),
@@ -414,6 +434,7 @@ pub struct ProjectionModule {
 enum ProjectionWorld {
     V0_1(Instances<v0_1::projection::Projection>),
     V0_2(Instances<v0_2::projection::Projection>),
+    V0_3(Instances<v0_3::projection::Projection>),
 }
 
 impl std::fmt::Debug for ProjectionModule {
@@ -444,6 +465,9 @@ impl ProjectionModule {
             Contract::V0_2 => {
                 ProjectionWorld::V0_2(Instances::new(runtime, name, component, budget, reuse)?)
             }
+            Contract::V0_3 => {
+                ProjectionWorld::V0_3(Instances::new(runtime, name, component, budget, reuse)?)
+            }
         };
         Ok(Self {
             name: name.to_owned(),
@@ -457,6 +481,7 @@ impl ProjectionModule {
         match self.world {
             ProjectionWorld::V0_1(_) => Contract::V0_1,
             ProjectionWorld::V0_2(_) => Contract::V0_2,
+            ProjectionWorld::V0_3(_) => Contract::V0_3,
         }
     }
 
@@ -512,6 +537,7 @@ impl ProjectionModule {
         let warm = match &self.world {
             ProjectionWorld::V0_1(_) => Held::V0_1(None),
             ProjectionWorld::V0_2(_) => Held::V0_2(None),
+            ProjectionWorld::V0_3(_) => Held::V0_3(None),
         };
         Ok(FoldSession {
             module: self,
@@ -573,6 +599,17 @@ impl ProjectionModule {
                         v0_2::types::QueryError::BadRequest(m) => QueryError::BadRequest(m),
                     }))
             }
+            ProjectionWorld::V0_3(instances) => {
+                let mut warm = instances.take()?;
+                ready(&mut warm.store, snapshot);
+                let result = warm.bindings.call_query(&mut warm.store, path, params);
+                Ok(instances
+                    .finish("query", warm, result)?
+                    .map_err(|e| match e {
+                        v0_3::types::QueryError::NotFound(m) => QueryError::NotFound(m),
+                        v0_3::types::QueryError::BadRequest(m) => QueryError::BadRequest(m),
+                    }))
+            }
         }
     }
 }
@@ -593,6 +630,7 @@ pub enum Folded {
 enum Held {
     V0_1(Option<Warm<v0_1::projection::Projection>>),
     V0_2(Option<Warm<v0_2::projection::Projection>>),
+    V0_3(Option<Warm<v0_3::projection::Projection>>),
 }
 
 /// A projection folding runs of activities in the writer's transaction.
@@ -677,8 +715,10 @@ impl FoldSession<'_> {
                     });
                 }
             }
-            ProjectionWorld::V0_2(_) => {
-                // Each stretch of wanted activities in `fold-batch` calls.
+            ProjectionWorld::V0_2(_) | ProjectionWorld::V0_3(_) => {
+                // Each stretch of wanted activities in `fold-batch` (0.2.0)
+                // or packed `fold` (0.3.0) calls.
+                let packed = matches!(module.world, ProjectionWorld::V0_3(_));
                 let mut at = 0;
                 while at < run.len() {
                     let end = (at..run.len())
@@ -686,7 +726,10 @@ impl FoldSession<'_> {
                         .unwrap_or(run.len());
                     if wanted[at] {
                         for slice in run.v0_2_of(at..end).chunks(BATCH) {
-                            self.fold_slice(slice, &mut out)?;
+                            match packed {
+                                true => self.fold_packed(slice, &mut out)?,
+                                false => self.fold_slice(slice, &mut out)?,
+                            }
                         }
                     } else {
                         out.extend((at..end).map(|_| Folded::Applied));
@@ -735,7 +778,7 @@ impl FoldSession<'_> {
         };
         let kept = match &mut self.warm {
             Held::V0_1(kept) => kept.take(),
-            Held::V0_2(_) => None,
+            Held::V0_2(_) | Held::V0_3(_) => None,
         };
         let mut warm = match instances.rearm(kept) {
             Ok(warm) => warm,
@@ -772,7 +815,7 @@ impl FoldSession<'_> {
         };
         let kept = match &mut self.warm {
             Held::V0_2(kept) => kept.take(),
-            Held::V0_1(_) => None,
+            Held::V0_1(_) | Held::V0_3(_) => None,
         };
         let mut warm = match instances.rearm(kept) {
             Ok(warm) => warm,
@@ -853,6 +896,84 @@ impl FoldSession<'_> {
         self.fold_slice(second, out)
     }
 
+    /// Runs `call` on the session's 0.3.0 instance with the source lent,
+    /// keeping the call's writes when `keep` says so of its answer.
+    fn call_v0_3<T>(
+        &mut self,
+        call: impl FnOnce(&v0_3::projection::Projection, &mut Store<HostState>) -> wasmtime::Result<T>,
+        keep: impl FnOnce(&T) -> bool,
+    ) -> Result<Called<T>, StoreError> {
+        let ProjectionWorld::V0_3(instances) = &self.module.world else {
+            return Err(StoreError::Internal(
+                "a 0.3.0 fold of a projection of another version",
+            ));
+        };
+        let kept = match &mut self.warm {
+            Held::V0_3(kept) => kept.take(),
+            Held::V0_1(_) | Held::V0_2(_) => None,
+        };
+        let mut warm = match instances.rearm(kept) {
+            Ok(warm) => warm,
+            Err(e) => return Ok(Called::Fault(e)),
+        };
+        self.lend(&mut warm.store)?;
+        let result = call(&warm.bindings, &mut warm.store);
+        instances
+            .runtime
+            .spent(&instances.name, "fold", instances.budget, &warm.store);
+        let keeps = result.as_ref().is_ok_and(keep);
+        self.reclaim(&mut warm.store, keeps)?;
+        match result {
+            Ok(answer) => {
+                if instances.idle.is_some() {
+                    self.warm = Held::V0_3(Some(warm));
+                }
+                Ok(Called::Answered(answer))
+            }
+            // A trapped instance is never reused.
+            Err(e) => Ok(Called::Fault(instances.fault(&e))),
+        }
+    }
+
+    /// Folds `slice` with one 0.3.0 `fold` call of its packed run, or, if
+    /// that faults or answers for another number of activities, each half
+    /// of it again, down to runs of one; a run of one that faults is that
+    /// activity's fault.
+    fn fold_packed(
+        &mut self,
+        slice: &[v0_2::types::Activity],
+        out: &mut Vec<Folded>,
+    ) -> Result<(), StoreError> {
+        let asked = slice.len();
+        let run = v0_3_run(slice);
+        let called = self.call_v0_3(
+            |bindings, store| bindings.call_fold(store, &run),
+            |results: &Vec<Result<(), String>>| results.len() == asked,
+        )?;
+        let failed = match called {
+            Called::Answered(results) if results.len() == asked => {
+                out.extend(results.into_iter().map(|r| match r {
+                    Ok(()) => Folded::Applied,
+                    Err(message) => Folded::Refused(message),
+                }));
+                return Ok(());
+            }
+            Called::Answered(results) => RuntimeError::Invalid(format!(
+                "its fold answered for {} activities of a run of {asked}",
+                results.len()
+            )),
+            Called::Fault(e) => e,
+        };
+        if let [_] = slice {
+            out.push(Folded::Fault(failed));
+            return Ok(());
+        }
+        tracing::debug!(projection = %self.module.name, error = %failed, activities = asked, "a packed fold failed; folding its halves");
+        let (first, second) = slice.split_at(asked / 2);
+        self.fold_packed(first, out)?;
+        self.fold_packed(second, out)
+    }
+
     /// Ends the session: the successful folds' writes go to the store, the
     /// instance back to the pool and the transaction to the caller. `Err`
     /// is a storage failure: the transaction is dropped (aborted).
@@ -864,6 +985,11 @@ impl FoldSession<'_> {
                 }
             }
             (Held::V0_2(kept), ProjectionWorld::V0_2(instances)) => {
+                if let Some(warm) = kept.take() {
+                    instances.give_back(warm);
+                }
+            }
+            (Held::V0_3(kept), ProjectionWorld::V0_3(instances)) => {
                 if let Some(warm) = kept.take() {
                     instances.give_back(warm);
                 }

@@ -1,11 +1,13 @@
-//! Modules of both published contract versions on one node: a 0.1.0 and a
-//! 0.2.0 build of the same projection fold a log to the same state; a
-//! 0.2.0 `fold-batch` with a bad activity in it folds the rest as single
-//! folds would; a 0.2.0 verb's rejection names the field at fault.
+//! Modules of every published contract version on one node: a 0.1.0 and a
+//! 0.3.0 build of the same projection, and a 0.2.0 and a 0.3.0 one, fold a
+//! log to the same state; a 0.2.0 `fold-batch` or a 0.3.0 packed `fold`
+//! with a bad activity in its run folds the rest as single folds would; a
+//! 0.2.0 verb's rejection names the field at fault.
 
 use anyhow::Context;
 use serde_json::{Value, json};
 
+use super::genesis::{alice_following_bob, rebuild};
 use super::support::{TestNode, note};
 use super::{define, projection_state, test_guest};
 
@@ -27,8 +29,8 @@ async fn endorse(node: &TestNode, token: &str, body: Value) -> anyhow::Result<St
         .context("the published id")
 }
 
-/// The built-in endorsements projection (0.2.0: parsed fields, one write
-/// call per fold, `fold-batch`) and its source as it was under 0.1.0 fold
+/// The built-in endorsements projection (0.3.0: parsed fields in a packed
+/// run, one write call per run) and its source as it was under 0.1.0 fold
 /// the same endorsements, likes and undos to the same entries: when the
 /// 0.1.0 one is built from the whole log, as both fold what comes after,
 /// and after the built-in one is rebuilt with `fold-batch`.
@@ -110,14 +112,98 @@ async fn a_0_1_and_a_0_2_build_of_one_projection_fold_a_log_alike() -> anyhow::R
     node.stop().await
 }
 
-/// A projection built over a log with a failing and a trapping activity in
-/// it: its build folds the log with `fold-batch`, which traps; the node
-/// folds the halves again, down to single folds, so every other activity
-/// is folded once, the two are recorded as failed, and nothing a failed
-/// fold wrote is kept. What is published after folds the same way. A fold
-/// reads the JSON of the activity it folds with `log.get` of its id.
+/// The built-in feed (0.3.0) and its very source built against 0.2.0 fold
+/// the same log — a follow accepted, notes to followers and to a named
+/// local actor, a reply, an announce and an endorsement — to the same
+/// entries: when the 0.2.0 one is built from the whole log, as both fold
+/// what comes after, and after the built-in one is rebuilt.
 #[tokio::test]
-async fn a_fold_batch_with_a_bad_activity_folds_the_rest() -> anyhow::Result<()> {
+async fn a_0_2_and_a_0_3_build_of_the_feed_fold_a_log_alike() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (alice, alice_token, bob_token) = alice_following_bob(&node).await?;
+    let (carol, carol_token) = node.actor("carol").await?;
+    let publish = async |token: &str, body: Value| -> anyhow::Result<String> {
+        let (status, answer) = node.publish(token, &body).await?;
+        anyhow::ensure!(status == 201, "{body} was refused: {answer}");
+        answer["id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the published id")
+    };
+    let first = publish(&bob_token, note("from bob to his followers")).await?;
+    publish(
+        &carol_token,
+        json!({"type": "Create", "object": {"type": "Note", "content": "to alice", "inReplyTo": first}, "to": [alice], "cc": [carol]}),
+    )
+    .await?;
+    publish(&alice_token, json!({"type": "Announce", "object": first})).await?;
+    publish(
+        &carol_token,
+        json!({"type": "Endorse", "object": first, "kind": "like"}),
+    )
+    .await?;
+    let builtin = state_of(&node, "feed")?;
+    let bobs_in_alices = format!("feed\u{1f}{alice}\u{1f}");
+    assert!(
+        builtin
+            .iter()
+            .filter(|(k, v)| k.starts_with(&bobs_in_alices) && first.ends_with(v.as_str()))
+            .count()
+            == 1,
+        "bob's note is in alice's feed: {builtin:?}"
+    );
+
+    let (status, body) = define(
+        &node,
+        "DefineProjection",
+        "feed-v02",
+        test_guest("weft-test-feed-v0-2")?,
+    )
+    .await?;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["wit"], "weft:module@0.2.0", "{body}");
+    // Both folded the definition too (an activity of the node's actor).
+    let builtin = state_of(&node, "feed")?;
+    assert_eq!(state_of(&node, "feed-v02")?, builtin);
+
+    // Both fold what comes next.
+    publish(&bob_token, note("later")).await?;
+    publish(
+        &carol_token,
+        json!({"type": "Create", "object": {"type": "Note", "content": "to both"}, "to": [alice, carol]}),
+    )
+    .await?;
+    let builtin = state_of(&node, "feed")?;
+    assert_eq!(state_of(&node, "feed-v02")?, builtin);
+
+    // A rebuild folds the whole log again, in packed runs.
+    let response = rebuild(&node, "feed").send().await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(state_of(&node, "feed")?, builtin);
+    node.stop().await
+}
+
+/// A projection built over a log with a failing and a trapping activity in
+/// it, built against 0.3.0 and against 0.2.0: its build folds the log in
+/// runs (a packed `fold`, a `fold-batch`), which trap; the node folds the
+/// halves again, down to single activities, so every other activity is
+/// folded once, the two are recorded as failed, and nothing a failed fold
+/// wrote is kept. What is published after folds the same way. A fold reads
+/// the JSON of the activity it folds with `log.get` of its id.
+#[tokio::test]
+async fn a_run_with_a_bad_activity_folds_the_rest() -> anyhow::Result<()> {
+    for (guest, wit) in [
+        ("weft-test-batch", "weft:module@0.3.0"),
+        ("weft-test-batch-v0-2", "weft:module@0.2.0"),
+    ] {
+        a_run_with_a_bad_activity_folds_the_rest_in(guest, wit)
+            .await
+            .with_context(|| format!("{guest} ({wit})"))?;
+    }
+    Ok(())
+}
+
+async fn a_run_with_a_bad_activity_folds_the_rest_in(guest: &str, wit: &str) -> anyhow::Result<()> {
     let node = TestNode::start().await?;
     let (_, token) = node.actor("alice").await?;
     let contents = ["a", "b", "fail", "c", "d", "trap", "e", "f", "g", "echo"];
@@ -125,15 +211,9 @@ async fn a_fold_batch_with_a_bad_activity_folds_the_rest() -> anyhow::Result<()>
         let (status, body) = node.publish(&token, &note(content)).await?;
         assert_eq!(status, 201, "{body}");
     }
-    let (status, body) = define(
-        &node,
-        "DefineProjection",
-        "batch",
-        test_guest("weft-test-batch")?,
-    )
-    .await?;
+    let (status, body) = define(&node, "DefineProjection", "batch", test_guest(guest)?).await?;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(body["wit"], "weft:module@0.2.0", "{body}");
+    assert_eq!(body["wit"], wit, "{body}");
     let (_, count) = node.get("/projections/batch/count?verb=Note", None).await?;
     assert_eq!(count["count"], 8, "{count}");
     let (_, marker) = node.get("/projections/batch/marker", None).await?;
@@ -305,7 +385,12 @@ async fn a_definition_with_a_wrong_wit_or_folds_changes_nothing() -> anyhow::Res
         (
             json!({"wit": "weft:module@0.1.0"}),
             "wit",
-            "weft:module@0.2.0",
+            "built against weft:module@0.3.0",
+        ),
+        (
+            json!({"wit": "weft:module@0.2.0"}),
+            "wit",
+            "built against weft:module@0.3.0",
         ),
         (
             json!({"folds": "Follow"}),

@@ -132,7 +132,9 @@ async fn unknown_verbs_and_invalid_notes_are_refused_and_change_nothing() -> any
 
 /// alice and bob, alice following bob (accepted): alice's id, her token
 /// and bob's.
-async fn alice_following_bob(node: &TestNode) -> anyhow::Result<(String, String, String)> {
+pub(super) async fn alice_following_bob(
+    node: &TestNode,
+) -> anyhow::Result<(String, String, String)> {
     let (alice, alice_token) = node.actor("alice").await?;
     let (bob, bob_token) = node.actor("bob").await?;
     node.publish(
@@ -147,7 +149,7 @@ async fn alice_following_bob(node: &TestNode) -> anyhow::Result<(String, String,
 
 /// The admin's request to rebuild projection `name`, answered once it
 /// has caught up.
-fn rebuild(node: &TestNode, name: &str) -> reqwest::RequestBuilder {
+pub(super) fn rebuild(node: &TestNode, name: &str) -> reqwest::RequestBuilder {
     node.http
         .post(format!("{}/admin/projections/{name}/rebuild", node.base))
         .bearer_auth(&node.admin)

@@ -19,9 +19,10 @@
 //!
 //! Query: path `counts`, `id=<target>` → `{"id", "like", "share"}`.
 
+use weft_guest::Activity;
 use weft_guest::Projection;
 use weft_guest::kv;
-use weft_guest::projection::{Activity, QueryError, log};
+use weft_guest::projection::{QueryError, log};
 use weft_guest::serde::Deserialize;
 use weft_guest::serde_json::{self, json};
 use weft_guest::text::{content_id, is_safe, key};
@@ -49,28 +50,28 @@ struct Fields<'a> {
 }
 
 impl Projection for Endorsements {
-    fn fold(activity: &Activity) -> Result<(), String> {
-        if !matches!(activity.kind.as_str(), "Endorse" | "Like" | "Undo") {
+    fn fold(activity: &Activity<'_>) -> Result<(), String> {
+        if !matches!(activity.kind, "Endorse" | "Like" | "Undo") {
             return Ok(());
         }
-        let actor = activity.actor.as_str();
-        match activity.kind.as_str() {
+        let actor = activity.actor;
+        match activity.kind {
             "Endorse" | "Like" => {
                 // An Endorse's `kind` is not among the parsed fields.
-                let text = weft_guest::activity_text(&activity.id).map_err(|e| e.to_string())?;
+                let text = activity.text().map_err(|e| e.to_string())?;
                 let fields: Fields = weft_guest::fields_in(&text).map_err(|e| e.to_string())?;
                 let Some((target, kind)) = endorsement(&fields) else {
                     return Ok(());
                 };
-                let undone = kv::get(&key(&["undone", &activity.id])).is_some_and(|a| a == actor);
+                let undone = kv::get(&key(&["undone", activity.id])).is_some_and(|a| a == actor);
                 let by = key(&["by", target, kind, actor]);
                 if !undone && is_safe(actor) && kv::get(&by).is_none() {
-                    kv::set(&by, &activity.id);
+                    kv::set(&by, activity.id);
                     kv::add(&key(&["count", target, kind]), 1);
                 }
             }
             "Undo" => {
-                let Some(undone) = activity.object_id.as_deref() else {
+                let Some(undone) = activity.object_id else {
                     return Ok(());
                 };
                 if !is_safe(undone) {

@@ -45,10 +45,11 @@
 
 use std::collections::BTreeSet;
 
+use weft_guest::Activity;
 use weft_guest::Json;
 use weft_guest::Projection;
 use weft_guest::kv;
-use weft_guest::projection::{Activity, QueryError, log};
+use weft_guest::projection::{QueryError, log};
 use weft_guest::serde_json::{self, Value, json};
 use weft_guest::text::{is_http_url as is_actor, is_safe, key};
 use weft_verb_rules::follow_edge;
@@ -67,11 +68,11 @@ const PUBLIC: [&str; 3] = [
 struct Feed;
 
 impl Projection for Feed {
-    fn fold(activity: &Activity) -> Result<(), String> {
-        if !is_safe(&activity.id) {
+    fn fold(activity: &Activity<'_>) -> Result<(), String> {
+        if !is_safe(activity.id) {
             return Ok(());
         }
-        let author = activity.actor.as_str();
+        let author = activity.actor;
         let home = home(author);
         let local = |a: &str| is_actor(a) && home.as_deref().is_some_and(|h| at_origin(a, h));
 
@@ -85,8 +86,7 @@ impl Projection for Feed {
         let mut readers: BTreeSet<&str> = activity
             .to
             .iter()
-            .chain(&activity.cc)
-            .map(String::as_str)
+            .chain(activity.cc.iter())
             .filter(|a| !is_collection(a) && local(a))
             .collect();
         if local(author) {
@@ -100,14 +100,14 @@ impl Projection for Feed {
 
         // A Delete or Update of an object (not of an actor) changes how
         // the activity that made it shows; it is no entry of its own.
-        let changed = match (activity.kind.as_str(), activity.object_id.as_deref()) {
+        let changed = match (activity.kind, activity.object_id) {
             (kind @ ("Delete" | "Update"), Some(object)) if is_safe(object) && object != author => {
                 let mark = if kind == "Delete" {
                     "deleted"
                 } else {
                     "updated"
                 };
-                kv::set(&key(&[mark, object, author]), &activity.id);
+                kv::set(&key(&[mark, object, author]), activity.id);
                 true
             }
             _ => false,
@@ -116,12 +116,12 @@ impl Projection for Feed {
         if !changed {
             let rank = rank(n);
             for reader in readers {
-                kv::set(&key(&["feed", reader, &rank]), &activity.id);
+                kv::set(&key(&["feed", reader, &rank]), activity.id);
             }
         }
         kv::set("count", &(n.saturating_add(1)).to_string());
 
-        if let Some(object) = activity.object_id.as_deref() {
+        if let Some(object) = activity.object_id {
             track_follows(activity, object, &local);
         }
         Ok(())
@@ -165,9 +165,9 @@ impl Projection for Feed {
 /// Updates the follower lists for an Accept, Reject or Undo of a Follow
 /// (`object` is the activity's `object` when it is a string). Followers
 /// that are not `local` are not recorded: they have no feed here.
-fn track_follows(activity: &Activity, object: &str, local: &dyn Fn(&str) -> bool) {
-    let actor = activity.actor.as_str();
-    match activity.kind.as_str() {
+fn track_follows(activity: &Activity<'_>, object: &str, local: &dyn Fn(&str) -> bool) {
+    let actor = activity.actor;
+    match activity.kind {
         "Accept" | "Reject" => {
             let Some((follower, target)) = follow(object) else {
                 return;

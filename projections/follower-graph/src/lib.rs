@@ -30,10 +30,11 @@
 //! Queries: `followers`, `following`, `pending-in`, `pending-out`, each with
 //! `actor=<url>`, answer `{"actor", "items": [urls, sorted], "totalItems"}`.
 
+use weft_guest::Activity;
 use weft_guest::Json;
 use weft_guest::Projection;
 use weft_guest::kv;
-use weft_guest::projection::{Activity, QueryError, log};
+use weft_guest::projection::{QueryError, log};
 use weft_guest::serde_json::json;
 use weft_guest::text::{is_http_url as is_actor, is_safe, key};
 use weft_verb_rules::follow_edge;
@@ -44,28 +45,25 @@ const LISTS: [&str; 4] = ["followers", "following", "pending-in", "pending-out"]
 struct FollowerGraph;
 
 impl Projection for FollowerGraph {
-    fn fold(activity: &Activity) -> Result<(), String> {
-        if !matches!(
-            activity.kind.as_str(),
-            "Follow" | "Accept" | "Reject" | "Undo"
-        ) {
+    fn fold(activity: &Activity<'_>) -> Result<(), String> {
+        if !matches!(activity.kind, "Follow" | "Accept" | "Reject" | "Undo") {
             return Ok(());
         }
-        let Some(object) = activity.object_id.as_deref() else {
+        let Some(object) = activity.object_id else {
             return Ok(());
         };
-        let actor = activity.actor.as_str();
-        match activity.kind.as_str() {
+        let actor = activity.actor;
+        match activity.kind {
             "Follow" => {
                 let target = object;
                 if !is_actor(actor) || !is_actor(target) || actor == target {
                     return Ok(());
                 }
-                let undone = kv::get(&key(&["undone", &activity.id])).is_some_and(|a| a == actor);
+                let undone = kv::get(&key(&["undone", activity.id])).is_some_and(|a| a == actor);
                 let following = kv::get(&key(&["following", actor, target])).is_some();
                 if !undone && !following {
-                    kv::set(&key(&["pending-out", actor, target]), &activity.id);
-                    kv::set(&key(&["pending-in", target, actor]), &activity.id);
+                    kv::set(&key(&["pending-out", actor, target]), activity.id);
+                    kv::set(&key(&["pending-in", target, actor]), activity.id);
                 }
             }
             "Accept" | "Reject" => {

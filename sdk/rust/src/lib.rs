@@ -1,14 +1,18 @@
-//! The Rust guest SDK for weft modules: a thin layer over wit-bindgen, for
-//! the newest contract, `weft:module@0.2.0` (`sdk/wit/weft-module@0.2.0`).
-//! Modules of 0.1.0 use the crate `weft-guest-v0-1` (`sdk/rust-v0.1`).
+//! The Rust guest SDK for weft modules: a thin layer over wit-bindgen.
+//! Verbs are built against `weft:module@0.2.0` and projections against
+//! `weft:module@0.3.0` (`sdk/wit/`), the newest contract with each world;
+//! the feature `contract-0-2` builds projections against 0.2.0 instead (a
+//! switch, not an addition: for testing that contract). Modules of 0.1.0
+//! use the crate `weft-guest-v0-1` (`sdk/rust-v0.1`).
 //!
 //! A verb enables the `verb` feature, implements [`verb::Guest`] and calls
 //! `verb::export_verb!`. A projection enables `projection`, implements
-//! [`Projection`] (a `fold` of one activity and a `query`) and calls
-//! [`export_projection!`], which makes its `fold-batch` and hands each
-//! successful fold's writes to the node in one call: [`kv`] buffers them
-//! and lets the fold read them back. The activity arrives with its most-read
-//! fields parsed (`object_type`, `object_id`, `in_reply_to`, `to`, `cc`);
+//! [`Projection`] (a `fold` of one [`Activity`] and a `query`) and calls
+//! [`export_projection!`], which folds each run the node passes one
+//! activity at a time and hands the run's successful folds' writes to the
+//! node in one call: [`kv`] buffers them and lets the fold read them back.
+//! The activity arrives with its most-read fields parsed (`object_type`,
+//! `object_id`, `in_reply_to`, `to`, `cc`), borrowed from the run;
 //! [`activity_text`] fetches its whole JSON, which [`Json`] views typed and
 //! [`fields_in`] with [`view`] types reads just the fields a module needs.
 //! This crate adds no behaviour of its own: what the WIT says is what a
@@ -64,10 +68,28 @@ pub mod verb {
     pub use self::weft::module::log;
 }
 
-/// The `projection` world: fold and query over a private key-value store.
-/// Implement [`crate::Projection`] and call [`crate::export_projection!`]
-/// rather than this world's `Guest` and export macro.
-#[cfg(feature = "projection")]
+/// The `projection` world (0.3.0): fold and query over a private key-value
+/// store. Implement [`crate::Projection`] and call
+/// [`crate::export_projection!`] rather than this world's `Guest` and
+/// export macro.
+#[cfg(all(feature = "projection", not(feature = "contract-0-2")))]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "wit-bindgen's generated lifting code"
+)]
+pub mod projection {
+    wit_bindgen::generate!({
+        world: "projection",
+        path: "../wit/weft-module@0.3.0",
+        pub_export_macro: true,
+        export_macro_name: "export_projection_world",
+        default_bindings_module: "weft_guest::projection",
+    });
+    pub use self::weft::module::{kv, log};
+}
+
+/// The `projection` world of 0.2.0 (feature `contract-0-2`).
+#[cfg(all(feature = "projection", feature = "contract-0-2"))]
 #[allow(
     clippy::too_many_arguments,
     reason = "wit-bindgen's generated lifting code"
@@ -83,6 +105,11 @@ pub mod projection {
     pub use self::weft::module::{kv, log};
 }
 
+#[cfg(feature = "projection")]
+mod activity;
+#[cfg(feature = "projection")]
+pub use activity::{Activity, Addressees};
+
 #[cfg(feature = "verb")]
 use verb::Rejection;
 
@@ -93,7 +120,11 @@ pub trait ActivityJson {
 }
 
 /// The JSON text of the activity `id` (the one a call is about, or any
-/// stored one), from the node's log.
+/// stored one), from the node's log: through the `verb` world's `log` when
+/// that feature is on (a build with both features on reads through the
+/// verb's, a 0.2.0 import), else the projection's. A projection reads the
+/// activity it folds with [`Activity::text`], and others with
+/// `projection::log::get`, which import its own contract's `log`.
 #[cfg(any(feature = "verb", feature = "projection"))]
 pub fn activity_text(id: &str) -> Result<String, JsonError> {
     #[cfg(feature = "verb")]
@@ -128,37 +159,25 @@ pub fn reject_field(field: impl Into<String>, message: impl Into<String>) -> Rej
 pub trait Projection {
     /// Folds one activity. Its [`kv`] writes reach the store only if it
     /// returns `Ok`; it reads them back meanwhile.
-    fn fold(activity: &projection::Activity) -> Result<(), String>;
+    fn fold(activity: &Activity<'_>) -> Result<(), String>;
     /// Serves `GET /projections/{name}/{path}?{params}` with JSON text.
     fn query(path: String, params: Vec<(String, String)>)
     -> Result<String, projection::QueryError>;
 }
 
-/// Folds one activity with `P` (the export `fold`), handing its writes to
-/// the node in one call if it succeeds and dropping them if not.
+/// Folds activities in turn with `P`: each successful fold's writes are
+/// kept for the folds after it, each scan of the node's store is made once,
+/// and the writes reach the node in one call at the end; a failed fold's
+/// writes are dropped.
 #[cfg(feature = "projection")]
-pub fn fold_one<P: Projection>(activity: &projection::Activity) -> Result<(), String> {
-    kv::discard();
-    let result = P::fold(activity);
-    match result {
-        Ok(()) => kv::flush(),
-        Err(_) => kv::discard(),
-    }
-    result
-}
-
-/// Folds a run of activities with `P` (the export `fold-batch`): each
-/// successful fold's writes are kept for the folds after it, each scan of
-/// the node's store is made once per batch, and the writes reach the node
-/// in one call at the end.
-#[cfg(feature = "projection")]
-pub fn fold_batch<P: Projection>(activities: &[projection::Activity]) -> Vec<Result<(), String>> {
+pub fn fold_each<'a, P: Projection>(
+    activities: impl Iterator<Item = Activity<'a>>,
+) -> Vec<Result<(), String>> {
     kv::begin_batch();
     let results = activities
-        .iter()
         .map(|activity| {
             kv::discard();
-            let result = P::fold(activity);
+            let result = P::fold(&activity);
             match result {
                 Ok(()) => kv::keep(),
                 Err(_) => kv::discard(),
@@ -170,10 +189,57 @@ pub fn fold_batch<P: Projection>(activities: &[projection::Activity]) -> Vec<Res
     results
 }
 
+/// Folds a packed run with `P` (the 0.3.0 export `fold`), as [`fold_each`].
+#[cfg(all(feature = "projection", not(feature = "contract-0-2")))]
+pub fn fold_run<P: Projection>(run: &projection::Run) -> Vec<Result<(), String>> {
+    fold_each::<P>(Activity::all_of(run))
+}
+
+/// Folds one 0.2.0 activity with `P` (the 0.2.0 export `fold`), handing
+/// its writes to the node in one call if it succeeds.
+#[cfg(all(feature = "projection", feature = "contract-0-2"))]
+pub fn fold_one<P: Projection>(activity: &projection::Activity) -> Result<(), String> {
+    fold_each::<P>(std::iter::once(Activity::of_record(activity)))
+        .pop()
+        .unwrap_or(Ok(()))
+}
+
+/// Folds a run of 0.2.0 activities with `P` (the 0.2.0 export
+/// `fold-batch`), as [`fold_each`].
+#[cfg(all(feature = "projection", feature = "contract-0-2"))]
+pub fn fold_batch<P: Projection>(activities: &[projection::Activity]) -> Vec<Result<(), String>> {
+    fold_each::<P>(activities.iter().map(Activity::of_record))
+}
+
 /// Exports a type implementing [`Projection`] as the component's
-/// `projection` world: `fold`, `fold-batch` (each activity in turn, as
-/// `fold`) and `query`.
-#[cfg(feature = "projection")]
+/// `projection` world: `fold` of a packed run (each activity in turn) and
+/// `query`.
+#[cfg(all(feature = "projection", not(feature = "contract-0-2")))]
+#[macro_export]
+macro_rules! export_projection {
+    ($ty:ident) => {
+        const _: () = {
+            struct WeftProjectionExport;
+            impl $crate::projection::Guest for WeftProjectionExport {
+                fn fold(run: $crate::projection::Run) -> Vec<::core::result::Result<(), String>> {
+                    $crate::fold_run::<$ty>(&run)
+                }
+                fn query(
+                    path: String,
+                    params: Vec<(String, String)>,
+                ) -> ::core::result::Result<String, $crate::projection::QueryError> {
+                    <$ty as $crate::Projection>::query(path, params)
+                }
+            }
+            $crate::projection::export_projection_world!(WeftProjectionExport);
+        };
+    };
+}
+
+/// Exports a type implementing [`Projection`] as the 0.2.0 `projection`
+/// world: `fold`, `fold-batch` (each activity in turn, as `fold`) and
+/// `query`.
+#[cfg(all(feature = "projection", feature = "contract-0-2"))]
 #[macro_export]
 macro_rules! export_projection {
     ($ty:ident) => {
@@ -886,11 +952,6 @@ pub mod kv {
             })
             .collect();
         host::write(&changes);
-    }
-
-    /// Hands the running fold's writes to the node in one call.
-    pub(crate) fn flush() {
-        hand_over(FOLD.with_borrow_mut(std::mem::take));
     }
 
     /// Drops the running fold's writes.

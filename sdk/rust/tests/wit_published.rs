@@ -14,6 +14,10 @@ const PUBLISHED: &[(&str, &str)] = &[
         "weft-module@0.2.0",
         "98d16167a79a39938c71ee886a31717cd08dd4afd2cfbb1b5fe070b8c856571f",
     ),
+    (
+        "weft-module@0.3.0",
+        "03ce7c609bc76fd31f12675339d413b389a8cb9f5b4a895f66239179a6bf3019",
+    ),
 ];
 
 fn wit_root() -> PathBuf {

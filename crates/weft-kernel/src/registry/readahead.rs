@@ -26,7 +26,7 @@ use weft_store::{ActivityRecord, Store};
 pub(super) enum Parse {
     /// Their fields (a 0.1.0 projection passed every activity).
     Fields,
-    /// Their fields and 0.2.0 records (a 0.2.0 projection passed every
+    /// Their fields and 0.2.0 records (a 0.2.0 or 0.3.0 projection passed every
     /// activity).
     V0_2,
 }

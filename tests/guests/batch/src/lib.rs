@@ -1,4 +1,5 @@
-//! A `weft:module@0.2.0` projection for the tests of `fold-batch` (not a real
+//! A projection for the tests of folding runs (0.3.0 `fold`, and as
+//! `weft-test-batch-v0-2` 0.2.0 `fold-batch`; not a real
 //! projection): it counts activities per verb, but first writes a marker
 //! (deleted again by a fold that succeeds), and misbehaves when
 //! `object.content` asks it to, so a test can check that a batch with a bad
@@ -10,16 +11,17 @@
 //! Query `count?verb=Note` → {"count": n}; `marker` → {"marker": bool};
 //! `echo` → the last echoed activity's content.
 
-use weft_guest::projection::{Activity, QueryError};
-use weft_guest::{Json, Projection, kv};
+use weft_guest::Activity;
+use weft_guest::projection::QueryError;
+use weft_guest::{Projection, kv};
 
 struct Batch;
 
 impl Projection for Batch {
-    fn fold(activity: &Activity) -> Result<(), String> {
+    fn fold(activity: &Activity<'_>) -> Result<(), String> {
         kv::set("marker", "written");
         if activity.verb == "Note" {
-            let json = Json::of(&activity.id).map_err(|e| e.to_string())?;
+            let json = activity.json().map_err(|e| e.to_string())?;
             match json.object_str("content").unwrap_or_default() {
                 "fail" => return Err("failed on purpose".into()),
                 "trap" => panic!("trapped on purpose"),
