@@ -107,6 +107,8 @@ pub mod projection {
 
 #[cfg(feature = "projection")]
 mod activity;
+#[cfg(target_arch = "wasm32")]
+mod mem;
 #[cfg(feature = "projection")]
 pub use activity::{Activity, Addressees};
 
