@@ -370,73 +370,49 @@ impl v0_1::projection::weft::module::kv::Host for HostState {
     }
 }
 
-impl v0_2::types::Host for HostState {}
+/// The imports of a contract version whose `kv` takes a fold's writes in
+/// one `write` call (0.2.0 and 0.3.0: the same interfaces, generated per
+/// version).
+macro_rules! batched_imports {
+    ($version:ident) => {
+        impl $version::types::Host for HostState {}
 
-impl v0_2::log::Host for HostState {
-    fn get(&mut self, id: String) -> wasmtime::Result<Option<String>> {
-        self.log_get(&id)
-    }
+        impl $version::log::Host for HostState {
+            fn get(&mut self, id: String) -> wasmtime::Result<Option<String>> {
+                self.log_get(&id)
+            }
+        }
+
+        impl $version::projection::weft::module::kv::Host for HostState {
+            fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+                self.kv_get(&key)
+            }
+
+            fn scan(
+                &mut self,
+                prefix: String,
+                after: Option<String>,
+                limit: u32,
+            ) -> wasmtime::Result<Vec<(String, String)>> {
+                self.kv_scan(&prefix, after.as_deref(), limit)
+            }
+
+            fn write(&mut self, writes: Vec<$version::types::Change>) -> wasmtime::Result<()> {
+                let count = writes.len();
+                self.kv_write(
+                    count,
+                    writes.into_iter().map(|write| match write {
+                        $version::types::Change::Set((key, value)) => (key, Some(value)),
+                        $version::types::Change::Delete(key) => (key, None),
+                    }),
+                )
+            }
+        }
+    };
 }
 
-impl v0_2::projection::weft::module::kv::Host for HostState {
-    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        self.kv_get(&key)
-    }
-
-    fn scan(
-        &mut self,
-        prefix: String,
-        after: Option<String>,
-        limit: u32,
-    ) -> wasmtime::Result<Vec<(String, String)>> {
-        self.kv_scan(&prefix, after.as_deref(), limit)
-    }
-
-    fn write(&mut self, writes: Vec<v0_2::types::Change>) -> wasmtime::Result<()> {
-        let count = writes.len();
-        self.kv_write(
-            count,
-            writes.into_iter().map(|write| match write {
-                v0_2::types::Change::Set((key, value)) => (key, Some(value)),
-                v0_2::types::Change::Delete(key) => (key, None),
-            }),
-        )
-    }
-}
-
-impl v0_3::types::Host for HostState {}
-
-impl v0_3::log::Host for HostState {
-    fn get(&mut self, id: String) -> wasmtime::Result<Option<String>> {
-        self.log_get(&id)
-    }
-}
-
-impl v0_3::projection::weft::module::kv::Host for HostState {
-    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        self.kv_get(&key)
-    }
-
-    fn scan(
-        &mut self,
-        prefix: String,
-        after: Option<String>,
-        limit: u32,
-    ) -> wasmtime::Result<Vec<(String, String)>> {
-        self.kv_scan(&prefix, after.as_deref(), limit)
-    }
-
-    fn write(&mut self, writes: Vec<v0_3::types::Change>) -> wasmtime::Result<()> {
-        let count = writes.len();
-        self.kv_write(
-            count,
-            writes.into_iter().map(|write| match write {
-                v0_3::types::Change::Set((key, value)) => (key, Some(value)),
-                v0_3::types::Change::Delete(key) => (key, None),
-            }),
-        )
-    }
-}
+batched_imports!(v0_2);
+batched_imports!(v0_3);
 
 #[cfg(test)]
 mod tests {

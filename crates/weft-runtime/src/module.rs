@@ -773,50 +773,84 @@ impl FoldSession<'_> {
     }
 
     fn fold_one_v0_1(&mut self, activity: &v0_1::types::Activity) -> Result<Folded, StoreError> {
-        let ProjectionWorld::V0_1(instances) = &self.module.world else {
-            return Err(StoreError::Internal("a 0.1.0 fold of a 0.2.0 projection"));
+        let module = self.module;
+        let ProjectionWorld::V0_1(instances) = &module.world else {
+            return Err(StoreError::Internal(
+                "a 0.1.0 fold of a projection of another version",
+            ));
         };
         let kept = match &mut self.warm {
             Held::V0_1(kept) => kept.take(),
             Held::V0_2(_) | Held::V0_3(_) => None,
         };
-        let mut warm = match instances.rearm(kept) {
-            Ok(warm) => warm,
-            Err(e) => return Ok(Folded::Fault(e)),
-        };
-        self.lend(&mut warm.store)?;
-        let result = warm.bindings.call_fold(&mut warm.store, activity);
-        instances
-            .runtime
-            .spent(&instances.name, "fold", instances.budget, &warm.store);
-        self.reclaim(&mut warm.store, matches!(result, Ok(Ok(()))))?;
-        let folded = match result {
-            Ok(Ok(())) => Folded::Applied,
-            Ok(Err(message)) => Folded::Refused(message),
-            // A trapped instance is never reused.
-            Err(e) => return Ok(Folded::Fault(instances.fault(&e))),
-        };
-        if instances.idle.is_some() {
-            self.warm = Held::V0_1(Some(warm));
-        }
-        Ok(folded)
+        let called = self.run_on(
+            instances,
+            kept,
+            Held::V0_1,
+            "fold",
+            |bindings, store| bindings.call_fold(store, activity),
+            Result::is_ok,
+        )?;
+        Ok(match called {
+            Called::Answered(Ok(())) => Folded::Applied,
+            Called::Answered(Err(message)) => Folded::Refused(message),
+            Called::Fault(e) => Folded::Fault(e),
+        })
     }
 
-    /// Runs `call` on the session's 0.2.0 instance with the source lent,
-    /// keeping the call's writes when `keep` says so of its answer.
+    /// Runs `call` on the session's 0.2.0 instance ([`FoldSession::run_on`]).
     fn call_v0_2<T>(
         &mut self,
         what: &str,
         call: impl FnOnce(&v0_2::projection::Projection, &mut Store<HostState>) -> wasmtime::Result<T>,
         keep: impl FnOnce(&T) -> bool,
     ) -> Result<Called<T>, StoreError> {
-        let ProjectionWorld::V0_2(instances) = &self.module.world else {
-            return Err(StoreError::Internal("a 0.2.0 fold of a 0.1.0 projection"));
+        let module = self.module;
+        let ProjectionWorld::V0_2(instances) = &module.world else {
+            return Err(StoreError::Internal(
+                "a 0.2.0 fold of a projection of another version",
+            ));
         };
         let kept = match &mut self.warm {
             Held::V0_2(kept) => kept.take(),
             Held::V0_1(_) | Held::V0_3(_) => None,
         };
+        self.run_on(instances, kept, Held::V0_2, what, call, keep)
+    }
+
+    /// Runs `call` on the session's 0.3.0 instance ([`FoldSession::run_on`]).
+    fn call_v0_3<T>(
+        &mut self,
+        call: impl FnOnce(&v0_3::projection::Projection, &mut Store<HostState>) -> wasmtime::Result<T>,
+        keep: impl FnOnce(&T) -> bool,
+    ) -> Result<Called<T>, StoreError> {
+        let module = self.module;
+        let ProjectionWorld::V0_3(instances) = &module.world else {
+            return Err(StoreError::Internal(
+                "a 0.3.0 fold of a projection of another version",
+            ));
+        };
+        let kept = match &mut self.warm {
+            Held::V0_3(kept) => kept.take(),
+            Held::V0_1(_) | Held::V0_2(_) => None,
+        };
+        self.run_on(instances, kept, Held::V0_3, "fold", call, keep)
+    }
+
+    /// Runs `call` on an instance of `instances` — `kept`, the one the
+    /// session holds, or a new one — with the source lent, keeping the
+    /// call's writes when `keep` says so of its answer. An instance that
+    /// answered is held for the session's next call (as `hold` makes it);
+    /// a trapped one is never reused.
+    fn run_on<B: Bindings, T>(
+        &mut self,
+        instances: &Instances<B>,
+        kept: Option<Warm<B>>,
+        hold: fn(Option<Warm<B>>) -> Held,
+        what: &str,
+        call: impl FnOnce(&B, &mut Store<HostState>) -> wasmtime::Result<T>,
+        keep: impl FnOnce(&T) -> bool,
+    ) -> Result<Called<T>, StoreError> {
         let mut warm = match instances.rearm(kept) {
             Ok(warm) => warm,
             Err(e) => return Ok(Called::Fault(e)),
@@ -831,11 +865,10 @@ impl FoldSession<'_> {
         match result {
             Ok(answer) => {
                 if instances.idle.is_some() {
-                    self.warm = Held::V0_2(Some(warm));
+                    self.warm = hold(Some(warm));
                 }
                 Ok(Called::Answered(answer))
             }
-            // A trapped instance is never reused.
             Err(e) => Ok(Called::Fault(instances.fault(&e))),
         }
     }
@@ -894,45 +927,6 @@ impl FoldSession<'_> {
         let (first, second) = slice.split_at(slice.len() / 2);
         self.fold_slice(first, out)?;
         self.fold_slice(second, out)
-    }
-
-    /// Runs `call` on the session's 0.3.0 instance with the source lent,
-    /// keeping the call's writes when `keep` says so of its answer.
-    fn call_v0_3<T>(
-        &mut self,
-        call: impl FnOnce(&v0_3::projection::Projection, &mut Store<HostState>) -> wasmtime::Result<T>,
-        keep: impl FnOnce(&T) -> bool,
-    ) -> Result<Called<T>, StoreError> {
-        let ProjectionWorld::V0_3(instances) = &self.module.world else {
-            return Err(StoreError::Internal(
-                "a 0.3.0 fold of a projection of another version",
-            ));
-        };
-        let kept = match &mut self.warm {
-            Held::V0_3(kept) => kept.take(),
-            Held::V0_1(_) | Held::V0_2(_) => None,
-        };
-        let mut warm = match instances.rearm(kept) {
-            Ok(warm) => warm,
-            Err(e) => return Ok(Called::Fault(e)),
-        };
-        self.lend(&mut warm.store)?;
-        let result = call(&warm.bindings, &mut warm.store);
-        instances
-            .runtime
-            .spent(&instances.name, "fold", instances.budget, &warm.store);
-        let keeps = result.as_ref().is_ok_and(keep);
-        self.reclaim(&mut warm.store, keeps)?;
-        match result {
-            Ok(answer) => {
-                if instances.idle.is_some() {
-                    self.warm = Held::V0_3(Some(warm));
-                }
-                Ok(Called::Answered(answer))
-            }
-            // A trapped instance is never reused.
-            Err(e) => Ok(Called::Fault(instances.fault(&e))),
-        }
     }
 
     /// Folds `slice` with one 0.3.0 `fold` call of its packed run, or, if
