@@ -35,7 +35,7 @@ async fn endorse(node: &TestNode, token: &str, body: Value) -> anyhow::Result<St
 /// 0.1.0 one is built from the whole log, as both fold what comes after,
 /// and after the built-in one is rebuilt with `fold-batch`.
 #[tokio::test]
-async fn a_0_1_and_a_0_2_build_of_one_projection_fold_a_log_alike() -> anyhow::Result<()> {
+async fn a_0_1_and_a_0_3_build_of_one_projection_fold_a_log_alike() -> anyhow::Result<()> {
     let node = TestNode::start().await?;
     let (_, alice) = node.actor("alice").await?;
     let (_, bob) = node.actor("bob").await?;
