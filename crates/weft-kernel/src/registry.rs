@@ -453,9 +453,9 @@ impl Registry {
         // read ahead meanwhile. One passed some types reads for itself.
         let ahead = match (module.folds_everything(), module.contract()) {
             (false, _) => None,
-            (true, Contract::V0_1) => Some(readahead::Parse::Fields),
-            // A 0.3.0 run is packed from the 0.2.0 records per call.
-            (true, Contract::V0_2 | Contract::V0_3) => Some(readahead::Parse::V0_2),
+            // A 0.3.0 run is packed from the fields per call.
+            (true, Contract::V0_1 | Contract::V0_3) => Some(readahead::Parse::Fields),
+            (true, Contract::V0_2) => Some(readahead::Parse::V0_2),
         };
         while budget > 0 && next <= until {
             let limit = usize::try_from(budget.min(CHUNK as u64)).unwrap_or(CHUNK);
@@ -636,7 +636,7 @@ impl Registry {
         let last = reader.last_position().map_err(|e| e.to_string())?;
         let from = last.saturating_sub(limit.saturating_sub(1)).max(1);
         let records = reader
-            .records_between(from, last)
+            .records(from, last, usize::MAX)
             .map_err(|e| e.to_string())?;
         drop(reader);
         let dir = std::env::temp_dir().join(format!(

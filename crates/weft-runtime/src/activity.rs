@@ -1,7 +1,7 @@
 //! An activity as each contract version carries it across the boundary:
 //! 0.1.0 with its whole JSON text, 0.2.0 with its most-read fields parsed
 //! (`object-type`, `object-id`, `in-reply-to`, `to`, `cc`), 0.3.0 with the
-//! same fields packed, a run's strings in one text ([`v0_3_run`]). The
+//! same fields packed, a run's strings in one text ([`Activities::v0_3_of`]). The
 //! records of a run are made once, for the first projection of each
 //! version that folds the run, and lent to every other.
 //!
@@ -195,6 +195,28 @@ impl<'a> Activities<'a> {
                 .collect()
         })
     }
+
+    /// The 0.3.0 run of the activities at `range`, packed from the run's
+    /// 0.2.0 records when they are made (for a 0.2.0 projection, or by a
+    /// read-ahead), else from their fields: no 0.2.0 record is made for a
+    /// 0.3.0 projection. Made per call, since a call's run is a part of
+    /// the run and the copies are cheap next to the allocations they save
+    /// the module.
+    pub(crate) fn v0_3_of(&self, range: Range<usize>) -> v0_3::types::Run {
+        let range = range.start.min(self.len())..range.end.min(self.len());
+        if let Some(records) = self.v0_2.get() {
+            return pack(records[range].iter().map(FieldRefs::of_record));
+        }
+        let items = &self.items[range.clone()];
+        // The whole run's fields when they are parsed or it is all of
+        // them; else those of the range alone.
+        if self.parsed.get().is_some() || range.len() == self.len() {
+            let fields = &self.parsed()[range];
+            return pack(items.iter().zip(fields).map(|(i, f)| FieldRefs::of(i, f)));
+        }
+        let fields: Vec<Fields> = items.iter().map(|i| Fields::parse(i.json)).collect();
+        pack(items.iter().zip(&fields).map(|(i, f)| FieldRefs::of(i, f)))
+    }
 }
 
 /// The fields of a run's activities, or their 0.2.0 records, made from
@@ -204,7 +226,8 @@ impl<'a> Activities<'a> {
 /// wherever they are parsed.
 #[derive(Debug)]
 pub enum Parsed {
-    /// For a 0.1.0 module (whose records carry the text too).
+    /// For a 0.1.0 module (whose records carry the text too) or a 0.3.0
+    /// one (whose runs are packed from the fields).
     Fields(Vec<ParsedFields>),
     /// For a 0.2.0 module: the records alone, the fields they were made
     /// of dropped where they were parsed.
@@ -278,30 +301,67 @@ pub(crate) fn v0_2_record(id: &str, json: &str, backfilled: bool) -> v0_2::types
     Fields::parse(json).v0_2(id, backfilled)
 }
 
-/// The 0.3.0 run of `records` (0.2.0 records of the same activities):
-/// every string copied once into one text, each field a span of it, the
-/// `to` and `cc` entries spans in `addressees`. Made per call, since a
-/// call's run is a slice of the records and the copies are cheap next to
-/// the allocations they save the module.
-pub(crate) fn v0_3_run(records: &[v0_2::types::Activity]) -> v0_3::types::Run {
+/// One activity's fields, borrowed from its 0.2.0 record or from its
+/// parsed fields: what a 0.3.0 run is packed of.
+struct FieldRefs<'a> {
+    id: &'a str,
+    kind: &'a str,
+    verb: &'a str,
+    actor: &'a str,
+    seq: u64,
+    published: &'a str,
+    backfilled: bool,
+    object_type: Option<&'a str>,
+    object_id: Option<&'a str>,
+    in_reply_to: Option<&'a str>,
+    to: &'a [String],
+    cc: &'a [String],
+}
+
+impl<'a> FieldRefs<'a> {
+    fn of_record(r: &'a v0_2::types::Activity) -> Self {
+        Self {
+            id: &r.id,
+            kind: &r.kind,
+            verb: &r.verb,
+            actor: &r.actor,
+            seq: r.seq,
+            published: &r.published,
+            backfilled: r.backfilled,
+            object_type: r.object_type.as_deref(),
+            object_id: r.object_id.as_deref(),
+            in_reply_to: r.in_reply_to.as_deref(),
+            to: &r.to,
+            cc: &r.cc,
+        }
+    }
+
+    fn of(item: &'a Item<'a>, f: &'a Fields) -> Self {
+        Self {
+            id: item.id,
+            kind: &f.kind,
+            verb: &f.verb,
+            actor: &f.actor,
+            seq: f.seq,
+            published: &f.published,
+            backfilled: item.backfilled,
+            object_type: f.object_type.as_deref(),
+            object_id: f.object_id.as_deref(),
+            in_reply_to: f.in_reply_to.as_deref(),
+            to: &f.to,
+            cc: &f.cc,
+        }
+    }
+}
+
+/// The 0.3.0 run of `activities`: every string copied once into one text,
+/// each field a span of it, the `to` and `cc` entries spans in
+/// `addressees`.
+fn pack<'a>(activities: impl Iterator<Item = FieldRefs<'a>>) -> v0_3::types::Run {
     use v0_3::types::{Activity, Addressed, Run, Span};
 
-    let strings: usize = records
-        .iter()
-        .map(|r| {
-            r.id.len()
-                + r.kind.len()
-                + r.verb.len()
-                + r.actor.len()
-                + r.published.len()
-                + r.object_type.as_ref().map_or(0, String::len)
-                + r.object_id.as_ref().map_or(0, String::len)
-                + r.in_reply_to.as_ref().map_or(0, String::len)
-                + r.to.iter().chain(&r.cc).map(String::len).sum::<usize>()
-        })
-        .sum();
-    let mut text = String::with_capacity(strings);
-    let mut addressees = Vec::with_capacity(records.iter().map(|r| r.to.len() + r.cc.len()).sum());
+    let mut text = String::new();
+    let mut addressees = Vec::new();
     // Offsets past u32::MAX (a run of over 4 GiB, which the node's limits
     // on an activity's size rule out) read as empty spans in the module.
     let offset = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
@@ -313,8 +373,7 @@ pub(crate) fn v0_3_run(records: &[v0_2::types::Activity]) -> v0_3::types::Run {
             len: offset(s.len()),
         }
     };
-    let activities = records
-        .iter()
+    let activities = activities
         .map(|r| {
             let mut addressed = |text: &mut String, list: &[String]| {
                 let first = offset(addressees.len());
@@ -324,19 +383,19 @@ pub(crate) fn v0_3_run(records: &[v0_2::types::Activity]) -> v0_3::types::Run {
                     len: offset(list.len()),
                 }
             };
-            let to = addressed(&mut text, &r.to);
-            let cc = addressed(&mut text, &r.cc);
+            let to = addressed(&mut text, r.to);
+            let cc = addressed(&mut text, r.cc);
             Activity {
-                id: span(&mut text, &r.id),
-                kind: span(&mut text, &r.kind),
-                verb: span(&mut text, &r.verb),
-                actor: span(&mut text, &r.actor),
+                id: span(&mut text, r.id),
+                kind: span(&mut text, r.kind),
+                verb: span(&mut text, r.verb),
+                actor: span(&mut text, r.actor),
                 seq: r.seq,
-                published: span(&mut text, &r.published),
+                published: span(&mut text, r.published),
                 backfilled: r.backfilled,
-                object_type: r.object_type.as_deref().map(|s| span(&mut text, s)),
-                object_id: r.object_id.as_deref().map(|s| span(&mut text, s)),
-                in_reply_to: r.in_reply_to.as_deref().map(|s| span(&mut text, s)),
+                object_type: r.object_type.map(|s| span(&mut text, s)),
+                object_id: r.object_id.map(|s| span(&mut text, s)),
+                in_reply_to: r.in_reply_to.map(|s| span(&mut text, s)),
                 to,
                 cc,
             }
@@ -537,24 +596,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// A 0.3.0 run holds every field of the 0.2.0 records it was made of,
-    /// each span naming exactly that string (multi-byte text included),
-    /// and each activity's `to`/`cc` naming its own entries in order.
-    #[test]
-    fn a_packed_run_names_every_field_of_its_records() {
-        let note = json!({"type": "Create", "actor": "https://m.example/u/é", "seq": 3,
-            "published": "2026-12-07T00:00:00Z",
-            "object": {"type": "Note", "id": "https://m.example/n/1", "inReplyTo": "https://x/ü"},
-            "to": ["https://a/1", "https://a/2"], "cc": "https://c/1"})
-        .to_string();
-        let follow =
-            json!({"type": "Follow", "actor": "https://b/u", "object": "https://b/v"}).to_string();
-        let records = vec![
-            v0_2_record("b1", &note, true),
-            v0_2_record("b2", &follow, false),
-            v0_2_record("b3", "not json", false),
-        ];
-        let run = v0_3_run(&records);
+    /// Every field of `records`, read back through the spans of `run`.
+    fn assert_packs(run: &v0_3::types::Run, records: &[v0_2::types::Activity]) {
         let text = |s: v0_3::types::Span| {
             let start = s.start as usize;
             run.text[start..start + s.len as usize].to_owned()
@@ -567,7 +610,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(run.activities.len(), records.len());
-        for (packed, record) in run.activities.iter().zip(&records) {
+        for (packed, record) in run.activities.iter().zip(records) {
             assert_eq!(text(packed.id), record.id);
             assert_eq!(text(packed.kind), record.kind);
             assert_eq!(text(packed.verb), record.verb);
@@ -581,13 +624,56 @@ mod tests {
             assert_eq!(entries(packed.to), record.to);
             assert_eq!(entries(packed.cc), record.cc);
         }
+    }
+
+    /// A 0.3.0 run holds every field of the activities' 0.2.0 records,
+    /// each span naming exactly that string (multi-byte text included) and
+    /// each `to`/`cc` its own entries in order — whether it is packed from
+    /// the fields (the whole run, or a part of it alone) or from records
+    /// made already.
+    #[test]
+    fn a_packed_run_names_every_field_of_its_activities() {
+        let note = json!({"type": "Create", "actor": "https://m.example/u/é", "seq": 3,
+            "published": "2026-12-07T00:00:00Z",
+            "object": {"type": "Note", "id": "https://m.example/n/1", "inReplyTo": "https://x/ü"},
+            "to": ["https://a/1", "https://a/2"], "cc": "https://c/1"})
+        .to_string();
+        let follow =
+            json!({"type": "Follow", "actor": "https://b/u", "object": "https://b/v"}).to_string();
+        let items = [
+            ("b1", note.as_str(), true),
+            ("b2", &follow, false),
+            ("b3", "not json", false),
+        ];
+        let records: Vec<_> = items
+            .iter()
+            .map(|(id, json, backfilled)| v0_2_record(id, json, *backfilled))
+            .collect();
+        let fresh = || {
+            let mut run = Activities::new();
+            for (id, json, backfilled) in items {
+                run.push(id, json, backfilled);
+            }
+            run
+        };
+
+        let whole = fresh();
+        assert_packs(&whole.v0_3_of(0..3), &records);
+        assert!(whole.v0_2.get().is_none(), "no 0.2.0 record was made");
+        assert_packs(&fresh().v0_3_of(1..3), &records[1..]);
+        let recorded = fresh();
+        recorded.v0_2();
+        assert_packs(&recorded.v0_3_of(0..9), &records);
+        assert_packs(&recorded.v0_3_of(2..3), &records[2..]);
+
+        let run = whole.v0_3_of(0..3);
+        let start = run.activities[0].actor.start as usize;
         assert_eq!(
-            entries(run.activities[0].to),
-            ["https://a/1", "https://a/2"]
+            &run.text[start..start + run.activities[0].actor.len as usize],
+            "https://m.example/u/é"
         );
-        assert_eq!(text(run.activities[0].actor), "https://m.example/u/é");
         assert!(run.activities[2].object_id.is_none());
-        let empty = v0_3_run(&[]);
+        let empty = Activities::new().v0_3_of(0..1);
         assert!(
             empty.text.is_empty() && empty.activities.is_empty() && empty.addressees.is_empty()
         );

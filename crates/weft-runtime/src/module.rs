@@ -15,7 +15,7 @@ use wasmtime::component::Component;
 use weft_core::model::Signed;
 use weft_store::{ModuleKind, RecentIds, Snapshot, StoreError, WriteTxn};
 
-use super::activity::{Activities, v0_1_record, v0_2_record, v0_3_run};
+use super::activity::{Activities, v0_1_record, v0_2_record};
 use super::bindings::{v0_1, v0_2, v0_3};
 use super::host::{Current, HostState, Source, WriteState};
 use super::{Budget, Contract, Runtime, RuntimeError};
@@ -724,12 +724,13 @@ impl FoldSession<'_> {
                     let end = (at..run.len())
                         .find(|i| wanted[*i] != wanted[at])
                         .unwrap_or(run.len());
-                    if wanted[at] {
+                    if wanted[at] && packed {
+                        for start in (at..end).step_by(BATCH) {
+                            self.fold_packed(run, start..(start + BATCH).min(end), &mut out)?;
+                        }
+                    } else if wanted[at] {
                         for slice in run.v0_2_of(at..end).chunks(BATCH) {
-                            match packed {
-                                true => self.fold_packed(slice, &mut out)?,
-                                false => self.fold_slice(slice, &mut out)?,
-                            }
+                            self.fold_slice(slice, &mut out)?;
                         }
                     } else {
                         out.extend((at..end).map(|_| Folded::Applied));
@@ -929,19 +930,20 @@ impl FoldSession<'_> {
         self.fold_slice(second, out)
     }
 
-    /// Folds `slice` with one 0.3.0 `fold` call of its packed run, or, if
-    /// that faults or answers for another number of activities, each half
-    /// of it again, down to runs of one; a run of one that faults is that
-    /// activity's fault.
+    /// Folds the activities of `run` at `range` with one 0.3.0 `fold`
+    /// call of their packed run, or, if that faults or answers for another
+    /// number of activities, each half of it again, down to runs of one;
+    /// a run of one that faults is that activity's fault.
     fn fold_packed(
         &mut self,
-        slice: &[v0_2::types::Activity],
+        run: &Activities<'_>,
+        range: std::ops::Range<usize>,
         out: &mut Vec<Folded>,
     ) -> Result<(), StoreError> {
-        let asked = slice.len();
-        let run = v0_3_run(slice);
+        let asked = range.len();
+        let packed = run.v0_3_of(range.clone());
         let called = self.call_v0_3(
-            |bindings, store| bindings.call_fold(store, &run),
+            |bindings, store| bindings.call_fold(store, &packed),
             |results: &Vec<Result<(), String>>| results.len() == asked,
         )?;
         let failed = match called {
@@ -958,14 +960,14 @@ impl FoldSession<'_> {
             )),
             Called::Fault(e) => e,
         };
-        if let [_] = slice {
-            out.push(Folded::Fault(failed));
+        if asked <= 1 {
+            out.extend((asked == 1).then_some(Folded::Fault(failed)));
             return Ok(());
         }
         tracing::debug!(projection = %self.module.name, error = %failed, activities = asked, "a packed fold failed; folding its halves");
-        let (first, second) = slice.split_at(asked / 2);
-        self.fold_packed(first, out)?;
-        self.fold_packed(second, out)
+        let middle = range.start + asked / 2;
+        self.fold_packed(run, range.start..middle, out)?;
+        self.fold_packed(run, middle..range.end, out)
     }
 
     /// Ends the session: the successful folds' writes go to the store, the

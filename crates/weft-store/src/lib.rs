@@ -1207,21 +1207,6 @@ impl Reader {
         records_in(&self.txn.open_table(RECORDS)?, from, to, limit)
     }
 
-    /// The records at positions `from..=to`, in order.
-    pub fn records_between(
-        &self,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<(u64, ActivityRecord)>, StoreError> {
-        let records = self.txn.open_table(RECORDS)?;
-        let mut out = Vec::new();
-        for entry in records.range(from..=to)? {
-            let (k, v) = entry?;
-            out.push((k.value(), postcard::from_bytes(v.value())?));
-        }
-        Ok(out)
-    }
-
     /// How many deliveries are queued and how many gave up (without
     /// reading them).
     pub fn job_counts(&self) -> Result<(u64, u64), StoreError> {

@@ -24,9 +24,9 @@ use weft_store::{ActivityRecord, Store};
 /// What to make of a stretch's activities besides reading them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Parse {
-    /// Their fields (a 0.1.0 projection passed every activity).
+    /// Their fields (a 0.1.0 or 0.3.0 projection passed every activity).
     Fields,
-    /// Their fields and 0.2.0 records (a 0.2.0 or 0.3.0 projection passed every
+    /// Their fields and 0.2.0 records (a 0.2.0 projection passed every
     /// activity).
     V0_2,
 }
