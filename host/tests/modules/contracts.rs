@@ -364,9 +364,9 @@ async fn a_rebuild_serves_the_old_generation_until_it_swaps() -> anyhow::Result<
     node.stop().await
 }
 
-/// A definition whose `wit` is not its component's contract, or whose
-/// `folds` is not a list of activity types, is refused naming the field,
-/// and nothing of the node changes.
+/// A definition whose `wit` is not its component's contract, whose
+/// `folds` is not a list of activity types, or that defines a 0.3.0 module
+/// as a verb, is refused naming the field, and nothing of the node changes.
 #[tokio::test]
 async fn a_definition_with_a_wrong_wit_or_folds_changes_nothing() -> anyhow::Result<()> {
     let node = TestNode::start().await?;
@@ -401,6 +401,12 @@ async fn a_definition_with_a_wrong_wit_or_folds_changes_nothing() -> anyhow::Res
             json!({"folds": []}),
             "folds",
             "list of 1 to 64 activity types",
+        ),
+        // A 0.3.0 projection as a verb (0.3.0 has no verb world).
+        (
+            json!({"type": "DefineActivity", "name": "Batch"}),
+            "module",
+            "is a projection, not a verb",
         ),
     ] {
         let mut draft = json!({
