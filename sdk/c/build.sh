@@ -34,8 +34,20 @@ BINDINGS="$HERE/bindings/$WIT_VERSION"
 
 CLANG=clang-19
 RT=/usr/lib/llvm-19/lib/clang/19/lib/wasi/libclang_rt.builtins-wasm32.a
-if ! command -v "$CLANG" >/dev/null || ! command -v wasm-ld-19 >/dev/null \
-    || [ ! -f /usr/lib/wasm32-wasi/libc.a ] || [ ! -f "$RT" ]; then
+have_toolchain() {
+    command -v "$CLANG" >/dev/null && command -v wasm-ld-19 >/dev/null \
+        && [ -f /usr/lib/wasm32-wasi/libc.a ] && [ -f "$RT" ]
+}
+if ! have_toolchain; then
+    # Builds running at once (the node's tests do) install once: the first
+    # takes the lock and installs, the others wait for it and find the
+    # toolchain there.
+    TOOLS="${WEFT_TOOLS:-$HERE/../../target/sdk-tools}"
+    mkdir -p "$TOOLS"
+    exec 9>"$TOOLS/c.lock"
+    flock 9
+fi
+if ! have_toolchain; then
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
         echo "needs clang-19, lld-19, libclang-rt-19-dev-wasm32 and wasi-libc (Debian packages); install them as root" >&2
         exit 3
@@ -48,6 +60,7 @@ if ! command -v "$CLANG" >/dev/null || ! command -v wasm-ld-19 >/dev/null \
         exit 3
     fi
 fi
+exec 9>&- 2>/dev/null || true
 
 FLAGS=(--target=wasm32-wasi -O2 -Wall -Wextra
        -nostdinc -isystem /usr/lib/llvm-19/lib/clang/19/include

@@ -27,6 +27,11 @@ case "$WIT_VERSION" in
 esac
 WIT="$ROOT/sdk/wit/weft-module@$WIT_VERSION"
 
+# Builds running at once (the node's tests do) install once: the first takes
+# the lock and installs, the others wait for it and find the tool there.
+mkdir -p "$TOOLS"
+exec 9>"$TOOLS.lock"
+flock 9
 if [ ! -x "$QJS" ] || ! cmp -s "$HERE/package-lock.json" "$TOOLS/package-lock.json"; then
     command -v npm >/dev/null || { echo "npm (Node.js 18 or newer) is needed to install componentize-qjs" >&2; exit 3; }
     mkdir -p "$TOOLS"
@@ -35,6 +40,7 @@ if [ ! -x "$QJS" ] || ! cmp -s "$HERE/package-lock.json" "$TOOLS/package-lock.js
     (cd "$TOOLS" && npm ci --silent --no-audit --no-fund)
     echo "installed componentize-qjs" >&2
 fi
+exec 9>&-
 
 # --sync: the node's wasmtime has no component-model async ABI.
 # --stub-wasi: QuickJS's WASI imports become stubs that trap, so console,

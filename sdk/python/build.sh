@@ -30,6 +30,11 @@ case "$WIT_VERSION" in
 esac
 WIT="$ROOT/sdk/wit/weft-module@$WIT_VERSION"
 
+# Builds running at once (the node's tests do) install once: the first takes
+# the lock and installs, the others wait for it and find the tool there.
+mkdir -p "$TOOLS"
+exec 9>"$TOOLS/python.lock"
+flock 9
 if [ ! -x "$CPY" ] || [ "$("$CPY" --version 2>/dev/null)" != "componentize-py $VERSION" ]; then
     PYTHON="${PYTHON:-python3}"
     "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
@@ -39,6 +44,7 @@ if [ ! -x "$CPY" ] || [ "$("$CPY" --version 2>/dev/null)" != "componentize-py $V
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$VERSION"
     echo "installed componentize-py $VERSION" >&2
 fi
+exec 9>&-
 echo "building $MODULE ($WORLD of weft:module@$WIT_VERSION) from $SRC with componentize-py (takes a few seconds)…" >&2
 
 # The build imports the module, which leaves bytecode in SRC_DIR/__pycache__:
