@@ -107,8 +107,13 @@ pub mod projection {
 
 #[cfg(feature = "projection")]
 mod activity;
+#[cfg(any(test, all(target_arch = "wasm32", feature = "arena")))]
+mod arena;
 #[cfg(target_arch = "wasm32")]
 mod mem;
+#[cfg(all(target_arch = "wasm32", feature = "arena"))]
+#[global_allocator]
+static ALLOCATOR: arena::Arena = arena::Arena::new();
 #[cfg(feature = "projection")]
 pub use activity::{Activity, Addressees};
 
