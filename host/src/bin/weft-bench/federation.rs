@@ -63,7 +63,7 @@ async fn send_all(
     addr: &str,
     requests: Vec<Vec<u8>>,
     senders: usize,
-) -> anyhow::Result<(Vec<Duration>, u64)> {
+) -> anyhow::Result<(Vec<Duration>, Refused)> {
     let mut shares: Vec<Vec<Vec<u8>>> = (0..senders).map(|_| Vec::new()).collect();
     for (i, r) in requests.into_iter().enumerate() {
         shares[i % senders].push(r);
@@ -76,27 +76,58 @@ async fn send_all(
             stream.set_nodelay(true)?;
             let mut buf = Vec::with_capacity(4096);
             let mut latencies = Vec::with_capacity(share.len());
-            let mut errors = 0u64;
+            let mut refused = Refused::default();
             for request in share {
                 let sent = Instant::now();
                 let status = super::exchange(&mut stream, &mut buf, &request).await?;
                 if status == "202" {
                     latencies.push(sent.elapsed());
                 } else {
-                    errors += 1;
+                    refused.add(&status, &buf);
                 }
             }
-            anyhow::Ok((latencies, errors))
+            anyhow::Ok((latencies, refused))
         }));
     }
     let mut latencies = Vec::new();
-    let mut errors = 0;
+    let mut refused = Refused::default();
     for task in tasks {
-        let (l, e) = task.await??;
+        let (l, r) = task.await??;
         latencies.extend(l);
-        errors += e;
+        refused.count += r.count;
+        refused.first = refused.first.or(r.first);
     }
-    Ok((latencies, errors))
+    Ok((latencies, refused))
+}
+
+/// The requests a node refused: how many, and the first one's status and
+/// body (which says why).
+#[derive(Debug, Default)]
+struct Refused {
+    count: u64,
+    first: Option<String>,
+}
+
+impl Refused {
+    /// Counts a refusal; `response` is its head and body.
+    fn add(&mut self, status: &str, response: &[u8]) {
+        self.count += 1;
+        if self.first.is_none() {
+            let text = String::from_utf8_lossy(response);
+            let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            self.first = Some(format!(
+                "{status} {}",
+                body.chars().take(400).collect::<String>()
+            ));
+        }
+    }
+
+    /// A line naming the first refusal, when there was one.
+    fn explain(&self) {
+        if let Some(first) = &self.first {
+            println!("the first refusal: {first}");
+        }
+    }
 }
 
 /// A POST of `body` to `name`'s inbox signed (draft-cavage, as Mastodon
@@ -229,7 +260,8 @@ pub async fn inbox(
     eprintln!("posting them to {recipient}'s inbox with {senders} senders…");
     let before = super::writer_seconds(&http, base).await;
     let started = Instant::now();
-    let (mut latencies, errors) = send_all(&addr, requests, senders).await?;
+    let (mut latencies, refused) = send_all(&addr, requests, senders).await?;
+    let errors = refused.count;
     let elapsed = started.elapsed();
     let accepted = latencies.len();
     println!(
@@ -237,6 +269,7 @@ pub async fn inbox(
         elapsed.as_secs_f64(),
         accepted as f64 / elapsed.as_secs_f64()
     );
+    refused.explain();
     super::rate_limit_hint();
     super::print_latency(&mut latencies);
     super::print_writer(&http, base, before, accepted).await;
@@ -282,10 +315,14 @@ pub async fn fanout(
     }
     let total = follows.len() as u64;
     eprintln!("{total} remote actors on {peers} origins follow {star}…");
-    let (_, errors) = send_all(&addr, follows, 64).await?;
+    let (_, refused) = send_all(&addr, follows, 64).await?;
     super::rate_limit_hint();
-    if errors > 0 {
-        bail!("{errors} Follows were refused");
+    if refused.count > 0 {
+        bail!(
+            "{} Follows were refused, the first with {}",
+            refused.count,
+            refused.first.unwrap_or_default()
+        );
     }
     let accepts = || {
         origins
