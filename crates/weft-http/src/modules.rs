@@ -113,6 +113,9 @@ pub async fn status(
     let module = registry
         .projection(&name)
         .ok_or_else(|| Problem::not_found(format!("no projection `{name}` on this node")))?;
+    // Everything below comes from one snapshot, so the answer is one
+    // moment's: the registry's memory of what it builds changes before the
+    // transaction that starts or ends a build commits.
     let reader = state.kernel.store().read()?;
     let status = reader.projection_status(&name)?;
     let building = match reader.projection_builds()?.get(&name) {
@@ -134,7 +137,7 @@ pub async fn status(
         "errors": errors,
         "building": building,
         "generation": reader.projection_generation(&name)?,
-        "rebuilding": registry.is_rebuilding(&name),
+        "rebuilding": reader.projection_rebuilds()?.contains_key(&name),
     }))
     .into_response())
 }

@@ -358,12 +358,6 @@ impl Registry {
         self.building.read().is_ok_and(|b| b.contains(name))
     }
 
-    /// Whether projection `name` is being rebuilt beside the generation it
-    /// serves.
-    pub fn is_rebuilding(&self, name: &str) -> bool {
-        self.rebuilding.read().is_ok_and(|b| b.contains(name))
-    }
-
     /// Starts rebuilding projection `name` into its next generation,
     /// serving the one it has until the new one has caught up.
     fn start_rebuild(&self, txn: &WriteTxn, name: &str) -> Result<(), StoreError> {
