@@ -231,6 +231,20 @@ async fn weft_and_a_fedify_server_follow_each_other_and_deliver() -> anyhow::Res
     );
     assert_eq!(shown["activity"]["actor"], peer.actor().as_str());
 
+    // alice likes the peer's note, named only by its URL: the Like goes to
+    // the note's author, found from the note's document (no dead letter
+    // for the note's URL, which is no actor).
+    let like = publish(&weft, &token, json!({"type": "Like", "object": note_id})).await?;
+    let liked = eventually(30, "alice's Like at the peer", || async {
+        Ok(items(&peer.state().await?, "received")
+            .into_iter()
+            .find(|r| r["type"] == "Like" && r["id"] == like["id"]))
+    })
+    .await
+    .with_context(|| context("no Like"))?;
+    assert_eq!(liked["actor"], alice.as_str());
+    assert_eq!(liked["objectId"], note_id.as_str());
+
     // The peer unfollows alice.
     peer.control("unfollow", json!({"target": alice})).await?;
     eventually(30, "the peer's Undo", || async {

@@ -271,7 +271,7 @@ async fn attempt(federation: &Federation, job: &Job) -> Attempt {
         None => {
             federation
                 .peers
-                .inbox_of(&job.recipient, &Budget::new(2))
+                .recipient_inbox(&job.recipient, &Budget::new(2))
                 .await
         }
     };

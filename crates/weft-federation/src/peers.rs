@@ -214,15 +214,52 @@ impl Peers {
         }))
     }
 
+    /// The inbox an activity addressed to `recipient` goes to. An actor's
+    /// is its own; a URL that names an object instead (a note a Like or an
+    /// Announce names by its URL) is delivered to the object's author, as
+    /// its document at that URL attributes it on the same origin
+    /// (`weft_core::wire::object::author`). Anything else is no recipient.
+    pub async fn recipient_inbox(
+        &self,
+        recipient: &str,
+        budget: &Budget,
+    ) -> Result<String, PeerError> {
+        if let Some((peer, _)) = self.current(recipient, budget).await? {
+            return Ok(peer.inbox.clone());
+        }
+        let doc = self.fetcher.get_json(recipient, budget).await?;
+        match parse(recipient, &doc) {
+            Ok(peer) => Ok(self.keep(peer).await?.inbox.clone()),
+            Err(PeerError::Document { url, problem }) => {
+                match weft_core::wire::object::author(recipient, &doc) {
+                    Some(author) => self.inbox_of(author, budget).await,
+                    None => Err(PeerError::Document {
+                        url,
+                        problem: format!(
+                            "{problem}; nor is it an object whose `attributedTo` names an actor of its own origin"
+                        ),
+                    }),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Fetches `actor`'s document from its own URL, checks it, and keeps it.
     pub async fn refresh(&self, actor: &str, budget: &Budget) -> Result<Arc<Peer>, PeerError> {
         let doc = self.fetcher.get_json(actor, budget).await?;
-        let peer = Arc::new(parse(actor, &doc)?);
+        self.keep(parse(actor, &doc)?).await
+    }
+
+    /// Keeps a checked actor document (the `peers` table and memory).
+    async fn keep(&self, peer: Peer) -> Result<Arc<Peer>, PeerError> {
+        let actor = peer.id.clone();
+        let peer = Arc::new(peer);
         self.kernel
             .federation_write(vec![FederationWrite::Peer((*peer).clone())])
             .await?;
         if let Ok(mut cache) = self.cache.write() {
-            cache.insert(actor.to_owned(), Kept::new(peer.clone()));
+            cache.insert(actor, Kept::new(peer.clone()));
         }
         Ok(peer)
     }

@@ -1,5 +1,6 @@
 //! Who gets an activity (docs/architecture.md §7.1): the actors named in `to`/`cc` (and an
-//! actor URL in `object`, as a Follow names its target), the publisher's
+//! actor URL in `object`, as a Follow names its target, or the author of an
+//! object named there by its URL, as a Like names a note), the publisher's
 //! followers when it is addressed to its followers collection or to Public,
 //! never the publisher itself. Local recipients get it in their inbox in the
 //! append transaction; remote ones get one delivery job each.
@@ -49,6 +50,22 @@ impl Kernel {
             && reader.activity(object)?.is_some()
         {
             named.remove(object.as_str());
+        }
+        // An object of this node's that an activity names by its URL (a
+        // note a Like likes) is its author's to get; a remote one's author
+        // is found when it is delivered.
+        let objects: Vec<String> = named
+            .iter()
+            .filter(|r| self.is_local_url(r))
+            .cloned()
+            .collect();
+        for object in objects {
+            if reader.actor(&object)?.is_none()
+                && let Some(owner) = self.local_owner(&object)
+            {
+                named.remove(&object);
+                named.insert(owner);
+            }
         }
         if to_followers {
             named.extend(self.followers(author)?);

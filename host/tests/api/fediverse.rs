@@ -75,6 +75,7 @@ impl Fedi {
             .route("/users/{name}", axum::routing::get(document))
             .route("/users/{name}/main-key", axum::routing::get(key_document))
             .route("/users/{name}/inbox", axum::routing::post(inbox))
+            .route("/users/{name}/statuses/{id}", axum::routing::get(status))
             .route("/inbox", axum::routing::post(shared_inbox))
             .with_state(inner.clone());
         tokio::spawn(async move {
@@ -303,6 +304,35 @@ async fn document(State(inner): State<Arc<Mutex<Inner>>>, Path(name): Path<Strin
     }
 }
 
+/// A status as Mastodon serves it: a Note attributed to its author. The
+/// status `forged` names an author on another origin.
+async fn status(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((name, id)): Path<(String, String)>,
+) -> Response {
+    let mut inner = inner.lock().expect("lock");
+    inner.gets += 1;
+    let url = format!("{}/users/{name}/statuses/{id}", inner.base);
+    let author = if id == "forged" {
+        format!("http://127.0.0.1:1/users/{name}")
+    } else {
+        format!("{}/users/{name}", inner.base)
+    };
+    (
+        [(header::CONTENT_TYPE, "application/activity+json")],
+        json!({
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": url,
+            "type": "Note",
+            "attributedTo": author,
+            "content": "<p>a status</p>",
+            "to": ["https://www.w3.org/ns/activitystreams#Public"],
+        })
+        .to_string(),
+    )
+        .into_response()
+}
+
 /// GoToSocial serves a key's URL as a stub of its owner with the key.
 async fn key_document(
     State(inner): State<Arc<Mutex<Inner>>>,
@@ -403,6 +433,72 @@ async fn graph(node: &TestNode, list: &str, actor: &str) -> anyhow::Result<Vec<V
         )
         .await?;
     Ok(body["items"].as_array().cloned().unwrap_or_default())
+}
+
+/// A Like names what it likes by URL, addressing no one: a remote note's
+/// Like goes to the author its document names on its own origin (signed
+/// by the liker), one that names an author elsewhere is a dead letter that
+/// says so (nothing is posted), and a local note's goes to its owner's
+/// inbox.
+#[tokio::test]
+async fn a_like_of_a_note_by_its_url_reaches_the_notes_author() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (alice, token) = node.actor("alice").await?;
+    let (_, bob_token) = node.actor("bob").await?;
+    let fedi = Fedi::start().await?;
+    let mastodon = fedi.actor("mastodon", false)?;
+
+    let status = format!("{mastodon}/statuses/1");
+    let like = node
+        .publish_ok(&token, &json!({"type": "Like", "object": status}))
+        .await?;
+    let delivered = eventually(20, "the Like at the note's author", || async {
+        Ok(fedi.received().into_iter().find(|d| {
+            serde_json::from_slice::<Value>(&d.body).is_ok_and(|v| v["id"] == like["id"])
+        }))
+    })
+    .await?;
+    assert_eq!(delivered.path, "/users/mastodon/inbox");
+    assert_eq!(verify_delivery(&node, &delivered).await?, alice);
+    let body: Value = serde_json::from_slice(&delivered.body)?;
+    assert_eq!(body["object"], status.as_str());
+
+    // Another origin's actor is not taken as the author.
+    let forged = format!("{mastodon}/statuses/forged");
+    node.publish_ok(&token, &json!({"type": "Like", "object": forged}))
+        .await?;
+    let dead = eventually(20, "the forged status's dead letter", || async {
+        let dead = node.get_ok("/admin/dead-letter", Some(&node.admin)).await?;
+        Ok((dead["totalItems"] == 1).then_some(dead))
+    })
+    .await?;
+    let letter = &dead["items"][0];
+    assert_eq!(letter["recipient"], forged.as_str(), "{letter}");
+    assert!(
+        letter["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("attributedTo")),
+        "{letter}"
+    );
+    assert_eq!(fedi.received().len(), 1, "only the first Like was posted");
+
+    // bob likes alice's own note by its URL: it lands in alice's inbox.
+    let note = node
+        .publish_ok(&token, &weft_test_support::fixtures::note("mine"))
+        .await?;
+    let note_url = note["object"]["id"]
+        .as_str()
+        .context("the note's URL")?
+        .to_owned();
+    let liked = node
+        .publish_ok(&bob_token, &json!({"type": "Like", "object": note_url}))
+        .await?;
+    let items = inbox_items(&node, "alice", &token).await?;
+    assert!(
+        items.iter().any(|i| i["id"] == liked["id"]),
+        "bob's Like is not in alice's inbox: {items:?}"
+    );
+    node.stop().await
 }
 
 /// A Mastodon Follow is taken on its HTTP signature, kept with the
