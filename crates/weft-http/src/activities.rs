@@ -78,8 +78,10 @@ async fn publish_as(
         .into_response())
 }
 
-/// `GET /activities/{id}`: public activities to anyone; others to their
-/// actor's token (and the admin), 404 otherwise so existence does not leak.
+/// `GET /activities/{id}`: public activities to anyone; others to the
+/// tokens of their actor, of the actors they name and (when addressed to
+/// the followers) of the author's followers, and the admin's; 404
+/// otherwise so existence does not leak.
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -92,9 +94,9 @@ pub async fn get(
         .read()?
         .activity(&id)?
         .ok_or_else(missing)?;
-    if !visible(&record, &caller) {
-        return Err(missing());
-    }
+    let record = visible(&state, &caller, record)
+        .await?
+        .ok_or_else(missing)?;
     Ok(activity_json(record.json))
 }
 
@@ -112,29 +114,31 @@ pub async fn object(
     let actor = reader.actor_id_by_name(&name)?.ok_or_else(missing)?;
     let id = reader.activity_at(&actor, seq)?.ok_or_else(missing)?;
     let record = reader.activity(&id)?.ok_or_else(missing)?;
-    if !visible(&record, &caller) {
-        return Err(missing());
-    }
+    drop(reader);
+    let record = visible(&state, &caller, record)
+        .await?
+        .ok_or_else(missing)?;
     let object = wire::object::document(&record.json, &wire::object::url(&actor, seq))
         .ok_or_else(missing)?;
     Ok(activity_json(object.to_string()))
 }
 
-/// Whether `caller` may see `record`: anyone a public one, its actor and
-/// those it names the others, the admin all.
-fn visible(record: &weft_store::ActivityRecord, caller: &Caller) -> bool {
-    record.public
-        || match caller {
-            Caller::Admin => true,
-            Caller::Actor(me) => *me == record.actor || addressed_to(&record.json, me),
-            Caller::Anonymous => false,
-        }
-}
-
-/// Whether the activity (JSON text) names `actor` in `to`, `cc` or `object`.
-fn addressed_to(json: &str, actor: &str) -> bool {
-    match serde_json::from_str::<serde_json::Value>(json) {
-        Ok(serde_json::Value::Object(map)) => weft_kernel::addressed(&map).contains(&actor),
-        _ => false,
+/// `record` when `caller` may see it (`weft_kernel::visibility`). Whether
+/// the caller follows the author may take a module call (the follower
+/// graph), made on the worker pool, never on an async worker.
+async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    record: weft_store::ActivityRecord,
+) -> Result<Option<weft_store::ActivityRecord>, Problem> {
+    if record.public {
+        return Ok(Some(record));
     }
+    let view = caller.view(&state.kernel);
+    state
+        .kernel
+        .workers()
+        .run(move || view.may_read(&record).then_some(record))
+        .await
+        .map_err(|busy| Problem::new(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()))
 }

@@ -11,6 +11,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use super::{AppState, Problem};
+use weft_kernel::visibility::{Reader, View};
 use weft_store::Role;
 
 /// The authenticated caller of a request.
@@ -34,6 +35,16 @@ impl Caller {
             ))),
             Self::Anonymous => Ok(false),
         }
+    }
+
+    /// What the caller may read of the log (`weft_kernel::visibility`).
+    pub fn view(&self, kernel: &std::sync::Arc<weft_kernel::Kernel>) -> View {
+        let reader = match self {
+            Self::Anonymous => Reader::Anonymous,
+            Self::Admin => Reader::Admin,
+            Self::Actor(id) => Reader::Actor(id.clone()),
+        };
+        View::new(kernel.clone(), reader)
     }
 }
 

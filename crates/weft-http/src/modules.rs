@@ -4,6 +4,7 @@
 //! the operator's JSON (status, pending modules) is written here.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -11,13 +12,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::auth::Admin;
+use super::auth::{Admin, Caller};
 use super::extract::Path;
 use super::{AppState, Problem, body};
 use weft_core::wire::registry as registry_view;
 use weft_kernel::registry::{Described, QueryFault, Registry};
 use weft_kernel::{Kernel, KernelError};
-use weft_runtime::QueryError;
+use weft_runtime::{QueryError, Visible};
 use weft_store::ModuleKind;
 
 fn registry(state: &AppState) -> Result<&std::sync::Arc<Registry>, Problem> {
@@ -143,11 +144,13 @@ pub async fn status(
 }
 
 /// `GET /projections/{name}` and `/projections/{name}/{path…}?…`: the
-/// projection's `query`.
+/// projection's `query`, reading the log as the caller may (a feed shows
+/// an anonymous reader its public activities only).
 pub async fn query(
     State(state): State<AppState>,
     Path(parts): Path<Vec<(String, String)>>,
     uri: axum::http::Uri,
+    caller: Caller,
 ) -> Result<Response, Problem> {
     let get = |k: &str| {
         parts
@@ -164,10 +167,17 @@ pub async fn query(
         .map_err(Problem::bad_request)?
         .unwrap_or_default();
     let registry = registry(&state)?.clone();
+    // What the projection reads of the log is what the caller may read.
+    let view = caller.view(&state.kernel);
+    let visible: Visible = Arc::new(move |record| view.may_read(record));
     let answer = state
         .kernel
         .workers()
-        .run(move || registry.query(&name, &path, &params).map_err(|e| (name, e)))
+        .run(move || {
+            registry
+                .query(&name, &path, &params, Some(visible))
+                .map_err(|e| (name, e))
+        })
         .await
         .map_err(|busy| Problem::new(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()))?;
     match answer {

@@ -31,7 +31,7 @@ impl Kernel {
     /// The recipients of `signed`, published by one of this node's actors.
     pub(super) fn audience(&self, signed: &Signed) -> Result<Audience, KernelError> {
         let author = signed.header.actor.as_str();
-        let followers = format!("{author}/followers");
+        let followers = followers_collection(author);
         let mut named = BTreeSet::new();
         let mut to_followers = false;
         for recipient in addressed(&signed.json) {
@@ -143,6 +143,11 @@ impl Kernel {
         }
         Ok(inbox)
     }
+}
+
+/// The followers collection of `actor`, as activities address it.
+pub(crate) fn followers_collection(actor: &str) -> String {
+    format!("{actor}/followers")
 }
 
 /// Every recipient an activity addresses explicitly: `to`, `cc`, `bto`,

@@ -14,6 +14,7 @@ pub mod modules;
 pub mod policy;
 pub mod registry;
 mod sequencer;
+pub mod visibility;
 pub mod workers;
 mod writer;
 
@@ -328,7 +329,7 @@ impl Kernel {
             return Ok(Vec::new());
         };
         let params = [("actor".to_owned(), actor.to_owned())];
-        Ok(match registry.query(audience::GRAPH, list, &params) {
+        Ok(match registry.query(audience::GRAPH, list, &params, None) {
             Ok(Ok(text)) => audience::items(&text),
             Ok(Err(e)) => {
                 tracing::warn!(%actor, error = ?e, "the follower graph refused a query");

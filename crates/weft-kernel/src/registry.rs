@@ -729,12 +729,15 @@ impl Registry {
         self.projections.read().ok()?.get(name).cloned()
     }
 
-    /// Serves `GET /projections/{name}/{path}`.
+    /// Serves `GET /projections/{name}/{path}`: the projection's `log.get`
+    /// answers what `visible` lets through (the asker's view), or the
+    /// whole log when `None` (the node's own questions).
     pub fn query(
         &self,
         name: &str,
         path: &str,
         params: &[(String, String)],
+        visible: Option<weft_runtime::Visible>,
     ) -> Result<Result<String, QueryError>, QueryFault> {
         let module = self.projection(name).ok_or(QueryFault::Unknown)?;
         if self.is_building(name) {
@@ -766,7 +769,13 @@ impl Registry {
             .projection_generation(name)
             .map_err(|e| QueryFault::Store(e.to_string()))?;
         module
-            .query_in(snapshot, &namespace(name, generation), path, params)
+            .query_in(
+                snapshot,
+                &namespace(name, generation),
+                path,
+                params,
+                visible,
+            )
             .map_err(QueryFault::Runtime)
     }
 

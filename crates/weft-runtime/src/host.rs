@@ -10,7 +10,12 @@ use std::sync::Arc;
 
 use super::bindings::{v0_1, v0_2, v0_3};
 use super::limiter::Meter;
-use weft_store::{FoldTxn, RecentIds, Snapshot, Store, StoreError, WriteTxn};
+use weft_store::{ActivityRecord, FoldTxn, RecentIds, Snapshot, Store, StoreError, WriteTxn};
+
+/// Which stored activities a query's `log.get` answers: the view of whoever
+/// asked (a public one for anyone, say). What it refuses reads as absent.
+/// Folds and verbs see the whole log; so does a query run without one.
+pub type Visible = Arc<dyn Fn(&ActivityRecord) -> bool + Send + Sync>;
 
 /// A projection's fold session: the lent transaction, and the writes of
 /// the session's successful folds, kept in memory (later folds read them)
@@ -125,6 +130,8 @@ pub struct HostState {
     /// is stored, a dry run's folds): what a 0.2.0 module's `log.get` of
     /// them answers.
     pub current: Option<Arc<Current>>,
+    /// The asker's view, while a query runs for someone.
+    pub visible: Option<Visible>,
 }
 
 /// Activities' JSON text by id: [`HostState::current`].
@@ -195,7 +202,10 @@ impl HostState {
         self.resolve()?;
         let found = match &self.source {
             Source::None | Source::Later(_) => None,
-            Source::Read(snapshot) => snapshot.activity(id)?.map(|r| r.json),
+            Source::Read(snapshot) => snapshot
+                .activity(id)?
+                .filter(|r| self.visible.as_ref().is_none_or(|visible| visible(r)))
+                .map(|r| r.json),
             Source::Write(state) => state.tables.activity_json(id)?,
         };
         self.charge(found.as_ref().map_or(0, |j| j.len() as u64))?;
@@ -431,6 +441,7 @@ mod tests {
             max_write_bytes: 1 << 20,
             host_fuel: u64::MAX,
             current: None,
+            visible: None,
         }
     }
 

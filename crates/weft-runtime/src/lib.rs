@@ -28,6 +28,7 @@ use limiter::Meter;
 use weft_store::ModuleKind;
 
 pub use activity::{Activities, Parsed};
+pub use host::Visible;
 pub use module::{
     FoldSession, Folded, Intent, ProjectionModule, QueryError, Refusal, Reuse, VerbModule,
 };
@@ -565,6 +566,7 @@ impl Runtime {
             max_write_bytes: self.limits.max_write_bytes,
             host_fuel: budget.fuel,
             current: None,
+            visible: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);

@@ -17,7 +17,7 @@ use weft_store::{ModuleKind, RecentIds, Snapshot, StoreError, WriteTxn};
 
 use super::activity::{Activities, v0_1_record, v0_2_record};
 use super::bindings::{v0_1, v0_2, v0_3};
-use super::host::{Current, HostState, Source, WriteState};
+use super::host::{Current, HostState, Source, Visible, WriteState};
 use super::{Budget, Contract, Runtime, RuntimeError};
 
 /// What a local actor should publish in response to an activity: a draft,
@@ -224,6 +224,7 @@ impl<B: Bindings> Instances<B> {
             let data = warm.store.data_mut();
             data.source = Source::None;
             data.current = None;
+            data.visible = None;
             data.kv.buffer.clear();
             data.kv.buffered_bytes = 0;
             if let Ok(mut idle) = idle.lock() {
@@ -556,21 +557,24 @@ impl ProjectionModule {
         path: &str,
         params: &[(String, String)],
     ) -> Result<Result<String, QueryError>, RuntimeError> {
-        self.query_in(snapshot, &self.name, path, params)
+        self.query_in(snapshot, &self.name, path, params, None)
     }
 
     /// Answers a query from a committed snapshot of the state under
-    /// `namespace` (the generation served).
+    /// `namespace` (the generation served); its `log.get` answers only what
+    /// `visible` lets through, when given.
     pub fn query_in(
         &self,
         snapshot: Snapshot,
         namespace: &str,
         path: &str,
         params: &[(String, String)],
+        visible: Option<Visible>,
     ) -> Result<Result<String, QueryError>, RuntimeError> {
         let ready = |store: &mut Store<HostState>, snapshot: Snapshot| {
             let data = store.data_mut();
             data.source = Source::Read(snapshot);
+            data.visible = visible;
             data.kv.projection.clear();
             data.kv.projection.push_str(namespace);
             data.kv.writable = false;

@@ -187,3 +187,98 @@ async fn every_spelling_of_public_makes_an_activity_public() -> anyhow::Result<(
     assert_eq!(outbox["totalItems"], 1 + public.len());
     node.stop().await
 }
+
+/// A projection's query reads the log as its caller may: the feed shows
+/// alice, with her token, what bob addressed to her and to his followers
+/// (she follows him) beside his public note; anyone else — anonymous, or
+/// carol with her own token — gets the public note only, though the same
+/// entries are in alice's feed; the admin sees all. The same rule serves
+/// `GET /activities/{id}`: alice may read bob's followers-only note there,
+/// carol may not.
+#[tokio::test]
+async fn a_projection_query_shows_only_what_its_caller_may_read() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (alice, alice_token) = node.actor("alice").await?;
+    let (bob, bob_token) = node.actor("bob").await?;
+    let (_, carol_token) = node.actor("carol").await?;
+    node.publish_ok(
+        &alice_token,
+        &json!({"type": "Follow", "object": bob, "to": [bob]}),
+    )
+    .await?;
+    crate::support::eventually(10, "alice to follow bob", || async {
+        let following = node
+            .get_ok(
+                &format!("/projections/follower-graph/following?actor={alice}"),
+                None,
+            )
+            .await?;
+        Ok((following["items"] == json!([bob])).then_some(()))
+    })
+    .await?;
+    let public = node.publish_ok(&bob_token, &note("for all")).await?;
+    let direct = node
+        .publish_ok(
+            &bob_token,
+            &json!({"type": "Create", "object": {"type": "Note", "content": "for alice"}, "to": [alice]}),
+        )
+        .await?;
+    let followers_only = node
+        .publish_ok(
+            &bob_token,
+            &json!({"type": "Create", "object": {"type": "Note", "content": "for followers"}, "to": [format!("{bob}/followers")]}),
+        )
+        .await?;
+
+    let feed = async |token: Option<&str>| -> anyhow::Result<Vec<Value>> {
+        let feed = node
+            .get_ok(&format!("/projections/feed?actor={alice}"), token)
+            .await?;
+        Ok(feed["items"]
+            .as_array()
+            .context("items")?
+            .iter()
+            .map(|i| i["activity"]["id"].clone())
+            .collect())
+    };
+    // Newest first, after alice's Follow and bob's Accept of it.
+    let hers = feed(Some(&alice_token)).await?;
+    assert_eq!(
+        hers.get(..3),
+        Some(
+            &[
+                followers_only["id"].clone(),
+                direct["id"].clone(),
+                public["id"].clone(),
+            ][..]
+        ),
+        "{hers:?}"
+    );
+    assert_eq!(feed(Some(&node.admin)).await?, hers);
+    // Anyone else: the entries anyone may fetch, the public note among
+    // them, the two for alice not.
+    let mut readable = Vec::new();
+    for id in &hers {
+        let url = id.as_str().context("an id")?;
+        let path = url.strip_prefix(&node.url("")).context("a local id")?;
+        if node.get(path, None).await?.0 == 200 {
+            readable.push(id.clone());
+        }
+    }
+    assert!(readable.contains(&public["id"]), "{readable:?}");
+    assert!(!readable.contains(&direct["id"]), "{readable:?}");
+    assert!(!readable.contains(&followers_only["id"]), "{readable:?}");
+    for reader in [None, Some(carol_token.as_str())] {
+        assert_eq!(feed(reader).await?, readable, "{reader:?}");
+    }
+
+    let path = format!("/activities/{}", id_of(&followers_only)?);
+    assert_eq!(
+        node.get_ok(&path, Some(&alice_token)).await?,
+        followers_only
+    );
+    node.assert_rejected(Req::get(path.clone()).bearer(&carol_token), 404)
+        .await?;
+    node.assert_rejected(Req::get(path), 404).await?;
+    node.stop().await
+}
