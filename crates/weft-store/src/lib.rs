@@ -480,6 +480,9 @@ impl Store {
     /// whether a full repair ran, are logged.
     pub fn open_with(path: &Path, cache_mb: usize, flush_at: usize) -> Result<Self, StoreError> {
         let started = Instant::now();
+        // redb reports a repair when it sets up a new file, too: that is
+        // no store left open by a crash.
+        let fresh = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
         let repaired = Arc::new(AtomicBool::new(false));
         let db = match Database::builder()
             .set_cache_size(cache_mb.max(1).saturating_mul(1 << 20))
@@ -494,7 +497,7 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         let opened = started.elapsed();
-        let repaired = repaired.load(Ordering::Relaxed);
+        let repaired = repaired.load(Ordering::Relaxed) && !fresh;
         if repaired {
             tracing::warn!(
                 path = %path.display(),
@@ -1911,10 +1914,11 @@ mod tests {
         Ok(())
     }
 
-    /// A store left open, as a killed process leaves it, opens again with
-    /// no full repair and every commit in place: each commit saved redb's
-    /// allocator state. A file whose last commit saved none (plain redb)
-    /// is repaired, and the store says so.
+    /// A new store is no repaired one. A store left open, as a killed
+    /// process leaves it, opens again with no full repair and every commit
+    /// in place: each commit saved redb's allocator state. A file whose
+    /// last commit saved none (plain redb) is repaired, and the store says
+    /// so.
     #[test]
     fn a_crashed_store_opens_without_a_full_repair() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
@@ -1923,6 +1927,7 @@ mod tests {
         // right after the last commit leaves on disk.
         let crashed = dir.path().join("crashed.redb");
         let store = Store::open(&path)?;
+        assert!(!store.repaired(), "a new store reads as repaired");
         append(&store, 1, 50, true)?;
         std::fs::copy(&path, &crashed)?;
         let reopened = Store::open(&crashed)?;
