@@ -190,6 +190,9 @@ impl Kernel {
             outbound.clone(),
             ingest_limits.clone(),
         );
+        let workers = workers::Workers::new(limits.workers, limits.worker_queue).map_err(|e| {
+            KernelError::NotCommitted(format!("cannot start the worker threads: {e}"))
+        })?;
         let handle = std::thread::Builder::new()
             .name("weft-writer".into())
             .spawn(move || writer.run(rx))
@@ -209,7 +212,7 @@ impl Kernel {
             public_url: std::sync::OnceLock::new(),
             http_keys: Mutex::new(std::collections::HashMap::new()),
             shared_inboxes: RwLock::new(std::collections::HashMap::new()),
-            workers: Arc::new(workers::Workers::new(limits.workers, limits.worker_queue)),
+            workers: Arc::new(workers),
             policy_statuses: policy::PolicyStatuses::default(),
             policy_changed: tokio::sync::Notify::new(),
         })
