@@ -1,6 +1,7 @@
 //! Who gets an activity (docs/architecture.md §7.1): the actors named in `to`/`cc` (and an
 //! actor URL in `object`, as a Follow names its target, or the author of an
-//! object named there by its URL, as a Like names a note), the publisher's
+//! object named there by its URL, as a Like names a note; an Undo of one's
+//! own activity goes where that activity's `object` went), the publisher's
 //! followers when it is addressed to its followers collection or to Public,
 //! never the publisher itself. Local recipients get it in their inbox in the
 //! append transaction; remote ones get one delivery job each.
@@ -50,6 +51,19 @@ impl Kernel {
             && reader.activity(object)?.is_some()
         {
             named.remove(object.as_str());
+        }
+        // Naming one of its author's own activities (an Undo of a Like, of
+        // a Follow) goes where that activity's `object` went: the author of
+        // the note it liked hears of the Undo too.
+        if let Some(Value::String(object)) = signed.json.get("object")
+            && let Some(held) = reader.activity(object)?
+            && held.actor == author
+            && let Ok(Value::Object(held)) = serde_json::from_str::<Value>(&held.json)
+            && let Some(Value::String(target)) = held.get("object")
+            && is_http_url(target)
+            && reader.activity(target)?.is_none()
+        {
+            named.insert(target.clone());
         }
         // An object of this node's that an activity names by its URL (a
         // note a Like likes) is its author's to get; a remote one's author

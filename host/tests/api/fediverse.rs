@@ -437,7 +437,7 @@ async fn graph(node: &TestNode, list: &str, actor: &str) -> anyhow::Result<Vec<V
 
 /// A Like names what it likes by URL, addressing no one: a remote note's
 /// Like goes to the author its document names on its own origin (signed
-/// by the liker), one that names an author elsewhere is a dead letter that
+/// by the liker), and so does its Undo; one that names an author elsewhere is a dead letter that
 /// says so (nothing is posted), and a local note's goes to its owner's
 /// inbox.
 #[tokio::test]
@@ -462,6 +462,17 @@ async fn a_like_of_a_note_by_its_url_reaches_the_notes_author() -> anyhow::Resul
     assert_eq!(verify_delivery(&node, &delivered).await?, alice);
     let body: Value = serde_json::from_slice(&delivered.body)?;
     assert_eq!(body["object"], status.as_str());
+    // Its Undo, addressed to no one either, follows it there.
+    let undo = node
+        .publish_ok(&token, &json!({"type": "Undo", "object": like["id"]}))
+        .await?;
+    let undone = eventually(20, "the Undo at the note's author", || async {
+        Ok(fedi.received().into_iter().find(|d| {
+            serde_json::from_slice::<Value>(&d.body).is_ok_and(|v| v["id"] == undo["id"])
+        }))
+    })
+    .await?;
+    assert_eq!(undone.path, "/users/mastodon/inbox");
 
     // Another origin's actor is not taken as the author.
     let forged = format!("{mastodon}/statuses/forged");
@@ -480,7 +491,11 @@ async fn a_like_of_a_note_by_its_url_reaches_the_notes_author() -> anyhow::Resul
             .is_some_and(|e| e.contains("attributedTo")),
         "{letter}"
     );
-    assert_eq!(fedi.received().len(), 1, "only the first Like was posted");
+    assert_eq!(
+        fedi.received().len(),
+        2,
+        "only the first Like and its Undo were posted"
+    );
 
     // bob likes alice's own note by its URL: it lands in alice's inbox.
     let note = node
