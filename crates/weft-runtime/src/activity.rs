@@ -16,7 +16,11 @@ use std::ops::Range;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::bindings::{v0_1, v0_2, v0_3};
+use super::bindings::{v0_1, v0_2};
+
+mod packed;
+
+pub(crate) use packed::PackedRun;
 
 /// One activity of a run: its id and its JSON text as stored.
 #[derive(Debug, Clone, Copy)]
@@ -202,7 +206,7 @@ impl<'a> Activities<'a> {
     /// 0.3.0 projection. Made per call, since a call's run is a part of
     /// the run and the copies are cheap next to the allocations they save
     /// the module.
-    pub(crate) fn v0_3_of(&self, range: Range<usize>) -> v0_3::types::Run {
+    pub(crate) fn v0_3_of(&self, range: Range<usize>) -> PackedRun {
         let range = range.start.min(self.len())..range.end.min(self.len());
         if let Some(records) = self.v0_2.get() {
             return pack(records[range].iter().map(FieldRefs::of_record));
@@ -357,55 +361,12 @@ impl<'a> FieldRefs<'a> {
 /// The 0.3.0 run of `activities`: every string copied once into one text,
 /// each field a span of it, the `to` and `cc` entries spans in
 /// `addressees`.
-fn pack<'a>(activities: impl Iterator<Item = FieldRefs<'a>>) -> v0_3::types::Run {
-    use v0_3::types::{Activity, Addressed, Run, Span};
-
-    let mut text = String::new();
-    let mut addressees = Vec::new();
-    // Offsets past u32::MAX (a run of over 4 GiB, which the node's limits
-    // on an activity's size rule out) read as empty spans in the module.
-    let offset = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    let span = |text: &mut String, s: &str| {
-        let start = offset(text.len());
-        text.push_str(s);
-        Span {
-            start,
-            len: offset(s.len()),
-        }
-    };
-    let activities = activities
-        .map(|r| {
-            let mut addressed = |text: &mut String, list: &[String]| {
-                let first = offset(addressees.len());
-                addressees.extend(list.iter().map(|s| span(text, s)));
-                Addressed {
-                    first,
-                    len: offset(list.len()),
-                }
-            };
-            let to = addressed(&mut text, r.to);
-            let cc = addressed(&mut text, r.cc);
-            Activity {
-                id: span(&mut text, r.id),
-                kind: span(&mut text, r.kind),
-                verb: span(&mut text, r.verb),
-                actor: span(&mut text, r.actor),
-                seq: r.seq,
-                published: span(&mut text, r.published),
-                backfilled: r.backfilled,
-                object_type: r.object_type.map(|s| span(&mut text, s)),
-                object_id: r.object_id.map(|s| span(&mut text, s)),
-                in_reply_to: r.in_reply_to.map(|s| span(&mut text, s)),
-                to,
-                cc,
-            }
-        })
-        .collect();
-    Run {
-        text,
-        activities,
-        addressees,
+fn pack<'a>(activities: impl ExactSizeIterator<Item = FieldRefs<'a>>) -> PackedRun {
+    let mut run = PackedRun::with_capacity(activities.len());
+    for activity in activities {
+        run.push(&activity);
     }
+    run
 }
 
 /// An activity's `type`, as [`Fields::parse`] reads it: a text with one
@@ -594,6 +555,7 @@ fn strings(value: Option<&Value>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bindings::v0_3;
     use serde_json::json;
 
     /// Every field of `records`, read back through the spans of `run`.
@@ -658,22 +620,22 @@ mod tests {
         };
 
         let whole = fresh();
-        assert_packs(&whole.v0_3_of(0..3), &records);
+        assert_packs(&whole.v0_3_of(0..3).unpack(), &records);
         assert!(whole.v0_2.get().is_none(), "no 0.2.0 record was made");
-        assert_packs(&fresh().v0_3_of(1..3), &records[1..]);
+        assert_packs(&fresh().v0_3_of(1..3).unpack(), &records[1..]);
         let recorded = fresh();
         recorded.v0_2();
-        assert_packs(&recorded.v0_3_of(0..9), &records);
-        assert_packs(&recorded.v0_3_of(2..3), &records[2..]);
+        assert_packs(&recorded.v0_3_of(0..9).unpack(), &records);
+        assert_packs(&recorded.v0_3_of(2..3).unpack(), &records[2..]);
 
-        let run = whole.v0_3_of(0..3);
+        let run = whole.v0_3_of(0..3).unpack();
         let start = run.activities[0].actor.start as usize;
         assert_eq!(
             &run.text[start..start + run.activities[0].actor.len as usize],
             "https://m.example/u/é"
         );
         assert!(run.activities[2].object_id.is_none());
-        let empty = Activities::new().v0_3_of(0..1);
+        let empty = Activities::new().v0_3_of(0..1).unpack();
         assert!(
             empty.text.is_empty() && empty.activities.is_empty() && empty.addressees.is_empty()
         );

@@ -947,7 +947,7 @@ impl FoldSession<'_> {
         let asked = range.len();
         let packed = run.v0_3_of(range.clone());
         let called = self.call_v0_3(
-            |bindings, store| bindings.call_fold(store, &packed),
+            |bindings, store| packed.fold(bindings, store),
             |results: &Vec<Result<(), String>>| results.len() == asked,
         )?;
         let failed = match called {

@@ -8,11 +8,16 @@
 //!   is spent;
 //! - "echo" keeps the activity's JSON text, read with `log.get` of its id.
 //!
+//! It also keeps every field the node passed it of each activity, so a
+//! test can check that each contract version carries the same ones.
+//!
 //! Query `count?verb=Note` → {"count": n}; `marker` → {"marker": bool};
-//! `echo` → the last echoed activity's content.
+//! `echo` → the last echoed activity's content; `fields?id=` → the
+//! activity's fields as passed.
 
 use weft_guest::Activity;
 use weft_guest::projection::QueryError;
+use weft_guest::serde_json::{Value, json};
 use weft_guest::{Projection, kv};
 
 struct Batch;
@@ -33,6 +38,10 @@ impl Projection for Batch {
             }
         }
         kv::delete("marker");
+        kv::set(
+            &format!("fields|{}", activity.id),
+            &fields(activity).to_string(),
+        );
         kv::add(&format!("count|{}", activity.verb), 1);
         Ok(())
     }
@@ -55,9 +64,36 @@ impl Projection for Batch {
                 "{{\"echo\":{:?}}}",
                 kv::get("echo").unwrap_or_default()
             )),
+            "fields" => {
+                let id = params
+                    .iter()
+                    .find(|(k, _)| k == "id")
+                    .map(|(_, v)| v.clone())
+                    .ok_or_else(|| QueryError::BadRequest("`id` is required".into()))?;
+                kv::get(&format!("fields|{id}"))
+                    .ok_or_else(|| QueryError::NotFound(format!("{id} was not folded")))
+            }
             other => Err(QueryError::NotFound(format!("no query `{other}`"))),
         }
     }
+}
+
+/// Every field of `activity` as the node passed it.
+fn fields(activity: &Activity<'_>) -> Value {
+    json!({
+        "id": activity.id,
+        "kind": activity.kind,
+        "verb": activity.verb,
+        "actor": activity.actor,
+        "seq": activity.seq,
+        "published": activity.published,
+        "backfilled": activity.backfilled,
+        "object_type": activity.object_type,
+        "object_id": activity.object_id,
+        "in_reply_to": activity.in_reply_to,
+        "to": activity.to.iter().collect::<Vec<_>>(),
+        "cc": activity.cc.iter().collect::<Vec<_>>(),
+    })
 }
 
 weft_guest::export_projection!(Batch);
