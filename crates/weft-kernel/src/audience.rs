@@ -43,27 +43,26 @@ impl Kernel {
             }
         }
         let reader = self.store.read()?;
-        // An `object` that is an activity this node holds (the Follow an
-        // Accept answers, a foreign one included) is not a recipient.
-        if let Some(Value::String(object)) = signed.json.get("object")
-            && named.contains(object.as_str())
-            && !in_to_or_cc(&signed.json, object)
-            && reader.activity(object)?.is_some()
-        {
-            named.remove(object.as_str());
-        }
-        // Naming one of its author's own activities (an Undo of a Like, of
-        // a Follow) goes where that activity's `object` went: the author of
-        // the note it liked hears of the Undo too.
         if let Some(Value::String(object)) = signed.json.get("object")
             && let Some(held) = reader.activity(object)?
-            && held.actor == author
-            && let Ok(Value::Object(held)) = serde_json::from_str::<Value>(&held.json)
-            && let Some(Value::String(target)) = held.get("object")
-            && is_http_url(target)
-            && reader.activity(target)?.is_none()
         {
-            named.insert(target.clone());
+            // An `object` that is an activity this node holds (the Follow
+            // an Accept answers, a foreign one included) is not a
+            // recipient.
+            if !in_to_or_cc(&signed.json, object) {
+                named.remove(object.as_str());
+            }
+            // Naming one of its author's own activities (an Undo of a
+            // Like, of a Follow) goes where that activity's `object` went:
+            // the author of the note it liked hears of the Undo too.
+            if held.actor == author
+                && let Ok(Value::Object(held)) = serde_json::from_str::<Value>(&held.json)
+                && let Some(Value::String(target)) = held.get("object")
+                && is_http_url(target)
+                && reader.activity(target)?.is_none()
+            {
+                named.insert(target.clone());
+            }
         }
         // An object of this node's that an activity names by its URL (a
         // note a Like likes) is its author's to get; a remote one's author

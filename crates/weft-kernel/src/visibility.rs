@@ -47,12 +47,16 @@ impl View {
 
     /// Whether the reader may read `record`.
     pub fn may_read(&self, record: &ActivityRecord) -> bool {
-        may_read(record, &self.reader, |me, author| self.follows(me, author))
+        may_read(record, &self.reader, |_, author| self.follows(author))
     }
 
-    /// Whether `me` follows `author`, as the follower graph says; while the
-    /// graph cannot say (being built), no one does.
-    fn follows(&self, me: &str, author: &str) -> bool {
+    /// Whether the reader follows `author`, as the follower graph says;
+    /// while the graph cannot say (being built), no one does, nor does a
+    /// reader that is no actor.
+    fn follows(&self, author: &str) -> bool {
+        let Reader::Actor(me) = &self.reader else {
+            return false;
+        };
         self.following
             .get_or_init(|| {
                 self.kernel

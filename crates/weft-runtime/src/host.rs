@@ -27,8 +27,10 @@ pub struct WriteState {
     overlay: BTreeMap<String, Option<String>>,
     /// Values read from the store during the session. The overlay is
     /// consulted first, so an entry here is never stale: every write of
-    /// the session lands in the overlay.
-    reads: HashMap<String, Option<String>>,
+    /// the session lands in the overlay. Hashed with a seeded fast hash:
+    /// std's SipHash of each key was a twentieth of a fold that reads
+    /// keys it does not find.
+    reads: HashMap<String, Option<String>, foldhash::fast::RandomState>,
 }
 
 impl std::fmt::Debug for WriteState {
@@ -46,7 +48,7 @@ impl WriteState {
         Ok(Self {
             tables: FoldTxn::open(txn, ids)?,
             overlay: BTreeMap::new(),
-            reads: HashMap::new(),
+            reads: HashMap::default(),
         })
     }
 
@@ -135,7 +137,7 @@ pub struct HostState {
 }
 
 /// Activities' JSON text by id: [`HostState::current`].
-pub type Current = HashMap<String, Arc<str>>;
+pub type Current = HashMap<String, Arc<str>, foldhash::fast::RandomState>;
 
 impl std::fmt::Debug for HostState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -7,7 +7,7 @@
 //! It runs a module it is given; which modules exist and when they are
 //! called is the kernel's registry's business.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use wasmtime::Store;
@@ -263,7 +263,7 @@ impl<B: Bindings> Instances<B> {
 /// The JSON text of one activity, for a 0.2.0 call about it whose source
 /// may not hold it.
 fn current(signed: &Signed, json: &str) -> Option<Arc<Current>> {
-    Some(Arc::new(HashMap::from([(
+    Some(Arc::new(Current::from_iter([(
         signed.id.clone(),
         Arc::from(json),
     )])))

@@ -452,12 +452,17 @@ async fn a_like_of_a_note_by_its_url_reaches_the_notes_author() -> anyhow::Resul
     let like = node
         .publish_ok(&token, &json!({"type": "Like", "object": status}))
         .await?;
-    let delivered = eventually(20, "the Like at the note's author", || async {
-        Ok(fedi.received().into_iter().find(|d| {
-            serde_json::from_slice::<Value>(&d.body).is_ok_and(|v| v["id"] == like["id"])
-        }))
-    })
-    .await?;
+    // The delivery of the activity with this id, once the stand-in has it.
+    let delivery_of = async |what: &str, id: &Value| {
+        eventually(20, what, || async {
+            Ok(fedi
+                .received()
+                .into_iter()
+                .find(|d| serde_json::from_slice::<Value>(&d.body).is_ok_and(|v| v["id"] == *id)))
+        })
+        .await
+    };
+    let delivered = delivery_of("the Like at the note's author", &like["id"]).await?;
     assert_eq!(delivered.path, "/users/mastodon/inbox");
     assert_eq!(verify_delivery(&node, &delivered).await?, alice);
     let body: Value = serde_json::from_slice(&delivered.body)?;
@@ -466,12 +471,7 @@ async fn a_like_of_a_note_by_its_url_reaches_the_notes_author() -> anyhow::Resul
     let undo = node
         .publish_ok(&token, &json!({"type": "Undo", "object": like["id"]}))
         .await?;
-    let undone = eventually(20, "the Undo at the note's author", || async {
-        Ok(fedi.received().into_iter().find(|d| {
-            serde_json::from_slice::<Value>(&d.body).is_ok_and(|v| v["id"] == undo["id"])
-        }))
-    })
-    .await?;
+    let undone = delivery_of("the Undo at the note's author", &undo["id"]).await?;
     assert_eq!(undone.path, "/users/mastodon/inbox");
 
     // Another origin's actor is not taken as the author.
