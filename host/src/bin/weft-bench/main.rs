@@ -352,6 +352,10 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
             "warm fold cost: median over {} batches of {BATCH} distinct activities, writes applied:",
             (iterations / BATCH).max(1)
         );
+        // Every module measured stays loaded to the end, so that code of
+        // one is never placed where an earlier one's was: with
+        // `WEFT_PERFMAP=1`, perf would name it after the earlier one.
+        let mut measured = Vec::new();
         for (name, verb, activities) in cases {
             let (_, _, bytes) = weft_genesis::GENESIS
                 .iter()
@@ -435,7 +439,9 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
                 let (fold, _) = measure(&filtered)?;
                 println!("; not passed to it (its `folds`): {fold:>5.2} µs");
             }
+            measured.push((module, filtered));
         }
+        drop(measured);
         Ok(())
     })();
     let _ = std::fs::remove_dir_all(&dir);
