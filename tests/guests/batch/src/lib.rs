@@ -49,11 +49,7 @@ impl Projection for Batch {
     fn query(path: String, params: Vec<(String, String)>) -> Result<String, QueryError> {
         match path.as_str() {
             "count" => {
-                let verb = params
-                    .iter()
-                    .find(|(k, _)| k == "verb")
-                    .map(|(_, v)| v.clone())
-                    .ok_or_else(|| QueryError::BadRequest("`verb` is required".into()))?;
+                let verb = param(&params, "verb")?;
                 Ok(format!(
                     "{{\"count\":{}}}",
                     kv::counter(&format!("count|{verb}"))
@@ -65,17 +61,22 @@ impl Projection for Batch {
                 kv::get("echo").unwrap_or_default()
             )),
             "fields" => {
-                let id = params
-                    .iter()
-                    .find(|(k, _)| k == "id")
-                    .map(|(_, v)| v.clone())
-                    .ok_or_else(|| QueryError::BadRequest("`id` is required".into()))?;
+                let id = param(&params, "id")?;
                 kv::get(&format!("fields|{id}"))
                     .ok_or_else(|| QueryError::NotFound(format!("{id} was not folded")))
             }
             other => Err(QueryError::NotFound(format!("no query `{other}`"))),
         }
     }
+}
+
+/// The query parameter `name`, which is required.
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Result<&'a str, QueryError> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .ok_or_else(|| QueryError::BadRequest(format!("`{name}` is required")))
 }
 
 /// Every field of `activity` as the node passed it.
