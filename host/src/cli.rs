@@ -256,6 +256,11 @@ pub enum ModuleCommand {
         /// Linear memory in bytes the module asks for (capped by the node's limit).
         #[arg(long)]
         memory: Option<u64>,
+        /// A verb whose `react` never asks for anything: the definition
+        /// says `"reacts": false` and the node does not call it (not
+        /// carried over to a later version).
+        #[arg(long)]
+        no_react: bool,
         /// Replace a built-in verb or projection of that name (without it,
         /// defining a built-in's name is refused).
         #[arg(long)]
@@ -411,6 +416,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             definer,
             fuel,
             memory,
+            no_react,
             replace,
             force,
         }) => {
@@ -435,6 +441,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 fuel,
                 memory,
+                no_react,
                 replace,
                 force,
             };

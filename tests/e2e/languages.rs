@@ -161,7 +161,7 @@ async fn a_javascript_verb_and_projection_run_a_poll() -> anyhow::Result<()> {
         ("verb", "Vote", &poll),
         ("projection", "tally", &tally),
     ] {
-        weft.ok(&[
+        let mut args = vec![
             "module",
             "add",
             kind,
@@ -169,8 +169,30 @@ async fn a_javascript_verb_and_projection_run_a_poll() -> anyhow::Result<()> {
             file,
             "--language",
             "javascript",
-        ])?;
+        ];
+        // A vote asks no one to act: its verb is not asked how they react.
+        if name == "Vote" {
+            args.push("--no-react");
+        }
+        weft.ok(&args)?;
     }
+    let registry = weft.get_ok("/projections/define-registry", None).await?;
+    let vote = registry["verbs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["name"] == "Vote")
+        .context("Vote in the registry")?;
+    let defined = weft
+        .get_ok(
+            &format!(
+                "/activities/{}",
+                vote["definedBy"].as_str().context("definedBy")?
+            ),
+            None,
+        )
+        .await?;
+    assert_eq!(defined["reacts"], false, "{defined}");
     let (_, alice) = weft.create_actor_http("alice").await?;
     let (_, bob) = weft.create_actor_http("bob").await?;
     let question = publish(

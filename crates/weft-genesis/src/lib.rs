@@ -12,6 +12,11 @@ pub const FOLDS: &[(&str, &[&str])] = &[
     ("endorsements", &["Endorse", "Like", "Undo"]),
 ];
 
+/// The built-in verbs whose `react` asks for something (the Follow verb's
+/// Accept): every other built-in verb is defined with `"reacts": false`,
+/// and the node does not call its `react`.
+pub const REACTING: &[&str] = &["Follow"];
+
 /// Whether `artifact` is one of this binary's built-in modules, whose
 /// instances may be kept between calls (`runtime::Reuse::Warm`).
 pub fn is_builtin_artifact(artifact: &str) -> bool {

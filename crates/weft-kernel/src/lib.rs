@@ -966,6 +966,9 @@ impl Kernel {
             if let Some((_, folds)) = weft_genesis::FOLDS.iter().find(|(n, _)| n == name) {
                 draft["folds"] = (*folds).into();
             }
+            if *world == "verb" && !weft_genesis::REACTING.contains(name) {
+                draft["reacts"] = false.into();
+            }
             let Value::Object(draft) = draft else {
                 unreachable!("json! of an object is an object")
             };
@@ -1095,9 +1098,13 @@ impl Kernel {
     }
 
     /// Whether local actors other than the author are named in `to`, `cc`
-    /// or `object`: their verbs may react once it is durable.
+    /// or `object`, and the activity's verb reacts at all (its definition
+    /// does not say `"reacts": false`): their verbs may react once it is
+    /// durable.
     fn names_local_recipients(&self, signed: &Signed) -> bool {
-        self.vocabulary.registry().is_some()
+        self.vocabulary
+            .registry()
+            .is_some_and(|r| r.reacts(signed.verb()))
             && !registry::kernel_native(signed)
             && addressed(&signed.json)
                 .into_iter()

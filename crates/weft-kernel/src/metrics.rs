@@ -32,19 +32,22 @@ pub struct Metrics {
 pub enum Phase {
     /// Checking chain links and writing the log's tables.
     Append,
-    /// Running every projection's fold.
+    /// Running every projection's fold (and projection build steps).
     Fold,
+    /// Asking the verbs how local recipients react.
+    React,
     /// Writing pages and waiting for the disk (fsync).
     Commit,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 3] = [Phase::Append, Phase::Fold, Phase::Commit];
+    pub const ALL: [Phase; 4] = [Phase::Append, Phase::Fold, Phase::React, Phase::Commit];
 
     fn label(self) -> &'static str {
         match self {
             Phase::Append => "append",
             Phase::Fold => "fold",
+            Phase::React => "react",
             Phase::Commit => "commit",
         }
     }

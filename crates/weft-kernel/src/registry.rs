@@ -51,6 +51,15 @@ fn folds(version: &ModuleVersion) -> Option<BTreeSet<String>> {
     )
 }
 
+/// Whether a verb's definition lets its `react` be called: `"reacts":
+/// false` says it never asks for anything.
+fn reacts(version: &ModuleVersion) -> bool {
+    serde_json::from_str::<Value>(&version.metadata)
+        .ok()
+        .and_then(|m| m.get("reacts").and_then(Value::as_bool))
+        .unwrap_or(true)
+}
+
 /// Activity types the kernel interprets itself.
 pub const DEFINE_ACTIVITY: &str = "DefineActivity";
 pub const DEFINE_PROJECTION: &str = "DefineProjection";
@@ -113,8 +122,9 @@ pub const WIT_VERSIONS: &[&str] = &weft_runtime::PACKAGES;
 /// Checks a Define draft's descriptive fields: `description` and
 /// `language` are short text, `wit` a package this node supports, `fuel`
 /// and `memory` (the budget the author asks for) positive integers, `folds`
-/// (a projection's: the activity types it is passed) a short list of types.
-/// Answers the offending field and what to fix.
+/// (a projection's: the activity types it is passed) a short list of types,
+/// `reacts` (a verb's: `false` when its `react` never asks for anything) a
+/// boolean. Answers the offending field and what to fix.
 pub fn check_metadata(draft: &Map<String, Value>) -> Result<(), (&'static str, String)> {
     for (field, longest) in [("description", 1000), ("language", 40)] {
         match draft.get(field) {
@@ -154,6 +164,24 @@ pub fn check_metadata(draft: &Map<String, Value>) -> Result<(), (&'static str, S
             return Err((
                 "folds",
                 "must be a list of 1 to 64 activity types (`[\"Follow\", \"Undo\"]`): the only ones the projection is passed".into(),
+            ));
+        }
+    }
+    match draft.get("reacts") {
+        None => {}
+        Some(Value::Bool(_))
+            if draft.get("type").and_then(Value::as_str) == Some(DEFINE_ACTIVITY) => {}
+        Some(Value::Bool(_)) => {
+            return Err((
+                "reacts",
+                "belongs to a verb's definition (DefineActivity): a projection does not react"
+                    .into(),
+            ));
+        }
+        Some(_) => {
+            return Err((
+                "reacts",
+                "must be true or false: false when the verb's `react` never asks for anything, so the node does not call it".into(),
             ));
         }
     }
@@ -244,7 +272,7 @@ impl Registry {
         is_actor: impl Fn(&str) -> bool,
         source: &mut Source,
     ) -> Vec<Intended> {
-        let Some(verb) = self.verb(signed.verb()) else {
+        let Some(verb) = self.verb(signed.verb()).filter(|v| v.reacts()) else {
             return Vec::new();
         };
         let mut named = crate::addressed(&signed.json);
@@ -524,9 +552,10 @@ impl Registry {
         let budget = self.budget(Some(version));
         let runtime = self.runtime.clone();
         Ok(match kind {
-            ModuleKind::Verb => Active::Verb(Arc::new(VerbModule::new(
-                runtime, name, artifact, &component, budget, reuse,
-            )?)),
+            ModuleKind::Verb => Active::Verb(Arc::new(
+                VerbModule::new(runtime, name, artifact, &component, budget, reuse)?
+                    .reacting(reacts(version)),
+            )),
             ModuleKind::Projection => Active::Projection(Arc::new(
                 ProjectionModule::new(runtime, name, artifact, &component, budget, reuse)?
                     .folding_only(folds(version)),
@@ -725,6 +754,13 @@ impl Registry {
         self.verbs.read().ok()?.get(name).cloned()
     }
 
+    /// Whether local recipients of an activity of `verb` are asked how
+    /// they react: it has a verb whose definition does not say `"reacts":
+    /// false`.
+    pub fn reacts(&self, verb: &str) -> bool {
+        self.verb(verb).is_some_and(|v| v.reacts())
+    }
+
     pub fn projection(&self, name: &str) -> Option<Arc<ProjectionModule>> {
         self.projections.read().ok()?.get(name).cloned()
     }
@@ -859,7 +895,7 @@ impl Registry {
             .filter(|(k, _)| {
                 matches!(
                     k.as_str(),
-                    "description" | "wit" | "language" | "fuel" | "memory" | "folds"
+                    "description" | "wit" | "language" | "fuel" | "memory" | "folds" | "reacts"
                 )
             })
             .map(|(k, v)| (k.clone(), v.clone()))

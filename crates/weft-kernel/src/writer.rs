@@ -613,7 +613,7 @@ impl Writer {
             fault = Some(format!("recording a policy failed: {e}"));
         }
         self.metrics.spent(Phase::Append, started);
-        let started = Instant::now();
+        let mut started = Instant::now();
         let mut txn = Some(txn);
         if fault.is_none() {
             match txn.take().map(|t| self.modules.fold(t, &appended)) {
@@ -621,11 +621,15 @@ impl Writer {
                 Some(Err(e)) => fault = Some(format!("folding failed: {e}")),
                 None => {}
             }
+            self.metrics.spent(Phase::Fold, started);
+            started = Instant::now();
             match txn.take().map(|t| self.modules.react(t, &mut appended)) {
                 Some(Ok(t)) => txn = Some(t),
                 Some(Err(e)) => fault = Some(format!("reacting failed: {e}")),
                 None => {}
             }
+            self.metrics.spent(Phase::React, started);
+            started = Instant::now();
         }
         let mut continuing = Vec::new();
         for (name, reply) in rebuilds {

@@ -274,6 +274,8 @@ pub struct VerbModule {
     pub name: String,
     pub artifact: String,
     world: VerbWorld,
+    /// Whether `react` is called at all (its definition's `reacts`).
+    reacts: bool,
 }
 
 enum VerbWorld {
@@ -320,6 +322,7 @@ impl VerbModule {
             name: name.to_owned(),
             artifact: artifact.to_owned(),
             world,
+            reacts: true,
         })
     }
 
@@ -328,6 +331,20 @@ impl VerbModule {
             VerbWorld::V0_1(_) => Contract::V0_1,
             VerbWorld::V0_2(_) => Contract::V0_2,
         }
+    }
+
+    /// Whether local recipients of the verb's activities are asked how
+    /// they react: `false` when its definition says `"reacts": false` (its
+    /// `react` never asks for anything), and the node then never calls it.
+    pub fn reacting(mut self, reacts: bool) -> Self {
+        self.reacts = reacts;
+        self
+    }
+
+    /// Whether [`VerbModule::react`] is worth calling (see
+    /// [`VerbModule::reacting`]).
+    pub fn reacts(&self) -> bool {
+        self.reacts
     }
 
     /// Is the activity allowed? `Ok(Err(refusal))` is the verb's refusal.

@@ -32,6 +32,8 @@ pub struct Definition {
     pub definer: String,
     pub fuel: Option<u64>,
     pub memory: Option<u64>,
+    /// A verb defined with `"reacts": false`.
+    pub no_react: bool,
     /// Replace a built-in of that name.
     pub replace: bool,
     /// Define a projection whose dry run failed every fold.
@@ -108,6 +110,9 @@ pub async fn add(
     }
     if let Some(m) = module.memory {
         draft["memory"] = m.into();
+    }
+    if module.no_react {
+        draft["reacts"] = false.into();
     }
     if matches!(module.kind, super::ModuleKindArg::Projection) {
         if !out.json {

@@ -373,10 +373,11 @@ async fn a_rebuild_serves_the_old_generation_until_it_swaps() -> anyhow::Result<
 }
 
 /// A definition whose `wit` is not its component's contract, whose
-/// `folds` is not a list of activity types, or that defines a 0.3.0 module
-/// as a verb, is refused naming the field, and nothing of the node changes.
+/// `folds` is not a list of activity types, whose `reacts` is not a
+/// boolean or is a projection's, or that defines a 0.3.0 module as a verb,
+/// is refused naming the field, and nothing of the node changes.
 #[tokio::test]
-async fn a_definition_with_a_wrong_wit_or_folds_changes_nothing() -> anyhow::Result<()> {
+async fn a_definition_with_a_wrong_wit_folds_or_reacts_changes_nothing() -> anyhow::Result<()> {
     let node = TestNode::start().await?;
     let api = node.api();
     let (status, uploaded) = api
@@ -409,6 +410,16 @@ async fn a_definition_with_a_wrong_wit_or_folds_changes_nothing() -> anyhow::Res
             json!({"folds": []}),
             "folds",
             "list of 1 to 64 activity types",
+        ),
+        (
+            json!({"reacts": false}),
+            "reacts",
+            "a projection does not react",
+        ),
+        (
+            json!({"type": "DefineActivity", "name": "Batch", "reacts": "no"}),
+            "reacts",
+            "must be true or false",
         ),
         // A 0.3.0 projection as a verb (0.3.0 has no verb world).
         (

@@ -63,6 +63,14 @@ async fn init_registers_the_genesis_bundle_as_definitions() -> anyhow::Result<()
             .await?;
         assert_eq!(s, 200);
         assert_eq!(define["actor"], format!("{}/actors/node", node.base));
+        // Only the Follow verb's `react` asks for anything (an Accept):
+        // every other built-in verb is defined not to be asked.
+        let reacts = match define["type"].as_str() {
+            Some("DefineActivity") if m["name"] == "Follow" => None,
+            Some("DefineActivity") => Some(false),
+            _ => None,
+        };
+        assert_eq!(define["reacts"].as_bool(), reacts, "{define}");
     }
     node.stop().await
 }

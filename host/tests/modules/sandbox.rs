@@ -1,10 +1,11 @@
 //! Misbehaving modules cost bounded time and memory, never take the node
-//! down, and leave the log and every projection as they were.
+//! down, and leave the log and every projection as they were; a verb
+//! defined not to react is never asked to.
 
 use serde_json::json;
 
 use super::support::{TestNode, note};
-use super::{define, projection_state, test_guest, upload};
+use super::{define, eventually, projection_state, test_guest, upload};
 
 #[tokio::test]
 async fn misbehaving_verbs_are_stopped_and_change_nothing() -> anyhow::Result<()> {
@@ -48,6 +49,54 @@ async fn misbehaving_verbs_are_stopped_and_change_nothing() -> anyhow::Result<()
         )
         .await?;
     assert_eq!(status, 201, "{body}");
+    node.stop().await
+}
+
+/// A verb defined with `"reacts": false` is never asked how a local
+/// recipient reacts; the same artifact defined without it is. The test
+/// verb's `react` asks for a thousand intents (16 are kept) when the
+/// content says `react-flood`.
+#[tokio::test]
+async fn a_verb_defined_not_to_react_is_not_asked() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let (status, body) = define(
+        &node,
+        "DefineActivity",
+        "Misbehave",
+        test_guest("weft-test-misbehave")?,
+    )
+    .await?;
+    assert_eq!(status, 201, "{body}");
+    let (status, uploaded) = upload(&node, test_guest("weft-test-misbehave")?).await?;
+    assert_eq!(status, 201, "{uploaded}");
+    let hush = json!({"type": "DefineActivity", "name": "Hush", "module": uploaded["id"],
+        "reacts": false, "to": ["https://www.w3.org/ns/activitystreams#Public"]});
+    let (status, body) = node
+        .api()
+        .post_json("/actors/node/outbox", &node.admin, &hush)
+        .await?;
+    assert_eq!(status, 201, "{body}");
+    let (_, alice) = node.actor("alice").await?;
+    let (bob, _) = node.actor("bob").await?;
+    for kind in ["Hush", "Misbehave"] {
+        let draft = json!({"type": kind, "object": {"content": "react-flood"}, "to": [&bob]});
+        node.publish_ok(&alice, &draft).await?;
+    }
+    // Reactions run in commit order and each leaves its row until its
+    // last intent is published: once none is left, the Hush's intents
+    // would be there before the Misbehave's.
+    let store = node.kernel.store();
+    let intents = eventually(async || {
+        let published = node
+            .log(&bob)?
+            .iter()
+            .filter(|a| a["type"] == "Misbehave")
+            .count();
+        let pending = store.read()?.pending_reactions()?.len();
+        Ok((published > 0 && pending == 0).then_some(published))
+    })
+    .await?;
+    assert_eq!(intents, 16, "only the Misbehave asked bob to act");
     node.stop().await
 }
 

@@ -464,9 +464,10 @@ async fn print_writer(
             spent / count as f64 * 1e6
         };
         println!(
-            "writer, per activity: append {:.1} µs, fold {:.1} µs, commit {:.1} µs",
+            "writer, per activity: append {:.1} µs, fold {:.1} µs, react {:.1} µs, commit {:.1} µs",
             per("append"),
             per("fold"),
+            per("react"),
             per("commit")
         );
     }
