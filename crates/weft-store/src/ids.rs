@@ -29,7 +29,10 @@
 //! it cannot otherwise see. This is not a cache: nothing here is ever
 //! evicted except by a committed flush.
 
-use std::collections::HashMap;
+/// The tail's maps hash with a fast hasher seeded per process: ids are
+/// BLAKE3 hashes and authors URLs, looked up several times per append.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use redb::{ReadableTable, StorageError};
@@ -81,7 +84,7 @@ struct Tail {
     slots: HashMap<Slot, (u64, Arc<str>)>,
     /// The authors named in `slots`, each held once: an inbox's senders
     /// are few beside their activities.
-    authors: std::collections::HashSet<Arc<str>>,
+    authors: HashSet<Arc<str>>,
     /// Appends of the running batch, removed again if it does not commit.
     staged: Vec<(Arc<str>, u64)>,
     /// Their remote positions, likewise.
