@@ -463,12 +463,15 @@ async fn print_writer(
                 - before.get(phase).copied().unwrap_or(0.0);
             spent / count as f64 * 1e6
         };
+        let commits = after.get("commits").copied().unwrap_or(0.0)
+            - before.get("commits").copied().unwrap_or(0.0);
         println!(
-            "writer, per activity: append {:.1} µs, fold {:.1} µs, react {:.1} µs, commit {:.1} µs",
+            "writer, per activity: append {:.1} µs, fold {:.1} µs, react {:.1} µs, commit {:.1} µs ({:.1} activities per commit)",
             per("append"),
             per("fold"),
             per("react"),
-            per("commit")
+            per("commit"),
+            count as f64 / commits.max(1.0)
         );
     }
 }
@@ -563,7 +566,8 @@ async fn exchange(
     Ok(status)
 }
 
-/// The node's `weft_writer_seconds_total` by phase, if it serves them.
+/// The node's `weft_writer_seconds_total` by phase, and its commits
+/// (`commits`), if it serves them.
 async fn writer_seconds(
     http: &reqwest::Client,
     base: &str,
@@ -578,9 +582,13 @@ async fn writer_seconds(
         .ok()?;
     let phases = text
         .lines()
-        .filter_map(|line| line.strip_prefix("weft_writer_seconds_total{phase=\""))
-        .filter_map(|rest| {
-            let (phase, value) = rest.split_once("\"} ")?;
+        .filter_map(|line| {
+            if let Some(value) = line.strip_prefix("weft_commits_total ") {
+                return Some(("commits".to_owned(), value.parse().ok()?));
+            }
+            let (phase, value) = line
+                .strip_prefix("weft_writer_seconds_total{phase=\"")?
+                .split_once("\"} ")?;
             Some((phase.to_owned(), value.parse().ok()?))
         })
         .collect::<std::collections::HashMap<_, _>>();
