@@ -37,10 +37,15 @@ use weft_store::{
     WriteTxn,
 };
 
+/// A definition's metadata (`description`, `folds`, `reacts`, …), as kept
+/// with its version; `Null` if it cannot be read.
+fn metadata(version: &ModuleVersion) -> Value {
+    serde_json::from_str(&version.metadata).unwrap_or_default()
+}
+
 /// The activity types a projection's definition says it folds (`folds`);
 /// `None`: every one.
-fn folds(version: &ModuleVersion) -> Option<BTreeSet<String>> {
-    let metadata: Value = serde_json::from_str(&version.metadata).ok()?;
+fn folds(metadata: &Value) -> Option<BTreeSet<String>> {
     let kinds = metadata.get("folds")?.as_array()?;
     Some(
         kinds
@@ -53,10 +58,10 @@ fn folds(version: &ModuleVersion) -> Option<BTreeSet<String>> {
 
 /// Whether a verb's definition lets its `react` be called: `"reacts":
 /// false` says it never asks for anything.
-fn reacts(version: &ModuleVersion) -> bool {
-    serde_json::from_str::<Value>(&version.metadata)
-        .ok()
-        .and_then(|m| m.get("reacts").and_then(Value::as_bool))
+fn reacts(metadata: &Value) -> bool {
+    metadata
+        .get("reacts")
+        .and_then(Value::as_bool)
         .unwrap_or(true)
 }
 
@@ -551,14 +556,15 @@ impl Registry {
         };
         let budget = self.budget(Some(version));
         let runtime = self.runtime.clone();
+        let metadata = metadata(version);
         Ok(match kind {
             ModuleKind::Verb => Active::Verb(Arc::new(
                 VerbModule::new(runtime, name, artifact, &component, budget, reuse)?
-                    .reacting(reacts(version)),
+                    .reacting(reacts(&metadata)),
             )),
             ModuleKind::Projection => Active::Projection(Arc::new(
                 ProjectionModule::new(runtime, name, artifact, &component, budget, reuse)?
-                    .folding_only(folds(version)),
+                    .folding_only(folds(&metadata)),
             )),
         })
     }

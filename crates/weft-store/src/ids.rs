@@ -29,14 +29,15 @@
 //! it cannot otherwise see. This is not a cache: nothing here is ever
 //! evicted except by a committed flush.
 
-/// The tail's maps hash with a fast hasher seeded per process: ids are
-/// BLAKE3 hashes and authors URLs, looked up several times per append.
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use redb::{ReadableTable, StorageError};
 use serde::Deserialize;
+
+/// The tail's maps hash with a fast hasher seeded per process: ids are
+/// BLAKE3 hashes and authors URLs, looked up several times per append.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// `meta` key: every id at a position at or below this is in the table.
 pub const INDEXED_THROUGH: &str = "ids_indexed_through";
