@@ -379,7 +379,14 @@ pub(super) struct Writer {
     waiting: HashMap<String, Vec<RebuildReply>>,
     /// What peers may store here; read at the start of every batch.
     limits: Arc<RwLock<IngestLimits>>,
+    /// Since when build steps have committed lazily, if any has since the
+    /// last durable commit ([`WriteTxn::commit_lazily`]).
+    lazy_since: Option<Instant>,
 }
+
+/// How long build steps may commit lazily before one commits durably: the
+/// most build work a crash makes the node redo.
+const LAZY_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 type RebuildReply = oneshot::Sender<Result<u64, KernelError>>;
 
@@ -403,6 +410,7 @@ impl Writer {
             outbound,
             waiting: HashMap::new(),
             limits,
+            lazy_since: None,
         }
     }
 
@@ -423,6 +431,9 @@ impl Writer {
                     Err(mpsc::error::TryRecvError::Disconnected) => break,
                 }
             } else {
+                // Nothing to build: what the last steps committed lazily is
+                // made durable before the writer waits.
+                self.settle_lazy();
                 match rx.blocking_recv() {
                     Some(cmd) => cmd,
                     None => break,
@@ -465,6 +476,7 @@ impl Writer {
                 self.build_step();
             }
         }
+        self.settle_lazy();
         tracing::debug!("writer stopped");
     }
 
@@ -503,8 +515,22 @@ impl Writer {
         let _ = prune.reply.send(result.map_err(KernelError::from));
     }
 
+    /// Makes the build steps committed lazily durable, if there are any.
+    fn settle_lazy(&mut self) {
+        if self.lazy_since.is_none() {
+            return;
+        }
+        match self.store.begin_write().and_then(WriteTxn::commit) {
+            Ok(()) => self.lazy_since = None,
+            Err(e) => tracing::error!(error = %e, "could not make the last build steps durable"),
+        }
+    }
+
     /// Takes one step of building a projection, in its own transaction,
-    /// and answers the rebuild requests of one that has caught up.
+    /// and answers the rebuild requests of one that has caught up. The
+    /// step commits lazily (a crash makes the node fold it again), unless
+    /// it ends a build, whose requests are answered only once it is
+    /// durable, or steps have committed lazily for [`LAZY_FOR`].
     fn build_step(&mut self) {
         let started = Instant::now();
         let result = self
@@ -513,7 +539,14 @@ impl Writer {
             .map_err(|e| e.to_string())
             .and_then(|txn| {
                 let (txn, done) = self.modules.build_step(txn).map_err(|e| e.to_string())?;
-                txn.commit().map_err(|e| e.to_string())?;
+                let lazy = done.is_none() && self.lazy_since.is_none_or(|t| t.elapsed() < LAZY_FOR);
+                if lazy {
+                    txn.commit_lazily().map_err(|e| e.to_string())?;
+                    self.lazy_since.get_or_insert_with(Instant::now);
+                } else {
+                    txn.commit().map_err(|e| e.to_string())?;
+                    self.lazy_since = None;
+                }
                 Ok(done)
             });
         self.metrics.spent(Phase::Fold, started);
@@ -675,6 +708,8 @@ impl Writer {
         recent.settle(fault.is_none());
         match &fault {
             None => {
+                // A durable commit: the lazy ones before it are durable too.
+                self.lazy_since = None;
                 let count = outcomes.iter().filter(|o| o.appended()).count() as u64;
                 self.metrics.committed(outcomes.len() as u64, count);
                 self.tips.extend(pending_tips);

@@ -1956,6 +1956,51 @@ mod tests {
         Ok(())
     }
 
+    /// A lazy commit (a build step's) is seen at once by readers; a crash
+    /// before the next durable commit loses it whole (the file holds the
+    /// last durable commit, and opens without a full repair), and the next
+    /// durable commit keeps it.
+    #[test]
+    fn a_lazy_commit_is_seen_at_once_and_kept_by_the_next_durable_one() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("weft.redb");
+        let store = Store::open(&path)?;
+        let put = |key: &str, lazy: bool| -> anyhow::Result<()> {
+            let txn = store.begin_write()?;
+            Batch::open(&txn, store.recent_ids())?.put_meta(key, "1")?;
+            if lazy {
+                txn.commit_lazily()?;
+            } else {
+                txn.commit()?;
+            }
+            Ok(())
+        };
+        put("durable", false)?;
+        put("lazy", true)?;
+        assert_eq!(store.read()?.meta("lazy")?.as_deref(), Some("1"));
+        // What a SIGKILL now leaves on disk.
+        let crashed = dir.path().join("crashed.redb");
+        std::fs::copy(&path, &crashed)?;
+        {
+            let reopened = Store::open(&crashed)?;
+            assert!(!reopened.repaired(), "a lazy commit left a file to repair");
+            let read = reopened.read()?;
+            assert_eq!(read.meta("durable")?.as_deref(), Some("1"));
+            assert_eq!(read.meta("lazy")?, None, "a lazy commit outlived a crash");
+        }
+        put("later", false)?;
+        let crashed = dir.path().join("crashed-later.redb");
+        std::fs::copy(&path, &crashed)?;
+        let read = Store::open(&crashed)?.read()?;
+        assert_eq!(
+            read.meta("lazy")?.as_deref(),
+            Some("1"),
+            "the durable commit after a lazy one did not keep it"
+        );
+        assert_eq!(read.meta("later")?.as_deref(), Some("1"));
+        Ok(())
+    }
+
     fn record(n: u64) -> ActivityRecord {
         ActivityRecord {
             id: format!("bid{n}"),

@@ -36,6 +36,21 @@ impl WriteTxn {
         Ok(self.txn.commit()?)
     }
 
+    /// Makes everything written visible to later transactions and to
+    /// readers, but not yet durable: a crash loses it, with every commit
+    /// like it since the last [`WriteTxn::commit`], which makes them all
+    /// durable at once (as closing the store does). For work the node can
+    /// redo and has told no one is done, such as a projection's build step:
+    /// it skips the two flushes to disk and the saving of the allocator
+    /// state that a durable commit makes, and a crash leaves the state of
+    /// the last durable commit, whole.
+    pub fn commit_lazily(mut self) -> Result<(), StoreError> {
+        self.txn
+            .set_durability(redb::Durability::None)
+            .map_err(|_| StoreError::Internal("a lazy commit of a transaction with a savepoint"))?;
+        Ok(self.txn.commit()?)
+    }
+
     /// Drops everything written.
     pub fn abort(self) -> Result<(), StoreError> {
         Ok(self.txn.abort()?)

@@ -209,7 +209,8 @@ pub async fn inbox(
                         "id": format!("{actor}/statuses/{i}/activity"),
                         "type": "Create",
                         "actor": actor,
-                        "published": "2026-11-21T00:00:01Z",
+                        // Now, as a peer publishes (see `FakeActor::sign`).
+                        "published": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
                         "to": [recipient],
                         "object": {
                             "id": format!("{actor}/statuses/{i}"),

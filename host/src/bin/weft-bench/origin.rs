@@ -36,7 +36,11 @@ impl FakeActor {
         map.insert("actor".into(), self.state.id.clone().into());
         map.insert("seq".into(), (self.state.tip_seq + 1).into());
         map.insert("prev".into(), self.state.tip_id.clone().into());
-        map.insert("published".into(), "2026-11-21T00:00:01.000Z".into());
+        // Signed now, as a peer publishes: an origin's activities then
+        // arrive about in the order of their `published`, as real traffic
+        // does (one fixed time would key them at random in the set index).
+        let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+        map.insert("published".into(), now.to_string().into());
         let key_id = format!("{}#key-1", self.state.id);
         let signed = Signed::sign(map, &key_id, &self.secret)?;
         self.state = apply(Some(&self.state), &signed, Signature::Trusted)?;
