@@ -859,6 +859,22 @@ impl Registry {
             let Some(status) = statuses.get_mut(&module.name) else {
                 continue;
             };
+            if !module.passed(&activities).contains(&true) {
+                // No activity of the run is of a type it folds (its
+                // `folds`): they count as folded, as a session would answer,
+                // without opening one (an inbox's Notes, for the follower
+                // graph and the endorsements).
+                for item in run {
+                    note(
+                        status,
+                        &module.name,
+                        item.position,
+                        &item.signed.id,
+                        Folded::Applied,
+                    );
+                }
+                continue;
+            }
             let space = namespace(&module.name, txn.projection_generation(&module.name)?);
             let mut session = module.session_in(txn, self.store.recent_ids().clone(), &space)?;
             let folded = session.fold(&activities)?;
