@@ -859,7 +859,7 @@ impl Registry {
             let Some(status) = statuses.get_mut(&module.name) else {
                 continue;
             };
-            if !module.passed(&activities).contains(&true) {
+            if !module.passes_any(&activities) {
                 // No activity of the run is of a type it folds (its
                 // `folds`): they count as folded, as a session would answer,
                 // without opening one (an inbox's Notes, for the follower

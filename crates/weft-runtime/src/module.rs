@@ -521,6 +521,11 @@ impl ProjectionModule {
         self.folds.as_ref().is_none_or(|k| k.contains(kind))
     }
 
+    /// Whether the module is passed any activity of `run`.
+    pub fn passes_any(&self, run: &Activities<'_>) -> bool {
+        self.folds.is_none() || run.kinds().any(|kind| self.folds(kind))
+    }
+
     /// Which activities of `run` the module is passed; without `folds`,
     /// all of them, and no activity's type is read.
     pub fn passed(&self, run: &Activities<'_>) -> Vec<bool> {
