@@ -890,9 +890,6 @@ pub mod kv {
     /// Writes not yet handed over: `None` is a delete.
     type Writes = BTreeMap<String, Option<String>>;
 
-    /// A scan's (prefix, after, limit).
-    type ScanArgs = (String, Option<String>, u32);
-
     /// The hash of a batch's remembered scans: a multiply-rotate of 8
     /// bytes at a time (as rustc's FxHash), where std's SipHash was a
     /// tenth of a feed fold. The keys are the module's own; nothing in
@@ -940,7 +937,65 @@ pub mod kv {
         }
     }
 
-    type Scans = HashMap<ScanArgs, Vec<(String, String)>, std::hash::BuildHasherDefault<Fx>>;
+    /// A scan of the node's store made during a batch.
+    struct Scan {
+        prefix: String,
+        after: Option<String>,
+        asked: u32,
+        entries: Vec<(String, String)>,
+    }
+
+    /// A batch's scans, by the [`Fx`] hash of their arguments.
+    type Scans = HashMap<u64, Scan, std::hash::BuildHasherDefault<Fx>>;
+
+    /// The heads of the keys a batch has kept writes of — a key's head is
+    /// the key up to and including its first [`SEP`](crate::text::SEP),
+    /// the whole key if it has none — up to [`Heads::MOST`] of them. A
+    /// prefix holding a separator has the head of every key it starts:
+    /// when no kept key has that head, a scan needs no search of the
+    /// kept writes. (The feed scans an author's followers in every fold
+    /// while its kept writes are feed entries; skipping the search took
+    /// 0.06 µs off its 2.3 µs fold in `weft bench --fold`.)
+    #[derive(Default)]
+    struct Heads {
+        heads: Vec<String>,
+        /// More than [`Heads::MOST`] heads were kept: every prefix may
+        /// have writes.
+        overflowed: bool,
+    }
+
+    impl Heads {
+        const MOST: usize = 16;
+
+        fn head(key: &str) -> Option<&str> {
+            let sep = crate::text::SEP;
+            key.find(sep).map(|at| &key[..at + sep.len_utf8()])
+        }
+
+        fn note(&mut self, key: &str) {
+            if self.overflowed {
+                return;
+            }
+            let head = Self::head(key).unwrap_or(key);
+            if self.heads.iter().any(|h| h == head) {
+                return;
+            }
+            if self.heads.len() == Self::MOST {
+                self.overflowed = true;
+                self.heads = Vec::new();
+            } else {
+                self.heads.push(head.to_owned());
+            }
+        }
+
+        /// Whether a kept key may start with `prefix`.
+        fn may_hold(&self, prefix: &str) -> bool {
+            match Self::head(prefix) {
+                Some(head) => self.overflowed || self.heads.iter().any(|h| h == head),
+                None => true,
+            }
+        }
+    }
 
     /// A `fold-batch` under way: the writes of its successful folds, the
     /// scans it made of the node's store (which does not change until the
@@ -950,8 +1005,44 @@ pub mod kv {
     #[derive(Default)]
     struct Batch {
         kept: Writes,
+        heads: Heads,
         scans: Scans,
         recent: std::collections::VecDeque<(String, Option<String>)>,
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::Heads;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// A prefix that starts a kept key is never said to start
+            /// none, however many heads were kept.
+            #[test]
+            fn heads_never_hide_a_kept_key(
+                keys in prop::collection::vec("[ab\u{1f}]{0,5}", 0..40),
+                prefix in "[ab\u{1f}]{0,4}",
+            ) {
+                let mut heads = Heads::default();
+                for key in &keys {
+                    heads.note(key);
+                }
+                if keys.iter().any(|k| k.starts_with(&prefix)) {
+                    prop_assert!(heads.may_hold(&prefix));
+                }
+            }
+        }
+
+        #[test]
+        fn heads_tell_apart_what_they_can() {
+            let mut heads = Heads::default();
+            heads.note("feed\u{1f}alice\u{1f}0001");
+            heads.note("count");
+            assert!(!heads.may_hold("follower\u{1f}alice\u{1f}"));
+            assert!(heads.may_hold("feed\u{1f}bob\u{1f}"));
+            // Without a separator a prefix may start any head.
+            assert!(heads.may_hold("fo"));
+        }
     }
 
     /// Keys a batch remembers the values of.
@@ -1009,6 +1100,23 @@ pub mod kv {
             Some(a) => Bound::Excluded(a),
             None => Bound::Included(prefix),
         };
+        let under = |layer: &Writes| {
+            layer
+                .range::<str, _>((lower, Bound::Unbounded))
+                .next()
+                .is_some_and(|(k, _)| k.starts_with(prefix))
+        };
+        let pending = BATCH.with_borrow(|b| {
+            b.as_ref()
+                .is_some_and(|b| b.heads.may_hold(prefix) && under(&b.kept))
+        }) || FOLD.with_borrow(under);
+        if !pending {
+            // Nothing written under the prefix: the node's entries as they
+            // are.
+            let mut stored = stored(prefix, after, limit);
+            stored.truncate(limit as usize);
+            return stored;
+        }
         let in_range = |layer: &Writes| -> Vec<(String, Option<String>)> {
             layer
                 .range::<str, _>((lower, Bound::Unbounded))
@@ -1021,36 +1129,7 @@ pub mod kv {
         pending.get_or_insert_with(Vec::new).extend(fold);
         let pending = pending.unwrap_or_default();
         let deletes = pending.iter().filter(|(_, v)| v.is_none()).count() as u32;
-        let asked = limit.saturating_add(deletes);
-        let cache_key = (prefix.to_owned(), after.map(str::to_owned), asked);
-        if pending.is_empty() {
-            let cached = BATCH.with_borrow(|b| {
-                b.as_ref()?
-                    .scans
-                    .get(&cache_key)
-                    .map(|stored| stored.iter().take(limit as usize).cloned().collect())
-            });
-            if let Some(cached) = cached {
-                return cached;
-            }
-        }
-        let cached =
-            BATCH.with_borrow(|b| b.as_ref().and_then(|b| b.scans.get(&cache_key).cloned()));
-        let stored = match cached {
-            Some(stored) => stored,
-            None => {
-                let stored = host::scan(prefix, after, asked);
-                BATCH.with_borrow_mut(|b| {
-                    if let Some(b) = b {
-                        b.scans.insert(cache_key, stored.clone());
-                    }
-                });
-                stored
-            }
-        };
-        if pending.is_empty() {
-            return stored.into_iter().take(limit as usize).collect();
-        }
+        let stored = stored(prefix, after, limit.saturating_add(deletes));
         let mut merged: BTreeMap<String, String> = stored.into_iter().collect();
         for (key, value) in pending {
             match value {
@@ -1059,6 +1138,42 @@ pub mod kv {
             };
         }
         merged.into_iter().take(limit as usize).collect()
+    }
+
+    /// Up to `asked` of the node's stored entries under `prefix` after
+    /// `after`. In a batch they are asked of the node once and remembered
+    /// (nothing else writes its store until the batch ends), found again
+    /// by the hash of the arguments without building a key.
+    fn stored(prefix: &str, after: Option<&str>, asked: u32) -> Vec<(String, String)> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = Fx::default();
+        (prefix, after, asked).hash(&mut hasher);
+        let hash = hasher.finish();
+        let cached = BATCH.with_borrow(|b| {
+            let scan = b.as_ref()?.scans.get(&hash)?;
+            (scan.prefix == prefix && scan.after.as_deref() == after && scan.asked == asked)
+                .then(|| scan.entries.clone())
+        });
+        if let Some(entries) = cached {
+            return entries;
+        }
+        let entries = host::scan(prefix, after, asked);
+        BATCH.with_borrow_mut(|b| {
+            if let Some(b) = b {
+                // Another scan of the same hash is replaced: the map
+                // remembers scans, it never answers one without comparing.
+                b.scans.insert(
+                    hash,
+                    Scan {
+                        prefix: prefix.to_owned(),
+                        after: after.map(str::to_owned),
+                        asked,
+                        entries: entries.clone(),
+                    },
+                );
+            }
+        });
+        entries
     }
 
     fn hand_over(writes: Writes) {
@@ -1089,7 +1204,12 @@ pub mod kv {
     pub(crate) fn keep() {
         let fold = FOLD.with_borrow_mut(std::mem::take);
         BATCH.with_borrow_mut(|b| match b {
-            Some(b) => b.kept.extend(fold),
+            Some(b) => {
+                for key in fold.keys() {
+                    b.heads.note(key);
+                }
+                b.kept.extend(fold);
+            }
             None => hand_over(fold),
         });
     }

@@ -100,6 +100,12 @@ pub struct BenchArgs {
     /// Folds per projection in `--fold` mode.
     #[arg(long, default_value_t = 20_000)]
     pub iterations: usize,
+    /// In `--fold` mode, measure the projection component in FILE on the
+    /// cases of the built-in projection NAME instead of the built-in
+    /// (`NAME=FILE`, repeatable), and only those cases: a projection's
+    /// author compares a build of it against the built-in's figures.
+    #[arg(long = "projection", value_name = "NAME=FILE", requires = "fold", value_parser = parse_replacement)]
+    pub projections: Vec<(String, std::path::PathBuf)>,
     /// Post pre-signed activities of remote actors to an inbox instead
     /// (`--publishers` senders, `--actors` remote actors, `--count` activities).
     #[arg(long, conflicts_with = "fold")]
@@ -146,7 +152,8 @@ pub struct BenchArgs {
 
 pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
     if args.fold {
-        return tokio::task::spawn_blocking(move || fold_bench(args.iterations)).await?;
+        return tokio::task::spawn_blocking(move || fold_bench(args.iterations, &args.projections))
+            .await?;
     }
     if args.reconcile {
         return tokio::task::spawn_blocking(move || {
@@ -304,7 +311,7 @@ pub async fn run(data: &DataDir, args: BenchArgs) -> anyhow::Result<()> {
 /// write transaction, each fold's writes applied to the store. Each
 /// projection is measured on activities it acts on and on one it ignores.
 /// The transactions are aborted, so every round starts from the same state.
-fn fold_bench(iterations: usize) -> anyhow::Result<()> {
+fn fold_bench(iterations: usize, replaced: &[(String, std::path::PathBuf)]) -> anyhow::Result<()> {
     use weft_core::model::Signed;
     use weft_runtime::{Activities, Folded, Limits, ProjectionModule, Runtime};
     use weft_store::{ModuleKind, Store};
@@ -319,7 +326,9 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
         let actor = "http://127.0.0.1:9/actors/alice";
         let sign = |body: Value, seq: u64| -> anyhow::Result<Signed> {
             let mut json = body;
-            json["actor"] = actor.into();
+            if json.get("actor").is_none() {
+                json["actor"] = actor.into();
+            }
             json["seq"] = seq.into();
             json["prev"] = weft_core::model::cid::activity_id(&seq.to_le_bytes()).into();
             json["published"] = "2026-11-21T05:00:00.000Z".into();
@@ -335,18 +344,32 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
         let notes = batch(
             &|i| json!({"type": "Create", "object": {"type": "Note", "content": format!("note {i}")}, "to": [PUBLIC]}),
         )?;
+        // The same but for the first, each by an actor of another server
+        // and addressed to the local one, as an inbox receives them: a
+        // fold that reads something per author (the feed, the author's
+        // followers) reads it for each. (The first, by the local actor,
+        // is the first the feed folds, which tells it its node's origin.)
+        let inbound = batch(&|i| {
+            let mut note = json!({"type": "Create", "object": {"type": "Note", "content": format!("note {i}")}, "to": [PUBLIC, actor]});
+            if i > 0 {
+                note["actor"] = format!("http://10.0.{}.{}/actors/a", i / 256, i % 256).into();
+            }
+            note
+        })?;
         let ids: Vec<String> = notes.iter().map(|n| n.id.clone()).collect();
         let follows = batch(
             &|i| json!({"type": "Follow", "object": format!("http://127.0.0.1:9/actors/bob{i}")}),
         )?;
         let endorses = batch(&|i| json!({"type": "Endorse", "object": ids[i], "kind": "like"}))?;
-        let cases: [(&str, &str, &[Signed]); 6] = [
-            ("feed", "Note", &notes),
-            ("feed", "Follow", &follows),
-            ("follower-graph", "Follow", &follows),
-            ("follower-graph", "Note", &notes),
-            ("endorsements", "Endorse", &endorses),
-            ("endorsements", "Note", &notes),
+        // (projection, case, the activities' verb, activities)
+        let cases: [(&str, &str, &str, &[Signed]); 7] = [
+            ("feed", "Note", "Note", &notes),
+            ("feed", "inbound Note", "Note", &inbound),
+            ("feed", "Follow", "Follow", &follows),
+            ("follower-graph", "Follow", "Follow", &follows),
+            ("follower-graph", "Note", "Note", &notes),
+            ("endorsements", "Endorse", "Endorse", &endorses),
+            ("endorsements", "Note", "Note", &notes),
         ];
         println!(
             "warm fold cost: median over {} batches of {BATCH} distinct activities, writes applied:",
@@ -356,13 +379,23 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
         // one is never placed where an earlier one's was: with
         // `WEFT_PERFMAP=1`, perf would name it after the earlier one.
         let mut measured = Vec::new();
-        for (name, verb, activities) in cases {
-            let (_, _, bytes) = weft_genesis::GENESIS
-                .iter()
-                .find(|(world, n, _)| *world == "projection" && *n == name)
-                .context("a genesis projection")?;
-            let id = weft_core::model::cid::artifact_id(bytes);
-            let component = runtime.compile(ModuleKind::Projection, &id, bytes)?;
+        for (name, case, verb, activities) in cases {
+            let replacement = replaced.iter().find(|(n, _)| n == name);
+            if !replaced.is_empty() && replacement.is_none() {
+                continue;
+            }
+            let bytes: Vec<u8> = match replacement {
+                Some((_, file)) => std::fs::read(file)
+                    .with_context(|| format!("read the component {}", file.display()))?,
+                None => weft_genesis::GENESIS
+                    .iter()
+                    .find(|(world, n, _)| *world == "projection" && *n == name)
+                    .context("a genesis projection")?
+                    .2
+                    .to_vec(),
+            };
+            let id = weft_core::model::cid::artifact_id(&bytes);
+            let component = runtime.compile(ModuleKind::Projection, &id, &bytes)?;
             let module = ProjectionModule::new(
                 runtime.clone(),
                 name,
@@ -431,7 +464,7 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
             };
             let (fold, apply) = measure(&module)?;
             print!(
-                "  {name:<16} {verb:<8} {fold:>6.2} µs per fold, of which {apply:>5.2} µs applying its writes"
+                "  {name:<16} {case:<12} {fold:>6.2} µs per fold, of which {apply:>5.2} µs applying its writes"
             );
             if filtered.folds(verb) {
                 println!();
@@ -446,6 +479,21 @@ fn fold_bench(iterations: usize) -> anyhow::Result<()> {
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// A `--projection NAME=FILE`.
+fn parse_replacement(arg: &str) -> Result<(String, std::path::PathBuf), String> {
+    let (name, file) = arg
+        .split_once('=')
+        .ok_or("expected NAME=FILE, e.g. endorsements=target/endorsements.wasm")?;
+    let builtin = ["feed", "follower-graph", "endorsements"];
+    if !builtin.contains(&name) {
+        return Err(format!(
+            "`{name}` is no built-in projection: NAME is one of {}",
+            builtin.join(", ")
+        ));
+    }
+    Ok((name.to_owned(), file.into()))
 }
 
 /// Prints the writer's time per activity since `before`.
