@@ -59,6 +59,13 @@ pub struct Config {
     /// the file (the operating system's file cache) on every use.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_mb: Option<usize>,
+    /// Whether every commit saves the store's allocator state, so that a
+    /// node killed at any moment reopens at once (`WEFT_QUICK_REPAIR`).
+    /// Off, commits are cheaper (one flush to disk instead of two) and as
+    /// durable, and a node killed in the middle of a stretch of writes
+    /// walks its whole store file when it opens; the file is made quick
+    /// to open again whenever the node is idle.
+    pub quick_repair: bool,
     /// Activities per outbox page.
     pub page_size: usize,
     /// What modules may use per call (`[runtime]`).
@@ -87,6 +94,7 @@ impl Default for Config {
             max_body_bytes: 256 * 1024,
             max_batch: 1024,
             cache_mb: None,
+            quick_repair: true,
             page_size: 20,
             runtime: weft_runtime::Limits::default(),
             module_cache: None,
@@ -304,12 +312,14 @@ mod tests {
         let config = Config::from_parts(path, file, vars(&[])).expect("a configuration");
         assert_eq!(config.max_batch, 8);
         assert_eq!(config.cache_mb, None, "sized from the machine");
+        assert!(config.quick_repair, "quick repair is on unless turned off");
         let config = Config::from_parts(
             path,
             file,
             vars(&[
                 ("WEFT_LISTEN", "127.0.0.1:9100"),
                 ("WEFT_CACHE_MB", "4096"),
+                ("WEFT_QUICK_REPAIR", "false"),
                 ("WEFT_ALLOW_PRIVATE_ADDRESSES", "true"),
                 ("WEFT_MODULE_POLICY", "manual"),
             ]),
@@ -317,6 +327,7 @@ mod tests {
         .expect("a configuration");
         assert_eq!(config.public_url(), "http://127.0.0.1:9100");
         assert_eq!(config.cache_mb, Some(4096));
+        assert!(!config.quick_repair);
         assert!(config.federation.allow_private_addresses);
         assert_eq!(
             config.federation.module_policy,

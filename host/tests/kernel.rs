@@ -21,6 +21,7 @@ fn options(dir: &std::path::Path) -> KernelOptions {
         keys_path: dir.join("keys.json"),
         max_batch: 1024,
         cache_mb: weft_store::DEFAULT_CACHE_MB,
+        quick_repair: true,
     }
 }
 

@@ -1177,3 +1177,36 @@ async fn bob_publisher(
     }
     Ok(ids)
 }
+
+/// With quick repair off (`WEFT_QUICK_REPAIR=false`), a node killed once
+/// its writer has gone idle reopens without walking its store (the writer
+/// saved the allocator state when it ran out of work), and keeps every
+/// activity it acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_quick_repair_an_idle_node_reopens_without_a_full_repair() -> anyhow::Result<()> {
+    let mut node = Weft::init()?;
+    node.run_env("WEFT_QUICK_REPAIR", "false");
+    node.start().await?;
+    let alice = actor(&node, "alice").await?;
+    let mut published = Vec::new();
+    for n in 0..20 {
+        published.push(publish(&node, &alice, note(&format!("note {n}"))).await?);
+    }
+    // The writer saves the allocator state once it has had nothing to do
+    // for 200 ms: wait past that.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    node.kill9()?;
+    node.start().await?;
+    let (_, full_repair) = store_opened(&node.stderr())?;
+    ensure!(
+        !full_repair,
+        "an idle node without quick repair needed a full repair:\n{}",
+        node.stderr()
+    );
+    let mut view = LogView::default();
+    let held = view.extend(&node, &alice).await?;
+    for id in &published {
+        ensure!(held.contains(id), "{id} was acknowledged but is gone");
+    }
+    node.stop()
+}

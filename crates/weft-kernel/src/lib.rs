@@ -53,6 +53,10 @@ pub struct KernelOptions {
     pub max_batch: usize,
     /// The store's page cache, in MiB.
     pub cache_mb: usize,
+    /// Whether every commit saves the store's allocator state
+    /// ([`Store::with_quick_repair`]); when not, the writer makes the file
+    /// quick to open again whenever it goes idle.
+    pub quick_repair: bool,
 }
 
 /// A new actor and its bearer token (shown once, stored hashed).
@@ -170,11 +174,14 @@ impl Kernel {
         limits: &Limits,
         vocabulary: impl FnOnce(&Arc<Store>) -> Result<Vocabulary, KernelError>,
     ) -> Result<Self, KernelError> {
-        let store = Arc::new(Store::open_with(
-            &options.db_path,
-            options.cache_mb,
-            weft_store::ids::FLUSH_AT,
-        )?);
+        let store = Arc::new(
+            Store::open_with(
+                &options.db_path,
+                options.cache_mb,
+                weft_store::ids::FLUSH_AT,
+            )?
+            .with_quick_repair(options.quick_repair),
+        );
         let keys = Arc::new(RwLock::new(KeyStore::open(&options.keys_path)?));
         let vocabulary = vocabulary(&store)?;
         let (tx, rx) = mpsc::channel(4096);

@@ -388,6 +388,10 @@ pub(super) struct Writer {
 /// most build work a crash makes the node redo.
 const LAZY_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long a writer without quick repair waits for work before it saves
+/// the store's allocator state ([`Writer::next_command`]).
+const SETTLE_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
+
 type RebuildReply = oneshot::Sender<Result<u64, KernelError>>;
 
 impl Writer {
@@ -420,6 +424,17 @@ impl Writer {
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut batch = Vec::with_capacity(self.max_batch);
         let mut stopping = false;
+        // A clock to wait for commands with, for a store without quick
+        // repair ([`Writer::next_command`]).
+        let waiter = (!self.store.quick_repair())
+            .then(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .inspect_err(|e| tracing::error!(error = %e, "no clock for the writer: the store's allocator state is saved only by commits"))
+                    .ok()
+            })
+            .flatten();
         loop {
             let first = if self.modules.building() {
                 match rx.try_recv() {
@@ -434,7 +449,7 @@ impl Writer {
                 // Nothing to build: what the last steps committed lazily is
                 // made durable before the writer waits.
                 self.settle_lazy();
-                match rx.blocking_recv() {
+                match self.next_command(&mut rx, waiter.as_ref()) {
                     Some(cmd) => cmd,
                     None => break,
                 }
@@ -524,6 +539,34 @@ impl Writer {
             Ok(()) => self.lazy_since = None,
             Err(e) => tracing::error!(error = %e, "could not make the last build steps durable"),
         }
+    }
+
+    /// The next command, waiting for it. With quick repair off and a
+    /// commit without the allocator state the file's last, the writer
+    /// waits [`SETTLE_AFTER`] at most, then saves the allocator state
+    /// ([`Store::settle_repair`]) and waits on: an idle node's file opens
+    /// at once after a crash, and a busy one, whose next requests arrive
+    /// within moments of each commit, is not slowed. `None`: every sender
+    /// is gone.
+    fn next_command(
+        &self,
+        rx: &mut mpsc::Receiver<Command>,
+        waiter: Option<&tokio::runtime::Runtime>,
+    ) -> Option<Command> {
+        if let Some(waiter) = waiter.filter(|_| self.store.unsettled()) {
+            // The timer is made inside the runtime, whose clock it needs.
+            let waited =
+                waiter.block_on(async { tokio::time::timeout(SETTLE_AFTER, rx.recv()).await });
+            match waited {
+                Ok(next) => return next,
+                Err(_) => {
+                    if let Err(e) = self.store.settle_repair() {
+                        tracing::error!(error = %e, "could not save the store's allocator state");
+                    }
+                }
+            }
+        }
+        rx.blocking_recv()
     }
 
     /// Takes one step of building a projection, in its own transaction,

@@ -12,12 +12,18 @@
 use crate::tables::{ACTORS, REACTIONS, RECORDS};
 use crate::{ActivityRecord, StoreError};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use redb::ReadableTable;
 
 /// An open write transaction. Dropping it without [`WriteTxn::commit`]
 /// aborts it: nothing it wrote is kept.
 pub struct WriteTxn {
     pub(crate) txn: redb::WriteTransaction,
+    /// Set when a commit without the allocator state lands
+    /// (`Store::with_quick_repair` off).
+    unsettled: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for WriteTxn {
@@ -27,13 +33,17 @@ impl std::fmt::Debug for WriteTxn {
 }
 
 impl WriteTxn {
-    pub(crate) fn new(txn: redb::WriteTransaction) -> Self {
-        Self { txn }
+    pub(crate) fn new(txn: redb::WriteTransaction, unsettled: Option<Arc<AtomicBool>>) -> Self {
+        Self { txn, unsettled }
     }
 
     /// Makes everything written durable, at once.
     pub fn commit(self) -> Result<(), StoreError> {
-        Ok(self.txn.commit()?)
+        self.txn.commit()?;
+        if let Some(unsettled) = self.unsettled {
+            unsettled.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Makes everything written visible to later transactions and to

@@ -113,6 +113,7 @@ impl Node {
             keys_path: data.keys(),
             max_batch: config.max_batch,
             cache_mb: config.cache_mb.unwrap_or_else(weft_store::default_cache_mb),
+            quick_repair: config.quick_repair,
         };
         let cache = config
             .module_cache

@@ -23,6 +23,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "cache_mb",
         "the store's page cache, in MiB (default: a 512th of the machine's memory, 16 to 32)",
     ),
+    (
+        "quick_repair",
+        "every commit saves the store's allocator state, so a killed node reopens at once; false: cheaper commits (21-31% more inbox activities per second measured), and a node killed mid-write walks its whole store file when it opens (7.5 s per million activities measured)",
+    ),
     ("page_size", "activities per outbox page"),
     (
         "module_cache",

@@ -646,6 +646,7 @@ async fn an_interrupted_reaction_runs_at_the_next_start() -> anyhow::Result<()> 
         keys_path: data.keys(),
         max_batch: 64,
         cache_mb: weft_store::DEFAULT_CACHE_MB,
+        quick_repair: true,
     };
     let kernel = Kernel::open_wasm(
         &options,
