@@ -64,7 +64,7 @@ pub struct Config {
     /// Off, commits are cheaper (one flush to disk instead of two) and as
     /// durable, and a node killed in the middle of a stretch of writes
     /// walks its whole store file when it opens; the file is made quick
-    /// to open again whenever the node is idle.
+    /// to open again once the node has been idle for 200 ms.
     pub quick_repair: bool,
     /// Activities per outbox page.
     pub page_size: usize,

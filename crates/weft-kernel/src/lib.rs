@@ -55,7 +55,7 @@ pub struct KernelOptions {
     pub cache_mb: usize,
     /// Whether every commit saves the store's allocator state
     /// ([`Store::with_quick_repair`]); when not, the writer makes the file
-    /// quick to open again whenever it goes idle.
+    /// quick to open again once it has been idle for a moment.
     pub quick_repair: bool,
 }
 

@@ -486,7 +486,11 @@ fn parse_replacement(arg: &str) -> Result<(String, std::path::PathBuf), String> 
     let (name, file) = arg
         .split_once('=')
         .ok_or("expected NAME=FILE, e.g. endorsements=target/endorsements.wasm")?;
-    let builtin = ["feed", "follower-graph", "endorsements"];
+    let builtin: Vec<&str> = weft_genesis::GENESIS
+        .iter()
+        .filter(|(world, _, _)| *world == "projection")
+        .map(|(_, name, _)| *name)
+        .collect();
     if !builtin.contains(&name) {
         return Err(format!(
             "`{name}` is no built-in projection: NAME is one of {}",
