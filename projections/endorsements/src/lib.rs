@@ -57,10 +57,16 @@ impl Projection for Endorsements {
         let actor = activity.actor;
         match activity.kind {
             "Endorse" | "Like" => {
-                // An Endorse's `kind` is not among the parsed fields.
-                let text = activity.text().map_err(|e| e.to_string())?;
-                let fields: Fields = weft_guest::fields_in(&text).map_err(|e| e.to_string())?;
-                let Some((target, kind)) = endorsement(&fields) else {
+                // An Endorse's `kind` is not among the fields passed: it
+                // is read from the text, which is parsed only up to it. A
+                // Like needs no text.
+                let text = match activity.kind {
+                    "Endorse" => Some(activity.text().map_err(|e| e.to_string())?),
+                    _ => None,
+                };
+                let kind = text.as_deref().map(|t| weft_guest::field_in(t, "kind"));
+                let kind = kind.as_ref().and_then(Str::as_deref);
+                let Some((target, kind)) = counted(activity.kind, activity.object_id, kind) else {
                     return Ok(());
                 };
                 let undone = kv::get(&key(&["undone", activity.id])).is_some_and(|a| a == actor);
@@ -117,12 +123,26 @@ impl Projection for Endorsements {
 /// Like (ActivityPub's, from the fediverse) counts as a `like`. A weft
 /// activity's URL counts as its content id.
 fn endorsement<'a>(fields: &'a Fields<'_>) -> Option<(&'a str, &'a str)> {
-    let kind = match fields.kind_of_activity.as_deref() {
-        Some("Endorse") => fields.kind.as_deref()?,
-        Some("Like") => "like",
+    counted(
+        fields.kind_of_activity.as_deref()?,
+        fields.object.as_deref(),
+        fields.kind.as_deref(),
+    )
+}
+
+/// [`endorsement`] of an activity of type `activity`, whose `object`
+/// names `object` and whose `kind` is `kind`.
+fn counted<'a>(
+    activity: &str,
+    object: Option<&'a str>,
+    kind: Option<&'a str>,
+) -> Option<(&'a str, &'a str)> {
+    let kind = match activity {
+        "Endorse" => kind?,
+        "Like" => "like",
         _ => return None,
     };
-    let target = content_id(fields.object.as_deref()?);
+    let target = content_id(object?);
     (is_safe(target) && KINDS.contains(&kind)).then_some((target, kind))
 }
 
@@ -168,6 +188,11 @@ mod tests {
             let text = counted.to_string();
             let fields: Fields = serde_json::from_str(&text)?;
             assert_eq!(endorsement(&fields), Some((ID, "like")), "{counted}");
+            assert_eq!(
+                as_folded(&text),
+                Some((ID.into(), "like".into())),
+                "{counted}"
+            );
         }
         let bad: [Value; 5] = [
             json!({"type": "Endorse", "object": ID, "kind": "love"}),
@@ -180,8 +205,22 @@ mod tests {
             let text = bad.to_string();
             let fields: Fields = serde_json::from_str(&text)?;
             assert_eq!(endorsement(&fields), None, "{bad}");
+            assert_eq!(as_folded(&text), None, "{bad}");
         }
         Ok(())
+    }
+
+    /// What the fold counts an activity with this text as: its `kind`
+    /// read up to itself, its type and object as the node passes them.
+    fn as_folded(text: &str) -> Option<(String, String)> {
+        let fields: Fields = serde_json::from_str(text).ok()?;
+        let kind = weft_guest::field_in(text, "kind");
+        counted(
+            fields.kind_of_activity.as_deref()?,
+            fields.object.as_deref(),
+            kind.as_deref(),
+        )
+        .map(|(target, kind)| (target.to_owned(), kind.to_owned()))
     }
 
     #[test]

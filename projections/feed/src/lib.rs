@@ -43,8 +43,6 @@
 //! 100), `after=<next from the previous page>` →
 //! `{"actor", "items": [{"activity", "announced"}], "next"}`.
 
-use std::collections::BTreeSet;
-
 use weft_guest::Activity;
 use weft_guest::Json;
 use weft_guest::Projection;
@@ -74,7 +72,8 @@ impl Projection for Feed {
         }
         let author = activity.actor;
         let home = home(author);
-        let local = |a: &str| is_actor(a) && home.as_deref().is_some_and(|h| at_origin(a, h));
+        // The origin is compared first: most entries are not of this node.
+        let local = |a: &str| home.as_deref().is_some_and(|h| at_origin(a, h)) && is_actor(a);
 
         // Only local actors are ever recorded as followers.
         let follower_prefix = key(&["follower", author, ""]);
@@ -83,20 +82,23 @@ impl Projection for Feed {
         } else {
             Vec::new()
         };
-        let mut readers: BTreeSet<&str> = activity
+        // A few readers, written to in key order, each once.
+        let mut readers: Vec<&str> = activity
             .to
             .iter()
             .chain(activity.cc.iter())
-            .filter(|a| !is_collection(a) && local(a))
+            .filter(|a| local(a) && !is_collection(a))
             .collect();
         if local(author) {
-            readers.insert(author);
+            readers.push(author);
         }
         readers.extend(
             followers
                 .iter()
                 .filter_map(|(k, _)| k.strip_prefix(&follower_prefix)),
         );
+        readers.sort_unstable();
+        readers.dedup();
 
         // A Delete or Update of an object (not of an actor) changes how
         // the activity that made it shows; it is no entry of its own.
@@ -119,7 +121,7 @@ impl Projection for Feed {
                 kv::set(&key(&["feed", reader, &rank]), activity.id);
             }
         }
-        kv::set("count", &(n.saturating_add(1)).to_string());
+        kv::set("count", &decimal(n.saturating_add(1), 0));
 
         if let Some(object) = activity.object_id {
             track_follows(activity, object, &local);
@@ -204,37 +206,15 @@ fn home(author: &str) -> Option<String> {
     Some(home)
 }
 
-/// Whether `url`'s scheme and authority are `origin` (lower-case, as
-/// [`origin`] makes it), compared without allocating.
+/// Whether `url`'s scheme and authority are `origin` (as [`origin`] makes
+/// it: lower-case, an authority without `/`, `?` or `#`): `url` starts
+/// with it, ignoring ASCII case, and its authority ends there. Compared
+/// without allocating or reading the rest of `url`.
 fn at_origin(url: &str, origin: &str) -> bool {
-    let Some((scheme, rest)) = split_scheme(url) else {
-        return false;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let at = scheme.len();
-    !authority.is_empty()
-        && origin.len() == at + 3 + authority.len()
-        && origin
-            .get(..at)
-            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
-        && origin.get(at..at + 3) == Some("://")
-        && origin
-            .get(at + 3..)
-            .is_some_and(|a| a.eq_ignore_ascii_case(authority))
-}
-
-/// `url` split around its first `://`, as `split_once("://")` splits it,
-/// found by looking for a `:` (a substring search set up anew for each URL
-/// cost more than the rest of this check).
-fn split_scheme(url: &str) -> Option<(&str, &str)> {
-    let mut from = 0;
-    while let Some(at) = url.get(from..)?.find(':').map(|i| from + i) {
-        if url[at + 1..].starts_with("//") {
-            return Some((&url[..at], &url[at + 3..]));
-        }
-        from = at + 1;
-    }
-    None
+    let (url, origin) = (url.as_bytes(), origin.as_bytes());
+    url.get(..origin.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(origin))
+        && matches!(url.get(origin.len()), None | Some(b'/' | b'?' | b'#'))
 }
 
 /// The origin of an actor URL: its scheme and authority, lower-cased.
@@ -345,7 +325,22 @@ impl<'a> Page<'a> {
 
 /// The rank of the n-th folded activity: newer ranks sort first.
 fn rank(n: u64) -> String {
-    format!("{:020}", u64::MAX - n)
+    decimal(u64::MAX - n, 20)
+}
+
+/// `n` in decimal, zero-padded to `width` digits (at most 20, all a u64
+/// needs): what `format!("{n:0width$}")` writes, without the formatting
+/// machinery, which cost a module more than the rest of making a key.
+fn decimal(mut n: u64, width: usize) -> String {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    while n > 0 || start == digits.len() {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let start = start.min(digits.len().saturating_sub(width));
+    digits[start..].iter().map(|&d| char::from(d)).collect()
 }
 
 /// Is `s` a rank (a cursor): 20 digits?
@@ -380,19 +375,23 @@ mod tests {
     }
 
     #[test]
-    fn a_scheme_splits_where_split_once_splits() {
-        for url in [
-            "https://a.example/x",
-            "a:b://c",
-            "x:/y://z",
-            "no scheme",
-            "ends:",
-            "ends:/",
-            "://",
-            "é:é://é",
-            "",
+    fn decimals_are_what_format_writes() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            12_345,
+            u64::MAX / 10,
+            u64::MAX - 1,
+            u64::MAX,
         ] {
-            assert_eq!(split_scheme(url), url.split_once("://"), "{url}");
+            for width in [0, 1, 5, 19, 20] {
+                assert_eq!(decimal(n, width), format!("{n:0width$}"), "{n} {width}");
+            }
+            assert_eq!(rank(n), format!("{:020}", u64::MAX - n));
         }
     }
 
@@ -493,12 +492,28 @@ mod tests {
             "http:///x",
             "as:Public",
             "http://é.example/x",
+            "http://127.0.0.1:9999?q",
+            "http://127.0.0.1:9999#f",
+            "http://127.0.0.1:9999:1/x",
+            "http://127.0.0.1",
+            "",
         ] {
             assert_eq!(
                 at_origin(url, home),
                 origin(url).as_deref() == Some(home),
                 "{url}"
             );
+        }
+        // Schemes with a colon, and a second `://`, split where
+        // `split_once` splits.
+        for (url, home) in [
+            ("a:b://h/x", "a:b://h"),
+            ("a://b://h", "a://b:"),
+            ("x:/y://z/w", "x:/y://z"),
+            ("A:B://H", "a:b://h"),
+        ] {
+            assert_eq!(origin(url).as_deref(), Some(home), "{url}");
+            assert!(at_origin(url, home), "{url}");
         }
         assert!(at_origin("http://É.example/x", "http://É.example"));
     }

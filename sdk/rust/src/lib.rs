@@ -304,10 +304,48 @@ pub mod text {
     /// time while `s` is ASCII (where those are the bytes up to space, and
     /// DEL), by character once it is not.
     fn has_space_or_control(s: &str) -> bool {
-        if s.is_ascii() {
-            return s.bytes().any(|b| b <= b' ' || b == 0x7f);
+        // For ASCII, whitespace and controls are the bytes up to space,
+        // and DEL.
+        let (ascii, found) = ascii_prefix(s.as_bytes(), b' ' + 1);
+        if found {
+            return true;
         }
-        s.chars().any(|c| c.is_whitespace() || c.is_control())
+        // The prefix ends on a character boundary: what precedes it is ASCII.
+        let rest = s.get(ascii..).unwrap_or_default();
+        if rest.is_ascii() {
+            return rest.bytes().any(|b| b <= b' ' || b == 0x7f);
+        }
+        rest.chars().any(|c| c.is_whitespace() || c.is_control())
+    }
+
+    /// Reads `bytes` eight at a time while they are ASCII: how many were
+    /// read (a multiple of 8, ending before the first word holding a
+    /// non-ASCII byte or before the last few bytes), and whether a byte
+    /// below `floor` (at most 128) or DEL is among them. In a module a
+    /// byte loop pays the runtime's fuel and interruption checks on each
+    /// byte; this pays them on each word.
+    fn ascii_prefix(bytes: &[u8], floor: u8) -> (usize, bool) {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let below = ONES * u64::from(floor);
+        let mut read = 0;
+        for word in bytes.chunks_exact(8) {
+            let mut eight = [0; 8];
+            eight.copy_from_slice(word);
+            let x = u64::from_le_bytes(eight);
+            if x & HIGH != 0 {
+                break;
+            }
+            // With every byte below 128, a byte-wise subtraction sets a
+            // high bit exactly when some byte is below what is subtracted
+            // (a borrow only follows such a byte): below `floor`, or zero
+            // once DEL is flipped to zero.
+            if (x.wrapping_sub(below) | (x ^ (ONES * 0x7f)).wrapping_sub(ONES)) & HIGH != 0 {
+                return (read, true);
+            }
+            read += 8;
+        }
+        (read, false)
     }
 
     /// The content id an activity reference names: the `b…` at the end of
@@ -333,8 +371,12 @@ pub mod text {
         // Read a byte at a time: the controls are U+0000–U+001F, U+007F
         // and U+0080–U+009F, the last written C2 80–C2 9F in UTF-8 (C2
         // is only ever a lead byte there).
-        let bytes = s.as_bytes();
-        !bytes.is_empty()
+        // An ASCII prefix is read a word at a time (`ascii_prefix`); it
+        // holds no C2, so the rest is checked on its own.
+        let (ascii, found) = ascii_prefix(s.as_bytes(), b' ');
+        let bytes = s.as_bytes().get(ascii..).unwrap_or_default();
+        !s.is_empty()
+            && !found
             && !bytes.iter().enumerate().any(|(at, &b)| {
                 b < b' '
                     || b == 0x7f
@@ -395,7 +437,7 @@ pub mod text {
             /// multi-byte characters and URLs among it).
             #[test]
             fn byte_checks_agree_with_their_definitions(
-                s in "(https?://)?[a-z/\\x00-\\x20\\x7e-\\u{a0}é\\u{2028}\\u{3000}\\u{100}-\\u{10ff}]{0,12}",
+                s in "(https?://)?[a-z/\\x00-\\x20\\x7e-\\u{a0}é\\u{2028}\\u{3000}\\u{100}-\\u{10ff}]{0,12}[a-z/.:]{0,30}[\\x00-\\x21\\x7e-\\x80]?[a-z/.]{0,20}",
                 parts in proptest::collection::vec("[a-z\\x80-\\u{a0}]{0,3}", 0..4),
             ) {
                 let safe = !s.is_empty() && !s.chars().any(char::is_control);
@@ -411,6 +453,30 @@ pub mod text {
                 proptest::prop_assert_eq!(is_http_url(&s), url);
                 let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
                 proptest::prop_assert_eq!(key(&parts), parts.join("\u{1f}"));
+            }
+
+            /// Read a word at a time, an ASCII prefix holds a byte below
+            /// the floor, or DEL, exactly when a byte loop finds one in
+            /// it, and it ends only where a word is not ASCII or too few
+            /// bytes are left.
+            #[test]
+            fn words_are_read_as_bytes_are(
+                bytes in proptest::collection::vec(
+                    proptest::prop_oneof![12 => 0x21u8..0x7f, 1 => proptest::prelude::any::<u8>()],
+                    0..48,
+                ),
+                floor in 0u8..=128,
+            ) {
+                let (read, found) = ascii_prefix(&bytes, floor);
+                let bad = |b: &u8| *b < floor || *b == 0x7f;
+                proptest::prop_assert_eq!(read % 8, 0);
+                proptest::prop_assert!(bytes[..read].is_ascii() && !bytes[..read].iter().any(bad));
+                if found {
+                    let word = &bytes[read..read + 8];
+                    proptest::prop_assert!(word.is_ascii() && word.iter().any(bad));
+                } else {
+                    proptest::prop_assert!(bytes.get(read..read + 8).is_none_or(|w| !w.is_ascii()));
+                }
             }
         }
     }
@@ -641,6 +707,17 @@ pub fn fields_in<'a, T: serde::Deserialize<'a>>(text: &'a str) -> Result<T, Json
     serde_json::from_str(text).map_err(|_| JsonError)
 }
 
+/// The top-level field `name` of an activity's JSON text, read as
+/// [`view::Str`] reads it (a string, or an embedded object's `id`): the
+/// text is parsed only up to that field, so a module that needs one field
+/// of a long activity (an Endorse's `kind`, ahead of its `object` and
+/// `proof`) skips the rest. The node's activity texts are canonical JSON,
+/// each key once; in other text, the first occurrence counts, and what
+/// follows it is not checked.
+pub fn field_in<'a>(text: &'a str, name: &str) -> view::Str<'a> {
+    view::top_level(text, name)
+}
+
 /// Field types for [`fields`] structs that borrow from the activity text
 /// and tolerate any JSON shape: a field of an unexpected shape reads as
 /// absent rather than failing the whole parse.
@@ -751,6 +828,41 @@ pub mod view {
             }
             Ok(id)
         }
+    }
+
+    /// [`crate::field_in`].
+    pub(crate) fn top_level<'a>(text: &'a str, name: &str) -> Str<'a> {
+        /// Reads an object's entries until the key `name`, and its value.
+        struct Until<'n, 'a> {
+            name: &'n str,
+            found: &'n mut Str<'a>,
+        }
+        impl<'de: 'a, 'a> Visitor<'de> for Until<'_, 'a> {
+            type Value = ();
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    if key.as_deref() == Some(self.name) {
+                        *self.found = map.next_value::<Str<'a>>()?;
+                        return Ok(());
+                    }
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Ok(())
+            }
+        }
+        let mut found = Str(None);
+        let mut de = serde_json::Deserializer::from_str(text);
+        // Stopping at the key leaves the rest of the object unread, which
+        // the deserializer then reports as an error: what was found stands.
+        let _ = de.deserialize_map(Until {
+            name,
+            found: &mut found,
+        });
+        found
     }
 
     impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
@@ -868,6 +980,55 @@ pub mod view {
         fn escaped_strings_are_unescaped() {
             let f = parse(r#"{"object":"a\u0041\"b"}"#);
             assert_eq!(f.object.as_deref(), Some("aA\"b"));
+        }
+
+        #[test]
+        fn a_top_level_field_is_read_up_to_itself() {
+            let text = r#"{"actor":"a","kind":"like","object":{"id":"b1","kind":"x"},"proof":{"kind":"y"}}"#;
+            assert_eq!(crate::field_in(text, "kind").as_deref(), Some("like"));
+            assert_eq!(crate::field_in(text, "object").as_deref(), Some("b1"));
+            assert_eq!(crate::field_in(text, "proof").as_deref(), None);
+            assert_eq!(crate::field_in(text, "id").as_deref(), None);
+            // Only top-level keys count, escaped ones too.
+            let text = r#"{"object":{"kind":"x"},"k\u0069nd":"share"}"#;
+            assert_eq!(crate::field_in(text, "kind").as_deref(), Some("share"));
+            for text in ["[]", "\"kind\"", "", "{", r#"{"kind":"#] {
+                assert_eq!(crate::field_in(text, "kind").as_deref(), None, "{text}");
+            }
+            // What comes after the field is not read.
+            assert_eq!(
+                crate::field_in(r#"{"kind":"like",]"#, "kind").as_deref(),
+                Some("like")
+            );
+        }
+
+        use proptest::strategy::Strategy as _;
+
+        proptest::proptest! {
+            /// In any JSON object, the field read up to itself is the field
+            /// a whole parse reads.
+            #[test]
+            fn a_field_read_up_to_itself_is_the_whole_parse_s(
+                entries in proptest::collection::btree_map(
+                    "(kind|object|id|a|\\\\)",
+                    proptest::prop_oneof![
+                        "[a-z\"\\\\]{0,4}".prop_map(serde_json::Value::from),
+                        proptest::prelude::any::<i64>().prop_map(serde_json::Value::from),
+                        ("(kind|id)", "[a-z]{0,3}").prop_map(|(k, v)| serde_json::json!({k: v, "n": [1, {"kind": "z"}]})),
+                        proptest::collection::vec("[a-z]{0,2}", 0..3).prop_map(serde_json::Value::from),
+                    ],
+                    0..5,
+                ),
+                name in "(kind|object|id|a|b|\\\\)",
+            ) {
+                let text = serde_json::Value::from_iter(entries.clone()).to_string();
+                let whole = match entries.get(&name) {
+                    Some(value) => Str::deserialize(value).expect("a Str reads any value"),
+                    None => Str(None),
+                };
+                let read = crate::field_in(&text, &name);
+                proptest::prop_assert_eq!(read.as_deref(), whole.as_deref());
+            }
         }
     }
 }
