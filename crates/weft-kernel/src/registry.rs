@@ -548,12 +548,8 @@ impl Registry {
         bytes: &[u8],
     ) -> Result<Active, RuntimeError> {
         let artifact = version.artifact.as_str();
-        let component = self.runtime.compile(kind, artifact, bytes)?;
-        let reuse = if weft_genesis::is_builtin_artifact(artifact) {
-            Reuse::Warm
-        } else {
-            Reuse::Fresh
-        };
+        let reuse = reuse_of(artifact);
+        let component = self.runtime.compile_for(kind, artifact, bytes, reuse)?;
         let budget = self.budget(Some(version));
         let runtime = self.runtime.clone();
         let metadata = metadata(version);
@@ -733,7 +729,7 @@ impl Registry {
             })?;
         match self
             .runtime
-            .compile(kind, artifact, &bytes)
+            .compile_for(kind, artifact, &bytes, reuse_of(artifact))
             .and_then(|component| self.runtime.contract(kind, &component))
         {
             Ok(contract) => Ok(contract),
@@ -743,7 +739,11 @@ impl Registry {
                     ModuleKind::Verb => ModuleKind::Projection,
                     ModuleKind::Projection => ModuleKind::Verb,
                 };
-                if self.runtime.compile(other, artifact, &bytes).is_ok() {
+                if self
+                    .runtime
+                    .compile_for(other, artifact, &bytes, reuse_of(artifact))
+                    .is_ok()
+                {
                     return Err(format!(
                         "this component is a {}, not a {}: add it with `weft module add {} NAME FILE`",
                         other.as_str(),
@@ -1200,6 +1200,17 @@ impl Modules for Registry {
         };
         let (txn, done) = self.build(txn, &name)?;
         Ok((txn, done.map(|count| (name, count))))
+    }
+}
+
+/// How the instances of the module in `artifact` are reused: kept warm
+/// (and compiled without fuel counting) for this binary's built-in modules
+/// only.
+fn reuse_of(artifact: &str) -> Reuse {
+    if weft_genesis::is_builtin_artifact(artifact) {
+        Reuse::Warm
+    } else {
+        Reuse::Fresh
     }
 }
 

@@ -275,11 +275,25 @@ impl Linkers {
     }
 }
 
-/// The engine, its linkers and the epoch ticker.
-pub struct Runtime {
+/// An engine, its linkers and its compiled-code cache.
+struct Side {
     engine: Engine,
     linkers: Linkers,
     cache: cache::Cache,
+}
+
+/// The engines, their linkers and the epoch ticker.
+///
+/// Two engines compile modules: `metered` counts fuel in every call (every
+/// module defined on the node or received from a peer, so that running out
+/// is a deterministic refusal), `builtin` does not (the node's own built-in
+/// modules, [`Reuse::Warm`]: our source, whose work per call is bounded by
+/// the size of what they are passed). Counting fuel made a fold of the
+/// built-in projections ~30% slower. Both have the epoch deadline, and
+/// every import charges the host fuel of the call either way.
+pub struct Runtime {
+    metered: Side,
+    builtin: Side,
     compiler: compile::Compiler,
     limits: Limits,
     stop: Arc<AtomicBool>,
@@ -308,47 +322,61 @@ const TICK: Duration = Duration::from_millis(10);
 impl Runtime {
     /// A runtime caching compiled code in `cache_dir`.
     pub fn new(limits: Limits, cache_dir: PathBuf) -> Result<Self, RuntimeError> {
-        let mut config = wasmtime::Config::new();
-        config.wasm_component_model(true);
-        config.consume_fuel(true);
-        config.epoch_interruption(true);
-        config.max_wasm_stack(limits.max_stack_bytes);
-        config.memory_reservation(MEMORY_RESERVATION);
-        config.memory_guard_size(MEMORY_GUARD);
-        config.memory_reservation_for_growth(0);
-        // Every call instantiates afresh, so instances come from a pool of
-        // slots that are reset, not mapped and unmapped: a new instance of
-        // a Rust module costs microseconds instead of a hundred or more.
-        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool(&limits)));
-        // `WEFT_PERFMAP=1` writes /tmp/perf-PID.map so `perf` names the
-        // functions of modules (a module author's profiling aid).
-        if std::env::var_os("WEFT_PERFMAP").is_some_and(|v| v == "1") {
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
-        let engine = Engine::new(&config).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        let linkers = Linkers::new(&engine).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let side = |fuel: bool| -> Result<Side, RuntimeError> {
+            let engine = Engine::new(&config(&limits, fuel))
+                .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+            let linkers =
+                Linkers::new(&engine).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+            // The cache names files by the engine's settings: the two
+            // engines' compilations of one artifact are two files.
+            let cache = cache::Cache::new(cache_dir.clone(), &engine);
+            Ok(Side {
+                engine,
+                linkers,
+                cache,
+            })
+        };
+        let (metered, builtin) = (side(true)?, side(false)?);
         let stop = Arc::new(AtomicBool::new(false));
-        let (ticker_engine, ticker_stop) = (engine.clone(), stop.clone());
+        let engines = [metered.engine.clone(), builtin.engine.clone()];
+        let ticker_stop = stop.clone();
         std::thread::Builder::new()
             .name("weft-epoch".into())
             .spawn(move || {
                 while !ticker_stop.load(Ordering::Relaxed) {
                     std::thread::sleep(TICK);
-                    ticker_engine.increment_epoch();
+                    for engine in &engines {
+                        engine.increment_epoch();
+                    }
                 }
             })
             .map_err(|e| RuntimeError::Cache(format!("cannot start the epoch thread: {e}")))?;
-        let cache = cache::Cache::new(cache_dir, &engine);
         let compiler =
             compile::Compiler::new(Duration::from_millis(limits.compile_timeout_ms.max(1)));
         Ok(Self {
-            engine,
-            linkers,
-            cache,
+            metered,
+            builtin,
             compiler,
             limits,
             stop,
         })
+    }
+
+    /// The engine modules reused as `reuse` says compile on.
+    fn side(&self, reuse: Reuse) -> &Side {
+        match reuse {
+            Reuse::Fresh => &self.metered,
+            Reuse::Warm => &self.builtin,
+        }
+    }
+
+    /// The side of the engine `engine` is.
+    fn side_of(&self, engine: &Engine) -> &Side {
+        if Engine::same(engine, &self.builtin.engine) {
+            &self.builtin
+        } else {
+            &self.metered
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -356,25 +384,40 @@ impl Runtime {
     }
 
     /// Compiles (or loads from the cache) the artifact `id` and checks it
-    /// against the contract for `kind`.
+    /// against the contract for `kind`, for fresh, fuel-metered instances
+    /// ([`Runtime::compile_for`] with [`Reuse::Fresh`]).
     pub fn compile(
         &self,
         kind: ModuleKind,
         id: &str,
         bytes: &[u8],
     ) -> Result<Component, RuntimeError> {
+        self.compile_for(kind, id, bytes, Reuse::Fresh)
+    }
+
+    /// [`Runtime::compile`] for a module whose instances are reused as
+    /// `reuse` says: [`Reuse::Warm`] (the node's built-in modules only)
+    /// compiles on the engine that counts no fuel.
+    pub fn compile_for(
+        &self,
+        kind: ModuleKind,
+        id: &str,
+        bytes: &[u8],
+        reuse: Reuse,
+    ) -> Result<Component, RuntimeError> {
+        let side = self.side(reuse);
         if bytes.len() > self.limits.max_artifact_bytes {
             return Err(RuntimeError::TooLarge {
                 size: bytes.len(),
                 limit: self.limits.max_artifact_bytes,
             });
         }
-        let component = match self.cache.load(&self.engine, id) {
+        let component = match side.cache.load(&side.engine, id) {
             Some(component) => component,
             None => {
-                let component = self.compile_new(bytes)?;
+                let component = self.compile_new(side, bytes)?;
                 self.check_contract(kind, &component)?;
-                self.cache.store(id, &component);
+                side.cache.store(id, &component);
                 component
             }
         };
@@ -392,16 +435,17 @@ impl Runtime {
                 limit: self.limits.max_artifact_bytes,
             });
         }
-        if self.cache.load(&self.engine, id).is_some() {
+        let side = &self.metered;
+        if side.cache.load(&side.engine, id).is_some() {
             return Ok(());
         }
-        let component = self.compile_new(bytes)?;
-        self.cache.store(id, &component);
+        let component = self.compile_new(side, bytes)?;
+        side.cache.store(id, &component);
         Ok(())
     }
 
     /// Compiles bytes not in the cache, within the compile budget.
-    fn compile_new(&self, bytes: &[u8]) -> Result<Component, RuntimeError> {
+    fn compile_new(&self, side: &Side, bytes: &[u8]) -> Result<Component, RuntimeError> {
         if bytes.starts_with(b"\0asm\x01\0\0\0") {
             return Err(RuntimeError::Invalid(
                 "this is a core WebAssembly module; make it a component (e.g. `wasm-tools component new`)".into(),
@@ -414,7 +458,7 @@ impl Runtime {
                 max_functions: self.limits.max_functions,
             },
         )?;
-        self.compiler.compile(&self.engine, bytes)
+        self.compiler.compile(&side.engine, bytes)
     }
 
     /// The contract version `component` is a module of `kind` of: what it
@@ -432,7 +476,8 @@ impl Runtime {
             ModuleKind::Projection => &["types", "log", "kv"],
         };
         let mut named: Option<Contract> = None;
-        for (name, _) in ty.imports(&self.engine) {
+        let engine = component.engine();
+        for (name, _) in ty.imports(engine) {
             let version = Contract::ALL.into_iter().find(|c| {
                 allowed
                     .iter()
@@ -473,7 +518,7 @@ impl Runtime {
             let missing = contract
                 .exports(kind)
                 .iter()
-                .find(|e| ty.get_export(&self.engine, e).is_none());
+                .find(|e| ty.get_export(engine, e).is_none());
             let checked = match missing {
                 Some(export) => Err(RuntimeError::MissingExport(
                     (*export).to_owned(),
@@ -501,6 +546,7 @@ impl Runtime {
         component: &Component,
     ) -> Result<(), RuntimeError> {
         let pre = self
+            .side_of(component.engine())
             .linkers
             .get(kind, contract)
             .ok_or_else(|| {
@@ -539,9 +585,10 @@ impl Runtime {
         // needs more instances or memory than a store allows is refused when
         // it is defined rather than failing on every call.
         let budget = self.limits.budget(None, None);
-        let mut store = self.new_store("", budget);
+        let mut store = self.new_store(component.engine(), "", budget);
         self.arm(&mut store, budget)?;
-        self.linkers
+        self.side_of(component.engine())
+            .linkers
             .get(kind, contract)
             .ok_or_else(|| {
                 RuntimeError::Invalid(format!("{contract} has no {} world", kind.as_str()))
@@ -555,7 +602,7 @@ impl Runtime {
         Ok(())
     }
 
-    fn new_store(&self, projection: &str, budget: Budget) -> Store<HostState> {
+    fn new_store(&self, engine: &Engine, projection: &str, budget: Budget) -> Store<HostState> {
         let state = HostState {
             limits: Meter::new(budget.memory, self.limits.table_elements),
             source: Source::None,
@@ -568,15 +615,17 @@ impl Runtime {
             current: None,
             visible: None,
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
         store
     }
 
     fn arm(&self, store: &mut Store<HostState>, budget: Budget) -> Result<(), RuntimeError> {
-        store
-            .set_fuel(budget.fuel)
-            .map_err(|e| RuntimeError::Cache(e.to_string()))?;
+        if !Engine::same(store.engine(), &self.builtin.engine) {
+            store
+                .set_fuel(budget.fuel)
+                .map_err(|e| RuntimeError::Cache(e.to_string()))?;
+        }
         store.data_mut().host_fuel = budget.fuel;
         store.set_epoch_deadline(
             self.limits
@@ -595,7 +644,7 @@ impl Runtime {
             tracing::trace!(
                 module,
                 call,
-                fuel = budget.fuel - store.get_fuel().unwrap_or(0),
+                fuel = store.get_fuel().ok().map(|left| budget.fuel - left),
                 host_fuel = budget.fuel - state.host_fuel,
                 memory = state.limits.memory_used(),
                 "module call"
@@ -700,6 +749,28 @@ fn pool(limits: &Limits) -> wasmtime::PoolingAllocationConfig {
     pool
 }
 
+/// An engine's settings; `fuel`: whether calls count fuel.
+fn config(limits: &Limits, fuel: bool) -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true);
+    config.consume_fuel(fuel);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(limits.max_stack_bytes);
+    config.memory_reservation(MEMORY_RESERVATION);
+    config.memory_guard_size(MEMORY_GUARD);
+    config.memory_reservation_for_growth(0);
+    // Every call instantiates afresh, so instances come from a pool of
+    // slots that are reset, not mapped and unmapped: a new instance of
+    // a Rust module costs microseconds instead of a hundred or more.
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool(limits)));
+    // `WEFT_PERFMAP=1` writes /tmp/perf-PID.map so `perf` names the
+    // functions of modules (a module author's profiling aid).
+    if std::env::var_os("WEFT_PERFMAP").is_some_and(|v| v == "1") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    config
+}
+
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -721,5 +792,32 @@ mod trap_tests {
             explain_trap("0: 0x1 - mod!my_function\nCaused by: unreachable"),
             None
         );
+    }
+}
+
+#[cfg(test)]
+mod engine_tests {
+    use super::*;
+
+    /// A module compiled for warm reuse (a built-in) runs on the engine
+    /// that counts no fuel; every other module's calls count fuel, armed
+    /// with the call's budget.
+    #[test]
+    fn only_builtin_modules_run_without_fuel() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let runtime = Runtime::new(Limits::default(), dir.path().to_owned())?;
+        let bytes = wat::parse_str("(component (core module (func)))")?;
+        let budget = runtime.limits().budget(None, None);
+        for (reuse, fuel) in [(Reuse::Fresh, Some(budget.fuel)), (Reuse::Warm, None)] {
+            let component = runtime.compile_new(runtime.side(reuse), &bytes)?;
+            assert!(std::ptr::eq(
+                runtime.side_of(component.engine()),
+                runtime.side(reuse)
+            ));
+            let mut store = runtime.new_store(component.engine(), "", budget);
+            runtime.arm(&mut store, budget)?;
+            assert_eq!(store.get_fuel().ok(), fuel, "{reuse:?}");
+        }
+        Ok(())
     }
 }

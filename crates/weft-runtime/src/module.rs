@@ -68,7 +68,8 @@ struct Warm<B> {
 pub enum Reuse {
     /// A fresh instance per call: every module but the built-in ones.
     Fresh,
-    /// Instances kept between calls: the node's own built-in modules.
+    /// Instances kept between calls: the node's own built-in modules,
+    /// compiled without fuel counting ([`Runtime::compile_for`]).
     Warm,
 }
 
@@ -96,6 +97,7 @@ macro_rules! bindings {
             fn prepare(runtime: &Runtime, component: &Component) -> wasmtime::Result<Self::Pre> {
                 <$pre>::new(
                     runtime
+                        .side_of(component.engine())
                         .linkers
                         .get(Self::KIND, Self::CONTRACT)
                         .ok_or_else(|| {
@@ -162,6 +164,8 @@ bindings!(
 struct Instances<B: Bindings> {
     name: String,
     runtime: Arc<Runtime>,
+    /// The engine the component was compiled on.
+    engine: wasmtime::Engine,
     budget: Budget,
     pre: B::Pre,
     /// Idle instances, for [`Reuse::Warm`] only.
@@ -181,6 +185,7 @@ impl<B: Bindings> Instances<B> {
         Ok(Self {
             name: name.to_owned(),
             runtime,
+            engine: component.engine().clone(),
             budget,
             pre,
             idle: (reuse == Reuse::Warm).then(|| Mutex::new(Vec::new())),
@@ -201,7 +206,7 @@ impl<B: Bindings> Instances<B> {
             ModuleKind::Projection => self.name.as_str(),
             ModuleKind::Verb => "",
         };
-        let mut store = self.runtime.new_store(kv, self.budget);
+        let mut store = self.runtime.new_store(&self.engine, kv, self.budget);
         self.runtime.arm(&mut store, self.budget)?;
         let bindings = B::instantiate(&self.pre, &mut store).map_err(|e| self.fault(&e))?;
         Ok(Warm { store, bindings })

@@ -102,8 +102,9 @@ pub struct BenchArgs {
     pub iterations: usize,
     /// In `--fold` mode, measure the projection component in FILE on the
     /// cases of the built-in projection NAME instead of the built-in
-    /// (`NAME=FILE`, repeatable), and only those cases: a projection's
-    /// author compares a build of it against the built-in's figures.
+    /// (`NAME=FILE`, repeatable), and only those cases, run as the node
+    /// runs its built-ins: a projection's author compares a build of it
+    /// against the built-in's figures.
     #[arg(long = "projection", value_name = "NAME=FILE", requires = "fold", value_parser = parse_replacement)]
     pub projections: Vec<(String, std::path::PathBuf)>,
     /// Post pre-signed activities of remote actors to an inbox instead
@@ -395,7 +396,13 @@ fn fold_bench(iterations: usize, replaced: &[(String, std::path::PathBuf)]) -> a
                     .to_vec(),
             };
             let id = weft_core::model::cid::artifact_id(&bytes);
-            let component = runtime.compile(ModuleKind::Projection, &id, &bytes)?;
+            // Compiled and kept as the node runs its built-in modules.
+            let component = runtime.compile_for(
+                ModuleKind::Projection,
+                &id,
+                &bytes,
+                weft_runtime::Reuse::Warm,
+            )?;
             let module = ProjectionModule::new(
                 runtime.clone(),
                 name,
