@@ -289,7 +289,7 @@ struct Side {
 /// is a deterministic refusal), `builtin` does not (the node's own built-in
 /// modules, [`Reuse::Warm`]: our source, whose work per call is bounded by
 /// the size of what they are passed). Counting fuel made a fold of the
-/// built-in projections ~30% slower. Both have the epoch deadline, and
+/// built-in projections 6–20% slower (`weft bench --fold`). Both have the epoch deadline, and
 /// every import charges the host fuel of the call either way.
 pub struct Runtime {
     metered: Side,
