@@ -888,7 +888,10 @@ impl Kernel {
             })?;
         let id = weft_core::model::cid::artifact_id(&bytes);
         let (checked_id, bytes) = tokio::task::spawn_blocking(move || {
-            let result = registry.runtime().check_component(&id, &bytes);
+            // Compiled on the engine its definition will run it on: a
+            // built-in's is not the one other modules' run on.
+            let reuse = registry::reuse_of(&id);
+            let result = registry.runtime().check_component(&id, &bytes, reuse);
             (result.map(|()| id), bytes)
         })
         .await

@@ -1206,7 +1206,7 @@ impl Modules for Registry {
 /// How the instances of the module in `artifact` are reused: kept warm
 /// (and compiled without fuel counting) for this binary's built-in modules
 /// only.
-fn reuse_of(artifact: &str) -> Reuse {
+pub(crate) fn reuse_of(artifact: &str) -> Reuse {
     if weft_genesis::is_builtin_artifact(artifact) {
         Reuse::Warm
     } else {

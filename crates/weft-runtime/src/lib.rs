@@ -425,17 +425,23 @@ impl Runtime {
         Ok(component)
     }
 
-    /// Checks that `bytes` is a WebAssembly component this engine can
-    /// compile (what `POST /artifacts` accepts), caching the result. The
-    /// contract for a verb or projection is checked when it is defined.
-    pub fn check_component(&self, id: &str, bytes: &[u8]) -> Result<(), RuntimeError> {
+    /// Checks that `bytes` is a WebAssembly component the engine for
+    /// `reuse` ([`Runtime::compile_for`]) can compile (what `POST
+    /// /artifacts` accepts), caching the result for when it is defined,
+    /// which checks the contract for a verb or projection.
+    pub fn check_component(
+        &self,
+        id: &str,
+        bytes: &[u8],
+        reuse: Reuse,
+    ) -> Result<(), RuntimeError> {
         if bytes.len() > self.limits.max_artifact_bytes {
             return Err(RuntimeError::TooLarge {
                 size: bytes.len(),
                 limit: self.limits.max_artifact_bytes,
             });
         }
-        let side = &self.metered;
+        let side = self.side(reuse);
         if side.cache.load(&side.engine, id).is_some() {
             return Ok(());
         }

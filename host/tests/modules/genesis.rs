@@ -75,6 +75,33 @@ async fn init_registers_the_genesis_bundle_as_definitions() -> anyhow::Result<()
     node.stop().await
 }
 
+/// A new node compiles each built-in module once, for the engine it runs
+/// on (storing the artifact checks that it compiles; that check compiles
+/// for the same engine, so the definition finds it compiled).
+#[tokio::test]
+async fn a_new_node_compiles_each_builtin_once() -> anyhow::Result<()> {
+    let cache = tempfile::tempdir()?;
+    let dir = cache.path().to_owned();
+    let node = TestNode::start_with(|c| c.module_cache = Some(dir)).await?;
+    let mut compiled: Vec<String> = std::fs::read_dir(cache.path())?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|name| name.ends_with(".cwasm"))
+        .collect();
+    compiled.sort();
+    assert_eq!(
+        compiled.len(),
+        weft_genesis::GENESIS.len(),
+        "compiled files: {compiled:?}"
+    );
+    for (_, name, bytes) in weft_genesis::GENESIS {
+        let id = weft_core::model::cid::artifact_id(bytes);
+        let files = compiled.iter().filter(|f| f.starts_with(&format!("{id}-")));
+        assert_eq!(files.count(), 1, "{name}: {compiled:?}");
+    }
+    node.stop().await
+}
+
 /// The built-in Follow verb (the WASM guest) reads `backfill.duration`
 /// with the host's own parser: the texts they once disagreed on, and a
 /// duration too large to represent, get the same answer in both.
