@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use weft_core::model::cid;
-use weft_runtime::{Limits, Runtime, RuntimeError};
+use weft_runtime::{Limits, Reuse, Runtime, RuntimeError};
 use weft_store::ModuleKind;
 
 /// The runtime, caching compiled modules in a folder of its own under the
@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     // Not in the cache yet: compiled here (and kept if it is a verb).
     let fresh = runtime.compile(ModuleKind::Verb, &id, data);
     // Kept now whenever it compiles.
-    let checked = runtime.check_component(&id, data);
+    let checked = runtime.check_component(&id, data, Reuse::Fresh);
     // From the cache when it compiled.
     let cached = runtime.compile(ModuleKind::Verb, &id, data);
     let projection = runtime.compile(ModuleKind::Projection, &id, data);
